@@ -1,0 +1,292 @@
+//! The thin seam between ringmq and its async runtime (compio, io_uring).
+//!
+//! Everything above this module speaks in our own small vocabulary: spawn a task, sleep, time out,
+//! write these buffers at this position, sync this file. Swapping the runtime means rewriting this
+//! file, not the broker. All of it is single-threaded by design: one runtime per pinned core, and
+//! nothing here is `Send`.
+//!
+//! It also holds the one deterministic fault hook of the storage write path (`faults`), so that a
+//! test can make the next write fail with ENOSPC without filling a real disk.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use compio::buf::BufResult;
+use compio::io::{AsyncReadAt, AsyncWriteAt};
+
+pub use compio::runtime::Runtime;
+
+/// Runs `future` to completion on a fresh runtime on the current thread.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let runtime = Runtime::new().expect("cannot create an io_uring runtime on this thread");
+    runtime.block_on(future)
+}
+
+/// Spawns a task on the current thread's runtime that lives until it finishes by itself.
+pub fn spawn_detached<F: Future + 'static>(future: F) {
+    compio::runtime::spawn(future).detach();
+}
+
+/// Spawns a task whose result can be awaited; dropping the handle cancels the task.
+pub fn spawn<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F::Output> {
+    compio::runtime::spawn(future)
+}
+
+pub async fn sleep(duration: Duration) {
+    compio::time::sleep(duration).await
+}
+
+/// `Some(output)` if `future` finished within `duration`, else `None`.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Option<F::Output> {
+    compio::time::timeout(duration, future).await.ok()
+}
+
+/// A file written and read at explicit positions through io_uring. Cloning shares the descriptor.
+#[derive(Clone, Debug)]
+pub struct File {
+    inner: compio::fs::File,
+}
+
+impl File {
+    /// Opens for reading and writing, creating the file if it does not exist.
+    pub async fn open_rw(path: &Path) -> io::Result<File> {
+        let inner = compio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .open(path)
+            .await?;
+        Ok(File { inner })
+    }
+
+    pub async fn open_read(path: &Path) -> io::Result<File> {
+        let inner = compio::fs::OpenOptions::new().read(true).open(path).await?;
+        Ok(File { inner })
+    }
+
+    /// Writes every byte of `buffers`, in order, starting at `position`, as few vectored writes as
+    /// the kernel allows (a short write is continued, never silently dropped).
+    pub async fn write_all_at(&self, mut buffers: Vec<Bytes>, mut position: u64) -> io::Result<()> {
+        buffers.retain(|buffer| !buffer.is_empty());
+        while !buffers.is_empty() {
+            let requested: usize = buffers.iter().map(Bytes::len).sum();
+            faults::before_write(requested)?;
+            let mut writer = &self.inner;
+            let BufResult(result, returned) = writer.write_vectored_at(buffers, position).await;
+            let written = result?;
+            if written == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes"));
+            }
+            buffers = returned;
+            position += written as u64;
+            advance(&mut buffers, written);
+        }
+        Ok(())
+    }
+
+    /// Reads exactly `length` bytes at `position`; fewer bytes in the file is `UnexpectedEof`.
+    pub async fn read_exact_at(&self, length: usize, position: u64) -> io::Result<Bytes> {
+        let mut buffer: Vec<u8> = Vec::with_capacity(length);
+        while buffer.len() < length {
+            let offset = buffer.len() as u64;
+            let BufResult(result, returned) = self.inner.read_at(buffer, position + offset).await;
+            buffer = returned;
+            if result? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file ends early"));
+            }
+        }
+        Ok(Bytes::from(buffer))
+    }
+
+    /// fdatasync: the data and the size needed to read it back are durable once this returns.
+    pub async fn sync_data(&self) -> io::Result<()> {
+        faults::before_sync()?;
+        self.inner.sync_data().await
+    }
+
+    pub async fn set_len(&self, length: u64) -> io::Result<()> {
+        self.inner.set_len(length).await
+    }
+}
+
+/// Drops the first `count` bytes of a list of buffers.
+fn advance(buffers: &mut Vec<Bytes>, mut count: usize) {
+    let mut fully_written = 0;
+    for buffer in buffers.iter_mut() {
+        if count >= buffer.len() {
+            count -= buffer.len();
+            fully_written += 1;
+        } else {
+            *buffer = buffer.slice(count..);
+            break;
+        }
+    }
+    buffers.drain(..fully_written);
+}
+
+/// A wake-up signal between tasks of one thread.
+///
+/// `wait()` remembers the notify generation when it is created and resolves once a `notify()`
+/// happens after that, so the pattern "create the wait, check the condition, await the wait"
+/// never misses a wake-up. Every waiter is woken (a broadcast), and a dropped waiter takes its
+/// waker with it, so an idle signal with many timed-out long polls holds no garbage.
+#[derive(Default)]
+pub struct Notify {
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Notify {
+    pub fn notify(&self) {
+        self.generation.set(self.generation.get() + 1);
+        for waker in self.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    pub fn wait(&self) -> NotifyWait<'_> {
+        NotifyWait { notify: self, seen: self.generation.get(), registered: None }
+    }
+
+    pub fn waiter_count(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+}
+
+pub struct NotifyWait<'a> {
+    notify: &'a Notify,
+    seen: u64,
+    registered: Option<Waker>,
+}
+
+impl Future for NotifyWait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        if self.notify.generation.get() != self.seen {
+            self.registered = None;
+            return Poll::Ready(());
+        }
+        let already = self.registered.as_ref().is_some_and(|waker| waker.will_wake(context.waker()));
+        if !already {
+            self.unregister();
+            self.notify.waiters.borrow_mut().push(context.waker().clone());
+            self.registered = Some(context.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl NotifyWait<'_> {
+    fn unregister(&mut self) {
+        if let Some(mine) = self.registered.take() {
+            let mut waiters = self.notify.waiters.borrow_mut();
+            if let Some(index) = waiters.iter().position(|waker| waker.will_wake(&mine)) {
+                waiters.swap_remove(index);
+            }
+        }
+    }
+}
+
+impl Drop for NotifyWait<'_> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+/// Deterministic failure injection for the storage write path, per thread (one shard, one test).
+///
+/// Production code never arms it; the cost when disarmed is one thread-local read per write.
+pub mod faults {
+    use std::cell::Cell;
+    use std::io;
+
+    thread_local! {
+        static WRITE_BYTES_BEFORE_FAILURE: Cell<Option<u64>> = const { Cell::new(None) };
+        static SYNC_FAILURES: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// From now on, writes on this thread fail with ENOSPC once `bytes` more bytes were requested.
+    pub fn fail_writes_after(bytes: u64) {
+        WRITE_BYTES_BEFORE_FAILURE.with(|cell| cell.set(Some(bytes)));
+    }
+
+    /// Makes the next `count` fdatasync calls on this thread fail with EIO.
+    pub fn fail_next_syncs(count: u32) {
+        SYNC_FAILURES.with(|cell| cell.set(count));
+    }
+
+    pub fn clear() {
+        WRITE_BYTES_BEFORE_FAILURE.with(|cell| cell.set(None));
+        SYNC_FAILURES.with(|cell| cell.set(0));
+    }
+
+    pub(super) fn before_write(requested_bytes: usize) -> io::Result<()> {
+        WRITE_BYTES_BEFORE_FAILURE.with(|cell| match cell.get() {
+            None => Ok(()),
+            Some(budget) if budget >= requested_bytes as u64 => {
+                cell.set(Some(budget - requested_bytes as u64));
+                Ok(())
+            }
+            Some(_) => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+        })
+    }
+
+    pub(super) fn before_sync() -> io::Result<()> {
+        SYNC_FAILURES.with(|cell| {
+            if cell.get() == 0 {
+                return Ok(());
+            }
+            cell.set(cell.get() - 1);
+            Err(io::Error::from_raw_os_error(libc::EIO))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_drops_whole_buffers_and_slices_the_partial_one() {
+        let mut buffers = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg")];
+        advance(&mut buffers, 5);
+        assert_eq!(buffers, vec![Bytes::from_static(b"fg")]);
+        advance(&mut buffers, 2);
+        assert!(buffers.is_empty());
+    }
+
+    #[test]
+    fn notify_wakes_only_waits_created_before_it_and_forgets_dropped_ones() {
+        block_on(async {
+            let notify = Notify::default();
+            let early = notify.wait();
+            notify.notify();
+            early.await;
+            let dropped = timeout(Duration::from_millis(5), notify.wait()).await;
+            assert!(dropped.is_none(), "no notify after the wait was made");
+            assert_eq!(notify.waiter_count(), 0, "a timed-out wait leaves no waker behind");
+        });
+    }
+
+    #[test]
+    fn write_all_then_read_back() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            let file = File::open_rw(&path).await.unwrap();
+            let parts = vec![Bytes::from_static(b"hello "), Bytes::from_static(b"world")];
+            file.write_all_at(parts, 3).await.unwrap();
+            file.sync_data().await.unwrap();
+            assert_eq!(&file.read_exact_at(11, 3).await.unwrap()[..], b"hello world");
+            let error = file.read_exact_at(20, 3).await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        });
+    }
+}

@@ -1,0 +1,121 @@
+//! The limits and policies of one partition log. Every bound the log enforces lives here, with its
+//! unit in its name, so that config files, `--help` and metrics all speak the same words.
+
+use serde::{Deserialize, Serialize};
+
+use crate::batch::Limits;
+
+/// How far an append must get before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AckLevel {
+    /// Acknowledged once offsets are assigned; lost if the write then fails (at-most-once).
+    None,
+    /// Acknowledged once the OS has the bytes: survives a process crash, not a power cut.
+    Written,
+    /// Acknowledged after an fdatasync covering it: survives a power cut.
+    #[default]
+    Fsynced,
+}
+
+impl AckLevel {
+    pub fn parse(name: &str) -> Option<AckLevel> {
+        match name {
+            "none" => Some(AckLevel::None),
+            "written" => Some(AckLevel::Written),
+            "fsynced" => Some(AckLevel::Fsynced),
+            _ => None,
+        }
+    }
+}
+
+/// Which timestamp a batch is indexed by: the producer's, or the broker's at append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum TimestampType {
+    #[default]
+    CreateTime,
+    LogAppendTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A segment rolls when the next append would take it past this size.
+    pub segment_bytes_max: u64,
+    /// A segment rolls on the next append once its first batch is this old.
+    pub segment_age_ms_max: u64,
+    /// One sparse index entry per this many bytes of batches.
+    pub index_interval_bytes: u64,
+    /// Whole segments are deleted while the partition holds more than this (None: no limit).
+    pub retention_bytes_max: Option<u64>,
+    /// Whole segments whose newest timestamp is older than this are deleted (None: keep forever).
+    pub retention_ms: Option<u64>,
+    /// How often the background task looks for expired segments.
+    pub retention_check_interval_ms: u64,
+    /// Written but unsynced data is fdatasynced at least this often (None: only when acks ask).
+    pub flush_interval_ms: Option<u64>,
+    /// How long the flusher lingers to gather more appends into one write (0: write at once;
+    /// appends still coalesce while the previous write is in flight).
+    pub group_commit_window_us: u64,
+    /// Largest single record batch accepted (Kafka's message.max.bytes).
+    pub batch_bytes_max: usize,
+    /// Largest single record accepted, checked where the batch is uncompressed.
+    pub record_bytes_max: usize,
+    /// Appends wait (backpressure) while this many bytes are staged but not yet written.
+    pub pending_bytes_max: usize,
+    /// Recent batches kept in memory so that tail readers never touch the disk.
+    pub tail_cache_bytes_max: usize,
+    /// Open read handles on sealed segments, per partition (the active segment's are extra).
+    pub open_segment_files_max: usize,
+    pub timestamp_type: TimestampType,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes_max: 1 << 30,
+            segment_age_ms_max: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            retention_bytes_max: None,
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            retention_check_interval_ms: 30_000,
+            flush_interval_ms: Some(1000),
+            group_commit_window_us: 0,
+            batch_bytes_max: 1 << 20,
+            record_bytes_max: 1 << 20,
+            pending_bytes_max: 16 << 20,
+            tail_cache_bytes_max: 4 << 20,
+            open_segment_files_max: 8,
+            timestamp_type: TimestampType::CreateTime,
+        }
+    }
+}
+
+/// Positions in the sparse index are u32, so a segment must stay well below 4 GiB.
+pub const SEGMENT_BYTES_LIMIT: u64 = 2 << 30;
+
+impl LogConfig {
+    pub fn batch_limits(&self) -> Limits {
+        Limits { batch_bytes_max: self.batch_bytes_max, record_bytes_max: self.record_bytes_max }
+    }
+
+    /// Rejects settings the log cannot honour, with the reason.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (self.segment_bytes_max >= 1024, "segment_bytes_max must be at least 1024"),
+            (self.segment_bytes_max <= SEGMENT_BYTES_LIMIT, "segment_bytes_max must be at most 2 GiB"),
+            (self.index_interval_bytes >= 1, "index_interval_bytes must be at least 1"),
+            (self.batch_bytes_max >= 64, "batch_bytes_max must be at least 64"),
+            ((self.batch_bytes_max as u64) < SEGMENT_BYTES_LIMIT, "batch_bytes_max must be below 2 GiB"),
+            (self.record_bytes_max >= 1, "record_bytes_max must be at least 1"),
+            (self.pending_bytes_max >= self.batch_bytes_max, "pending_bytes_max must hold one batch"),
+            (self.open_segment_files_max >= 1, "open_segment_files_max must be at least 1"),
+            (self.retention_check_interval_ms >= 1, "retention_check_interval_ms must be at least 1"),
+            (self.flush_interval_ms != Some(0), "flush_interval_ms must be at least 1 (or unset)"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, reason)) => Err((*reason).to_string()),
+            None => Ok(()),
+        }
+    }
+}

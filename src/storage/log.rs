@@ -1,0 +1,989 @@
+//! One partition's log: append with group commit, read by offset or timestamp, retention,
+//! recovery on open, and a clean close.
+//!
+//! A log belongs to one shard thread and is driven by that thread's runtime: the state sits in a
+//! `RefCell` that no code holds across an `.await`, so there is no lock anywhere. Appends only
+//! validate, assign offsets and queue; one flusher task per log takes everything queued, writes
+//! it with one vectored io_uring write (group commit), and when any append asked for it, covers
+//! the whole group with one fdatasync. While a write or sync is in flight, new appends gather for
+//! the next group, so the group grows with the load and no timer is needed.
+//!
+//! Visibility: a batch is readable once it is written (in the page cache), not when it is
+//! assigned an offset, so a reader never sees an offset that a failed write could take back.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures_channel::oneshot;
+use metrics::{Counter, Gauge, Histogram, Label};
+use tracing::{info, warn};
+
+use crate::batch::{self, BatchInfo, HEADER_BYTES};
+use crate::runtime::{self, File, Notify};
+
+use super::config::{AckLevel, LogConfig, TimestampType};
+use super::error::{Result, StorageError};
+use super::index::{OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
+use super::segment::{self, DATA_SUFFIX, OFFSET_INDEX_SUFFIX, Segment, TIME_INDEX_SUFFIX};
+use super::tail_cache::TailCache;
+
+/// At most this many buffers go into one vectored write (Linux's IOV_MAX).
+const WRITE_BUFFERS_MAX: usize = 1024;
+/// How much a scan for a batch reads at a time when it looks for an offset or a timestamp.
+const SCAN_CHUNK_BYTES: u64 = 64 * 1024;
+
+/// What an acknowledged append was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendAck {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    /// The broker's timestamp, when the log stamps LogAppendTime.
+    pub log_append_time_ms: Option<i64>,
+    pub log_start_offset: u64,
+}
+
+/// Whole batches read from the log, ready to send as they are.
+#[derive(Clone, Debug, Default)]
+pub struct ReadResult {
+    pub chunks: Vec<Bytes>,
+    /// One past the last readable offset when the read was served.
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+impl ReadResult {
+    pub fn size_bytes(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    pub fn concat(&self) -> Bytes {
+        match &self.chunks[..] {
+            [one] => one.clone(),
+            chunks => Bytes::from(chunks.concat()),
+        }
+    }
+}
+
+/// A cheap handle on one partition's log; clones share it.
+#[derive(Clone)]
+pub struct PartitionLog {
+    shared: Rc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    config: LogConfig,
+    state: RefCell<State>,
+    /// Wakes the flusher: appends are queued, or a close was asked for.
+    work: Notify,
+    /// Wakes appenders waiting for queue space.
+    space: Notify,
+    /// Wakes readers waiting for new data (long polls).
+    data: Notify,
+    /// Wakes whoever waits for the background tasks to stop.
+    lifecycle: Notify,
+    metrics: LogMetrics,
+}
+
+struct State {
+    /// Every segment, by base offset; the last one is the active segment.
+    segments: BTreeMap<u64, Segment>,
+    active: ActiveFiles,
+    /// Read handles on sealed segments, least recently used first.
+    read_files: Vec<(u64, File)>,
+    /// The offset the next append is given.
+    next_offset: u64,
+    /// One past the last written offset: what readers may see.
+    high_watermark: u64,
+    /// One past the last offset covered by an fdatasync.
+    synced_offset: u64,
+    last_sync: Instant,
+    pending: VecDeque<PendingAppend>,
+    pending_bytes: usize,
+    tail: TailCache,
+    /// Set when the log can no longer guarantee what it wrote (an fdatasync failed).
+    failure: Option<StorageError>,
+    closing: bool,
+    flusher_stopped: bool,
+}
+
+struct ActiveFiles {
+    data: File,
+    offset_index: File,
+    time_index: File,
+}
+
+struct PendingAppend {
+    bytes: Bytes,
+    batches: Vec<BatchInfo>,
+    ack: AppendAck,
+    level: AckLevel,
+    reply: Option<oneshot::Sender<Result<AppendAck>>>,
+}
+
+impl PendingAppend {
+    fn answer(self, result: Result<AppendAck>) {
+        if let Some(reply) = self.reply {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+impl PartitionLog {
+    /// Opens (recovering) or creates the log in `dir`, and starts its flusher and retention
+    /// tasks on the current thread's runtime. `labels` name the partition in metrics.
+    pub async fn open(dir: &Path, config: LogConfig, labels: Vec<(String, String)>) -> Result<PartitionLog> {
+        config.validate().map_err(StorageError::InvalidConfig)?;
+        fs::create_dir_all(dir)?;
+        let segments = recover_segments(dir, &config)?;
+        let active = segments.values().next_back().expect("recovery leaves at least one segment");
+        let open = |suffix| segment::file_path(dir, active.base_offset, suffix);
+        let active_files = ActiveFiles {
+            data: File::open_rw(&open(DATA_SUFFIX)).await?,
+            offset_index: File::open_rw(&open(OFFSET_INDEX_SUFFIX)).await?,
+            time_index: File::open_rw(&open(TIME_INDEX_SUFFIX)).await?,
+        };
+        // What a crashed process left in the page cache is made durable before anyone builds on it.
+        active_files.data.sync_data().await?;
+        let end = active.next_offset;
+        let metrics = LogMetrics::new(&labels);
+        let state = State {
+            segments,
+            active: active_files,
+            read_files: Vec::new(),
+            next_offset: end,
+            high_watermark: end,
+            synced_offset: end,
+            last_sync: Instant::now(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            tail: TailCache::new(config.tail_cache_bytes_max),
+            failure: None,
+            closing: false,
+            flusher_stopped: false,
+        };
+        let shared = Rc::new(Shared {
+            dir: dir.to_path_buf(),
+            config,
+            state: RefCell::new(state),
+            work: Notify::default(),
+            space: Notify::default(),
+            data: Notify::default(),
+            lifecycle: Notify::default(),
+            metrics,
+        });
+        shared.publish_gauges();
+        runtime::spawn_detached(run_flusher(shared.clone()));
+        runtime::spawn_detached(run_retention(shared.clone()));
+        Ok(PartitionLog { shared })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.shared.config
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.shared.state.borrow().log_start_offset()
+    }
+
+    /// One past the last readable offset (Kafka's high watermark and log end offset).
+    pub fn high_watermark(&self) -> u64 {
+        self.shared.state.borrow().high_watermark
+    }
+
+    /// One past the last offset an fdatasync covers.
+    pub fn synced_offset(&self) -> u64 {
+        self.shared.state.borrow().synced_offset
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.shared.state.borrow().segments.len()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.shared.state.borrow().size_bytes()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<u64> {
+        self.shared.state.borrow().segments.keys().copied().collect()
+    }
+
+    /// Appends one or more record batches laid end to end in `records`. Offsets are assigned in
+    /// the order appends are called; the acknowledgement waits as long as `level` asks.
+    pub async fn append(&self, mut records: BytesMut, level: AckLevel) -> Result<AppendAck> {
+        let mut batches = Vec::new();
+        let mut position = 0;
+        while position < records.len() {
+            let info = batch::validate(&records[position..], self.shared.config.batch_limits())?;
+            position += info.size_bytes;
+            batches.push(info);
+        }
+        if batches.is_empty() {
+            return Err(batch::BatchError::Empty.into());
+        }
+        self.wait_for_queue_space(records.len()).await?;
+
+        let shared = &self.shared;
+        let mut state = shared.state.borrow_mut();
+        state.check_open()?;
+        let log_append_time_ms =
+            (shared.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
+        let base_offset = state.next_offset;
+        let mut position = 0;
+        for info in &mut batches {
+            let offset_count = (info.last_offset - info.base_offset) as u64;
+            let assigned = state.next_offset;
+            let bytes = &mut records[position..position + info.size_bytes];
+            batch::set_base_offset(bytes, assigned as i64);
+            if let Some(now) = log_append_time_ms {
+                batch::set_log_append_time(bytes, now);
+                info.max_timestamp = now;
+            }
+            info.base_offset = assigned as i64;
+            info.last_offset = (assigned + offset_count) as i64;
+            state.next_offset = assigned + offset_count + 1;
+            position += info.size_bytes;
+        }
+        let ack = AppendAck {
+            base_offset,
+            last_offset: state.next_offset - 1,
+            log_append_time_ms,
+            log_start_offset: state.log_start_offset(),
+        };
+        let (reply, answer) = match level {
+            AckLevel::None => (None, None),
+            _ => {
+                let (sender, receiver) = oneshot::channel();
+                (Some(sender), Some(receiver))
+            }
+        };
+        state.pending_bytes += records.len();
+        shared.metrics.pending_bytes.set(state.pending_bytes as f64);
+        state.pending.push_back(PendingAppend { bytes: records.freeze(), batches, ack, level, reply });
+        drop(state);
+        shared.work.notify();
+        match answer {
+            None => Ok(ack),
+            Some(answer) => answer.await.unwrap_or(Err(StorageError::Closed)),
+        }
+    }
+
+    /// Backpressure: waits while the queue of unwritten appends is full. An append larger than
+    /// the whole queue goes in alone, when the queue is empty.
+    async fn wait_for_queue_space(&self, bytes: usize) -> Result<()> {
+        loop {
+            let space = self.shared.space.wait();
+            {
+                let state = self.shared.state.borrow();
+                state.check_open()?;
+                let fits = state.pending_bytes + bytes <= self.shared.config.pending_bytes_max;
+                if state.pending_bytes == 0 || fits {
+                    return Ok(());
+                }
+            }
+            self.shared.metrics.backpressure_waits.increment(1);
+            space.await;
+        }
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` (at least
+    /// one batch, however large). Reading at the high watermark returns nothing.
+    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        // A segment can be deleted by retention between planning and opening: plan again.
+        for _ in 0..3 {
+            let (plan, mut result) = {
+                let state = self.shared.state.borrow();
+                let result = ReadResult {
+                    chunks: Vec::new(),
+                    high_watermark: state.high_watermark,
+                    log_start_offset: state.log_start_offset(),
+                };
+                if offset < result.log_start_offset || offset > result.high_watermark {
+                    return Err(StorageError::OffsetOutOfRange {
+                        requested: offset,
+                        start: result.log_start_offset,
+                        end: result.high_watermark,
+                    });
+                }
+                if offset == result.high_watermark {
+                    return Ok(result);
+                }
+                if let Some(chunks) = state.tail.read(offset, max_bytes) {
+                    let metrics = &self.shared.metrics;
+                    metrics.read_bytes_cache.increment(chunks.iter().map(|c| c.len() as u64).sum());
+                    return Ok(ReadResult { chunks, ..result });
+                }
+                let (base, segment) = state.segments.range(..=offset).next_back().expect("offset is in the log");
+                let relative = u32::try_from(offset - base).expect("segment offsets fit in u32");
+                let plan = SegmentRead {
+                    base_offset: *base,
+                    position: u64::from(segment.index.position_for_offset(relative)),
+                    end: segment.size_bytes,
+                };
+                (plan, result)
+            };
+            let Some(file) = self.segment_file(plan.base_offset).await? else { continue };
+            let found = plan.find(&file, |header| header.base_offset.get() + i64::from(header.last_offset_delta.get()) >= offset as i64).await?;
+            let Some((position, first_size)) = found else { return Ok(result) };
+            let chunk = plan.read_whole_batches(&file, position, first_size, max_bytes).await?;
+            self.shared.metrics.read_bytes_disk.increment(chunk.len() as u64);
+            result.chunks.push(chunk);
+            return Ok(result);
+        }
+        Err(StorageError::OffsetOutOfRange { requested: offset, start: self.log_start_offset(), end: self.high_watermark() })
+    }
+
+    /// The base offset of the first batch whose timestamp is at or after `timestamp_ms`, or None
+    /// if every batch is older. Precision is one batch, as stored.
+    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        for _ in 0..3 {
+            let plan = {
+                let state = self.shared.state.borrow();
+                let found = state.segments.values().find(|segment| segment.max_timestamp >= timestamp_ms);
+                let Some(segment) = found else { return Ok(None) };
+                SegmentRead {
+                    base_offset: segment.base_offset,
+                    position: u64::from(segment.index.position_for_timestamp(timestamp_ms)),
+                    end: segment.size_bytes,
+                }
+            };
+            let Some(file) = self.segment_file(plan.base_offset).await? else { continue };
+            let found = plan.find(&file, |header| header.max_timestamp.get() >= timestamp_ms).await?;
+            let Some((position, _)) = found else { return Ok(None) };
+            let head = file.read_exact_at(HEADER_BYTES, position).await?;
+            let header = batch::header(&head).expect("read a whole header");
+            return Ok(Some(header.base_offset.get() as u64));
+        }
+        Ok(None)
+    }
+
+    /// Resolves once the log holds data at `offset` (the high watermark passed it) or the log
+    /// is closing. Long polls race this against their deadline.
+    pub async fn wait_for_data(&self, offset: u64) {
+        loop {
+            let arrived = self.shared.data.wait();
+            {
+                let state = self.shared.state.borrow();
+                if state.high_watermark > offset || state.closing {
+                    return;
+                }
+            }
+            arrived.await;
+        }
+    }
+
+    /// Deletes expired whole segments now, returning how many went.
+    pub fn enforce_retention(&self) -> Result<usize> {
+        self.shared.enforce_retention(now_ms())
+    }
+
+    /// Writes and fsyncs everything queued, stops the background tasks, and refuses further
+    /// appends. Reads keep working on what is there.
+    pub async fn close(&self) -> Result<()> {
+        self.shared.state.borrow_mut().closing = true;
+        self.shared.work.notify();
+        self.shared.data.notify();
+        self.shared.lifecycle.notify();
+        loop {
+            let stopped = self.shared.lifecycle.wait();
+            {
+                let state = self.shared.state.borrow();
+                if state.flusher_stopped {
+                    return match &state.failure {
+                        Some(failure) => Err(failure.clone()),
+                        None => Ok(()),
+                    };
+                }
+            }
+            stopped.await;
+        }
+    }
+
+    /// A read handle on the segment at `base_offset`, or None if retention deleted it.
+    async fn segment_file(&self, base_offset: u64) -> Result<Option<File>> {
+        {
+            let mut state = self.shared.state.borrow_mut();
+            if state.segments.keys().next_back() == Some(&base_offset) {
+                return Ok(Some(state.active.data.clone()));
+            }
+            if let Some(index) = state.read_files.iter().position(|(base, _)| *base == base_offset) {
+                let entry = state.read_files.remove(index);
+                let file = entry.1.clone();
+                state.read_files.push(entry);
+                return Ok(Some(file));
+            }
+        }
+        let path = segment::file_path(&self.shared.dir, base_offset, DATA_SUFFIX);
+        let file = match File::open_read(&path).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let mut state = self.shared.state.borrow_mut();
+        if !state.segments.contains_key(&base_offset) {
+            return Ok(None);
+        }
+        state.read_files.push((base_offset, file.clone()));
+        if state.read_files.len() > self.shared.config.open_segment_files_max {
+            state.read_files.remove(0);
+        }
+        Ok(Some(file))
+    }
+}
+
+/// Where in one segment a read or a timestamp lookup starts scanning.
+struct SegmentRead {
+    base_offset: u64,
+    position: u64,
+    /// The segment's written size when the read was planned; nothing past it is read.
+    end: u64,
+}
+
+impl SegmentRead {
+    fn corrupt(&self, position: u64, detail: impl ToString) -> StorageError {
+        StorageError::Corrupt { segment_base_offset: self.base_offset, position, detail: detail.to_string() }
+    }
+
+    /// The position and size of the first batch from `self.position` whose header satisfies
+    /// `wanted`, reading headers only (bodies of skipped batches are never read).
+    async fn find(&self, file: &File, wanted: impl Fn(&batch::BatchHeader) -> bool) -> Result<Option<(u64, usize)>> {
+        let mut position = self.position;
+        while position < self.end {
+            let length = (self.end - position).min(SCAN_CHUNK_BYTES) as usize;
+            if length < HEADER_BYTES {
+                return Err(self.corrupt(position, "segment ends inside a batch header"));
+            }
+            let chunk = file.read_exact_at(length, position).await?;
+            let mut cursor = 0;
+            while chunk.len() - cursor >= HEADER_BYTES {
+                let here = position + cursor as u64;
+                let size = batch::framed_size(&chunk[cursor..]).map_err(|e| self.corrupt(here, e))?;
+                let header = batch::header(&chunk[cursor..]).map_err(|e| self.corrupt(here, e))?;
+                if wanted(header) {
+                    return Ok(Some((here, size)));
+                }
+                cursor += size;
+            }
+            position += cursor as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from `position` up to `max_bytes` (at least the first, of `first_size`),
+    /// each checked against its CRC: a reader gets an error, never wrong bytes.
+    async fn read_whole_batches(&self, file: &File, position: u64, first_size: usize, max_bytes: usize) -> Result<Bytes> {
+        let length = (self.end - position).min(max_bytes.max(first_size) as u64) as usize;
+        let chunk = file.read_exact_at(length, position).await?;
+        let mut taken = 0;
+        let mut expected_offset = None;
+        for (start, bytes) in batch::iter_framed(&chunk) {
+            let here = position + start as u64;
+            batch::verify_crc(bytes).map_err(|e| self.corrupt(here, e))?;
+            let header = batch::header(bytes).map_err(|e| self.corrupt(here, e))?;
+            let base = header.base_offset.get();
+            if expected_offset.is_some_and(|expected| expected != base) {
+                return Err(self.corrupt(here, format!("offset {base} breaks the sequence")));
+            }
+            expected_offset = Some(base + i64::from(header.last_offset_delta.get()) + 1);
+            taken = start + bytes.len();
+        }
+        if taken == 0 {
+            return Err(self.corrupt(position, "no whole batch where the index points"));
+        }
+        Ok(chunk.slice(..taken))
+    }
+}
+
+impl State {
+    fn log_start_offset(&self) -> u64 {
+        *self.segments.keys().next().expect("a log has at least one segment")
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|segment| segment.size_bytes).sum()
+    }
+
+    fn active_segment(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log has an active segment")
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.clone());
+        }
+        if self.closing {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn publish_gauges(&self) {
+        let state = self.state.borrow();
+        let metrics = &self.metrics;
+        metrics.log_start_offset.set(state.log_start_offset() as f64);
+        metrics.log_end_offset.set(state.high_watermark as f64);
+        metrics.segments.set(state.segments.len() as f64);
+        metrics.size_bytes.set(state.size_bytes() as f64);
+        metrics.tail_cache_bytes.set(state.tail.bytes() as f64);
+        metrics.pending_bytes.set(state.pending_bytes as f64);
+    }
+
+    fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
+        let doomed = {
+            let mut state = self.state.borrow_mut();
+            let mut total = state.size_bytes();
+            let mut doomed = Vec::new();
+            let sealed: Vec<u64> = state.segments.keys().rev().skip(1).rev().copied().collect();
+            for base in sealed {
+                let segment = &state.segments[&base];
+                let by_age = self.config.retention_ms.is_some_and(|retention| {
+                    segment.max_timestamp < now_ms.saturating_sub(retention as i64)
+                });
+                let by_size = self
+                    .config
+                    .retention_bytes_max
+                    .is_some_and(|limit| total.saturating_sub(segment.size_bytes) >= limit);
+                if !by_age && !by_size {
+                    break;
+                }
+                total -= segment.size_bytes;
+                state.segments.remove(&base);
+                state.read_files.retain(|(file_base, _)| *file_base != base);
+                doomed.push(base);
+            }
+            let start = state.log_start_offset();
+            state.tail.drop_before(start);
+            doomed
+        };
+        for base in &doomed {
+            segment::remove_files(&self.dir, *base)?;
+            info!(dir = %self.dir.display(), segment = base, "retention deleted segment");
+        }
+        if !doomed.is_empty() {
+            self.metrics.retention_deleted_segments.increment(doomed.len() as u64);
+            self.publish_gauges();
+        }
+        Ok(doomed.len())
+    }
+
+    /// Fails every queued append (their offsets are void) and rewinds offset assignment to the
+    /// high watermark, so the next append continues right after the last written batch.
+    fn abandon_queued(&self, mut failed: Vec<PendingAppend>, error: &StorageError) {
+        let mut state = self.state.borrow_mut();
+        failed.extend(state.pending.drain(..));
+        state.pending_bytes = 0;
+        state.next_offset = state.high_watermark;
+        drop(state);
+        self.space.notify();
+        for append in failed {
+            append.answer(Err(error.clone()));
+        }
+    }
+}
+
+/// What the flusher does next.
+enum Step {
+    Write(Vec<PendingAppend>),
+    Sync,
+    Wait(Option<Duration>),
+    Stop,
+}
+
+async fn run_flusher(shared: Rc<Shared>) {
+    loop {
+        let work = shared.work.wait();
+        let step = next_step(&shared);
+        match step {
+            Step::Write(group) => write_group(&shared, group).await,
+            Step::Sync => {
+                let _ = sync(&shared).await;
+            }
+            Step::Wait(None) => work.await,
+            Step::Wait(Some(deadline)) => {
+                runtime::timeout(deadline, work).await;
+            }
+            Step::Stop => break,
+        }
+    }
+    let mut state = shared.state.borrow_mut();
+    state.flusher_stopped = true;
+    let failure = state.failure.clone().unwrap_or(StorageError::Closed);
+    let orphans: Vec<PendingAppend> = state.pending.drain(..).collect();
+    drop(state);
+    for append in orphans {
+        append.answer(Err(failure.clone()));
+    }
+    shared.lifecycle.notify();
+    shared.space.notify();
+}
+
+fn next_step(shared: &Shared) -> Step {
+    let mut state = shared.state.borrow_mut();
+    if state.failure.is_some() {
+        return if state.closing { Step::Stop } else { Step::Wait(None) };
+    }
+    if !state.pending.is_empty() {
+        let group: Vec<PendingAppend> = state.pending.drain(..).collect();
+        state.pending_bytes = 0;
+        shared.metrics.pending_bytes.set(0.0);
+        drop(state);
+        shared.space.notify();
+        return Step::Write(group);
+    }
+    let unsynced = state.synced_offset < state.high_watermark;
+    if state.closing {
+        return if unsynced { Step::Sync } else { Step::Stop };
+    }
+    match shared.config.flush_interval_ms {
+        Some(interval) if unsynced => {
+            let deadline = state.last_sync + Duration::from_millis(interval);
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Step::Wait(Some(left)),
+                _ => Step::Sync,
+            }
+        }
+        _ => Step::Wait(None),
+    }
+}
+
+/// Writes one group of appends: in runs that each fit the active segment and one vectored
+/// write, rolling segments between runs; then one fdatasync if any append asked for it.
+async fn write_group(shared: &Rc<Shared>, group: Vec<PendingAppend>) {
+    if shared.config.group_commit_window_us > 0 {
+        runtime::sleep(Duration::from_micros(shared.config.group_commit_window_us)).await;
+    }
+    let mut group = VecDeque::from(group);
+    let mut awaiting_sync = Vec::new();
+    let mut run: Vec<PendingAppend> = Vec::new();
+    let mut run_bytes = 0u64;
+    while let Some(append) = group.pop_front() {
+        let roll = {
+            let mut state = shared.state.borrow_mut();
+            let segment = state.active_segment();
+            let projected = segment.size_bytes + run_bytes;
+            let too_big = projected + append.bytes.len() as u64 > shared.config.segment_bytes_max;
+            let too_old = segment.opened_at.elapsed() >= Duration::from_millis(shared.config.segment_age_ms_max);
+            let too_many_offsets = append.ack.last_offset - segment.base_offset > u64::from(u32::MAX) / 2;
+            projected > 0 && (too_big || too_old || too_many_offsets)
+        };
+        if roll || run.len() == WRITE_BUFFERS_MAX {
+            let written = std::mem::take(&mut run);
+            run_bytes = 0;
+            if let Err((error, failed)) = write_run(shared, written, &mut awaiting_sync).await {
+                group.push_front(append);
+                return fail_group(shared, error, failed, group, awaiting_sync).await;
+            }
+        }
+        if roll && let Err(error) = roll_segment(shared).await {
+            group.push_front(append);
+            return fail_group(shared, error, Vec::new(), group, awaiting_sync).await;
+        }
+        run_bytes += append.bytes.len() as u64;
+        run.push(append);
+    }
+    if let Err((error, failed)) = write_run(shared, run, &mut awaiting_sync).await {
+        return fail_group(shared, error, failed, group, awaiting_sync).await;
+    }
+    let interval_due = shared.config.flush_interval_ms.is_some_and(|interval| {
+        shared.state.borrow().last_sync.elapsed() >= Duration::from_millis(interval)
+    });
+    if !awaiting_sync.is_empty() || interval_due {
+        let result = sync(shared).await;
+        for append in awaiting_sync {
+            let ack = append.ack;
+            append.answer(result.clone().map(|()| ack));
+        }
+    }
+}
+
+/// Writes one run of appends at the end of the active segment, then makes them visible. Written
+/// and none acks are answered here; fsynced ones wait in `awaiting_sync`.
+async fn write_run(
+    shared: &Rc<Shared>,
+    run: Vec<PendingAppend>,
+    awaiting_sync: &mut Vec<PendingAppend>,
+) -> Result<(), (StorageError, Vec<PendingAppend>)> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let (file, position, base_offset) = {
+        let mut state = shared.state.borrow_mut();
+        let file = state.active.data.clone();
+        let segment = state.active_segment();
+        (file, segment.size_bytes, segment.base_offset)
+    };
+    let buffers: Vec<Bytes> = run.iter().map(|append| append.bytes.clone()).collect();
+    let bytes: u64 = buffers.iter().map(|buffer| buffer.len() as u64).sum();
+    let started = Instant::now();
+    if let Err(error) = file.write_all_at(buffers, position).await {
+        shared.metrics.write_failures.increment(1);
+        warn!(dir = %shared.dir.display(), segment = base_offset, %error, "write failed; cutting back");
+        // Whatever part of the run reached the file is cut, so the file ends on a whole batch.
+        let error = match file.set_len(position).await {
+            Ok(()) => StorageError::from(error),
+            Err(cut) => shared.fail(format!("write failed ({error}) and the file could not be cut back ({cut})")),
+        };
+        return Err((error, run));
+    }
+    shared.metrics.write_seconds.record(started.elapsed().as_secs_f64());
+    shared.metrics.flush_bytes.record(bytes as f64);
+
+    let index_update = {
+        let mut state = shared.state.borrow_mut();
+        let interval = shared.config.index_interval_bytes;
+        let entries_before = state.active_segment().index.len();
+        for append in &run {
+            let mut start = 0;
+            for info in &append.batches {
+                state.active_segment().push_batch(info, interval);
+                let end = start + info.size_bytes;
+                let next = info.last_offset as u64 + 1;
+                state.tail.push(info.base_offset as u64, next, append.bytes.slice(start..end));
+                start = end;
+                shared.metrics.appended_records.increment(u64::from(info.records_count as u32));
+            }
+        }
+        let segment = state.active_segment();
+        let high_watermark = segment.next_offset;
+        let new_entries = (segment.index.len() > entries_before).then(|| segment.index.encode_from(entries_before));
+        state.high_watermark = high_watermark;
+        shared.metrics.appended_bytes.increment(bytes);
+        shared.metrics.appended_batches.increment(run.iter().map(|a| a.batches.len() as u64).sum());
+        new_entries.map(|entries| (entries, entries_before, state.active.offset_index.clone(), state.active.time_index.clone()))
+    };
+    shared.publish_gauges();
+    shared.data.notify();
+    if let Some(((offsets, times), entries_before, offset_file, time_file)) = index_update {
+        // The index is a cache of the data: a failed index write only makes recovery rebuild it.
+        let offset_position = (entries_before * OFFSET_ENTRY_BYTES) as u64;
+        let time_position = (entries_before * TIME_ENTRY_BYTES) as u64;
+        let written = futures_util::future::join(
+            offset_file.write_all_at(vec![Bytes::from(offsets)], offset_position),
+            time_file.write_all_at(vec![Bytes::from(times)], time_position),
+        )
+        .await;
+        if let (Err(error), _) | (_, Err(error)) = written {
+            warn!(dir = %shared.dir.display(), %error, "index write failed; recovery will rebuild it");
+        }
+    }
+    for append in run {
+        if append.level == AckLevel::Fsynced {
+            awaiting_sync.push(append);
+        } else {
+            let ack = append.ack;
+            append.answer(Ok(ack));
+        }
+    }
+    Ok(())
+}
+
+async fn fail_group(
+    shared: &Rc<Shared>,
+    error: StorageError,
+    mut failed: Vec<PendingAppend>,
+    rest: VecDeque<PendingAppend>,
+    awaiting_sync: Vec<PendingAppend>,
+) {
+    failed.extend(rest);
+    shared.abandon_queued(failed, &error);
+    // What was written before the failure still gets the fsync it asked for.
+    if !awaiting_sync.is_empty() {
+        let result = sync(shared).await;
+        for append in awaiting_sync {
+            let ack = append.ack;
+            append.answer(result.clone().map(|()| ack));
+        }
+    }
+}
+
+impl Shared {
+    /// Marks the log failed: after a failed fdatasync the kernel may have dropped the dirty
+    /// pages, so nothing written since the last good sync can be promised any more.
+    fn fail(&self, reason: String) -> StorageError {
+        let error = StorageError::Failed(reason);
+        warn!(dir = %self.dir.display(), %error, "partition log failed");
+        self.state.borrow_mut().failure = Some(error.clone());
+        self.metrics.write_failures.increment(1);
+        self.abandon_queued(Vec::new(), &error);
+        error
+    }
+}
+
+async fn sync(shared: &Rc<Shared>) -> Result<()> {
+    let (file, target) = {
+        let state = shared.state.borrow();
+        (state.active.data.clone(), state.high_watermark)
+    };
+    let started = Instant::now();
+    if let Err(error) = file.sync_data().await {
+        return Err(shared.fail(format!("fdatasync failed: {error}")));
+    }
+    shared.metrics.fsync_seconds.record(started.elapsed().as_secs_f64());
+    let mut state = shared.state.borrow_mut();
+    state.synced_offset = state.synced_offset.max(target);
+    state.last_sync = Instant::now();
+    Ok(())
+}
+
+/// Seals the active segment (fdatasync of its data and indexes) and starts a new one at the
+/// high watermark. Sealing first means a crash never leaves a torn segment behind a newer one.
+async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
+    let (old, new_base, old_base) = {
+        let mut state = shared.state.borrow_mut();
+        let files = (state.active.data.clone(), state.active.offset_index.clone(), state.active.time_index.clone());
+        let old_base = state.active_segment().base_offset;
+        (files, state.high_watermark, old_base)
+    };
+    for file in [&old.0, &old.1, &old.2] {
+        if let Err(error) = file.sync_data().await {
+            return Err(shared.fail(format!("fdatasync while sealing segment {old_base} failed: {error}")));
+        }
+    }
+    segment::create_files(&shared.dir, new_base)?;
+    let open = |suffix| segment::file_path(&shared.dir, new_base, suffix);
+    let files = ActiveFiles {
+        data: File::open_rw(&open(DATA_SUFFIX)).await?,
+        offset_index: File::open_rw(&open(OFFSET_INDEX_SUFFIX)).await?,
+        time_index: File::open_rw(&open(TIME_INDEX_SUFFIX)).await?,
+    };
+    let mut state = shared.state.borrow_mut();
+    state.synced_offset = state.synced_offset.max(new_base);
+    state.segments.insert(new_base, Segment::empty(new_base));
+    state.active = files;
+    state.read_files.push((old_base, old.0));
+    if state.read_files.len() > shared.config.open_segment_files_max {
+        state.read_files.remove(0);
+    }
+    drop(state);
+    info!(dir = %shared.dir.display(), segment = new_base, "rolled to a new segment");
+    shared.publish_gauges();
+    Ok(())
+}
+
+async fn run_retention(shared: Rc<Shared>) {
+    let period = Duration::from_millis(shared.config.retention_check_interval_ms);
+    loop {
+        let stop = shared.lifecycle.wait();
+        if shared.state.borrow().closing {
+            return;
+        }
+        if runtime::timeout(period, stop).await.is_some() {
+            continue;
+        }
+        if let Err(error) = shared.enforce_retention(now_ms()) {
+            warn!(dir = %shared.dir.display(), %error, "retention failed");
+        }
+    }
+}
+
+/// Checks every segment in `dir` and keeps the longest undamaged, contiguous prefix of the log.
+fn recover_segments(dir: &Path, config: &LogConfig) -> Result<BTreeMap<u64, Segment>> {
+    let bases = segment::list_base_offsets(dir)?;
+    let mut segments: BTreeMap<u64, Segment> = BTreeMap::new();
+    let mut cut_from = None;
+    for (position, &base) in bases.iter().enumerate() {
+        if let Some(previous) = segments.values().next_back()
+            && previous.next_offset != base
+        {
+            warn!(dir = %dir.display(), segment = base, expected = previous.next_offset, "segment does not follow its predecessor; dropping it and every later segment");
+            cut_from = Some(position);
+            break;
+        }
+        let recovered = segment::recover(dir, base, config.index_interval_bytes)?;
+        if recovered.index_rebuilt {
+            info!(dir = %dir.display(), segment = base, "rebuilt the segment's indexes from its data");
+        }
+        let damaged = recovered.damage.is_some();
+        if let Some((bytes, reason)) = &recovered.damage {
+            warn!(dir = %dir.display(), segment = base, cut_bytes = bytes, valid_bytes = recovered.segment.size_bytes, next_offset = recovered.segment.next_offset, %reason, "cut a damaged tail from the segment");
+        }
+        segments.insert(base, recovered.segment);
+        if damaged {
+            cut_from = Some(position + 1);
+            break;
+        }
+    }
+    if let Some(first_dropped) = cut_from {
+        for &base in &bases[first_dropped..] {
+            warn!(dir = %dir.display(), segment = base, "deleted a segment that followed damage");
+            segment::remove_files(dir, base)?;
+        }
+    }
+    if segments.is_empty() {
+        segment::create_files(dir, 0)?;
+        segments.insert(0, Segment::empty(0));
+    }
+    Ok(segments)
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// The log's metric handles, registered once per partition with its labels.
+struct LogMetrics {
+    appended_bytes: Counter,
+    appended_records: Counter,
+    appended_batches: Counter,
+    read_bytes_cache: Counter,
+    read_bytes_disk: Counter,
+    write_failures: Counter,
+    backpressure_waits: Counter,
+    retention_deleted_segments: Counter,
+    flush_bytes: Histogram,
+    write_seconds: Histogram,
+    fsync_seconds: Histogram,
+    log_start_offset: Gauge,
+    log_end_offset: Gauge,
+    segments: Gauge,
+    size_bytes: Gauge,
+    pending_bytes: Gauge,
+    tail_cache_bytes: Gauge,
+}
+
+impl LogMetrics {
+    fn new(labels: &[(String, String)]) -> LogMetrics {
+        let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(k.clone(), v.clone())).collect();
+        let with_source = |source: &'static str| {
+            let mut labels = labels.clone();
+            labels.push(Label::new("source", source));
+            labels
+        };
+        LogMetrics {
+            appended_bytes: metrics::counter!("ringmq_log_appended_bytes_total", labels.clone()),
+            appended_records: metrics::counter!("ringmq_log_appended_records_total", labels.clone()),
+            appended_batches: metrics::counter!("ringmq_log_appended_batches_total", labels.clone()),
+            read_bytes_cache: metrics::counter!("ringmq_log_read_bytes_total", with_source("cache")),
+            read_bytes_disk: metrics::counter!("ringmq_log_read_bytes_total", with_source("disk")),
+            write_failures: metrics::counter!("ringmq_log_write_failures_total", labels.clone()),
+            backpressure_waits: metrics::counter!("ringmq_log_backpressure_waits_total", labels.clone()),
+            retention_deleted_segments: metrics::counter!("ringmq_log_retention_deleted_segments_total", labels.clone()),
+            flush_bytes: metrics::histogram!("ringmq_log_flush_bytes", labels.clone()),
+            write_seconds: metrics::histogram!("ringmq_log_write_seconds", labels.clone()),
+            fsync_seconds: metrics::histogram!("ringmq_log_fsync_seconds", labels.clone()),
+            log_start_offset: metrics::gauge!("ringmq_log_start_offset", labels.clone()),
+            log_end_offset: metrics::gauge!("ringmq_log_end_offset", labels.clone()),
+            segments: metrics::gauge!("ringmq_log_segments", labels.clone()),
+            size_bytes: metrics::gauge!("ringmq_log_size_bytes", labels.clone()),
+            pending_bytes: metrics::gauge!("ringmq_log_pending_bytes", labels.clone()),
+            tail_cache_bytes: metrics::gauge!("ringmq_log_tail_cache_bytes", labels),
+        }
+    }
+}

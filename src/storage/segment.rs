@@ -1,0 +1,234 @@
+//! One segment of a partition log: a data file of batches laid end to end, named by its base
+//! offset, with its two sparse index files beside it. This module knows the file names, the rule
+//! for placing index entries, and how to check a segment against its files when the log opens.
+//!
+//! Recovery trusts nothing: it checks the index files, then every batch from the last trusted
+//! index entry to the end of the data (CRC, framing, contiguous offsets), cuts the data at the
+//! first damage, and rebuilds the indexes from the data whenever they disagree with it.
+
+use std::fs;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::batch::{self, BatchInfo, LOG_OVERHEAD_BYTES};
+
+use super::index::SparseIndex;
+
+pub const DATA_SUFFIX: &str = "log";
+pub const OFFSET_INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+pub fn file_path(dir: &Path, base_offset: u64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// Base offsets of the segments in `dir`, ascending, from the data files' names.
+pub fn list_base_offsets(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(".log") else { continue };
+        if stem.len() == 20 && stem.bytes().all(|byte| byte.is_ascii_digit()) {
+            bases.push(stem.parse().expect("20 ascii digits fit in u64"));
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// What the log knows of one segment in memory.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub base_offset: u64,
+    pub size_bytes: u64,
+    /// One past the last offset stored in this segment.
+    pub next_offset: u64,
+    /// The largest batch timestamp in the segment, -1 while it is empty.
+    pub max_timestamp: i64,
+    /// When this process opened or created the segment: its age for rolling, by the broker's
+    /// clock (producers' timestamps can be wrong), restarting at each start of the broker.
+    pub opened_at: Instant,
+    pub index: SparseIndex,
+    pub bytes_since_index_entry: u64,
+}
+
+impl Segment {
+    pub fn empty(base_offset: u64) -> Segment {
+        Segment {
+            base_offset,
+            size_bytes: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            opened_at: Instant::now(),
+            index: SparseIndex::default(),
+            bytes_since_index_entry: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+
+    /// Accounts for a batch written at the segment's end; adds an index entry where one is due.
+    /// The rule is the same on the write path and in recovery, so a rebuilt index equals the
+    /// index the writer made.
+    pub fn push_batch(&mut self, info: &BatchInfo, index_interval_bytes: u64) {
+        let base = info.base_offset as u64;
+        assert_eq!(base, self.next_offset, "batches in a segment are contiguous");
+        if self.bytes_since_index_entry >= index_interval_bytes {
+            let relative = u32::try_from(base - self.base_offset).expect("segment rolls before 2^32 offsets");
+            let position = u32::try_from(self.size_bytes).expect("segment is below 4 GiB");
+            self.index.push(relative, position, self.max_timestamp);
+            self.bytes_since_index_entry = 0;
+        }
+        self.account(info);
+    }
+
+    /// Grows the segment by one batch, without looking at the index.
+    fn account(&mut self, info: &BatchInfo) {
+        self.bytes_since_index_entry += info.size_bytes as u64;
+        self.size_bytes += info.size_bytes as u64;
+        self.next_offset = info.last_offset as u64 + 1;
+        self.max_timestamp = self.max_timestamp.max(info.max_timestamp);
+    }
+}
+
+/// What recovery did to one segment.
+#[derive(Debug)]
+pub struct Recovered {
+    pub segment: Segment,
+    /// Bytes cut from the end of the data file, and why; None if the data was whole.
+    pub damage: Option<(u64, String)>,
+    pub index_rebuilt: bool,
+}
+
+/// Checks the segment at `base_offset` in `dir` against its files and repairs what it must.
+pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::Result<Recovered> {
+    let data_path = file_path(dir, base_offset, DATA_SUFFIX);
+    let mut data = fs::OpenOptions::new().read(true).write(true).open(&data_path)?;
+    let data_bytes = data.metadata()?.len();
+    let offset_bytes = fs::read(file_path(dir, base_offset, OFFSET_INDEX_SUFFIX)).unwrap_or_default();
+    let time_bytes = fs::read(file_path(dir, base_offset, TIME_INDEX_SUFFIX)).unwrap_or_default();
+    let (index, index_whole) = SparseIndex::decode(&offset_bytes, &time_bytes, data_bytes);
+
+    // Resume from the last index entry if the batch there is the one the entry names.
+    let mut scan = None;
+    if let Some((relative, position)) = index.last() {
+        let mut segment = Segment::empty(base_offset);
+        segment.index = index.clone();
+        segment.size_bytes = u64::from(position);
+        segment.next_offset = base_offset + u64::from(relative);
+        segment.max_timestamp = index.entries().last().map_or(-1, |(_, _, timestamp)| timestamp);
+        let outcome = scan_batches(&mut data, data_bytes, &mut segment, index_interval_bytes, true)?;
+        if outcome.as_ref().is_none_or(|(position, _)| *position > u64::from(position_of_last(&index))) {
+            scan = Some((segment, outcome));
+        }
+    }
+    let index_rebuilt = scan.is_none() || !index_whole;
+    let (segment, damage) = match scan {
+        Some(found) => found,
+        None => {
+            let mut segment = Segment::empty(base_offset);
+            let outcome = scan_batches(&mut data, data_bytes, &mut segment, index_interval_bytes, false)?;
+            (segment, outcome)
+        }
+    };
+    let damage = match damage {
+        Some((position, reason)) => {
+            data.set_len(position)?;
+            data.sync_all()?;
+            Some((data_bytes - position, reason))
+        }
+        None => None,
+    };
+    if index_rebuilt || damage.is_some() || segment.index != index {
+        write_index_files(dir, &segment)?;
+    }
+    Ok(Recovered { segment, damage, index_rebuilt })
+}
+
+fn position_of_last(index: &SparseIndex) -> u32 {
+    index.last().map_or(0, |(_, position)| position)
+}
+
+/// Reads batches from `segment.size_bytes` to `data_bytes`, pushing each valid one into
+/// `segment`. Returns where and why it stopped early, or None if the data ends on a whole batch.
+/// With `resume_at_entry`, the first batch is the one the last index entry already names.
+fn scan_batches(
+    data: &mut fs::File,
+    data_bytes: u64,
+    segment: &mut Segment,
+    index_interval_bytes: u64,
+    resume_at_entry: bool,
+) -> io::Result<Option<(u64, String)>> {
+    data.seek(SeekFrom::Start(segment.size_bytes))?;
+    let mut reader = BufReader::with_capacity(1 << 20, data);
+    let mut buffer = Vec::new();
+    let mut first = resume_at_entry;
+    while segment.size_bytes < data_bytes {
+        let position = segment.size_bytes;
+        let remaining = data_bytes - position;
+        if remaining < LOG_OVERHEAD_BYTES as u64 {
+            return Ok(Some((position, format!("{remaining} trailing bytes, less than a batch header"))));
+        }
+        buffer.resize(LOG_OVERHEAD_BYTES, 0);
+        reader.read_exact(&mut buffer)?;
+        let size = match batch::framed_size(&buffer) {
+            Ok(size) => size,
+            Err(error) => return Ok(Some((position, error.to_string()))),
+        };
+        if size as u64 > remaining {
+            return Ok(Some((position, format!("torn batch: {size} bytes declared, {remaining} present"))));
+        }
+        buffer.resize(size, 0);
+        reader.read_exact(&mut buffer[LOG_OVERHEAD_BYTES..])?;
+        let info = match batch::validate(&buffer, batch::Limits::UNLIMITED) {
+            Ok(info) => info,
+            Err(error) => return Ok(Some((position, error.to_string()))),
+        };
+        if info.base_offset < 0 || info.base_offset as u64 != segment.next_offset {
+            let reason = format!("offset {} where {} was due", info.base_offset, segment.next_offset);
+            return Ok(Some((position, reason)));
+        }
+        if first {
+            // Its index entry exists; account for the batch without adding another.
+            first = false;
+            segment.bytes_since_index_entry = 0;
+            segment.account(&info);
+        } else {
+            segment.push_batch(&info, index_interval_bytes);
+        }
+    }
+    Ok(None)
+}
+
+/// Replaces both index files with the segment's in-memory index.
+pub fn write_index_files(dir: &Path, segment: &Segment) -> io::Result<()> {
+    let (offsets, times) = segment.index.encode_from(0);
+    for (suffix, bytes) in [(OFFSET_INDEX_SUFFIX, offsets), (TIME_INDEX_SUFFIX, times)] {
+        let mut file = fs::File::create(file_path(dir, segment.base_offset, suffix))?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Creates the three empty files of a new segment.
+pub fn create_files(dir: &Path, base_offset: u64) -> io::Result<()> {
+    for suffix in [DATA_SUFFIX, OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        fs::OpenOptions::new().write(true).create(true).truncate(false).open(file_path(dir, base_offset, suffix))?;
+    }
+    Ok(())
+}
+
+pub fn remove_files(dir: &Path, base_offset: u64) -> io::Result<()> {
+    for suffix in [DATA_SUFFIX, OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        match fs::remove_file(file_path(dir, base_offset, suffix)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    Ok(())
+}
