@@ -131,20 +131,85 @@ fn next_record<'a>(cursor: &mut Cursor<'a>, keep_headers: bool) -> Result<(usize
     Ok((length as usize, record))
 }
 
-/// Checks that `records` holds exactly `count` well-formed records, none over `record_bytes_max`,
-/// with offset deltas 0, 1, 2, ... as producers write them.
-pub fn check_framing(records: &[u8], count: i32, record_bytes_max: usize) -> Result<(), BatchError> {
-    let mut cursor = Cursor { bytes: records };
-    for expected_delta in 0..i64::from(count) {
-        let (size, record) = next_record(&mut cursor, false)?;
-        if size > record_bytes_max {
-            return Err(BatchError::RecordTooLarge { size, limit: record_bytes_max });
-        }
-        if record.offset_delta != expected_delta {
-            return Err(BatchError::BadRecord("offset deltas are not 0, 1, 2, ..."));
+/// A zigzag varint at `bytes[*position..]`, advancing `position`; None if malformed. The
+/// one-byte case (most lengths and deltas) takes the first branch.
+#[inline(always)]
+fn fast_varint(bytes: &[u8], position: &mut usize) -> Option<i64> {
+    let first = *bytes.get(*position)?;
+    if first < 0x80 {
+        *position += 1;
+        return Some(i64::from(first >> 1) ^ -i64::from(first & 1));
+    }
+    let mut result = u64::from(first & 0x7f);
+    for index in 1..10 {
+        let byte = *bytes.get(*position + index)?;
+        result |= u64::from(byte & 0x7f) << (7 * index);
+        if byte < 0x80 {
+            *position += index + 1;
+            return Some(((result >> 1) as i64) ^ -((result & 1) as i64));
         }
     }
-    if !cursor.bytes.is_empty() {
+    None
+}
+
+/// Skips a length-prefixed field (-1 is null) inside `body`.
+#[inline(always)]
+fn skip_field(body: &[u8], position: &mut usize) -> Option<()> {
+    let length = fast_varint(body, position)?;
+    if length < -1 {
+        return None;
+    }
+    *position = position.checked_add(length.max(0) as usize).filter(|end| *end <= body.len())?;
+    Some(())
+}
+
+/// Walks one record body; None if its fields do not fill it exactly.
+#[inline(always)]
+fn check_record_body(body: &[u8], expected_offset_delta: i64) -> Option<()> {
+    let mut position = 1; // attributes
+    fast_varint(body, &mut position)?; // timestamp delta
+    if fast_varint(body, &mut position)? != expected_offset_delta {
+        return None;
+    }
+    skip_field(body, &mut position)?; // key
+    skip_field(body, &mut position)?; // value
+    let headers = fast_varint(body, &mut position)?;
+    if headers < 0 {
+        return None;
+    }
+    for _ in 0..headers {
+        let key_length = fast_varint(body, &mut position)?;
+        if key_length < 0 {
+            return None;
+        }
+        position = position.checked_add(key_length as usize).filter(|end| *end <= body.len())?;
+        skip_field(body, &mut position)?;
+    }
+    (position == body.len()).then_some(())
+}
+
+/// Checks that `records` holds exactly `count` well-formed records, none over `record_bytes_max`,
+/// with offset deltas 0, 1, 2, ... as producers write them. This runs on every uncompressed
+/// append, so it is a tight loop of its own rather than the decoder's.
+pub fn check_framing(records: &[u8], count: i32, record_bytes_max: usize) -> Result<(), BatchError> {
+    let mut position = 0;
+    for expected_delta in 0..i64::from(count) {
+        let length = fast_varint(records, &mut position).ok_or(BatchError::BadRecord("record length malformed"))?;
+        if length < 1 {
+            return Err(BatchError::BadRecord("record length below one byte"));
+        }
+        let length = length as usize;
+        if length > record_bytes_max {
+            return Err(BatchError::RecordTooLarge { size: length, limit: record_bytes_max });
+        }
+        let body = records
+            .get(position..position + length)
+            .ok_or(BatchError::BadRecord("record runs past the end of the batch"))?;
+        check_record_body(body, expected_delta)
+            .ok_or(BatchError::BadRecord("record fields malformed or offset deltas not 0, 1, 2, ..."))?;
+        position += length;
+    }
+    if position != records.len() {
         return Err(BatchError::BadRecord("bytes left after the last record"));
     }
     Ok(())
@@ -199,6 +264,24 @@ mod tests {
             assert_eq!(out.len(), varint_len(value), "{value}");
             assert_eq!(Cursor { bytes: &out }.varint().unwrap(), value);
         }
+    }
+
+    #[test]
+    fn framing_check_accepts_built_batches_and_refuses_every_truncation() {
+        let mut builder = BatchBuilder::new(Compression::None);
+        let mut record = Record::new(5, Some(b"key"), Some(&[7u8; 300]));
+        record.headers.push(Header { key: "h".into(), value: None });
+        builder.push(record);
+        builder.push(Record::new(6, None, Some(b"v")));
+        let batch = builder.build();
+        let records = &batch[HEADER_BYTES..];
+        check_framing(records, 2, 1 << 20).unwrap();
+        assert!(check_framing(records, 3, 1 << 20).is_err(), "a missing record");
+        assert!(check_framing(records, 1, 1 << 20).is_err(), "bytes after the last record");
+        for cut in 0..records.len() {
+            assert!(check_framing(&records[..cut], 2, 1 << 20).is_err(), "cut at {cut}");
+        }
+        assert!(matches!(check_framing(records, 2, 100), Err(BatchError::RecordTooLarge { .. })));
     }
 
     #[test]

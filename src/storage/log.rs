@@ -34,6 +34,10 @@ use super::tail_cache::TailCache;
 
 /// At most this many buffers go into one vectored write (Linux's IOV_MAX).
 const WRITE_BUFFERS_MAX: usize = 1024;
+/// Index entries are written to their files in blocks of this many (a block of the offset index
+/// is 4 KiB), not one write per append: the index is a cache that recovery completes from the
+/// data, so the entries not yet written only cost recovery a slightly longer scan.
+const INDEX_ENTRIES_PER_WRITE: usize = 512;
 /// How much a scan for a batch reads at a time when it looks for an offset or a timestamp.
 const SCAN_CHUNK_BYTES: u64 = 64 * 1024;
 
@@ -120,6 +124,21 @@ struct ActiveFiles {
     data: File,
     offset_index: File,
     time_index: File,
+    /// How many of the active segment's index entries are in its index files.
+    index_entries_persisted: usize,
+}
+
+impl ActiveFiles {
+    /// Opens the files that appends to `segment` go to; its index entries are all on disk.
+    async fn open(dir: &Path, segment: &Segment) -> Result<ActiveFiles> {
+        let path = |suffix| segment::file_path(dir, segment.base_offset, suffix);
+        Ok(ActiveFiles {
+            data: File::open_rw(&path(DATA_SUFFIX)).await?,
+            offset_index: File::open_rw(&path(OFFSET_INDEX_SUFFIX)).await?,
+            time_index: File::open_rw(&path(TIME_INDEX_SUFFIX)).await?,
+            index_entries_persisted: segment.index.len(),
+        })
+    }
 }
 
 struct PendingAppend {
@@ -146,12 +165,7 @@ impl PartitionLog {
         fs::create_dir_all(dir)?;
         let segments = recover_segments(dir, &config)?;
         let active = segments.values().next_back().expect("recovery leaves at least one segment");
-        let open = |suffix| segment::file_path(dir, active.base_offset, suffix);
-        let active_files = ActiveFiles {
-            data: File::open_rw(&open(DATA_SUFFIX)).await?,
-            offset_index: File::open_rw(&open(OFFSET_INDEX_SUFFIX)).await?,
-            time_index: File::open_rw(&open(TIME_INDEX_SUFFIX)).await?,
-        };
+        let active_files = ActiveFiles::open(dir, active).await?;
         // What a crashed process left in the page cache is made durable before anyone builds on it.
         active_files.data.sync_data().await?;
         let end = active.next_offset;
@@ -619,7 +633,10 @@ async fn run_flusher(shared: Rc<Shared>) {
             Step::Wait(Some(deadline)) => {
                 runtime::timeout(deadline, work).await;
             }
-            Step::Stop => break,
+            Step::Stop => {
+                persist_index(&shared, 0).await;
+                break;
+            }
         }
     }
     let mut state = shared.state.borrow_mut();
@@ -745,10 +762,9 @@ async fn write_run(
     shared.metrics.write_seconds.record(started.elapsed().as_secs_f64());
     shared.metrics.flush_bytes.record(bytes as f64);
 
-    let index_update = {
+    {
         let mut state = shared.state.borrow_mut();
         let interval = shared.config.index_interval_bytes;
-        let entries_before = state.active_segment().index.len();
         for append in &run {
             let mut start = 0;
             for info in &append.batches {
@@ -760,29 +776,12 @@ async fn write_run(
                 shared.metrics.appended_records.increment(u64::from(info.records_count as u32));
             }
         }
-        let segment = state.active_segment();
-        let high_watermark = segment.next_offset;
-        let new_entries = (segment.index.len() > entries_before).then(|| segment.index.encode_from(entries_before));
-        state.high_watermark = high_watermark;
+        state.high_watermark = state.active_segment().next_offset;
         shared.metrics.appended_bytes.increment(bytes);
         shared.metrics.appended_batches.increment(run.iter().map(|a| a.batches.len() as u64).sum());
-        new_entries.map(|entries| (entries, entries_before, state.active.offset_index.clone(), state.active.time_index.clone()))
-    };
+    }
     shared.publish_gauges();
     shared.data.notify();
-    if let Some(((offsets, times), entries_before, offset_file, time_file)) = index_update {
-        // The index is a cache of the data: a failed index write only makes recovery rebuild it.
-        let offset_position = (entries_before * OFFSET_ENTRY_BYTES) as u64;
-        let time_position = (entries_before * TIME_ENTRY_BYTES) as u64;
-        let written = futures_util::future::join(
-            offset_file.write_all_at(vec![Bytes::from(offsets)], offset_position),
-            time_file.write_all_at(vec![Bytes::from(times)], time_position),
-        )
-        .await;
-        if let (Err(error), _) | (_, Err(error)) = written {
-            warn!(dir = %shared.dir.display(), %error, "index write failed; recovery will rebuild it");
-        }
-    }
     for append in run {
         if append.level == AckLevel::Fsynced {
             awaiting_sync.push(append);
@@ -791,7 +790,33 @@ async fn write_run(
             append.answer(Ok(ack));
         }
     }
+    persist_index(shared, INDEX_ENTRIES_PER_WRITE).await;
     Ok(())
+}
+
+/// Writes the active segment's index entries that are not in its files yet, once there are at
+/// least `entries_min` of them. A failed index write is logged, not fatal: recovery rebuilds.
+async fn persist_index(shared: &Rc<Shared>, entries_min: usize) {
+    let (offsets, times, offset_file, time_file, from) = {
+        let mut state = shared.state.borrow_mut();
+        let from = state.active.index_entries_persisted;
+        let segment = state.active_segment();
+        if segment.index.len() < from + entries_min.max(1) {
+            return;
+        }
+        let (offsets, times) = segment.index.encode_from(from);
+        let entries = segment.index.len();
+        state.active.index_entries_persisted = entries;
+        (offsets, times, state.active.offset_index.clone(), state.active.time_index.clone(), from)
+    };
+    let written = futures_util::future::join(
+        offset_file.write_all_at(vec![Bytes::from(offsets)], (from * OFFSET_ENTRY_BYTES) as u64),
+        time_file.write_all_at(vec![Bytes::from(times)], (from * TIME_ENTRY_BYTES) as u64),
+    )
+    .await;
+    if let (Err(error), _) | (_, Err(error)) = written {
+        warn!(dir = %shared.dir.display(), %error, "index write failed; recovery will rebuild the index");
+    }
 }
 
 async fn fail_group(
@@ -845,6 +870,7 @@ async fn sync(shared: &Rc<Shared>) -> Result<()> {
 /// Seals the active segment (fdatasync of its data and indexes) and starts a new one at the
 /// high watermark. Sealing first means a crash never leaves a torn segment behind a newer one.
 async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
+    persist_index(shared, 0).await;
     let (old, new_base, old_base) = {
         let mut state = shared.state.borrow_mut();
         let files = (state.active.data.clone(), state.active.offset_index.clone(), state.active.time_index.clone());
@@ -857,12 +883,7 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
         }
     }
     segment::create_files(&shared.dir, new_base)?;
-    let open = |suffix| segment::file_path(&shared.dir, new_base, suffix);
-    let files = ActiveFiles {
-        data: File::open_rw(&open(DATA_SUFFIX)).await?,
-        offset_index: File::open_rw(&open(OFFSET_INDEX_SUFFIX)).await?,
-        time_index: File::open_rw(&open(TIME_INDEX_SUFFIX)).await?,
-    };
+    let files = ActiveFiles::open(&shared.dir, &Segment::empty(new_base)).await?;
     let mut state = shared.state.borrow_mut();
     state.synced_offset = state.synced_offset.max(new_base);
     state.segments.insert(new_base, Segment::empty(new_base));

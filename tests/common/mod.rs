@@ -1,0 +1,56 @@
+//! Helpers shared by the integration tests: record batches with content derived from a seed, so
+//! that a test can rebuild the exact bytes it expects to read back.
+
+#![allow(dead_code)]
+
+use bytes::{Bytes, BytesMut};
+use ringmq::batch::{BatchBuilder, Compression, Record, records};
+use ringmq::storage::{LogConfig, ReadResult};
+
+/// The value of record `index` of batch `seed`: varied lengths, content that names its origin.
+pub fn value_for(seed: u64, index: usize) -> Vec<u8> {
+    let length = 20 + (seed as usize * 31 + index * 17) % 180;
+    let mut value = format!("batch-{seed}-record-{index}-").into_bytes();
+    value.resize(length.max(value.len()), b'a' + (seed % 26) as u8);
+    value
+}
+
+/// A batch of `count` records for `seed`, with timestamps `timestamp_ms`, +1, +2, ...
+pub fn batch(seed: u64, count: usize, timestamp_ms: i64) -> BytesMut {
+    batch_with(seed, count, timestamp_ms, Compression::None)
+}
+
+pub fn batch_with(seed: u64, count: usize, timestamp_ms: i64, compression: Compression) -> BytesMut {
+    let mut builder = BatchBuilder::new(compression);
+    for index in 0..count {
+        let key = format!("key-{}", index % 7);
+        builder.push(Record::new(timestamp_ms + index as i64, Some(key.as_bytes()), Some(&value_for(seed, index))));
+    }
+    BytesMut::from(&builder.build()[..])
+}
+
+/// Every record in a read, as (offset, value).
+pub fn decode_all(result: &ReadResult) -> Vec<(i64, Bytes)> {
+    let bytes = result.concat();
+    let mut out = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let size = ringmq::batch::framed_size(&bytes[position..]).unwrap();
+        for stored in records::decode(&bytes[position..position + size]).unwrap() {
+            out.push((stored.offset, stored.record.value.unwrap()));
+        }
+        position += size;
+    }
+    out
+}
+
+/// Small segments and a dense index, so that a few kilobytes exercise rolls and lookups.
+pub fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 8 * 1024,
+        index_interval_bytes: 512,
+        tail_cache_bytes_max: 0,
+        flush_interval_ms: None,
+        ..LogConfig::default()
+    }
+}
