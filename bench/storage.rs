@@ -207,6 +207,18 @@ fn main() {
         }
     }
     println!();
+    // The CPU cost every append pays before any I/O: CRC32C plus the record framing walk.
+    for record_bytes in [100usize, 1024] {
+        let (batch, _) = make_batch(record_bytes, 1 << 20);
+        let rounds = 200;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(ringmq::batch::validate(&batch, ringmq::batch::Limits::UNLIMITED).unwrap());
+        }
+        let gb_per_s = (batch.len() * rounds) as f64 / started.elapsed().as_secs_f64() / 1e9;
+        println!("validate 1 MiB batches of {record_bytes} B records: {gb_per_s:.1} GB/s");
+        json.push(format!("{{\"case\":\"validate\",\"record_bytes\":{record_bytes},\"gb_per_s\":{gb_per_s:.2}}}"));
+    }
     let (batch, _) = make_batch(1024, 256 << 10);
     let read_total = total / 2;
     for from_cache in [true, false] {
