@@ -24,7 +24,12 @@ struct Options {
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     Options {
         quick: args.iter().any(|a| a == "--quick"),
         runs: value("--runs").and_then(|v| v.parse().ok()).unwrap_or(3),
@@ -52,7 +57,12 @@ fn make_batch(record_bytes: usize, batch_bytes: usize) -> (BytesMut, usize) {
 /// fdatasync per that many blocks (group commit's best case). Returns MB/s.
 fn raw_write(dir: &Path, total: usize, block: usize, sync_every: Option<usize>) -> f64 {
     let path = dir.join("raw");
-    let file = fs::OpenOptions::new().create(true).write(true).truncate(true).open(&path).unwrap();
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
     let buffer = vec![7u8; block];
     let started = Instant::now();
     let mut position = 0;
@@ -78,16 +88,30 @@ struct AppendResult {
 }
 
 /// `writers` tasks append `total` bytes between them to one log. Returns throughput.
-fn append_run(dir: &Path, batch: &BytesMut, records: usize, total: usize, writers: usize, level: AckLevel) -> AppendResult {
+fn append_run(
+    dir: &Path,
+    batch: &BytesMut,
+    records: usize,
+    total: usize,
+    writers: usize,
+    level: AckLevel,
+) -> AppendResult {
     let log_dir = dir.join("log");
     let _ = fs::remove_dir_all(&log_dir);
     let batches_total = total / batch.len();
     let per_writer = batches_total / writers;
-    let config = LogConfig { flush_interval_ms: None, ..LogConfig::default() };
+    let config = LogConfig {
+        flush_interval_ms: None,
+        ..LogConfig::default()
+    };
     let seconds = runtime::block_on(async {
-        let log = PartitionLog::open(&log_dir, config, Vec::new()).await.unwrap();
+        let log = PartitionLog::open(&log_dir, config, Vec::new())
+            .await
+            .unwrap();
         // The buffers a network read would have filled, made before the clock starts.
-        let inputs: Vec<Vec<BytesMut>> = (0..writers).map(|_| vec![batch.clone(); per_writer]).collect();
+        let inputs: Vec<Vec<BytesMut>> = (0..writers)
+            .map(|_| vec![batch.clone(); per_writer])
+            .collect();
         let started = Instant::now();
         let mut tasks = Vec::new();
         for input in inputs {
@@ -125,9 +149,15 @@ fn read_run(dir: &Path, batch: &BytesMut, total: usize, from_cache: bool) -> f64
     let log_dir = dir.join("read");
     let _ = fs::remove_dir_all(&log_dir);
     let cache = if from_cache { total + (1 << 20) } else { 0 };
-    let config = LogConfig { tail_cache_bytes_max: cache, pending_bytes_max: total.max(16 << 20), ..LogConfig::default() };
+    let config = LogConfig {
+        tail_cache_bytes_max: cache,
+        pending_bytes_max: total.max(16 << 20),
+        ..LogConfig::default()
+    };
     let mb_per_s = runtime::block_on(async {
-        let log = PartitionLog::open(&log_dir, config, Vec::new()).await.unwrap();
+        let log = PartitionLog::open(&log_dir, config, Vec::new())
+            .await
+            .unwrap();
         for _ in 0..total / batch.len() {
             log.append(batch.clone(), AckLevel::Written).await.unwrap();
         }
@@ -142,7 +172,8 @@ fn read_run(dir: &Path, batch: &BytesMut, total: usize, from_cache: bool) -> f64
             let mut next = offset;
             for (_, framed) in ringmq::batch::iter_framed(last) {
                 let header = ringmq::batch::header(framed).unwrap();
-                next = (header.base_offset.get() + i64::from(header.last_offset_delta.get()) + 1) as u64;
+                next = (header.base_offset.get() + i64::from(header.last_offset_delta.get()) + 1)
+                    as u64;
                 position += framed.len();
             }
             assert_eq!(position, last.len());
@@ -158,14 +189,25 @@ fn read_run(dir: &Path, batch: &BytesMut, total: usize, from_cache: bool) -> f64
 
 fn main() {
     let options = options();
-    let dir = tempfile::Builder::new().prefix("ringmq-bench").tempdir_in(std::env::temp_dir()).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("ringmq-bench")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
     let total = if options.quick { 128 << 20 } else { 512 << 20 };
     let mut json = Vec::new();
-    println!("# storage benchmark: up to {} MiB per run, median of {} paired runs", total >> 20, options.runs);
+    println!(
+        "# storage benchmark: up to {} MiB per run, median of {} paired runs",
+        total >> 20,
+        options.runs
+    );
     println!("# 'raw' is pwrite of blocks of the batch size, for fsynced with one fdatasync per");
-    println!("# <writers> blocks, measured right before each of ours; 'ratio' is the median of ours/raw.");
+    println!(
+        "# <writers> blocks, measured right before each of ours; 'ratio' is the median of ours/raw."
+    );
     println!();
-    println!("| record B | batch KiB | ack | writers | MB/s | batches/s | records/s | raw MB/s | ratio |");
+    println!(
+        "| record B | batch KiB | ack | writers | MB/s | batches/s | records/s | raw MB/s | ratio |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     let cases = [
         (AckLevel::None, 1),
@@ -188,7 +230,14 @@ fn main() {
                 let mut raw = Vec::new();
                 for _ in 0..options.runs {
                     raw.push(raw_write(dir.path(), run_total, batch.len(), sync_every));
-                    ours.push(append_run(dir.path(), &batch, records, run_total, writers, level));
+                    ours.push(append_run(
+                        dir.path(),
+                        &batch,
+                        records,
+                        run_total,
+                        writers,
+                        level,
+                    ));
                 }
                 let ratio = median(ours.iter().zip(&raw).map(|(o, r)| o.mb_per_s / r).collect());
                 let mb = median(ours.iter().map(|r| r.mb_per_s).collect());
@@ -213,19 +262,34 @@ fn main() {
         let rounds = 200;
         let started = Instant::now();
         for _ in 0..rounds {
-            std::hint::black_box(ringmq::batch::validate(&batch, ringmq::batch::Limits::UNLIMITED).unwrap());
+            std::hint::black_box(
+                ringmq::batch::validate(&batch, ringmq::batch::Limits::UNLIMITED).unwrap(),
+            );
         }
         let gb_per_s = (batch.len() * rounds) as f64 / started.elapsed().as_secs_f64() / 1e9;
         println!("validate 1 MiB batches of {record_bytes} B records: {gb_per_s:.1} GB/s");
-        json.push(format!("{{\"case\":\"validate\",\"record_bytes\":{record_bytes},\"gb_per_s\":{gb_per_s:.2}}}"));
+        json.push(format!(
+            "{{\"case\":\"validate\",\"record_bytes\":{record_bytes},\"gb_per_s\":{gb_per_s:.2}}}"
+        ));
     }
     let (batch, _) = make_batch(1024, 256 << 10);
     let read_total = total / 2;
     for from_cache in [true, false] {
-        let mb = median((0..options.runs).map(|_| read_run(dir.path(), &batch, read_total, from_cache)).collect());
-        let source = if from_cache { "tail cache" } else { "segment files (page cache)" };
+        let mb = median(
+            (0..options.runs)
+                .map(|_| read_run(dir.path(), &batch, read_total, from_cache))
+                .collect(),
+        );
+        let source = if from_cache {
+            "tail cache"
+        } else {
+            "segment files (page cache)"
+        };
         println!("read 1 MiB at a time from the {source}: {mb:.0} MB/s");
-        json.push(format!("{{\"case\":\"read\",\"source\":\"{}\",\"mb_per_s\":{mb:.1}}}", if from_cache { "cache" } else { "files" }));
+        json.push(format!(
+            "{{\"case\":\"read\",\"source\":\"{}\",\"mb_per_s\":{mb:.1}}}",
+            if from_cache { "cache" } else { "files" }
+        ));
     }
     if let Some(path) = options.json {
         let mut file = fs::File::create(path).unwrap();

@@ -1,9 +1,19 @@
 //! ringmq: a single-node, thread-per-core message broker.
 //!
 //! Layers depend downward only (see ARCHITECTURE.md):
-//! protocols -> broker semantics -> shards -> storage, with `batch` (the record format) and
-//! `runtime` (our seam over compio) as leaves that any layer may use.
+//! `server` (the native protocol's front door) -> `broker` (semantics) -> `shard`
+//! (thread-per-core, cross-shard calls) -> `storage` (partition logs), with `batch` (the record
+//! format), `protocol` (the wire codec), `runtime` (our seam over compio) and `config` as
+//! leaves. `client` is the Rust client; it uses only `protocol`, `batch` and `runtime`.
 
 pub mod batch;
+pub mod broker;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod metrics;
+pub mod protocol;
 pub mod runtime;
+pub mod server;
+pub mod shard;
 pub mod storage;

@@ -17,8 +17,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use compio::buf::BufResult;
-use compio::io::{AsyncReadAt, AsyncWriteAt};
+use bytes::BytesMut;
+use compio::buf::{BufResult, IntoInner, IoBufMut};
+use compio::io::{AsyncReadAt, AsyncReadExt, AsyncWriteAt, AsyncWriteExt};
+
+pub use compio::net::{TcpListener, TcpStream};
 
 pub use compio::runtime::Runtime;
 
@@ -36,6 +39,24 @@ pub fn spawn_detached<F: Future + 'static>(future: F) {
 /// Spawns a task whose result can be awaited; dropping the handle cancels the task.
 pub fn spawn<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F::Output> {
     compio::runtime::spawn(future)
+}
+
+/// Runs blocking work (a terminal read, say) on a helper thread, without stalling this runtime.
+pub async fn spawn_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match compio::runtime::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(Box::new(error.to_string())),
+    }
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+pub async fn termination_signal() -> io::Result<()> {
+    let interrupt = std::pin::pin!(compio::signal::unix::signal(libc::SIGINT));
+    let terminate = std::pin::pin!(compio::signal::unix::signal(libc::SIGTERM));
+    match futures_util::future::select(interrupt, terminate).await {
+        futures_util::future::Either::Left((result, _))
+        | futures_util::future::Either::Right((result, _)) => result,
+    }
 }
 
 pub async fn sleep(duration: Duration) {
@@ -81,7 +102,10 @@ impl File {
             let BufResult(result, returned) = writer.write_vectored_at(buffers, position).await;
             let written = result?;
             if written == 0 {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes"));
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "write returned 0 bytes",
+                ));
             }
             buffers = returned;
             position += written as u64;
@@ -95,12 +119,18 @@ impl File {
         let mut buffer: Vec<u8> = Vec::with_capacity(length);
         while buffer.len() < length {
             let offset = buffer.len() as u64;
-            let BufResult(result, returned) = self.inner.read_at(buffer, position + offset).await;
-            buffer = returned;
+            // compio reads to the start of a buffer; `uninit()` makes the start the unread tail.
+            let BufResult(result, returned) =
+                self.inner.read_at(buffer.uninit(), position + offset).await;
+            buffer = returned.into_inner();
             if result? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file ends early"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file ends early",
+                ));
             }
         }
+        buffer.truncate(length);
         Ok(Bytes::from(buffer))
     }
 
@@ -113,6 +143,46 @@ impl File {
     pub async fn set_len(&self, length: u64) -> io::Result<()> {
         self.inner.set_len(length).await
     }
+}
+
+/// Builds the runtime of one shard: cross-thread wake-ups (replies from other shards) go through
+/// a queue sized for many in flight, so a busy shard never spins on a full one.
+pub fn shard_runtime() -> io::Result<Runtime> {
+    let mut builder = Runtime::builder();
+    builder.sync_queue_size(16 * 1024);
+    builder.build()
+}
+
+/// Reads what the socket has into the free capacity of `buffer` (after its length).
+/// Returns the byte count, 0 at end of stream.
+pub async fn read_some(stream: &mut TcpStream, buffer: BytesMut) -> (io::Result<usize>, BytesMut) {
+    let BufResult(result, buffer) = stream.append(buffer).await;
+    (result, buffer)
+}
+
+/// Sends every byte of `buffers`, in order, with vectored sends of at most IOV_MAX buffers.
+pub async fn send_all(stream: &mut TcpStream, mut buffers: Vec<Bytes>) -> io::Result<()> {
+    const IOV_MAX: usize = 1024;
+    while !buffers.is_empty() {
+        let rest = buffers.split_off(buffers.len().min(IOV_MAX));
+        let BufResult(result, _) = stream.write_vectored_all(buffers).await;
+        result?;
+        buffers = rest;
+    }
+    Ok(())
+}
+
+/// A listener bound with SO_REUSEPORT, so that each shard can bind its own on one address and
+/// the kernel spreads connections over them. Returns a std listener to hand to a shard thread.
+pub fn bind_reuseport(address: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+    let domain = socket2::Domain::for_address(address);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Drops the first `count` bytes of a list of buffers.
@@ -151,7 +221,11 @@ impl Notify {
     }
 
     pub fn wait(&self) -> NotifyWait<'_> {
-        NotifyWait { notify: self, seen: self.generation.get(), registered: None }
+        NotifyWait {
+            notify: self,
+            seen: self.generation.get(),
+            registered: None,
+        }
     }
 
     pub fn waiter_count(&self) -> usize {
@@ -173,10 +247,16 @@ impl Future for NotifyWait<'_> {
             self.registered = None;
             return Poll::Ready(());
         }
-        let already = self.registered.as_ref().is_some_and(|waker| waker.will_wake(context.waker()));
+        let already = self
+            .registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(context.waker()));
         if !already {
             self.unregister();
-            self.notify.waiters.borrow_mut().push(context.waker().clone());
+            self.notify
+                .waiters
+                .borrow_mut()
+                .push(context.waker().clone());
             self.registered = Some(context.waker().clone());
         }
         Poll::Pending
@@ -271,7 +351,11 @@ mod tests {
             early.await;
             let dropped = timeout(Duration::from_millis(5), notify.wait()).await;
             assert!(dropped.is_none(), "no notify after the wait was made");
-            assert_eq!(notify.waiter_count(), 0, "a timed-out wait leaves no waker behind");
+            assert_eq!(
+                notify.waiter_count(),
+                0,
+                "a timed-out wait leaves no waker behind"
+            );
         });
     }
 
@@ -284,7 +368,10 @@ mod tests {
             let parts = vec![Bytes::from_static(b"hello "), Bytes::from_static(b"world")];
             file.write_all_at(parts, 3).await.unwrap();
             file.sync_data().await.unwrap();
-            assert_eq!(&file.read_exact_at(11, 3).await.unwrap()[..], b"hello world");
+            assert_eq!(
+                &file.read_exact_at(11, 3).await.unwrap()[..],
+                b"hello world"
+            );
             let error = file.read_exact_at(20, 3).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
         });

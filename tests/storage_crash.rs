@@ -43,8 +43,14 @@ fn run_and_kill(dir: &std::path::Path, start_seed: u64, run_ms: u64) -> (u64, Ve
             }
         }
     });
-    let ready = lines.recv_timeout(Duration::from_secs(30)).expect("the writer opens its log");
-    let start: u64 = ready.strip_prefix("ready ").expect("ready line").parse().unwrap();
+    let ready = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the writer opens its log");
+    let start: u64 = ready
+        .strip_prefix("ready ")
+        .expect("ready line")
+        .parse()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(run_ms));
     child.kill().expect("SIGKILL the writer");
     child.wait().unwrap();
@@ -52,8 +58,16 @@ fn run_and_kill(dir: &std::path::Path, start_seed: u64, run_ms: u64) -> (u64, Ve
     let acked = lines
         .try_iter()
         .filter_map(|line| {
-            let fields: Vec<u64> = line.strip_prefix("acked ")?.split(' ').map(|f| f.parse().ok()).collect::<Option<_>>()?;
-            (fields.len() == 3).then(|| Acked { base: fields[0], last: fields[1], seed: fields[2] })
+            let fields: Vec<u64> = line
+                .strip_prefix("acked ")?
+                .split(' ')
+                .map(|f| f.parse().ok())
+                .collect::<Option<_>>()?;
+            (fields.len() == 3).then(|| Acked {
+                base: fields[0],
+                last: fields[1],
+                seed: fields[2],
+            })
         })
         .collect();
     (start, acked)
@@ -71,27 +85,55 @@ fn every_fsynced_ack_survives_sigkill() {
         let run_ms = 5 + random % 120;
         let (start, acked) = run_and_kill(dir.path(), round * 1_000_000, run_ms);
         let acked_end = all_acked.iter().map(|a| a.last + 1).max().unwrap_or(0);
-        assert!(start >= acked_end, "round {round}: reopened at {start}, but {acked_end} was acknowledged");
+        assert!(
+            start >= acked_end,
+            "round {round}: reopened at {start}, but {acked_end} was acknowledged"
+        );
         all_acked.extend(acked);
     }
-    assert!(all_acked.len() > 100, "the writer made progress: {} acks", all_acked.len());
+    assert!(
+        all_acked.len() > 100,
+        "the writer made progress: {} acks",
+        all_acked.len()
+    );
 
     runtime::block_on(async {
-        let config = LogConfig { segment_bytes_max: 65536, index_interval_bytes: 1024, ..LogConfig::default() };
-        let log = PartitionLog::open(dir.path(), config, Vec::new()).await.unwrap();
+        let config = LogConfig {
+            segment_bytes_max: 65536,
+            index_interval_bytes: 1024,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir.path(), config, Vec::new())
+            .await
+            .unwrap();
         for acked in &all_acked {
             let read = log.read(acked.base, 1).await.unwrap();
             let stored = read.concat();
             let expected = crash_batch::batch_for(acked.seed);
             let size = ringmq::batch::framed_size(&stored).unwrap();
             let header = ringmq::batch::header(&stored).unwrap();
-            assert_eq!(header.base_offset.get() as u64, acked.base, "seed {}", acked.seed);
+            assert_eq!(
+                header.base_offset.get() as u64,
+                acked.base,
+                "seed {}",
+                acked.seed
+            );
             assert_eq!(acked.last - acked.base + 1, 1 + acked.seed % 8);
-            assert_eq!(&stored[8..size], &expected[8..], "bytes of seed {} at {}", acked.seed, acked.base);
+            assert_eq!(
+                &stored[8..size],
+                &expected[8..],
+                "bytes of seed {} at {}",
+                acked.seed,
+                acked.base
+            );
         }
         log.close().await.unwrap();
     });
     let mut out = Vec::new();
     let report = fsck::inspect(dir.path(), Detail::Quiet, &mut out).unwrap();
-    assert!(report.damage.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        report.damage.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }

@@ -19,7 +19,10 @@ fn open(dir: &Path, config: LogConfig) -> PartitionLog {
 /// Appends `batches` batches of 3 records each (seed = batch number), timestamps 1000 + 10 * n.
 async fn fill(log: &PartitionLog, batches: u64, level: AckLevel) {
     for seed in 0..batches {
-        let ack = log.append(batch(seed, 3, 1000 + 10 * seed as i64), level).await.unwrap();
+        let ack = log
+            .append(batch(seed, 3, 1000 + 10 * seed as i64), level)
+            .await
+            .unwrap();
         assert_eq!(ack.base_offset, seed * 3);
         assert_eq!(ack.last_offset, seed * 3 + 2);
     }
@@ -33,32 +36,61 @@ fn expected_value(offset: u64) -> Vec<u8> {
 fn round_trip_across_segment_rolls_from_every_offset() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), small_config(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), small_config(), Vec::new())
+            .await
+            .unwrap();
         fill(&log, 200, AckLevel::Written).await;
         assert_eq!(log.high_watermark(), 600);
-        assert!(log.segment_count() > 5, "8 KiB segments roll: {} segments", log.segment_count());
+        assert!(
+            log.segment_count() > 5,
+            "8 KiB segments roll: {} segments",
+            log.segment_count()
+        );
         for offset in 0..600u64 {
             let result = log.read(offset, 1).await.unwrap();
             let records = decode_all(&result);
-            let wanted = records.iter().find(|(o, _)| *o as u64 == offset).expect("the batch holding the offset");
-            assert_eq!(&wanted.1[..], &expected_value(offset)[..], "offset {offset}");
-            assert_eq!(records[0].0 as u64, offset / 3 * 3, "reads start at the batch holding the offset");
+            let wanted = records
+                .iter()
+                .find(|(o, _)| *o as u64 == offset)
+                .expect("the batch holding the offset");
+            assert_eq!(
+                &wanted.1[..],
+                &expected_value(offset)[..],
+                "offset {offset}"
+            );
+            assert_eq!(
+                records[0].0 as u64,
+                offset / 3 * 3,
+                "reads start at the batch holding the offset"
+            );
         }
         // One read returns whole batches up to max_bytes, from one segment.
         let result = log.read(0, 4096).await.unwrap();
         assert!(result.size_bytes() <= 4096);
         let records = decode_all(&result);
         assert!(records.len() > 3);
-        assert!(records.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1), "contiguous offsets");
+        assert!(
+            records.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1),
+            "contiguous offsets"
+        );
         // At the end: nothing; past the end or before the start: out of range.
         assert!(log.read(600, 1 << 20).await.unwrap().is_empty());
         let error = log.read(601, 1 << 20).await.unwrap_err();
-        assert_eq!(error, StorageError::OffsetOutOfRange { requested: 601, start: 0, end: 600 });
+        assert_eq!(
+            error,
+            StorageError::OffsetOutOfRange {
+                requested: 601,
+                start: 0,
+                end: 600
+            }
+        );
         log.close().await.unwrap();
     });
     // A verify of the whole directory finds every batch and no damage.
     let mut out = Vec::new();
-    let report = ringmq::storage::fsck::inspect(dir.path(), ringmq::storage::fsck::Detail::Quiet, &mut out).unwrap();
+    let report =
+        ringmq::storage::fsck::inspect(dir.path(), ringmq::storage::fsck::Detail::Quiet, &mut out)
+            .unwrap();
     assert_eq!((report.batches, report.records), (200, 600));
     assert!(report.damage.is_empty(), "{:?}", report.damage);
 }
@@ -67,15 +99,25 @@ fn round_trip_across_segment_rolls_from_every_offset() {
 fn read_by_timestamp_at_and_between_index_entries() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), small_config(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), small_config(), Vec::new())
+            .await
+            .unwrap();
         fill(&log, 200, AckLevel::Written).await;
         // Batch n holds timestamps 1000+10n ..= 1000+10n+2.
         for seed in [0u64, 1, 17, 63, 64, 150, 199] {
             let exact = 1000 + 10 * seed as i64;
-            assert_eq!(log.offset_for_timestamp(exact).await.unwrap(), Some(seed * 3), "at {exact}");
+            assert_eq!(
+                log.offset_for_timestamp(exact).await.unwrap(),
+                Some(seed * 3),
+                "at {exact}"
+            );
             // Between batches: the next batch is the first at or after the timestamp.
             let between = exact - 5;
-            assert_eq!(log.offset_for_timestamp(between).await.unwrap(), Some(seed * 3), "between, {between}");
+            assert_eq!(
+                log.offset_for_timestamp(between).await.unwrap(),
+                Some(seed * 3),
+                "between, {between}"
+            );
         }
         assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some(0));
         assert_eq!(log.offset_for_timestamp(1_000_000).await.unwrap(), None);
@@ -87,17 +129,24 @@ fn read_by_timestamp_at_and_between_index_entries() {
 fn reopen_continues_offsets_and_serves_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let before = runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), small_config(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), small_config(), Vec::new())
+            .await
+            .unwrap();
         fill(&log, 100, AckLevel::Fsynced).await;
         let everything = read_everything(&log).await;
         log.close().await.unwrap();
         everything
     });
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), small_config(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), small_config(), Vec::new())
+            .await
+            .unwrap();
         assert_eq!(log.high_watermark(), 300);
         assert_eq!(read_everything(&log).await, before);
-        let ack = log.append(batch(100, 3, 5000), AckLevel::Fsynced).await.unwrap();
+        let ack = log
+            .append(batch(100, 3, 5000), AckLevel::Fsynced)
+            .await
+            .unwrap();
         assert_eq!(ack.base_offset, 300);
         log.close().await.unwrap();
     });
@@ -118,8 +167,16 @@ async fn read_everything(log: &PartitionLog) -> Vec<(i64, bytes::Bytes)> {
 fn compressed_batches_are_stored_as_sent() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new()).await.unwrap();
-        let codecs = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new())
+            .await
+            .unwrap();
+        let codecs = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
         let mut sent = Vec::new();
         for (seed, codec) in codecs.into_iter().enumerate() {
             let bytes = batch_with(seed as u64, 50, 7, codec);
@@ -131,7 +188,11 @@ fn compressed_batches_are_stored_as_sent() {
         for (index, original) in sent.iter().enumerate() {
             let size = ringmq::batch::framed_size(&stored[position..]).unwrap();
             // Byte-identical but for the base offset the broker assigned.
-            assert_eq!(&stored[position + 8..position + size], &original[8..], "batch {index}");
+            assert_eq!(
+                &stored[position + 8..position + size],
+                &original[8..],
+                "batch {index}"
+            );
             position += size;
         }
         let records = decode_all(&log.read(0, 1 << 20).await.unwrap());
@@ -145,28 +206,69 @@ fn compressed_batches_are_stored_as_sent() {
 fn invalid_batches_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let config = LogConfig { batch_bytes_max: 2048, record_bytes_max: 150, ..LogConfig::default() };
-        let log = PartitionLog::open(dir.path(), config, Vec::new()).await.unwrap();
+        let config = LogConfig {
+            batch_bytes_max: 2048,
+            record_bytes_max: 150,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir.path(), config, Vec::new())
+            .await
+            .unwrap();
         log.append(batch(0, 1, 1), AckLevel::Written).await.unwrap();
 
         let mut corrupt = batch(1, 2, 1);
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
         let error = log.append(corrupt, AckLevel::Written).await.unwrap_err();
-        assert!(matches!(error, StorageError::InvalidBatch(BatchError::CrcMismatch { .. })), "{error:?}");
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidBatch(BatchError::CrcMismatch { .. })
+            ),
+            "{error:?}"
+        );
 
         let truncated = batch(1, 2, 1).split_to(40);
         let error = log.append(truncated, AckLevel::Written).await.unwrap_err();
-        assert!(matches!(error, StorageError::InvalidBatch(BatchError::Truncated { .. })), "{error:?}");
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidBatch(BatchError::Truncated { .. })
+            ),
+            "{error:?}"
+        );
 
-        let error = log.append(batch(2, 40, 1), AckLevel::Written).await.unwrap_err();
-        assert!(matches!(error, StorageError::InvalidBatch(BatchError::BatchTooLarge { limit: 2048, .. })), "{error:?}");
+        let error = log
+            .append(batch(2, 40, 1), AckLevel::Written)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidBatch(BatchError::BatchTooLarge { limit: 2048, .. })
+            ),
+            "{error:?}"
+        );
 
-        let big_seed = (0..100).find(|seed| value_for(*seed, 0).len() > 160).unwrap();
-        let error = log.append(batch(big_seed, 1, 1), AckLevel::Written).await.unwrap_err();
-        assert!(matches!(error, StorageError::InvalidBatch(BatchError::RecordTooLarge { limit: 150, .. })), "{error:?}");
+        let big_seed = (0..100)
+            .find(|seed| value_for(*seed, 0).len() > 160)
+            .unwrap();
+        let error = log
+            .append(batch(big_seed, 1, 1), AckLevel::Written)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidBatch(BatchError::RecordTooLarge { limit: 150, .. })
+            ),
+            "{error:?}"
+        );
 
-        let error = log.append(bytes::BytesMut::new(), AckLevel::Written).await.unwrap_err();
+        let error = log
+            .append(bytes::BytesMut::new(), AckLevel::Written)
+            .await
+            .unwrap_err();
         assert_eq!(error, StorageError::InvalidBatch(BatchError::Empty));
 
         // A good batch followed by garbage in one append: refused whole.
@@ -189,28 +291,44 @@ fn data_file(dir: &Path) -> std::path::PathBuf {
 /// checks that exactly `expected_batches` survive and the next append follows them.
 fn recover_after(damage: impl FnOnce(&Path), expected_batches: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { index_interval_bytes: 512, ..LogConfig::default() };
+    let config = LogConfig {
+        index_interval_bytes: 512,
+        ..LogConfig::default()
+    };
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), config.clone(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), config.clone(), Vec::new())
+            .await
+            .unwrap();
         fill(&log, 50, AckLevel::Written).await;
         log.close().await.unwrap();
     });
     damage(&data_file(dir.path()));
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), config.clone(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), config.clone(), Vec::new())
+            .await
+            .unwrap();
         assert_eq!(log.high_watermark(), expected_batches * 3);
         let records = read_everything(&log).await;
         assert_eq!(records.len() as u64, expected_batches * 3);
         for (offset, value) in &records {
             assert_eq!(&value[..], &expected_value(*offset as u64)[..]);
         }
-        let ack = log.append(batch(999, 2, 1), AckLevel::Fsynced).await.unwrap();
+        let ack = log
+            .append(batch(999, 2, 1), AckLevel::Fsynced)
+            .await
+            .unwrap();
         assert_eq!(ack.base_offset, expected_batches * 3);
         log.close().await.unwrap();
     });
     let mut out = Vec::new();
-    let report = ringmq::storage::fsck::inspect(dir.path(), ringmq::storage::fsck::Detail::Quiet, &mut out).unwrap();
-    assert!(report.damage.is_empty(), "recovery left damage: {:?}", report.damage);
+    let report =
+        ringmq::storage::fsck::inspect(dir.path(), ringmq::storage::fsck::Detail::Quiet, &mut out)
+            .unwrap();
+    assert!(
+        report.damage.is_empty(),
+        "recovery left damage: {:?}",
+        report.damage
+    );
 }
 
 fn last_batch_start(path: &Path) -> u64 {
@@ -223,7 +341,12 @@ fn recovery_cuts_a_batch_torn_in_the_middle() {
     recover_after(
         |path| {
             let cut = last_batch_start(path) + 30;
-            fs::OpenOptions::new().write(true).open(path).unwrap().set_len(cut).unwrap();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
         },
         49,
     );
@@ -257,45 +380,78 @@ fn recovery_cuts_a_last_batch_with_a_flipped_byte() {
 #[test]
 fn recovery_rebuilds_missing_or_damaged_indexes() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { index_interval_bytes: 256, ..LogConfig::default() };
+    let config = LogConfig {
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    };
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), config.clone(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), config.clone(), Vec::new())
+            .await
+            .unwrap();
         fill(&log, 60, AckLevel::Written).await;
         log.close().await.unwrap();
     });
     let index = segment::file_path(dir.path(), 0, segment::OFFSET_INDEX_SUFFIX);
     let time_index = segment::file_path(dir.path(), 0, segment::TIME_INDEX_SUFFIX);
     let original = (fs::read(&index).unwrap(), fs::read(&time_index).unwrap());
-    assert!(original.0.len() >= 8 * 10, "the test needs a populated index");
+    assert!(
+        original.0.len() >= 8 * 10,
+        "the test needs a populated index"
+    );
     fs::remove_file(&index).unwrap();
     let mut scrambled = original.1.clone();
     scrambled[20] ^= 0xff;
     fs::write(&time_index, &scrambled).unwrap();
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), config.clone(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), config.clone(), Vec::new())
+            .await
+            .unwrap();
         assert_eq!(log.high_watermark(), 180);
-        assert_eq!(log.offset_for_timestamp(1000 + 10 * 33).await.unwrap(), Some(99));
+        assert_eq!(
+            log.offset_for_timestamp(1000 + 10 * 33).await.unwrap(),
+            Some(99)
+        );
         assert_eq!(decode_all(&log.read(100, 1).await.unwrap())[0].0, 99);
         log.close().await.unwrap();
     });
-    assert_eq!((fs::read(&index).unwrap(), fs::read(&time_index).unwrap()), original, "rebuilt exactly");
+    assert_eq!(
+        (fs::read(&index).unwrap(), fs::read(&time_index).unwrap()),
+        original,
+        "rebuilt exactly"
+    );
 }
 
 #[test]
 fn retention_by_size_deletes_only_whole_old_segments() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let config = LogConfig { retention_bytes_max: Some(20 * 1024), retention_ms: None, ..small_config() };
-        let log = PartitionLog::open(dir.path(), config, Vec::new()).await.unwrap();
+        let config = LogConfig {
+            retention_bytes_max: Some(20 * 1024),
+            retention_ms: None,
+            ..small_config()
+        };
+        let log = PartitionLog::open(dir.path(), config, Vec::new())
+            .await
+            .unwrap();
         fill(&log, 300, AckLevel::Written).await;
         let bases_before = log.segment_base_offsets();
         let size_before = log.size_bytes();
         let deleted = log.enforce_retention().unwrap();
         assert!(deleted > 0);
         let bases_after = log.segment_base_offsets();
-        assert_eq!(&bases_before[deleted..], &bases_after[..], "the oldest segments went, in order");
-        assert!(log.size_bytes() >= 20 * 1024, "at least the retention size is kept");
-        assert!(log.size_bytes() < 20 * 1024 + 8 * 1024, "no more than one segment over it");
+        assert_eq!(
+            &bases_before[deleted..],
+            &bases_after[..],
+            "the oldest segments went, in order"
+        );
+        assert!(
+            log.size_bytes() >= 20 * 1024,
+            "at least the retention size is kept"
+        );
+        assert!(
+            log.size_bytes() < 20 * 1024 + 8 * 1024,
+            "no more than one segment over it"
+        );
         assert!(log.size_bytes() < size_before);
         let start = log.log_start_offset();
         assert_eq!(start, bases_after[0]);
@@ -314,13 +470,20 @@ fn retention_by_size_deletes_only_whole_old_segments() {
 fn retention_by_age_deletes_segments_whose_newest_record_expired() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let config = LogConfig { retention_ms: Some(60_000), ..small_config() };
-        let log = PartitionLog::open(dir.path(), config, Vec::new()).await.unwrap();
+        let config = LogConfig {
+            retention_ms: Some(60_000),
+            ..small_config()
+        };
+        let log = PartitionLog::open(dir.path(), config, Vec::new())
+            .await
+            .unwrap();
         let now = ringmq::storage::log::now_ms();
         // 100 old batches (an hour ago), then 100 fresh ones.
         for seed in 0..200u64 {
             let timestamp = if seed < 100 { now - 3_600_000 } else { now };
-            log.append(batch(seed, 3, timestamp), AckLevel::Written).await.unwrap();
+            log.append(batch(seed, 3, timestamp), AckLevel::Written)
+                .await
+                .unwrap();
         }
         log.enforce_retention().unwrap();
         let start = log.log_start_offset();
@@ -337,19 +500,32 @@ fn retention_by_age_deletes_segments_whose_newest_record_expired() {
 fn a_full_disk_fails_the_append_loses_nothing_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new())
+            .await
+            .unwrap();
         fill(&log, 10, AckLevel::Fsynced).await;
         faults::fail_writes_after(0);
-        let error = log.append(batch(10, 3, 1), AckLevel::Written).await.unwrap_err();
+        let error = log
+            .append(batch(10, 3, 1), AckLevel::Written)
+            .await
+            .unwrap_err();
         assert_eq!(error, StorageError::DiskFull);
         assert_eq!(log.high_watermark(), 30, "nothing became visible");
         faults::clear();
-        let ack = log.append(batch(10, 3, 1100), AckLevel::Fsynced).await.unwrap();
-        assert_eq!(ack.base_offset, 30, "the failed append's offsets were reused");
+        let ack = log
+            .append(batch(10, 3, 1100), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        assert_eq!(
+            ack.base_offset, 30,
+            "the failed append's offsets were reused"
+        );
         log.close().await.unwrap();
     });
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new())
+            .await
+            .unwrap();
         let records = read_everything(&log).await;
         assert_eq!(records.len(), 33);
         for (offset, value) in records {
@@ -363,13 +539,24 @@ fn a_full_disk_fails_the_append_loses_nothing_and_recovers() {
 fn a_failed_fsync_fails_the_log_rather_than_lie() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new())
+            .await
+            .unwrap();
         fill(&log, 2, AckLevel::Fsynced).await;
         faults::fail_next_syncs(1);
-        let error = log.append(batch(2, 3, 1), AckLevel::Fsynced).await.unwrap_err();
+        let error = log
+            .append(batch(2, 3, 1), AckLevel::Fsynced)
+            .await
+            .unwrap_err();
         assert!(matches!(error, StorageError::Failed(_)), "{error:?}");
-        let error = log.append(batch(3, 3, 1), AckLevel::Written).await.unwrap_err();
-        assert!(matches!(error, StorageError::Failed(_)), "no appends after a failed fsync");
+        let error = log
+            .append(batch(3, 3, 1), AckLevel::Written)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StorageError::Failed(_)),
+            "no appends after a failed fsync"
+        );
         faults::clear();
         assert!(log.close().await.is_err());
     });
@@ -382,12 +569,26 @@ fn a_failed_fsync_fails_the_log_rather_than_lie() {
 fn the_tail_cache_serves_the_same_bytes_as_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let cached = LogConfig { tail_cache_bytes_max: 1 << 20, ..LogConfig::default() };
-        let log = PartitionLog::open(dir.path(), cached, Vec::new()).await.unwrap();
+        let cached = LogConfig {
+            tail_cache_bytes_max: 1 << 20,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir.path(), cached, Vec::new())
+            .await
+            .unwrap();
         fill(&log, 40, AckLevel::Written).await;
         let from_cache = log.read(30, 2000).await.unwrap();
         log.close().await.unwrap();
-        let log = PartitionLog::open(dir.path(), LogConfig { tail_cache_bytes_max: 0, ..LogConfig::default() }, Vec::new()).await.unwrap();
+        let log = PartitionLog::open(
+            dir.path(),
+            LogConfig {
+                tail_cache_bytes_max: 0,
+                ..LogConfig::default()
+            },
+            Vec::new(),
+        )
+        .await
+        .unwrap();
         let from_disk = log.read(30, 2000).await.unwrap();
         assert_eq!(from_cache.concat(), from_disk.concat());
         log.close().await.unwrap();
@@ -398,7 +599,9 @@ fn the_tail_cache_serves_the_same_bytes_as_the_disk() {
 fn a_long_poll_wakes_when_data_arrives() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new()).await.unwrap();
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new())
+            .await
+            .unwrap();
         let waiting = log.clone();
         let waiter = runtime::spawn(async move {
             waiting.wait_for_data(0).await;
@@ -415,16 +618,27 @@ fn a_long_poll_wakes_when_data_arrives() {
 fn concurrent_appenders_get_distinct_contiguous_offsets_at_every_ack_level() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
-        let config = LogConfig { pending_bytes_max: 4096, batch_bytes_max: 2048, ..small_config() };
-        let log = PartitionLog::open(dir.path(), config, Vec::new()).await.unwrap();
+        let config = LogConfig {
+            pending_bytes_max: 4096,
+            batch_bytes_max: 2048,
+            ..small_config()
+        };
+        let log = PartitionLog::open(dir.path(), config, Vec::new())
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for writer in 0..8u64 {
             let log = log.clone();
             tasks.push(runtime::spawn(async move {
-                let level = [AckLevel::None, AckLevel::Written, AckLevel::Fsynced][writer as usize % 3];
+                let level =
+                    [AckLevel::None, AckLevel::Written, AckLevel::Fsynced][writer as usize % 3];
                 let mut acks = Vec::new();
                 for n in 0..50u64 {
-                    acks.push(log.append(batch(writer * 1000 + n, 2, 1), level).await.unwrap());
+                    acks.push(
+                        log.append(batch(writer * 1000 + n, 2, 1), level)
+                            .await
+                            .unwrap(),
+                    );
                 }
                 acks
             }));

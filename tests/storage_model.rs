@@ -11,9 +11,17 @@ use ringmq::storage::{AckLevel, LogConfig, PartitionLog};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append { records: usize, level: u8 },
-    Read { offset_permille: u16, max_bytes: usize },
-    ByTimestamp { batch_permille: u16 },
+    Append {
+        records: usize,
+        level: u8,
+    },
+    Read {
+        offset_permille: u16,
+        max_bytes: usize,
+    },
+    ByTimestamp {
+        batch_permille: u16,
+    },
     Reopen,
 }
 

@@ -19,11 +19,21 @@ use crash_batch::batch_for;
 fn main() {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().expect("DIR"));
-    let segment_bytes_max: u64 = args.next().expect("SEGMENT_BYTES_MAX").parse().expect("a number");
+    let segment_bytes_max: u64 = args
+        .next()
+        .expect("SEGMENT_BYTES_MAX")
+        .parse()
+        .expect("a number");
     let start_seed: u64 = args.next().expect("START_SEED").parse().expect("a number");
-    let config = LogConfig { segment_bytes_max, index_interval_bytes: 1024, ..LogConfig::default() };
+    let config = LogConfig {
+        segment_bytes_max,
+        index_interval_bytes: 1024,
+        ..LogConfig::default()
+    };
     runtime::block_on(async move {
-        let log = PartitionLog::open(&dir, config, Vec::new()).await.expect("open the log");
+        let log = PartitionLog::open(&dir, config, Vec::new())
+            .await
+            .expect("open the log");
         println!("ready {}", log.high_watermark());
         let mut writers = Vec::new();
         for writer in 0..4u64 {
@@ -31,9 +41,17 @@ fn main() {
             writers.push(runtime::spawn(async move {
                 for n in 0.. {
                     let seed = start_seed + n * 4 + writer;
-                    let ack = log.append(batch_for(seed), AckLevel::Fsynced).await.expect("append");
+                    let ack = log
+                        .append(batch_for(seed), AckLevel::Fsynced)
+                        .await
+                        .expect("append");
                     let mut stdout = std::io::stdout().lock();
-                    writeln!(stdout, "acked {} {} {seed}", ack.base_offset, ack.last_offset).unwrap();
+                    writeln!(
+                        stdout,
+                        "acked {} {} {seed}",
+                        ack.base_offset, ack.last_offset
+                    )
+                    .unwrap();
                     stdout.flush().unwrap();
                 }
             }));

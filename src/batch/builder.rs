@@ -5,7 +5,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use zerocopy::IntoBytes;
 
 use super::records::{put_varint, varint_len};
-use super::{BatchHeader, CRC_START, Compression, HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2, Record};
+use super::{
+    BatchHeader, CRC_START, Compression, HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2, Record,
+};
 
 pub struct BatchBuilder {
     compression: Compression,

@@ -68,7 +68,9 @@ impl Compression {
             Compression::Gzip => {
                 let mut encoder =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                encoder.write_all(input).expect("writing to a Vec cannot fail");
+                encoder
+                    .write_all(input)
+                    .expect("writing to a Vec cannot fail");
                 encoder.finish().expect("writing to a Vec cannot fail")
             }
             Compression::Snappy => snap::raw::Encoder::new()
@@ -76,7 +78,9 @@ impl Compression {
                 .expect("snappy accepts any input below 4 GiB"),
             Compression::Lz4 => {
                 let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
-                encoder.write_all(input).expect("writing to a Vec cannot fail");
+                encoder
+                    .write_all(input)
+                    .expect("writing to a Vec cannot fail");
                 encoder.finish().expect("writing to a Vec cannot fail")
             }
             Compression::Zstd => zstd::bulk::compress(input, 1).expect("zstd accepts any input"),
@@ -129,10 +133,14 @@ fn snappy_decompress(input: &[u8]) -> Result<Vec<u8>, BatchError> {
     let mut rest = input.get(XERIAL_HEADER_BYTES..).unwrap_or_default();
     while !rest.is_empty() {
         let Some((length, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(BatchError::BadRecord("xerial snappy block length truncated"));
+            return Err(BatchError::BadRecord(
+                "xerial snappy block length truncated",
+            ));
         };
         let length = u32::from_be_bytes(*length) as usize;
-        let block = tail.get(..length).ok_or(BatchError::BadRecord("xerial block truncated"))?;
+        let block = tail
+            .get(..length)
+            .ok_or(BatchError::BadRecord("xerial block truncated"))?;
         output.extend_from_slice(&raw(block)?);
         if output.len() > DECOMPRESSED_BYTES_MAX {
             return Err(BatchError::BadRecord("snappy records over the size limit"));
@@ -148,7 +156,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips() {
-        let input: Vec<u8> = (0..10_000u32).flat_map(|n| (n % 251).to_le_bytes()).collect();
+        let input: Vec<u8> = (0..10_000u32)
+            .flat_map(|n| (n % 251).to_le_bytes())
+            .collect();
         for codec in [
             Compression::None,
             Compression::Gzip,
@@ -157,25 +167,47 @@ mod tests {
             Compression::Zstd,
         ] {
             let packed = codec.compress(&input);
-            assert_eq!(codec.decompress(&packed).unwrap(), input, "{}", codec.name());
-            assert_eq!(Compression::from_attributes(codec.attribute_bits()).unwrap(), codec);
+            assert_eq!(
+                codec.decompress(&packed).unwrap(),
+                input,
+                "{}",
+                codec.name()
+            );
+            assert_eq!(
+                Compression::from_attributes(codec.attribute_bits()).unwrap(),
+                codec
+            );
         }
     }
 
     #[test]
     fn xerial_framed_snappy_is_read() {
-        let block = snap::raw::Encoder::new().compress_vec(b"framed by java").unwrap();
+        let block = snap::raw::Encoder::new()
+            .compress_vec(b"framed by java")
+            .unwrap();
         let mut framed = XERIAL_MAGIC.to_vec();
         framed.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
         framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
         framed.extend_from_slice(&block);
-        assert_eq!(Compression::Snappy.decompress(&framed).unwrap(), b"framed by java");
+        assert_eq!(
+            Compression::Snappy.decompress(&framed).unwrap(),
+            b"framed by java"
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            assert!(codec.decompress(b"\x00\x01garbage").is_err(), "{}", codec.name());
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            assert!(
+                codec.decompress(b"\x00\x01garbage").is_err(),
+                "{}",
+                codec.name()
+            );
         }
     }
 }

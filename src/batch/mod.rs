@@ -103,15 +103,21 @@ pub struct BatchInfo {
 
 /// Reads the fixed header at the start of `bytes`.
 pub fn header(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
-    BatchHeader::ref_from_prefix(bytes).map(|(header, _)| header).map_err(|_| {
-        BatchError::Truncated { available: bytes.len(), needed: HEADER_BYTES }
-    })
+    BatchHeader::ref_from_prefix(bytes)
+        .map(|(header, _)| header)
+        .map_err(|_| BatchError::Truncated {
+            available: bytes.len(),
+            needed: HEADER_BYTES,
+        })
 }
 
 /// The total size of the batch starting at `bytes`, from its length field alone (no CRC check).
 pub fn framed_size(bytes: &[u8]) -> Result<usize, BatchError> {
     if bytes.len() < LOG_OVERHEAD_BYTES {
-        return Err(BatchError::Truncated { available: bytes.len(), needed: LOG_OVERHEAD_BYTES });
+        return Err(BatchError::Truncated {
+            available: bytes.len(),
+            needed: LOG_OVERHEAD_BYTES,
+        });
     }
     let length = i32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if length < (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32 {
@@ -128,7 +134,10 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub const UNLIMITED: Limits = Limits { batch_bytes_max: usize::MAX, record_bytes_max: usize::MAX };
+    pub const UNLIMITED: Limits = Limits {
+        batch_bytes_max: usize::MAX,
+        record_bytes_max: usize::MAX,
+    };
 }
 
 /// Checks the batch at the start of `bytes` whole: framing, magic, CRC, limits, and for an
@@ -137,10 +146,16 @@ impl Limits {
 pub fn validate(bytes: &[u8], limits: Limits) -> Result<BatchInfo, BatchError> {
     let size_bytes = framed_size(bytes)?;
     if size_bytes > limits.batch_bytes_max {
-        return Err(BatchError::BatchTooLarge { size: size_bytes, limit: limits.batch_bytes_max });
+        return Err(BatchError::BatchTooLarge {
+            size: size_bytes,
+            limit: limits.batch_bytes_max,
+        });
     }
     if bytes.len() < size_bytes {
-        return Err(BatchError::Truncated { available: bytes.len(), needed: size_bytes });
+        return Err(BatchError::Truncated {
+            available: bytes.len(),
+            needed: size_bytes,
+        });
     }
     let batch = &bytes[..size_bytes];
     let head = header(batch)?;
@@ -149,17 +164,27 @@ pub fn validate(bytes: &[u8], limits: Limits) -> Result<BatchInfo, BatchError> {
     }
     let actual = crc32c::crc32c(&batch[CRC_START..]);
     if actual != head.crc.get() {
-        return Err(BatchError::CrcMismatch { expected: head.crc.get(), actual });
+        return Err(BatchError::CrcMismatch {
+            expected: head.crc.get(),
+            actual,
+        });
     }
     let attributes = head.attributes.get();
     let compression = Compression::from_attributes(attributes)?;
     let records_count = head.records_count.get();
     let last_offset_delta = head.last_offset_delta.get();
     if records_count <= 0 || last_offset_delta != records_count - 1 {
-        return Err(BatchError::BadRecordCount { count: records_count, last_offset_delta });
+        return Err(BatchError::BadRecordCount {
+            count: records_count,
+            last_offset_delta,
+        });
     }
     if compression == Compression::None {
-        records::check_framing(&batch[HEADER_BYTES..], records_count, limits.record_bytes_max)?;
+        records::check_framing(
+            &batch[HEADER_BYTES..],
+            records_count,
+            limits.record_bytes_max,
+        )?;
     }
     let base_offset = head.base_offset.get();
     Ok(BatchInfo {
@@ -182,11 +207,17 @@ pub fn validate(bytes: &[u8], limits: Limits) -> Result<BatchInfo, BatchError> {
 /// stored data needs to be sure it hands out exactly what was written.
 pub fn verify_crc(bytes: &[u8]) -> Result<(), BatchError> {
     let size = framed_size(bytes)?;
-    let batch = bytes.get(..size).ok_or(BatchError::Truncated { available: bytes.len(), needed: size })?;
+    let batch = bytes.get(..size).ok_or(BatchError::Truncated {
+        available: bytes.len(),
+        needed: size,
+    })?;
     let head = header(batch)?;
     let actual = crc32c::crc32c(&batch[CRC_START..]);
     if actual != head.crc.get() {
-        return Err(BatchError::CrcMismatch { expected: head.crc.get(), actual });
+        return Err(BatchError::CrcMismatch {
+            expected: head.crc.get(),
+            actual,
+        });
     }
     Ok(())
 }
@@ -202,7 +233,8 @@ pub fn set_base_offset(bytes: &mut [u8], base_offset: i64) {
 pub fn set_log_append_time(bytes: &mut [u8], now_ms: i64) {
     let size = framed_size(bytes).expect("validated batch");
     let (head, _) = BatchHeader::mut_from_prefix(bytes).expect("validated batch has a header");
-    head.attributes.set(head.attributes.get() | ATTRIBUTE_LOG_APPEND_TIME);
+    head.attributes
+        .set(head.attributes.get() | ATTRIBUTE_LOG_APPEND_TIME);
     head.max_timestamp.set(now_ms);
     let crc = crc32c::crc32c(&bytes[CRC_START..size]);
     let (head, _) = BatchHeader::mut_from_prefix(bytes).expect("validated batch has a header");
@@ -259,7 +291,10 @@ mod tests {
         let mut bytes = sample();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
-        assert!(matches!(validate(&bytes, Limits::UNLIMITED), Err(BatchError::CrcMismatch { .. })));
+        assert!(matches!(
+            validate(&bytes, Limits::UNLIMITED),
+            Err(BatchError::CrcMismatch { .. })
+        ));
     }
 
     #[test]
@@ -269,10 +304,22 @@ mod tests {
             validate(&bytes[..bytes.len() - 1], Limits::UNLIMITED),
             Err(BatchError::Truncated { .. })
         ));
-        let limits = Limits { batch_bytes_max: 10, record_bytes_max: usize::MAX };
-        assert!(matches!(validate(&bytes, limits), Err(BatchError::BatchTooLarge { .. })));
-        let limits = Limits { batch_bytes_max: usize::MAX, record_bytes_max: 4 };
-        assert!(matches!(validate(&bytes, limits), Err(BatchError::RecordTooLarge { .. })));
+        let limits = Limits {
+            batch_bytes_max: 10,
+            record_bytes_max: usize::MAX,
+        };
+        assert!(matches!(
+            validate(&bytes, limits),
+            Err(BatchError::BatchTooLarge { .. })
+        ));
+        let limits = Limits {
+            batch_bytes_max: usize::MAX,
+            record_bytes_max: 4,
+        };
+        assert!(matches!(
+            validate(&bytes, limits),
+            Err(BatchError::RecordTooLarge { .. })
+        ));
     }
 
     #[test]

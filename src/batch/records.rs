@@ -74,7 +74,9 @@ impl<'a> Cursor<'a> {
 
     fn take(&mut self, length: usize) -> Result<&'a [u8], BatchError> {
         if self.bytes.len() < length {
-            return Err(BatchError::BadRecord("field runs past the end of the record"));
+            return Err(BatchError::BadRecord(
+                "field runs past the end of the record",
+            ));
         }
         let (head, rest) = self.bytes.split_at(length);
         self.bytes = rest;
@@ -101,12 +103,17 @@ struct RawRecord<'a> {
 }
 
 /// Splits off the next record of `cursor`, checking that its fields fill its length exactly.
-fn next_record<'a>(cursor: &mut Cursor<'a>, keep_headers: bool) -> Result<(usize, RawRecord<'a>), BatchError> {
+fn next_record<'a>(
+    cursor: &mut Cursor<'a>,
+    keep_headers: bool,
+) -> Result<(usize, RawRecord<'a>), BatchError> {
     let length = cursor.varint()?;
     if length < 0 {
         return Err(BatchError::BadRecord("negative record length"));
     }
-    let mut body = Cursor { bytes: cursor.take(length as usize)? };
+    let mut body = Cursor {
+        bytes: cursor.take(length as usize)?,
+    };
     body.take(1)?; // attributes: unused in v2
     let timestamp_delta = body.varint()?;
     let offset_delta = body.varint()?;
@@ -118,16 +125,26 @@ fn next_record<'a>(cursor: &mut Cursor<'a>, keep_headers: bool) -> Result<(usize
     }
     let mut headers = Vec::new();
     for _ in 0..header_count {
-        let key = body.nullable()?.ok_or(BatchError::BadRecord("null header key"))?;
+        let key = body
+            .nullable()?
+            .ok_or(BatchError::BadRecord("null header key"))?;
         let value = body.nullable()?;
         if keep_headers {
             headers.push((key, value));
         }
     }
     if !body.bytes.is_empty() {
-        return Err(BatchError::BadRecord("record length disagrees with its fields"));
+        return Err(BatchError::BadRecord(
+            "record length disagrees with its fields",
+        ));
     }
-    let record = RawRecord { timestamp_delta, offset_delta, key, value, headers };
+    let record = RawRecord {
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+        headers,
+    };
     Ok((length as usize, record))
 }
 
@@ -159,7 +176,9 @@ fn skip_field(body: &[u8], position: &mut usize) -> Option<()> {
     if length < -1 {
         return None;
     }
-    *position = position.checked_add(length.max(0) as usize).filter(|end| *end <= body.len())?;
+    *position = position
+        .checked_add(length.max(0) as usize)
+        .filter(|end| *end <= body.len())?;
     Some(())
 }
 
@@ -182,7 +201,9 @@ fn check_record_body(body: &[u8], expected_offset_delta: i64) -> Option<()> {
         if key_length < 0 {
             return None;
         }
-        position = position.checked_add(key_length as usize).filter(|end| *end <= body.len())?;
+        position = position
+            .checked_add(key_length as usize)
+            .filter(|end| *end <= body.len())?;
         skip_field(body, &mut position)?;
     }
     (position == body.len()).then_some(())
@@ -191,22 +212,33 @@ fn check_record_body(body: &[u8], expected_offset_delta: i64) -> Option<()> {
 /// Checks that `records` holds exactly `count` well-formed records, none over `record_bytes_max`,
 /// with offset deltas 0, 1, 2, ... as producers write them. This runs on every uncompressed
 /// append, so it is a tight loop of its own rather than the decoder's.
-pub fn check_framing(records: &[u8], count: i32, record_bytes_max: usize) -> Result<(), BatchError> {
+pub fn check_framing(
+    records: &[u8],
+    count: i32,
+    record_bytes_max: usize,
+) -> Result<(), BatchError> {
     let mut position = 0;
     for expected_delta in 0..i64::from(count) {
-        let length = fast_varint(records, &mut position).ok_or(BatchError::BadRecord("record length malformed"))?;
+        let length = fast_varint(records, &mut position)
+            .ok_or(BatchError::BadRecord("record length malformed"))?;
         if length < 1 {
             return Err(BatchError::BadRecord("record length below one byte"));
         }
         let length = length as usize;
         if length > record_bytes_max {
-            return Err(BatchError::RecordTooLarge { size: length, limit: record_bytes_max });
+            return Err(BatchError::RecordTooLarge {
+                size: length,
+                limit: record_bytes_max,
+            });
         }
         let body = records
             .get(position..position + length)
-            .ok_or(BatchError::BadRecord("record runs past the end of the batch"))?;
-        check_record_body(body, expected_delta)
-            .ok_or(BatchError::BadRecord("record fields malformed or offset deltas not 0, 1, 2, ..."))?;
+            .ok_or(BatchError::BadRecord(
+                "record runs past the end of the batch",
+            ))?;
+        check_record_body(body, expected_delta).ok_or(BatchError::BadRecord(
+            "record fields malformed or offset deltas not 0, 1, 2, ...",
+        ))?;
         position += length;
     }
     if position != records.len() {
@@ -258,7 +290,19 @@ mod tests {
 
     #[test]
     fn varint_round_trips_and_sizes() {
-        for value in [0i64, 1, -1, 63, -64, 64, 300, -300, i32::MAX as i64, i64::MIN, i64::MAX] {
+        for value in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            -300,
+            i32::MAX as i64,
+            i64::MIN,
+            i64::MAX,
+        ] {
             let mut out = Vec::new();
             put_varint(&mut out, value);
             assert_eq!(out.len(), varint_len(value), "{value}");
@@ -270,26 +314,49 @@ mod tests {
     fn framing_check_accepts_built_batches_and_refuses_every_truncation() {
         let mut builder = BatchBuilder::new(Compression::None);
         let mut record = Record::new(5, Some(b"key"), Some(&[7u8; 300]));
-        record.headers.push(Header { key: "h".into(), value: None });
+        record.headers.push(Header {
+            key: "h".into(),
+            value: None,
+        });
         builder.push(record);
         builder.push(Record::new(6, None, Some(b"v")));
         let batch = builder.build();
         let records = &batch[HEADER_BYTES..];
         check_framing(records, 2, 1 << 20).unwrap();
-        assert!(check_framing(records, 3, 1 << 20).is_err(), "a missing record");
-        assert!(check_framing(records, 1, 1 << 20).is_err(), "bytes after the last record");
+        assert!(
+            check_framing(records, 3, 1 << 20).is_err(),
+            "a missing record"
+        );
+        assert!(
+            check_framing(records, 1, 1 << 20).is_err(),
+            "bytes after the last record"
+        );
         for cut in 0..records.len() {
-            assert!(check_framing(&records[..cut], 2, 1 << 20).is_err(), "cut at {cut}");
+            assert!(
+                check_framing(&records[..cut], 2, 1 << 20).is_err(),
+                "cut at {cut}"
+            );
         }
-        assert!(matches!(check_framing(records, 2, 100), Err(BatchError::RecordTooLarge { .. })));
+        assert!(matches!(
+            check_framing(records, 2, 100),
+            Err(BatchError::RecordTooLarge { .. })
+        ));
     }
 
     #[test]
     fn decode_returns_what_was_built_for_every_codec() {
-        for codec in [Compression::None, Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let mut builder = BatchBuilder::new(codec);
             let mut record = Record::new(5, Some(b"key"), Some(b"value"));
-            record.headers.push(Header { key: "h".into(), value: Some(Bytes::from_static(b"v")) });
+            record.headers.push(Header {
+                key: "h".into(),
+                value: Some(Bytes::from_static(b"v")),
+            });
             builder.push(record.clone());
             builder.push(Record::new(9, None, None));
             let batch = builder.build();

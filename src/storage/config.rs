@@ -96,22 +96,55 @@ pub const SEGMENT_BYTES_LIMIT: u64 = 2 << 30;
 
 impl LogConfig {
     pub fn batch_limits(&self) -> Limits {
-        Limits { batch_bytes_max: self.batch_bytes_max, record_bytes_max: self.record_bytes_max }
+        Limits {
+            batch_bytes_max: self.batch_bytes_max,
+            record_bytes_max: self.record_bytes_max,
+        }
     }
 
     /// Rejects settings the log cannot honour, with the reason.
     pub fn validate(&self) -> Result<(), String> {
         let checks = [
-            (self.segment_bytes_max >= 1024, "segment_bytes_max must be at least 1024"),
-            (self.segment_bytes_max <= SEGMENT_BYTES_LIMIT, "segment_bytes_max must be at most 2 GiB"),
-            (self.index_interval_bytes >= 1, "index_interval_bytes must be at least 1"),
-            (self.batch_bytes_max >= 64, "batch_bytes_max must be at least 64"),
-            ((self.batch_bytes_max as u64) < SEGMENT_BYTES_LIMIT, "batch_bytes_max must be below 2 GiB"),
-            (self.record_bytes_max >= 1, "record_bytes_max must be at least 1"),
-            (self.pending_bytes_max >= self.batch_bytes_max, "pending_bytes_max must hold one batch"),
-            (self.open_segment_files_max >= 1, "open_segment_files_max must be at least 1"),
-            (self.retention_check_interval_ms >= 1, "retention_check_interval_ms must be at least 1"),
-            (self.flush_interval_ms != Some(0), "flush_interval_ms must be at least 1 (or unset)"),
+            (
+                self.segment_bytes_max >= 1024,
+                "segment_bytes_max must be at least 1024",
+            ),
+            (
+                self.segment_bytes_max <= SEGMENT_BYTES_LIMIT,
+                "segment_bytes_max must be at most 2 GiB",
+            ),
+            (
+                self.index_interval_bytes >= 1,
+                "index_interval_bytes must be at least 1",
+            ),
+            (
+                self.batch_bytes_max >= 64,
+                "batch_bytes_max must be at least 64",
+            ),
+            (
+                (self.batch_bytes_max as u64) < SEGMENT_BYTES_LIMIT,
+                "batch_bytes_max must be below 2 GiB",
+            ),
+            (
+                self.record_bytes_max >= 1,
+                "record_bytes_max must be at least 1",
+            ),
+            (
+                self.pending_bytes_max >= self.batch_bytes_max,
+                "pending_bytes_max must hold one batch",
+            ),
+            (
+                self.open_segment_files_max >= 1,
+                "open_segment_files_max must be at least 1",
+            ),
+            (
+                self.retention_check_interval_ms >= 1,
+                "retention_check_interval_ms must be at least 1",
+            ),
+            (
+                self.flush_interval_ms != Some(0),
+                "flush_interval_ms must be at least 1 (or unset)",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, reason)) => Err((*reason).to_string()),

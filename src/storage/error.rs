@@ -12,13 +12,24 @@ pub enum StorageError {
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] BatchError),
     #[error("offset {requested} is out of range: the log holds [{start}, {end})")]
-    OffsetOutOfRange { requested: u64, start: u64, end: u64 },
+    OffsetOutOfRange {
+        requested: u64,
+        start: u64,
+        end: u64,
+    },
     #[error("disk full: the append was not written")]
     DiskFull,
     #[error("i/o error: {message}")]
-    Io { kind: io::ErrorKind, message: String },
+    Io {
+        kind: io::ErrorKind,
+        message: String,
+    },
     #[error("corrupt data in segment {segment_base_offset} at byte {position}: {detail}")]
-    Corrupt { segment_base_offset: u64, position: u64, detail: String },
+    Corrupt {
+        segment_base_offset: u64,
+        position: u64,
+        detail: String,
+    },
     #[error("the log failed and takes no more appends: {0}")]
     Failed(String),
     #[error("the log is closed")]
@@ -29,10 +40,14 @@ pub enum StorageError {
 
 impl From<io::Error> for StorageError {
     fn from(error: io::Error) -> StorageError {
-        if error.raw_os_error() == Some(libc::ENOSPC) || error.kind() == io::ErrorKind::StorageFull {
+        if error.raw_os_error() == Some(libc::ENOSPC) || error.kind() == io::ErrorKind::StorageFull
+        {
             return StorageError::DiskFull;
         }
-        StorageError::Io { kind: error.kind(), message: error.to_string() }
+        StorageError::Io {
+            kind: error.kind(),
+            message: error.to_string(),
+        }
     }
 }
 

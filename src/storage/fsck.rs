@@ -52,7 +52,11 @@ pub fn inspect(path: &Path, detail: Detail, out: &mut impl Write) -> io::Result<
         report.batches,
         report.records,
         report.bytes,
-        if report.damage.is_empty() { "ok".to_string() } else { format!("{} problem(s)", report.damage.len()) }
+        if report.damage.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("{} problem(s)", report.damage.len())
+        }
     )?;
     Ok(report)
 }
@@ -60,11 +64,20 @@ pub fn inspect(path: &Path, detail: Detail, out: &mut impl Write) -> io::Result<
 fn segment_files(path: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     if path.is_dir() {
         let bases = segment::list_base_offsets(path)?;
-        return Ok(bases.into_iter().map(|base| (base, segment::file_path(path, base, segment::DATA_SUFFIX))).collect());
+        return Ok(bases
+            .into_iter()
+            .map(|base| (base, segment::file_path(path, base, segment::DATA_SUFFIX)))
+            .collect());
     }
-    let stem = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or_default();
     let base = stem.parse().map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not named by a base offset", path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not named by a base offset", path.display()),
+        )
     })?;
     Ok(vec![(base, path.to_path_buf())])
 }
@@ -83,7 +96,9 @@ fn inspect_segment(
     let mut position = 0u64;
     let mut next_offset = base;
     if let Some(expected) = expected_first.filter(|expected| *expected != base) {
-        report.damage.push(format!("segment {base} starts at {base} but the previous one ends at {expected}"));
+        report.damage.push(format!(
+            "segment {base} starts at {base} but the previous one ends at {expected}"
+        ));
     }
     let mut batch_starts = Vec::new();
     let mut buffer = Vec::new();
@@ -98,7 +113,9 @@ fn inspect_segment(
                 break;
             }
             Err(error) => {
-                report.damage.push(format!("segment {base} byte {position}: {error}"));
+                report
+                    .damage
+                    .push(format!("segment {base} byte {position}: {error}"));
                 break;
             }
         };
@@ -107,20 +124,38 @@ fn inspect_segment(
         let info = match batch::validate(&buffer, batch::Limits::UNLIMITED) {
             Ok(info) => info,
             Err(error) => {
-                report.damage.push(format!("segment {base} byte {position}: {error}"));
+                report
+                    .damage
+                    .push(format!("segment {base} byte {position}: {error}"));
                 break;
             }
         };
         if info.base_offset as u64 != next_offset {
-            report.damage.push(format!("segment {base} byte {position}: offset {} where {next_offset} was due", info.base_offset));
+            report.damage.push(format!(
+                "segment {base} byte {position}: offset {} where {next_offset} was due",
+                info.base_offset
+            ));
         }
         if detail != Detail::Quiet {
             writeln!(
                 out,
                 "  offset {}..={} position {} size {} records {} compression {} first_timestamp {} max_timestamp {} producer {}/{} sequence {}{}{}",
-                info.base_offset, info.last_offset, position, size, info.records_count, info.compression.name(),
-                info.first_timestamp, info.max_timestamp, info.producer_id, info.producer_epoch, info.base_sequence,
-                if info.is_transactional { " transactional" } else { "" },
+                info.base_offset,
+                info.last_offset,
+                position,
+                size,
+                info.records_count,
+                info.compression.name(),
+                info.first_timestamp,
+                info.max_timestamp,
+                info.producer_id,
+                info.producer_epoch,
+                info.base_sequence,
+                if info.is_transactional {
+                    " transactional"
+                } else {
+                    ""
+                },
                 if info.is_control { " control" } else { "" },
             )?;
         }
@@ -128,8 +163,20 @@ fn inspect_segment(
             match records::decode(&buffer) {
                 Ok(decoded) => {
                     for stored in decoded {
-                        let show = |bytes: &Option<bytes::Bytes>| bytes.as_ref().map_or("null".to_string(), |b| format!("{:?}", String::from_utf8_lossy(b)));
-                        writeln!(out, "    record {} timestamp {} key {} value {} headers {}", stored.offset, stored.record.timestamp_ms, show(&stored.record.key), show(&stored.record.value), stored.record.headers.len())?;
+                        let show = |bytes: &Option<bytes::Bytes>| {
+                            bytes.as_ref().map_or("null".to_string(), |b| {
+                                format!("{:?}", String::from_utf8_lossy(b))
+                            })
+                        };
+                        writeln!(
+                            out,
+                            "    record {} timestamp {} key {} value {} headers {}",
+                            stored.offset,
+                            stored.record.timestamp_ms,
+                            show(&stored.record.key),
+                            show(&stored.record.value),
+                            stored.record.headers.len()
+                        )?;
                     }
                 }
                 Err(error) => writeln!(out, "    records not decodable: {error}")?,
@@ -148,13 +195,22 @@ fn inspect_segment(
 
 /// Every index entry must point at a batch boundary holding the offset it names, and carry the
 /// largest timestamp of the batches before it.
-fn check_index(data_path: &Path, base: u64, data_bytes: u64, batch_starts: &[(u64, u64, i64)], report: &mut Report) {
+fn check_index(
+    data_path: &Path,
+    base: u64,
+    data_bytes: u64,
+    batch_starts: &[(u64, u64, i64)],
+    report: &mut Report,
+) {
     let dir = data_path.parent().unwrap_or(Path::new("."));
     let offsets = fs::read(segment::file_path(dir, base, OFFSET_INDEX_SUFFIX)).unwrap_or_default();
     let times = fs::read(segment::file_path(dir, base, TIME_INDEX_SUFFIX)).unwrap_or_default();
     let (index, whole) = SparseIndex::decode(&offsets, &times, data_bytes);
     if !whole {
-        report.damage.push(format!("segment {base}: index files are damaged past entry {}", index.len()));
+        report.damage.push(format!(
+            "segment {base}: index files are damaged past entry {}",
+            index.len()
+        ));
     }
     let mut max_before = -1i64;
     let mut batches = batch_starts.iter().peekable();

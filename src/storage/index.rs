@@ -10,14 +10,18 @@
 use zerocopy::little_endian::{I64, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq,
+)]
 #[repr(C)]
 pub struct OffsetEntry {
     pub relative_offset: U32,
     pub position: U32,
 }
 
-#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq,
+)]
 #[repr(C)]
 pub struct TimeEntry {
     pub max_timestamp_before: I64,
@@ -45,14 +49,22 @@ impl SparseIndex {
     }
 
     pub fn last(&self) -> Option<(u32, u32)> {
-        self.offsets.last().map(|entry| (entry.relative_offset.get(), entry.position.get()))
+        self.offsets
+            .last()
+            .map(|entry| (entry.relative_offset.get(), entry.position.get()))
     }
 
     pub fn push(&mut self, relative_offset: u32, position: u32, max_timestamp_before: i64) {
         if let Some((last_offset, last_position)) = self.last() {
-            assert!(relative_offset > last_offset && position > last_position, "index goes forward");
+            assert!(
+                relative_offset > last_offset && position > last_position,
+                "index goes forward"
+            );
         }
-        self.offsets.push(OffsetEntry { relative_offset: relative_offset.into(), position: position.into() });
+        self.offsets.push(OffsetEntry {
+            relative_offset: relative_offset.into(),
+            position: position.into(),
+        });
         self.times.push(TimeEntry {
             max_timestamp_before: max_timestamp_before.into(),
             relative_offset: relative_offset.into(),
@@ -62,37 +74,57 @@ impl SparseIndex {
 
     /// The position of the last indexed batch starting at or before `relative_offset` (0 if none).
     pub fn position_for_offset(&self, relative_offset: u32) -> u32 {
-        let after = self.offsets.partition_point(|entry| entry.relative_offset.get() <= relative_offset);
-        after.checked_sub(1).map_or(0, |index| self.offsets[index].position.get())
+        let after = self
+            .offsets
+            .partition_point(|entry| entry.relative_offset.get() <= relative_offset);
+        after
+            .checked_sub(1)
+            .map_or(0, |index| self.offsets[index].position.get())
     }
 
     /// Where a scan for the first batch with a timestamp >= `timestamp` may start: every batch
     /// before the returned position is older.
     pub fn position_for_timestamp(&self, timestamp: i64) -> u32 {
-        let after = self.times.partition_point(|entry| entry.max_timestamp_before.get() < timestamp);
-        after.checked_sub(1).map_or(0, |index| self.times[index].position.get())
+        let after = self
+            .times
+            .partition_point(|entry| entry.max_timestamp_before.get() < timestamp);
+        after
+            .checked_sub(1)
+            .map_or(0, |index| self.times[index].position.get())
     }
 
     /// The file bytes of entries `from..`, for appending to the two index files.
     pub fn encode_from(&self, from: usize) -> (Vec<u8>, Vec<u8>) {
-        (self.offsets[from..].as_bytes().to_vec(), self.times[from..].as_bytes().to_vec())
+        (
+            self.offsets[from..].as_bytes().to_vec(),
+            self.times[from..].as_bytes().to_vec(),
+        )
     }
 
     /// Reads both index files' bytes, keeping the longest prefix that is well-formed: whole
     /// entries, the two files agreeing, strictly increasing, positions inside `data_bytes`.
     /// Returns the index and whether the files were kept whole.
     pub fn decode(offset_bytes: &[u8], time_bytes: &[u8], data_bytes: u64) -> (SparseIndex, bool) {
-        let offsets = <[OffsetEntry]>::ref_from_prefix_with_elems(offset_bytes, offset_bytes.len() / OFFSET_ENTRY_BYTES)
-            .map(|(entries, _)| entries)
-            .unwrap_or_default();
-        let times = <[TimeEntry]>::ref_from_prefix_with_elems(time_bytes, time_bytes.len() / TIME_ENTRY_BYTES)
-            .map(|(entries, _)| entries)
-            .unwrap_or_default();
+        let offsets = <[OffsetEntry]>::ref_from_prefix_with_elems(
+            offset_bytes,
+            offset_bytes.len() / OFFSET_ENTRY_BYTES,
+        )
+        .map(|(entries, _)| entries)
+        .unwrap_or_default();
+        let times = <[TimeEntry]>::ref_from_prefix_with_elems(
+            time_bytes,
+            time_bytes.len() / TIME_ENTRY_BYTES,
+        )
+        .map(|(entries, _)| entries)
+        .unwrap_or_default();
         let mut index = SparseIndex::default();
         for (offset, time) in offsets.iter().zip(times) {
             let (relative_offset, position) = (offset.relative_offset.get(), offset.position.get());
-            let forward = index.last().is_none_or(|(o, p)| relative_offset > o && position > p);
-            let agree = time.relative_offset.get() == relative_offset && time.position.get() == position;
+            let forward = index
+                .last()
+                .is_none_or(|(o, p)| relative_offset > o && position > p);
+            let agree =
+                time.relative_offset.get() == relative_offset && time.position.get() == position;
             let monotonic_time = index.times.last().is_none_or(|last| {
                 time.max_timestamp_before.get() >= last.max_timestamp_before.get()
             });
@@ -111,14 +143,20 @@ impl SparseIndex {
 
     /// Drops every entry at or past `position` (the data was cut there).
     pub fn truncate_to_position(&mut self, position: u64) {
-        let keep = self.offsets.partition_point(|entry| u64::from(entry.position.get()) < position);
+        let keep = self
+            .offsets
+            .partition_point(|entry| u64::from(entry.position.get()) < position);
         self.offsets.truncate(keep);
         self.times.truncate(keep);
     }
 
     pub fn entries(&self) -> impl Iterator<Item = (u32, u32, i64)> + '_ {
         self.times.iter().map(|entry| {
-            (entry.relative_offset.get(), entry.position.get(), entry.max_timestamp_before.get())
+            (
+                entry.relative_offset.get(),
+                entry.position.get(),
+                entry.max_timestamp_before.get(),
+            )
         })
     }
 }
@@ -152,7 +190,10 @@ mod tests {
     fn decode_keeps_the_valid_prefix() {
         let index = sample();
         let (offsets, times) = index.encode_from(0);
-        assert_eq!(SparseIndex::decode(&offsets, &times, 1 << 20), (index.clone(), true));
+        assert_eq!(
+            SparseIndex::decode(&offsets, &times, 1 << 20),
+            (index.clone(), true)
+        );
         // An entry pointing past the data, as after a torn data write, is dropped.
         let (cut, whole) = SparseIndex::decode(&offsets, &times, 10_000);
         assert!(!whole);

@@ -113,6 +113,10 @@ struct State {
     last_sync: Instant,
     pending: VecDeque<PendingAppend>,
     pending_bytes: usize,
+    /// Appends waiting for queue space, in arrival order: only the first may go in, so that
+    /// waiting never reorders a producer's appends.
+    space_queue: VecDeque<u64>,
+    next_ticket: u64,
     tail: TailCache,
     /// Set when the log can no longer guarantee what it wrote (an fdatasync failed).
     failure: Option<StorageError>,
@@ -160,11 +164,18 @@ impl PendingAppend {
 impl PartitionLog {
     /// Opens (recovering) or creates the log in `dir`, and starts its flusher and retention
     /// tasks on the current thread's runtime. `labels` name the partition in metrics.
-    pub async fn open(dir: &Path, config: LogConfig, labels: Vec<(String, String)>) -> Result<PartitionLog> {
+    pub async fn open(
+        dir: &Path,
+        config: LogConfig,
+        labels: Vec<(String, String)>,
+    ) -> Result<PartitionLog> {
         config.validate().map_err(StorageError::InvalidConfig)?;
         fs::create_dir_all(dir)?;
         let segments = recover_segments(dir, &config)?;
-        let active = segments.values().next_back().expect("recovery leaves at least one segment");
+        let active = segments
+            .values()
+            .next_back()
+            .expect("recovery leaves at least one segment");
         let active_files = ActiveFiles::open(dir, active).await?;
         // What a crashed process left in the page cache is made durable before anyone builds on it.
         active_files.data.sync_data().await?;
@@ -180,6 +191,8 @@ impl PartitionLog {
             last_sync: Instant::now(),
             pending: VecDeque::new(),
             pending_bytes: 0,
+            space_queue: VecDeque::new(),
+            next_ticket: 0,
             tail: TailCache::new(config.tail_cache_bytes_max),
             failure: None,
             closing: false,
@@ -234,7 +247,13 @@ impl PartitionLog {
 
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
-        self.shared.state.borrow().segments.keys().copied().collect()
+        self.shared
+            .state
+            .borrow()
+            .segments
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Appends one or more record batches laid end to end in `records`. Offsets are assigned in
@@ -250,7 +269,7 @@ impl PartitionLog {
         if batches.is_empty() {
             return Err(batch::BatchError::Empty.into());
         }
-        self.wait_for_queue_space(records.len()).await?;
+        let place_in_line = self.wait_for_queue_space(records.len()).await?;
 
         let shared = &self.shared;
         let mut state = shared.state.borrow_mut();
@@ -288,8 +307,15 @@ impl PartitionLog {
         };
         state.pending_bytes += records.len();
         shared.metrics.pending_bytes.set(state.pending_bytes as f64);
-        state.pending.push_back(PendingAppend { bytes: records.freeze(), batches, ack, level, reply });
+        state.pending.push_back(PendingAppend {
+            bytes: records.freeze(),
+            batches,
+            ack,
+            level,
+            reply,
+        });
         drop(state);
+        drop(place_in_line);
         shared.work.notify();
         match answer {
             None => Ok(ack),
@@ -297,20 +323,36 @@ impl PartitionLog {
         }
     }
 
-    /// Backpressure: waits while the queue of unwritten appends is full. An append larger than
-    /// the whole queue goes in alone, when the queue is empty.
-    async fn wait_for_queue_space(&self, bytes: usize) -> Result<()> {
+    /// Backpressure: waits while the queue of unwritten appends is full, first come first
+    /// served. An append larger than the whole queue goes in alone, when the queue is empty.
+    /// Returns the caller's place in line, which it holds until it has queued its append.
+    async fn wait_for_queue_space(&self, bytes: usize) -> Result<Option<SpaceTicket<'_>>> {
+        let shared = &*self.shared;
+        let fits = |state: &State| {
+            state.pending_bytes == 0
+                || state.pending_bytes + bytes <= shared.config.pending_bytes_max
+        };
+        let ticket = {
+            let mut state = shared.state.borrow_mut();
+            state.check_open()?;
+            if state.space_queue.is_empty() && fits(&state) {
+                return Ok(None);
+            }
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.space_queue.push_back(ticket);
+            SpaceTicket { shared, ticket }
+        };
+        shared.metrics.backpressure_waits.increment(1);
         loop {
-            let space = self.shared.space.wait();
+            let space = shared.space.wait();
             {
-                let state = self.shared.state.borrow();
+                let state = shared.state.borrow();
                 state.check_open()?;
-                let fits = state.pending_bytes + bytes <= self.shared.config.pending_bytes_max;
-                if state.pending_bytes == 0 || fits {
-                    return Ok(());
+                if state.space_queue.front() == Some(&ticket.ticket) && fits(&state) {
+                    return Ok(Some(ticket));
                 }
             }
-            self.shared.metrics.backpressure_waits.increment(1);
             space.await;
         }
     }
@@ -339,10 +381,16 @@ impl PartitionLog {
                 }
                 if let Some(chunks) = state.tail.read(offset, max_bytes) {
                     let metrics = &self.shared.metrics;
-                    metrics.read_bytes_cache.increment(chunks.iter().map(|c| c.len() as u64).sum());
+                    metrics
+                        .read_bytes_cache
+                        .increment(chunks.iter().map(|c| c.len() as u64).sum());
                     return Ok(ReadResult { chunks, ..result });
                 }
-                let (base, segment) = state.segments.range(..=offset).next_back().expect("offset is in the log");
+                let (base, segment) = state
+                    .segments
+                    .range(..=offset)
+                    .next_back()
+                    .expect("offset is in the log");
                 let relative = u32::try_from(offset - base).expect("segment offsets fit in u32");
                 let plan = SegmentRead {
                     base_offset: *base,
@@ -351,15 +399,33 @@ impl PartitionLog {
                 };
                 (plan, result)
             };
-            let Some(file) = self.segment_file(plan.base_offset).await? else { continue };
-            let found = plan.find(&file, |header| header.base_offset.get() + i64::from(header.last_offset_delta.get()) >= offset as i64).await?;
-            let Some((position, first_size)) = found else { return Ok(result) };
-            let chunk = plan.read_whole_batches(&file, position, first_size, max_bytes).await?;
-            self.shared.metrics.read_bytes_disk.increment(chunk.len() as u64);
+            let Some(file) = self.segment_file(plan.base_offset).await? else {
+                continue;
+            };
+            let found = plan
+                .find(&file, |header| {
+                    header.base_offset.get() + i64::from(header.last_offset_delta.get())
+                        >= offset as i64
+                })
+                .await?;
+            let Some((position, first_size)) = found else {
+                return Ok(result);
+            };
+            let chunk = plan
+                .read_whole_batches(&file, position, first_size, max_bytes)
+                .await?;
+            self.shared
+                .metrics
+                .read_bytes_disk
+                .increment(chunk.len() as u64);
             result.chunks.push(chunk);
             return Ok(result);
         }
-        Err(StorageError::OffsetOutOfRange { requested: offset, start: self.log_start_offset(), end: self.high_watermark() })
+        Err(StorageError::OffsetOutOfRange {
+            requested: offset,
+            start: self.log_start_offset(),
+            end: self.high_watermark(),
+        })
     }
 
     /// The base offset of the first batch whose timestamp is at or after `timestamp_ms`, or None
@@ -368,17 +434,28 @@ impl PartitionLog {
         for _ in 0..3 {
             let plan = {
                 let state = self.shared.state.borrow();
-                let found = state.segments.values().find(|segment| segment.max_timestamp >= timestamp_ms);
-                let Some(segment) = found else { return Ok(None) };
+                let found = state
+                    .segments
+                    .values()
+                    .find(|segment| segment.max_timestamp >= timestamp_ms);
+                let Some(segment) = found else {
+                    return Ok(None);
+                };
                 SegmentRead {
                     base_offset: segment.base_offset,
                     position: u64::from(segment.index.position_for_timestamp(timestamp_ms)),
                     end: segment.size_bytes,
                 }
             };
-            let Some(file) = self.segment_file(plan.base_offset).await? else { continue };
-            let found = plan.find(&file, |header| header.max_timestamp.get() >= timestamp_ms).await?;
-            let Some((position, _)) = found else { return Ok(None) };
+            let Some(file) = self.segment_file(plan.base_offset).await? else {
+                continue;
+            };
+            let found = plan
+                .find(&file, |header| header.max_timestamp.get() >= timestamp_ms)
+                .await?;
+            let Some((position, _)) = found else {
+                return Ok(None);
+            };
             let head = file.read_exact_at(HEADER_BYTES, position).await?;
             let header = batch::header(&head).expect("read a whole header");
             return Ok(Some(header.base_offset.get() as u64));
@@ -435,7 +512,11 @@ impl PartitionLog {
             if state.segments.keys().next_back() == Some(&base_offset) {
                 return Ok(Some(state.active.data.clone()));
             }
-            if let Some(index) = state.read_files.iter().position(|(base, _)| *base == base_offset) {
+            if let Some(index) = state
+                .read_files
+                .iter()
+                .position(|(base, _)| *base == base_offset)
+            {
                 let entry = state.read_files.remove(index);
                 let file = entry.1.clone();
                 state.read_files.push(entry);
@@ -460,6 +541,23 @@ impl PartitionLog {
     }
 }
 
+/// A place in the line for queue space; leaving (or being dropped while waiting) lets the next in.
+struct SpaceTicket<'a> {
+    shared: &'a Shared,
+    ticket: u64,
+}
+
+impl Drop for SpaceTicket<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .state
+            .borrow_mut()
+            .space_queue
+            .retain(|ticket| *ticket != self.ticket);
+        self.shared.space.notify();
+    }
+}
+
 /// Where in one segment a read or a timestamp lookup starts scanning.
 struct SegmentRead {
     base_offset: u64,
@@ -470,12 +568,20 @@ struct SegmentRead {
 
 impl SegmentRead {
     fn corrupt(&self, position: u64, detail: impl ToString) -> StorageError {
-        StorageError::Corrupt { segment_base_offset: self.base_offset, position, detail: detail.to_string() }
+        StorageError::Corrupt {
+            segment_base_offset: self.base_offset,
+            position,
+            detail: detail.to_string(),
+        }
     }
 
     /// The position and size of the first batch from `self.position` whose header satisfies
     /// `wanted`, reading headers only (bodies of skipped batches are never read).
-    async fn find(&self, file: &File, wanted: impl Fn(&batch::BatchHeader) -> bool) -> Result<Option<(u64, usize)>> {
+    async fn find(
+        &self,
+        file: &File,
+        wanted: impl Fn(&batch::BatchHeader) -> bool,
+    ) -> Result<Option<(u64, usize)>> {
         let mut position = self.position;
         while position < self.end {
             let length = (self.end - position).min(SCAN_CHUNK_BYTES) as usize;
@@ -486,7 +592,8 @@ impl SegmentRead {
             let mut cursor = 0;
             while chunk.len() - cursor >= HEADER_BYTES {
                 let here = position + cursor as u64;
-                let size = batch::framed_size(&chunk[cursor..]).map_err(|e| self.corrupt(here, e))?;
+                let size =
+                    batch::framed_size(&chunk[cursor..]).map_err(|e| self.corrupt(here, e))?;
                 let header = batch::header(&chunk[cursor..]).map_err(|e| self.corrupt(here, e))?;
                 if wanted(header) {
                     return Ok(Some((here, size)));
@@ -500,7 +607,13 @@ impl SegmentRead {
 
     /// Whole batches from `position` up to `max_bytes` (at least the first, of `first_size`),
     /// each checked against its CRC: a reader gets an error, never wrong bytes.
-    async fn read_whole_batches(&self, file: &File, position: u64, first_size: usize, max_bytes: usize) -> Result<Bytes> {
+    async fn read_whole_batches(
+        &self,
+        file: &File,
+        position: u64,
+        first_size: usize,
+        max_bytes: usize,
+    ) -> Result<Bytes> {
         let length = (self.end - position).min(max_bytes.max(first_size) as u64) as usize;
         let chunk = file.read_exact_at(length, position).await?;
         let mut taken = 0;
@@ -525,15 +638,25 @@ impl SegmentRead {
 
 impl State {
     fn log_start_offset(&self) -> u64 {
-        *self.segments.keys().next().expect("a log has at least one segment")
+        *self
+            .segments
+            .keys()
+            .next()
+            .expect("a log has at least one segment")
     }
 
     fn size_bytes(&self) -> u64 {
-        self.segments.values().map(|segment| segment.size_bytes).sum()
+        self.segments
+            .values()
+            .map(|segment| segment.size_bytes)
+            .sum()
     }
 
     fn active_segment(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log has an active segment")
     }
 
     fn check_open(&self) -> Result<()> {
@@ -551,7 +674,9 @@ impl Shared {
     fn publish_gauges(&self) {
         let state = self.state.borrow();
         let metrics = &self.metrics;
-        metrics.log_start_offset.set(state.log_start_offset() as f64);
+        metrics
+            .log_start_offset
+            .set(state.log_start_offset() as f64);
         metrics.log_end_offset.set(state.high_watermark as f64);
         metrics.segments.set(state.segments.len() as f64);
         metrics.size_bytes.set(state.size_bytes() as f64);
@@ -591,7 +716,9 @@ impl Shared {
             info!(dir = %self.dir.display(), segment = base, "retention deleted segment");
         }
         if !doomed.is_empty() {
-            self.metrics.retention_deleted_segments.increment(doomed.len() as u64);
+            self.metrics
+                .retention_deleted_segments
+                .increment(doomed.len() as u64);
             self.publish_gauges();
         }
         Ok(doomed.len())
@@ -654,7 +781,11 @@ async fn run_flusher(shared: Rc<Shared>) {
 fn next_step(shared: &Shared) -> Step {
     let mut state = shared.state.borrow_mut();
     if state.failure.is_some() {
-        return if state.closing { Step::Stop } else { Step::Wait(None) };
+        return if state.closing {
+            Step::Stop
+        } else {
+            Step::Wait(None)
+        };
     }
     if !state.pending.is_empty() {
         let group: Vec<PendingAppend> = state.pending.drain(..).collect();
@@ -696,8 +827,10 @@ async fn write_group(shared: &Rc<Shared>, group: Vec<PendingAppend>) {
             let segment = state.active_segment();
             let projected = segment.size_bytes + run_bytes;
             let too_big = projected + append.bytes.len() as u64 > shared.config.segment_bytes_max;
-            let too_old = segment.opened_at.elapsed() >= Duration::from_millis(shared.config.segment_age_ms_max);
-            let too_many_offsets = append.ack.last_offset - segment.base_offset > u64::from(u32::MAX) / 2;
+            let too_old = segment.opened_at.elapsed()
+                >= Duration::from_millis(shared.config.segment_age_ms_max);
+            let too_many_offsets =
+                append.ack.last_offset - segment.base_offset > u64::from(u32::MAX) / 2;
             projected > 0 && (too_big || too_old || too_many_offsets)
         };
         if roll || run.len() == WRITE_BUFFERS_MAX {
@@ -755,11 +888,16 @@ async fn write_run(
         // Whatever part of the run reached the file is cut, so the file ends on a whole batch.
         let error = match file.set_len(position).await {
             Ok(()) => StorageError::from(error),
-            Err(cut) => shared.fail(format!("write failed ({error}) and the file could not be cut back ({cut})")),
+            Err(cut) => shared.fail(format!(
+                "write failed ({error}) and the file could not be cut back ({cut})"
+            )),
         };
         return Err((error, run));
     }
-    shared.metrics.write_seconds.record(started.elapsed().as_secs_f64());
+    shared
+        .metrics
+        .write_seconds
+        .record(started.elapsed().as_secs_f64());
     shared.metrics.flush_bytes.record(bytes as f64);
 
     {
@@ -771,14 +909,24 @@ async fn write_run(
                 state.active_segment().push_batch(info, interval);
                 let end = start + info.size_bytes;
                 let next = info.last_offset as u64 + 1;
-                state.tail.push(info.base_offset as u64, next, append.bytes.slice(start..end));
+                state.tail.push(
+                    info.base_offset as u64,
+                    next,
+                    append.bytes.slice(start..end),
+                );
                 start = end;
-                shared.metrics.appended_records.increment(u64::from(info.records_count as u32));
+                shared
+                    .metrics
+                    .appended_records
+                    .increment(u64::from(info.records_count as u32));
             }
         }
         state.high_watermark = state.active_segment().next_offset;
         shared.metrics.appended_bytes.increment(bytes);
-        shared.metrics.appended_batches.increment(run.iter().map(|a| a.batches.len() as u64).sum());
+        shared
+            .metrics
+            .appended_batches
+            .increment(run.iter().map(|a| a.batches.len() as u64).sum());
     }
     shared.publish_gauges();
     shared.data.notify();
@@ -807,10 +955,19 @@ async fn persist_index(shared: &Rc<Shared>, entries_min: usize) {
         let (offsets, times) = segment.index.encode_from(from);
         let entries = segment.index.len();
         state.active.index_entries_persisted = entries;
-        (offsets, times, state.active.offset_index.clone(), state.active.time_index.clone(), from)
+        (
+            offsets,
+            times,
+            state.active.offset_index.clone(),
+            state.active.time_index.clone(),
+            from,
+        )
     };
     let written = futures_util::future::join(
-        offset_file.write_all_at(vec![Bytes::from(offsets)], (from * OFFSET_ENTRY_BYTES) as u64),
+        offset_file.write_all_at(
+            vec![Bytes::from(offsets)],
+            (from * OFFSET_ENTRY_BYTES) as u64,
+        ),
         time_file.write_all_at(vec![Bytes::from(times)], (from * TIME_ENTRY_BYTES) as u64),
     )
     .await;
@@ -860,7 +1017,10 @@ async fn sync(shared: &Rc<Shared>) -> Result<()> {
     if let Err(error) = file.sync_data().await {
         return Err(shared.fail(format!("fdatasync failed: {error}")));
     }
-    shared.metrics.fsync_seconds.record(started.elapsed().as_secs_f64());
+    shared
+        .metrics
+        .fsync_seconds
+        .record(started.elapsed().as_secs_f64());
     let mut state = shared.state.borrow_mut();
     state.synced_offset = state.synced_offset.max(target);
     state.last_sync = Instant::now();
@@ -873,13 +1033,19 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
     persist_index(shared, 0).await;
     let (old, new_base, old_base) = {
         let mut state = shared.state.borrow_mut();
-        let files = (state.active.data.clone(), state.active.offset_index.clone(), state.active.time_index.clone());
+        let files = (
+            state.active.data.clone(),
+            state.active.offset_index.clone(),
+            state.active.time_index.clone(),
+        );
         let old_base = state.active_segment().base_offset;
         (files, state.high_watermark, old_base)
     };
     for file in [&old.0, &old.1, &old.2] {
         if let Err(error) = file.sync_data().await {
-            return Err(shared.fail(format!("fdatasync while sealing segment {old_base} failed: {error}")));
+            return Err(shared.fail(format!(
+                "fdatasync while sealing segment {old_base} failed: {error}"
+            )));
         }
     }
     segment::create_files(&shared.dir, new_base)?;
@@ -955,7 +1121,9 @@ fn recover_segments(dir: &Path, config: &LogConfig) -> Result<BTreeMap<u64, Segm
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 /// The log's metric handles, registered once per partition with its labels.
@@ -981,7 +1149,10 @@ struct LogMetrics {
 
 impl LogMetrics {
     fn new(labels: &[(String, String)]) -> LogMetrics {
-        let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(k.clone(), v.clone())).collect();
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|(k, v)| Label::new(k.clone(), v.clone()))
+            .collect();
         let with_source = |source: &'static str| {
             let mut labels = labels.clone();
             labels.push(Label::new("source", source));
@@ -989,13 +1160,28 @@ impl LogMetrics {
         };
         LogMetrics {
             appended_bytes: metrics::counter!("ringmq_log_appended_bytes_total", labels.clone()),
-            appended_records: metrics::counter!("ringmq_log_appended_records_total", labels.clone()),
-            appended_batches: metrics::counter!("ringmq_log_appended_batches_total", labels.clone()),
-            read_bytes_cache: metrics::counter!("ringmq_log_read_bytes_total", with_source("cache")),
+            appended_records: metrics::counter!(
+                "ringmq_log_appended_records_total",
+                labels.clone()
+            ),
+            appended_batches: metrics::counter!(
+                "ringmq_log_appended_batches_total",
+                labels.clone()
+            ),
+            read_bytes_cache: metrics::counter!(
+                "ringmq_log_read_bytes_total",
+                with_source("cache")
+            ),
             read_bytes_disk: metrics::counter!("ringmq_log_read_bytes_total", with_source("disk")),
             write_failures: metrics::counter!("ringmq_log_write_failures_total", labels.clone()),
-            backpressure_waits: metrics::counter!("ringmq_log_backpressure_waits_total", labels.clone()),
-            retention_deleted_segments: metrics::counter!("ringmq_log_retention_deleted_segments_total", labels.clone()),
+            backpressure_waits: metrics::counter!(
+                "ringmq_log_backpressure_waits_total",
+                labels.clone()
+            ),
+            retention_deleted_segments: metrics::counter!(
+                "ringmq_log_retention_deleted_segments_total",
+                labels.clone()
+            ),
             flush_bytes: metrics::histogram!("ringmq_log_flush_bytes", labels.clone()),
             write_seconds: metrics::histogram!("ringmq_log_write_seconds", labels.clone()),
             fsync_seconds: metrics::histogram!("ringmq_log_fsync_seconds", labels.clone()),

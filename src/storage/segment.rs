@@ -29,7 +29,9 @@ pub fn list_base_offsets(dir: &Path) -> io::Result<Vec<u64>> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name.strip_suffix(".log") else { continue };
+        let Some(stem) = name.strip_suffix(".log") else {
+            continue;
+        };
         if stem.len() == 20 && stem.bytes().all(|byte| byte.is_ascii_digit()) {
             bases.push(stem.parse().expect("20 ascii digits fit in u64"));
         }
@@ -76,9 +78,13 @@ impl Segment {
     /// index the writer made.
     pub fn push_batch(&mut self, info: &BatchInfo, index_interval_bytes: u64) {
         let base = info.base_offset as u64;
-        assert_eq!(base, self.next_offset, "batches in a segment are contiguous");
+        assert_eq!(
+            base, self.next_offset,
+            "batches in a segment are contiguous"
+        );
         if self.bytes_since_index_entry >= index_interval_bytes {
-            let relative = u32::try_from(base - self.base_offset).expect("segment rolls before 2^32 offsets");
+            let relative =
+                u32::try_from(base - self.base_offset).expect("segment rolls before 2^32 offsets");
             let position = u32::try_from(self.size_bytes).expect("segment is below 4 GiB");
             self.index.push(relative, position, self.max_timestamp);
             self.bytes_since_index_entry = 0;
@@ -107,9 +113,13 @@ pub struct Recovered {
 /// Checks the segment at `base_offset` in `dir` against its files and repairs what it must.
 pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::Result<Recovered> {
     let data_path = file_path(dir, base_offset, DATA_SUFFIX);
-    let mut data = fs::OpenOptions::new().read(true).write(true).open(&data_path)?;
+    let mut data = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&data_path)?;
     let data_bytes = data.metadata()?.len();
-    let offset_bytes = fs::read(file_path(dir, base_offset, OFFSET_INDEX_SUFFIX)).unwrap_or_default();
+    let offset_bytes =
+        fs::read(file_path(dir, base_offset, OFFSET_INDEX_SUFFIX)).unwrap_or_default();
     let time_bytes = fs::read(file_path(dir, base_offset, TIME_INDEX_SUFFIX)).unwrap_or_default();
     let (index, index_whole) = SparseIndex::decode(&offset_bytes, &time_bytes, data_bytes);
 
@@ -120,9 +130,21 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
         segment.index = index.clone();
         segment.size_bytes = u64::from(position);
         segment.next_offset = base_offset + u64::from(relative);
-        segment.max_timestamp = index.entries().last().map_or(-1, |(_, _, timestamp)| timestamp);
-        let outcome = scan_batches(&mut data, data_bytes, &mut segment, index_interval_bytes, true)?;
-        if outcome.as_ref().is_none_or(|(position, _)| *position > u64::from(position_of_last(&index))) {
+        segment.max_timestamp = index
+            .entries()
+            .last()
+            .map_or(-1, |(_, _, timestamp)| timestamp);
+        let outcome = scan_batches(
+            &mut data,
+            data_bytes,
+            &mut segment,
+            index_interval_bytes,
+            true,
+        )?;
+        if outcome
+            .as_ref()
+            .is_none_or(|(position, _)| *position > u64::from(position_of_last(&index)))
+        {
             scan = Some((segment, outcome));
         }
     }
@@ -131,7 +153,13 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
         Some(found) => found,
         None => {
             let mut segment = Segment::empty(base_offset);
-            let outcome = scan_batches(&mut data, data_bytes, &mut segment, index_interval_bytes, false)?;
+            let outcome = scan_batches(
+                &mut data,
+                data_bytes,
+                &mut segment,
+                index_interval_bytes,
+                false,
+            )?;
             (segment, outcome)
         }
     };
@@ -146,7 +174,11 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
     if index_rebuilt || damage.is_some() || segment.index != index {
         write_index_files(dir, &segment)?;
     }
-    Ok(Recovered { segment, damage, index_rebuilt })
+    Ok(Recovered {
+        segment,
+        damage,
+        index_rebuilt,
+    })
 }
 
 fn position_of_last(index: &SparseIndex) -> u32 {
@@ -171,7 +203,10 @@ fn scan_batches(
         let position = segment.size_bytes;
         let remaining = data_bytes - position;
         if remaining < LOG_OVERHEAD_BYTES as u64 {
-            return Ok(Some((position, format!("{remaining} trailing bytes, less than a batch header"))));
+            return Ok(Some((
+                position,
+                format!("{remaining} trailing bytes, less than a batch header"),
+            )));
         }
         buffer.resize(LOG_OVERHEAD_BYTES, 0);
         reader.read_exact(&mut buffer)?;
@@ -180,7 +215,10 @@ fn scan_batches(
             Err(error) => return Ok(Some((position, error.to_string()))),
         };
         if size as u64 > remaining {
-            return Ok(Some((position, format!("torn batch: {size} bytes declared, {remaining} present"))));
+            return Ok(Some((
+                position,
+                format!("torn batch: {size} bytes declared, {remaining} present"),
+            )));
         }
         buffer.resize(size, 0);
         reader.read_exact(&mut buffer[LOG_OVERHEAD_BYTES..])?;
@@ -189,7 +227,10 @@ fn scan_batches(
             Err(error) => return Ok(Some((position, error.to_string()))),
         };
         if info.base_offset < 0 || info.base_offset as u64 != segment.next_offset {
-            let reason = format!("offset {} where {} was due", info.base_offset, segment.next_offset);
+            let reason = format!(
+                "offset {} where {} was due",
+                info.base_offset, segment.next_offset
+            );
             return Ok(Some((position, reason)));
         }
         if first {
@@ -218,7 +259,11 @@ pub fn write_index_files(dir: &Path, segment: &Segment) -> io::Result<()> {
 /// Creates the three empty files of a new segment.
 pub fn create_files(dir: &Path, base_offset: u64) -> io::Result<()> {
     for suffix in [DATA_SUFFIX, OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        fs::OpenOptions::new().write(true).create(true).truncate(false).open(file_path(dir, base_offset, suffix))?;
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(file_path(dir, base_offset, suffix))?;
     }
     Ok(())
 }

@@ -20,7 +20,11 @@ pub struct TailCache {
 
 impl TailCache {
     pub fn new(bytes_max: usize) -> TailCache {
-        TailCache { batches: VecDeque::new(), bytes: 0, bytes_max }
+        TailCache {
+            batches: VecDeque::new(),
+            bytes: 0,
+            bytes_max,
+        }
     }
 
     pub fn bytes(&self) -> usize {
@@ -30,12 +34,22 @@ impl TailCache {
     /// Adds the batch that follows the newest cached one, evicting the oldest to stay in bounds.
     pub fn push(&mut self, base_offset: u64, next_offset: u64, bytes: Bytes) {
         if let Some(last) = self.batches.back() {
-            assert_eq!(last.next_offset, base_offset, "cached batches are contiguous");
+            assert_eq!(
+                last.next_offset, base_offset,
+                "cached batches are contiguous"
+            );
         }
         self.bytes += bytes.len();
-        self.batches.push_back(CachedBatch { base_offset, next_offset, bytes });
+        self.batches.push_back(CachedBatch {
+            base_offset,
+            next_offset,
+            bytes,
+        });
         while self.bytes > self.bytes_max {
-            let evicted = self.batches.pop_front().expect("over budget means not empty");
+            let evicted = self
+                .batches
+                .pop_front()
+                .expect("over budget means not empty");
             self.bytes -= evicted.bytes.len();
         }
     }
@@ -47,7 +61,9 @@ impl TailCache {
         if offset < first.base_offset {
             return None;
         }
-        let start = self.batches.partition_point(|batch| batch.next_offset <= offset);
+        let start = self
+            .batches
+            .partition_point(|batch| batch.next_offset <= offset);
         let mut chunks = Vec::new();
         let mut total = 0;
         for batch in self.batches.range(start..) {
@@ -62,7 +78,11 @@ impl TailCache {
 
     /// Forgets batches that end at or before `offset` (retention moved the log start).
     pub fn drop_before(&mut self, offset: u64) {
-        while self.batches.front().is_some_and(|batch| batch.next_offset <= offset) {
+        while self
+            .batches
+            .front()
+            .is_some_and(|batch| batch.next_offset <= offset)
+        {
             let dropped = self.batches.pop_front().expect("checked above");
             self.bytes -= dropped.bytes.len();
         }
@@ -83,13 +103,28 @@ mod tests {
         let mut cache = TailCache::new(10);
         cache.push(0, 2, Bytes::from_static(b"aaaa"));
         cache.push(2, 5, Bytes::from_static(b"bbbb"));
-        assert_eq!(cache.read(3, 100).unwrap(), vec![Bytes::from_static(b"bbbb")]);
-        assert_eq!(cache.read(0, 5).unwrap().len(), 1, "max_bytes stops before the second batch");
-        assert_eq!(cache.read(0, 1).unwrap().len(), 1, "one batch even over max_bytes");
+        assert_eq!(
+            cache.read(3, 100).unwrap(),
+            vec![Bytes::from_static(b"bbbb")]
+        );
+        assert_eq!(
+            cache.read(0, 5).unwrap().len(),
+            1,
+            "max_bytes stops before the second batch"
+        );
+        assert_eq!(
+            cache.read(0, 1).unwrap().len(),
+            1,
+            "one batch even over max_bytes"
+        );
         cache.push(5, 6, Bytes::from_static(b"cccc"));
         assert_eq!(cache.bytes(), 8);
         assert!(cache.read(1, 100).is_none(), "offset 1 was evicted");
-        assert_eq!(cache.read(6, 100).unwrap().len(), 0, "nothing past the end yet");
+        assert_eq!(
+            cache.read(6, 100).unwrap().len(),
+            0,
+            "nothing past the end yet"
+        );
         cache.drop_before(5);
         assert_eq!(cache.bytes(), 4);
     }

@@ -20,11 +20,20 @@ pub fn batch(seed: u64, count: usize, timestamp_ms: i64) -> BytesMut {
     batch_with(seed, count, timestamp_ms, Compression::None)
 }
 
-pub fn batch_with(seed: u64, count: usize, timestamp_ms: i64, compression: Compression) -> BytesMut {
+pub fn batch_with(
+    seed: u64,
+    count: usize,
+    timestamp_ms: i64,
+    compression: Compression,
+) -> BytesMut {
     let mut builder = BatchBuilder::new(compression);
     for index in 0..count {
         let key = format!("key-{}", index % 7);
-        builder.push(Record::new(timestamp_ms + index as i64, Some(key.as_bytes()), Some(&value_for(seed, index))));
+        builder.push(Record::new(
+            timestamp_ms + index as i64,
+            Some(key.as_bytes()),
+            Some(&value_for(seed, index)),
+        ));
     }
     BytesMut::from(&builder.build()[..])
 }

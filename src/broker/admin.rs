@@ -1,0 +1,175 @@
+//! Topic changes. They run on shard 0, one at a time: validate, write the new metadata durably,
+//! then have every shard install the snapshot and open (or close and delete) its partitions.
+//! The request is answered only when every shard is done, so a client that created a topic can
+//! produce to any partition at once, through any connection.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::topics::{self, TopicMeta, Topics};
+use super::{ShardState, partition, shutting_down};
+use crate::protocol::{ErrorCode, ProtocolError};
+use crate::storage::log::now_ms;
+
+/// Held while a topic change is under way on shard 0.
+struct AdminTurn<'a> {
+    state: &'a ShardState,
+}
+
+impl Drop for AdminTurn<'_> {
+    fn drop(&mut self) {
+        self.state.admin_busy.set(false);
+        self.state.admin_done.notify();
+    }
+}
+
+async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
+    assert_eq!(state.id, 0, "topic changes run on shard 0");
+    loop {
+        let done = state.admin_done.wait();
+        if !state.admin_busy.get() {
+            state.admin_busy.set(true);
+            return AdminTurn { state };
+        }
+        done.await;
+    }
+}
+
+pub async fn create_topic(
+    state: &ShardState,
+    name: String,
+    partitions: u32,
+    settings: Vec<(String, String)>,
+) -> Result<(), ProtocolError> {
+    let _turn = admin_turn(state).await;
+    topics::validate_name(&name)?;
+    let current = state.topics();
+    if current.get(&name).is_some() {
+        return Err(ProtocolError::new(
+            ErrorCode::TopicExists,
+            format!("topic {name:?} already exists"),
+        ));
+    }
+    if partitions == 0 || partitions > state.config.topic_partitions_max {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "partitions must be 1 to {}, not {partitions}",
+                state.config.topic_partitions_max
+            ),
+        ));
+    }
+    let mut config = state.config.topic_defaults.clone();
+    for (key, value) in &settings {
+        topics::apply_setting(&mut config, key, value)?;
+    }
+    config
+        .validate()
+        .map_err(|reason| ProtocolError::new(ErrorCode::InvalidConfig, reason))?;
+    if config.batch_bytes_max > state.config.frame_bytes_max {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            "batch_bytes_max exceeds the broker's frame_bytes_max",
+        ));
+    }
+    let meta = Arc::new(TopicMeta {
+        name: name.clone(),
+        partitions,
+        config,
+        created_ms: now_ms(),
+    });
+    let mut by_name: BTreeMap<_, _> = current.by_name.clone();
+    by_name.insert(name.clone(), meta.clone());
+    let next = Arc::new(Topics { by_name });
+    save(state, &next)?;
+    tracing::info!(topic = %name, partitions, "created topic");
+    broadcast(state, next, Change::Created(meta)).await
+}
+
+pub async fn delete_topic(state: &ShardState, name: String) -> Result<(), ProtocolError> {
+    let _turn = admin_turn(state).await;
+    let current = state.topics();
+    if current.get(&name).is_none() {
+        return Err(ProtocolError::new(
+            ErrorCode::UnknownTopic,
+            format!("unknown topic {name:?}"),
+        ));
+    }
+    let mut by_name = current.by_name.clone();
+    by_name.remove(&name);
+    let next = Arc::new(Topics { by_name });
+    save(state, &next)?;
+    tracing::info!(topic = %name, "deleted topic");
+    broadcast(state, next, Change::Deleted(name)).await
+}
+
+fn save(state: &ShardState, topics: &Topics) -> Result<(), ProtocolError> {
+    topics.save(&state.config.data_dir).map_err(|error| {
+        let code = if error.raw_os_error() == Some(libc::ENOSPC) {
+            ErrorCode::DiskFull
+        } else {
+            ErrorCode::StorageFailed
+        };
+        ProtocolError::new(code, format!("writing topic metadata: {error}"))
+    })
+}
+
+#[derive(Clone)]
+enum Change {
+    Created(Arc<TopicMeta>),
+    Deleted(String),
+}
+
+/// Has every shard take the new snapshot and open or remove its partitions of the topic.
+async fn broadcast(
+    state: &ShardState,
+    topics: Arc<Topics>,
+    change: Change,
+) -> Result<(), ProtocolError> {
+    for shard in 0..state.shards() {
+        let (topics, change) = (topics.clone(), change.clone());
+        let outcome = state
+            .mailboxes
+            .call(shard, move |target| async move {
+                *target.topics.borrow_mut() = topics;
+                match change {
+                    Change::Created(meta) => partition::open_owned(&target, &meta, true).await,
+                    Change::Deleted(name) => {
+                        partition::remove_owned(&target, &name).await;
+                        Ok(())
+                    }
+                }
+            })
+            .await
+            .map_err(|_| shutting_down())?;
+        outcome.map_err(|reason| ProtocolError::new(ErrorCode::StorageFailed, reason))?;
+    }
+    Ok(())
+}
+
+/// Removes partition directories whose topic no longer exists (a crash between the metadata
+/// write and the deletion leaves them). Runs once, before the shards start.
+pub fn remove_orphan_partitions(
+    data_dir: &std::path::Path,
+    topics: &Topics,
+) -> std::io::Result<()> {
+    let dir = data_dir.join(topics::TOPICS_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let known = name.rsplit_once('-').is_some_and(|(topic, partition)| {
+            let partition: Option<u32> = partition.parse().ok();
+            topics
+                .get(topic)
+                .is_some_and(|meta| partition.is_some_and(|p| p < meta.partitions))
+        });
+        if !known {
+            tracing::warn!(dir = %entry.path().display(), "removing the partition of a deleted topic");
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Broker semantics: what each request means, independent of the protocol that carried it.
+//!
+//! Each shard has a `ShardState`: its snapshot of the topics and the partition logs it owns. A
+//! request about a partition runs on the partition's owner shard, locally or through the
+//! cross-shard mailbox; topic changes run on shard 0, which writes the metadata and then has
+//! every shard install the new snapshot and open or close the partitions it owns.
+
+pub mod admin;
+pub mod partition;
+pub mod topics;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use metrics::Counter;
+
+use crate::config::BrokerConfig;
+use crate::protocol::messages::SUPPORTED_APIS;
+use crate::protocol::{ErrorCode, ProtocolError, Request, Response, TopicMetadata};
+use crate::shard::{Mailboxes, ShardId, owner_of};
+use crate::storage::PartitionLog;
+
+use topics::Topics;
+
+/// One shard's view of the broker.
+pub struct ShardState {
+    pub id: ShardId,
+    pub config: Arc<BrokerConfig>,
+    pub mailboxes: Mailboxes<ShardState>,
+    topics: RefCell<Arc<Topics>>,
+    /// The partition logs this shard owns, by topic, then partition.
+    logs: RefCell<HashMap<String, HashMap<u32, PartitionLog>>>,
+    /// Serializes topic changes on shard 0 (they await between steps).
+    admin_busy: std::cell::Cell<bool>,
+    admin_done: crate::runtime::Notify,
+    forwards: Counter,
+    pub lifecycle: Lifecycle,
+}
+
+/// Where a shard is in its shutdown. The server drives it; handlers consult it.
+#[derive(Default)]
+pub struct Lifecycle {
+    /// Set once: stop accepting connections and reading requests.
+    pub stopping: std::cell::Cell<bool>,
+    /// Set once every connection of the shard has finished its requests (or the grace ran out).
+    pub drained: std::cell::Cell<bool>,
+    /// Notified at every change above.
+    pub changed: crate::runtime::Notify,
+}
+
+impl Lifecycle {
+    pub fn set_stopping(&self) {
+        self.stopping.set(true);
+        self.changed.notify();
+    }
+
+    pub fn set_drained(&self) {
+        self.drained.set(true);
+        self.changed.notify();
+    }
+
+    /// Resolves once the shard is stopping.
+    pub async fn until_stopping(&self) {
+        loop {
+            let changed = self.changed.wait();
+            if self.stopping.get() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    pub async fn until_drained(&self) {
+        loop {
+            let changed = self.changed.wait();
+            if self.drained.get() {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+impl ShardState {
+    pub fn new(
+        id: ShardId,
+        config: Arc<BrokerConfig>,
+        mailboxes: Mailboxes<ShardState>,
+        topics: Arc<Topics>,
+    ) -> ShardState {
+        ShardState {
+            id,
+            config,
+            mailboxes,
+            topics: RefCell::new(topics),
+            logs: RefCell::new(HashMap::new()),
+            admin_busy: std::cell::Cell::new(false),
+            admin_done: crate::runtime::Notify::default(),
+            forwards: metrics::counter!("ringmq_shard_forwards_total", "shard" => id.to_string()),
+            lifecycle: Lifecycle::default(),
+        }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.mailboxes.shards()
+    }
+
+    pub fn topics(&self) -> Arc<Topics> {
+        self.topics.borrow().clone()
+    }
+
+    /// The log of a partition this shard owns.
+    pub fn log(&self, topic: &str, partition: u32) -> Result<PartitionLog, ProtocolError> {
+        self.logs
+            .borrow()
+            .get(topic)
+            .and_then(|partitions| partitions.get(&partition))
+            .cloned()
+            .ok_or_else(|| {
+                ProtocolError::new(
+                    ErrorCode::UnknownTopic,
+                    format!("topic {topic:?} partition {partition} is not open here"),
+                )
+            })
+    }
+
+    /// Opens every partition of every topic that this shard owns (at start).
+    pub async fn open_owned_partitions(&self) -> Result<(), String> {
+        let topics = self.topics();
+        for topic in topics.by_name.values() {
+            partition::open_owned(self, topic, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes, fsyncs and closes every log this shard owns.
+    pub async fn close_logs(&self) {
+        let logs: Vec<PartitionLog> = self
+            .logs
+            .borrow_mut()
+            .drain()
+            .flat_map(|(_, partitions)| partitions.into_values())
+            .collect();
+        for log in logs {
+            if let Err(error) = log.close().await {
+                tracing::warn!(dir = %log.dir().display(), %error, "closing a partition log failed");
+            }
+        }
+    }
+
+    /// Runs `work` on the shard that owns `partition` of `topic`.
+    async fn on_owner<R, F, Fut>(
+        self: &Rc<Self>,
+        topic: &str,
+        partition: u32,
+        work: F,
+    ) -> Result<R, ProtocolError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, ProtocolError>> + 'static,
+    {
+        let owner = owner_of(topic, partition, self.shards());
+        if owner == self.id {
+            return work(self.clone()).await;
+        }
+        self.forwards.increment(1);
+        self.mailboxes
+            .call(owner, work)
+            .await
+            .unwrap_or_else(|_| Err(shutting_down()))
+    }
+
+    /// Checks that `topic` exists and has `partition`, from this shard's snapshot.
+    fn check_partition(&self, topic: &str, partition: u32) -> Result<u32, ProtocolError> {
+        let topics = self.topics.borrow();
+        let meta = topics.get(topic).ok_or_else(|| {
+            ProtocolError::new(ErrorCode::UnknownTopic, format!("unknown topic {topic:?}"))
+        })?;
+        if partition >= meta.partitions {
+            return Err(ProtocolError::new(
+                ErrorCode::BadPartition,
+                format!(
+                    "topic {topic:?} has partitions 0..{}, not {partition}",
+                    meta.partitions
+                ),
+            ));
+        }
+        Ok(meta.partitions)
+    }
+}
+
+pub fn shutting_down() -> ProtocolError {
+    ProtocolError::new(ErrorCode::ShuttingDown, "the broker is shutting down")
+}
+
+/// Answers one request on the shard whose connection received it.
+pub async fn handle(state: &Rc<ShardState>, request: Request) -> Result<Response, ProtocolError> {
+    match request {
+        Request::ApiVersions => Ok(Response::ApiVersions {
+            apis: SUPPORTED_APIS
+                .iter()
+                .map(|(api, min, max)| (*api as u16, *min, *max))
+                .collect(),
+            broker_version: env!("CARGO_PKG_VERSION").to_string(),
+        }),
+        Request::Metadata { topics } => metadata(state, topics),
+        Request::CreateTopic {
+            name,
+            partitions,
+            configs,
+        } => {
+            topics::validate_name(&name)?;
+            state
+                .mailboxes
+                .call(0, move |zero| async move {
+                    admin::create_topic(&zero, name, partitions, configs).await
+                })
+                .await
+                .unwrap_or_else(|_| Err(shutting_down()))?;
+            Ok(Response::Done)
+        }
+        Request::DeleteTopic { name } => {
+            state
+                .mailboxes
+                .call(0, move |zero| async move {
+                    admin::delete_topic(&zero, name).await
+                })
+                .await
+                .unwrap_or_else(|_| Err(shutting_down()))?;
+            Ok(Response::Done)
+        }
+        Request::Produce(produce) => {
+            let partition = if produce.partition < 0 {
+                let partitions = state.check_partition(&produce.topic, 0)?;
+                partition::for_key(&produce.key, partitions)
+            } else {
+                produce.partition as u32
+            };
+            state.check_partition(&produce.topic, partition)?;
+            let topic = produce.topic.clone();
+            let response = state
+                .on_owner(&topic, partition, move |owner| async move {
+                    partition::produce(
+                        &owner,
+                        &produce.topic,
+                        partition,
+                        produce.acks,
+                        produce.records,
+                    )
+                    .await
+                })
+                .await?;
+            Ok(Response::Produce(response))
+        }
+        Request::Fetch(fetch) => {
+            state.check_partition(&fetch.topic, fetch.partition)?;
+            let (topic, partition) = (fetch.topic.clone(), fetch.partition);
+            let response = state
+                .on_owner(&topic, partition, move |owner| async move {
+                    partition::fetch(&owner, fetch).await
+                })
+                .await?;
+            Ok(Response::Fetch(response))
+        }
+        Request::ListOffsets {
+            topic,
+            partition,
+            spec,
+        } => {
+            state.check_partition(&topic, partition)?;
+            let name = topic.clone();
+            state
+                .on_owner(&name, partition, move |owner| async move {
+                    partition::list_offsets(&owner, &topic, partition, spec).await
+                })
+                .await
+        }
+    }
+}
+
+fn metadata(state: &ShardState, names: Vec<String>) -> Result<Response, ProtocolError> {
+    let topics = state.topics();
+    let describe = |meta: &topics::TopicMeta| TopicMetadata {
+        name: meta.name.clone(),
+        partitions: meta.partitions,
+        configs: topics::describe(&meta.config),
+    };
+    let listed = if names.is_empty() {
+        topics.by_name.values().map(|meta| describe(meta)).collect()
+    } else {
+        names
+            .iter()
+            .map(|name| {
+                topics.get(name).map(|meta| describe(meta)).ok_or_else(|| {
+                    ProtocolError::new(ErrorCode::UnknownTopic, format!("unknown topic {name:?}"))
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok(Response::Metadata {
+        shards: state.shards() as u32,
+        topics: listed,
+    })
+}

@@ -1,0 +1,169 @@
+//! What the owner shard does for one partition: produce, fetch with long polling, list offsets,
+//! and opening its logs. Everything here runs on the shard that owns the partition.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use metrics::Label;
+
+use super::ShardState;
+use super::topics::{self, TopicMeta};
+use crate::protocol::{
+    FetchRequest, FetchResponse, OffsetSpec, ProduceResponse, ProtocolError, Response,
+};
+use crate::runtime;
+use crate::shard::owner_of;
+use crate::storage::{AckLevel, PartitionLog};
+
+/// The partition a keyed record goes to: xxh3 of the key, modulo the partitions.
+pub fn for_key(key: &[u8], partitions: u32) -> u32 {
+    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(partitions.max(1))) as u32
+}
+
+fn partition_labels(topic: &str, partition: u32) -> Vec<(String, String)> {
+    vec![
+        ("topic".into(), topic.into()),
+        ("partition".into(), partition.to_string()),
+    ]
+}
+
+/// Opens the partitions of `topic` that `state`'s shard owns. For a newly created topic,
+/// leftovers of an earlier topic of the same name are removed first.
+pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> Result<(), String> {
+    for partition in 0..topic.partitions {
+        if owner_of(&topic.name, partition, state.shards()) != state.id {
+            continue;
+        }
+        let dir = topics::partition_dir(&state.config.data_dir, &topic.name, partition);
+        if fresh && dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+        }
+        let log = PartitionLog::open(
+            &dir,
+            topic.config.clone(),
+            partition_labels(&topic.name, partition),
+        )
+        .await
+        .map_err(|error| format!("{}: {error}", dir.display()))?;
+        state
+            .logs
+            .borrow_mut()
+            .entry(topic.name.clone())
+            .or_default()
+            .insert(partition, log);
+    }
+    Ok(())
+}
+
+/// Closes and deletes the partitions of `topic` that this shard owns.
+pub async fn remove_owned(state: &ShardState, topic: &str) {
+    let Some(logs) = state.logs.borrow_mut().remove(topic) else {
+        return;
+    };
+    for (partition, log) in logs {
+        let _ = log.close().await;
+        let dir = topics::partition_dir(&state.config.data_dir, topic, partition);
+        if let Err(error) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), %error, "could not delete a deleted topic's partition");
+        }
+    }
+}
+
+pub async fn produce(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    acks: AckLevel,
+    records: BytesMut,
+) -> Result<ProduceResponse, ProtocolError> {
+    let log = state.log(topic, partition)?;
+    let started = Instant::now();
+    let ack = log.append(records, acks).await?;
+    metrics::histogram!("ringmq_produce_latency_seconds").record(started.elapsed().as_secs_f64());
+    Ok(ProduceResponse {
+        partition,
+        base_offset: ack.base_offset,
+        last_offset: ack.last_offset,
+        log_start_offset: ack.log_start_offset,
+        log_append_time_ms: ack.log_append_time_ms.unwrap_or(-1),
+    })
+}
+
+/// Reads from `offset`; when less than `min_bytes` is there, waits for more until `max_wait_ms`
+/// (capped by the broker's limit) has passed.
+pub async fn fetch(
+    state: &ShardState,
+    request: FetchRequest,
+) -> Result<FetchResponse, ProtocolError> {
+    let log = state.log(&request.topic, request.partition)?;
+    let started = Instant::now();
+    let wait_ms = request.max_wait_ms.min(state.config.fetch_wait_ms_max);
+    let deadline = started + Duration::from_millis(u64::from(wait_ms));
+    let max_bytes = request.max_bytes.clamp(1, state.config.fetch_bytes_max) as usize;
+    let result = loop {
+        let result = log.read(request.offset, max_bytes).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if result.size_bytes() >= request.min_bytes as usize || left.is_zero() {
+            break result;
+        }
+        // Wake on data past what this read saw, or at the deadline.
+        runtime::timeout(left, log.wait_for_data(result.high_watermark)).await;
+    };
+    let bytes = result.size_bytes() as u64;
+    let labels = [
+        Label::new("topic", request.topic.clone()),
+        Label::new("partition", request.partition.to_string()),
+    ];
+    metrics::counter!("ringmq_partition_fetched_bytes_total", labels.iter()).increment(bytes);
+    metrics::counter!("ringmq_partition_fetched_records_total", labels.iter())
+        .increment(count_records(&result.chunks));
+    metrics::histogram!("ringmq_fetch_latency_seconds").record(started.elapsed().as_secs_f64());
+    Ok(FetchResponse {
+        high_watermark: result.high_watermark,
+        log_start_offset: result.log_start_offset,
+        records: result.chunks,
+    })
+}
+
+/// Records in whole batches, from their headers alone.
+fn count_records(chunks: &[bytes::Bytes]) -> u64 {
+    chunks
+        .iter()
+        .flat_map(|chunk| crate::batch::iter_framed(chunk))
+        .filter_map(|(_, batch)| crate::batch::header(batch).ok())
+        .map(|header| header.records_count.get().max(0) as u64)
+        .sum()
+}
+
+pub async fn list_offsets(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    spec: OffsetSpec,
+) -> Result<Response, ProtocolError> {
+    let log = state.log(topic, partition)?;
+    let offset = match spec {
+        OffsetSpec::Earliest => Some(log.log_start_offset()),
+        OffsetSpec::Latest => Some(log.high_watermark()),
+        OffsetSpec::Timestamp(timestamp) => log.offset_for_timestamp(timestamp).await?,
+    };
+    Ok(Response::ListOffsets {
+        offset,
+        high_watermark: log.high_watermark(),
+        log_start_offset: log.log_start_offset(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_spread_and_stick() {
+        assert_eq!(for_key(b"user-1", 16), for_key(b"user-1", 16));
+        let used: std::collections::HashSet<u32> = (0..200)
+            .map(|n| for_key(format!("k{n}").as_bytes(), 16))
+            .collect();
+        assert_eq!(used.len(), 16);
+    }
+}

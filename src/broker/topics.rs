@@ -1,0 +1,235 @@
+//! Topic metadata: which topics exist, their partition counts and log settings. Small, durable,
+//! and read on every shard: shard 0 owns changes and writes the file atomically (temp file,
+//! fsync, rename, fsync of the directory), then hands every shard the new immutable snapshot.
+//!
+//! The file is JSON after a first line holding its xxh3 checksum, so that damage is refused at
+//! start rather than read as some other set of topics.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{ErrorCode, ProtocolError};
+use crate::storage::{LogConfig, TimestampType};
+
+pub const METADATA_FILE: &str = "topics.json";
+pub const TOPICS_DIR: &str = "topics";
+pub const TOPIC_NAME_BYTES_MAX: usize = 200;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub partitions: u32,
+    pub config: LogConfig,
+    pub created_ms: i64,
+}
+
+/// An immutable snapshot of every topic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Topics {
+    pub by_name: BTreeMap<String, Arc<TopicMeta>>,
+}
+
+impl Topics {
+    pub fn get(&self, name: &str) -> Option<&Arc<TopicMeta>> {
+        self.by_name.get(name)
+    }
+
+    /// Reads the metadata file in `data_dir`; a missing file is an empty broker.
+    pub fn load(data_dir: &Path) -> Result<Topics, String> {
+        let path = data_dir.join(METADATA_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Topics::default()),
+            Err(error) => return Err(format!("{}: {error}", path.display())),
+        };
+        let (checksum_line, body) = text
+            .split_once('\n')
+            .ok_or_else(|| format!("{}: no checksum line", path.display()))?;
+        let expected = checksum_line.strip_prefix("xxh3:").unwrap_or_default();
+        let actual = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(body.as_bytes()));
+        if expected != actual {
+            return Err(format!(
+                "{}: checksum {expected:?} does not match the content ({actual}); refusing to guess the topics",
+                path.display()
+            ));
+        }
+        let topics: Vec<TopicMeta> =
+            serde_json::from_str(body).map_err(|error| format!("{}: {error}", path.display()))?;
+        Ok(Topics {
+            by_name: topics
+                .into_iter()
+                .map(|topic| (topic.name.clone(), Arc::new(topic)))
+                .collect(),
+        })
+    }
+
+    /// Writes the snapshot to `data_dir` so that a crash leaves either the old or the new file.
+    pub fn save(&self, data_dir: &Path) -> io::Result<()> {
+        let topics: Vec<&TopicMeta> = self.by_name.values().map(|topic| topic.as_ref()).collect();
+        let body = serde_json::to_string_pretty(&topics).map_err(io::Error::other)?;
+        let checksum = xxhash_rust::xxh3::xxh3_64(body.as_bytes());
+        let temporary = data_dir.join(format!("{METADATA_FILE}.tmp"));
+        let mut file = fs::File::create(&temporary)?;
+        write!(file, "xxh3:{checksum:016x}\n{body}")?;
+        file.sync_all()?;
+        fs::rename(&temporary, data_dir.join(METADATA_FILE))?;
+        fs::File::open(data_dir)?.sync_all()
+    }
+}
+
+/// The directory of one partition's log.
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
+    data_dir
+        .join(TOPICS_DIR)
+        .join(format!("{topic}-{partition}"))
+}
+
+/// Topic names: 1 to 200 bytes of ASCII letters, digits, '.', '_' and '-' (Kafka's alphabet),
+/// and not "." or "..", so a name is always a safe directory name.
+pub fn validate_name(name: &str) -> Result<(), ProtocolError> {
+    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
+    if name.is_empty()
+        || name.len() > TOPIC_NAME_BYTES_MAX
+        || !name.bytes().all(allowed)
+        || name == "."
+        || name == ".."
+    {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidTopicName,
+            format!("topic name {name:?} must be 1 to {TOPIC_NAME_BYTES_MAX} of [a-zA-Z0-9._-]"),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies one `key=value` topic setting. Keys are ours (`retention_ms`) or Kafka's
+/// (`retention.ms`); values are integers, `none` for "no limit", or a timestamp type.
+pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> Result<(), ProtocolError> {
+    let invalid =
+        |why: &str| ProtocolError::new(ErrorCode::InvalidConfig, format!("{key}={value}: {why}"));
+    let number = || {
+        value
+            .parse::<u64>()
+            .map_err(|_| invalid("not a whole number"))
+    };
+    let optional = || match value {
+        "none" | "-1" => Ok(None),
+        _ => number().map(Some),
+    };
+    match key.replace('.', "_").as_str() {
+        "retention_ms" => config.retention_ms = optional()?,
+        "retention_bytes" | "retention_bytes_max" => config.retention_bytes_max = optional()?,
+        "segment_bytes" | "segment_bytes_max" => config.segment_bytes_max = number()?,
+        "segment_ms" | "segment_age_ms_max" => config.segment_age_ms_max = number()?,
+        "flush_ms" | "flush_interval_ms" => config.flush_interval_ms = optional()?,
+        "max_message_bytes" | "batch_bytes_max" => config.batch_bytes_max = number()? as usize,
+        "record_bytes_max" => config.record_bytes_max = number()? as usize,
+        "index_interval_bytes" => config.index_interval_bytes = number()?,
+        "message_timestamp_type" | "timestamp_type" => {
+            config.timestamp_type = match value {
+                "CreateTime" | "create_time" => TimestampType::CreateTime,
+                "LogAppendTime" | "log_append_time" => TimestampType::LogAppendTime,
+                _ => return Err(invalid("not CreateTime or LogAppendTime")),
+            }
+        }
+        _ => return Err(invalid("unknown setting")),
+    }
+    Ok(())
+}
+
+/// The settings a topic shows in metadata, with our keys.
+pub fn describe(config: &LogConfig) -> Vec<(String, String)> {
+    let optional = |value: Option<u64>| value.map_or("none".to_string(), |value| value.to_string());
+    vec![
+        ("retention_ms".into(), optional(config.retention_ms)),
+        (
+            "retention_bytes".into(),
+            optional(config.retention_bytes_max),
+        ),
+        ("segment_bytes".into(), config.segment_bytes_max.to_string()),
+        ("segment_ms".into(), config.segment_age_ms_max.to_string()),
+        (
+            "flush_interval_ms".into(),
+            optional(config.flush_interval_ms),
+        ),
+        ("batch_bytes_max".into(), config.batch_bytes_max.to_string()),
+        (
+            "record_bytes_max".into(),
+            config.record_bytes_max.to_string(),
+        ),
+        (
+            "index_interval_bytes".into(),
+            config.index_interval_bytes.to_string(),
+        ),
+        (
+            "timestamp_type".into(),
+            format!("{:?}", config.timestamp_type),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_safe_directory_names() {
+        for good in ["orders", "a.b_c-9", &"x".repeat(200)] {
+            validate_name(good).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(201)] {
+            assert_eq!(
+                validate_name(bad).unwrap_err().code,
+                ErrorCode::InvalidTopicName,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_accept_our_keys_and_kafkas() {
+        let mut config = LogConfig::default();
+        apply_setting(&mut config, "retention.ms", "1000").unwrap();
+        apply_setting(&mut config, "retention_bytes", "none").unwrap();
+        apply_setting(&mut config, "message.timestamp.type", "LogAppendTime").unwrap();
+        assert_eq!(config.retention_ms, Some(1000));
+        assert_eq!(config.retention_bytes_max, None);
+        assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(
+            apply_setting(&mut config, "bogus", "1").unwrap_err().code,
+            ErrorCode::InvalidConfig
+        );
+        assert_eq!(
+            apply_setting(&mut config, "segment_bytes", "x")
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidConfig
+        );
+    }
+
+    #[test]
+    fn the_metadata_file_round_trips_and_refuses_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut topics = Topics::default();
+        let meta = TopicMeta {
+            name: "t".into(),
+            partitions: 3,
+            config: LogConfig::default(),
+            created_ms: 5,
+        };
+        topics.by_name.insert("t".into(), Arc::new(meta));
+        topics.save(dir.path()).unwrap();
+        assert_eq!(Topics::load(dir.path()).unwrap(), topics);
+        let path = dir.path().join(METADATA_FILE);
+        let damaged = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"partitions\": 3", "\"partitions\": 4");
+        fs::write(&path, damaged).unwrap();
+        assert!(Topics::load(dir.path()).unwrap_err().contains("checksum"));
+    }
+}

@@ -1,0 +1,118 @@
+//! The `ringmq` command line: the broker (`serve`), client commands that reach a running
+//! broker (`topic`, `produce`, `consume`), and the offline log inspector (`log`).
+//! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
+
+pub mod consume;
+pub mod produce;
+pub mod serve;
+pub mod topic;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::storage::fsck::{self, Detail};
+
+#[derive(Parser)]
+#[command(
+    name = "ringmq",
+    version,
+    about = "A single-node, thread-per-core message broker"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct BrokerAddress {
+    /// The broker's native protocol address.
+    #[arg(
+        short = 'b',
+        long = "broker",
+        env = "RINGMQ_BROKER",
+        default_value = "127.0.0.1:9400"
+    )]
+    pub broker: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (with no configuration: data in ./ringmq-data, native protocol on
+    /// 127.0.0.1:9400, Prometheus metrics on 127.0.0.1:9401/metrics).
+    Serve(serve::ServeArgs),
+    /// Create, list, describe and delete topics.
+    Topic {
+        #[command(subcommand)]
+        command: topic::TopicCommand,
+    },
+    /// Produce lines from stdin as records; exits 0 only once every line is acknowledged.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic; stops at the end of the log unless --follow.
+    Consume(consume::ConsumeArgs),
+    /// Inspect partition logs on disk (works while the broker is stopped).
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Print every batch of a segment file or partition directory, and verify it.
+    Dump {
+        path: PathBuf,
+        /// Also print every record (decompressing where needed).
+        #[arg(long)]
+        records: bool,
+    },
+    /// Verify every checksum, offset and index entry; exit code 1 on any damage.
+    Verify { path: PathBuf },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Topic { command } => topic::run(command),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Log { command } => {
+            let (path, detail) = match command {
+                LogCommand::Dump { path, records } => (
+                    path,
+                    if records {
+                        Detail::Records
+                    } else {
+                        Detail::Batches
+                    },
+                ),
+                LogCommand::Verify { path } => (path, Detail::Quiet),
+            };
+            let mut stdout = std::io::stdout().lock();
+            match fsck::inspect(&path, detail, &mut stdout) {
+                Ok(report) if report.damage.is_empty() => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
+                Err(error) => {
+                    eprintln!("ringmq log: {}: {error}", path.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// Runs a client command's future on a fresh runtime, printing its error.
+pub(crate) fn run_client<F>(name: &str, future: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    match crate::runtime::block_on(future) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ringmq {name}: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `ringmq topic create|list|describe|delete`.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::{BrokerAddress, run_client};
+use crate::client::Client;
+use crate::protocol::OffsetSpec;
+
+#[derive(Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+        #[arg(short, long, default_value_t = 1)]
+        partitions: u32,
+        /// A topic setting as key=value (retention_ms, retention_bytes, segment_bytes, ...);
+        /// repeatable.
+        #[arg(short, long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+    },
+    /// List topics with their partition counts.
+    List {
+        #[command(flatten)]
+        address: BrokerAddress,
+    },
+    /// Show a topic's settings and each partition's offsets.
+    Describe {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+    },
+    /// Delete a topic and all its data.
+    Delete {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+    },
+}
+
+pub fn run(command: TopicCommand) -> ExitCode {
+    run_client("topic", async move {
+        match command {
+            TopicCommand::Create {
+                address,
+                name,
+                partitions,
+                configs,
+            } => {
+                let pairs: Vec<(&str, &str)> = configs
+                    .iter()
+                    .map(|pair| {
+                        pair.split_once('=')
+                            .ok_or_else(|| format!("--config {pair:?} is not KEY=VALUE"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let client = connect(&address).await?;
+                client
+                    .create_topic(&name, partitions, &pairs)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                println!("created topic {name} with {partitions} partition(s)");
+            }
+            TopicCommand::List { address } => {
+                let client = connect(&address).await?;
+                for topic in client
+                    .metadata(&[])
+                    .await
+                    .map_err(|error| error.to_string())?
+                {
+                    println!("{}\t{} partition(s)", topic.name, topic.partitions);
+                }
+            }
+            TopicCommand::Describe { address, name } => {
+                let client = connect(&address).await?;
+                let topics = client
+                    .metadata(&[&name])
+                    .await
+                    .map_err(|error| error.to_string())?;
+                let topic = topics.first().ok_or("the broker returned no topic")?;
+                println!("topic {} partitions {}", topic.name, topic.partitions);
+                for (key, value) in &topic.configs {
+                    println!("  {key} = {value}");
+                }
+                println!("partition\tstart\tend");
+                for partition in 0..topic.partitions {
+                    let (_, end, start) = client
+                        .list_offsets(&name, partition, OffsetSpec::Latest)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    println!("{partition}\t{start}\t{end}");
+                }
+            }
+            TopicCommand::Delete { address, name } => {
+                let client = connect(&address).await?;
+                client
+                    .delete_topic(&name)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                println!("deleted topic {name}");
+            }
+        }
+        Ok(())
+    })
+}
+
+pub(crate) async fn connect(address: &BrokerAddress) -> Result<Client, String> {
+    Client::connect(&address.broker)
+        .await
+        .map_err(|error| error.to_string())
+}

@@ -1,0 +1,172 @@
+//! A consumer of one topic: it keeps a position per partition, long-polls every partition it
+//! reads at once, and returns records in offset order per partition.
+
+use std::collections::BTreeMap;
+
+use super::{Client, ClientError, Result};
+use crate::batch::records::{self, StoredRecord};
+use crate::batch::{self as record_batch, Record};
+use crate::protocol::{FetchRequest, OffsetSpec};
+
+/// Where a consumer starts in each partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    Earliest,
+    Latest,
+    Offset(u64),
+    /// The first record at or after this time (milliseconds since the epoch).
+    Timestamp(i64),
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// Bytes asked for per partition per fetch.
+    pub max_bytes: u32,
+    /// A fetch waits for at least this much data...
+    pub min_bytes: u32,
+    /// ...or this long.
+    pub max_wait_ms: u32,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> ConsumerConfig {
+        ConsumerConfig {
+            max_bytes: 1 << 20,
+            min_bytes: 1,
+            max_wait_ms: 500,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    pub partition: u32,
+    pub offset: u64,
+    pub record: Record,
+}
+
+struct Position {
+    next_offset: u64,
+    high_watermark: u64,
+}
+
+pub struct Consumer {
+    client: Client,
+    topic: String,
+    config: ConsumerConfig,
+    positions: BTreeMap<u32, Position>,
+}
+
+impl Consumer {
+    /// Reads `partitions` of `topic` (every partition when None), starting at `start`.
+    pub async fn new(
+        client: Client,
+        topic: &str,
+        partitions: Option<Vec<u32>>,
+        start: StartAt,
+        config: ConsumerConfig,
+    ) -> Result<Consumer> {
+        let partitions = match partitions {
+            Some(partitions) => partitions,
+            None => {
+                let metadata = client.metadata(&[topic]).await?;
+                (0..metadata.first().map_or(0, |topic| topic.partitions)).collect()
+            }
+        };
+        let mut positions = BTreeMap::new();
+        for partition in partitions {
+            let spec = match start {
+                StartAt::Earliest => OffsetSpec::Earliest,
+                StartAt::Latest => OffsetSpec::Latest,
+                StartAt::Offset(_) => OffsetSpec::Latest,
+                StartAt::Timestamp(timestamp) => OffsetSpec::Timestamp(timestamp),
+            };
+            let (offset, high_watermark, _) = client.list_offsets(topic, partition, spec).await?;
+            let next_offset = match start {
+                StartAt::Offset(offset) => offset,
+                // No record at or after the timestamp: start at the end.
+                _ => offset.unwrap_or(high_watermark),
+            };
+            positions.insert(
+                partition,
+                Position {
+                    next_offset,
+                    high_watermark,
+                },
+            );
+        }
+        Ok(Consumer {
+            client,
+            topic: topic.to_string(),
+            config,
+            positions,
+        })
+    }
+
+    /// The next offset this consumer reads in `partition`.
+    pub fn position(&self, partition: u32) -> Option<u64> {
+        self.positions
+            .get(&partition)
+            .map(|position| position.next_offset)
+    }
+
+    pub fn seek(&mut self, partition: u32, offset: u64) {
+        if let Some(position) = self.positions.get_mut(&partition) {
+            position.next_offset = offset;
+        }
+    }
+
+    /// Whether every partition was read up to its high watermark as of the last poll.
+    pub fn at_end(&self) -> bool {
+        self.positions
+            .values()
+            .all(|position| position.next_offset >= position.high_watermark)
+    }
+
+    /// Fetches from every partition at once and returns what arrived (possibly nothing, after
+    /// the long poll's wait).
+    pub async fn poll(&mut self) -> Result<Vec<ConsumedRecord>> {
+        let fetches = self.positions.iter().map(|(partition, position)| {
+            let request = FetchRequest {
+                topic: self.topic.clone(),
+                partition: *partition,
+                offset: position.next_offset,
+                max_bytes: self.config.max_bytes,
+                min_bytes: self.config.min_bytes,
+                max_wait_ms: self.config.max_wait_ms,
+            };
+            let client = self.client.clone();
+            async move { (request.partition, client.fetch(request).await) }
+        });
+        let results = futures_util::future::join_all(fetches).await;
+        let mut consumed = Vec::new();
+        for (partition, result) in results {
+            let response = result?;
+            let position = self
+                .positions
+                .get_mut(&partition)
+                .expect("fetched partitions are positions");
+            position.high_watermark = response.high_watermark;
+            for chunk in &response.records {
+                for (_, batch) in record_batch::iter_framed(chunk) {
+                    let decoded = records::decode(batch).map_err(|error| {
+                        ClientError::Connection(format!("undecodable batch: {error}"))
+                    })?;
+                    for StoredRecord { offset, record } in decoded {
+                        let offset = offset as u64;
+                        // A batch can start before the position asked for.
+                        if offset >= position.next_offset {
+                            position.next_offset = offset + 1;
+                            consumed.push(ConsumedRecord {
+                                partition,
+                                offset,
+                                record,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(consumed)
+    }
+}

@@ -1,0 +1,169 @@
+//! The Rust client of the native protocol: admin calls, a batching producer and a consumer.
+//! It runs on the caller's compio runtime (one thread), like the broker's shards; the CLI, the
+//! tests and the benchmark all use it.
+
+pub mod connection;
+pub mod consumer;
+pub mod producer;
+
+use bytes::BytesMut;
+
+pub use connection::Connection;
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
+pub use producer::{Producer, ProducerConfig, RecordAck};
+
+use crate::protocol::{
+    ErrorCode, FetchRequest, FetchResponse, OffsetSpec, ProduceRequest, ProduceResponse,
+    ProtocolError, Request, Response, TopicMetadata,
+};
+use crate::storage::AckLevel;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The broker answered with an error.
+    #[error("{0}")]
+    Server(ProtocolError),
+    /// The connection failed or closed.
+    #[error("connection: {0}")]
+    Connection(String),
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server(error) => Some(error.code),
+            ClientError::Connection(_) => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+fn unexpected(response: Response) -> ClientError {
+    ClientError::Connection(format!("unexpected response {response:?}"))
+}
+
+/// Admin and data calls over one connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    connection: Connection,
+}
+
+impl Client {
+    pub async fn connect(address: &str) -> Result<Client> {
+        Ok(Client {
+            connection: Connection::connect(address, "ringmq-rust").await?,
+        })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// (api key, lowest, highest version) the broker speaks, and its version.
+    pub async fn api_versions(&self) -> Result<(Vec<(u16, u16, u16)>, String)> {
+        match self.connection.request(Request::ApiVersions).await? {
+            Response::ApiVersions {
+                apis,
+                broker_version,
+            } => Ok((apis, broker_version)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        configs: &[(&str, &str)],
+    ) -> Result<()> {
+        let configs = configs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        self.connection
+            .request(Request::CreateTopic {
+                name: name.into(),
+                partitions,
+                configs,
+            })
+            .await
+            .map(drop)
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        self.connection
+            .request(Request::DeleteTopic { name: name.into() })
+            .await
+            .map(drop)
+    }
+
+    /// Metadata of the named topics, or of every topic when `names` is empty.
+    pub async fn metadata(&self, names: &[&str]) -> Result<Vec<TopicMetadata>> {
+        let topics = names.iter().map(|name| name.to_string()).collect();
+        match self
+            .connection
+            .request(Request::Metadata { topics })
+            .await?
+        {
+            Response::Metadata { topics, .. } => Ok(topics),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Appends record batches (laid end to end in `records`) to a partition, or with
+    /// `partition: None` to the partition the broker picks from `key`.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        key: &[u8],
+        acks: AckLevel,
+        records: BytesMut,
+    ) -> Result<ProduceResponse> {
+        let request = ProduceRequest {
+            topic: topic.into(),
+            partition: partition.map_or(-1, |partition| partition as i32),
+            key: bytes::Bytes::copy_from_slice(key),
+            acks,
+            records,
+        };
+        match self.connection.request(Request::Produce(request)).await? {
+            Response::Produce(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse> {
+        match self.connection.request(Request::Fetch(request)).await? {
+            Response::Fetch(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The offset `spec` names (None: no record at or after that timestamp), with the
+    /// partition's high watermark and log start.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<(Option<u64>, u64, u64)> {
+        match self
+            .connection
+            .request(Request::ListOffsets {
+                topic: topic.into(),
+                partition,
+                spec,
+            })
+            .await?
+        {
+            Response::ListOffsets {
+                offset,
+                high_watermark,
+                log_start_offset,
+            } => Ok((offset, high_watermark, log_start_offset)),
+            other => Err(unexpected(other)),
+        }
+    }
+}

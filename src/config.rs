@@ -1,0 +1,144 @@
+//! The broker's configuration: embedded defaults, overridden by a TOML file, then by environment
+//! variables and flags (flags win). Every bound the broker enforces is here, with its unit in its
+//! name; `ringmq serve --help` lists the flags, README.md the whole table.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::LogConfig;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Where topics' partition logs and the topic metadata live.
+    pub data_dir: PathBuf,
+    /// The native protocol's listen address.
+    pub listen: String,
+    /// The Prometheus /metrics listen address; empty to disable.
+    pub http_listen: String,
+    /// Shards (threads, one per core); 0 means one per available core.
+    pub shards: usize,
+    /// Largest request frame accepted; a larger one gets an error and its connection is closed.
+    pub frame_bytes_max: usize,
+    /// A connection stops being read while its requests in flight hold this many bytes.
+    pub connection_inflight_bytes_max: usize,
+    /// Every connection of a shard stops being read while the shard's requests in flight hold
+    /// this many bytes.
+    pub shard_inflight_bytes_max: usize,
+    /// Connections a shard accepts at once; further ones are closed at accept.
+    pub connections_per_shard_max: usize,
+    /// Jobs waiting in one shard's cross-shard inbox.
+    pub mailbox_jobs_max: usize,
+    /// The longest long poll a fetch may ask for.
+    pub fetch_wait_ms_max: u32,
+    /// The largest fetch response (per partition).
+    pub fetch_bytes_max: u32,
+    /// Partitions of a topic a single create may ask for.
+    pub topic_partitions_max: u32,
+    /// How long a shutdown waits for in-flight requests before closing the logs anyway.
+    pub shutdown_grace_ms: u64,
+    /// The log settings a new topic starts with; CreateTopic's configs override them.
+    pub topic_defaults: LogConfig,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            data_dir: PathBuf::from("ringmq-data"),
+            listen: "127.0.0.1:9400".into(),
+            http_listen: "127.0.0.1:9401".into(),
+            shards: 0,
+            frame_bytes_max: 16 << 20,
+            connection_inflight_bytes_max: 64 << 20,
+            shard_inflight_bytes_max: 256 << 20,
+            connections_per_shard_max: 10_000,
+            mailbox_jobs_max: 4096,
+            fetch_wait_ms_max: 30_000,
+            fetch_bytes_max: 16 << 20,
+            topic_partitions_max: 4096,
+            shutdown_grace_ms: 10_000,
+            topic_defaults: LogConfig::default(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    pub fn from_toml_file(path: &Path) -> Result<BrokerConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
+    }
+
+    /// The shard count in force: the setting, or the cores available.
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            0 => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            shards => shards,
+        }
+    }
+
+    pub fn listen_address(&self) -> Result<SocketAddr, String> {
+        self.listen
+            .parse()
+            .map_err(|error| format!("listen address {:?}: {error}", self.listen))
+    }
+
+    pub fn http_listen_address(&self) -> Result<Option<SocketAddr>, String> {
+        if self.http_listen.is_empty() {
+            return Ok(None);
+        }
+        self.http_listen
+            .parse()
+            .map(Some)
+            .map_err(|error| format!("http listen address {:?}: {error}", self.http_listen))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen_address()?;
+        self.http_listen_address()?;
+        self.topic_defaults
+            .validate()
+            .map_err(|reason| format!("topic_defaults: {reason}"))?;
+        let checks = [
+            (self.shard_count() <= 1024, "shards must be at most 1024"),
+            (
+                self.frame_bytes_max >= 1024,
+                "frame_bytes_max must be at least 1024",
+            ),
+            (
+                self.frame_bytes_max >= self.topic_defaults.batch_bytes_max,
+                "frame_bytes_max must hold the largest batch",
+            ),
+            (
+                self.connection_inflight_bytes_max >= self.frame_bytes_max,
+                "connection_inflight_bytes_max must hold one frame",
+            ),
+            (
+                self.shard_inflight_bytes_max >= self.connection_inflight_bytes_max,
+                "shard_inflight_bytes_max must hold one connection's",
+            ),
+            (
+                self.connections_per_shard_max >= 1,
+                "connections_per_shard_max must be at least 1",
+            ),
+            (
+                self.mailbox_jobs_max >= 1,
+                "mailbox_jobs_max must be at least 1",
+            ),
+            (
+                self.fetch_bytes_max >= 1,
+                "fetch_bytes_max must be at least 1",
+            ),
+            (
+                self.topic_partitions_max >= 1,
+                "topic_partitions_max must be at least 1",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, reason)) => Err((*reason).to_string()),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The stable error codes of the native protocol. A code never changes meaning once released;
+//! every error response also carries a human-readable message.
+
+use crate::batch::BatchError;
+use crate::storage::StorageError;
+
+macro_rules! error_codes {
+    ($($name:ident = $code:literal, $text:literal;)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        pub enum ErrorCode {
+            $($name = $code,)*
+        }
+
+        impl ErrorCode {
+            pub fn from_u16(code: u16) -> Option<ErrorCode> {
+                match code {
+                    $($code => Some(ErrorCode::$name),)*
+                    _ => None,
+                }
+            }
+
+            /// The snake_case name clients and the CLI print.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    None = 0, "none";
+    UnknownTopic = 1, "unknown_topic";
+    BadPartition = 2, "bad_partition";
+    RecordTooLarge = 3, "record_too_large";
+    CorruptBatch = 4, "corrupt_batch";
+    DiskFull = 5, "disk_full";
+    Throttled = 6, "throttled";
+    UnsupportedVersion = 7, "unsupported_version";
+    MalformedRequest = 8, "malformed_request";
+    OffsetOutOfRange = 9, "offset_out_of_range";
+    TopicExists = 10, "topic_exists";
+    InvalidConfig = 11, "invalid_config";
+    FrameTooLarge = 12, "frame_too_large";
+    StorageFailed = 13, "storage_failed";
+    UnknownApi = 14, "unknown_api";
+    ShuttingDown = 15, "shutting_down";
+    InvalidTopicName = 16, "invalid_topic_name";
+    Internal = 17, "internal";
+}
+
+impl ErrorCode {
+    /// Whether a client may retry the same request unchanged and expect it to succeed later.
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::DiskFull | ErrorCode::Throttled | ErrorCode::ShuttingDown
+        )
+    }
+}
+
+/// An error as the protocol carries it: a code and a message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.name())]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ProtocolError {
+        ProtocolError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StorageError> for ProtocolError {
+    fn from(error: StorageError) -> ProtocolError {
+        let code = match &error {
+            StorageError::InvalidBatch(
+                BatchError::RecordTooLarge { .. } | BatchError::BatchTooLarge { .. },
+            ) => ErrorCode::RecordTooLarge,
+            StorageError::InvalidBatch(_) => ErrorCode::CorruptBatch,
+            StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            StorageError::DiskFull => ErrorCode::DiskFull,
+            StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::Failed(_) => {
+                ErrorCode::StorageFailed
+            }
+            StorageError::Closed => ErrorCode::ShuttingDown,
+            StorageError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+        };
+        ProtocolError::new(code, error.to_string())
+    }
+}

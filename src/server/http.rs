@@ -1,0 +1,81 @@
+//! The Prometheus endpoint: a deliberately tiny HTTP/1.1 server on shard 0 answering
+//! `GET /metrics` (the text exposition format) and `GET /health`. One request per connection.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::broker::ShardState;
+use crate::runtime::{self, TcpListener, TcpStream};
+
+/// Request heads longer than this are refused.
+const REQUEST_BYTES_MAX: usize = 8 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn serve(state: Rc<ShardState>, listener: TcpListener, handle: PrometheusHandle) {
+    loop {
+        let accepted = {
+            let accept = std::pin::pin!(listener.accept());
+            let stop = std::pin::pin!(state.lifecycle.until_stopping());
+            match futures_util::future::select(accept, stop).await {
+                futures_util::future::Either::Left((accepted, _)) => accepted,
+                futures_util::future::Either::Right(_) => return,
+            }
+        };
+        if let Ok((stream, _)) = accepted {
+            runtime::spawn_detached(answer(stream, handle.clone()));
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, handle: PrometheusHandle) {
+    let Some(Some(head)) = runtime::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else {
+        return;
+    };
+    let request_line = head.lines().next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let (status, content_type, body) = match (method, path) {
+        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", handle.render()),
+        ("GET", "/health") => ("200 OK", "text/plain", "ok\n".to_string()),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".to_string(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n".to_string(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = runtime::send_all(&mut stream, vec![Bytes::from(response)]).await;
+    let _ = stream.close().await;
+}
+
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut buffer = BytesMut::with_capacity(1024);
+    loop {
+        if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            return Some(String::from_utf8_lossy(&buffer[..end]).into_owned());
+        }
+        if buffer.len() >= REQUEST_BYTES_MAX {
+            return None;
+        }
+        buffer.reserve(1024);
+        let (result, returned) = runtime::read_some(stream, buffer).await;
+        buffer = returned;
+        if !matches!(result, Ok(read) if read > 0) {
+            return None;
+        }
+    }
+}

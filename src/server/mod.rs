@@ -1,0 +1,315 @@
+//! The network front door of the native protocol: one listener per shard on one address
+//! (SO_REUSEPORT), connections served on the shard that accepted them, the Prometheus endpoint,
+//! and an orderly start and shutdown of all shards.
+//!
+//! Shutdown runs in phases across every shard so that nothing in flight is cut: stop accepting
+//! and reading, wait for every request in flight to be answered (including those forwarded to
+//! other shards), then write, fsync and close every log, then stop the shards' threads.
+
+pub mod connection;
+pub mod http;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge};
+
+use crate::broker::topics::Topics;
+use crate::broker::{self, ShardState};
+use crate::config::BrokerConfig;
+use crate::runtime::{self, Notify, TcpListener};
+use crate::shard::{self, Mailboxes, ShardId};
+
+/// A running broker.
+pub struct ServerHandle {
+    pub address: SocketAddr,
+    pub http_address: Option<SocketAddr>,
+    pub shards: usize,
+    mailboxes: Mailboxes<ShardState>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// One shard's connection accounting: the bounds that make backpressure.
+pub(crate) struct Gate {
+    pub connections: Cell<usize>,
+    pub inflight_bytes: Cell<usize>,
+    /// Notified whenever bytes in flight drop or a connection ends.
+    pub released: Notify,
+    pub connections_gauge: Gauge,
+    pub inflight_gauge: Gauge,
+    pub pauses: Counter,
+    pub refused: Counter,
+}
+
+impl Gate {
+    fn new(shard: ShardId) -> Gate {
+        let label = shard.to_string();
+        Gate {
+            connections: Cell::new(0),
+            inflight_bytes: Cell::new(0),
+            released: Notify::default(),
+            connections_gauge: metrics::gauge!("ringmq_shard_connections", "shard" => label.clone()),
+            inflight_gauge: metrics::gauge!("ringmq_shard_inflight_bytes", "shard" => label.clone()),
+            pauses: metrics::counter!("ringmq_shard_backpressure_pauses_total", "shard" => label.clone()),
+            refused: metrics::counter!("ringmq_shard_refused_connections_total", "shard" => label),
+        }
+    }
+
+    pub fn add_inflight(&self, bytes: usize) {
+        self.inflight_bytes.set(self.inflight_bytes.get() + bytes);
+        self.inflight_gauge.set(self.inflight_bytes.get() as f64);
+    }
+
+    pub fn remove_inflight(&self, bytes: usize) {
+        self.inflight_bytes.set(self.inflight_bytes.get() - bytes);
+        self.inflight_gauge.set(self.inflight_bytes.get() as f64);
+        self.released.notify();
+    }
+}
+
+/// Starts the broker's shards and listeners; returns once every shard serves.
+pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
+    let topics = Arc::new(Topics::load(&config.data_dir)?);
+    broker::admin::remove_orphan_partitions(&config.data_dir, &topics)
+        .map_err(|error| error.to_string())?;
+    let metrics_handle = crate::metrics::install();
+    let shards = config.shard_count();
+
+    let first = runtime::bind_reuseport(config.listen_address()?)
+        .map_err(|error| format!("listen on {}: {error}", config.listen))?;
+    let address = first.local_addr().map_err(|error| error.to_string())?;
+    let mut listeners = vec![first];
+    for _ in 1..shards {
+        listeners.push(
+            runtime::bind_reuseport(address)
+                .map_err(|error| format!("listen on {address}: {error}"))?,
+        );
+    }
+    let http = match config.http_listen_address()? {
+        Some(http_address) => Some(
+            std::net::TcpListener::bind(http_address)
+                .map_err(|error| format!("listen on {http_address}: {error}"))?,
+        ),
+        None => None,
+    };
+    let http_address = http.as_ref().map(|listener| {
+        listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    });
+
+    let mailboxes: Mailboxes<ShardState> = Mailboxes::new(shards, config.mailbox_jobs_max);
+    let config = Arc::new(config);
+    let (ready_sender, ready) = mpsc::channel();
+    let listeners: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| std::sync::Mutex::new(Some(listener)))
+        .collect();
+    let listeners = Arc::new(listeners);
+    let http = Arc::new(std::sync::Mutex::new(
+        http.map(|listener| (listener, metrics_handle)),
+    ));
+    let threads = {
+        let (config, mailboxes, topics) = (config.clone(), mailboxes.clone(), topics.clone());
+        shard::spawn_threads(shards, move |id| {
+            // Each shard takes its own listener (and shard 0 the HTTP one) exactly once.
+            let listener = listeners[id]
+                .lock()
+                .expect("not poisoned")
+                .take()
+                .expect("one listener per shard");
+            let http = if id == 0 {
+                http.lock().expect("not poisoned").take()
+            } else {
+                None
+            };
+            run_shard(
+                id,
+                config.clone(),
+                topics.clone(),
+                mailboxes.clone(),
+                listener,
+                http,
+                ready_sender.clone(),
+            );
+        })
+        .map_err(|error| format!("starting shard threads: {error}"))?
+    };
+    let handle = ServerHandle {
+        address,
+        http_address,
+        shards,
+        mailboxes,
+        threads,
+    };
+    for _ in 0..shards {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => {
+                handle.shutdown();
+                return Err(reason);
+            }
+            Err(_) => {
+                handle.shutdown();
+                return Err("a shard thread died while starting".into());
+            }
+        }
+    }
+    tracing::info!(%address, ?http_address, shards, data_dir = %config.data_dir.display(), "ringmq is serving");
+    Ok(handle)
+}
+
+fn run_shard(
+    id: ShardId,
+    config: Arc<BrokerConfig>,
+    topics: Arc<Topics>,
+    mailboxes: Mailboxes<ShardState>,
+    listener: std::net::TcpListener,
+    http: Option<(
+        std::net::TcpListener,
+        metrics_exporter_prometheus::PrometheusHandle,
+    )>,
+    ready: mpsc::Sender<Result<(), String>>,
+) {
+    let runtime = match runtime::shard_runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = ready.send(Err(format!("shard {id}: cannot start io_uring: {error}")));
+            return;
+        }
+    };
+    let mailboxes_for_exit = mailboxes.clone();
+    runtime.block_on(async move {
+        let state = Rc::new(ShardState::new(
+            id,
+            config.clone(),
+            mailboxes.clone(),
+            topics,
+        ));
+        // The inbox serves from the start: opening partitions may take a while, and other
+        // shards may already send work here.
+        let inbox = runtime::spawn({
+            let state = state.clone();
+            async move { mailboxes.serve(id, state.clone()).await }
+        });
+        if let Err(reason) = state.open_owned_partitions().await {
+            let _ = ready.send(Err(format!("shard {id}: {reason}")));
+            return;
+        }
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                let _ = ready.send(Err(format!("shard {id}: {error}")));
+                return;
+            }
+        };
+        let gate = Rc::new(Gate::new(id));
+        runtime::spawn_detached(accept_loop(state.clone(), gate.clone(), listener));
+        if let Some((http_listener, handle)) = http {
+            match TcpListener::from_std(http_listener) {
+                Ok(listener) => {
+                    runtime::spawn_detached(http::serve(state.clone(), listener, handle))
+                }
+                Err(error) => tracing::warn!(%error, "metrics endpoint unavailable"),
+            }
+        }
+        runtime::spawn_detached(drain_when_stopping(state.clone(), gate));
+        let _ = ready.send(Ok(()));
+        let _ = inbox.await;
+    });
+    // Whatever still arrives for this shard fails fast instead of waiting forever.
+    mailboxes_for_exit.close(id);
+}
+
+async fn accept_loop(state: Rc<ShardState>, gate: Rc<Gate>, listener: TcpListener) {
+    loop {
+        let accepted = {
+            let accept = std::pin::pin!(listener.accept());
+            let stop = std::pin::pin!(state.lifecycle.until_stopping());
+            match futures_util::future::select(accept, stop).await {
+                futures_util::future::Either::Left((accepted, _)) => accepted,
+                futures_util::future::Either::Right(_) => return,
+            }
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                runtime::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if gate.connections.get() >= state.config.connections_per_shard_max {
+            gate.refused.increment(1);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        runtime::spawn_detached(connection::serve(state.clone(), gate.clone(), stream));
+    }
+}
+
+/// Once the shard is stopping, waits for its connections to finish (bounded by the grace
+/// period), then reports the shard drained.
+async fn drain_when_stopping(state: Rc<ShardState>, gate: Rc<Gate>) {
+    state.lifecycle.until_stopping().await;
+    let grace = Duration::from_millis(state.config.shutdown_grace_ms);
+    let drained = runtime::timeout(grace, async {
+        loop {
+            let released = gate.released.wait();
+            if gate.connections.get() == 0 {
+                return;
+            }
+            released.await;
+        }
+    })
+    .await;
+    if drained.is_none() {
+        tracing::warn!(
+            shard = state.id,
+            connections = gate.connections.get(),
+            "shutdown grace ran out with requests in flight"
+        );
+    }
+    state.lifecycle.set_drained();
+}
+
+impl ServerHandle {
+    /// Stops the broker: no new requests, every request in flight answered, every log written,
+    /// fsynced and closed, every shard thread ended.
+    pub fn shutdown(self) {
+        let mailboxes = self.mailboxes.clone();
+        let shards = mailboxes.shards();
+        runtime::block_on(async {
+            for shard in 0..shards {
+                let _ = mailboxes
+                    .call(shard, |state| async move { state.lifecycle.set_stopping() })
+                    .await;
+            }
+            for shard in 0..shards {
+                let _ = mailboxes
+                    .call(shard, |state| async move {
+                        state.lifecycle.until_drained().await
+                    })
+                    .await;
+            }
+            for shard in 0..shards {
+                let _ = mailboxes
+                    .call(shard, |state| async move { state.close_logs().await })
+                    .await;
+            }
+        });
+        for shard in 0..shards {
+            mailboxes.close(shard);
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        tracing::info!("ringmq stopped");
+    }
+}
