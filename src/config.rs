@@ -31,6 +31,8 @@ pub struct BrokerConfig {
     pub connections_per_shard_max: usize,
     /// Jobs waiting in one shard's cross-shard inbox.
     pub mailbox_jobs_max: usize,
+    /// A produce whose partition's write queue stays full this long is refused as throttled.
+    pub produce_queue_wait_ms_max: u64,
     /// The longest long poll a fetch may ask for.
     pub fetch_wait_ms_max: u32,
     /// The largest fetch response (per partition).
@@ -55,6 +57,7 @@ impl Default for BrokerConfig {
             shard_inflight_bytes_max: 256 << 20,
             connections_per_shard_max: 10_000,
             mailbox_jobs_max: 4096,
+            produce_queue_wait_ms_max: 10_000,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 16 << 20,
             topic_partitions_max: 4096,

@@ -72,6 +72,8 @@ pub async fn timeout<F: Future>(duration: Duration, future: F) -> Option<F::Outp
 #[derive(Clone, Debug)]
 pub struct File {
     inner: compio::fs::File,
+    /// Kept for fault injection's directory scoping and for error messages.
+    path: std::sync::Arc<Path>,
 }
 
 impl File {
@@ -83,12 +85,22 @@ impl File {
             .create(true)
             .open(path)
             .await?;
-        Ok(File { inner })
+        Ok(File {
+            inner,
+            path: path.into(),
+        })
     }
 
     pub async fn open_read(path: &Path) -> io::Result<File> {
         let inner = compio::fs::OpenOptions::new().read(true).open(path).await?;
-        Ok(File { inner })
+        Ok(File {
+            inner,
+            path: path.into(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Writes every byte of `buffers`, in order, starting at `position`, as few vectored writes as
@@ -97,7 +109,7 @@ impl File {
         buffers.retain(|buffer| !buffer.is_empty());
         while !buffers.is_empty() {
             let requested: usize = buffers.iter().map(Bytes::len).sum();
-            faults::before_write(requested)?;
+            faults::before_write(&self.path, requested).await?;
             let mut writer = &self.inner;
             let BufResult(result, returned) = writer.write_vectored_at(buffers, position).await;
             let written = result?;
@@ -136,7 +148,7 @@ impl File {
 
     /// fdatasync: the data and the size needed to read it back are durable once this returns.
     pub async fn sync_data(&self) -> io::Result<()> {
-        faults::before_sync()?;
+        faults::before_sync(&self.path)?;
         self.inner.sync_data().await
     }
 
@@ -280,52 +292,96 @@ impl Drop for NotifyWait<'_> {
     }
 }
 
-/// Deterministic failure injection for the storage write path, per thread (one shard, one test).
+/// Deterministic failure injection for the storage write path, scoped to a directory, so that a
+/// test can make one log's writes fail with ENOSPC (or its fdatasync with EIO, or its writes
+/// stall) without filling a real disk and without touching other tests' logs.
 ///
-/// Production code never arms it; the cost when disarmed is one thread-local read per write.
+/// Production code never arms it; disarmed, it costs one relaxed atomic load per write.
 pub mod faults {
-    use std::cell::Cell;
     use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
 
-    thread_local! {
-        static WRITE_BYTES_BEFORE_FAILURE: Cell<Option<u64>> = const { Cell::new(None) };
-        static SYNC_FAILURES: Cell<u32> = const { Cell::new(0) };
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static RULES: Mutex<Vec<(PathBuf, Fault)>> = Mutex::new(Vec::new());
+
+    #[derive(Clone, Copy, Debug)]
+    enum Fault {
+        /// Writes fail with ENOSPC once this many more bytes were asked for.
+        FailWritesAfter(u64),
+        /// The next this-many fdatasyncs fail with EIO.
+        FailSyncs(u32),
+        /// Writes wait until the rule is cleared.
+        StallWrites,
     }
 
-    /// From now on, writes on this thread fail with ENOSPC once `bytes` more bytes were requested.
-    pub fn fail_writes_after(bytes: u64) {
-        WRITE_BYTES_BEFORE_FAILURE.with(|cell| cell.set(Some(bytes)));
+    fn add(dir: &Path, fault: Fault) {
+        let mut rules = RULES.lock().expect("fault rules lock");
+        rules.retain(|(existing, _)| existing != dir);
+        rules.push((dir.to_path_buf(), fault));
+        ARMED.store(true, Ordering::Release);
     }
 
-    /// Makes the next `count` fdatasync calls on this thread fail with EIO.
-    pub fn fail_next_syncs(count: u32) {
-        SYNC_FAILURES.with(|cell| cell.set(count));
+    /// Writes to files under `dir` fail with ENOSPC once `bytes` more bytes were requested.
+    pub fn fail_writes_after(dir: &Path, bytes: u64) {
+        add(dir, Fault::FailWritesAfter(bytes));
     }
 
-    pub fn clear() {
-        WRITE_BYTES_BEFORE_FAILURE.with(|cell| cell.set(None));
-        SYNC_FAILURES.with(|cell| cell.set(0));
+    /// The next `count` fdatasyncs of files under `dir` fail with EIO.
+    pub fn fail_next_syncs(dir: &Path, count: u32) {
+        add(dir, Fault::FailSyncs(count));
     }
 
-    pub(super) fn before_write(requested_bytes: usize) -> io::Result<()> {
-        WRITE_BYTES_BEFORE_FAILURE.with(|cell| match cell.get() {
-            None => Ok(()),
-            Some(budget) if budget >= requested_bytes as u64 => {
-                cell.set(Some(budget - requested_bytes as u64));
-                Ok(())
+    /// Writes to files under `dir` wait until `clear(dir)`.
+    pub fn stall_writes(dir: &Path) {
+        add(dir, Fault::StallWrites);
+    }
+
+    pub fn clear(dir: &Path) {
+        let mut rules = RULES.lock().expect("fault rules lock");
+        rules.retain(|(existing, _)| existing != dir);
+        ARMED.store(!rules.is_empty(), Ordering::Release);
+    }
+
+    pub(super) async fn before_write(path: &Path, requested_bytes: usize) -> io::Result<()> {
+        while ARMED.load(Ordering::Relaxed) {
+            {
+                let mut rules = RULES.lock().expect("fault rules lock");
+                let Some((_, fault)) = rules.iter_mut().find(|(dir, _)| path.starts_with(dir))
+                else {
+                    return Ok(());
+                };
+                match fault {
+                    Fault::FailWritesAfter(budget) if *budget >= requested_bytes as u64 => {
+                        *budget -= requested_bytes as u64;
+                        return Ok(());
+                    }
+                    Fault::FailWritesAfter(_) => {
+                        return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+                    }
+                    Fault::FailSyncs(_) => return Ok(()),
+                    Fault::StallWrites => {}
+                }
             }
-            Some(_) => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
-        })
+            super::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
     }
 
-    pub(super) fn before_sync() -> io::Result<()> {
-        SYNC_FAILURES.with(|cell| {
-            if cell.get() == 0 {
-                return Ok(());
+    pub(super) fn before_sync(path: &Path) -> io::Result<()> {
+        if !ARMED.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut rules = RULES.lock().expect("fault rules lock");
+        match rules.iter_mut().find(|(dir, _)| path.starts_with(dir)) {
+            Some((_, Fault::FailSyncs(count))) if *count > 0 => {
+                *count -= 1;
+                Err(io::Error::from_raw_os_error(libc::EIO))
             }
-            cell.set(cell.get() - 1);
-            Err(io::Error::from_raw_os_error(libc::EIO))
-        })
+            _ => Ok(()),
+        }
     }
 }
 

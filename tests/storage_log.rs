@@ -504,14 +504,14 @@ fn a_full_disk_fails_the_append_loses_nothing_and_recovers() {
             .await
             .unwrap();
         fill(&log, 10, AckLevel::Fsynced).await;
-        faults::fail_writes_after(0);
+        faults::fail_writes_after(dir.path(), 0);
         let error = log
             .append(batch(10, 3, 1), AckLevel::Written)
             .await
             .unwrap_err();
         assert_eq!(error, StorageError::DiskFull);
         assert_eq!(log.high_watermark(), 30, "nothing became visible");
-        faults::clear();
+        faults::clear(dir.path());
         let ack = log
             .append(batch(10, 3, 1100), AckLevel::Fsynced)
             .await
@@ -543,7 +543,7 @@ fn a_failed_fsync_fails_the_log_rather_than_lie() {
             .await
             .unwrap();
         fill(&log, 2, AckLevel::Fsynced).await;
-        faults::fail_next_syncs(1);
+        faults::fail_next_syncs(dir.path(), 1);
         let error = log
             .append(batch(2, 3, 1), AckLevel::Fsynced)
             .await
@@ -557,7 +557,7 @@ fn a_failed_fsync_fails_the_log_rather_than_lie() {
             matches!(error, StorageError::Failed(_)),
             "no appends after a failed fsync"
         );
-        faults::clear();
+        faults::clear(dir.path());
         assert!(log.close().await.is_err());
     });
     // Reopening (the operator's restart) recovers what is on disk.

@@ -145,6 +145,12 @@ impl Limits {
 /// path stores what the producer compressed, and a consumer's client decompresses.
 pub fn validate(bytes: &[u8], limits: Limits) -> Result<BatchInfo, BatchError> {
     let size_bytes = framed_size(bytes)?;
+    // Noise is corrupt, whatever size it claims: look at the magic byte before the size.
+    if let Some(&magic) = bytes.get(16)
+        && magic as i8 != MAGIC_V2
+    {
+        return Err(BatchError::BadMagic(magic as i8));
+    }
     if size_bytes > limits.batch_bytes_max {
         return Err(BatchError::BatchTooLarge {
             size: size_bytes,

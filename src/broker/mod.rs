@@ -193,6 +193,34 @@ impl ShardState {
     }
 }
 
+/// Registers the help text of every metric the broker layer emits.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_histogram!(
+        "ringmq_produce_latency_seconds",
+        Unit::Seconds,
+        "Time from a produce reaching the owner shard to its acknowledgement."
+    );
+    describe_histogram!(
+        "ringmq_fetch_latency_seconds",
+        Unit::Seconds,
+        "Time to answer a fetch on the owner shard, long-poll wait included."
+    );
+    describe_counter!(
+        "ringmq_partition_fetched_bytes_total",
+        Unit::Bytes,
+        "Bytes of record batches sent to consumers (bytes out)."
+    );
+    describe_counter!(
+        "ringmq_partition_fetched_records_total",
+        "Records sent to consumers (messages out)."
+    );
+    describe_counter!(
+        "ringmq_shard_forwards_total",
+        "Requests forwarded to the shard that owns their partition."
+    );
+}
+
 pub fn shutting_down() -> ProtocolError {
     ProtocolError::new(ErrorCode::ShuttingDown, "the broker is shutting down")
 }

@@ -78,7 +78,10 @@ pub async fn produce(
 ) -> Result<ProduceResponse, ProtocolError> {
     let log = state.log(topic, partition)?;
     let started = Instant::now();
-    let ack = log.append(records, acks).await?;
+    let queue_wait_max = Duration::from_millis(state.config.produce_queue_wait_ms_max);
+    let ack = log
+        .append_within(records, acks, Some(queue_wait_max))
+        .await?;
     metrics::histogram!("ringmq_produce_latency_seconds").record(started.elapsed().as_secs_f64());
     Ok(ProduceResponse {
         partition,

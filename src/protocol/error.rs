@@ -90,6 +90,7 @@ impl From<StorageError> for ProtocolError {
             StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::Failed(_) => {
                 ErrorCode::StorageFailed
             }
+            StorageError::Throttled { .. } => ErrorCode::Throttled,
             StorageError::Closed => ErrorCode::ShuttingDown,
             StorageError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         };

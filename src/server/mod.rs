@@ -70,6 +70,28 @@ impl Gate {
     }
 }
 
+/// Registers the help text of every metric the server layer emits.
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+    describe_gauge!(
+        "ringmq_shard_connections",
+        "Open client connections on the shard (bounded by connections_per_shard_max)."
+    );
+    describe_gauge!(
+        "ringmq_shard_inflight_bytes",
+        Unit::Bytes,
+        "Bytes of requests in flight on the shard (bounded by shard_inflight_bytes_max)."
+    );
+    describe_counter!(
+        "ringmq_shard_backpressure_pauses_total",
+        "Times a connection stopped being read because in-flight bytes were at their bound."
+    );
+    describe_counter!(
+        "ringmq_shard_refused_connections_total",
+        "Connections closed at accept because the shard was at connections_per_shard_max."
+    );
+}
+
 /// Starts the broker's shards and listeners; returns once every shard serves.
 pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     config.validate()?;
@@ -79,6 +101,9 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     broker::admin::remove_orphan_partitions(&config.data_dir, &topics)
         .map_err(|error| error.to_string())?;
     let metrics_handle = crate::metrics::install();
+    crate::storage::log::describe_metrics();
+    broker::describe_metrics();
+    describe_metrics();
     let shards = config.shard_count();
 
     let first = runtime::bind_reuseport(config.listen_address()?)

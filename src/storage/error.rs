@@ -32,6 +32,8 @@ pub enum StorageError {
     },
     #[error("the log failed and takes no more appends: {0}")]
     Failed(String),
+    #[error("the partition's write queue stayed full for {waited_ms} ms; retry later")]
+    Throttled { waited_ms: u64 },
     #[error("the log is closed")]
     Closed,
     #[error("invalid log configuration: {0}")]

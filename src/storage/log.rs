@@ -258,7 +258,19 @@ impl PartitionLog {
 
     /// Appends one or more record batches laid end to end in `records`. Offsets are assigned in
     /// the order appends are called; the acknowledgement waits as long as `level` asks.
-    pub async fn append(&self, mut records: BytesMut, level: AckLevel) -> Result<AppendAck> {
+    pub async fn append(&self, records: BytesMut, level: AckLevel) -> Result<AppendAck> {
+        self.append_within(records, level, None).await
+    }
+
+    /// `append`, but refused with `Throttled` if the append cannot even be queued within
+    /// `queue_wait_max` (the deadline covers only the wait for queue space, so a refused append
+    /// was never written).
+    pub async fn append_within(
+        &self,
+        mut records: BytesMut,
+        level: AckLevel,
+        queue_wait_max: Option<Duration>,
+    ) -> Result<AppendAck> {
         let mut batches = Vec::new();
         let mut position = 0;
         while position < records.len() {
@@ -269,7 +281,9 @@ impl PartitionLog {
         if batches.is_empty() {
             return Err(batch::BatchError::Empty.into());
         }
-        let place_in_line = self.wait_for_queue_space(records.len()).await?;
+        let place_in_line = self
+            .wait_for_queue_space(records.len(), queue_wait_max)
+            .await?;
 
         let shared = &self.shared;
         let mut state = shared.state.borrow_mut();
@@ -326,7 +340,11 @@ impl PartitionLog {
     /// Backpressure: waits while the queue of unwritten appends is full, first come first
     /// served. An append larger than the whole queue goes in alone, when the queue is empty.
     /// Returns the caller's place in line, which it holds until it has queued its append.
-    async fn wait_for_queue_space(&self, bytes: usize) -> Result<Option<SpaceTicket<'_>>> {
+    async fn wait_for_queue_space(
+        &self,
+        bytes: usize,
+        wait_max: Option<Duration>,
+    ) -> Result<Option<SpaceTicket<'_>>> {
         let shared = &*self.shared;
         let fits = |state: &State| {
             state.pending_bytes == 0
@@ -344,6 +362,7 @@ impl PartitionLog {
             SpaceTicket { shared, ticket }
         };
         shared.metrics.backpressure_waits.increment(1);
+        let started = Instant::now();
         loop {
             let space = shared.space.wait();
             {
@@ -353,7 +372,17 @@ impl PartitionLog {
                     return Ok(Some(ticket));
                 }
             }
-            space.await;
+            match wait_max {
+                None => space.await,
+                Some(wait_max) => {
+                    let left = wait_max.saturating_sub(started.elapsed());
+                    if left.is_zero() || runtime::timeout(left, space).await.is_none() {
+                        return Err(StorageError::Throttled {
+                            waited_ms: started.elapsed().as_millis() as u64,
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -1124,6 +1153,80 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// Registers the help text of every metric the log emits (labels: topic, partition).
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "ringmq_log_appended_bytes_total",
+        Unit::Bytes,
+        "Bytes of record batches written to the partition log."
+    );
+    describe_counter!(
+        "ringmq_log_appended_records_total",
+        "Records written to the partition log (messages in)."
+    );
+    describe_counter!(
+        "ringmq_log_appended_batches_total",
+        "Record batches written to the partition log."
+    );
+    describe_counter!(
+        "ringmq_log_read_bytes_total",
+        Unit::Bytes,
+        "Bytes read from the partition log, by source: the tail cache or the segment files."
+    );
+    describe_counter!(
+        "ringmq_log_write_failures_total",
+        "Failed writes or fsyncs of the partition log."
+    );
+    describe_counter!(
+        "ringmq_log_backpressure_waits_total",
+        "Appends that waited because the partition's write queue was full."
+    );
+    describe_counter!(
+        "ringmq_log_retention_deleted_segments_total",
+        "Segments deleted by retention."
+    );
+    describe_histogram!(
+        "ringmq_log_flush_bytes",
+        Unit::Bytes,
+        "Bytes per group-commit write."
+    );
+    describe_histogram!(
+        "ringmq_log_write_seconds",
+        Unit::Seconds,
+        "Duration of one group-commit write."
+    );
+    describe_histogram!(
+        "ringmq_log_fsync_seconds",
+        Unit::Seconds,
+        "Duration of one fdatasync of a partition log."
+    );
+    describe_gauge!(
+        "ringmq_log_start_offset",
+        "First offset still in the partition log."
+    );
+    describe_gauge!(
+        "ringmq_log_end_offset",
+        "One past the last readable offset of the partition log (high watermark)."
+    );
+    describe_gauge!("ringmq_log_segments", "Segments of the partition log.");
+    describe_gauge!(
+        "ringmq_log_size_bytes",
+        Unit::Bytes,
+        "Bytes of the partition log on disk."
+    );
+    describe_gauge!(
+        "ringmq_log_pending_bytes",
+        Unit::Bytes,
+        "Bytes queued for the partition's next write (bounded by pending_bytes_max)."
+    );
+    describe_gauge!(
+        "ringmq_log_tail_cache_bytes",
+        Unit::Bytes,
+        "Bytes in the partition's tail cache (bounded by tail_cache_bytes_max)."
+    );
 }
 
 /// The log's metric handles, registered once per partition with its labels.

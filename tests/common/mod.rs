@@ -63,3 +63,64 @@ pub fn small_config() -> LogConfig {
         ..LogConfig::default()
     }
 }
+
+/// A broker on ephemeral loopback ports with its data in a temporary directory.
+pub struct TestBroker {
+    pub handle: Option<ringmq::server::ServerHandle>,
+    pub config: ringmq::config::BrokerConfig,
+}
+
+impl TestBroker {
+    pub fn start(dir: &std::path::Path, shards: usize) -> TestBroker {
+        let config = ringmq::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            http_listen: "127.0.0.1:0".into(),
+            shards,
+            ..Default::default()
+        };
+        Self::start_with(config)
+    }
+
+    pub fn start_with(config: ringmq::config::BrokerConfig) -> TestBroker {
+        let handle = ringmq::server::start(config.clone()).expect("the broker starts");
+        TestBroker {
+            handle: Some(handle),
+            config,
+        }
+    }
+
+    pub fn address(&self) -> String {
+        self.handle.as_ref().unwrap().address.to_string()
+    }
+
+    pub fn http_address(&self) -> String {
+        self.handle
+            .as_ref()
+            .unwrap()
+            .http_address
+            .unwrap()
+            .to_string()
+    }
+
+    /// Stops the broker (every log fsynced and closed) and starts it again on the same data.
+    pub fn restart(&mut self) {
+        self.handle.take().unwrap().shutdown();
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".into();
+        self.handle = Some(ringmq::server::start(config).expect("the broker restarts"));
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        // While a failed assertion unwinds, leave the broker's threads be: the test has failed
+        // and the process ends; a shutdown here would only hide the assertion's message.
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown();
+        }
+    }
+}
