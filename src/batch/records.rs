@@ -247,6 +247,28 @@ pub fn check_framing(
     Ok(())
 }
 
+/// The first record of an uncompressed batch, without decoding the rest (None if compressed or
+/// malformed). A cheap probe for tools that sample one record per batch.
+pub fn first_record(batch: &[u8]) -> Option<StoredRecord> {
+    let header = super::header(batch).ok()?;
+    if Compression::from_attributes(header.attributes.get()).ok()? != Compression::None {
+        return None;
+    }
+    let mut cursor = Cursor {
+        bytes: batch.get(HEADER_BYTES..)?,
+    };
+    let (_, raw) = next_record(&mut cursor, false).ok()?;
+    Some(StoredRecord {
+        offset: header.base_offset.get() + raw.offset_delta,
+        record: Record {
+            timestamp_ms: header.base_timestamp.get() + raw.timestamp_delta,
+            key: raw.key.map(Bytes::copy_from_slice),
+            value: raw.value.map(Bytes::copy_from_slice),
+            headers: Vec::new(),
+        },
+    })
+}
+
 /// Decodes every record of one whole batch (decompressing if needed), with absolute offsets.
 pub fn decode(batch: &[u8]) -> Result<Vec<StoredRecord>, BatchError> {
     let info = super::validate(batch, super::Limits::UNLIMITED)?;

@@ -130,6 +130,7 @@ pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> Result<(
         "max_message_bytes" | "batch_bytes_max" => config.batch_bytes_max = number()? as usize,
         "record_bytes_max" => config.record_bytes_max = number()? as usize,
         "index_interval_bytes" => config.index_interval_bytes = number()?,
+        "writeback_bytes" => config.writeback_bytes = number()?,
         "message_timestamp_type" | "timestamp_type" => {
             config.timestamp_type = match value {
                 "CreateTime" | "create_time" => TimestampType::CreateTime,

@@ -52,8 +52,13 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// How often the background task looks for expired segments.
     pub retention_check_interval_ms: u64,
-    /// Written but unsynced data is fdatasynced at least this often (None: only when acks ask).
+    /// Written but unsynced data is fdatasynced at least this often (None, the default: only when
+    /// an append asks for `fsynced`, at segment rolls and at shutdown). Each such sync stalls the
+    /// partition's appends for as long as it takes to flush what piled up: see bench/RESULTS.md.
     pub flush_interval_ms: Option<u64>,
+    /// Writeback of written data is started every this many bytes (sync_file_range), so dirty
+    /// pages never pile up and the periodic fdatasync stays short (0: leave it to the kernel).
+    pub writeback_bytes: u64,
     /// How long the flusher lingers to gather more appends into one write (0: write at once;
     /// appends still coalesce while the previous write is in flight).
     pub group_commit_window_us: u64,
@@ -79,7 +84,8 @@ impl Default for LogConfig {
             retention_bytes_max: None,
             retention_ms: Some(7 * 24 * 3600 * 1000),
             retention_check_interval_ms: 30_000,
-            flush_interval_ms: Some(1000),
+            flush_interval_ms: None,
+            writeback_bytes: 0,
             group_commit_window_us: 0,
             batch_bytes_max: 1 << 20,
             record_bytes_max: 1 << 20,

@@ -111,6 +111,11 @@ struct State {
     /// One past the last offset covered by an fdatasync.
     synced_offset: u64,
     last_sync: Instant,
+    /// A background (interval) fdatasync is running beside the write path.
+    background_sync_running: bool,
+    /// Where in the active segment writeback was last started, and whether a start is running.
+    writeback_from: u64,
+    writeback_running: bool,
     pending: VecDeque<PendingAppend>,
     pending_bytes: usize,
     /// Appends waiting for queue space, in arrival order: only the first may go in, so that
@@ -180,6 +185,7 @@ impl PartitionLog {
         // What a crashed process left in the page cache is made durable before anyone builds on it.
         active_files.data.sync_data().await?;
         let end = active.next_offset;
+        let active_size = active.size_bytes;
         let metrics = LogMetrics::new(&labels);
         let state = State {
             segments,
@@ -189,6 +195,9 @@ impl PartitionLog {
             high_watermark: end,
             synced_offset: end,
             last_sync: Instant::now(),
+            background_sync_running: false,
+            writeback_from: active_size,
+            writeback_running: false,
             pending: VecDeque::new(),
             pending_bytes: 0,
             space_queue: VecDeque::new(),
@@ -772,6 +781,7 @@ impl Shared {
 enum Step {
     Write(Vec<PendingAppend>),
     Sync,
+    BackgroundSync,
     Wait(Option<Duration>),
     Stop,
 }
@@ -785,6 +795,7 @@ async fn run_flusher(shared: Rc<Shared>) {
             Step::Sync => {
                 let _ = sync(&shared).await;
             }
+            Step::BackgroundSync => start_background_sync(&shared),
             Step::Wait(None) => work.await,
             Step::Wait(Some(deadline)) => {
                 runtime::timeout(deadline, work).await;
@@ -826,18 +837,41 @@ fn next_step(shared: &Shared) -> Step {
     }
     let unsynced = state.synced_offset < state.high_watermark;
     if state.closing {
+        if state.background_sync_running {
+            return Step::Wait(None);
+        }
         return if unsynced { Step::Sync } else { Step::Stop };
     }
     match shared.config.flush_interval_ms {
-        Some(interval) if unsynced => {
+        Some(interval) if unsynced && !state.background_sync_running => {
             let deadline = state.last_sync + Duration::from_millis(interval);
             match deadline.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => Step::Wait(Some(left)),
-                _ => Step::Sync,
+                _ => Step::BackgroundSync,
             }
         }
         _ => Step::Wait(None),
     }
+}
+
+/// Starts the interval fdatasync beside the write path: writes go on while it runs (Linux
+/// allows both on one file), so the periodic flush never stalls producers. Appends that asked
+/// for `fsynced` do not rely on it: they get their own sync after their write.
+fn start_background_sync(shared: &Rc<Shared>) {
+    {
+        let mut state = shared.state.borrow_mut();
+        if state.background_sync_running {
+            return;
+        }
+        state.background_sync_running = true;
+    }
+    let shared = shared.clone();
+    runtime::spawn_detached(async move {
+        let _ = sync(&shared).await;
+        shared.state.borrow_mut().background_sync_running = false;
+        shared.work.notify();
+        shared.lifecycle.notify();
+    });
 }
 
 /// Writes one group of appends: in runs that each fit the active segment and one vectored
@@ -880,10 +914,7 @@ async fn write_group(shared: &Rc<Shared>, group: Vec<PendingAppend>) {
     if let Err((error, failed)) = write_run(shared, run, &mut awaiting_sync).await {
         return fail_group(shared, error, failed, group, awaiting_sync).await;
     }
-    let interval_due = shared.config.flush_interval_ms.is_some_and(|interval| {
-        shared.state.borrow().last_sync.elapsed() >= Duration::from_millis(interval)
-    });
-    if !awaiting_sync.is_empty() || interval_due {
+    if !awaiting_sync.is_empty() {
         let result = sync(shared).await;
         for append in awaiting_sync {
             let ack = append.ack;
@@ -968,7 +999,32 @@ async fn write_run(
         }
     }
     persist_index(shared, INDEX_ENTRIES_PER_WRITE).await;
+    start_writeback_if_due(shared);
     Ok(())
+}
+
+/// Starts kernel writeback of the active segment's newest `writeback_bytes` or more, one at a
+/// time, without waiting for it.
+fn start_writeback_if_due(shared: &Rc<Shared>) {
+    let every = shared.config.writeback_bytes;
+    let (file, from, length) = {
+        let mut state = shared.state.borrow_mut();
+        let end = state.active_segment().size_bytes;
+        if every == 0 || state.writeback_running || end < state.writeback_from + every {
+            return;
+        }
+        let from = state.writeback_from;
+        state.writeback_from = end;
+        state.writeback_running = true;
+        (state.active.data.clone(), from, end - from)
+    };
+    let shared = shared.clone();
+    runtime::spawn_detached(async move {
+        if let Err(error) = file.start_writeback(from, length).await {
+            tracing::debug!(%error, "starting writeback failed; the next fdatasync does it");
+        }
+        shared.state.borrow_mut().writeback_running = false;
+    });
 }
 
 /// Writes the active segment's index entries that are not in its files yet, once there are at
@@ -1083,6 +1139,7 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
     state.synced_offset = state.synced_offset.max(new_base);
     state.segments.insert(new_base, Segment::empty(new_base));
     state.active = files;
+    state.writeback_from = 0;
     state.read_files.push((old_base, old.0));
     if state.read_files.len() > shared.config.open_segment_files_max {
         state.read_files.remove(0);

@@ -1,0 +1,156 @@
+//! The command line as a user drives it: `ringmq serve` in a child process, `topic create`,
+//! `produce` from stdin, `consume` to stdout, SIGTERM for a clean stop, `log verify` after.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+fn ringmq() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringmq"))
+}
+
+/// Starts `ringmq serve` on ephemeral ports and returns it with its native protocol address,
+/// read from its "serving" log line.
+fn serve(dir: &std::path::Path) -> (Child, String) {
+    let mut child = ringmq()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "",
+            "--shards",
+            "2",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("serve logs before it exits").unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}
+
+fn run(command: &mut Command, stdin: &str) -> (i32, String, String) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn serve_produce_consume_and_stop_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, address) = serve(dir.path());
+    let lines: Vec<String> = (0..2000)
+        .map(|n| format!("line number {n} with some text"))
+        .collect();
+    let input = lines.join("\n") + "\n";
+
+    let (code, out, err) = run(
+        ringmq().args([
+            "topic",
+            "create",
+            "-b",
+            &address,
+            "logs",
+            "--partitions",
+            "1",
+        ]),
+        "",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run(
+        ringmq().args(["produce", "-b", &address, "logs", "--acks", "fsynced"]),
+        &input,
+    );
+    assert_eq!(code, 0, "produce: {err}");
+    let (code, out, err) = run(ringmq().args(["consume", "-b", &address, "logs"]), "");
+    assert_eq!(code, 0, "consume: {err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        lines,
+        "the same lines, in order"
+    );
+
+    // Keys, headers and JSON output.
+    let (code, _, err) = run(
+        ringmq().args([
+            "produce",
+            "-b",
+            &address,
+            "logs",
+            "-K",
+            ":",
+            "-H",
+            "origin=cli",
+        ]),
+        "user-1:hello\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = run(
+        ringmq().args([
+            "consume",
+            "-b",
+            &address,
+            "logs",
+            "--from",
+            "offset:2000",
+            "--format",
+            "json",
+        ]),
+        "",
+    );
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (
+            json["offset"].as_u64(),
+            json["key"].as_str(),
+            json["value"].as_str()
+        ),
+        (Some(2000), Some("user-1"), Some("hello"))
+    );
+    assert_eq!(json["headers"]["origin"], "cli");
+
+    // Errors: an exit code a script can rely on, the reason on stderr.
+    let (code, out, err) = run(ringmq().args(["consume", "-b", &address, "nope"]), "");
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("unknown_topic"), "{err}");
+    let (code, _, err) = run(ringmq().args(["produce", "-b", &address, "nope"]), "x\n");
+    assert_eq!(code, 1, "{err}");
+
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
+
+    let (code, out, _) = run(
+        ringmq()
+            .arg("log")
+            .arg("verify")
+            .arg(dir.path().join("topics").join("logs-0")),
+        "",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2001 record(s)"), "{out}");
+}
