@@ -784,3 +784,52 @@ fn metrics_are_served_in_prometheus_text_format() {
         Err(error) => panic!("promtool is required in CI: {error}"),
     }
 }
+
+#[test]
+fn an_idle_partition_does_not_hold_up_a_consumer_of_a_busy_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("mixed", 2, &[]).await.unwrap();
+        let config = ConsumerConfig {
+            max_wait_ms: 20_000,
+            ..ConsumerConfig::default()
+        };
+        let mut consumer = Consumer::new(client.clone(), "mixed", None, StartAt::Earliest, config)
+            .await
+            .unwrap();
+        let producer = client.clone();
+        runtime::spawn_detached(async move {
+            runtime::sleep(Duration::from_millis(100)).await;
+            producer
+                .produce(
+                    "mixed",
+                    Some(1),
+                    b"",
+                    AckLevel::Written,
+                    one_record(b"busy"),
+                )
+                .await
+                .unwrap();
+        });
+        let started = Instant::now();
+        let records = consumer.poll().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "returned on arrival, not after partition 0's 20 s wait"
+        );
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            (
+                records[0].partition,
+                &records[0].record.value.clone().unwrap()[..]
+            ),
+            (1, &b"busy"[..])
+        );
+        assert_eq!(
+            (consumer.position(0), consumer.position(1)),
+            (Some(0), Some(1))
+        );
+    });
+}

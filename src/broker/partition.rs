@@ -106,11 +106,15 @@ pub async fn fetch(
     let result = loop {
         let result = log.read(request.offset, max_bytes).await?;
         let left = deadline.saturating_duration_since(Instant::now());
-        if result.size_bytes() >= request.min_bytes as usize || left.is_zero() {
+        let stopping = state.lifecycle.stopping.get();
+        if result.size_bytes() >= request.min_bytes as usize || left.is_zero() || stopping {
             break result;
         }
-        // Wake on data past what this read saw, or at the deadline.
-        runtime::timeout(left, log.wait_for_data(result.high_watermark)).await;
+        // Wake on data past what this read saw, at the deadline, or when the broker stops
+        // (a shutdown answers long polls with what they have instead of waiting them out).
+        let arrived = std::pin::pin!(log.wait_for_data(result.high_watermark));
+        let stop = std::pin::pin!(state.lifecycle.until_stopping());
+        runtime::timeout(left, futures_util::future::select(arrived, stop)).await;
     };
     let bytes = result.size_bytes() as u64;
     let labels = [

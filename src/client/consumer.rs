@@ -123,46 +123,84 @@ impl Consumer {
             .all(|position| position.next_offset >= position.high_watermark)
     }
 
-    /// Fetches from every partition at once and returns what arrived (possibly nothing, after
-    /// the long poll's wait).
+    /// Returns the records available in every partition; if there are none anywhere, waits
+    /// (long poll, up to `max_wait_ms`) and returns as soon as any partition has some, so an
+    /// idle partition never holds up a busy one.
     pub async fn poll(&mut self) -> Result<Vec<ConsumedRecord>> {
-        let fetches = self.positions.iter().map(|(partition, position)| {
-            let request = FetchRequest {
-                topic: self.topic.clone(),
-                partition: *partition,
-                offset: position.next_offset,
-                max_bytes: self.config.max_bytes,
-                min_bytes: self.config.min_bytes,
-                max_wait_ms: self.config.max_wait_ms,
-            };
-            let client = self.client.clone();
-            async move { (request.partition, client.fetch(request).await) }
-        });
-        let results = futures_util::future::join_all(fetches).await;
+        let immediate = futures_util::future::join_all(
+            self.positions
+                .keys()
+                .map(|partition| self.fetch(*partition, 0)),
+        )
+        .await;
         let mut consumed = Vec::new();
-        for (partition, result) in results {
-            let response = result?;
-            let position = self
-                .positions
-                .get_mut(&partition)
-                .expect("fetched partitions are positions");
-            position.high_watermark = response.high_watermark;
-            for chunk in &response.records {
-                for (_, batch) in record_batch::iter_framed(chunk) {
-                    let decoded = records::decode(batch).map_err(|error| {
-                        ClientError::Connection(format!("undecodable batch: {error}"))
-                    })?;
-                    for StoredRecord { offset, record } in decoded {
-                        let offset = offset as u64;
-                        // A batch can start before the position asked for.
-                        if offset >= position.next_offset {
-                            position.next_offset = offset + 1;
-                            consumed.push(ConsumedRecord {
-                                partition,
-                                offset,
-                                record,
-                            });
-                        }
+        for (partition, result) in immediate {
+            consumed.extend(self.take(partition, result?)?);
+        }
+        if !consumed.is_empty() || self.config.max_wait_ms == 0 {
+            return Ok(consumed);
+        }
+        let waits: Vec<_> = self
+            .positions
+            .keys()
+            .map(|partition| self.fetch(*partition, self.config.max_wait_ms))
+            .collect();
+        let mut waits: futures_util::stream::FuturesUnordered<_> = waits.into_iter().collect();
+        while let Some((partition, result)) = futures_util::StreamExt::next(&mut waits).await {
+            let records = self.take(partition, result?)?;
+            if !records.is_empty() {
+                // The other long polls are dropped; their partitions' positions did not move.
+                return Ok(records);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn fetch(
+        &self,
+        partition: u32,
+        max_wait_ms: u32,
+    ) -> impl std::future::Future<Output = (u32, Result<crate::protocol::FetchResponse>)> + use<>
+    {
+        let request = FetchRequest {
+            topic: self.topic.clone(),
+            partition,
+            offset: self.positions[&partition].next_offset,
+            max_bytes: self.config.max_bytes,
+            min_bytes: self.config.min_bytes,
+            max_wait_ms,
+        };
+        let client = self.client.clone();
+        async move { (partition, client.fetch(request).await) }
+    }
+
+    /// Decodes a fetch response and moves the partition's position past what it returns.
+    fn take(
+        &mut self,
+        partition: u32,
+        response: crate::protocol::FetchResponse,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let position = self
+            .positions
+            .get_mut(&partition)
+            .expect("fetched partitions are positions");
+        position.high_watermark = response.high_watermark;
+        let mut consumed = Vec::new();
+        for chunk in &response.records {
+            for (_, batch) in record_batch::iter_framed(chunk) {
+                let decoded = records::decode(batch).map_err(|error| {
+                    ClientError::Connection(format!("undecodable batch: {error}"))
+                })?;
+                for StoredRecord { offset, record } in decoded {
+                    let offset = offset as u64;
+                    // A batch can start before the position asked for.
+                    if offset >= position.next_offset {
+                        position.next_offset = offset + 1;
+                        consumed.push(ConsumedRecord {
+                            partition,
+                            offset,
+                            record,
+                        });
                     }
                 }
             }
