@@ -91,6 +91,21 @@ impl File {
         })
     }
 
+    /// Opens for writing with O_DIRECT: writes bypass the page cache and must be aligned to
+    /// `DIRECT_IO_ALIGNMENT` in position, length and memory (see `AlignedBuffer`).
+    pub async fn open_direct_write(path: &Path) -> io::Result<File> {
+        let inner = compio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .await?;
+        Ok(File {
+            inner,
+            path: path.into(),
+        })
+    }
+
     pub async fn open_read(path: &Path) -> io::Result<File> {
         let inner = compio::fs::OpenOptions::new().read(true).open(path).await?;
         Ok(File {
@@ -221,6 +236,55 @@ pub fn bind_reuseport(address: std::net::SocketAddr) -> io::Result<std::net::Tcp
     socket.bind(&address.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// The alignment O_DIRECT needs of positions, lengths and memory (the common logical block).
+pub const DIRECT_IO_ALIGNMENT: usize = 4096;
+
+/// A zeroed buffer whose start and length are multiples of `DIRECT_IO_ALIGNMENT`, for O_DIRECT
+/// writes. Turned into `Bytes` without a copy.
+pub struct AlignedBuffer {
+    pointer: std::ptr::NonNull<u8>,
+    length: usize,
+}
+
+// The buffer is plain owned memory.
+unsafe impl Send for AlignedBuffer {}
+unsafe impl Sync for AlignedBuffer {}
+
+impl AlignedBuffer {
+    /// A zeroed buffer of at least `length` bytes, rounded up to the alignment.
+    pub fn zeroed(length: usize) -> AlignedBuffer {
+        let length = length.max(1).next_multiple_of(DIRECT_IO_ALIGNMENT);
+        let layout =
+            std::alloc::Layout::from_size_align(length, DIRECT_IO_ALIGNMENT).expect("valid layout");
+        let pointer = unsafe { std::alloc::alloc_zeroed(layout) };
+        let pointer = std::ptr::NonNull::new(pointer)
+            .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        AlignedBuffer { pointer, length }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        unsafe { std::slice::from_raw_parts_mut(self.pointer.as_ptr(), self.length) }
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for AlignedBuffer {
+    fn as_ref(&self) -> &[u8] {
+        unsafe { std::slice::from_raw_parts(self.pointer.as_ptr(), self.length) }
+    }
+}
+
+impl Drop for AlignedBuffer {
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.length, DIRECT_IO_ALIGNMENT)
+            .expect("valid layout");
+        unsafe { std::alloc::dealloc(self.pointer.as_ptr(), layout) }
+    }
 }
 
 /// Drops the first `count` bytes of a list of buffers.
@@ -437,6 +501,35 @@ mod tests {
                 notify.waiter_count(),
                 0,
                 "a timed-out wait leaves no waker behind"
+            );
+        });
+    }
+
+    #[test]
+    fn direct_writes_of_aligned_buffers_read_back_through_the_page_cache() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("direct");
+            let writer = File::open_direct_write(&path).await.unwrap();
+            let reader = File::open_rw(&path).await.unwrap();
+            let mut buffer = AlignedBuffer::zeroed(100);
+            assert_eq!(buffer.as_ref().len(), DIRECT_IO_ALIGNMENT);
+            buffer.as_mut_slice()[..5].copy_from_slice(b"first");
+            writer
+                .write_all_at(vec![buffer.into_bytes()], 0)
+                .await
+                .unwrap();
+            assert_eq!(&reader.read_exact_at(5, 0).await.unwrap()[..], b"first");
+            let mut buffer = AlignedBuffer::zeroed(10);
+            buffer.as_mut_slice()[..6].copy_from_slice(b"second");
+            writer
+                .write_all_at(vec![buffer.into_bytes()], 0)
+                .await
+                .unwrap();
+            assert_eq!(
+                &reader.read_exact_at(6, 0).await.unwrap()[..],
+                b"second",
+                "no stale cached page"
             );
         });
     }

@@ -24,11 +24,17 @@ struct Acked {
 
 /// One round: start the writer, let it run for `run_ms` after it is ready, SIGKILL it, and
 /// return what it acknowledged and the high watermark it started from.
-fn run_and_kill(dir: &std::path::Path, start_seed: u64, run_ms: u64) -> (u64, Vec<Acked>) {
+fn run_and_kill(
+    dir: &std::path::Path,
+    start_seed: u64,
+    run_ms: u64,
+    direct_io: bool,
+) -> (u64, Vec<Acked>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crash_writer"))
         .arg(dir)
         .arg("65536")
         .arg(start_seed.to_string())
+        .arg(if direct_io { "direct" } else { "buffered" })
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -83,7 +89,8 @@ fn every_fsynced_ack_survives_sigkill() {
         random ^= random >> 7;
         random ^= random << 17;
         let run_ms = 5 + random % 120;
-        let (start, acked) = run_and_kill(dir.path(), round * 1_000_000, run_ms);
+        // Alternate page-cache and O_DIRECT writers on the same log: each recovers the other's.
+        let (start, acked) = run_and_kill(dir.path(), round * 1_000_000, run_ms, round % 2 == 1);
         let acked_end = all_acked.iter().map(|a| a.last + 1).max().unwrap_or(0);
         assert!(
             start >= acked_end,

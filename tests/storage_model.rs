@@ -42,8 +42,9 @@ struct Model {
     batches: Vec<(u64, i64)>,
 }
 
-fn config() -> LogConfig {
+fn config(direct_io: bool) -> LogConfig {
     LogConfig {
+        direct_io,
         segment_bytes_max: 4096,
         index_interval_bytes: 300,
         tail_cache_bytes_max: 2048,
@@ -56,11 +57,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_log_behaves_like_a_vector_of_records(ops in proptest::collection::vec(op(), 1..80)) {
+    fn the_log_behaves_like_a_vector_of_records(ops in proptest::collection::vec(op(), 1..80), direct_io in any::<bool>()) {
         let dir = tempfile::tempdir().unwrap();
         runtime::block_on(async {
             let mut model = Model::default();
-            let mut log = PartitionLog::open(dir.path(), config(), Vec::new()).await.unwrap();
+            let mut log = PartitionLog::open(dir.path(), config(direct_io), Vec::new()).await.unwrap();
             for (step, op) in ops.into_iter().enumerate() {
                 match op {
                     Op::Append { records, level } => {
@@ -96,7 +97,7 @@ proptest! {
                     }
                     Op::Reopen => {
                         log.close().await.unwrap();
-                        log = PartitionLog::open(dir.path(), config(), Vec::new()).await.unwrap();
+                        log = PartitionLog::open(dir.path(), config(direct_io), Vec::new()).await.unwrap();
                         assert_eq!(log.high_watermark(), model.records.len() as u64);
                     }
                 }

@@ -3,7 +3,7 @@
 //! killed. The test that SIGKILLs it rebuilds each batch from its seed and checks every
 //! acknowledged offset survived with its exact bytes.
 //!
-//! Usage: crash_writer DIR SEGMENT_BYTES_MAX START_SEED
+//! Usage: crash_writer DIR SEGMENT_BYTES_MAX START_SEED [direct]
 
 #[path = "crash_batch.rs"]
 mod crash_batch;

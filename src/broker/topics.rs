@@ -131,6 +131,13 @@ pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> Result<(
         "record_bytes_max" => config.record_bytes_max = number()? as usize,
         "index_interval_bytes" => config.index_interval_bytes = number()?,
         "writeback_bytes" => config.writeback_bytes = number()?,
+        "direct_io" => {
+            config.direct_io = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(invalid("not true or false")),
+            }
+        }
         "message_timestamp_type" | "timestamp_type" => {
             config.timestamp_type = match value {
                 "CreateTime" | "create_time" => TimestampType::CreateTime,

@@ -59,6 +59,9 @@ pub struct LogConfig {
     /// Writeback of written data is started every this many bytes (sync_file_range), so dirty
     /// pages never pile up and the periodic fdatasync stays short (0: leave it to the kernel).
     pub writeback_bytes: u64,
+    /// Write segments with O_DIRECT (aligned writes that bypass the page cache; reads still go
+    /// through it). Measured in bench/RESULTS.md.
+    pub direct_io: bool,
     /// How long the flusher lingers to gather more appends into one write (0: write at once;
     /// appends still coalesce while the previous write is in flight).
     pub group_commit_window_us: u64,
@@ -86,6 +89,7 @@ impl Default for LogConfig {
             retention_check_interval_ms: 30_000,
             flush_interval_ms: None,
             writeback_bytes: 0,
+            direct_io: false,
             group_commit_window_us: 0,
             batch_bytes_max: 1 << 20,
             record_bytes_max: 1 << 20,

@@ -102,6 +102,7 @@ fn inspect_segment(
     }
     let mut batch_starts = Vec::new();
     let mut buffer = Vec::new();
+    let damage_before = report.damage.len();
     while position < data_bytes {
         let remaining = data_bytes - position;
         buffer.resize(LOG_OVERHEAD_BYTES.min(remaining as usize), 0);
@@ -188,6 +189,19 @@ fn inspect_segment(
         report.bytes += size as u64;
         next_offset = info.last_offset as u64 + 1;
         position += size as u64;
+    }
+    // Zeros to the end of the file are the padding of an O_DIRECT write, not damage.
+    if report.damage.len() == damage_before + 1
+        && segment::zeros_from(&mut fs::File::open(data_path)?, position)?
+    {
+        report.damage.pop();
+        if detail != Detail::Quiet {
+            writeln!(
+                out,
+                "  {} byte(s) of zero padding from byte {position}",
+                data_bytes - position
+            )?;
+        }
     }
     check_index(data_path, base, data_bytes, &batch_starts, report);
     Ok(next_offset)

@@ -24,7 +24,7 @@ use metrics::{Counter, Gauge, Histogram, Label};
 use tracing::{info, warn};
 
 use crate::batch::{self, BatchInfo, HEADER_BYTES};
-use crate::runtime::{self, File, Notify};
+use crate::runtime::{self, AlignedBuffer, DIRECT_IO_ALIGNMENT, File, Notify};
 
 use super::config::{AckLevel, LogConfig, TimestampType};
 use super::error::{Result, StorageError};
@@ -130,22 +130,43 @@ struct State {
 }
 
 struct ActiveFiles {
+    /// Where appends are written (opened with O_DIRECT when `direct_io`).
     data: File,
+    /// Where the active segment is read from (the same handle unless `direct_io`).
+    read: File,
     offset_index: File,
     time_index: File,
     /// How many of the active segment's index entries are in its index files.
     index_entries_persisted: usize,
+    /// With `direct_io`: the bytes of the segment's last, partly filled block, which the next
+    /// aligned write must carry again.
+    tail_block: Vec<u8>,
 }
 
 impl ActiveFiles {
     /// Opens the files that appends to `segment` go to; its index entries are all on disk.
-    async fn open(dir: &Path, segment: &Segment) -> Result<ActiveFiles> {
+    async fn open(dir: &Path, segment: &Segment, direct_io: bool) -> Result<ActiveFiles> {
         let path = |suffix| segment::file_path(dir, segment.base_offset, suffix);
+        let read = File::open_rw(&path(DATA_SUFFIX)).await?;
+        let (data, tail_block) = if direct_io {
+            let block_start = segment.size_bytes - segment.size_bytes % DIRECT_IO_ALIGNMENT as u64;
+            let tail = read
+                .read_exact_at((segment.size_bytes - block_start) as usize, block_start)
+                .await?;
+            (
+                File::open_direct_write(&path(DATA_SUFFIX)).await?,
+                tail.to_vec(),
+            )
+        } else {
+            (read.clone(), Vec::new())
+        };
         Ok(ActiveFiles {
-            data: File::open_rw(&path(DATA_SUFFIX)).await?,
+            data,
+            read,
             offset_index: File::open_rw(&path(OFFSET_INDEX_SUFFIX)).await?,
             time_index: File::open_rw(&path(TIME_INDEX_SUFFIX)).await?,
             index_entries_persisted: segment.index.len(),
+            tail_block,
         })
     }
 }
@@ -181,7 +202,7 @@ impl PartitionLog {
             .values()
             .next_back()
             .expect("recovery leaves at least one segment");
-        let active_files = ActiveFiles::open(dir, active).await?;
+        let active_files = ActiveFiles::open(dir, active, config.direct_io).await?;
         // What a crashed process left in the page cache is made durable before anyone builds on it.
         active_files.data.sync_data().await?;
         let end = active.next_offset;
@@ -548,7 +569,7 @@ impl PartitionLog {
         {
             let mut state = self.shared.state.borrow_mut();
             if state.segments.keys().next_back() == Some(&base_offset) {
-                return Ok(Some(state.active.data.clone()));
+                return Ok(Some(state.active.read.clone()));
             }
             if let Some(index) = state
                 .read_files
@@ -802,6 +823,7 @@ async fn run_flusher(shared: Rc<Shared>) {
             }
             Step::Stop => {
                 persist_index(&shared, 0).await;
+                trim_direct_io_padding(&shared).await;
                 break;
             }
         }
@@ -939,10 +961,18 @@ async fn write_run(
         let segment = state.active_segment();
         (file, segment.size_bytes, segment.base_offset)
     };
-    let buffers: Vec<Bytes> = run.iter().map(|append| append.bytes.clone()).collect();
-    let bytes: u64 = buffers.iter().map(|buffer| buffer.len() as u64).sum();
+    let bytes: u64 = run.iter().map(|append| append.bytes.len() as u64).sum();
+    let (buffers, write_position, next_tail_block) = if shared.config.direct_io {
+        direct_io_write(&shared.state.borrow().active.tail_block, &run, position)
+    } else {
+        (
+            run.iter().map(|append| append.bytes.clone()).collect(),
+            position,
+            Vec::new(),
+        )
+    };
     let started = Instant::now();
-    if let Err(error) = file.write_all_at(buffers, position).await {
+    if let Err(error) = file.write_all_at(buffers, write_position).await {
         shared.metrics.write_failures.increment(1);
         warn!(dir = %shared.dir.display(), segment = base_offset, %error, "write failed; cutting back");
         // Whatever part of the run reached the file is cut, so the file ends on a whole batch.
@@ -954,6 +984,7 @@ async fn write_run(
         };
         return Err((error, run));
     }
+    shared.state.borrow_mut().active.tail_block = next_tail_block;
     shared
         .metrics
         .write_seconds
@@ -1001,6 +1032,50 @@ async fn write_run(
     persist_index(shared, INDEX_ENTRIES_PER_WRITE).await;
     start_writeback_if_due(shared);
     Ok(())
+}
+
+/// The one aligned buffer an O_DIRECT write of `run` needs: the segment's partial last block
+/// again, then the run's bytes, zero-padded to a whole block. Returns it, where to write it, and
+/// the new partial last block. The copy is the price of bypassing the page cache, whose copy
+/// costs far more on this kind of machine (bench/RESULTS.md).
+fn direct_io_write(
+    tail_block: &[u8],
+    run: &[PendingAppend],
+    position: u64,
+) -> (Vec<Bytes>, u64, Vec<u8>) {
+    let block_start = position - tail_block.len() as u64;
+    assert_eq!(
+        block_start % DIRECT_IO_ALIGNMENT as u64,
+        0,
+        "the tail block starts on a block boundary"
+    );
+    let length = tail_block.len() + run.iter().map(|append| append.bytes.len()).sum::<usize>();
+    let mut buffer = AlignedBuffer::zeroed(length);
+    let slice = buffer.as_mut_slice();
+    slice[..tail_block.len()].copy_from_slice(tail_block);
+    let mut at = tail_block.len();
+    for append in run {
+        slice[at..at + append.bytes.len()].copy_from_slice(&append.bytes);
+        at += append.bytes.len();
+    }
+    let next_tail = slice[length - length % DIRECT_IO_ALIGNMENT..length].to_vec();
+    (vec![buffer.into_bytes()], block_start, next_tail)
+}
+
+/// With `direct_io`, the last block is written whole, so the file ends in zero padding past the
+/// last batch; cut it, so that a sealed or cleanly closed segment ends on its last batch.
+/// (After a crash, recovery recognizes and cuts the padding.)
+async fn trim_direct_io_padding(shared: &Rc<Shared>) {
+    if !shared.config.direct_io {
+        return;
+    }
+    let (file, size) = {
+        let mut state = shared.state.borrow_mut();
+        (state.active.read.clone(), state.active_segment().size_bytes)
+    };
+    if let Err(error) = file.set_len(size).await {
+        warn!(dir = %shared.dir.display(), %error, "could not cut the direct-I/O padding; recovery will");
+    }
 }
 
 /// Starts kernel writeback of the active segment's newest `writeback_bytes` or more, one at a
@@ -1122,10 +1197,12 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
             state.active.data.clone(),
             state.active.offset_index.clone(),
             state.active.time_index.clone(),
+            state.active.read.clone(),
         );
         let old_base = state.active_segment().base_offset;
         (files, state.high_watermark, old_base)
     };
+    trim_direct_io_padding(shared).await;
     for file in [&old.0, &old.1, &old.2] {
         if let Err(error) = file.sync_data().await {
             return Err(shared.fail(format!(
@@ -1134,13 +1211,18 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
         }
     }
     segment::create_files(&shared.dir, new_base)?;
-    let files = ActiveFiles::open(&shared.dir, &Segment::empty(new_base)).await?;
+    let files = ActiveFiles::open(
+        &shared.dir,
+        &Segment::empty(new_base),
+        shared.config.direct_io,
+    )
+    .await?;
     let mut state = shared.state.borrow_mut();
     state.synced_offset = state.synced_offset.max(new_base);
     state.segments.insert(new_base, Segment::empty(new_base));
     state.active = files;
     state.writeback_from = 0;
-    state.read_files.push((old_base, old.0));
+    state.read_files.push((old_base, old.3));
     if state.read_files.len() > shared.config.open_segment_files_max {
         state.read_files.remove(0);
     }

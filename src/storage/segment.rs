@@ -163,6 +163,16 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
             (segment, outcome)
         }
     };
+    // Zeros to the end are O_DIRECT's padding of the last block (a batch is never all zeros):
+    // cut them, but they are no damage.
+    let damage = match damage {
+        Some((position, _)) if zeros_from(&mut data, position)? => {
+            data.set_len(position)?;
+            data.sync_all()?;
+            None
+        }
+        other => other,
+    };
     let damage = match damage {
         Some((position, reason)) => {
             data.set_len(position)?;
@@ -183,6 +193,22 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
 
 fn position_of_last(index: &SparseIndex) -> u32 {
     index.last().map_or(0, |(_, position)| position)
+}
+
+/// Whether every byte of `data` from `position` to its end is zero.
+pub fn zeros_from(data: &mut fs::File, position: u64) -> io::Result<bool> {
+    data.seek(SeekFrom::Start(position))?;
+    let mut reader = BufReader::with_capacity(1 << 16, data);
+    let mut chunk = [0u8; 1 << 16];
+    loop {
+        let read = reader.read(&mut chunk)?;
+        if read == 0 {
+            return Ok(true);
+        }
+        if chunk[..read].iter().any(|byte| *byte != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 /// Reads batches from `segment.size_bytes` to `data_bytes`, pushing each valid one into
