@@ -48,6 +48,15 @@ async fn consume_all(client: &Client, topic: &str) -> Vec<ConsumedRecord> {
     all
 }
 
+/// The values of every record of `topic`, in consumption order.
+async fn values_of(client: &Client, topic: &str) -> Vec<Bytes> {
+    consume_all(client, topic)
+        .await
+        .into_iter()
+        .map(|r| r.record.value.unwrap())
+        .collect()
+}
+
 #[test]
 fn concurrent_keyed_producers_round_trip_and_survive_a_restart() {
     const PRODUCERS: usize = 4;
@@ -440,11 +449,7 @@ fn a_full_disk_is_reported_and_loses_nothing() {
             .await
             .unwrap();
         assert_eq!(ack.base_offset, 1, "the refused record took no offset");
-        let values: Vec<Bytes> = consume_all(&client, "full")
-            .await
-            .into_iter()
-            .map(|r| r.record.value.unwrap())
-            .collect();
+        let values = values_of(&client, "full").await;
         assert_eq!(
             values,
             vec![Bytes::from_static(b"before"), Bytes::from_static(b"after")]
@@ -638,11 +643,7 @@ fn garbage_frames_close_only_their_own_connection() {
         good.produce("safe", Some(0), b"", AckLevel::Written, one_record(b"two"))
             .await
             .unwrap();
-        let values: Vec<Bytes> = consume_all(&good, "safe")
-            .await
-            .into_iter()
-            .map(|r| r.record.value.unwrap())
-            .collect();
+        let values = values_of(&good, "safe").await;
         assert_eq!(
             values,
             vec![Bytes::from_static(b"one"), Bytes::from_static(b"two")]

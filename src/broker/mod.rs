@@ -73,6 +73,16 @@ impl Lifecycle {
         }
     }
 
+    /// Runs `work` unless the shard starts stopping first (then None, and `work` is dropped).
+    pub async fn unless_stopping<F: Future>(&self, work: F) -> Option<F::Output> {
+        let work = std::pin::pin!(work);
+        let stop = std::pin::pin!(self.until_stopping());
+        match futures_util::future::select(work, stop).await {
+            futures_util::future::Either::Left((output, _)) => Some(output),
+            futures_util::future::Either::Right(_) => None,
+        }
+    }
+
     pub async fn until_drained(&self) {
         loop {
             let changed = self.changed.wait();

@@ -112,9 +112,13 @@ pub async fn fetch(
         }
         // Wake on data past what this read saw, at the deadline, or when the broker stops
         // (a shutdown answers long polls with what they have instead of waiting them out).
-        let arrived = std::pin::pin!(log.wait_for_data(result.high_watermark));
-        let stop = std::pin::pin!(state.lifecycle.until_stopping());
-        runtime::timeout(left, futures_util::future::select(arrived, stop)).await;
+        runtime::timeout(
+            left,
+            state
+                .lifecycle
+                .unless_stopping(log.wait_for_data(result.high_watermark)),
+        )
+        .await;
     };
     let bytes = result.size_bytes() as u64;
     let labels = [

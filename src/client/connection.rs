@@ -11,7 +11,7 @@ use zerocopy::FromBytes;
 
 use super::ClientError;
 use crate::protocol::codec::{
-    FrameStatus, RESPONSE_HEADER_BYTES, Reader, ResponseHeader, frame_status,
+    FrameStatus, RESPONSE_HEADER_BYTES, Reader, ResponseHeader, frame_status, read_room,
 };
 use crate::protocol::messages::{ApiKey, decode_response};
 use crate::protocol::{ErrorCode, ProtocolError, Request, Response};
@@ -157,13 +157,7 @@ async fn read_loop(mut stream: TcpStream, shared: Rc<Shared>) {
         if shared.broken.borrow().is_some() {
             return;
         }
-        let wanted = match buffer.first_chunk::<4>() {
-            Some(prefix) => (4 + u32::from_be_bytes(*prefix) as usize)
-                .saturating_sub(buffer.len())
-                .max(READ_CHUNK_BYTES),
-            None => READ_CHUNK_BYTES,
-        };
-        buffer.reserve(wanted);
+        buffer.reserve(read_room(&buffer, READ_CHUNK_BYTES));
         let (result, returned) = runtime::read_some(&mut stream, buffer).await;
         buffer = returned;
         match result {

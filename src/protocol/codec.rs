@@ -62,6 +62,17 @@ pub fn frame_status(buffer: &[u8], frame_bytes_max: usize) -> FrameStatus {
     FrameStatus::Ready(LENGTH_PREFIX_BYTES + length)
 }
 
+/// How many bytes to make room for before the next socket read: the rest of a frame whose
+/// length is known (so a large frame arrives in one buffer), and at least `chunk_bytes`.
+pub fn read_room(buffer: &[u8], chunk_bytes: usize) -> usize {
+    match buffer.first_chunk::<LENGTH_PREFIX_BYTES>() {
+        Some(prefix) => (LENGTH_PREFIX_BYTES + u32::from_be_bytes(*prefix) as usize)
+            .saturating_sub(buffer.len())
+            .max(chunk_bytes),
+        None => chunk_bytes,
+    }
+}
+
 fn malformed(what: &str) -> ProtocolError {
     ProtocolError::new(
         ErrorCode::MalformedRequest,

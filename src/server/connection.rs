@@ -12,12 +12,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::future::{Either, select};
+use futures_util::future::select;
 use zerocopy::FromBytes;
 
 use super::Gate;
 use crate::broker::{self, ShardState};
-use crate::protocol::codec::{FrameStatus, REQUEST_HEADER_BYTES, RequestHeader, frame_status};
+use crate::protocol::codec::{
+    FrameStatus, REQUEST_HEADER_BYTES, RequestHeader, frame_status, read_room,
+};
 use crate::protocol::messages::{ApiKey, SUPPORTED_APIS, encode_response};
 use crate::protocol::{ErrorCode, ProtocolError, Request};
 use crate::runtime::{self, Notify, TcpStream};
@@ -105,23 +107,14 @@ async fn read_loop(
         if !wait_for_room(state, gate, connection).await {
             return;
         }
-        // Room for the rest of a frame whose length is known, else for a chunk.
-        let wanted = match buffer.first_chunk::<4>() {
-            Some(prefix) => (4 + u32::from_be_bytes(*prefix) as usize)
-                .saturating_sub(buffer.len())
-                .max(READ_CHUNK_BYTES),
-            None => READ_CHUNK_BYTES,
+        buffer.reserve(read_room(&buffer, READ_CHUNK_BYTES));
+        let Some((result, returned)) = state
+            .lifecycle
+            .unless_stopping(runtime::read_some(&mut stream, buffer))
+            .await
+        else {
+            return;
         };
-        buffer.reserve(wanted);
-        let read = {
-            let read = std::pin::pin!(runtime::read_some(&mut stream, buffer));
-            let stop = std::pin::pin!(state.lifecycle.until_stopping());
-            match select(read, stop).await {
-                Either::Left((read, _)) => read,
-                Either::Right(_) => return,
-            }
-        };
-        let (result, returned) = read;
         buffer = returned;
         match result {
             Ok(0) | Err(_) => return,
@@ -152,8 +145,10 @@ async fn wait_for_room(state: &ShardState, gate: &Gate, connection: &Connection)
         }
         let connection_released = std::pin::pin!(connection_released);
         let shard_released = std::pin::pin!(shard_released);
-        let stop = std::pin::pin!(state.lifecycle.until_stopping());
-        select(select(connection_released, shard_released), stop).await;
+        state
+            .lifecycle
+            .unless_stopping(select(connection_released, shard_released))
+            .await;
     }
 }
 

@@ -16,13 +16,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn serve(state: Rc<ShardState>, listener: TcpListener, handle: PrometheusHandle) {
     loop {
-        let accepted = {
-            let accept = std::pin::pin!(listener.accept());
-            let stop = std::pin::pin!(state.lifecycle.until_stopping());
-            match futures_util::future::select(accept, stop).await {
-                futures_util::future::Either::Left((accepted, _)) => accepted,
-                futures_util::future::Either::Right(_) => return,
-            }
+        let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
+            return;
         };
         if let Ok((stream, _)) = accepted {
             runtime::spawn_detached(answer(stream, handle.clone()));

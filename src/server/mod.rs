@@ -254,13 +254,8 @@ fn run_shard(
 
 async fn accept_loop(state: Rc<ShardState>, gate: Rc<Gate>, listener: TcpListener) {
     loop {
-        let accepted = {
-            let accept = std::pin::pin!(listener.accept());
-            let stop = std::pin::pin!(state.lifecycle.until_stopping());
-            match futures_util::future::select(accept, stop).await {
-                futures_util::future::Either::Left((accepted, _)) => accepted,
-                futures_util::future::Either::Right(_) => return,
-            }
+        let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
+            return;
         };
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
