@@ -39,6 +39,8 @@ pub struct BrokerConfig {
     pub fetch_bytes_max: u32,
     /// Partitions of a topic a single create may ask for.
     pub topic_partitions_max: u32,
+    /// How often each consumer group's committed offsets and lag are published as metrics.
+    pub group_lag_interval_ms: u64,
     /// How long a shutdown waits for in-flight requests before closing the logs anyway.
     pub shutdown_grace_ms: u64,
     /// The log settings a new topic starts with; CreateTopic's configs override them.
@@ -61,6 +63,7 @@ impl Default for BrokerConfig {
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 16 << 20,
             topic_partitions_max: 4096,
+            group_lag_interval_ms: 5_000,
             shutdown_grace_ms: 10_000,
             topic_defaults: LogConfig::default(),
         }

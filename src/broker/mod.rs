@@ -6,6 +6,8 @@
 //! every shard install the new snapshot and open or close the partitions it owns.
 
 pub mod admin;
+pub mod assignment;
+pub mod group;
 pub mod partition;
 pub mod topics;
 
@@ -38,6 +40,8 @@ pub struct ShardState {
     admin_done: crate::runtime::Notify,
     forwards: Counter,
     pub lifecycle: Lifecycle,
+    /// The consumer groups this shard coordinates.
+    coordinator: RefCell<group::Coordinator>,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -111,6 +115,7 @@ impl ShardState {
             admin_done: crate::runtime::Notify::default(),
             forwards: metrics::counter!("ringmq_shard_forwards_total", "shard" => id.to_string()),
             lifecycle: Lifecycle::default(),
+            coordinator: RefCell::new(group::Coordinator::default()),
         }
     }
 
@@ -137,17 +142,24 @@ impl ShardState {
             })
     }
 
-    /// Opens every partition of every topic that this shard owns (at start).
+    /// Opens every partition of every topic that this shard owns, and the offsets-log
+    /// partitions of the groups it coordinates (at start).
     pub async fn open_owned_partitions(&self) -> Result<(), String> {
         let topics = self.topics();
         for topic in topics.by_name.values() {
             partition::open_owned(self, topic, false).await?;
         }
-        Ok(())
+        group::open(self).await
+    }
+
+    /// Starts the shard's background work: group session expiry and lag metrics.
+    pub fn spawn_background(self: &Rc<Self>) {
+        crate::runtime::spawn_detached(group::run_background(self.clone()));
     }
 
     /// Writes, fsyncs and closes every log this shard owns.
     pub async fn close_logs(&self) {
+        group::close(self).await;
         let logs: Vec<PartitionLog> = self
             .logs
             .borrow_mut()
@@ -173,13 +185,43 @@ impl ShardState {
         F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<R, ProtocolError>> + 'static,
     {
-        let owner = owner_of(topic, partition, self.shards());
-        if owner == self.id {
+        self.on_shard(owner_of(topic, partition, self.shards()), work)
+            .await
+    }
+
+    /// Runs `work` on the shard that coordinates `group`.
+    async fn on_coordinator<R, F, Fut>(
+        self: &Rc<Self>,
+        group: &str,
+        work: F,
+    ) -> Result<R, ProtocolError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, ProtocolError>> + 'static,
+    {
+        group::validate_name(group)?;
+        self.on_shard(group::coordinator_of(group, self.shards()).1, work)
+            .await
+    }
+
+    /// Runs `work` on shard `target`: here directly, elsewhere through its mailbox.
+    async fn on_shard<R, F, Fut>(
+        self: &Rc<Self>,
+        target: ShardId,
+        work: F,
+    ) -> Result<R, ProtocolError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, ProtocolError>> + 'static,
+    {
+        if target == self.id {
             return work(self.clone()).await;
         }
         self.forwards.increment(1);
         self.mailboxes
-            .call(owner, work)
+            .call(target, work)
             .await
             .unwrap_or_else(|_| Err(shutting_down()))
     }
@@ -308,16 +350,104 @@ pub async fn handle(state: &Rc<ShardState>, request: Request) -> Result<Response
             topic,
             partition,
             spec,
+        } => list_offsets_anywhere(state, topic, partition, spec).await,
+        Request::JoinGroup {
+            group,
+            member_id,
+            topics,
+            session_timeout_ms,
+            strategy,
         } => {
-            state.check_partition(&topic, partition)?;
-            let name = topic.clone();
+            let name = group.clone();
             state
-                .on_owner(&name, partition, move |owner| async move {
-                    partition::list_offsets(&owner, &topic, partition, spec).await
+                .on_coordinator(&name, move |c| async move {
+                    group::join(&c, group, member_id, topics, session_timeout_ms, strategy)
                 })
                 .await
         }
+        Request::Heartbeat {
+            group, member_id, ..
+        } => {
+            let name = group.clone();
+            state
+                .on_coordinator(&name, move |c| async move {
+                    group::heartbeat(&c, &group, &member_id)
+                })
+                .await
+        }
+        Request::LeaveGroup { group, member_id } => {
+            let name = group.clone();
+            state
+                .on_coordinator(&name, move |c| async move {
+                    group::leave(&c, &group, &member_id)
+                })
+                .await
+        }
+        Request::CommitOffsets {
+            group,
+            member_id,
+            generation,
+            offsets,
+        } => {
+            let name = group.clone();
+            state
+                .on_coordinator(&name, move |c| async move {
+                    group::commit(&c, group, member_id, generation, offsets).await
+                })
+                .await
+        }
+        Request::FetchOffsets { group, partitions } => {
+            let name = group.clone();
+            state
+                .on_coordinator(&name, move |c| async move {
+                    Ok(group::fetch_offsets(&c, &group, partitions))
+                })
+                .await
+        }
+        Request::DescribeGroup { group } => {
+            let name = group.clone();
+            state
+                .on_coordinator(&name, move |c| async move { group::describe(&c, &group) })
+                .await
+        }
+        Request::DeleteGroup { group } => {
+            let name = group.clone();
+            state
+                .on_coordinator(
+                    &name,
+                    move |c| async move { group::delete(&c, group).await },
+                )
+                .await
+        }
+        Request::ListGroups => {
+            let mut groups = Vec::new();
+            for shard in 0..state.shards() {
+                groups.extend(
+                    state
+                        .on_shard(shard, |s| async move { Ok(group::list(&s)) })
+                        .await?,
+                );
+            }
+            groups.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(Response::Groups(groups))
+        }
     }
+}
+
+/// ListOffsets for a partition, answered by its owner wherever that is.
+pub async fn list_offsets_anywhere(
+    state: &Rc<ShardState>,
+    topic: String,
+    partition: u32,
+    spec: crate::protocol::OffsetSpec,
+) -> Result<Response, ProtocolError> {
+    state.check_partition(&topic, partition)?;
+    let name = topic.clone();
+    state
+        .on_owner(&name, partition, move |owner| async move {
+            partition::list_offsets(&owner, &topic, partition, spec).await
+        })
+        .await
 }
 
 fn metadata(state: &ShardState, names: Vec<String>) -> Result<Response, ProtocolError> {

@@ -4,12 +4,16 @@
 
 pub mod connection;
 pub mod consumer;
+pub mod group;
 pub mod producer;
 
 use bytes::BytesMut;
 
+use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary};
+
 pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
+pub use group::{GroupConfig, GroupConsumer, GroupRecord, OffsetReset, ResetTo, reset_offsets};
 pub use producer::{Producer, ProducerConfig, RecordAck};
 
 use crate::protocol::{
@@ -165,5 +169,122 @@ impl Client {
             } => Ok((offset, high_watermark, log_start_offset)),
             other => Err(unexpected(other)),
         }
+    }
+
+    pub async fn join_group(
+        &self,
+        group: &str,
+        member_id: &str,
+        topics: &[String],
+        session_timeout_ms: u32,
+        strategy: &str,
+    ) -> Result<GroupAssignment> {
+        let request = Request::JoinGroup {
+            group: group.into(),
+            member_id: member_id.into(),
+            topics: topics.to_vec(),
+            session_timeout_ms,
+            strategy: strategy.into(),
+        };
+        match self.connection.request(request).await? {
+            Response::Group(assignment) => Ok(assignment),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn heartbeat(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u32,
+    ) -> Result<GroupAssignment> {
+        match self
+            .connection
+            .request(Request::Heartbeat {
+                group: group.into(),
+                member_id: member_id.into(),
+                generation,
+            })
+            .await?
+        {
+            Response::Group(assignment) => Ok(assignment),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn leave_group(&self, group: &str, member_id: &str) -> Result<()> {
+        self.connection
+            .request(Request::LeaveGroup {
+                group: group.into(),
+                member_id: member_id.into(),
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Commits (topic, partition, next offset to read) as `member_id` of `generation`; with an
+    /// empty member id, for a group that has no members.
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u32,
+        offsets: Vec<(String, u32, u64)>,
+    ) -> Result<()> {
+        let request = Request::CommitOffsets {
+            group: group.into(),
+            member_id: member_id.into(),
+            generation,
+            offsets,
+        };
+        self.connection.request(request).await.map(drop)
+    }
+
+    /// Committed offsets of `group` (for `partitions`, or all when empty).
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<(String, u32)>,
+    ) -> Result<Vec<(String, u32, u64)>> {
+        match self
+            .connection
+            .request(Request::FetchOffsets {
+                group: group.into(),
+                partitions,
+            })
+            .await?
+        {
+            Response::Offsets(offsets) => Ok(offsets),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn list_groups(&self) -> Result<Vec<GroupSummary>> {
+        match self.connection.request(Request::ListGroups).await? {
+            Response::Groups(groups) => Ok(groups),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        match self
+            .connection
+            .request(Request::DescribeGroup {
+                group: group.into(),
+            })
+            .await?
+        {
+            Response::GroupDescription(description) => Ok(description),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        self.connection
+            .request(Request::DeleteGroup {
+                group: group.into(),
+            })
+            .await
+            .map(drop)
     }
 }

@@ -49,6 +49,10 @@ error_codes! {
     ShuttingDown = 15, "shutting_down";
     InvalidTopicName = 16, "invalid_topic_name";
     Internal = 17, "internal";
+    UnknownMember = 18, "unknown_member";
+    IllegalGeneration = 19, "illegal_generation";
+    GroupNotEmpty = 20, "group_not_empty";
+    UnknownGroup = 21, "unknown_group";
 }
 
 impl ErrorCode {

@@ -18,6 +18,14 @@ pub enum ApiKey {
     Produce = 4,
     Fetch = 5,
     ListOffsets = 6,
+    JoinGroup = 7,
+    Heartbeat = 8,
+    LeaveGroup = 9,
+    CommitOffsets = 10,
+    FetchOffsets = 11,
+    ListGroups = 12,
+    DescribeGroup = 13,
+    DeleteGroup = 14,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -29,6 +37,14 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::Produce, 0, 0),
     (ApiKey::Fetch, 0, 0),
     (ApiKey::ListOffsets, 0, 0),
+    (ApiKey::JoinGroup, 0, 0),
+    (ApiKey::Heartbeat, 0, 0),
+    (ApiKey::LeaveGroup, 0, 0),
+    (ApiKey::CommitOffsets, 0, 0),
+    (ApiKey::FetchOffsets, 0, 0),
+    (ApiKey::ListGroups, 0, 0),
+    (ApiKey::DescribeGroup, 0, 0),
+    (ApiKey::DeleteGroup, 0, 0),
 ];
 
 impl ApiKey {
@@ -112,6 +128,69 @@ pub enum Request {
         partition: u32,
         spec: OffsetSpec,
     },
+    /// Join (empty `member_id`) or rejoin a group; the broker assigns the partitions.
+    JoinGroup {
+        group: String,
+        member_id: String,
+        topics: Vec<String>,
+        session_timeout_ms: u32,
+        strategy: String,
+    },
+    Heartbeat {
+        group: String,
+        member_id: String,
+        generation: u32,
+    },
+    LeaveGroup {
+        group: String,
+        member_id: String,
+    },
+    /// Commits as a member of `generation`, or, with an empty `member_id`, for a group with no
+    /// members (tools resetting offsets).
+    CommitOffsets {
+        group: String,
+        member_id: String,
+        generation: u32,
+        offsets: Vec<(String, u32, u64)>,
+    },
+    /// The committed offsets of the group (all of them when `partitions` is empty).
+    FetchOffsets {
+        group: String,
+        partitions: Vec<(String, u32)>,
+    },
+    ListGroups,
+    DescribeGroup {
+        group: String,
+    },
+    DeleteGroup {
+        group: String,
+    },
+}
+
+/// A member's view of its group after a join or heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupAssignment {
+    pub member_id: String,
+    pub generation: u32,
+    pub assignment: Vec<(String, u32)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub name: String,
+    pub state: String,
+    pub generation: u32,
+    pub members: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub summary: GroupSummary,
+    pub strategy: String,
+    /// (member id, client id, assigned partitions)
+    pub members: Vec<(String, String, Vec<(String, u32)>)>,
+    /// (topic, partition, committed offset)
+    pub offsets: Vec<(String, u32, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,6 +236,10 @@ pub enum Response {
         high_watermark: u64,
         log_start_offset: u64,
     },
+    Group(GroupAssignment),
+    Offsets(Vec<(String, u32, u64)>),
+    Groups(Vec<GroupSummary>),
+    GroupDescription(GroupDescription),
 }
 
 fn acks_to_wire(acks: AckLevel) -> u8 {
@@ -187,6 +270,53 @@ fn put_configs(writer: &mut FrameWriter, configs: &[(String, String)]) {
     }
 }
 
+fn put_partitions(writer: &mut FrameWriter, partitions: &[(String, u32)]) {
+    writer.u32(partitions.len() as u32);
+    for (topic, partition) in partitions {
+        writer.string(topic);
+        writer.u32(*partition);
+    }
+}
+
+fn read_partitions(reader: &mut Reader) -> Result<Vec<(String, u32)>, ProtocolError> {
+    let count = reader.count(6)?;
+    (0..count)
+        .map(|_| Ok((reader.string()?, reader.u32()?)))
+        .collect()
+}
+
+fn put_offsets(writer: &mut FrameWriter, offsets: &[(String, u32, u64)]) {
+    writer.u32(offsets.len() as u32);
+    for (topic, partition, offset) in offsets {
+        writer.string(topic);
+        writer.u32(*partition);
+        writer.u64(*offset);
+    }
+}
+
+fn read_offsets(reader: &mut Reader) -> Result<Vec<(String, u32, u64)>, ProtocolError> {
+    let count = reader.count(14)?;
+    (0..count)
+        .map(|_| Ok((reader.string()?, reader.u32()?, reader.u64()?)))
+        .collect()
+}
+
+fn put_summary(writer: &mut FrameWriter, summary: &GroupSummary) {
+    writer.string(&summary.name);
+    writer.string(&summary.state);
+    writer.u32(summary.generation);
+    writer.u32(summary.members);
+}
+
+fn read_summary(reader: &mut Reader) -> Result<GroupSummary, ProtocolError> {
+    Ok(GroupSummary {
+        name: reader.string()?,
+        state: reader.string()?,
+        generation: reader.u32()?,
+        members: reader.u32()?,
+    })
+}
+
 fn read_configs(reader: &mut Reader) -> Result<Vec<(String, String)>, ProtocolError> {
     let count = reader.count(4)?;
     (0..count)
@@ -204,6 +334,14 @@ impl Request {
             Request::Produce(_) => ApiKey::Produce,
             Request::Fetch(_) => ApiKey::Fetch,
             Request::ListOffsets { .. } => ApiKey::ListOffsets,
+            Request::JoinGroup { .. } => ApiKey::JoinGroup,
+            Request::Heartbeat { .. } => ApiKey::Heartbeat,
+            Request::LeaveGroup { .. } => ApiKey::LeaveGroup,
+            Request::CommitOffsets { .. } => ApiKey::CommitOffsets,
+            Request::FetchOffsets { .. } => ApiKey::FetchOffsets,
+            Request::ListGroups => ApiKey::ListGroups,
+            Request::DescribeGroup { .. } => ApiKey::DescribeGroup,
+            Request::DeleteGroup { .. } => ApiKey::DeleteGroup,
         }
     }
 
@@ -262,6 +400,54 @@ impl Request {
                 writer.u32(partition);
                 writer.i64(spec.to_wire());
             }
+            Request::JoinGroup {
+                group,
+                member_id,
+                topics,
+                session_timeout_ms,
+                strategy,
+            } => {
+                writer.string(&group);
+                writer.string(&member_id);
+                writer.u32(topics.len() as u32);
+                for topic in &topics {
+                    writer.string(topic);
+                }
+                writer.u32(session_timeout_ms);
+                writer.string(&strategy);
+            }
+            Request::Heartbeat {
+                group,
+                member_id,
+                generation,
+            } => {
+                writer.string(&group);
+                writer.string(&member_id);
+                writer.u32(generation);
+            }
+            Request::LeaveGroup { group, member_id } => {
+                writer.string(&group);
+                writer.string(&member_id);
+            }
+            Request::CommitOffsets {
+                group,
+                member_id,
+                generation,
+                offsets,
+            } => {
+                writer.string(&group);
+                writer.string(&member_id);
+                writer.u32(generation);
+                put_offsets(&mut writer, &offsets);
+            }
+            Request::FetchOffsets { group, partitions } => {
+                writer.string(&group);
+                put_partitions(&mut writer, &partitions);
+            }
+            Request::ListGroups => {}
+            Request::DescribeGroup { group } | Request::DeleteGroup { group } => {
+                writer.string(&group)
+            }
         }
         writer.finish()
     }
@@ -305,6 +491,47 @@ impl Request {
                 topic: reader.string()?,
                 partition: reader.u32()?,
                 spec: OffsetSpec::from_wire(reader.i64()?)?,
+            },
+            ApiKey::JoinGroup => {
+                let group = reader.string()?;
+                let member_id = reader.string()?;
+                let count = reader.count(2)?;
+                let topics = (0..count)
+                    .map(|_| reader.string())
+                    .collect::<Result<_, _>>()?;
+                Request::JoinGroup {
+                    group,
+                    member_id,
+                    topics,
+                    session_timeout_ms: reader.u32()?,
+                    strategy: reader.string()?,
+                }
+            }
+            ApiKey::Heartbeat => Request::Heartbeat {
+                group: reader.string()?,
+                member_id: reader.string()?,
+                generation: reader.u32()?,
+            },
+            ApiKey::LeaveGroup => Request::LeaveGroup {
+                group: reader.string()?,
+                member_id: reader.string()?,
+            },
+            ApiKey::CommitOffsets => Request::CommitOffsets {
+                group: reader.string()?,
+                member_id: reader.string()?,
+                generation: reader.u32()?,
+                offsets: read_offsets(&mut reader)?,
+            },
+            ApiKey::FetchOffsets => Request::FetchOffsets {
+                group: reader.string()?,
+                partitions: read_partitions(&mut reader)?,
+            },
+            ApiKey::ListGroups => Request::ListGroups,
+            ApiKey::DescribeGroup => Request::DescribeGroup {
+                group: reader.string()?,
+            },
+            ApiKey::DeleteGroup => Request::DeleteGroup {
+                group: reader.string()?,
             },
         };
         reader.finish()?;
@@ -378,6 +605,29 @@ pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolErr
             writer.u64(high_watermark);
             writer.u64(log_start_offset);
         }
+        Response::Group(group) => {
+            writer.string(&group.member_id);
+            writer.u32(group.generation);
+            put_partitions(&mut writer, &group.assignment);
+        }
+        Response::Offsets(offsets) => put_offsets(&mut writer, &offsets),
+        Response::Groups(groups) => {
+            writer.u32(groups.len() as u32);
+            for group in &groups {
+                put_summary(&mut writer, group);
+            }
+        }
+        Response::GroupDescription(description) => {
+            put_summary(&mut writer, &description.summary);
+            writer.string(&description.strategy);
+            writer.u32(description.members.len() as u32);
+            for (member_id, client_id, assignment) in &description.members {
+                writer.string(member_id);
+                writer.string(client_id);
+                put_partitions(&mut writer, assignment);
+            }
+            put_offsets(&mut writer, &description.offsets);
+        }
     }
     writer.finish()
 }
@@ -395,7 +645,45 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
                 broker_version: reader.string()?,
             }
         }
-        ApiKey::CreateTopic | ApiKey::DeleteTopic => Response::Done,
+        ApiKey::CreateTopic
+        | ApiKey::DeleteTopic
+        | ApiKey::LeaveGroup
+        | ApiKey::CommitOffsets
+        | ApiKey::DeleteGroup => Response::Done,
+        ApiKey::JoinGroup | ApiKey::Heartbeat => Response::Group(GroupAssignment {
+            member_id: reader.string()?,
+            generation: reader.u32()?,
+            assignment: read_partitions(&mut reader)?,
+        }),
+        ApiKey::FetchOffsets => Response::Offsets(read_offsets(&mut reader)?),
+        ApiKey::ListGroups => {
+            let count = reader.count(12)?;
+            Response::Groups(
+                (0..count)
+                    .map(|_| read_summary(&mut reader))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        ApiKey::DescribeGroup => {
+            let summary = read_summary(&mut reader)?;
+            let strategy = reader.string()?;
+            let count = reader.count(8)?;
+            let members = (0..count)
+                .map(|_| {
+                    Ok((
+                        reader.string()?,
+                        reader.string()?,
+                        read_partitions(&mut reader)?,
+                    ))
+                })
+                .collect::<Result<_, ProtocolError>>()?;
+            Response::GroupDescription(GroupDescription {
+                summary,
+                strategy,
+                members,
+                offsets: read_offsets(&mut reader)?,
+            })
+        }
         ApiKey::Metadata => {
             let shards = reader.u32()?;
             let count = reader.count(10)?;

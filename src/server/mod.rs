@@ -245,6 +245,7 @@ fn run_shard(
             }
         }
         runtime::spawn_detached(drain_when_stopping(state.clone(), gate));
+        state.spawn_background();
         let _ = ready.send(Ok(()));
         let _ = inbox.await;
     });

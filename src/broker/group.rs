@@ -1,0 +1,656 @@
+//! Consumer groups: every group receives every message of the topics it subscribes to; inside a
+//! group the partitions are divided among the members, and each member's progress is a
+//! committed offset per partition.
+//!
+//! A group lives on one coordinator shard: the group name picks one of `OFFSETS_PARTITIONS`
+//! partitions of the internal offsets log, and that partition's owner shard coordinates the
+//! group, like any partition's owner. The broker assigns partitions itself (the client joins and
+//! learns its partitions); members keep their place with heartbeats, a member silent for its
+//! session timeout is removed, and every membership change starts a new generation. Commits
+//! from an older generation are refused (`illegal_generation`), so a member that lost a
+//! partition cannot move that partition's committed offset.
+//!
+//! Committed offsets are records in the offsets log (key "group\0topic\0partition", value the
+//! offset, or no value to delete), appended with `fsynced` acks before a commit is answered. On
+//! start the log is read whole, last value wins, and rewritten compacted when mostly superseded.
+//! Membership is not stored: after a restart, members rejoin.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use super::assignment::{self, Assignment, Strategy};
+use super::{ShardState, shutting_down};
+use crate::batch::{BatchBuilder, Compression, Record, records};
+use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary};
+use crate::protocol::{ErrorCode, OffsetSpec, ProtocolError, Response};
+use crate::runtime;
+use crate::shard::{ShardId, owner_of};
+use crate::storage::{AckLevel, LogConfig, PartitionLog};
+
+/// Partitions of the internal offsets log. Fixed: it decides which shard coordinates a group.
+pub const OFFSETS_PARTITIONS: u32 = 8;
+pub const OFFSETS_LOG: &str = "__consumer_offsets";
+pub const SESSION_TIMEOUT_MS_MIN: u32 = 100;
+pub const SESSION_TIMEOUT_MS_MAX: u32 = 300_000;
+/// Members per group, and offsets per commit: bounds on what one client can make us hold.
+pub const MEMBERS_MAX: usize = 1000;
+pub const COMMIT_OFFSETS_MAX: usize = 10_000;
+
+struct Member {
+    client_id: String,
+    topics: BTreeSet<String>,
+    session_timeout: Duration,
+    last_seen: Instant,
+}
+
+#[derive(Default)]
+pub struct Group {
+    generation: u32,
+    strategy: Option<Strategy>,
+    members: BTreeMap<String, Member>,
+    assignment: Assignment,
+    /// The partition counts the current assignment was made for.
+    partitions_seen: BTreeMap<String, u32>,
+    committed: BTreeMap<(String, u32), u64>,
+    members_ever: u64,
+}
+
+impl Group {
+    fn state(&self) -> &'static str {
+        if self.members.is_empty() {
+            "empty"
+        } else {
+            "stable"
+        }
+    }
+
+    fn summary(&self, name: &str) -> GroupSummary {
+        GroupSummary {
+            name: name.to_string(),
+            state: self.state().into(),
+            generation: self.generation,
+            members: self.members.len() as u32,
+        }
+    }
+}
+
+/// This shard's coordinator: its groups and the offsets-log partitions it owns.
+#[derive(Default)]
+pub struct Coordinator {
+    groups: HashMap<String, Group>,
+    logs: HashMap<u32, PartitionLog>,
+}
+
+/// The offsets-log partition of a group, and the shard that coordinates it.
+pub fn coordinator_of(group: &str, shards: usize) -> (u32, ShardId) {
+    let partition =
+        (xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(OFFSETS_PARTITIONS)) as u32;
+    (partition, owner_of(OFFSETS_LOG, partition, shards))
+}
+
+pub fn validate_name(group: &str) -> Result<(), ProtocolError> {
+    super::topics::validate_name(group).map_err(|_| {
+        ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!("group name {group:?} must be 1 to 200 of [a-zA-Z0-9._-]"),
+        )
+    })
+}
+
+fn offsets_dir(data_dir: &Path, partition: u32) -> PathBuf {
+    data_dir.join(OFFSETS_LOG).join(partition.to_string())
+}
+
+fn offsets_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 64 << 20,
+        retention_ms: None,
+        retention_bytes_max: None,
+        ..LogConfig::default()
+    }
+}
+
+fn record_key(group: &str, topic: &str, partition: u32) -> Vec<u8> {
+    format!("{group}\0{topic}\0{partition}").into_bytes()
+}
+
+fn parse_key(key: &[u8]) -> Option<(String, String, u32)> {
+    let text = std::str::from_utf8(key).ok()?;
+    let mut parts = text.split('\0');
+    let (group, topic, partition) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);
+    Some((group.to_string(), topic.to_string(), partition))
+}
+
+/// Every (group, topic, partition) -> offset still in force in one offsets-log partition, and
+/// how many records the log holds in all.
+async fn read_offsets_log(
+    log: &PartitionLog,
+) -> Result<(BTreeMap<(String, String, u32), u64>, u64), String> {
+    let mut live = BTreeMap::new();
+    let mut records_total = 0;
+    let mut offset = log.log_start_offset();
+    while offset < log.high_watermark() {
+        let read = log
+            .read(offset, 1 << 20)
+            .await
+            .map_err(|error| error.to_string())?;
+        for chunk in &read.chunks {
+            for (_, batch) in crate::batch::iter_framed(chunk) {
+                for stored in records::decode(batch).map_err(|error| error.to_string())? {
+                    offset = stored.offset as u64 + 1;
+                    records_total += 1;
+                    let Some((group, topic, partition)) =
+                        stored.record.key.as_deref().and_then(parse_key)
+                    else {
+                        continue;
+                    };
+                    match stored
+                        .record
+                        .value
+                        .as_deref()
+                        .and_then(|value| value.first_chunk::<8>().copied())
+                    {
+                        Some(value) => {
+                            live.insert((group, topic, partition), u64::from_be_bytes(value))
+                        }
+                        None => live.remove(&(group, topic, partition)),
+                    };
+                }
+            }
+        }
+    }
+    Ok((live, records_total))
+}
+
+fn offsets_batch(entries: &[(Vec<u8>, Option<u64>)]) -> BytesMut {
+    let mut builder = BatchBuilder::new(Compression::None);
+    let now = crate::storage::log::now_ms();
+    for (key, offset) in entries {
+        let value = offset.map(|offset| offset.to_be_bytes());
+        builder.push(Record::new(now, Some(key), value.as_ref().map(|v| &v[..])));
+    }
+    BytesMut::from(&builder.build()[..])
+}
+
+/// Opens the offsets-log partitions this shard owns and loads their groups' committed offsets,
+/// rewriting a partition compacted when most of its records are superseded.
+pub async fn open(state: &ShardState) -> Result<(), String> {
+    for partition in 0..OFFSETS_PARTITIONS {
+        if owner_of(OFFSETS_LOG, partition, state.shards()) != state.id {
+            continue;
+        }
+        let dir = offsets_dir(&state.config.data_dir, partition);
+        let labels = vec![
+            ("topic".into(), OFFSETS_LOG.into()),
+            ("partition".into(), partition.to_string()),
+        ];
+        let mut log = PartitionLog::open(&dir, offsets_config(), labels.clone())
+            .await
+            .map_err(|error| format!("{}: {error}", dir.display()))?;
+        let (live, records_total) = read_offsets_log(&log).await?;
+        if records_total > 2 * live.len() as u64 + 64 {
+            log = compact(&dir, log, &live, labels).await?;
+            tracing::info!(
+                partition,
+                records_before = records_total,
+                records_after = live.len(),
+                "compacted the offsets log"
+            );
+        }
+        let mut coordinator = state.coordinator.borrow_mut();
+        for ((group, topic, topic_partition), offset) in live {
+            coordinator
+                .groups
+                .entry(group)
+                .or_default()
+                .committed
+                .insert((topic, topic_partition), offset);
+        }
+        coordinator.logs.insert(partition, log);
+    }
+    Ok(())
+}
+
+/// Writes the live entries to a fresh log beside `dir`, then swaps it in (a crash in between
+/// leaves either the old log or the new one whole, plus a directory to ignore).
+async fn compact(
+    dir: &Path,
+    old: PartitionLog,
+    live: &BTreeMap<(String, String, u32), u64>,
+    labels: Vec<(String, String)>,
+) -> Result<PartitionLog, String> {
+    let fresh_dir = dir.with_extension("compacting");
+    let _ = std::fs::remove_dir_all(&fresh_dir);
+    let fresh = PartitionLog::open(&fresh_dir, offsets_config(), labels.clone())
+        .await
+        .map_err(|error| error.to_string())?;
+    let entries: Vec<(Vec<u8>, Option<u64>)> = live
+        .iter()
+        .map(|((g, t, p), offset)| (record_key(g, t, *p), Some(*offset)))
+        .collect();
+    for chunk in entries.chunks(1000) {
+        fresh
+            .append(offsets_batch(chunk), AckLevel::Fsynced)
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    fresh.close().await.map_err(|error| error.to_string())?;
+    old.close().await.map_err(|error| error.to_string())?;
+    let retired = dir.with_extension("retired");
+    let _ = std::fs::remove_dir_all(&retired);
+    std::fs::rename(dir, &retired).map_err(|error| error.to_string())?;
+    std::fs::rename(&fresh_dir, dir).map_err(|error| error.to_string())?;
+    let _ = std::fs::remove_dir_all(&retired);
+    PartitionLog::open(dir, offsets_config(), labels)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+pub async fn close(state: &ShardState) {
+    let logs: Vec<PartitionLog> = state
+        .coordinator
+        .borrow_mut()
+        .logs
+        .drain()
+        .map(|(_, log)| log)
+        .collect();
+    for log in logs {
+        let _ = log.close().await;
+    }
+}
+
+fn unknown_member(group: &str, member: &str) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::UnknownMember,
+        format!("{member:?} is not a member of group {group:?}; join again"),
+    )
+}
+
+/// The partition counts of `topics` in this shard's snapshot (absent topics have none).
+fn partition_counts(
+    state: &ShardState,
+    topics: impl Iterator<Item = String>,
+) -> BTreeMap<String, u32> {
+    let snapshot = state.topics();
+    topics
+        .filter_map(|topic| snapshot.get(&topic).map(|meta| (topic, meta.partitions)))
+        .collect()
+}
+
+fn rebalance(state: &ShardState, group: &mut Group) {
+    let subscriptions: BTreeMap<String, BTreeSet<String>> = group
+        .members
+        .iter()
+        .map(|(id, member)| (id.clone(), member.topics.clone()))
+        .collect();
+    let partitions = partition_counts(
+        state,
+        subscriptions
+            .values()
+            .flatten()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter(),
+    );
+    let strategy = group.strategy.unwrap_or(Strategy::Sticky);
+    group.assignment = assignment::assign(strategy, &subscriptions, &partitions, &group.assignment);
+    group.partitions_seen = partitions;
+    group.generation += 1;
+}
+
+fn member_view(group: &Group, member_id: &str) -> Response {
+    Response::Group(GroupAssignment {
+        member_id: member_id.to_string(),
+        generation: group.generation,
+        assignment: group.assignment.get(member_id).cloned().unwrap_or_default(),
+    })
+}
+
+pub fn join(
+    state: &ShardState,
+    name: String,
+    member_id: String,
+    topics: Vec<String>,
+    session_timeout_ms: u32,
+    strategy: String,
+) -> Result<Response, ProtocolError> {
+    validate_name(&name)?;
+    if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&session_timeout_ms) {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "session_timeout_ms must be {SESSION_TIMEOUT_MS_MIN} to {SESSION_TIMEOUT_MS_MAX}"
+            ),
+        ));
+    }
+    let strategy = Strategy::parse(&strategy).ok_or_else(|| {
+        ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!("unknown assignment strategy {strategy:?}: range, round-robin or sticky"),
+        )
+    })?;
+    if topics.is_empty() {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            "a member subscribes to at least one topic",
+        ));
+    }
+    let mut coordinator = state.coordinator.borrow_mut();
+    let group = coordinator.groups.entry(name.clone()).or_default();
+    if !group.members.is_empty() && group.strategy.is_some_and(|used| used != strategy) {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "group {name:?} uses the {} strategy",
+                group.strategy.map_or("", |s| s.name())
+            ),
+        ));
+    }
+    let member_id = if member_id.is_empty() {
+        if group.members.len() >= MEMBERS_MAX {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidConfig,
+                format!("group {name:?} has {MEMBERS_MAX} members already"),
+            ));
+        }
+        group.members_ever += 1;
+        format!(
+            "{name}-{}-{:x}",
+            group.members_ever,
+            crate::storage::log::now_ms()
+        )
+    } else if group.members.contains_key(&member_id) {
+        member_id
+    } else {
+        return Err(unknown_member(&name, &member_id));
+    };
+    group.strategy = Some(strategy);
+    let member = Member {
+        client_id: String::new(),
+        topics: topics.into_iter().collect(),
+        session_timeout: Duration::from_millis(u64::from(session_timeout_ms)),
+        last_seen: Instant::now(),
+    };
+    group.members.insert(member_id.clone(), member);
+    rebalance(state, group);
+    tracing::debug!(group = %name, member = %member_id, generation = group.generation, "member joined");
+    Ok(member_view(group, &member_id))
+}
+
+pub fn heartbeat(
+    state: &ShardState,
+    name: &str,
+    member_id: &str,
+) -> Result<Response, ProtocolError> {
+    let mut coordinator = state.coordinator.borrow_mut();
+    let group = coordinator
+        .groups
+        .get_mut(name)
+        .ok_or_else(|| unknown_member(name, member_id))?;
+    let member = group
+        .members
+        .get_mut(member_id)
+        .ok_or_else(|| unknown_member(name, member_id))?;
+    member.last_seen = Instant::now();
+    // Topics created or deleted since the last assignment change what there is to divide.
+    let now_seen = partition_counts(
+        state,
+        group.partitions_seen.keys().cloned().chain(
+            group
+                .members
+                .values()
+                .flat_map(|m| m.topics.iter().cloned()),
+        ),
+    );
+    if now_seen != group.partitions_seen {
+        rebalance(state, group);
+    }
+    Ok(member_view(group, member_id))
+}
+
+pub fn leave(state: &ShardState, name: &str, member_id: &str) -> Result<Response, ProtocolError> {
+    let mut coordinator = state.coordinator.borrow_mut();
+    let group = coordinator
+        .groups
+        .get_mut(name)
+        .ok_or_else(|| unknown_member(name, member_id))?;
+    group
+        .members
+        .remove(member_id)
+        .ok_or_else(|| unknown_member(name, member_id))?;
+    rebalance(state, group);
+    Ok(Response::Done)
+}
+
+/// Removes members whose sessions expired and rebalances their groups. Runs periodically.
+pub fn expire_sessions(state: &ShardState) {
+    let mut coordinator = state.coordinator.borrow_mut();
+    for (name, group) in coordinator.groups.iter_mut() {
+        let expired: Vec<String> = group
+            .members
+            .iter()
+            .filter(|(_, m)| m.last_seen.elapsed() > m.session_timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if expired.is_empty() {
+            continue;
+        }
+        for member in &expired {
+            group.members.remove(member);
+            tracing::info!(group = %name, %member, "session expired; rebalancing");
+        }
+        rebalance(state, group);
+    }
+}
+
+pub async fn commit(
+    state: &ShardState,
+    name: String,
+    member_id: String,
+    generation: u32,
+    offsets: Vec<(String, u32, u64)>,
+) -> Result<Response, ProtocolError> {
+    validate_name(&name)?;
+    if offsets.len() > COMMIT_OFFSETS_MAX {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!("at most {COMMIT_OFFSETS_MAX} offsets per commit"),
+        ));
+    }
+    {
+        let coordinator = state.coordinator.borrow();
+        let group = coordinator.groups.get(&name);
+        let members = group.map_or(0, |group| group.members.len());
+        if member_id.is_empty() {
+            if members > 0 {
+                return Err(ProtocolError::new(
+                    ErrorCode::GroupNotEmpty,
+                    format!(
+                        "group {name:?} has {members} active member(s): commit as a member, or stop them first"
+                    ),
+                ));
+            }
+        } else {
+            let group = group.ok_or_else(|| unknown_member(&name, &member_id))?;
+            if !group.members.contains_key(&member_id) {
+                return Err(unknown_member(&name, &member_id));
+            }
+            if generation != group.generation {
+                return Err(ProtocolError::new(
+                    ErrorCode::IllegalGeneration,
+                    format!(
+                        "generation {generation} is over: group {name:?} is at {}; heartbeat to learn the new assignment",
+                        group.generation
+                    ),
+                ));
+            }
+        }
+    }
+    let entries: Vec<(Vec<u8>, Option<u64>)> = offsets
+        .iter()
+        .map(|(topic, partition, offset)| (record_key(&name, topic, *partition), Some(*offset)))
+        .collect();
+    append(state, &name, entries).await?;
+    let mut coordinator = state.coordinator.borrow_mut();
+    let group = coordinator.groups.entry(name).or_default();
+    for (topic, partition, offset) in offsets {
+        group.committed.insert((topic, partition), offset);
+    }
+    Ok(Response::Done)
+}
+
+/// Appends `entries` durably to the group's offsets-log partition.
+async fn append(
+    state: &ShardState,
+    group: &str,
+    entries: Vec<(Vec<u8>, Option<u64>)>,
+) -> Result<(), ProtocolError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (partition, _) = coordinator_of(group, state.shards());
+    let log = state
+        .coordinator
+        .borrow()
+        .logs
+        .get(&partition)
+        .cloned()
+        .ok_or_else(shutting_down)?;
+    log.append(offsets_batch(&entries), AckLevel::Fsynced)
+        .await?;
+    Ok(())
+}
+
+pub fn fetch_offsets(state: &ShardState, name: &str, partitions: Vec<(String, u32)>) -> Response {
+    let coordinator = state.coordinator.borrow();
+    let committed = coordinator.groups.get(name).map(|group| &group.committed);
+    let offsets = match committed {
+        None => Vec::new(),
+        Some(committed) if partitions.is_empty() => committed
+            .iter()
+            .map(|((t, p), o)| (t.clone(), *p, *o))
+            .collect(),
+        Some(committed) => partitions
+            .into_iter()
+            .filter_map(|(t, p)| committed.get(&(t.clone(), p)).map(|o| (t, p, *o)))
+            .collect(),
+    };
+    Response::Offsets(offsets)
+}
+
+pub fn list(state: &ShardState) -> Vec<GroupSummary> {
+    state
+        .coordinator
+        .borrow()
+        .groups
+        .iter()
+        .map(|(name, group)| group.summary(name))
+        .collect()
+}
+
+pub fn describe(state: &ShardState, name: &str) -> Result<Response, ProtocolError> {
+    let coordinator = state.coordinator.borrow();
+    let group = coordinator.groups.get(name).ok_or_else(|| {
+        ProtocolError::new(ErrorCode::UnknownGroup, format!("unknown group {name:?}"))
+    })?;
+    Ok(Response::GroupDescription(GroupDescription {
+        summary: group.summary(name),
+        strategy: group.strategy.map_or("none", |s| s.name()).to_string(),
+        members: group
+            .members
+            .iter()
+            .map(|(id, member)| {
+                (
+                    id.clone(),
+                    member.client_id.clone(),
+                    group.assignment.get(id).cloned().unwrap_or_default(),
+                )
+            })
+            .collect(),
+        offsets: group
+            .committed
+            .iter()
+            .map(|((t, p), o)| (t.clone(), *p, *o))
+            .collect(),
+    }))
+}
+
+pub async fn delete(state: &ShardState, name: String) -> Result<Response, ProtocolError> {
+    let tombstones = {
+        let coordinator = state.coordinator.borrow();
+        let group = coordinator.groups.get(&name).ok_or_else(|| {
+            ProtocolError::new(ErrorCode::UnknownGroup, format!("unknown group {name:?}"))
+        })?;
+        if !group.members.is_empty() {
+            return Err(ProtocolError::new(
+                ErrorCode::GroupNotEmpty,
+                format!(
+                    "group {name:?} has {} active member(s)",
+                    group.members.len()
+                ),
+            ));
+        }
+        group
+            .committed
+            .keys()
+            .map(|(topic, partition)| (record_key(&name, topic, *partition), None))
+            .collect()
+    };
+    append(state, &name, tombstones).await?;
+    state.coordinator.borrow_mut().groups.remove(&name);
+    Ok(Response::Done)
+}
+
+/// Periodically expires sessions (every 100 ms) and publishes each group's committed offsets and
+/// lag (every `group_lag_interval_ms`), until the shard stops.
+pub async fn run_background(state: Rc<ShardState>) {
+    let lag_every = Duration::from_millis(state.config.group_lag_interval_ms);
+    let mut last_lag = Instant::now();
+    while state
+        .lifecycle
+        .unless_stopping(runtime::sleep(Duration::from_millis(100)))
+        .await
+        .is_some()
+    {
+        expire_sessions(&state);
+        if last_lag.elapsed() >= lag_every {
+            last_lag = Instant::now();
+            publish_lag(&state).await;
+        }
+    }
+}
+
+async fn publish_lag(state: &Rc<ShardState>) {
+    let committed: Vec<(String, String, u32, u64)> = {
+        let coordinator = state.coordinator.borrow();
+        coordinator
+            .groups
+            .iter()
+            .flat_map(|(name, group)| {
+                group
+                    .committed
+                    .iter()
+                    .map(move |((t, p), o)| (name.clone(), t.clone(), *p, *o))
+            })
+            .collect()
+    };
+    for (group, topic, partition, offset) in committed {
+        let Ok(Response::ListOffsets { high_watermark, .. }) =
+            super::list_offsets_anywhere(state, topic.clone(), partition, OffsetSpec::Latest).await
+        else {
+            continue;
+        };
+        let labels = [
+            ("group", group),
+            ("topic", topic),
+            ("partition", partition.to_string()),
+        ];
+        metrics::gauge!("ringmq_group_committed_offset", &labels).set(offset as f64);
+        metrics::gauge!("ringmq_group_lag", &labels)
+            .set(high_watermark.saturating_sub(offset) as f64);
+    }
+}

@@ -1,0 +1,405 @@
+//! A consumer in a group: the broker assigns it partitions, it keeps them with heartbeats (sent
+//! from `poll`, so a consumer that stops polling for its session timeout loses them), resumes
+//! each partition from the group's committed offset, and commits its progress, automatically
+//! every `auto_commit_interval_ms` if asked.
+//!
+//! Delivery is at-least-once: records after the last commit of a partition that moves to
+//! another member (or of a member that dies) are read again by the next owner.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::{Client, ClientError, Result};
+use crate::batch::Record;
+use crate::batch::records::{self, StoredRecord};
+use crate::protocol::{ErrorCode, FetchRequest, FetchResponse, OffsetSpec, ProtocolError};
+
+/// Where to start in a partition the group has never committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// Refuse: the caller must commit or seek first.
+    Error,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub session_timeout_ms: u32,
+    pub heartbeat_interval_ms: u64,
+    /// range, round-robin or sticky.
+    pub strategy: String,
+    pub auto_commit: bool,
+    pub auto_commit_interval_ms: u64,
+    pub reset: OffsetReset,
+    pub max_bytes: u32,
+    /// The longest a poll waits for data (kept under the heartbeat interval).
+    pub max_wait_ms: u32,
+}
+
+impl Default for GroupConfig {
+    fn default() -> GroupConfig {
+        GroupConfig {
+            session_timeout_ms: 10_000,
+            heartbeat_interval_ms: 1_000,
+            strategy: "sticky".into(),
+            auto_commit: true,
+            auto_commit_interval_ms: 1_000,
+            reset: OffsetReset::Earliest,
+            max_bytes: 1 << 20,
+            max_wait_ms: 500,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub record: Record,
+}
+
+struct Position {
+    next_offset: u64,
+    committed: Option<u64>,
+}
+
+pub struct GroupConsumer {
+    client: Client,
+    group: String,
+    topics: Vec<String>,
+    config: GroupConfig,
+    member_id: String,
+    generation: u32,
+    positions: BTreeMap<(String, u32), Position>,
+    last_heartbeat: Instant,
+    last_commit: Instant,
+}
+
+impl GroupConsumer {
+    /// Joins `group` subscribed to `topics` and takes the partitions the broker assigns.
+    pub async fn join(
+        client: Client,
+        group: &str,
+        topics: &[&str],
+        config: GroupConfig,
+    ) -> Result<GroupConsumer> {
+        let mut consumer = GroupConsumer {
+            client,
+            group: group.to_string(),
+            topics: topics.iter().map(|topic| topic.to_string()).collect(),
+            config,
+            member_id: String::new(),
+            generation: 0,
+            positions: BTreeMap::new(),
+            last_heartbeat: Instant::now(),
+            last_commit: Instant::now(),
+        };
+        consumer.rejoin().await?;
+        Ok(consumer)
+    }
+
+    async fn rejoin(&mut self) -> Result<()> {
+        let joined = self
+            .client
+            .join_group(
+                &self.group,
+                "",
+                &self.topics,
+                self.config.session_timeout_ms,
+                &self.config.strategy,
+            )
+            .await?;
+        self.member_id = joined.member_id;
+        self.adopt(joined.generation, joined.assignment).await
+    }
+
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
+
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The partitions this member owns now.
+    pub fn assignment(&self) -> Vec<(String, u32)> {
+        self.positions.keys().cloned().collect()
+    }
+
+    /// Moves the position in an assigned partition (replay or skip).
+    pub fn seek(&mut self, topic: &str, partition: u32, offset: u64) {
+        if let Some(position) = self.positions.get_mut(&(topic.to_string(), partition)) {
+            position.next_offset = offset;
+        }
+    }
+
+    /// Takes a new assignment: keeps positions of partitions still owned, starts new ones from
+    /// the group's committed offset (or the reset policy).
+    async fn adopt(&mut self, generation: u32, assignment: Vec<(String, u32)>) -> Result<()> {
+        self.generation = generation;
+        let mut kept = BTreeMap::new();
+        let mut fresh = Vec::new();
+        for partition in assignment {
+            match self.positions.remove(&partition) {
+                Some(position) => {
+                    kept.insert(partition, position);
+                }
+                None => fresh.push(partition),
+            }
+        }
+        if !fresh.is_empty() {
+            let committed: BTreeMap<(String, u32), u64> = self
+                .client
+                .fetch_offsets(&self.group, fresh.clone())
+                .await?
+                .into_iter()
+                .map(|(topic, partition, offset)| ((topic, partition), offset))
+                .collect();
+            for (topic, partition) in fresh {
+                let next_offset = match committed.get(&(topic.clone(), partition)) {
+                    Some(offset) => *offset,
+                    None => self.reset_offset(&topic, partition).await?,
+                };
+                let committed = committed.get(&(topic.clone(), partition)).copied();
+                kept.insert(
+                    (topic, partition),
+                    Position {
+                        next_offset,
+                        committed,
+                    },
+                );
+            }
+        }
+        self.positions = kept;
+        Ok(())
+    }
+
+    async fn reset_offset(&self, topic: &str, partition: u32) -> Result<u64> {
+        let spec = match self.config.reset {
+            OffsetReset::Earliest => OffsetSpec::Earliest,
+            OffsetReset::Latest => OffsetSpec::Latest,
+            OffsetReset::Error => {
+                return Err(ClientError::Server(ProtocolError::new(
+                    ErrorCode::OffsetOutOfRange,
+                    format!(
+                        "group {:?} has no committed offset for {topic}/{partition} and the reset policy is error",
+                        self.group
+                    ),
+                )));
+            }
+        };
+        let (offset, high_watermark, _) = self.client.list_offsets(topic, partition, spec).await?;
+        Ok(offset.unwrap_or(high_watermark))
+    }
+
+    /// Heartbeats; on a new generation, takes the new assignment; after an expired session,
+    /// joins again as a new member.
+    async fn heartbeat(&mut self) -> Result<()> {
+        self.last_heartbeat = Instant::now();
+        match self
+            .client
+            .heartbeat(&self.group, &self.member_id, self.generation)
+            .await
+        {
+            Ok(view) if view.generation != self.generation => {
+                self.adopt(view.generation, view.assignment).await
+            }
+            Ok(_) => Ok(()),
+            Err(ClientError::Server(error)) if error.code == ErrorCode::UnknownMember => {
+                self.positions.clear();
+                self.rejoin().await
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Commits the position of every owned partition that moved since its last commit.
+    pub async fn commit(&mut self) -> Result<()> {
+        let offsets: Vec<(String, u32, u64)> = self
+            .positions
+            .iter()
+            .filter(|(_, position)| position.committed != Some(position.next_offset))
+            .map(|((topic, partition), position)| (topic.clone(), *partition, position.next_offset))
+            .collect();
+        self.last_commit = Instant::now();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .commit_offsets(
+                &self.group,
+                &self.member_id,
+                self.generation,
+                offsets.clone(),
+            )
+            .await?;
+        for (topic, partition, offset) in offsets {
+            if let Some(position) = self.positions.get_mut(&(topic, partition)) {
+                position.committed = Some(offset);
+            }
+        }
+        Ok(())
+    }
+
+    /// Heartbeats and auto-commits when due, then returns the records available in the owned
+    /// partitions (waiting up to `max_wait_ms` when there are none).
+    pub async fn poll(&mut self) -> Result<Vec<GroupRecord>> {
+        if self.config.auto_commit
+            && self.last_commit.elapsed()
+                >= Duration::from_millis(self.config.auto_commit_interval_ms)
+        {
+            match self.commit().await {
+                Err(ClientError::Server(error))
+                    if matches!(
+                        error.code,
+                        ErrorCode::IllegalGeneration | ErrorCode::UnknownMember
+                    ) =>
+                {
+                    self.heartbeat().await?
+                }
+                other => other?,
+            }
+        }
+        if self.last_heartbeat.elapsed() >= Duration::from_millis(self.config.heartbeat_interval_ms)
+        {
+            self.heartbeat().await?;
+        }
+        let partitions: Vec<(String, u32)> = self.positions.keys().cloned().collect();
+        let immediate =
+            futures_util::future::join_all(partitions.iter().map(|p| self.fetch(p.clone(), 0)))
+                .await;
+        let mut records = Vec::new();
+        for (partition, response) in immediate {
+            records.extend(self.take(partition, response?)?);
+        }
+        if !records.is_empty() || partitions.is_empty() {
+            if partitions.is_empty() {
+                crate::runtime::sleep(Duration::from_millis(
+                    u64::from(self.config.max_wait_ms).min(self.config.heartbeat_interval_ms),
+                ))
+                .await;
+            }
+            return Ok(records);
+        }
+        let wait = (self.config.max_wait_ms as u64).min(self.config.heartbeat_interval_ms) as u32;
+        let waits: futures_util::stream::FuturesUnordered<_> = partitions
+            .iter()
+            .map(|p| self.fetch(p.clone(), wait))
+            .collect();
+        let mut waits = waits;
+        while let Some((partition, response)) = futures_util::StreamExt::next(&mut waits).await {
+            let got = self.take(partition, response?)?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn fetch(
+        &self,
+        (topic, partition): (String, u32),
+        max_wait_ms: u32,
+    ) -> impl std::future::Future<Output = ((String, u32), Result<FetchResponse>)> + use<> {
+        let request = FetchRequest {
+            topic: topic.clone(),
+            partition,
+            offset: self.positions[&(topic.clone(), partition)].next_offset,
+            max_bytes: self.config.max_bytes,
+            min_bytes: 1,
+            max_wait_ms,
+        };
+        let client = self.client.clone();
+        async move { ((topic, partition), client.fetch(request).await) }
+    }
+
+    fn take(&mut self, key: (String, u32), response: FetchResponse) -> Result<Vec<GroupRecord>> {
+        // The assignment may have changed while the fetch was out.
+        let Some(position) = self.positions.get_mut(&key) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for chunk in &response.records {
+            for (_, batch) in crate::batch::iter_framed(chunk) {
+                let decoded = records::decode(batch).map_err(|error| {
+                    ClientError::Connection(format!("undecodable batch: {error}"))
+                })?;
+                for StoredRecord { offset, record } in decoded {
+                    let offset = offset as u64;
+                    if offset >= position.next_offset {
+                        position.next_offset = offset + 1;
+                        out.push(GroupRecord {
+                            topic: key.0.clone(),
+                            partition: key.1,
+                            offset,
+                            record,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits (with auto-commit) and leaves the group, so the others take over at once.
+    pub async fn close(mut self) -> Result<()> {
+        if self.config.auto_commit {
+            let _ = self.commit().await;
+        }
+        self.client.leave_group(&self.group, &self.member_id).await
+    }
+}
+
+/// Where `reset_offsets` moves a group's committed offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    /// The first record at or after this time (ms); the end where there is none.
+    Timestamp(i64),
+    /// The committed offset (or the start, where none) moved by N, kept inside the log.
+    Shift(i64),
+}
+
+/// Sets the committed offsets of every partition of `topic` for `group`, which must have no
+/// active members. Returns what was committed.
+pub async fn reset_offsets(
+    client: &Client,
+    group: &str,
+    topic: &str,
+    to: ResetTo,
+) -> Result<Vec<(String, u32, u64)>> {
+    let metadata = client.metadata(&[topic]).await?;
+    let partitions = metadata.first().map_or(0, |topic| topic.partitions);
+    let committed: BTreeMap<u32, u64> = client
+        .fetch_offsets(group, Vec::new())
+        .await?
+        .into_iter()
+        .filter(|(t, _, _)| t == topic)
+        .map(|(_, partition, offset)| (partition, offset))
+        .collect();
+    let mut offsets = Vec::new();
+    for partition in 0..partitions {
+        let (_, end, start) = client
+            .list_offsets(topic, partition, OffsetSpec::Latest)
+            .await?;
+        let target = match to {
+            ResetTo::Earliest => start,
+            ResetTo::Latest => end,
+            ResetTo::Timestamp(timestamp) => client
+                .list_offsets(topic, partition, OffsetSpec::Timestamp(timestamp))
+                .await?
+                .0
+                .unwrap_or(end),
+            ResetTo::Shift(by) => {
+                let from = committed.get(&partition).copied().unwrap_or(start) as i64;
+                (from + by).clamp(start as i64, end as i64) as u64
+            }
+        };
+        offsets.push((topic.to_string(), partition, target));
+    }
+    client.commit_offsets(group, "", 0, offsets.clone()).await?;
+    Ok(offsets)
+}
