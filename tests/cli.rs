@@ -140,6 +140,64 @@ fn serve_produce_consume_and_stop_cleanly() {
     let (code, _, err) = run(ringmq().args(["produce", "-b", &address, "nope"]), "x\n");
     assert_eq!(code, 1, "{err}");
 
+    // A consumer group: everything once, then nothing new, then a replay after a reset.
+    let all = run(
+        ringmq().args(["consume", "-b", &address, "logs", "--group", "readers"]),
+        "",
+    );
+    assert_eq!(all.0, 0, "{}", all.2);
+    assert_eq!(all.1.lines().count(), 2001);
+    let again = run(
+        ringmq().args(["consume", "-b", &address, "logs", "--group", "readers"]),
+        "",
+    );
+    assert_eq!(
+        (again.0, again.1.as_str()),
+        (0, ""),
+        "committed: nothing left for the group"
+    );
+    let (code, out, _) = run(
+        ringmq().args(["group", "describe", "-b", &address, "readers"]),
+        "",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("logs\t0\t2001\t2001\t0"),
+        "committed 2001, end 2001, lag 0: {out}"
+    );
+    let (code, out, _) = run(ringmq().args(["group", "list", "-b", &address]), "");
+    assert!(code == 0 && out.contains("readers\tempty\t0"), "{out}");
+    let (code, out, err) = run(
+        ringmq().args([
+            "group",
+            "reset-offsets",
+            "-b",
+            &address,
+            "readers",
+            "--topic",
+            "logs",
+            "--to",
+            "shift:-5",
+        ]),
+        "",
+    );
+    assert_eq!((code, out.as_str()), (0, "logs\t0\t1996\n"), "{err}");
+    let replay = run(
+        ringmq().args(["consume", "-b", &address, "logs", "--group", "readers"]),
+        "",
+    );
+    assert_eq!(replay.1.lines().count(), 5, "the last five records again");
+    let (code, _, err) = run(
+        ringmq().args(["group", "delete", "-b", &address, "readers"]),
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        ringmq().args(["group", "describe", "-b", &address, "readers"]),
+        "",
+    );
+    assert!(code == 1 && err.contains("unknown_group"), "{err}");
+
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let status = server.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");

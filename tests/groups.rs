@@ -480,3 +480,67 @@ fn the_lag_gauge_is_log_end_minus_committed() {
     );
     assert!(line.ends_with(" 40"), "60 written, 20 committed: {line}");
 }
+
+#[test]
+fn the_offsets_log_is_compacted_on_load_and_keeps_the_last_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = TestBroker::start(dir.path(), 2);
+    let (partition, _) = ringmq::broker::group::coordinator_of("busy", 2);
+    let log_dir = dir
+        .path()
+        .join(ringmq::broker::group::OFFSETS_LOG)
+        .join(partition.to_string());
+    let records_in = |dir: &std::path::Path| {
+        let mut out = Vec::new();
+        ringmq::storage::fsck::inspect(dir, ringmq::storage::fsck::Detail::Quiet, &mut out)
+            .unwrap()
+            .records
+    };
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("ticks", 2, &[]).await.unwrap();
+        for offset in 1..=300u64 {
+            client
+                .commit_offsets(
+                    "busy",
+                    "",
+                    0,
+                    vec![("ticks".into(), 0, offset), ("ticks".into(), 1, offset * 2)],
+                )
+                .await
+                .unwrap();
+        }
+    });
+    assert_eq!(
+        records_in(&log_dir),
+        600,
+        "every commit is a record until compaction"
+    );
+    broker.restart();
+    assert_eq!(
+        records_in(&log_dir),
+        2,
+        "compacted on load to the live entries"
+    );
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        let committed = client.fetch_offsets("busy", Vec::new()).await.unwrap();
+        assert_eq!(
+            committed,
+            vec![("ticks".to_string(), 0, 300), ("ticks".to_string(), 1, 600)]
+        );
+        client.delete_group("busy").await.unwrap();
+    });
+    broker.restart();
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        assert!(
+            client
+                .fetch_offsets("busy", Vec::new())
+                .await
+                .unwrap()
+                .is_empty(),
+            "a deleted group stays deleted"
+        );
+    });
+}

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use super::topic::connect;
 use super::{BrokerAddress, run_client};
-use crate::client::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
+use crate::client::{
+    ConsumedRecord, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset, StartAt,
+};
 
 #[derive(clap::Args)]
 pub struct ConsumeArgs {
@@ -28,6 +30,10 @@ pub struct ConsumeArgs {
     /// Stop after this many records.
     #[arg(short = 'n', long)]
     max_messages: Option<u64>,
+    /// Consume as a member of this group: the broker assigns partitions, progress is committed,
+    /// and a partition the group never committed starts at --from (beginning or end).
+    #[arg(short, long)]
+    group: Option<String>,
 }
 
 fn parse_start(value: &str) -> Result<StartAt, String> {
@@ -44,6 +50,74 @@ fn parse_start(value: &str) -> Result<StartAt, String> {
             "{value:?} is not beginning, end, offset:N or timestamp:MS"
         )),
     }
+}
+
+/// As a group member: prints what the group has not consumed yet, committing as it goes; stops
+/// once every assigned partition is at its end, unless --follow.
+async fn consume_in_group(args: ConsumeArgs) -> Result<(), String> {
+    let client = connect(&args.address).await?;
+    let reset = match args.from {
+        StartAt::Earliest => OffsetReset::Earliest,
+        StartAt::Latest => OffsetReset::Latest,
+        _ => return Err("with --group, --from is beginning or end (the start of never-committed partitions); use `ringmq group reset-offsets` to replay".into()),
+    };
+    let config = GroupConfig {
+        reset,
+        max_wait_ms: if args.follow { 1000 } else { 200 },
+        ..GroupConfig::default()
+    };
+    let group = args.group.clone().expect("checked by the caller");
+    let mut consumer = GroupConsumer::join(client.clone(), &group, &[&args.topic], config)
+        .await
+        .map_err(|error| error.to_string())?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed = 0u64;
+    let result: Result<(), String> = async {
+        loop {
+            let records = consumer.poll().await.map_err(|error| error.to_string())?;
+            let empty = records.is_empty();
+            for record in records {
+                let consumed = ConsumedRecord {
+                    partition: record.partition,
+                    offset: record.offset,
+                    record: record.record,
+                };
+                print(&mut out, &args.format, &consumed)
+                    .map_err(|error| format!("writing stdout: {error}"))?;
+                printed += 1;
+                if args.max_messages.is_some_and(|max| printed >= max) {
+                    return Ok(());
+                }
+            }
+            out.flush()
+                .map_err(|error| format!("writing stdout: {error}"))?;
+            if empty && !args.follow && at_end(&client, &consumer).await? {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    out.flush().map_err(|error| error.to_string())?;
+    consumer.close().await.map_err(|error| error.to_string())?;
+    result
+}
+
+/// Whether the member's every partition has been read to its end.
+async fn at_end(client: &crate::client::Client, consumer: &GroupConsumer) -> Result<bool, String> {
+    for (topic, partition) in consumer.assignment() {
+        let (_, end, _) = client
+            .list_offsets(&topic, partition, crate::protocol::OffsetSpec::Latest)
+            .await
+            .map_err(|error| error.to_string())?;
+        if consumer
+            .position(&topic, partition)
+            .is_some_and(|position| position < end)
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn text(bytes: &Option<bytes::Bytes>) -> Option<String> {
@@ -82,6 +156,9 @@ fn print(out: &mut impl Write, format: &str, consumed: &ConsumedRecord) -> std::
 }
 
 pub fn run(args: ConsumeArgs) -> ExitCode {
+    if args.group.is_some() {
+        return run_client("consume", consume_in_group(args));
+    }
     run_client("consume", async move {
         let client = connect(&args.address).await?;
         let wait_ms = if args.follow { 1000 } else { 0 };

@@ -3,6 +3,7 @@
 //! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
 
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;
@@ -51,6 +52,11 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic; stops at the end of the log unless --follow.
     Consume(consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    Group {
+        #[command(subcommand)]
+        command: group::GroupCommand,
+    },
     /// Inspect partition logs on disk (works while the broker is stopped).
     Log {
         #[command(subcommand)]
@@ -78,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Topic { command } => topic::run(command),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Group { command } => group::run(command),
         Command::Log { command } => {
             let (path, detail) = match command {
                 LogCommand::Dump { path, records } => (

@@ -128,6 +128,13 @@ impl GroupConsumer {
         self.positions.keys().cloned().collect()
     }
 
+    /// The next offset this member reads in an assigned partition.
+    pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.positions
+            .get(&(topic.to_string(), partition))
+            .map(|position| position.next_offset)
+    }
+
     /// Moves the position in an assigned partition (replay or skip).
     pub fn seek(&mut self, topic: &str, partition: u32, offset: u64) {
         if let Some(position) = self.positions.get_mut(&(topic.to_string(), partition)) {
