@@ -315,6 +315,22 @@ fn committed_offsets_survive_a_restart_and_a_reset_to_a_timestamp_replays() {
             values,
             (60..100).map(|n| format!("m{n}")).collect::<BTreeSet<_>>()
         );
+        // A member can also replay by itself: back to message 80 (offset 40) in partition 0.
+        assert_eq!(
+            consumer
+                .seek_to_timestamp("history", 0, 1_000_080)
+                .await
+                .unwrap(),
+            40
+        );
+        let again = poll_until(&mut consumer, 10, Duration::from_secs(20)).await;
+        assert_eq!(
+            again.iter().map(value).collect::<Vec<_>>(),
+            (80..100)
+                .step_by(2)
+                .map(|n| format!("m{n}"))
+                .collect::<Vec<_>>()
+        );
         // Resetting a group with an active member is refused.
         let refused = reset_offsets(&client, "readers", "history", ResetTo::Earliest).await;
         assert!(

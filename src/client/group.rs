@@ -142,6 +142,23 @@ impl GroupConsumer {
         }
     }
 
+    /// Moves the position in an assigned partition to the first record at or after
+    /// `timestamp_ms` (to the end where there is none). Returns the new position.
+    pub async fn seek_to_timestamp(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        timestamp_ms: i64,
+    ) -> Result<u64> {
+        let (offset, end, _) = self
+            .client
+            .list_offsets(topic, partition, OffsetSpec::Timestamp(timestamp_ms))
+            .await?;
+        let target = offset.unwrap_or(end);
+        self.seek(topic, partition, target);
+        Ok(target)
+    }
+
     /// Takes a new assignment: keeps positions of partitions still owned, starts new ones from
     /// the group's committed offset (or the reset policy).
     async fn adopt(&mut self, generation: u32, assignment: Vec<(String, u32)>) -> Result<()> {
