@@ -37,6 +37,8 @@ pub struct BrokerConfig {
     pub fetch_wait_ms_max: u32,
     /// The largest fetch response (per partition).
     pub fetch_bytes_max: u32,
+    /// Topics the broker holds at most.
+    pub topics_max: usize,
     /// Partitions of a topic a single create may ask for.
     pub topic_partitions_max: u32,
     /// How often each consumer group's committed offsets and lag are published as metrics.
@@ -62,6 +64,7 @@ impl Default for BrokerConfig {
             produce_queue_wait_ms_max: 10_000,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 16 << 20,
+            topics_max: 10_000,
             topic_partitions_max: 4096,
             group_lag_interval_ms: 5_000,
             shutdown_grace_ms: 10_000,

@@ -834,3 +834,28 @@ fn an_idle_partition_does_not_hold_up_a_consumer_of_a_busy_one() {
         );
     });
 }
+
+#[test]
+fn the_number_of_topics_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ringmq::config::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: String::new(),
+        shards: 2,
+        topics_max: 2,
+        ..Default::default()
+    };
+    let broker = TestBroker::start_with(config);
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("one", 1, &[]).await.unwrap();
+        client.create_topic("two", 1, &[]).await.unwrap();
+        assert_eq!(
+            code(client.create_topic("three", 1, &[]).await),
+            ErrorCode::InvalidConfig
+        );
+        client.delete_topic("one").await.unwrap();
+        client.create_topic("three", 1, &[]).await.unwrap();
+    });
+}

@@ -50,6 +50,15 @@ pub async fn create_topic(
             format!("topic {name:?} already exists"),
         ));
     }
+    if current.by_name.len() >= state.config.topics_max {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "the broker holds topics_max = {} topics already",
+                state.config.topics_max
+            ),
+        ));
+    }
     if partitions == 0 || partitions > state.config.topic_partitions_max {
         return Err(ProtocolError::new(
             ErrorCode::InvalidConfig,

@@ -39,6 +39,8 @@ pub const SESSION_TIMEOUT_MS_MAX: u32 = 300_000;
 /// Members per group, and offsets per commit: bounds on what one client can make us hold.
 pub const MEMBERS_MAX: usize = 1000;
 pub const COMMIT_OFFSETS_MAX: usize = 10_000;
+/// Groups one coordinator shard holds (members or committed offsets); a new one beyond is refused.
+pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
 
 struct Member {
     client_id: String,
@@ -263,6 +265,19 @@ pub async fn close(state: &ShardState) {
     }
 }
 
+/// Refuses a group that does not exist yet when the shard holds its maximum of groups.
+fn check_room_for(coordinator: &Coordinator, group: &str) -> Result<(), ProtocolError> {
+    if coordinator.groups.len() >= GROUPS_PER_SHARD_MAX && !coordinator.groups.contains_key(group) {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "this coordinator holds {GROUPS_PER_SHARD_MAX} groups already; delete unused ones"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn unknown_member(group: &str, member: &str) -> ProtocolError {
     ProtocolError::new(
         ErrorCode::UnknownMember,
@@ -340,6 +355,7 @@ pub fn join(
         ));
     }
     let mut coordinator = state.coordinator.borrow_mut();
+    check_room_for(&coordinator, &name)?;
     let group = coordinator.groups.entry(name.clone()).or_default();
     if !group.members.is_empty() && group.strategy.is_some_and(|used| used != strategy) {
         return Err(ProtocolError::new(
@@ -463,6 +479,7 @@ pub async fn commit(
     }
     {
         let coordinator = state.coordinator.borrow();
+        check_room_for(&coordinator, &name)?;
         let group = coordinator.groups.get(&name);
         let members = group.map_or(0, |group| group.members.len());
         if member_id.is_empty() {
