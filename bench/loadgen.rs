@@ -320,6 +320,7 @@ fn main() {
                 data_dir: data_dir.clone(),
                 listen: "127.0.0.1:0".into(),
                 http_listen: String::new(),
+                kafka_listen: String::new(),
                 shards: options.shards,
                 ..Default::default()
             };

@@ -16,6 +16,8 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// The native protocol's listen address.
     pub listen: String,
+    /// The Kafka protocol's listen address (also what Metadata advertises); empty to disable.
+    pub kafka_listen: String,
     /// The Prometheus /metrics listen address; empty to disable.
     pub http_listen: String,
     /// Shards (threads, one per core); 0 means one per available core.
@@ -54,6 +56,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             data_dir: PathBuf::from("ringmq-data"),
             listen: "127.0.0.1:9400".into(),
+            kafka_listen: "127.0.0.1:9092".into(),
             http_listen: "127.0.0.1:9401".into(),
             shards: 0,
             frame_bytes_max: 16 << 20,
@@ -104,8 +107,19 @@ impl BrokerConfig {
             .map_err(|error| format!("http listen address {:?}: {error}", self.http_listen))
     }
 
+    pub fn kafka_listen_address(&self) -> Result<Option<SocketAddr>, String> {
+        if self.kafka_listen.is_empty() {
+            return Ok(None);
+        }
+        self.kafka_listen
+            .parse()
+            .map(Some)
+            .map_err(|error| format!("kafka listen address {:?}: {error}", self.kafka_listen))
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         self.listen_address()?;
+        self.kafka_listen_address()?;
         self.http_listen_address()?;
         self.topic_defaults
             .validate()

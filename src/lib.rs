@@ -1,7 +1,7 @@
 //! ringmq: a single-node, thread-per-core message broker.
 //!
 //! Layers depend downward only (see ARCHITECTURE.md):
-//! `server` (the native protocol's front door) -> `broker` (semantics) -> `shard`
+//! `server` and `kafka` (the two protocols' front doors) -> `broker` (semantics) -> `shard`
 //! (thread-per-core, cross-shard calls) -> `storage` (partition logs), with `batch` (the record
 //! format), `protocol` (the wire codec), `runtime` (our seam over compio) and `config` as
 //! leaves. `client` is the Rust client; it uses only `protocol`, `batch` and `runtime`.
@@ -11,6 +11,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod kafka;
 pub mod metrics;
 pub mod protocol;
 pub mod runtime;

@@ -225,9 +225,23 @@ pub async fn send_all(stream: &mut TcpStream, mut buffers: Vec<Bytes>) -> io::Re
     Ok(())
 }
 
-/// A listener bound with SO_REUSEPORT, so that each shard can bind its own on one address and
-/// the kernel spreads connections over them. Returns a std listener to hand to a shard thread.
-pub fn bind_reuseport(address: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+/// `count` listeners on one address with SO_REUSEPORT, one per shard, so the kernel spreads
+/// connections over them. The address is first probed with a plain bind, which fails while any
+/// other socket holds it: without that, a second broker on the same port would silently share
+/// it instead of failing. (Port 0 picks a free port once, for the whole group.)
+pub fn bind_listener_group(
+    address: std::net::SocketAddr,
+    count: usize,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    let probe = std::net::TcpListener::bind(address)?;
+    let concrete = probe.local_addr()?;
+    drop(probe);
+    (0..count.max(1))
+        .map(|_| bind_reuseport(concrete))
+        .collect()
+}
+
+fn bind_reuseport(address: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
     let domain = socket2::Domain::for_address(address);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;

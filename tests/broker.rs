@@ -464,6 +464,7 @@ fn a_partition_whose_queue_stays_full_answers_throttled() {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         http_listen: String::new(),
+        kafka_listen: String::new(),
         shards: 1,
         produce_queue_wait_ms_max: 200,
         ..Default::default()
@@ -842,6 +843,7 @@ fn the_number_of_topics_is_bounded() {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         http_listen: String::new(),
+        kafka_listen: String::new(),
         shards: 2,
         topics_max: 2,
         ..Default::default()
@@ -858,4 +860,26 @@ fn the_number_of_topics_is_bounded() {
         client.delete_topic("one").await.unwrap();
         client.create_topic("three", 1, &[]).await.unwrap();
     });
+}
+
+#[test]
+fn a_second_broker_on_a_port_in_use_fails_instead_of_sharing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let other = tempfile::tempdir().unwrap();
+    let config = ringmq::config::BrokerConfig {
+        data_dir: other.path().to_path_buf(),
+        listen: broker.address(),
+        http_listen: String::new(),
+        kafka_listen: String::new(),
+        shards: 2,
+        ..Default::default()
+    };
+    let error = ringmq::server::start(config)
+        .err()
+        .expect("the port is taken");
+    assert!(
+        error.contains("listen on") && error.contains("in use"),
+        "{error}"
+    );
 }

@@ -18,6 +18,8 @@ fn serve(dir: &std::path::Path) -> (Child, String) {
             "127.0.0.1:0",
             "--http-listen",
             "",
+            "--kafka-listen",
+            "",
             "--shards",
             "2",
         ])

@@ -72,6 +72,7 @@ fn the_dashboard_and_alerts_name_only_exported_metrics() {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         http_listen: "127.0.0.1:0".into(),
+        kafka_listen: String::new(),
         shards: 2,
         group_lag_interval_ms: 50,
         ..Default::default()

@@ -461,6 +461,7 @@ fn the_lag_gauge_is_log_end_minus_committed() {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         http_listen: "127.0.0.1:0".into(),
+        kafka_listen: String::new(),
         shards: 2,
         group_lag_interval_ms: 100,
         ..Default::default()

@@ -17,6 +17,9 @@ pub struct ServeArgs {
     /// Native protocol listen address [default: 127.0.0.1:9400].
     #[arg(long, env = "RINGMQ_LISTEN")]
     listen: Option<String>,
+    /// Kafka protocol listen address, empty to disable [default: 127.0.0.1:9092].
+    #[arg(long, env = "RINGMQ_KAFKA_LISTEN")]
+    kafka_listen: Option<String>,
     /// Prometheus /metrics listen address, empty to disable [default: 127.0.0.1:9401].
     #[arg(long, env = "RINGMQ_HTTP_LISTEN")]
     http_listen: Option<String>,
@@ -36,6 +39,9 @@ impl ServeArgs {
         }
         if let Some(listen) = self.listen {
             config.listen = listen;
+        }
+        if let Some(kafka_listen) = self.kafka_listen {
+            config.kafka_listen = kafka_listen;
         }
         if let Some(http_listen) = self.http_listen {
             config.http_listen = http_listen;

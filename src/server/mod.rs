@@ -27,6 +27,7 @@ use crate::shard::{self, Mailboxes, ShardId};
 pub struct ServerHandle {
     pub address: SocketAddr,
     pub http_address: Option<SocketAddr>,
+    pub kafka_address: Option<SocketAddr>,
     pub shards: usize,
     mailboxes: Mailboxes<ShardState>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -106,16 +107,21 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     describe_metrics();
     let shards = config.shard_count();
 
-    let first = runtime::bind_reuseport(config.listen_address()?)
+    let listeners = runtime::bind_listener_group(config.listen_address()?, shards)
         .map_err(|error| format!("listen on {}: {error}", config.listen))?;
-    let address = first.local_addr().map_err(|error| error.to_string())?;
-    let mut listeners = vec![first];
-    for _ in 1..shards {
-        listeners.push(
-            runtime::bind_reuseport(address)
-                .map_err(|error| format!("listen on {address}: {error}"))?,
-        );
-    }
+    let address = listeners[0]
+        .local_addr()
+        .map_err(|error| error.to_string())?;
+    // The Kafka listener, like the native one, is bound once per shard on one address.
+    let (mut kafka_listeners, kafka_address) = match config.kafka_listen_address()? {
+        Some(wanted) => {
+            let group = runtime::bind_listener_group(wanted, shards)
+                .map_err(|error| format!("listen on {wanted}: {error}"))?;
+            let bound = group[0].local_addr().map_err(|error| error.to_string())?;
+            (group.into_iter().map(Some).collect::<Vec<_>>(), Some(bound))
+        }
+        None => (Vec::new(), None),
+    };
     let http = match config.http_listen_address()? {
         Some(http_address) => Some(
             std::net::TcpListener::bind(http_address)
@@ -134,7 +140,13 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     let (ready_sender, ready) = mpsc::channel();
     let listeners: Vec<_> = listeners
         .into_iter()
-        .map(|listener| std::sync::Mutex::new(Some(listener)))
+        .enumerate()
+        .map(|(shard, listener)| {
+            std::sync::Mutex::new(Some((
+                listener,
+                kafka_listeners.get_mut(shard).and_then(Option::take),
+            )))
+        })
         .collect();
     let listeners = Arc::new(listeners);
     let http = Arc::new(std::sync::Mutex::new(
@@ -144,7 +156,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         let (config, mailboxes, topics) = (config.clone(), mailboxes.clone(), topics.clone());
         shard::spawn_threads(shards, move |id| {
             // Each shard takes its own listener (and shard 0 the HTTP one) exactly once.
-            let listener = listeners[id]
+            let (listener, kafka) = listeners[id]
                 .lock()
                 .expect("not poisoned")
                 .take()
@@ -154,12 +166,13 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
             } else {
                 None
             };
+            let kafka = kafka.zip(kafka_address);
             run_shard(
                 id,
                 config.clone(),
                 topics.clone(),
                 mailboxes.clone(),
-                listener,
+                (listener, kafka),
                 http,
                 ready_sender.clone(),
             );
@@ -169,6 +182,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     let handle = ServerHandle {
         address,
         http_address,
+        kafka_address,
         shards,
         mailboxes,
         threads,
@@ -186,7 +200,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
             }
         }
     }
-    tracing::info!(%address, ?http_address, shards, data_dir = %config.data_dir.display(), "ringmq is serving");
+    tracing::info!(%address, ?kafka_address, ?http_address, shards, data_dir = %config.data_dir.display(), "ringmq is serving");
     Ok(handle)
 }
 
@@ -195,7 +209,10 @@ fn run_shard(
     config: Arc<BrokerConfig>,
     topics: Arc<Topics>,
     mailboxes: Mailboxes<ShardState>,
-    listener: std::net::TcpListener,
+    (listener, kafka): (
+        std::net::TcpListener,
+        Option<(std::net::TcpListener, SocketAddr)>,
+    ),
     http: Option<(
         std::net::TcpListener,
         metrics_exporter_prometheus::PrometheusHandle,
@@ -236,6 +253,16 @@ fn run_shard(
         };
         let gate = Rc::new(Gate::new(id));
         runtime::spawn_detached(accept_loop(state.clone(), gate.clone(), listener));
+        if let Some((kafka_listener, advertised)) = kafka {
+            match TcpListener::from_std(kafka_listener) {
+                Ok(listener) => runtime::spawn_detached(crate::kafka::accept_loop(
+                    state.clone(),
+                    listener,
+                    advertised,
+                )),
+                Err(error) => tracing::warn!(%error, "kafka listener unavailable"),
+            }
+        }
         if let Some((http_listener, handle)) = http {
             match TcpListener::from_std(http_listener) {
                 Ok(listener) => {

@@ -76,6 +76,7 @@ impl TestBroker {
             data_dir: dir.to_path_buf(),
             listen: "127.0.0.1:0".into(),
             http_listen: "127.0.0.1:0".into(),
+            kafka_listen: "127.0.0.1:0".into(),
             shards,
             ..Default::default()
         };
@@ -108,6 +109,7 @@ impl TestBroker {
         self.handle.take().unwrap().shutdown();
         let mut config = self.config.clone();
         config.listen = "127.0.0.1:0".into();
+        config.kafka_listen = "127.0.0.1:0".into();
         self.handle = Some(ringmq::server::start(config).expect("the broker restarts"));
     }
 }

@@ -1,0 +1,533 @@
+//! Each supported Kafka API, translated into the broker's requests. Only what is implemented is
+//! advertised in ApiVersions; versions that name topics by UUID (Fetch 13+, Produce 12+) are
+//! left out, so clients keep using names.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsResponse, DeleteTopicsResponse,
+    FetchRequest, FetchResponse, ListOffsetsResponse, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::broker::{self, ShardState};
+use crate::protocol::{self, ErrorCode, OffsetSpec, ProtocolError, Request, Response};
+use crate::storage::AckLevel;
+
+/// (api, lowest version, highest version) served on the Kafka listener.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+];
+
+/// Kafka's error codes for ours.
+pub fn kafka_error(code: ErrorCode) -> i16 {
+    match code {
+        ErrorCode::None => 0,
+        ErrorCode::OffsetOutOfRange => 1,
+        ErrorCode::CorruptBatch => 2,
+        ErrorCode::UnknownTopic | ErrorCode::BadPartition => 3,
+        // Retriable for Kafka clients, as ours are.
+        ErrorCode::Throttled | ErrorCode::ShuttingDown => 7,
+        ErrorCode::RecordTooLarge => 10,
+        ErrorCode::InvalidTopicName => 17,
+        ErrorCode::UnsupportedVersion => 35,
+        ErrorCode::TopicExists => 36,
+        ErrorCode::InvalidConfig => 40,
+        ErrorCode::MalformedRequest | ErrorCode::FrameTooLarge => 42,
+        ErrorCode::DiskFull | ErrorCode::StorageFailed => 56,
+        _ => -1,
+    }
+}
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const UNSUPPORTED_VERSION: i16 = 35;
+const NODE_ID: i32 = 0;
+
+pub struct Prepared {
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: RequestKind,
+}
+
+impl Prepared {
+    /// A produce with acks=0: Kafka clients expect no response.
+    pub fn no_response(&self) -> bool {
+        matches!(&self.request, RequestKind::Produce(produce) if produce.acks == 0)
+    }
+}
+
+fn api_versions_error(correlation_id: i32) -> Vec<Bytes> {
+    let response = ApiVersionsResponse::default()
+        .with_error_code(UNSUPPORTED_VERSION)
+        .with_api_keys(advertised());
+    encode(
+        ApiKey::ApiVersions,
+        0,
+        correlation_id,
+        ResponseKind::ApiVersions(response),
+    )
+}
+
+fn advertised() -> Vec<ApiVersion> {
+    SUPPORTED
+        .iter()
+        .map(|(api, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*api as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect()
+}
+
+/// Decodes a request frame (length prefix removed). Err: the connection closes, after the
+/// given response if any (an unsupported version is told so, in ApiVersions' v0 form, which
+/// every client can read).
+pub fn prepare(frame: Bytes) -> Result<Prepared, Option<Vec<Bytes>>> {
+    if frame.len() < 8 {
+        return Err(None);
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let supported = ApiKey::try_from(key)
+        .ok()
+        .and_then(|api| SUPPORTED.iter().find(|(a, _, _)| *a == api).copied());
+    let Some((api, min, max)) = supported else {
+        tracing::debug!(key, version, "unsupported kafka api");
+        return Err(Some(api_versions_error(correlation_id)));
+    };
+    if version < min || version > max {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: a client newer than us asks again with a version we name.
+            return Ok(Prepared {
+                api,
+                version,
+                correlation_id,
+                request: RequestKind::ApiVersions(Default::default()),
+            });
+        }
+        return Err(Some(api_versions_error(correlation_id)));
+    }
+    let mut body = frame;
+    let header_version = api.request_header_version(version);
+    let decoded = RequestHeader::decode(&mut body, header_version)
+        .and_then(|_| RequestKind::decode(api, &mut body, version));
+    match decoded {
+        Ok(request) => Ok(Prepared {
+            api,
+            version,
+            correlation_id,
+            request,
+        }),
+        Err(error) => {
+            tracing::debug!(?api, version, %error, "undecodable kafka request; closing the connection");
+            Err(None)
+        }
+    }
+}
+
+fn encode(api: ApiKey, version: i16, correlation_id: i32, response: ResponseKind) -> Vec<Bytes> {
+    let mut buffer = BytesMut::with_capacity(256);
+    buffer.extend_from_slice(&[0; 4]);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let encoded = header
+        .encode(&mut buffer, api.response_header_version(version))
+        .and_then(|_| response.encode(&mut buffer, version));
+    if let Err(error) = encoded {
+        tracing::error!(?api, version, %error, "could not encode a kafka response");
+    }
+    let length = (buffer.len() - 4) as u32;
+    buffer[..4].copy_from_slice(&length.to_be_bytes());
+    vec![buffer.freeze()]
+}
+
+fn name(topic: &TopicName) -> String {
+    topic.0.as_str().to_string()
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub async fn handle(
+    state: &Rc<ShardState>,
+    prepared: Prepared,
+    advertised_address: std::net::SocketAddr,
+) -> Vec<Bytes> {
+    let Prepared {
+        api,
+        version,
+        correlation_id,
+        request,
+    } = prepared;
+    let response = match request {
+        RequestKind::ApiVersions(_) => {
+            let error_code = if version > 3 { UNSUPPORTED_VERSION } else { 0 };
+            let version = if error_code != 0 { 0 } else { version };
+            return encode(
+                api,
+                version,
+                correlation_id,
+                ResponseKind::ApiVersions(
+                    ApiVersionsResponse::default()
+                        .with_error_code(error_code)
+                        .with_api_keys(advertised()),
+                ),
+            );
+        }
+        RequestKind::Metadata(request) => {
+            ResponseKind::Metadata(metadata(state, request, advertised_address).await)
+        }
+        RequestKind::Produce(request) => ResponseKind::Produce(produce(state, request).await),
+        RequestKind::Fetch(request) => ResponseKind::Fetch(fetch(state, request).await),
+        RequestKind::ListOffsets(request) => {
+            ResponseKind::ListOffsets(list_offsets(state, request).await)
+        }
+        RequestKind::CreateTopics(request) => {
+            ResponseKind::CreateTopics(create_topics(state, request).await)
+        }
+        RequestKind::DeleteTopics(request) => {
+            ResponseKind::DeleteTopics(delete_topics(state, request).await)
+        }
+        // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a panic.
+        _ => return api_versions_error(correlation_id),
+    };
+    encode(api, version, correlation_id, response)
+}
+
+async fn metadata(
+    state: &Rc<ShardState>,
+    request: kafka_protocol::messages::MetadataRequest,
+    advertised: std::net::SocketAddr,
+) -> MetadataResponse {
+    let names: Option<Vec<String>> = request.topics.map(|topics| {
+        topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(name))
+            .collect()
+    });
+    let known = match broker::handle(state, Request::Metadata { topics: Vec::new() }).await {
+        Ok(Response::Metadata { topics, .. }) => topics,
+        _ => Vec::new(),
+    };
+    let topic = |name: &str, partitions: Option<u32>| {
+        let partition = |index: u32| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(NODE_ID))
+                .with_replica_nodes(vec![BrokerId(NODE_ID)])
+                .with_isr_nodes(vec![BrokerId(NODE_ID)])
+        };
+        MetadataResponseTopic::default()
+            .with_error_code(if partitions.is_some() {
+                0
+            } else {
+                UNKNOWN_TOPIC_OR_PARTITION
+            })
+            .with_name(Some(topic_name(name)))
+            .with_partitions((0..partitions.unwrap_or(0)).map(partition).collect())
+    };
+    let topics = match names {
+        None => known
+            .iter()
+            .map(|t| topic(&t.name, Some(t.partitions)))
+            .collect(),
+        Some(names) => names
+            .iter()
+            .map(|n| topic(n, known.iter().find(|t| &t.name == n).map(|t| t.partitions)))
+            .collect(),
+    };
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(NODE_ID))
+        .with_host(StrBytes::from_string(advertised.ip().to_string()))
+        .with_port(i32::from(advertised.port()));
+    MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(StrBytes::from_static_str("ringmq")))
+        .with_controller_id(BrokerId(NODE_ID))
+        .with_topics(topics)
+}
+
+fn code_of(error: &ProtocolError) -> i16 {
+    kafka_error(error.code)
+}
+
+async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResponse {
+    let acks = match request.acks {
+        0 => AckLevel::None,
+        1 => AckLevel::Written,
+        _ => AckLevel::Fsynced,
+    };
+    let mut responses = Vec::new();
+    for topic in request.topic_data {
+        let topic_text = name(&topic.name);
+        let appends = topic.partition_data.into_iter().map(|partition| {
+            let request = protocol::ProduceRequest {
+                topic: topic_text.clone(),
+                partition: partition.index,
+                key: Bytes::new(),
+                acks,
+                records: BytesMut::from(&partition.records.unwrap_or_default()[..]),
+            };
+            async move {
+                let answer = PartitionProduceResponse::default().with_index(partition.index);
+                match broker::handle(state, Request::Produce(request)).await {
+                    Ok(Response::Produce(done)) => answer
+                        .with_base_offset(done.base_offset as i64)
+                        .with_log_append_time_ms(done.log_append_time_ms)
+                        .with_log_start_offset(done.log_start_offset as i64),
+                    Ok(_) => answer.with_error_code(-1).with_base_offset(-1),
+                    Err(error) => answer
+                        .with_error_code(code_of(&error))
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                        .with_error_message(Some(StrBytes::from_string(error.message))),
+                }
+            }
+        });
+        let partition_responses = futures_util::future::join_all(appends).await;
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// One partition's part of a fetch: (topic index, partition, result).
+type PartitionFetch = (usize, i32, Result<protocol::FetchResponse, ProtocolError>);
+
+async fn fetch_all(
+    state: &Rc<ShardState>,
+    request: &FetchRequest,
+    max_wait_ms: u32,
+) -> Vec<PartitionFetch> {
+    let reads = request
+        .topics
+        .iter()
+        .enumerate()
+        .flat_map(|(topic_index, topic)| {
+            topic.partitions.iter().map(move |partition| {
+                let fetch = protocol::FetchRequest {
+                    topic: name(&topic.topic),
+                    partition: partition.partition.max(0) as u32,
+                    offset: partition.fetch_offset.max(0) as u64,
+                    max_bytes: partition.partition_max_bytes.max(1) as u32,
+                    min_bytes: 1,
+                    max_wait_ms,
+                };
+                async move {
+                    let result = match broker::handle(state, Request::Fetch(fetch)).await {
+                        Ok(Response::Fetch(fetched)) => Ok(fetched),
+                        Ok(_) => Err(ProtocolError::new(
+                            ErrorCode::Internal,
+                            "unexpected response",
+                        )),
+                        Err(error) => Err(error),
+                    };
+                    (topic_index, partition.partition, result)
+                }
+            })
+        });
+    futures_util::future::join_all(reads).await
+}
+
+/// Kafka's fetch: everything available at once if that is at least `min_bytes`; otherwise wait
+/// up to `max_wait_ms` for partitions to get data, then read everything again.
+async fn fetch(state: &Rc<ShardState>, request: FetchRequest) -> FetchResponse {
+    let size = |results: &[PartitionFetch]| -> usize {
+        results
+            .iter()
+            .filter_map(|(_, _, r)| r.as_ref().ok())
+            .flat_map(|f| f.records.iter())
+            .map(Bytes::len)
+            .sum()
+    };
+    let mut results = fetch_all(state, &request, 0).await;
+    let wait_ms = request.max_wait_ms.max(0) as u32;
+    let errors = results.iter().any(|(_, _, result)| result.is_err());
+    if size(&results) < request.min_bytes.max(1) as usize && wait_ms > 0 && !errors {
+        let waits = std::pin::pin!(fetch_all(state, &request, wait_ms));
+        let _ =
+            crate::runtime::timeout(std::time::Duration::from_millis(u64::from(wait_ms)), waits)
+                .await;
+        results = fetch_all(state, &request, 0).await;
+    }
+    let mut responses: Vec<FetchableTopicResponse> = request
+        .topics
+        .iter()
+        .map(|topic| FetchableTopicResponse::default().with_topic(topic.topic.clone()))
+        .collect();
+    for (topic_index, partition, result) in results {
+        let data = PartitionData::default()
+            .with_partition_index(partition)
+            .with_preferred_read_replica(BrokerId(-1));
+        let data = match result {
+            Ok(fetched) => {
+                let records = match &fetched.records[..] {
+                    [one] => one.clone(),
+                    chunks => Bytes::from(chunks.concat()),
+                };
+                data.with_high_watermark(fetched.high_watermark as i64)
+                    .with_last_stable_offset(fetched.high_watermark as i64)
+                    .with_log_start_offset(fetched.log_start_offset as i64)
+                    .with_aborted_transactions(Some(Vec::new()))
+                    .with_records(Some(records))
+            }
+            Err(error) => data
+                .with_error_code(code_of(&error))
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_records(Some(Bytes::new())),
+        };
+        responses[topic_index].partitions.push(data);
+    }
+    FetchResponse::default().with_responses(responses)
+}
+
+async fn list_offsets(
+    state: &Rc<ShardState>,
+    request: kafka_protocol::messages::ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        let mut partitions = Vec::new();
+        for partition in topic.partitions {
+            let spec = match partition.timestamp {
+                -1 => OffsetSpec::Latest,
+                -2 => OffsetSpec::Earliest,
+                timestamp => OffsetSpec::Timestamp(timestamp.max(0)),
+            };
+            let request = Request::ListOffsets {
+                topic: name(&topic.name),
+                partition: partition.partition_index.max(0) as u32,
+                spec,
+            };
+            let answer = ListOffsetsPartitionResponse::default()
+                .with_partition_index(partition.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1);
+            partitions.push(match broker::handle(state, request).await {
+                Ok(Response::ListOffsets { offset, .. }) => {
+                    answer.with_offset(offset.map_or(-1, |offset| offset as i64))
+                }
+                Ok(_) => answer.with_error_code(-1),
+                Err(error) => answer.with_error_code(code_of(&error)),
+            });
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+async fn create_topics(
+    state: &Rc<ShardState>,
+    request: kafka_protocol::messages::CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        let partitions = if topic.num_partitions < 0 {
+            1
+        } else {
+            topic.num_partitions as u32
+        };
+        let configs: Vec<(String, String)> = topic
+            .configs
+            .iter()
+            .filter_map(|config| {
+                config
+                    .value
+                    .as_ref()
+                    .map(|value| (config.name.as_str().to_string(), value.as_str().to_string()))
+            })
+            .collect();
+        let mut result = CreatableTopicResult::default()
+            .with_name(topic.name.clone())
+            .with_num_partitions(partitions as i32)
+            .with_replication_factor(1);
+        if topic.replication_factor > 1 {
+            // INVALID_REPLICATION_FACTOR: there is one node.
+            result =
+                result
+                    .with_error_code(38)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "ringmq is a single node: replication factor 1",
+                    )));
+        } else if request.validate_only {
+            if let Err(error) = broker::topics::validate_name(&name(&topic.name)) {
+                result = result.with_error_code(code_of(&error));
+            }
+        } else if let Err(error) = broker::handle(
+            state,
+            Request::CreateTopic {
+                name: name(&topic.name),
+                partitions,
+                configs,
+            },
+        )
+        .await
+        {
+            let code = if error.code == ErrorCode::InvalidConfig && topic.num_partitions == 0 {
+                37
+            } else {
+                code_of(&error)
+            };
+            result = result
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(error.message)));
+        }
+        topics.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+async fn delete_topics(
+    state: &Rc<ShardState>,
+    request: kafka_protocol::messages::DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let names: Vec<TopicName> = request
+        .topic_names
+        .into_iter()
+        .chain(request.topics.into_iter().filter_map(|topic| topic.name))
+        .collect();
+    let mut responses = Vec::new();
+    for topic in names {
+        let mut result = DeletableTopicResult::default().with_name(Some(topic.clone()));
+        if let Err(error) = broker::handle(state, Request::DeleteTopic { name: name(&topic) }).await
+        {
+            result = result
+                .with_error_code(code_of(&error))
+                .with_error_message(Some(StrBytes::from_string(error.message)));
+        }
+        responses.push(result);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
