@@ -1,0 +1,181 @@
+//! The Kafka listener with a real Kafka client: librdkafka (the `rdkafka` crate, built from its
+//! vendored source), plus raw bytes no client would send.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::TestBroker;
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::util::Timeout;
+
+const PER_CODEC: usize = 20_000;
+
+fn kafka_broker(dir: &std::path::Path) -> (TestBroker, String) {
+    let broker = TestBroker::start(dir, 2);
+    let address = broker
+        .handle
+        .as_ref()
+        .unwrap()
+        .kafka_address
+        .expect("a kafka listener")
+        .to_string();
+    (broker, address)
+}
+
+#[test]
+fn librdkafka_produces_with_every_codec_and_consumes_it_all_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+
+    // Topics through the Kafka admin API.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    let topics: Vec<NewTopic> = ["none", "gzip", "snappy", "lz4", "zstd"]
+        .iter()
+        .map(|codec| NewTopic::new(codec, 3, TopicReplication::Fixed(1)))
+        .collect();
+    let created =
+        futures_executor_block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &address)
+            .set("acks", "all")
+            .set("compression.codec", codec)
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        for n in 0..PER_CODEC {
+            let key = format!("key-{}", n % 100);
+            let value = format!("{codec}-value-{n}-{}", "x".repeat(n % 50));
+            loop {
+                match producer.send(BaseRecord::to(codec).key(&key).payload(&value)) {
+                    Ok(()) => break,
+                    // The client's own queue is full: let it drain.
+                    Err((_, _)) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        }
+        producer
+            .flush(Timeout::After(Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(
+            producer.in_flight_count(),
+            0,
+            "{codec}: every message acknowledged"
+        );
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &address)
+            .set("group.id", "unused-no-group-apis-yet")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..3 {
+            assignment
+                .add_partition_offset(codec, partition, rdkafka::Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut got: BTreeMap<(i32, i64), (String, String)> = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while got.len() < PER_CODEC && Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let message = message.unwrap();
+                let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+                let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+                got.insert((message.partition(), message.offset()), (key, value));
+            }
+        }
+        assert_eq!(got.len(), PER_CODEC, "{codec}: every message back");
+        let mut values: Vec<String> = got.values().map(|(_, value)| value.clone()).collect();
+        values.sort();
+        let mut expected: Vec<String> = (0..PER_CODEC)
+            .map(|n| format!("{codec}-value-{n}-{}", "x".repeat(n % 50)))
+            .collect();
+        expected.sort();
+        assert_eq!(values, expected, "{codec}: contents byte for byte");
+        // Per key, the order of production is kept (keys map to one partition each).
+        let mut last: BTreeMap<String, usize> = BTreeMap::new();
+        for (key, value) in got.values() {
+            let n: usize = value.split('-').nth(2).unwrap().parse().unwrap();
+            if let Some(previous) = last.insert(key.clone(), n) {
+                assert!(n > previous, "{codec} {key}: {n} after {previous}");
+            }
+        }
+    }
+}
+
+/// A tiny executor for the admin client's futures (rdkafka's admin API is async).
+fn futures_executor_block_on<F: std::future::Future>(future: F) -> F::Output {
+    ringmq::runtime::block_on(future)
+}
+
+fn raw(address: &str) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+#[test]
+fn bad_kafka_input_gets_an_error_or_a_clean_close_and_others_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    // An unknown API key: an UNSUPPORTED_VERSION answer (ApiVersions v0 form), then a close.
+    let mut unknown = raw(&address);
+    unknown
+        .write_all(&[0, 0, 0, 10, 0x7f, 0x7f, 0, 0, 0, 0, 0, 9, 0, 0])
+        .unwrap();
+    let mut answer = Vec::new();
+    unknown.read_to_end(&mut answer).unwrap();
+    assert!(answer.len() >= 10, "an answer before the close");
+    assert_eq!(&answer[4..8], &[0, 0, 0, 9], "its correlation id");
+    assert_eq!(&answer[8..10], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
+    // ApiVersions from a newer client: UNSUPPORTED_VERSION with our versions; the connection stays.
+    let mut newer = raw(&address);
+    newer
+        .write_all(&[0, 0, 0, 10, 0, 18, 0, 99, 0, 0, 0, 5, 0, 0])
+        .unwrap();
+    let mut prefix = [0u8; 4];
+    newer.read_exact(&mut prefix).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    newer.read_exact(&mut body).unwrap();
+    assert_eq!(&body[4..6], &35i16.to_be_bytes());
+    // A truncated request (a Metadata header cut short), and a huge length prefix: closed.
+    for bytes in [
+        &[0u8, 0, 0, 6, 0, 3, 0, 1, 0, 0][..],
+        &[0xff, 0xff, 0xff, 0xf0, 0, 0][..],
+    ] {
+        let mut stream = raw(&address);
+        stream.write_all(bytes).unwrap();
+        let mut rest = Vec::new();
+        assert!(
+            stream.read_to_end(&mut rest).is_ok(),
+            "a clean close, not a hang"
+        );
+    }
+    // A real client still works.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    let topic = [NewTopic::new("still-fine", 1, TopicReplication::Fixed(1))];
+    let created =
+        futures_executor_block_on(admin.create_topics(&topic, &AdminOptions::new())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+}
