@@ -79,7 +79,7 @@ fn librdkafka_produces_with_every_codec_and_consumes_it_all_back() {
 
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &address)
-            .set("group.id", "unused-no-group-apis-yet")
+            .set("group.id", "assign-only")
             .set("enable.auto.commit", "false")
             .create()
             .unwrap();
@@ -117,6 +117,67 @@ fn librdkafka_produces_with_every_codec_and_consumes_it_all_back() {
             }
         }
     }
+}
+
+#[test]
+fn an_idempotent_librdkafka_producer_gets_each_message_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    let topic = [NewTopic::new("exactly", 2, TopicReplication::Fixed(1))];
+    futures_executor_block_on(admin.create_topics(&topic, &AdminOptions::new())).unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    for n in 0..10_000 {
+        let value = format!("once-{n}");
+        while producer
+            .send(
+                BaseRecord::<(), _>::to("exactly")
+                    .partition(n % 2)
+                    .payload(&value),
+            )
+            .is_err()
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    producer
+        .flush(Timeout::After(Duration::from_secs(60)))
+        .unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .set("group.id", "assign-only")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..2 {
+        assignment
+            .add_partition_offset("exactly", partition, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut values = std::collections::BTreeSet::new();
+    let mut total = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while total < 10_000 && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.unwrap();
+            values.insert(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+            total += 1;
+        }
+    }
+    assert_eq!(
+        (total, values.len()),
+        (10_000, 10_000),
+        "every message once"
+    );
 }
 
 /// A tiny executor for the admin client's futures (rdkafka's admin API is async).

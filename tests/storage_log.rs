@@ -655,3 +655,102 @@ fn concurrent_appenders_get_distinct_contiguous_offsets_at_every_ack_level() {
         assert_eq!(log.synced_offset(), 800, "close fsyncs everything");
     });
 }
+
+fn idempotent_batch(
+    seed: u64,
+    count: usize,
+    producer_id: i64,
+    epoch: i16,
+    sequence: i32,
+) -> bytes::BytesMut {
+    let mut builder = ringmq::batch::BatchBuilder::new(Compression::None).idempotent(
+        producer_id,
+        epoch,
+        sequence,
+    );
+    for index in 0..count {
+        builder.push(ringmq::batch::Record::new(
+            1,
+            None,
+            Some(&value_for(seed, index)),
+        ));
+    }
+    bytes::BytesMut::from(&builder.build()[..])
+}
+
+#[test]
+fn an_idempotent_producers_retry_is_stored_once_and_gaps_and_fenced_epochs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime::block_on(async {
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new())
+            .await
+            .unwrap();
+        let first = log
+            .append(idempotent_batch(1, 3, 42, 0, 0), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        assert_eq!((first.base_offset, first.last_offset), (0, 2));
+        // The same batch again (its acknowledgement was lost): the original offsets, stored once.
+        let retry = log
+            .append(idempotent_batch(1, 3, 42, 0, 0), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        assert_eq!((retry.base_offset, retry.last_offset), (0, 2));
+        assert_eq!(log.high_watermark(), 3);
+        let next = log
+            .append(idempotent_batch(2, 2, 42, 0, 3), AckLevel::Written)
+            .await
+            .unwrap();
+        assert_eq!(next.base_offset, 3);
+        let gap = log
+            .append(idempotent_batch(3, 1, 42, 0, 9), AckLevel::Written)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                gap,
+                StorageError::OutOfOrderSequence {
+                    producer_id: 42,
+                    expected: 5,
+                    got: 9
+                }
+            ),
+            "{gap:?}"
+        );
+        log.append(idempotent_batch(4, 1, 42, 1, 0), AckLevel::Written)
+            .await
+            .unwrap();
+        let fenced = log
+            .append(idempotent_batch(5, 1, 42, 0, 5), AckLevel::Written)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                fenced,
+                StorageError::ProducerFenced {
+                    epoch: 0,
+                    current_epoch: 1,
+                    ..
+                }
+            ),
+            "{fenced:?}"
+        );
+        // Ordinary batches are untouched by all this.
+        log.append(batch(6, 2, 1), AckLevel::Written).await.unwrap();
+        log.close().await.unwrap();
+    });
+    runtime::block_on(async {
+        // After a restart the producer's recent batches are known again from the log.
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new())
+            .await
+            .unwrap();
+        let end = log.high_watermark();
+        let retry = log
+            .append(idempotent_batch(4, 1, 42, 1, 0), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        assert_eq!(retry.base_offset, 5, "recognised after the restart");
+        assert_eq!(log.high_watermark(), end);
+        log.close().await.unwrap();
+    });
+}

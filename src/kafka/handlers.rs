@@ -18,8 +18,9 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsResponse, DeleteTopicsResponse,
-    FetchRequest, FetchResponse, ListOffsetsResponse, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind, TopicName,
+    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsResponse, MetadataResponse, ProduceRequest, ProduceResponse, ProducerId,
+    RequestHeader, RequestKind, ResponseHeader, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -36,6 +37,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 /// Kafka's error codes for ours.
@@ -54,6 +56,8 @@ pub fn kafka_error(code: ErrorCode) -> i16 {
         ErrorCode::InvalidConfig => 40,
         ErrorCode::MalformedRequest | ErrorCode::FrameTooLarge => 42,
         ErrorCode::DiskFull | ErrorCode::StorageFailed => 56,
+        ErrorCode::OutOfOrderSequence => 45,
+        ErrorCode::ProducerFenced => 47,
         _ => -1,
     }
 }
@@ -209,6 +213,9 @@ pub async fn handle(
         }
         RequestKind::DeleteTopics(request) => {
             ResponseKind::DeleteTopics(delete_topics(state, request).await)
+        }
+        RequestKind::InitProducerId(request) => {
+            ResponseKind::InitProducerId(init_producer_id(request))
         }
         // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a panic.
         _ => return api_versions_error(correlation_id),
@@ -530,4 +537,30 @@ async fn delete_topics(
         responses.push(result);
     }
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+/// Idempotent producers get an id unique to this broker: the clock in milliseconds when the
+/// process first handed one out, shifted, plus a counter, so ids never repeat across restarts
+/// (unless the clock goes back). Transactions are not served.
+fn init_producer_id(request: InitProducerIdRequest) -> InitProducerIdResponse {
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicI64> = std::sync::OnceLock::new();
+    if request.transactional_id.is_some() {
+        return InitProducerIdResponse::default()
+            .with_error_code(42)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
+        // A producer that hit a fatal sequence error starts a new epoch of the same id.
+        let epoch = request.producer_epoch.checked_add(1).unwrap_or(0);
+        return InitProducerIdResponse::default()
+            .with_producer_id(request.producer_id)
+            .with_producer_epoch(epoch);
+    }
+    let next =
+        NEXT.get_or_init(|| std::sync::atomic::AtomicI64::new(crate::storage::log::now_ms() << 16));
+    let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(0)
 }

@@ -53,6 +53,8 @@ error_codes! {
     IllegalGeneration = 19, "illegal_generation";
     GroupNotEmpty = 20, "group_not_empty";
     UnknownGroup = 21, "unknown_group";
+    OutOfOrderSequence = 22, "out_of_order_sequence";
+    ProducerFenced = 23, "producer_fenced";
 }
 
 impl ErrorCode {
@@ -95,6 +97,8 @@ impl From<StorageError> for ProtocolError {
                 ErrorCode::StorageFailed
             }
             StorageError::Throttled { .. } => ErrorCode::Throttled,
+            StorageError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
+            StorageError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
             StorageError::Closed => ErrorCode::ShuttingDown,
             StorageError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         };

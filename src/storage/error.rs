@@ -34,6 +34,20 @@ pub enum StorageError {
     Failed(String),
     #[error("the partition's write queue stayed full for {waited_ms} ms; retry later")]
     Throttled { waited_ms: u64 },
+    #[error(
+        "producer {producer_id}: sequence {got} where {expected} was due (a batch was lost, or sent out of order)"
+    )]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id}: epoch {epoch} is fenced by epoch {current_epoch}")]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
     #[error("the log is closed")]
     Closed,
     #[error("invalid log configuration: {0}")]

@@ -29,6 +29,7 @@ use crate::runtime::{self, AlignedBuffer, DIRECT_IO_ALIGNMENT, File, Notify};
 use super::config::{AckLevel, LogConfig, TimestampType};
 use super::error::{Result, StorageError};
 use super::index::{OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
+use super::producer_state::{self, ProducerStates};
 use super::segment::{self, DATA_SUFFIX, OFFSET_INDEX_SUFFIX, Segment, TIME_INDEX_SUFFIX};
 use super::tail_cache::TailCache;
 
@@ -113,6 +114,8 @@ struct State {
     last_sync: Instant,
     /// A background (interval) fdatasync is running beside the write path.
     background_sync_running: bool,
+    /// Someone waits for an fdatasync of data already written (a retried fsynced append).
+    sync_requested: bool,
     /// Where in the active segment writeback was last started, and whether a start is running.
     writeback_from: u64,
     writeback_running: bool,
@@ -123,6 +126,8 @@ struct State {
     space_queue: VecDeque<u64>,
     next_ticket: u64,
     tail: TailCache,
+    /// Idempotent producers' last batches, for recognising retries.
+    producers: ProducerStates,
     /// Set when the log can no longer guarantee what it wrote (an fdatasync failed).
     failure: Option<StorageError>,
     closing: bool,
@@ -198,6 +203,11 @@ impl PartitionLog {
         config.validate().map_err(StorageError::InvalidConfig)?;
         fs::create_dir_all(dir)?;
         let segments = recover_segments(dir, &config)?;
+        let segments_for_producers = segments
+            .values()
+            .next_back()
+            .cloned()
+            .expect("recovery leaves a segment");
         let active = segments
             .values()
             .next_back()
@@ -217,6 +227,7 @@ impl PartitionLog {
             synced_offset: end,
             last_sync: Instant::now(),
             background_sync_running: false,
+            sync_requested: false,
             writeback_from: active_size,
             writeback_running: false,
             pending: VecDeque::new(),
@@ -224,6 +235,7 @@ impl PartitionLog {
             space_queue: VecDeque::new(),
             next_ticket: 0,
             tail: TailCache::new(config.tail_cache_bytes_max),
+            producers: rebuild_producer_states(dir, &segments_for_producers)?,
             failure: None,
             closing: false,
             flusher_stopped: false,
@@ -318,6 +330,40 @@ impl PartitionLog {
         let shared = &self.shared;
         let mut state = shared.state.borrow_mut();
         state.check_open()?;
+        // Idempotent producers: a retried batch gets its original offsets, nothing is stored.
+        let mut verdicts = Vec::with_capacity(batches.len());
+        for info in &batches {
+            verdicts.push(state.producers.check(info)?);
+        }
+        if let [
+            producer_state::Verdict::Duplicate {
+                base_offset,
+                last_offset,
+            },
+        ] = verdicts[..]
+        {
+            let ack = AppendAck {
+                base_offset,
+                last_offset,
+                log_append_time_ms: None,
+                log_start_offset: state.log_start_offset(),
+            };
+            drop(state);
+            drop(place_in_line);
+            self.wait_until_acknowledged(last_offset, level).await?;
+            return Ok(ack);
+        }
+        if verdicts
+            .iter()
+            .any(|verdict| *verdict != producer_state::Verdict::Append)
+        {
+            let info = &batches[0];
+            return Err(StorageError::OutOfOrderSequence {
+                producer_id: info.producer_id,
+                expected: -1,
+                got: info.base_sequence,
+            });
+        }
         let log_append_time_ms =
             (shared.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
         let base_offset = state.next_offset;
@@ -334,6 +380,7 @@ impl PartitionLog {
             info.base_offset = assigned as i64;
             info.last_offset = (assigned + offset_count) as i64;
             state.next_offset = assigned + offset_count + 1;
+            state.producers.record(info);
             position += info.size_bytes;
         }
         let ack = AppendAck {
@@ -364,6 +411,36 @@ impl PartitionLog {
         match answer {
             None => Ok(ack),
             Some(answer) => answer.await.unwrap_or(Err(StorageError::Closed)),
+        }
+    }
+
+    /// Waits until the append that ends at `last_offset` is as durable as `level` asks (for a
+    /// retried batch answered with its original offsets).
+    async fn wait_until_acknowledged(&self, last_offset: u64, level: AckLevel) -> Result<()> {
+        loop {
+            let progress = self.shared.data.wait();
+            {
+                let state = self.shared.state.borrow();
+                let done = match level {
+                    AckLevel::None => true,
+                    AckLevel::Written => state.high_watermark > last_offset,
+                    AckLevel::Fsynced => state.synced_offset > last_offset,
+                };
+                if done {
+                    return Ok(());
+                }
+                state.check_open()?;
+                if state.synced_offset <= last_offset
+                    && level == AckLevel::Fsynced
+                    && state.pending.is_empty()
+                {
+                    drop(state);
+                    // Nothing queued will sync it: ask the flusher for a sync of what is written.
+                    self.shared.state.borrow_mut().sync_requested = true;
+                    self.shared.work.notify();
+                }
+            }
+            progress.await;
         }
     }
 
@@ -790,6 +867,9 @@ impl Shared {
         failed.extend(state.pending.drain(..));
         state.pending_bytes = 0;
         state.next_offset = state.high_watermark;
+        for info in failed.iter().flat_map(|append| &append.batches) {
+            state.producers.forget(info.producer_id);
+        }
         drop(state);
         self.space.notify();
         for append in failed {
@@ -858,6 +938,9 @@ fn next_step(shared: &Shared) -> Step {
         return Step::Write(group);
     }
     let unsynced = state.synced_offset < state.high_watermark;
+    if std::mem::take(&mut state.sync_requested) && unsynced {
+        return Step::Sync;
+    }
     if state.closing {
         if state.background_sync_running {
             return Step::Wait(None);
@@ -1184,6 +1267,8 @@ async fn sync(shared: &Rc<Shared>) -> Result<()> {
     let mut state = shared.state.borrow_mut();
     state.synced_offset = state.synced_offset.max(target);
     state.last_sync = Instant::now();
+    drop(state);
+    shared.data.notify();
     Ok(())
 }
 
@@ -1246,6 +1331,37 @@ async fn run_retention(shared: Rc<Shared>) {
             warn!(dir = %shared.dir.display(), %error, "retention failed");
         }
     }
+}
+
+/// How much of the log's tail is read at open to rebuild idempotent producers' state: retries
+/// come within seconds, far inside this.
+const PRODUCER_STATE_SCAN_BYTES: u64 = 8 << 20;
+
+/// Rebuilds idempotent producers' recent batches from the last `PRODUCER_STATE_SCAN_BYTES` of
+/// the active segment (starting at an index entry, so on a batch boundary).
+fn rebuild_producer_states(dir: &Path, active: &Segment) -> Result<ProducerStates> {
+    let mut states = ProducerStates::default();
+    let from_at_least = active.size_bytes.saturating_sub(PRODUCER_STATE_SCAN_BYTES);
+    let start = active
+        .index
+        .entries()
+        .map(|(_, position, _)| u64::from(position))
+        .take_while(|position| *position <= from_at_least)
+        .last()
+        .unwrap_or(0);
+    let mut file = fs::File::open(segment::file_path(dir, active.base_offset, DATA_SUFFIX))?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, active.size_bytes - start),
+        &mut bytes,
+    )?;
+    for (_, framed) in batch::iter_framed(&bytes) {
+        if let Ok(info) = batch::validate(framed, batch::Limits::UNLIMITED) {
+            states.record(&info);
+        }
+    }
+    Ok(states)
 }
 
 /// Checks every segment in `dir` and keeps the longest undamaged, contiguous prefix of the log.

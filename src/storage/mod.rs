@@ -10,6 +10,7 @@ pub mod error;
 pub mod fsck;
 pub mod index;
 pub mod log;
+pub mod producer_state;
 pub mod segment;
 pub mod tail_cache;
 
