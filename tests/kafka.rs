@@ -180,6 +180,151 @@ fn an_idempotent_librdkafka_producer_gets_each_message_stored_once() {
     );
 }
 
+fn group_consumer(address: &str, group: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "100")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["grouped"]).unwrap();
+    consumer
+}
+
+fn produce_values(address: &str, from: usize, to: usize) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    for n in from..to {
+        let value = format!("g-{n}");
+        // Spread over all six partitions (librdkafka's sticky partitioner would not).
+        while producer
+            .send(
+                BaseRecord::<(), _>::to("grouped")
+                    .partition((n % 6) as i32)
+                    .payload(&value),
+            )
+            .is_err()
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    producer
+        .flush(Timeout::After(Duration::from_secs(60)))
+        .unwrap();
+}
+
+#[test]
+fn a_librdkafka_group_of_three_shares_the_partitions_commits_and_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut broker, address) = kafka_broker(dir.path());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    futures_executor_block_on(admin.create_topics(
+        &[NewTopic::new("grouped", 6, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))
+    .unwrap();
+    drop(admin);
+
+    // Three members join; once all three hold partitions, 3000 messages are produced; they
+    // consume and commit what they read until everything was read.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, usize>::new()));
+    let assigned = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let members: Vec<_> = (0..3)
+        .map(|_| {
+            let (address, seen, assigned) = (address.clone(), seen.clone(), assigned.clone());
+            std::thread::spawn(move || {
+                let consumer = group_consumer(&address, "trio");
+                let mut partitions = std::collections::BTreeSet::new();
+                let mut counted = false;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while seen.lock().unwrap().len() < 3000 && Instant::now() < deadline {
+                    let message = consumer.poll(Duration::from_millis(50));
+                    if !counted && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                        counted = true;
+                        assigned.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if let Some(Ok(message)) = message {
+                        partitions.insert(message.partition());
+                        let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+                        *seen.lock().unwrap().entry(value).or_default() += 1;
+                        let _ =
+                            consumer.commit_message(&message, rdkafka::consumer::CommitMode::Sync);
+                    }
+                }
+                // Keep polling a moment so every member's last commits are in.
+                let settle = Instant::now() + Duration::from_millis(500);
+                while Instant::now() < settle {
+                    let _ = consumer.poll(Duration::from_millis(50));
+                }
+                partitions
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assigned.load(std::sync::atomic::Ordering::SeqCst) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        assigned.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "all three members hold partitions"
+    );
+    produce_values(&address, 0, 3000);
+    let partitions: Vec<_> = members
+        .into_iter()
+        .map(|member| member.join().unwrap())
+        .collect();
+    let seen_values = seen.lock().unwrap().clone();
+    assert_eq!(seen_values.len(), 3000, "every message read by the group");
+    let all: std::collections::BTreeSet<i32> = partitions.iter().flatten().copied().collect();
+    assert_eq!(all.len(), 6, "all six partitions were read");
+    assert_eq!(
+        partitions.iter().filter(|p| !p.is_empty()).count(),
+        3,
+        "every member read its share: {partitions:?}"
+    );
+    let owners: usize = partitions.iter().map(|p| p.len()).sum();
+    assert_eq!(
+        owners, 6,
+        "each partition read by exactly one member: {partitions:?}"
+    );
+
+    // The group's offsets survive a restart: a new member reads only what came after.
+    broker.restart();
+    let address = broker
+        .handle
+        .as_ref()
+        .unwrap()
+        .kafka_address
+        .unwrap()
+        .to_string();
+    produce_values(&address, 3000, 3100);
+    let consumer = group_consumer(&address, "trio");
+    let mut after = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while after.len() < 100 && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            after.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    after.sort();
+    let mut expected: Vec<String> = (3000..3100).map(|n| format!("g-{n}")).collect();
+    expected.sort();
+    assert_eq!(
+        after, expected,
+        "resumed from the committed offsets: nothing old, nothing lost"
+    );
+}
+
 /// A tiny executor for the admin client's futures (rdkafka's admin API is async).
 fn futures_executor_block_on<F: std::future::Future>(future: F) -> F::Output {
     ringmq::runtime::block_on(future)

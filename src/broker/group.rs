@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use super::assignment::{self, Assignment, Strategy};
+use super::client_assigned::{self, ClientAssigned, Phase};
 use super::{ShardState, shutting_down};
 use crate::batch::{BatchBuilder, Compression, Record, records};
 use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary};
@@ -51,7 +52,7 @@ struct Member {
 
 #[derive(Default)]
 pub struct Group {
-    generation: u32,
+    pub(super) generation: u32,
     strategy: Option<Strategy>,
     members: BTreeMap<String, Member>,
     assignment: Assignment,
@@ -59,23 +60,35 @@ pub struct Group {
     partitions_seen: BTreeMap<String, u32>,
     committed: BTreeMap<(String, u32), u64>,
     members_ever: u64,
+    /// Members that assign partitions themselves (Kafka's protocol); a group has either these
+    /// or broker-assigned `members`, never both.
+    pub(super) client_assigned: Option<ClientAssigned>,
 }
 
 impl Group {
+    fn client_members(&self) -> usize {
+        self.client_assigned
+            .as_ref()
+            .map_or(0, |kind| kind.members.len())
+    }
+
     fn state(&self) -> &'static str {
-        if self.members.is_empty() {
-            "empty"
-        } else {
-            "stable"
+        match self.client_assigned.as_ref().map(|kind| kind.phase) {
+            Some(Phase::Joining) => "preparing-rebalance",
+            Some(Phase::Syncing) => "completing-rebalance",
+            Some(Phase::Stable) => "stable",
+            _ if !self.members.is_empty() => "stable",
+            _ => "empty",
         }
     }
 
     fn summary(&self, name: &str) -> GroupSummary {
+        let members = (self.members.len() + self.client_members()) as u32;
         GroupSummary {
             name: name.to_string(),
             state: self.state().into(),
             generation: self.generation,
-            members: self.members.len() as u32,
+            members,
         }
     }
 }
@@ -83,7 +96,7 @@ impl Group {
 /// This shard's coordinator: its groups and the offsets-log partitions it owns.
 #[derive(Default)]
 pub struct Coordinator {
-    groups: HashMap<String, Group>,
+    pub(super) groups: HashMap<String, Group>,
     logs: HashMap<u32, PartitionLog>,
 }
 
@@ -265,6 +278,36 @@ pub async fn close(state: &ShardState) {
     }
 }
 
+/// The group `name` ready for client-assigned members of `protocol_type` (made if new).
+pub(super) fn group_for_client_assigned<'a>(
+    coordinator: &'a mut Coordinator,
+    name: &str,
+    protocol_type: &str,
+) -> Result<&'a mut Group, ProtocolError> {
+    check_room_for(coordinator, name)?;
+    let group = coordinator.groups.entry(name.to_string()).or_default();
+    if !group.members.is_empty() {
+        return Err(ProtocolError::new(
+            ErrorCode::InconsistentGroupProtocol,
+            format!("group {name:?} has members of ringmq's own protocol"),
+        ));
+    }
+    let replace = match &group.client_assigned {
+        Some(kind) if kind.protocol_type != protocol_type && !kind.members.is_empty() => {
+            return Err(ProtocolError::new(
+                ErrorCode::InconsistentGroupProtocol,
+                format!("group {name:?} uses protocol type {:?}", kind.protocol_type),
+            ));
+        }
+        Some(kind) => kind.protocol_type != protocol_type,
+        None => true,
+    };
+    if replace {
+        group.client_assigned = Some(ClientAssigned::new(protocol_type.to_string()));
+    }
+    Ok(group)
+}
+
 /// Refuses a group that does not exist yet when the shard holds its maximum of groups.
 fn check_room_for(coordinator: &Coordinator, group: &str) -> Result<(), ProtocolError> {
     if coordinator.groups.len() >= GROUPS_PER_SHARD_MAX && !coordinator.groups.contains_key(group) {
@@ -357,6 +400,12 @@ pub fn join(
     let mut coordinator = state.coordinator.borrow_mut();
     check_room_for(&coordinator, &name)?;
     let group = coordinator.groups.entry(name.clone()).or_default();
+    if group.client_members() > 0 {
+        return Err(ProtocolError::new(
+            ErrorCode::InconsistentGroupProtocol,
+            format!("group {name:?} has members of the Kafka protocol"),
+        ));
+    }
     if !group.members.is_empty() && group.strategy.is_some_and(|used| used != strategy) {
         return Err(ProtocolError::new(
             ErrorCode::InvalidConfig,
@@ -446,6 +495,12 @@ pub fn leave(state: &ShardState, name: &str, member_id: &str) -> Result<Response
 pub fn expire_sessions(state: &ShardState) {
     let mut coordinator = state.coordinator.borrow_mut();
     for (name, group) in coordinator.groups.iter_mut() {
+        if let Some(kind) = group.client_assigned.as_mut() {
+            let expired = client_assigned::expired(kind);
+            if client_assigned::remove(kind, &expired) {
+                tracing::info!(group = %name, members = ?expired, "sessions expired; rebalancing");
+            }
+        }
         let expired: Vec<String> = group
             .members
             .iter()
@@ -470,6 +525,17 @@ pub async fn commit(
     generation: u32,
     offsets: Vec<(String, u32, u64)>,
 ) -> Result<Response, ProtocolError> {
+    commit_at(state, name, member_id, i64::from(generation), offsets).await
+}
+
+/// `commit` for either kind of group; with no member, for a group without members.
+pub async fn commit_at(
+    state: &ShardState,
+    name: String,
+    member_id: String,
+    generation: i64,
+    offsets: Vec<(String, u32, u64)>,
+) -> Result<Response, ProtocolError> {
     validate_name(&name)?;
     if offsets.len() > COMMIT_OFFSETS_MAX {
         return Err(ProtocolError::new(
@@ -481,8 +547,30 @@ pub async fn commit(
         let coordinator = state.coordinator.borrow();
         check_room_for(&coordinator, &name)?;
         let group = coordinator.groups.get(&name);
-        let members = group.map_or(0, |group| group.members.len());
-        if member_id.is_empty() {
+        let members = group.map_or(0, |group| group.members.len() + group.client_members());
+        let client_assigned = group.and_then(|group| {
+            group
+                .client_assigned
+                .as_ref()
+                .map(|kind| (group.generation, kind))
+        });
+        if let (false, Some((current, kind))) = (member_id.is_empty(), client_assigned) {
+            if !kind.members.contains_key(&member_id) {
+                return Err(unknown_member(&name, &member_id));
+            }
+            if generation != i64::from(current) {
+                return Err(ProtocolError::new(
+                    ErrorCode::IllegalGeneration,
+                    format!("generation {generation} is over: group {name:?} is at {current}"),
+                ));
+            }
+            if kind.phase == Phase::Joining {
+                return Err(ProtocolError::new(
+                    ErrorCode::RebalanceInProgress,
+                    "the group is rebalancing: join again, then commit",
+                ));
+            }
+        } else if member_id.is_empty() {
             if members > 0 {
                 return Err(ProtocolError::new(
                     ErrorCode::GroupNotEmpty,
@@ -496,7 +584,7 @@ pub async fn commit(
             if !group.members.contains_key(&member_id) {
                 return Err(unknown_member(&name, &member_id));
             }
-            if generation != group.generation {
+            if generation != i64::from(group.generation) {
                 return Err(ProtocolError::new(
                     ErrorCode::IllegalGeneration,
                     format!(
@@ -576,7 +664,13 @@ pub fn describe(state: &ShardState, name: &str) -> Result<Response, ProtocolErro
     })?;
     Ok(Response::GroupDescription(GroupDescription {
         summary: group.summary(name),
-        strategy: group.strategy.map_or("none", |s| s.name()).to_string(),
+        strategy: match &group.client_assigned {
+            Some(kind) if !kind.members.is_empty() => format!(
+                "{} (client-assigned, {})",
+                kind.protocol_name, kind.protocol_type
+            ),
+            _ => group.strategy.map_or("none", |s| s.name()).to_string(),
+        },
         members: group
             .members
             .iter()
@@ -587,6 +681,11 @@ pub fn describe(state: &ShardState, name: &str) -> Result<Response, ProtocolErro
                     group.assignment.get(id).cloned().unwrap_or_default(),
                 )
             })
+            .chain(group.client_assigned.iter().flat_map(|kind| {
+                kind.members
+                    .iter()
+                    .map(|(id, m)| (id.clone(), m.client_id.clone(), Vec::new()))
+            }))
             .collect(),
         offsets: group
             .committed
@@ -602,12 +701,12 @@ pub async fn delete(state: &ShardState, name: String) -> Result<Response, Protoc
         let group = coordinator.groups.get(&name).ok_or_else(|| {
             ProtocolError::new(ErrorCode::UnknownGroup, format!("unknown group {name:?}"))
         })?;
-        if !group.members.is_empty() {
+        if group.members.len() + group.client_members() > 0 {
             return Err(ProtocolError::new(
                 ErrorCode::GroupNotEmpty,
                 format!(
                     "group {name:?} has {} active member(s)",
-                    group.members.len()
+                    group.members.len() + group.client_members()
                 ),
             ));
         }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod assignment;
+pub mod client_assigned;
 pub mod group;
 pub mod partition;
 pub mod topics;

@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::FindCoordinatorResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -24,6 +25,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use super::groups;
+
 use crate::broker::{self, ShardState};
 use crate::protocol::{self, ErrorCode, OffsetSpec, ProtocolError, Request, Response};
 use crate::storage::AckLevel;
@@ -38,6 +41,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
 ];
 
 /// Kafka's error codes for ours.
@@ -57,6 +67,12 @@ pub fn kafka_error(code: ErrorCode) -> i16 {
         ErrorCode::MalformedRequest | ErrorCode::FrameTooLarge => 42,
         ErrorCode::DiskFull | ErrorCode::StorageFailed => 56,
         ErrorCode::OutOfOrderSequence => 45,
+        ErrorCode::UnknownMember => 25,
+        ErrorCode::IllegalGeneration => 22,
+        ErrorCode::RebalanceInProgress => 27,
+        ErrorCode::InconsistentGroupProtocol => 23,
+        ErrorCode::GroupNotEmpty => 68,
+        ErrorCode::UnknownGroup => 69,
         ErrorCode::ProducerFenced => 47,
         _ => -1,
     }
@@ -70,6 +86,7 @@ pub struct Prepared {
     api: ApiKey,
     version: i16,
     correlation_id: i32,
+    client_id: String,
     request: RequestKind,
 }
 
@@ -128,6 +145,7 @@ pub fn prepare(frame: Bytes) -> Result<Prepared, Option<Vec<Bytes>>> {
                 api,
                 version,
                 correlation_id,
+                client_id: String::new(),
                 request: RequestKind::ApiVersions(Default::default()),
             });
         }
@@ -136,14 +154,21 @@ pub fn prepare(frame: Bytes) -> Result<Prepared, Option<Vec<Bytes>>> {
     let mut body = frame;
     let header_version = api.request_header_version(version);
     let decoded = RequestHeader::decode(&mut body, header_version)
-        .and_then(|_| RequestKind::decode(api, &mut body, version));
+        .and_then(|header| Ok((header, RequestKind::decode(api, &mut body, version)?)));
     match decoded {
-        Ok(request) => Ok(Prepared {
-            api,
-            version,
-            correlation_id,
-            request,
-        }),
+        Ok((header, request)) => {
+            let client_id = header
+                .client_id
+                .map(|id| id.as_str().to_string())
+                .unwrap_or_default();
+            Ok(Prepared {
+                api,
+                version,
+                correlation_id,
+                client_id,
+                request,
+            })
+        }
         Err(error) => {
             tracing::debug!(?api, version, %error, "undecodable kafka request; closing the connection");
             Err(None)
@@ -183,6 +208,7 @@ pub async fn handle(
         api,
         version,
         correlation_id,
+        client_id,
         request,
     } = prepared;
     let response = match request {
@@ -216,6 +242,31 @@ pub async fn handle(
         }
         RequestKind::InitProducerId(request) => {
             ResponseKind::InitProducerId(init_producer_id(request))
+        }
+        RequestKind::FindCoordinator(_) => {
+            let response = FindCoordinatorResponse::default()
+                .with_node_id(BrokerId(NODE_ID))
+                .with_host(StrBytes::from_string(advertised_address.ip().to_string()))
+                .with_port(i32::from(advertised_address.port()));
+            ResponseKind::FindCoordinator(response)
+        }
+        RequestKind::JoinGroup(request) => {
+            ResponseKind::JoinGroup(groups::join(state, request, client_id).await)
+        }
+        RequestKind::SyncGroup(request) => {
+            ResponseKind::SyncGroup(groups::sync(state, request).await)
+        }
+        RequestKind::Heartbeat(request) => {
+            ResponseKind::Heartbeat(groups::heartbeat(state, request).await)
+        }
+        RequestKind::LeaveGroup(request) => {
+            ResponseKind::LeaveGroup(groups::leave(state, request).await)
+        }
+        RequestKind::OffsetCommit(request) => {
+            ResponseKind::OffsetCommit(groups::commit(state, request).await)
+        }
+        RequestKind::OffsetFetch(request) => {
+            ResponseKind::OffsetFetch(groups::fetch_offsets(state, request).await)
         }
         // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a panic.
         _ => return api_versions_error(correlation_id),

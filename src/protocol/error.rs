@@ -55,6 +55,8 @@ error_codes! {
     UnknownGroup = 21, "unknown_group";
     OutOfOrderSequence = 22, "out_of_order_sequence";
     ProducerFenced = 23, "producer_fenced";
+    RebalanceInProgress = 24, "rebalance_in_progress";
+    InconsistentGroupProtocol = 25, "inconsistent_group_protocol";
 }
 
 impl ErrorCode {

@@ -1,0 +1,433 @@
+//! Client-assigned groups: Kafka's JoinGroup/SyncGroup protocol, on the same coordinator and
+//! committed offsets as broker-assigned groups (a group is one kind or the other).
+//!
+//! Members send opaque protocol metadata (e.g. a Kafka consumer's subscription per assignor).
+//! A join starts a round: the coordinator waits until every known member has joined again, or
+//! the longest rebalance timeout has passed (those that did not are removed), then starts a new
+//! generation, picks a leader and a protocol every member supports, and answers every join; the
+//! leader gets all members' metadata. The leader's SyncGroup carries everyone's assignment;
+//! every member's SyncGroup is answered with its own. Heartbeats during a round are answered
+//! `rebalance_in_progress`, so members join again.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::ShardState;
+use crate::protocol::{ErrorCode, ProtocolError};
+use crate::runtime;
+
+/// The longest a join round may wait for members.
+const ROUND_WAIT_MAX: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Empty,
+    /// Waiting for members to join again.
+    Joining,
+    /// The round is over; waiting for the leader's assignment.
+    Syncing,
+    Stable,
+}
+
+pub struct Member {
+    pub client_id: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub last_seen: Instant,
+    pub joined_this_round: bool,
+    pub assignment: Bytes,
+}
+
+pub struct ClientAssigned {
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub members: BTreeMap<String, Member>,
+    pub leader: String,
+    pub phase: Phase,
+    pub round_deadline: Instant,
+    /// Wakes joins and syncs waiting for the round or the assignment.
+    pub changed: Rc<runtime::Notify>,
+}
+
+impl ClientAssigned {
+    pub fn new(protocol_type: String) -> ClientAssigned {
+        ClientAssigned {
+            protocol_type,
+            protocol_name: String::new(),
+            members: BTreeMap::new(),
+            leader: String::new(),
+            phase: Phase::Empty,
+            round_deadline: Instant::now(),
+            changed: Rc::new(runtime::Notify::default()),
+        }
+    }
+
+    /// Starts a join round (if none is running): every member must join again.
+    pub fn start_round(&mut self) {
+        if self.phase == Phase::Joining {
+            return;
+        }
+        let wait = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default()
+            .min(ROUND_WAIT_MAX);
+        self.phase = if self.members.is_empty() {
+            Phase::Empty
+        } else {
+            Phase::Joining
+        };
+        self.round_deadline = Instant::now() + wait;
+        for member in self.members.values_mut() {
+            member.joined_this_round = false;
+        }
+        self.changed.notify();
+    }
+
+    /// Ends the round if every member joined or its time is up; returns whether it ended.
+    fn try_finish_round(&mut self, generation: &mut u32) -> bool {
+        if self.phase != Phase::Joining {
+            return false;
+        }
+        let all_joined = self.members.values().all(|m| m.joined_this_round);
+        if !all_joined && Instant::now() < self.round_deadline {
+            return false;
+        }
+        self.members.retain(|_, m| m.joined_this_round);
+        if self.members.is_empty() {
+            self.phase = Phase::Empty;
+            *generation += 1;
+            self.changed.notify();
+            return true;
+        }
+        // A protocol every member supports, in the leader's order of preference.
+        if !self.members.contains_key(&self.leader) {
+            self.leader = self.members.keys().next().expect("not empty").clone();
+        }
+        let leader_protocols: Vec<String> = self.members[&self.leader]
+            .protocols
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.protocol_name = leader_protocols
+            .into_iter()
+            .find(|name| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            })
+            .unwrap_or_default();
+        for member in self.members.values_mut() {
+            member.assignment = Bytes::new();
+            member.last_seen = Instant::now();
+        }
+        *generation += 1;
+        self.phase = Phase::Syncing;
+        self.changed.notify();
+        true
+    }
+}
+
+/// What a member learns from a join.
+pub struct Joined {
+    pub generation: u32,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub leader: String,
+    pub member_id: String,
+    /// Every member's metadata for the chosen protocol: for the leader only.
+    pub members: Vec<(String, Bytes)>,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ProtocolError {
+    ProtocolError::new(code, message)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn join(
+    state: &ShardState,
+    name: String,
+    member_id: String,
+    client_id: String,
+    protocol_type: String,
+    protocols: Vec<(String, Bytes)>,
+    session_timeout_ms: u32,
+    rebalance_timeout_ms: u32,
+) -> Result<Joined, ProtocolError> {
+    super::group::validate_name(&name)?;
+    if protocols.is_empty() {
+        return Err(error(
+            ErrorCode::InconsistentGroupProtocol,
+            "a member offers at least one protocol",
+        ));
+    }
+    let (member_id, changed) = {
+        let mut coordinator = state.coordinator.borrow_mut();
+        let group =
+            super::group::group_for_client_assigned(&mut coordinator, &name, &protocol_type)?;
+        let kind = group
+            .client_assigned
+            .as_mut()
+            .expect("made by group_for_client_assigned");
+        let member_id = if member_id.is_empty() {
+            format!(
+                "{client_id}-{:x}-{}",
+                crate::storage::log::now_ms(),
+                kind.members.len()
+            )
+        } else if kind.members.contains_key(&member_id) {
+            member_id
+        } else {
+            return Err(error(
+                ErrorCode::UnknownMember,
+                format!("{member_id:?} is not a member of group {name:?}; join with an empty id"),
+            ));
+        };
+        let session_timeout = Duration::from_millis(u64::from(session_timeout_ms.clamp(
+            super::group::SESSION_TIMEOUT_MS_MIN,
+            super::group::SESSION_TIMEOUT_MS_MAX,
+        )));
+        let rebalance_timeout =
+            Duration::from_millis(u64::from(rebalance_timeout_ms.max(session_timeout_ms)));
+        kind.start_round();
+        kind.phase = Phase::Joining;
+        kind.members.insert(
+            member_id.clone(),
+            Member {
+                client_id,
+                protocols,
+                session_timeout,
+                rebalance_timeout,
+                last_seen: Instant::now(),
+                joined_this_round: true,
+                assignment: Bytes::new(),
+            },
+        );
+        (member_id, kind.changed.clone())
+    };
+    loop {
+        let notified = changed.wait();
+        let deadline = {
+            let mut coordinator = state.coordinator.borrow_mut();
+            let group = coordinator
+                .groups
+                .get_mut(&name)
+                .ok_or_else(|| error(ErrorCode::UnknownMember, "the group went away"))?;
+            let generation = &mut group.generation;
+            let kind = group
+                .client_assigned
+                .as_mut()
+                .ok_or_else(|| error(ErrorCode::UnknownMember, "the group went away"))?;
+            kind.try_finish_round(generation);
+            if !kind.members.contains_key(&member_id) {
+                return Err(error(
+                    ErrorCode::UnknownMember,
+                    "removed from the group while joining",
+                ));
+            }
+            if kind.phase != Phase::Joining {
+                let is_leader = kind.leader == member_id;
+                let members = if is_leader {
+                    kind.members
+                        .iter()
+                        .map(|(id, m)| {
+                            (
+                                id.clone(),
+                                m.protocols
+                                    .iter()
+                                    .find(|(n, _)| *n == kind.protocol_name)
+                                    .map(|(_, b)| b.clone())
+                                    .unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                return Ok(Joined {
+                    generation: group.generation,
+                    protocol_type: kind.protocol_type.clone(),
+                    protocol_name: kind.protocol_name.clone(),
+                    leader: kind.leader.clone(),
+                    member_id,
+                    members,
+                });
+            }
+            kind.round_deadline
+        };
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        runtime::timeout(left, state.lifecycle.unless_stopping(notified)).await;
+        if state.lifecycle.stopping.get() {
+            return Err(super::shutting_down());
+        }
+    }
+}
+
+/// Checks that `member_id` is in the group at `generation`; returns the group's kind.
+fn member_of<'a>(
+    coordinator: &'a mut super::group::Coordinator,
+    name: &str,
+    member_id: &str,
+    generation: i32,
+) -> Result<(&'a mut ClientAssigned, u32), ProtocolError> {
+    let group = coordinator
+        .groups
+        .get_mut(name)
+        .ok_or_else(|| error(ErrorCode::UnknownMember, format!("unknown group {name:?}")))?;
+    let current = group.generation;
+    let kind = group.client_assigned.as_mut().ok_or_else(|| {
+        error(
+            ErrorCode::UnknownMember,
+            format!("{member_id:?} is not a member of {name:?}"),
+        )
+    })?;
+    if !kind.members.contains_key(member_id) {
+        return Err(error(
+            ErrorCode::UnknownMember,
+            format!("{member_id:?} is not a member of {name:?}"),
+        ));
+    }
+    if generation != current as i32 {
+        return Err(error(
+            ErrorCode::IllegalGeneration,
+            format!("generation {generation} is over; the group is at {current}"),
+        ));
+    }
+    Ok((kind, current))
+}
+
+pub async fn sync(
+    state: &ShardState,
+    name: String,
+    member_id: String,
+    generation: i32,
+    assignments: Vec<(String, Bytes)>,
+) -> Result<(String, String, Bytes), ProtocolError> {
+    let changed = {
+        let mut coordinator = state.coordinator.borrow_mut();
+        let (kind, _) = member_of(&mut coordinator, &name, &member_id, generation)?;
+        if kind.phase == Phase::Joining {
+            return Err(error(
+                ErrorCode::RebalanceInProgress,
+                "the group is rebalancing: join again",
+            ));
+        }
+        if kind.leader == member_id && kind.phase == Phase::Syncing {
+            for (member, assignment) in assignments {
+                if let Some(m) = kind.members.get_mut(&member) {
+                    m.assignment = assignment;
+                }
+            }
+            kind.phase = Phase::Stable;
+            kind.changed.notify();
+        }
+        kind.changed.clone()
+    };
+    loop {
+        let notified = changed.wait();
+        let deadline = {
+            let mut coordinator = state.coordinator.borrow_mut();
+            let (kind, _) = member_of(&mut coordinator, &name, &member_id, generation)?;
+            match kind.phase {
+                Phase::Stable => {
+                    let member = &kind.members[&member_id];
+                    return Ok((
+                        kind.protocol_type.clone(),
+                        kind.protocol_name.clone(),
+                        member.assignment.clone(),
+                    ));
+                }
+                Phase::Joining | Phase::Empty => {
+                    return Err(error(
+                        ErrorCode::RebalanceInProgress,
+                        "the group is rebalancing: join again",
+                    ));
+                }
+                Phase::Syncing => {
+                    kind.members[&member_id].last_seen + kind.members[&member_id].session_timeout
+                }
+            }
+        };
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        if runtime::timeout(left, state.lifecycle.unless_stopping(notified))
+            .await
+            .is_none()
+            || state.lifecycle.stopping.get()
+        {
+            return Err(error(
+                ErrorCode::RebalanceInProgress,
+                "the leader sent no assignment in time: join again",
+            ));
+        }
+    }
+}
+
+pub fn heartbeat(
+    state: &ShardState,
+    name: &str,
+    member_id: &str,
+    generation: i32,
+) -> Result<(), ProtocolError> {
+    let mut coordinator = state.coordinator.borrow_mut();
+    let (kind, _) = member_of(&mut coordinator, name, member_id, generation)?;
+    kind.members.get_mut(member_id).expect("checked").last_seen = Instant::now();
+    if kind.phase == Phase::Joining {
+        return Err(error(
+            ErrorCode::RebalanceInProgress,
+            "the group is rebalancing: join again",
+        ));
+    }
+    Ok(())
+}
+
+/// Removes members (leaving, or whose session expired) and starts a round for the rest.
+pub fn remove(kind: &mut ClientAssigned, members: &[String]) -> bool {
+    let before = kind.members.len();
+    for member in members {
+        kind.members.remove(member);
+    }
+    let removed = kind.members.len() != before;
+    if removed {
+        kind.start_round();
+    }
+    removed
+}
+
+pub fn leave(state: &ShardState, name: &str, members: Vec<String>) -> Result<(), ProtocolError> {
+    let mut coordinator = state.coordinator.borrow_mut();
+    let group = coordinator
+        .groups
+        .get_mut(name)
+        .ok_or_else(|| error(ErrorCode::UnknownMember, format!("unknown group {name:?}")))?;
+    let kind = group
+        .client_assigned
+        .as_mut()
+        .ok_or_else(|| error(ErrorCode::UnknownMember, "not a member"))?;
+    if !members.iter().all(|m| kind.members.contains_key(m)) {
+        return Err(error(ErrorCode::UnknownMember, "not a member"));
+    }
+    remove(kind, &members);
+    Ok(())
+}
+
+/// Members whose sessions expired (members waiting in a join round are alive).
+pub fn expired(kind: &ClientAssigned) -> Vec<String> {
+    kind.members
+        .iter()
+        .filter(|(_, m)| {
+            !(kind.phase == Phase::Joining && m.joined_this_round)
+                && m.last_seen.elapsed() > m.session_timeout
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
