@@ -385,3 +385,73 @@ fn bad_kafka_input_gets_an_error_or_a_clean_close_and_others_carry_on() {
         futures_executor_block_on(admin.create_topics(&topic, &AdminOptions::new())).unwrap();
     assert!(created[0].is_ok(), "{created:?}");
 }
+
+#[test]
+fn rskafka_a_pure_rust_client_creates_produces_and_fetches() {
+    use rskafka::client::ClientBuilder;
+    use rskafka::client::partition::{Compression, UnknownTopicHandling};
+    use rskafka::record::Record;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = ClientBuilder::new(vec![address]).build().await.unwrap();
+        client
+            .controller_client()
+            .unwrap()
+            .create_topic("rusty", 1, 1, 5_000)
+            .await
+            .unwrap();
+        let partition = client
+            .partition_client("rusty", 0, UnknownTopicHandling::Retry)
+            .await
+            .unwrap();
+        let record = |n: usize| Record {
+            key: Some(format!("k{n}").into_bytes()),
+            value: Some(format!("value {n}").into_bytes()),
+            headers: std::collections::BTreeMap::from([(
+                "origin".to_string(),
+                b"rskafka".to_vec(),
+            )]),
+            timestamp: chrono::Utc::now(),
+        };
+        let first = partition
+            .produce((0..50).map(record).collect(), Compression::NoCompression)
+            .await
+            .unwrap();
+        assert_eq!(first, (0..50).collect::<Vec<i64>>());
+        let second = partition
+            .produce((50..100).map(record).collect(), Compression::Zstd)
+            .await
+            .unwrap();
+        assert_eq!(second, (50..100).collect::<Vec<i64>>());
+        let mut fetched = Vec::new();
+        let mut offset = 0;
+        while fetched.len() < 100 {
+            let (records, high_watermark) = partition
+                .fetch_records(offset, 1..1_000_000, 1_000)
+                .await
+                .unwrap();
+            assert_eq!(high_watermark, 100);
+            for record in records {
+                offset = record.offset + 1;
+                fetched.push(record);
+            }
+        }
+        for (n, record) in fetched.iter().enumerate() {
+            assert_eq!(record.offset, n as i64);
+            assert_eq!(
+                record.record.value.as_deref(),
+                Some(format!("value {n}").as_bytes())
+            );
+            assert_eq!(
+                record.record.headers.get("origin").map(Vec::as_slice),
+                Some(&b"rskafka"[..])
+            );
+        }
+    });
+}
