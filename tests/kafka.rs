@@ -325,6 +325,51 @@ fn a_librdkafka_group_of_three_shares_the_partitions_commits_and_resumes_after_a
     );
 }
 
+#[test]
+fn kafka_group_listing_shows_members_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    futures_executor_block_on(admin.create_topics(
+        &[NewTopic::new("grouped", 2, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))
+    .unwrap();
+    let consumer = group_consumer(&address, "listed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !consumer.assignment().is_ok_and(|a| a.count() == 2) && Instant::now() < deadline {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let groups = consumer
+        .fetch_group_list(None, Duration::from_secs(10))
+        .unwrap();
+    let listed = groups
+        .groups()
+        .iter()
+        .find(|g| g.name() == "listed")
+        .expect("the group is listed");
+    assert_eq!(
+        (listed.state(), listed.protocol_type()),
+        ("Stable", "consumer")
+    );
+    assert_eq!(listed.members().len(), 1);
+    assert!(
+        listed.members()[0].client_id().starts_with("rdkafka"),
+        "{}",
+        listed.members()[0].client_id()
+    );
+    assert!(
+        !listed.members()[0]
+            .assignment()
+            .unwrap_or_default()
+            .is_empty(),
+        "its assignment is shown"
+    );
+}
+
 /// A tiny executor for the admin client's futures (rdkafka's admin API is async).
 fn futures_executor_block_on<F: std::future::Future>(future: F) -> F::Output {
     ringmq::runtime::block_on(future)

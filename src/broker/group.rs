@@ -770,3 +770,95 @@ async fn publish_lag(state: &Rc<ShardState>) {
             .set(high_watermark.saturating_sub(offset) as f64);
     }
 }
+
+/// A group as Kafka's ListGroups/DescribeGroups show it.
+pub struct KafkaView {
+    pub name: String,
+    /// Kafka's state names: Empty, PreparingRebalance, CompletingRebalance, Stable.
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    /// (member id, client id, metadata, assignment)
+    pub members: Vec<(String, String, bytes::Bytes, bytes::Bytes)>,
+}
+
+fn kafka_view(name: &str, group: &Group) -> KafkaView {
+    let (protocol_type, protocol_name, members) = match &group.client_assigned {
+        Some(kind) => (
+            kind.protocol_type.clone(),
+            kind.protocol_name.clone(),
+            kind.members
+                .iter()
+                .map(|(id, m)| {
+                    let metadata = m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == kind.protocol_name)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default();
+                    (
+                        id.clone(),
+                        m.client_id.clone(),
+                        metadata,
+                        m.assignment.clone(),
+                    )
+                })
+                .collect(),
+        ),
+        // ringmq's own (broker-assigned) groups show their members without Kafka metadata.
+        None => (
+            "ringmq".to_string(),
+            group.strategy.map_or("", |s| s.name()).to_string(),
+            group
+                .members
+                .keys()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        String::new(),
+                        bytes::Bytes::new(),
+                        bytes::Bytes::new(),
+                    )
+                })
+                .collect(),
+        ),
+    };
+    let state = match group.state() {
+        "preparing-rebalance" => "PreparingRebalance",
+        "completing-rebalance" => "CompletingRebalance",
+        "stable" => "Stable",
+        _ => "Empty",
+    };
+    KafkaView {
+        name: name.to_string(),
+        state,
+        protocol_type,
+        protocol_name,
+        members,
+    }
+}
+
+/// Every group this shard coordinates, as Kafka shows them.
+pub fn kafka_list(state: &ShardState) -> Vec<KafkaView> {
+    state
+        .coordinator
+        .borrow()
+        .groups
+        .iter()
+        .map(|(name, group)| kafka_view(name, group))
+        .collect()
+}
+
+/// One group as Kafka shows it (Dead, with no members, when unknown).
+pub fn kafka_describe(state: &ShardState, name: &str) -> KafkaView {
+    match state.coordinator.borrow().groups.get(name) {
+        Some(group) => kafka_view(name, group),
+        None => KafkaView {
+            name: name.to_string(),
+            state: "Dead",
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            members: Vec::new(),
+        },
+    }
+}

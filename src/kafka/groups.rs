@@ -4,12 +4,17 @@
 
 use std::rc::Rc;
 
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::{
+    DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsResponse,
 };
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
@@ -274,4 +279,70 @@ pub async fn fetch_offsets(
         }
     };
     OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// Every group of every coordinator shard.
+pub async fn list(state: &Rc<ShardState>) -> ListGroupsResponse {
+    let mut groups = Vec::new();
+    for shard in 0..state.shards() {
+        let listed = if shard == state.id {
+            group::kafka_list(state)
+        } else {
+            state
+                .mailboxes
+                .call(shard, |s| async move { group::kafka_list(&s) })
+                .await
+                .unwrap_or_default()
+        };
+        groups.extend(listed);
+    }
+    let groups = groups
+        .into_iter()
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(g.name)))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type))
+                .with_group_state(StrBytes::from_static_str(g.state))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+pub async fn describe(
+    state: &Rc<ShardState>,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let mut described = Vec::new();
+    for group_id in request.groups {
+        let name = text(&group_id.0);
+        let group_name = name.clone();
+        let view = on_coordinator(state, &name, move |c| async move {
+            Ok(group::kafka_describe(&c, &group_name))
+        })
+        .await;
+        described.push(match view {
+            Ok(view) => DescribedGroup::default()
+                .with_group_id(group_id)
+                .with_group_state(StrBytes::from_static_str(view.state))
+                .with_protocol_type(StrBytes::from_string(view.protocol_type))
+                .with_protocol_data(StrBytes::from_string(view.protocol_name))
+                .with_members(
+                    view.members
+                        .into_iter()
+                        .map(|(id, client_id, metadata, assignment)| {
+                            DescribedGroupMember::default()
+                                .with_member_id(StrBytes::from_string(id))
+                                .with_client_id(StrBytes::from_string(client_id))
+                                .with_client_host(StrBytes::from_static_str("/127.0.0.1"))
+                                .with_member_metadata(metadata)
+                                .with_member_assignment(assignment)
+                        })
+                        .collect(),
+                ),
+            Err(error) => DescribedGroup::default()
+                .with_group_id(group_id)
+                .with_error_code(kafka_error(error.code)),
+        });
+    }
+    DescribeGroupsResponse::default().with_groups(described)
 }

@@ -48,6 +48,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 4),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
 ];
 
 /// Kafka's error codes for ours.
@@ -267,6 +269,10 @@ pub async fn handle(
         }
         RequestKind::OffsetFetch(request) => {
             ResponseKind::OffsetFetch(groups::fetch_offsets(state, request).await)
+        }
+        RequestKind::ListGroups(_) => ResponseKind::ListGroups(groups::list(state).await),
+        RequestKind::DescribeGroups(request) => {
+            ResponseKind::DescribeGroups(groups::describe(state, request).await)
         }
         // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a panic.
         _ => return api_versions_error(correlation_id),
