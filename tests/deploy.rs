@@ -101,12 +101,19 @@ fn the_dashboard_and_alerts_name_only_exported_metrics() {
             .commit_offsets("g", "", 0, vec![("t".into(), 0, 1)])
             .await
             .unwrap();
-        runtime::sleep(std::time::Duration::from_millis(300)).await;
     });
-    let mut stream = std::net::TcpStream::connect(broker.http_address()).unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-    let mut exported = String::new();
-    stream.read_to_string(&mut exported).unwrap();
+    // The group gauges are published every 50 ms; wait for them (generously, for a loaded machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let exported = loop {
+        let mut stream = std::net::TcpStream::connect(broker.http_address()).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut exported = String::new();
+        stream.read_to_string(&mut exported).unwrap();
+        if exported.contains("ringmq_group_lag{") || std::time::Instant::now() > deadline {
+            break exported;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let exported = metric_names(&exported);
     for (file, text) in [("dashboard", &dashboard), ("alerts", &alerts)] {
         let missing: Vec<String> = metric_names(text).difference(&exported).cloned().collect();

@@ -69,9 +69,18 @@ impl Lifecycle {
 
     /// Resolves once the shard is stopping.
     pub async fn until_stopping(&self) {
+        self.until(|lifecycle| lifecycle.stopping.get()).await
+    }
+
+    /// Resolves once every connection of the shard is done (or the grace ran out).
+    pub async fn until_drained(&self) {
+        self.until(|lifecycle| lifecycle.drained.get()).await
+    }
+
+    async fn until(&self, reached: impl Fn(&Lifecycle) -> bool) {
         loop {
             let changed = self.changed.wait();
-            if self.stopping.get() {
+            if reached(self) {
                 return;
             }
             changed.await;
@@ -85,16 +94,6 @@ impl Lifecycle {
         match futures_util::future::select(work, stop).await {
             futures_util::future::Either::Left((output, _)) => Some(output),
             futures_util::future::Either::Right(_) => None,
-        }
-    }
-
-    pub async fn until_drained(&self) {
-        loop {
-            let changed = self.changed.wait();
-            if self.drained.get() {
-                return;
-            }
-            changed.await;
         }
     }
 }

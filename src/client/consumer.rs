@@ -185,26 +185,37 @@ impl Consumer {
             .get_mut(&partition)
             .expect("fetched partitions are positions");
         position.high_watermark = response.high_watermark;
-        let mut consumed = Vec::new();
-        for chunk in &response.records {
-            for (_, batch) in record_batch::iter_framed(chunk) {
-                let decoded = records::decode(batch).map_err(|error| {
-                    ClientError::Connection(format!("undecodable batch: {error}"))
-                })?;
-                for StoredRecord { offset, record } in decoded {
-                    let offset = offset as u64;
-                    // A batch can start before the position asked for.
-                    if offset >= position.next_offset {
-                        position.next_offset = offset + 1;
-                        consumed.push(ConsumedRecord {
-                            partition,
-                            offset,
-                            record,
-                        });
-                    }
+        let consumed = take_records(&response, &mut position.next_offset)?
+            .into_iter()
+            .map(|(offset, record)| ConsumedRecord {
+                partition,
+                offset,
+                record,
+            })
+            .collect();
+        Ok(consumed)
+    }
+}
+
+/// The records of a fetch response at or after `*next_offset`, moving it past them: a batch can
+/// start before the position asked for, and those records were read already.
+pub(crate) fn take_records(
+    response: &crate::protocol::FetchResponse,
+    next_offset: &mut u64,
+) -> Result<Vec<(u64, Record)>> {
+    let mut taken = Vec::new();
+    for chunk in &response.records {
+        for (_, batch) in record_batch::iter_framed(chunk) {
+            let decoded = records::decode(batch)
+                .map_err(|error| ClientError::Connection(format!("undecodable batch: {error}")))?;
+            for StoredRecord { offset, record } in decoded {
+                let offset = offset as u64;
+                if offset >= *next_offset {
+                    *next_offset = offset + 1;
+                    taken.push((offset, record));
                 }
             }
         }
-        Ok(consumed)
     }
+    Ok(taken)
 }

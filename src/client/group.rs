@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use super::{Client, ClientError, Result};
 use crate::batch::Record;
-use crate::batch::records::{self, StoredRecord};
 use crate::protocol::{ErrorCode, FetchRequest, FetchResponse, OffsetSpec, ProtocolError};
 
 /// Where to start in a partition the group has never committed.
@@ -344,26 +343,15 @@ impl GroupConsumer {
         let Some(position) = self.positions.get_mut(&key) else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for chunk in &response.records {
-            for (_, batch) in crate::batch::iter_framed(chunk) {
-                let decoded = records::decode(batch).map_err(|error| {
-                    ClientError::Connection(format!("undecodable batch: {error}"))
-                })?;
-                for StoredRecord { offset, record } in decoded {
-                    let offset = offset as u64;
-                    if offset >= position.next_offset {
-                        position.next_offset = offset + 1;
-                        out.push(GroupRecord {
-                            topic: key.0.clone(),
-                            partition: key.1,
-                            offset,
-                            record,
-                        });
-                    }
-                }
-            }
-        }
+        let out = super::consumer::take_records(&response, &mut position.next_offset)?
+            .into_iter()
+            .map(|(offset, record)| GroupRecord {
+                topic: key.0.clone(),
+                partition: key.1,
+                offset,
+                record,
+            })
+            .collect();
         Ok(out)
     }
 
