@@ -190,7 +190,7 @@ impl ShardState {
     }
 
     /// Runs `work` on the shard that coordinates `group`.
-    async fn on_coordinator<R, F, Fut>(
+    pub(crate) async fn on_coordinator<R, F, Fut>(
         self: &Rc<Self>,
         group: &str,
         work: F,
@@ -206,7 +206,7 @@ impl ShardState {
     }
 
     /// Runs `work` on shard `target`: here directly, elsewhere through its mailbox.
-    async fn on_shard<R, F, Fut>(
+    pub(crate) async fn on_shard<R, F, Fut>(
         self: &Rc<Self>,
         target: ShardId,
         work: F,

@@ -24,34 +24,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::handlers::kafka_error;
-use crate::broker::{ShardState, client_assigned, group, shutting_down};
+use crate::broker::{ShardState, client_assigned, group};
 use crate::protocol::{ErrorCode, ProtocolError, Response};
 
 fn text(bytes: &StrBytes) -> String {
     bytes.as_str().to_string()
-}
-
-/// Runs `work` on the group's coordinator shard.
-async fn on_coordinator<R, F, Fut>(
-    state: &Rc<ShardState>,
-    name: &str,
-    work: F,
-) -> Result<R, ProtocolError>
-where
-    R: Send + 'static,
-    F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<R, ProtocolError>> + 'static,
-{
-    group::validate_name(name)?;
-    let (_, shard) = group::coordinator_of(name, state.shards());
-    if shard == state.id {
-        return work(state.clone()).await;
-    }
-    state
-        .mailboxes
-        .call(shard, work)
-        .await
-        .unwrap_or_else(|_| Err(shutting_down()))
 }
 
 pub async fn join(
@@ -71,20 +48,21 @@ pub async fn join(
         request.rebalance_timeout_ms.max(0) as u32,
     );
     let group_name = name.clone();
-    let joined = on_coordinator(state, &name, move |c| async move {
-        client_assigned::join(
-            &c,
-            group_name,
-            member_id,
-            client_id,
-            protocol_type,
-            protocols,
-            session,
-            rebalance,
-        )
-        .await
-    })
-    .await;
+    let joined = state
+        .on_coordinator(&name, move |c| async move {
+            client_assigned::join(
+                &c,
+                group_name,
+                member_id,
+                client_id,
+                protocol_type,
+                protocols,
+                session,
+                rebalance,
+            )
+            .await
+        })
+        .await;
     match joined {
         Ok(joined) => JoinGroupResponse::default()
             .with_generation_id(joined.generation as i32)
@@ -119,10 +97,11 @@ pub async fn sync(state: &Rc<ShardState>, request: SyncGroupRequest) -> SyncGrou
         .collect();
     let generation = request.generation_id;
     let group_name = name.clone();
-    let synced = on_coordinator(state, &name, move |c| async move {
-        client_assigned::sync(&c, group_name, member_id, generation, assignments).await
-    })
-    .await;
+    let synced = state
+        .on_coordinator(&name, move |c| async move {
+            client_assigned::sync(&c, group_name, member_id, generation, assignments).await
+        })
+        .await;
     match synced {
         Ok((protocol_type, protocol_name, assignment)) => SyncGroupResponse::default()
             .with_protocol_type(Some(StrBytes::from_string(protocol_type)))
@@ -137,10 +116,11 @@ pub async fn heartbeat(state: &Rc<ShardState>, request: HeartbeatRequest) -> Hea
     let member_id = text(&request.member_id);
     let generation = request.generation_id;
     let group_name = name.clone();
-    let result = on_coordinator(state, &name, move |c| async move {
-        client_assigned::heartbeat(&c, &group_name, &member_id, generation)
-    })
-    .await;
+    let result = state
+        .on_coordinator(&name, move |c| async move {
+            client_assigned::heartbeat(&c, &group_name, &member_id, generation)
+        })
+        .await;
     HeartbeatResponse::default()
         .with_error_code(result.err().map_or(0, |error| kafka_error(error.code)))
 }
@@ -152,10 +132,11 @@ pub async fn leave(state: &Rc<ShardState>, request: LeaveGroupRequest) -> LeaveG
         members.push(text(&request.member_id));
     }
     let group_name = name.clone();
-    let result = on_coordinator(state, &name, move |c| async move {
-        client_assigned::leave(&c, &group_name, members)
-    })
-    .await;
+    let result = state
+        .on_coordinator(&name, move |c| async move {
+            client_assigned::leave(&c, &group_name, members)
+        })
+        .await;
     LeaveGroupResponse::default()
         .with_error_code(result.err().map_or(0, |error| kafka_error(error.code)))
 }
@@ -180,10 +161,11 @@ pub async fn commit(state: &Rc<ShardState>, request: OffsetCommitRequest) -> Off
         i64::from(request.generation_id_or_member_epoch),
     );
     let group_name = name.clone();
-    let result = on_coordinator(state, &name, move |c| async move {
-        group::commit_at(&c, group_name, member_id, generation, offsets).await
-    })
-    .await;
+    let result = state
+        .on_coordinator(&name, move |c| async move {
+            group::commit_at(&c, group_name, member_id, generation, offsets).await
+        })
+        .await;
     let code = result.err().map_or(0, |error| kafka_error(error.code));
     let topics = request
         .topics
@@ -213,16 +195,17 @@ pub async fn fetch_offsets(
 ) -> OffsetFetchResponse {
     let name = text(&request.group_id.0);
     let group_name = name.clone();
-    let committed = on_coordinator(state, &name, move |c| async move {
-        match group::fetch_offsets(&c, &group_name, Vec::new()) {
-            Response::Offsets(offsets) => Ok(offsets),
-            _ => Err(ProtocolError::new(
-                ErrorCode::Internal,
-                "unexpected response",
-            )),
-        }
-    })
-    .await;
+    let committed = state
+        .on_coordinator(&name, move |c| async move {
+            match group::fetch_offsets(&c, &group_name, Vec::new()) {
+                Response::Offsets(offsets) => Ok(offsets),
+                _ => Err(ProtocolError::new(
+                    ErrorCode::Internal,
+                    "unexpected response",
+                )),
+            }
+        })
+        .await;
     let committed = match committed {
         Ok(committed) => committed,
         Err(error) => {
@@ -285,15 +268,10 @@ pub async fn fetch_offsets(
 pub async fn list(state: &Rc<ShardState>) -> ListGroupsResponse {
     let mut groups = Vec::new();
     for shard in 0..state.shards() {
-        let listed = if shard == state.id {
-            group::kafka_list(state)
-        } else {
-            state
-                .mailboxes
-                .call(shard, |s| async move { group::kafka_list(&s) })
-                .await
-                .unwrap_or_default()
-        };
+        let listed = state
+            .on_shard(shard, |s| async move { Ok(group::kafka_list(&s)) })
+            .await
+            .unwrap_or_default();
         groups.extend(listed);
     }
     let groups = groups
@@ -316,10 +294,11 @@ pub async fn describe(
     for group_id in request.groups {
         let name = text(&group_id.0);
         let group_name = name.clone();
-        let view = on_coordinator(state, &name, move |c| async move {
-            Ok(group::kafka_describe(&c, &group_name))
-        })
-        .await;
+        let view = state
+            .on_coordinator(&name, move |c| async move {
+                Ok(group::kafka_describe(&c, &group_name))
+            })
+            .await;
         described.push(match view {
             Ok(view) => DescribedGroup::default()
                 .with_group_id(group_id)
