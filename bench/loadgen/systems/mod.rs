@@ -1,0 +1,87 @@
+//! One driver per system under test, each through that system's standard client. A driver
+//! creates the run's topic (or the system's nearest equivalent), runs one producer or one
+//! consumer on the calling thread (it brings its own runtime), and removes the topic afterwards
+//! so runs do not pile up data. Everything it measures goes through `measure`.
+
+use std::sync::Arc;
+
+use crate::measure::{Recorder, Shared, Workload};
+
+mod ringmq;
+#[cfg(feature = "peers")]
+mod kafka;
+#[cfg(feature = "peers")]
+mod nats;
+#[cfg(feature = "peers")]
+mod rabbitmq;
+#[cfg(feature = "peers")]
+mod redis;
+
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// What a producer or consumer thread gets: the run, where to report, and its number.
+#[derive(Clone)]
+pub struct Task {
+    pub index: usize,
+    pub workload: Workload,
+    pub topic: String,
+    pub shared: Arc<Shared>,
+    /// Publish latency for producers, end-to-end latency for consumers.
+    pub latency: Recorder,
+}
+
+pub trait System: Send + Sync {
+    /// Creates the topic with `workload.partitions` partitions (or the nearest equivalent).
+    fn create(&self, topic: &str, workload: &Workload) -> Result<()>;
+    /// Produces until the pacer says stop, and returns when every send is acknowledged.
+    fn produce(&self, task: Task) -> Result<()>;
+    /// Consumes this consumer's share until `task.shared.stop` is set.
+    fn consume(&self, task: Task) -> Result<()>;
+    /// Deletes the topic.
+    fn delete(&self, topic: &str, workload: &Workload) -> Result<()>;
+}
+
+/// The systems this build can drive: ringmq always, the peers with `--features peers`.
+pub const NAMES: &[&str] = &[
+    "ringmq",
+    "kafka",
+    "nats",
+    "redis",
+    "rabbitmq-stream",
+    "rabbitmq-quorum",
+];
+
+/// `topic_configs` are ringmq topic settings (`--topic-config`); peers are configured on their
+/// servers by bench/compare.sh instead.
+pub fn by_name(
+    name: &str,
+    address: &str,
+    topic_configs: &[(String, String)],
+) -> Result<Box<dyn System>> {
+    match name {
+        "ringmq" => Ok(Box::new(ringmq::Ringmq::new(address, topic_configs))),
+        #[cfg(feature = "peers")]
+        "kafka" => Ok(Box::new(kafka::Kafka::new(address))),
+        #[cfg(feature = "peers")]
+        "nats" => Ok(Box::new(nats::Nats::new(address))),
+        #[cfg(feature = "peers")]
+        "redis" => Ok(Box::new(redis::Redis::new(address))),
+        #[cfg(feature = "peers")]
+        "rabbitmq-stream" => Ok(Box::new(rabbitmq::Stream::new(address))),
+        #[cfg(feature = "peers")]
+        "rabbitmq-quorum" => Ok(Box::new(rabbitmq::Quorum::new(address))),
+        other if NAMES.contains(&other) => {
+            Err(format!("{other} needs a build with `--features peers`").into())
+        }
+        other => Err(format!("unknown system {other}; one of {}", NAMES.join(", ")).into()),
+    }
+}
+
+/// A tokio runtime for one peer client's thread.
+#[cfg(feature = "peers")]
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
