@@ -193,8 +193,14 @@ fn measure_run(
     };
     let sampler = ProcessSampler::start(options.broker_pids.clone());
     let backlog = workload.backlog_bytes.is_some();
+    let mut consumers = if backlog {
+        Vec::new()
+    } else {
+        let consumers = spawn_consumers();
+        wait_until_subscribed(&shared, workload.consumers);
+        consumers
+    };
     let started = Instant::now();
-    let mut consumers = if backlog { Vec::new() } else { spawn_consumers() };
     let producers: Vec<_> = (0..workload.producers)
         .map(|index| {
             let (system, task) = (system.clone(), task(index, &publish_latency));
@@ -208,10 +214,11 @@ fn measure_run(
         }
     }
     let publish_seconds = started.elapsed().as_secs_f64();
-    let consume_started = Instant::now();
     if backlog {
         consumers = spawn_consumers();
+        wait_until_subscribed(&shared, workload.consumers);
     }
+    let consume_started = Instant::now();
     let published = shared.published.load(Ordering::Relaxed);
     let drain_deadline = Instant::now() + Duration::from_secs(options.drain_timeout_s);
     while workload.consumers > 0
@@ -247,6 +254,19 @@ fn measure_run(
     ))
 }
 
+/// Waits (boundedly: a consumer that fails to subscribe reports its error when joined) until
+/// every consumer is subscribed.
+fn wait_until_subscribed(shared: &Shared, consumers: usize) {
+    let deadline = Instant::now() + SUBSCRIBE_TIMEOUT;
+    while shared.consumers_ready.load(Ordering::Relaxed) < consumers as u64
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[allow(clippy::too_many_arguments)]
 fn report(
     options: &Options,
@@ -259,8 +279,10 @@ fn report(
     usage: measure::ProcessUsage,
 ) -> serde_json::Value {
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-    let publish = measure::percentiles_ms(&publish_latency.lock().expect("not poisoned"));
-    let e2e = measure::percentiles_ms(&end_to_end.lock().expect("not poisoned"));
+    let publish_histogram = publish_latency.lock().expect("not poisoned").clone();
+    let end_to_end_histogram = end_to_end.lock().expect("not poisoned").clone();
+    let publish = measure::percentiles_ms(&publish_histogram);
+    let e2e = measure::percentiles_ms(&end_to_end_histogram);
     let moved_bytes = load(&shared.published_bytes) + load(&shared.consumed_bytes);
     let label = options.label.clone().unwrap_or_else(|| options.system.clone());
     let json = serde_json::json!({
@@ -289,6 +311,8 @@ fn report(
         "aggregatedEndToEndLatencyAvg": e2e[0], "aggregatedEndToEndLatency50pct": e2e[1],
         "aggregatedEndToEndLatency99pct": e2e[2], "aggregatedEndToEndLatency999pct": e2e[3],
         "aggregatedEndToEndLatency9999pct": e2e[4], "aggregatedEndToEndLatencyMax": e2e[5],
+        "publishLatencyCurve": measure::curve_ms(&publish_histogram),
+        "endToEndLatencyCurve": measure::curve_ms(&end_to_end_histogram),
         "brokerCpuSeconds": usage.cpu_seconds,
         "brokerCpuSecondsPerGB": if moved_bytes > 0 { usage.cpu_seconds / (moved_bytes as f64 / 1e9) } else { 0.0 },
         "brokerRssMaxMB": usage.rss_max_bytes as f64 / 1e6,

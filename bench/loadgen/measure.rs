@@ -42,6 +42,16 @@ impl Workload {
         self.messages_per_batch() * self.inflight_batches
     }
 
+    /// The partitions producer `index` writes to, in the order the pacer first picks them.
+    pub fn partitions_of_producer(&self, index: usize) -> Vec<u32> {
+        let mut partitions: Vec<u32> = (0..self.partitions as usize)
+            .map(|sequence| ((sequence * self.producers + index) % self.partitions as usize) as u32)
+            .collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        partitions
+    }
+
     /// The partitions consumer `index` reads: every `consumers`-th one.
     pub fn partitions_of_consumer(&self, index: usize) -> Vec<u32> {
         (0..self.partitions)
@@ -59,6 +69,8 @@ pub struct Shared {
     pub consumed: AtomicU64,
     pub consumed_bytes: AtomicU64,
     pub errors: AtomicU64,
+    /// Consumers that are connected and subscribed; producers start when all are.
+    pub consumers_ready: AtomicU64,
     /// Set when consumers should stop.
     pub stop: AtomicBool,
 }
@@ -81,6 +93,11 @@ impl Shared {
         if self.errors.fetch_add(1, Ordering::Relaxed) < 5 {
             eprintln!("{what}: {error}");
         }
+    }
+
+    /// A consumer calls this once it is subscribed, so connection setup is not timed.
+    pub fn consumer_ready(&self) {
+        self.consumers_ready.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn stopping(&self) -> bool {
@@ -192,6 +209,7 @@ impl Pacer {
                 return None;
             }
         }
+        // Keep in step with Workload::partitions_of_producer.
         let partition = ((self.sequence as usize * self.workload.producers + self.index)
             % self.workload.partitions as usize) as u32;
         self.sequence += 1;
@@ -218,6 +236,22 @@ pub fn percentiles_ms(histogram: &Histogram<u64>) -> [f64; 6] {
         ms(histogram.value_at_quantile(0.9999)),
         ms(histogram.max()),
     ]
+}
+
+/// Quantiles for latency curves: the tail in ever finer steps.
+pub const CURVE_QUANTILES: [f64; 12] = [
+    0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0,
+];
+
+/// [quantile, milliseconds] pairs of a histogram of nanoseconds at CURVE_QUANTILES.
+pub fn curve_ms(histogram: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    CURVE_QUANTILES
+        .iter()
+        .map(|q| [*q, histogram.value_at_quantile(*q) as f64 / 1e6])
+        .collect()
 }
 
 /// CPU seconds and peak resident memory of the broker's processes over a run, read from /proc.

@@ -130,6 +130,7 @@ impl System for Ringmq {
     fn consume(&self, task: Task) -> Result<()> {
         runtime::block_on(async move {
             let client = Client::connect(&self.address).await?;
+            task.shared.consumer_ready();
             let loops = task
                 .workload
                 .partitions_of_consumer(task.index)
