@@ -32,14 +32,34 @@ pub struct Workload {
     pub inflight_batches: usize,
 }
 
+/// At a fixed rate a producer sends this many batches per second (fewer if they would exceed
+/// `batch_bytes`), so the schedule is fine-grained and a batch is not a burst.
+const PACED_BATCHES_PER_S: u64 = 1000;
+
 impl Workload {
-    pub fn messages_per_batch(&self) -> usize {
+    /// The most messages one send may carry: `batch_bytes` of payload.
+    fn batch_messages_max(&self) -> usize {
         (self.batch_bytes / self.message_bytes.max(1)).max(1)
     }
 
-    /// Messages a producer may have unacknowledged at once.
+    pub fn messages_per_batch(&self) -> usize {
+        let most = self.batch_messages_max();
+        if self.rate == 0 {
+            return most;
+        }
+        let per_producer = self.rate / self.producers.max(1) as u64;
+        most.min((per_producer / PACED_BATCHES_PER_S).max(1) as usize)
+    }
+
+    /// Messages a producer may have unacknowledged at once: `inflight_batches` full batches,
+    /// whatever size the pacer's batches are.
     pub fn inflight_messages(&self) -> usize {
-        self.messages_per_batch() * self.inflight_batches
+        self.batch_messages_max() * self.inflight_batches
+    }
+
+    /// Batches (of `messages_per_batch`) a producer may have unacknowledged at once.
+    pub fn inflight_batch_limit(&self) -> usize {
+        self.inflight_messages().div_ceil(self.messages_per_batch())
     }
 
     /// The partitions producer `index` writes to, in the order the pacer first picks them.

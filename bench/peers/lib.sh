@@ -1,8 +1,8 @@
 # Starting and stopping ringmq and each peer broker on loopback, for bench/compare.sh.
 # Each start_<setup> starts one broker setup with its data under $WORK, waits until it answers,
 # and sets ADDRESS (what the load generator connects to), PIDS (the broker processes, for CPU
-# and RSS), SYSTEM (the load generator's driver), ACKS and DURABILITY (how it persists, said in
-# every table). stop_broker stops what the last start started, by pid.
+# and RSS), SYSTEM (the load generator's driver), ACKS, DURABILITY (how it persists, said in
+# every table) and CLASS (page-cache, fsync or memory: only setups of one class are compared). stop_broker stops what the last start started, by pid.
 
 PORT_BASE=${PORT_BASE:-16000}
 RINGMQ_PORT=$((PORT_BASE + 0)); RINGMQ_KAFKA_PORT=$((PORT_BASE + 2))
@@ -61,8 +61,8 @@ start_ringmq() { # ack level: written|fsynced
     wait_for_port "$RINGMQ_PORT" 20
     SYSTEM=ringmq; ADDRESS=127.0.0.1:$RINGMQ_PORT; ACKS=$1
     case $1 in
-        written) DURABILITY="page cache (ack after write(2), no fsync)";;
-        fsynced) DURABILITY="fsync per ack (fdatasync before ack, group commit)";;
+        written) CLASS=page-cache; DURABILITY="ack after write(2); no fsync";;
+        fsynced) CLASS=fsync; DURABILITY="ack after fdatasync (group commit)";;
     esac
 }
 
@@ -70,8 +70,8 @@ start_ringmq_kafka() { # kafka acks: 1|all
     start_ringmq written
     SYSTEM=kafka; ADDRESS=127.0.0.1:$RINGMQ_KAFKA_PORT; ACKS=$1
     case $1 in
-        1) DURABILITY="page cache (acks=1 maps to written)";;
-        all) DURABILITY="fsync per ack (acks=all maps to fsynced)";;
+        1) CLASS=page-cache; DURABILITY="acks=1, ringmq's written: no fsync";;
+        all) CLASS=fsync; DURABILITY="acks=all, ringmq's fsynced: fdatasync before ack";;
     esac
 }
 
@@ -82,7 +82,7 @@ start_tansu() {
     STARTED+=($!); PIDS=$!
     wait_for_port "$TANSU_PORT" 20
     SYSTEM=kafka; ADDRESS=127.0.0.1:$TANSU_PORT; ACKS=all
-    DURABILITY="memory only (Tansu's memory engine; nothing on disk)"
+    CLASS=memory; DURABILITY="memory engine: nothing on disk"
 }
 
 start_nats() { # sync: default|always
@@ -101,8 +101,8 @@ CONF
     wait_for_port "$NATS_PORT" 20
     SYSTEM=nats; ADDRESS=nats://127.0.0.1:$NATS_PORT; ACKS=ack
     case $1 in
-        default) DURABILITY="page cache (sync_interval default: fsync every 2 min)";;
-        always) DURABILITY="fsync per ack (sync_interval: always)";;
+        default) CLASS=page-cache; DURABILITY="sync_interval default: fsync every 2 min";;
+        always) CLASS=fsync; DURABILITY="sync_interval: always: fsync before ack";;
     esac
 }
 
@@ -115,8 +115,8 @@ start_redis() { # appendfsync: everysec|always
     wait_for_port "$REDIS_PORT" 20
     SYSTEM=redis; ADDRESS=127.0.0.1:$REDIS_PORT; ACKS=reply
     case $1 in
-        everysec) DURABILITY="page cache (appendfsync everysec: fsync every second)";;
-        always) DURABILITY="fsync per ack (appendfsync always)";;
+        everysec) CLASS=page-cache; DURABILITY="AOF, appendfsync everysec: fsync every second";;
+        always) CLASS=fsync; DURABILITY="AOF, appendfsync always: fsync before reply";;
     esac
 }
 
@@ -147,8 +147,8 @@ CONF
     RABBITMQ_STARTED=1
     case $1 in
         stream) SYSTEM=rabbitmq-stream; ADDRESS=127.0.0.1:$RABBIT_STREAM_PORT; ACKS=confirm
-            DURABILITY="page cache (streams confirm before fsync)";;
+            CLASS=page-cache; DURABILITY="stream: confirmed when written, no fsync (relies on replication)";;
         quorum) SYSTEM=rabbitmq-quorum; ADDRESS=127.0.0.1:$AMQP_PORT; ACKS=confirm
-            DURABILITY="fsync per ack (quorum queue confirms after its WAL fsync)";;
+            CLASS=fsync; DURABILITY="quorum queue, persistent messages: confirmed after its WAL fsync";;
     esac
 }

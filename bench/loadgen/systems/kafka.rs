@@ -149,6 +149,11 @@ impl System for Kafka {
             )?;
         }
         consumer.assign(&assignment)?;
+        // librdkafka connects lazily; asking for a watermark makes it connect now, so the
+        // connection is not timed as delivery latency.
+        if let Some(partition) = task.workload.partitions_of_consumer(task.index).first() {
+            consumer.fetch_watermarks(&task.topic, *partition as i32, Duration::from_secs(30))?;
+        }
         task.shared.consumer_ready();
         let task = Arc::new(task);
         while !task.shared.stopping() {

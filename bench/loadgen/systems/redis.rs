@@ -57,7 +57,7 @@ impl System for Redis {
         tokio_runtime().block_on(async move {
             let connection = self.connection().await?;
             let workload = &task.workload;
-            let window = Arc::new(tokio::sync::Semaphore::new(workload.inflight_batches));
+            let window = Arc::new(tokio::sync::Semaphore::new(workload.inflight_batch_limit()));
             let mut payload = measure::payload(workload.message_bytes);
             let mut pacer = Pacer::new(workload, task.index, task.shared.clone());
             while let Some(due) = pacer.next() {
@@ -89,7 +89,7 @@ impl System for Redis {
                 });
             }
             let _ = window
-                .acquire_many(workload.inflight_batches as u32)
+                .acquire_many(workload.inflight_batch_limit() as u32)
                 .await?;
             Ok(())
         })

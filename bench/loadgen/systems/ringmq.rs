@@ -95,7 +95,7 @@ impl System for Ringmq {
                 if let Some(wait) = due.intended.checked_duration_since(std::time::Instant::now()) {
                     runtime::sleep(wait).await;
                 }
-                wait_until(&released, || in_flight.get() < workload.inflight_batches).await;
+                wait_until(&released, || in_flight.get() < workload.inflight_batch_limit()).await;
                 in_flight.set(in_flight.get() + 1);
                 let records = template.stamped(due.stamp_ns);
                 let (client, task, in_flight, released) = (
