@@ -1,42 +1,15 @@
 //! The command line as a user drives it: `ringmq serve` in a child process, `topic create`,
 //! `produce` from stdin, `consume` to stdout, SIGTERM for a clean stop, `log verify` after.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::serve;
 
 fn ringmq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ringmq"))
-}
-
-/// Starts `ringmq serve` on ephemeral ports and returns it with its native protocol address,
-/// read from its "serving" log line.
-fn serve(dir: &std::path::Path) -> (Child, String) {
-    let mut child = ringmq()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "",
-            "--kafka-listen",
-            "",
-            "--shards",
-            "2",
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("serve logs before it exits").unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
 }
 
 fn run(command: &mut Command, stdin: &str) -> (i32, String, String) {

@@ -76,7 +76,10 @@ fn small_appends(
         let _ = latency.record(append_started.elapsed().as_nanos() as u64);
         position += SMALL_APPEND_BYTES as u64;
     }
-    Ok((latency.len() as f64 / started.elapsed().as_secs_f64(), latency))
+    Ok((
+        latency.len() as f64 / started.elapsed().as_secs_f64(),
+        latency,
+    ))
 }
 
 /// MB/s through one loopback TCP connection in 128 KiB writes.

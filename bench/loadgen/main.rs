@@ -109,12 +109,16 @@ fn main() {
         println!("{json}");
     }
     if let Some(path) = &options.json {
-        std::fs::write(path, serde_json::to_string_pretty(&json).expect("valid JSON"))
-            .expect("write the JSON");
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).expect("valid JSON"),
+        )
+        .expect("write the JSON");
     }
 }
 
 fn run(options: &Options) -> systems::Result<serde_json::Value> {
+    systems::ensure_known(&options.system)?;
     let data_dir = std::env::temp_dir().join(format!("ringmq-loadgen-{}", std::process::id()));
     let server = match (&options.broker, options.system.as_str()) {
         (Some(_), _) => None,
@@ -284,7 +288,10 @@ fn report(
     let publish = measure::percentiles_ms(&publish_histogram);
     let e2e = measure::percentiles_ms(&end_to_end_histogram);
     let moved_bytes = load(&shared.published_bytes) + load(&shared.consumed_bytes);
-    let label = options.label.clone().unwrap_or_else(|| options.system.clone());
+    let label = options
+        .label
+        .clone()
+        .unwrap_or_else(|| options.system.clone());
     let json = serde_json::json!({
         "system": options.system,
         "label": label,

@@ -168,7 +168,9 @@ pub fn stamp(payload: &mut [u8], stamp_ns: u64) {
 }
 
 pub fn stamp_of(payload: &[u8]) -> Option<u64> {
-    payload.first_chunk::<8>().map(|bytes| u64::from_be_bytes(*bytes))
+    payload
+        .first_chunk::<8>()
+        .map(|bytes| u64::from_be_bytes(*bytes))
 }
 
 /// Decides when a producer's next batch is due and to which partition it goes, and when the
@@ -224,7 +226,10 @@ impl Pacer {
         let messages = self.workload.messages_per_batch();
         let batch_bytes = (messages * self.workload.message_bytes) as u64;
         if let Some(target) = self.workload.backlog_bytes {
-            let sent = self.shared.sent_bytes.fetch_add(batch_bytes, Ordering::Relaxed);
+            let sent = self
+                .shared
+                .sent_bytes
+                .fetch_add(batch_bytes, Ordering::Relaxed);
             if sent >= target {
                 return None;
             }

@@ -126,3 +126,34 @@ impl Drop for TestBroker {
         }
     }
 }
+
+/// Starts `ringmq serve` on ephemeral ports and returns it with its native protocol address,
+/// read from its "serving" log line.
+pub fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "",
+            "--kafka-listen",
+            "",
+            "--shards",
+            "2",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let address = loop {
+        let line = lines.next().expect("serve logs before it exits").unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}

@@ -6,7 +6,6 @@
 //! like every other driver's window, and at the maximum rate the publish latency includes the
 //! time a message waits in it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -71,6 +70,7 @@ fn kafka_acks(acks: &str) -> &str {
 
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_micros(200);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl System for Kafka {
     fn create(&self, topic: &str, workload: &Workload) -> Result<()> {
@@ -110,14 +110,19 @@ impl System for Kafka {
             }
             measure::stamp(&mut payload, due.stamp_ns);
             for _ in 0..due.messages {
-                let mut record =
-                    BaseRecord::<(), [u8], Box<u64>>::with_opaque_to(&task.topic, Box::new(due.stamp_ns))
-                        .partition(due.partition as i32)
-                        .payload(&payload[..]);
+                let mut record = BaseRecord::<(), [u8], Box<u64>>::with_opaque_to(
+                    &task.topic,
+                    Box::new(due.stamp_ns),
+                )
+                .partition(due.partition as i32)
+                .payload(&payload[..]);
                 loop {
                     match producer.send(record) {
                         Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                        Err((
+                            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                            returned,
+                        )) => {
                             record = returned;
                             std::thread::sleep(QUEUE_FULL_BACKOFF);
                         }
@@ -133,29 +138,39 @@ impl System for Kafka {
         Ok(())
     }
 
+    /// Ready (for the clock) once fetching has begun: every partition reported its end, or a
+    /// message arrived (a backlog). librdkafka connects and looks up offsets lazily, and that
+    /// start-up must not be timed as delivery latency.
     fn consume(&self, task: Task) -> Result<()> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
             .set("group.id", format!("{}-reader", task.topic))
             .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
             .set("fetch.wait.max.ms", "100")
             .create()?;
+        let partitions = task.workload.partitions_of_consumer(task.index);
         let mut assignment = TopicPartitionList::new();
-        for partition in task.workload.partitions_of_consumer(task.index) {
+        for partition in &partitions {
             assignment.add_partition_offset(
                 &task.topic,
-                partition as i32,
+                *partition as i32,
                 rdkafka::Offset::Beginning,
             )?;
         }
         consumer.assign(&assignment)?;
-        // librdkafka connects lazily; asking for a watermark makes it connect now, so the
-        // connection is not timed as delivery latency.
-        if let Some(partition) = task.workload.partitions_of_consumer(task.index).first() {
-            consumer.fetch_watermarks(&task.topic, *partition as i32, Duration::from_secs(30))?;
+        let mut at_end = std::collections::HashSet::new();
+        let mut ready = false;
+        let ready_deadline = Instant::now() + READY_TIMEOUT;
+        let become_ready = |ready: &mut bool| {
+            if !*ready {
+                *ready = true;
+                task.shared.consumer_ready();
+            }
+        };
+        if partitions.is_empty() {
+            become_ready(&mut ready);
         }
-        task.shared.consumer_ready();
-        let task = Arc::new(task);
         while !task.shared.stopping() {
             match consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(message)) => {
@@ -163,8 +178,16 @@ impl System for Kafka {
                     if let Some(stamp_ns) = message.payload().and_then(measure::stamp_of) {
                         measure::record(&task.latency, stamp_ns, 1);
                     }
+                    become_ready(&mut ready);
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    at_end.insert(partition);
+                    if at_end.len() == partitions.len() {
+                        become_ready(&mut ready);
+                    }
                 }
                 Some(Err(error)) => task.shared.error("consume", error),
+                None if Instant::now() > ready_deadline => become_ready(&mut ready),
                 None => {}
             }
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use crate::measure::{Recorder, Shared, Workload};
 
-mod ringmq;
 #[cfg(feature = "peers")]
 mod kafka;
 #[cfg(feature = "peers")]
@@ -16,6 +15,7 @@ mod nats;
 mod rabbitmq;
 #[cfg(feature = "peers")]
 mod redis;
+mod ringmq;
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -73,8 +73,21 @@ pub fn by_name(
         other if NAMES.contains(&other) => {
             Err(format!("{other} needs a build with `--features peers`").into())
         }
-        other => Err(format!("unknown system {other}; one of {}", NAMES.join(", ")).into()),
+        other => Err(unknown(other)),
     }
+}
+
+/// Refuses a system this load generator has no driver for, before anything is started.
+pub fn ensure_known(name: &str) -> Result<()> {
+    if NAMES.contains(&name) {
+        Ok(())
+    } else {
+        Err(unknown(name))
+    }
+}
+
+fn unknown(name: &str) -> Box<dyn std::error::Error + Send + Sync> {
+    format!("unknown system {name}; one of {}", NAMES.join(", ")).into()
 }
 
 /// A tokio runtime for one peer client's thread.

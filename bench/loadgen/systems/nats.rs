@@ -61,9 +61,10 @@ impl System for Nats {
             let workload = &task.workload;
             // Acknowledgements arrive in publish order; one task awaits them, and the channel's
             // capacity bounds how many are outstanding.
-            let (acks, mut pending) = tokio::sync::mpsc::channel::<(u64, jetstream::context::PublishAckFuture)>(
-                workload.inflight_messages(),
-            );
+            let (acks, mut pending) = tokio::sync::mpsc::channel::<(
+                u64,
+                jetstream::context::PublishAckFuture,
+            )>(workload.inflight_messages());
             let collector = {
                 let task = task.clone();
                 tokio::spawn(async move {
@@ -86,10 +87,7 @@ impl System for Nats {
                 for _ in 0..due.messages {
                     let mut payload = BytesMut::from(&template[..]);
                     measure::stamp(&mut payload, due.stamp_ns);
-                    match context
-                        .publish(subject.clone(), Bytes::from(payload))
-                        .await
-                    {
+                    match context.publish(subject.clone(), Bytes::from(payload)).await {
                         Ok(ack) => {
                             if acks.send((due.stamp_ns, ack)).await.is_err() {
                                 break;
@@ -120,7 +118,8 @@ impl System for Nats {
                 .await?;
             task.shared.consumer_ready();
             while !task.shared.stopping() {
-                let Ok(next) = tokio::time::timeout(Duration::from_millis(100), messages.next()).await
+                let Ok(next) =
+                    tokio::time::timeout(Duration::from_millis(100), messages.next()).await
                 else {
                     continue;
                 };

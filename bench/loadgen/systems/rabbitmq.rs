@@ -149,7 +149,8 @@ impl System for Stream {
                 match next {
                     Some(Ok(delivery)) => {
                         task.shared.consumed(1, task.workload.message_bytes);
-                        if let Some(stamp_ns) = delivery.message().data().and_then(measure::stamp_of)
+                        if let Some(stamp_ns) =
+                            delivery.message().data().and_then(measure::stamp_of)
                         {
                             measure::record(&task.latency, stamp_ns, 1);
                         }
@@ -205,7 +206,10 @@ impl System for Quorum {
         tokio_runtime().block_on(async {
             let (_connection, channel) = self.channel().await?;
             let mut arguments = FieldTable::default();
-            arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
             for partition in 0..workload.partitions {
                 channel
                     .queue_declare(
@@ -225,13 +229,16 @@ impl System for Quorum {
     fn produce(&self, task: Task) -> Result<()> {
         tokio_runtime().block_on(async move {
             let (_connection, channel) = self.channel().await?;
-            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
             let workload = &task.workload;
             // Confirms arrive in publish order; one task awaits them, and the channel's
             // capacity bounds how many are outstanding.
-            let (confirms, mut pending) = tokio::sync::mpsc::channel::<(u64, lapin::PublisherConfirm)>(
-                workload.inflight_messages(),
-            );
+            let (confirms, mut pending) = tokio::sync::mpsc::channel::<(
+                u64,
+                lapin::PublisherConfirm,
+            )>(workload.inflight_messages());
             let collector = {
                 let task = task.clone();
                 tokio::spawn(async move {
@@ -316,7 +323,10 @@ impl System for Quorum {
                         // One ack with `multiple` covers every earlier delivery on the channel.
                         if unacked >= ACK_EVERY {
                             channel
-                                .basic_ack(delivery.delivery_tag, BasicAckOptions { multiple: true })
+                                .basic_ack(
+                                    delivery.delivery_tag,
+                                    BasicAckOptions { multiple: true },
+                                )
                                 .await?;
                             unacked = 0;
                         }

@@ -35,7 +35,8 @@ impl Redis {
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection> {
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
         Ok(self
             .client
             .get_multiplexed_async_connection_with_config(&config)

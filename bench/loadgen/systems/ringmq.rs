@@ -87,15 +87,22 @@ impl System for Ringmq {
         runtime::block_on(async move {
             let client = Client::connect(&self.address).await?;
             let workload = &task.workload;
-            let template = BatchTemplate::new(workload.messages_per_batch(), workload.message_bytes);
+            let template =
+                BatchTemplate::new(workload.messages_per_batch(), workload.message_bytes);
             let in_flight = Rc::new(Cell::new(0usize));
             let released = Rc::new(Notify::default());
             let mut pacer = Pacer::new(workload, task.index, task.shared.clone());
             while let Some(due) = pacer.next() {
-                if let Some(wait) = due.intended.checked_duration_since(std::time::Instant::now()) {
+                if let Some(wait) = due
+                    .intended
+                    .checked_duration_since(std::time::Instant::now())
+                {
                     runtime::sleep(wait).await;
                 }
-                wait_until(&released, || in_flight.get() < workload.inflight_batch_limit()).await;
+                wait_until(&released, || {
+                    in_flight.get() < workload.inflight_batch_limit()
+                })
+                .await;
                 in_flight.set(in_flight.get() + 1);
                 let records = template.stamped(due.stamp_ns);
                 let (client, task, in_flight, released) = (
@@ -200,7 +207,10 @@ async fn consume_partition(client: &Client, task: &Task, partition: u32) {
                 task.shared.consumed(count, task.workload.message_bytes);
                 // Every record of a batch was due at the same time: one stamp stands for all.
                 if let Some(first) = batch::records::first_record(framed)
-                    && let Some(stamp_ns) = first.record.value.and_then(|value| measure::stamp_of(&value))
+                    && let Some(stamp_ns) = first
+                        .record
+                        .value
+                        .and_then(|value| measure::stamp_of(&value))
                 {
                     measure::record(&task.latency, stamp_ns, count);
                 }
