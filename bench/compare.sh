@@ -8,7 +8,7 @@
 # (bench/loadgen, one driver per system), and stops it by pid. Writes every run's JSON,
 # summary.md (tables and ringmq/peer ratios) and PNG plots to bench/results/<date>/compare/.
 #
-# Default (~20 min): 100 B and 1 KiB; 1 producer + 1 consumer at the maximum rate (3 runs,
+# Default (~20 min on 2 cores): 100 B and 1 KiB; 1 producer + 1 consumer at the maximum rate (3 runs,
 # median), 4 + 4 at the maximum rate, 1 + 1 at 25/50/75% of the setup's own median maximum,
 # and a backlog of 1 KiB messages (up to 2 GB or 15 s of producing, no consumer) then drained
 # (for up to 20 s).
@@ -44,8 +44,14 @@ install_peers
 cargo build --release --quiet --features peers --bin ringmq --bin ringmq-loadgen
 gen=target/release/ringmq-loadgen
 
-echo "== the machine's limits" >&2
-"$gen" --limits-dir "$WORK" --limits-bytes $(( quick ? 268435456 : 1073741824 )) --json "$out/limits.json" >/dev/null
+# The machine's limits, at the start and again at the end: the report takes the better of the
+# two, so a disk that was busy flushing at one moment does not flatter "of limit".
+limits() { # name
+    echo "== the machine's limits ($1)" >&2
+    "$gen" --limits-dir "$WORK" --limits-bytes $(( quick ? 268435456 : 1073741824 )) \
+        --json "$out/limits-$1.json" >/dev/null
+}
+limits start
 { nproc; grep -m1 "model name" /proc/cpuinfo | cut -d: -f2; free -g | awk '/Mem:/ {print $2 " GiB"}'; uname -r;
   df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}'; } >"$out/machine.txt"
 
@@ -99,5 +105,6 @@ for setup in $setups; do
     stop_broker
 done
 
+limits end
 python3 bench/peers/report.py "$out"
 echo "results: $out/summary.md" >&2
