@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # ringmq side by side with the brokers a user would pick instead, in one run on this machine.
 #
-#   bench/compare.sh [--quick] [--setups ringmq-written,nats,...]
+#   bench/compare.sh [--quick] [--setups ringmq-written,nats,...] [--out DIR]
 #
 # Installs the peers if missing (Debian packages and PyPI), measures the machine's limits, then
 # for each setup: starts the broker on loopback, runs the workloads through its standard client
 # (bench/loadgen, one driver per system), and stops it by pid. Writes every run's JSON,
-# summary.md (tables and ringmq/peer ratios) and PNG plots to bench/results/<date>/compare/.
+# summary.md (tables and ringmq/peer ratios) and PNG plots to bench/results/<date>/compare/
+# (compare-quick/ for --quick), or to DIR, which it empties first.
 #
 # Default (~20 min on 2 cores): 100 B and 1 KiB; 1 producer + 1 consumer at the maximum rate (3 runs,
 # median), 4 + 4 at the maximum rate, 1 + 1 at 25/50/75% of the setup's own median maximum,
@@ -17,12 +18,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALL_SETUPS="ringmq-written ringmq-fsynced ringmq-kafka tansu nats nats-always redis-everysec redis-always rabbitmq-stream rabbitmq-quorum"
-quick=""; setups=$ALL_SETUPS
+quick=""; setups=$ALL_SETUPS; out=""
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) quick=1;;
         --setups) setups=${2//,/ }; shift;;
-        *) echo "usage: bench/compare.sh [--quick] [--setups a,b,...]; setups: $ALL_SETUPS" >&2; exit 2;;
+        --out) out=$2; shift;;
+        *) echo "usage: bench/compare.sh [--quick] [--setups a,b,...] [--out DIR]; setups: $ALL_SETUPS" >&2; exit 2;;
     esac
     shift
 done
@@ -34,7 +36,7 @@ else
     backlog_bytes=2000000000; backlog_seconds=15
 fi
 
-out="bench/results/$(date +%F)/compare"
+[ -n "$out" ] || out="bench/results/$(date +%F)/compare${quick:+-quick}"
 rm -rf "$out"; mkdir -p "$out"
 WORK=$(mktemp -d /tmp/ringmq-compare.XXXXXX)
 source bench/peers/lib.sh

@@ -287,51 +287,61 @@ impl System for Quorum {
         })
     }
 
+    /// A channel per queue: delivery tags rise per channel, and a multiple-ack of the latest
+    /// tag is only correct when nothing from another queue is interleaved on that channel.
     fn consume(&self, task: Task) -> Result<()> {
         tokio_runtime().block_on(async move {
-            let (_connection, channel) = self.channel().await?;
-            channel
-                .basic_qos(PREFETCH, BasicQosOptions::default())
-                .await?;
+            let connection =
+                Connection::connect(&self.uri, ConnectionProperties::default()).await?;
+            let mut channels = Vec::new();
             let mut consumers = Vec::new();
-            for partition in task.workload.partitions_of_consumer(task.index) {
-                consumers.push(
-                    channel
-                        .basic_consume(
-                            partition_name(&task.topic, partition).into(),
-                            format!("bench-{}-{partition}", task.index).into(),
-                            BasicConsumeOptions::default(),
-                            FieldTable::default(),
-                        )
-                        .await?,
-                );
+            for (slot, partition) in task
+                .workload
+                .partitions_of_consumer(task.index)
+                .into_iter()
+                .enumerate()
+            {
+                let channel = connection.create_channel().await?;
+                channel
+                    .basic_qos(PREFETCH, BasicQosOptions::default())
+                    .await?;
+                let consumer = channel
+                    .basic_consume(
+                        partition_name(&task.topic, partition).into(),
+                        format!("bench-{}-{partition}", task.index).into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                consumers.push(consumer.map(move |delivery| (slot, delivery)));
+                channels.push((channel, 0u64));
             }
             let mut deliveries = futures_util::stream::select_all(consumers);
             task.shared.consumer_ready();
-            let mut unacked = 0u64;
             while !task.shared.stopping() {
                 let Ok(next) = tokio::time::timeout(POLL_INTERVAL, deliveries.next()).await else {
                     continue;
                 };
                 match next {
-                    Some(Ok(delivery)) => {
+                    Some((slot, Ok(delivery))) => {
                         task.shared.consumed(1, task.workload.message_bytes);
                         if let Some(stamp_ns) = measure::stamp_of(&delivery.data) {
                             measure::record(&task.latency, stamp_ns, 1);
                         }
-                        unacked += 1;
+                        let (channel, unacked) = &mut channels[slot];
+                        *unacked += 1;
                         // One ack with `multiple` covers every earlier delivery on the channel.
-                        if unacked >= ACK_EVERY {
+                        if *unacked >= ACK_EVERY {
                             channel
                                 .basic_ack(
                                     delivery.delivery_tag,
                                     BasicAckOptions { multiple: true },
                                 )
                                 .await?;
-                            unacked = 0;
+                            *unacked = 0;
                         }
                     }
-                    Some(Err(error)) => task.shared.error("consume", error),
+                    Some((_, Err(error))) => task.shared.error("consume", error),
                     None => break,
                 }
             }
