@@ -49,10 +49,7 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, stamp_ns: Self::DeliveryOpaque) {
         match result {
-            Ok(_) => {
-                measure::record(&self.0.latency, *stamp_ns, 1);
-                self.0.shared.published(1, self.0.workload.message_bytes);
-            }
+            Ok(_) => self.0.acknowledged(*stamp_ns, 1),
             Err((error, _)) => self.0.shared.error("delivery", error),
         }
     }
@@ -174,10 +171,7 @@ impl System for Kafka {
         while !task.shared.stopping() {
             match consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(message)) => {
-                    task.shared.consumed(1, task.workload.message_bytes);
-                    if let Some(stamp_ns) = message.payload().and_then(measure::stamp_of) {
-                        measure::record(&task.latency, stamp_ns, 1);
-                    }
+                    task.delivered(message.payload(), 1);
                     become_ready(&mut ready);
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {

@@ -30,6 +30,24 @@ pub struct Task {
     pub latency: Recorder,
 }
 
+impl Task {
+    /// A producer's `messages` sent together were acknowledged: count them, and time them from
+    /// their stamp.
+    pub fn acknowledged(&self, stamp_ns: u64, messages: u64) {
+        crate::measure::record(&self.latency, stamp_ns, messages);
+        self.shared.published(messages, self.workload.message_bytes);
+    }
+
+    /// A consumer received `messages` that were due together, carrying `payload`'s stamp (one
+    /// stamp stands for a batch whose records were all due at the same time).
+    pub fn delivered(&self, payload: Option<&[u8]>, messages: u64) {
+        self.shared.consumed(messages, self.workload.message_bytes);
+        if let Some(stamp_ns) = payload.and_then(crate::measure::stamp_of) {
+            crate::measure::record(&self.latency, stamp_ns, messages);
+        }
+    }
+}
+
 pub trait System: Send + Sync {
     /// Creates the topic with `workload.partitions` partitions (or the nearest equivalent).
     fn create(&self, topic: &str, workload: &Workload) -> Result<()>;
@@ -88,6 +106,40 @@ pub fn ensure_known(name: &str) -> Result<()> {
 
 fn unknown(name: &str) -> Box<dyn std::error::Error + Send + Sync> {
     format!("unknown system {name}; one of {}", NAMES.join(", ")).into()
+}
+
+/// For clients whose publish returns a future of its acknowledgement, and whose
+/// acknowledgements arrive in publish order: one task awaits them in turn, and the channel's
+/// capacity (`inflight_messages`) bounds how many are outstanding. `accepted` tells a positive
+/// acknowledgement from a refusal. Send each future with its stamp; drop the sender and await
+/// the task to wait for the last acknowledgement.
+#[cfg(feature = "peers")]
+fn in_order_acks<F, T, E>(
+    task: &Task,
+    accepted: fn(&T) -> bool,
+) -> (
+    tokio::sync::mpsc::Sender<(u64, F)>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    F: std::future::IntoFuture<Output = std::result::Result<T, E>> + Send + 'static,
+    F::IntoFuture: Send,
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let (sender, mut pending) =
+        tokio::sync::mpsc::channel::<(u64, F)>(task.workload.inflight_messages());
+    let task = task.clone();
+    let collector = tokio::spawn(async move {
+        while let Some((stamp_ns, ack)) = pending.recv().await {
+            match ack.await {
+                Ok(answer) if accepted(&answer) => task.acknowledged(stamp_ns, 1),
+                Ok(_) => task.shared.error("publish", "refused by the broker"),
+                Err(error) => task.shared.error("publish", error),
+            }
+        }
+    });
+    (sender, collector)
 }
 
 /// A tokio runtime for one peer client's thread.

@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use super::{Result, System, Task, tokio_runtime};
+use super::{Result, System, Task, in_order_acks, tokio_runtime};
 use crate::measure::{self, Pacer, Workload};
 
 pub struct Nats {
@@ -59,26 +59,8 @@ impl System for Nats {
         tokio_runtime().block_on(async move {
             let context = self.context().await?;
             let workload = &task.workload;
-            // Acknowledgements arrive in publish order; one task awaits them, and the channel's
-            // capacity bounds how many are outstanding.
-            let (acks, mut pending) = tokio::sync::mpsc::channel::<(
-                u64,
-                jetstream::context::PublishAckFuture,
-            )>(workload.inflight_messages());
-            let collector = {
-                let task = task.clone();
-                tokio::spawn(async move {
-                    while let Some((stamp_ns, ack)) = pending.recv().await {
-                        match ack.await {
-                            Ok(_) => {
-                                measure::record(&task.latency, stamp_ns, 1);
-                                task.shared.published(1, task.workload.message_bytes);
-                            }
-                            Err(error) => task.shared.error("publish ack", error),
-                        }
-                    }
-                })
-            };
+            let (acks, collector) =
+                in_order_acks::<jetstream::context::PublishAckFuture, _, _>(&task, |_| true);
             let template = measure::payload(workload.message_bytes);
             let mut pacer = Pacer::new(workload, task.index, task.shared.clone());
             while let Some(due) = pacer.next() {
@@ -124,12 +106,7 @@ impl System for Nats {
                     continue;
                 };
                 match next {
-                    Some(Ok(message)) => {
-                        task.shared.consumed(1, task.workload.message_bytes);
-                        if let Some(stamp_ns) = measure::stamp_of(&message.payload) {
-                            measure::record(&task.latency, stamp_ns, 1);
-                        }
-                    }
+                    Some(Ok(message)) => task.delivered(Some(&message.payload), 1),
                     Some(Err(error)) => task.shared.error("consume", error),
                     None => break,
                 }

@@ -18,7 +18,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rabbitmq_stream_client::types::{Message, OffsetSpecification};
 use rabbitmq_stream_client::{Environment, NoDedup, Producer};
 
-use super::{Result, System, Task, tokio_runtime};
+use super::{Result, System, Task, in_order_acks, tokio_runtime};
 use crate::measure::{self, Pacer, Workload};
 
 fn partition_name(topic: &str, partition: u32) -> String {
@@ -102,8 +102,7 @@ impl System for Stream {
                         async move {
                             match confirmation {
                                 Ok(status) if status.confirmed() => {
-                                    measure::record(&task.latency, due.stamp_ns, 1);
-                                    task.shared.published(1, task.workload.message_bytes);
+                                    task.acknowledged(due.stamp_ns, 1)
                                 }
                                 Ok(_) => task.shared.error("publish", "not confirmed"),
                                 Err(error) => task.shared.error("publish", error),
@@ -147,14 +146,7 @@ impl System for Stream {
                     continue;
                 };
                 match next {
-                    Some(Ok(delivery)) => {
-                        task.shared.consumed(1, task.workload.message_bytes);
-                        if let Some(stamp_ns) =
-                            delivery.message().data().and_then(measure::stamp_of)
-                        {
-                            measure::record(&task.latency, stamp_ns, 1);
-                        }
-                    }
+                    Some(Ok(delivery)) => task.delivered(delivery.message().data(), 1),
                     Some(Err(error)) => task.shared.error("consume", error),
                     None => break,
                 }
@@ -233,27 +225,8 @@ impl System for Quorum {
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
             let workload = &task.workload;
-            // Confirms arrive in publish order; one task awaits them, and the channel's
-            // capacity bounds how many are outstanding.
-            let (confirms, mut pending) = tokio::sync::mpsc::channel::<(
-                u64,
-                lapin::PublisherConfirm,
-            )>(workload.inflight_messages());
-            let collector = {
-                let task = task.clone();
-                tokio::spawn(async move {
-                    while let Some((stamp_ns, confirm)) = pending.recv().await {
-                        match confirm.await {
-                            Ok(confirmation) if confirmation.is_ack() => {
-                                measure::record(&task.latency, stamp_ns, 1);
-                                task.shared.published(1, task.workload.message_bytes);
-                            }
-                            Ok(_) => task.shared.error("publish", "nacked"),
-                            Err(error) => task.shared.error("publish", error),
-                        }
-                    }
-                })
-            };
+            let (confirms, collector) =
+                in_order_acks::<lapin::PublisherConfirm, _, _>(&task, lapin::Confirmation::is_ack);
             let persistent = BasicProperties::default().with_delivery_mode(2);
             let mut payload = measure::payload(workload.message_bytes);
             let mut pacer = Pacer::new(workload, task.index, task.shared.clone());
@@ -324,10 +297,7 @@ impl System for Quorum {
                 };
                 match next {
                     Some((slot, Ok(delivery))) => {
-                        task.shared.consumed(1, task.workload.message_bytes);
-                        if let Some(stamp_ns) = measure::stamp_of(&delivery.data) {
-                            measure::record(&task.latency, stamp_ns, 1);
-                        }
+                        task.delivered(Some(&delivery.data), 1);
                         let (channel, unacked) = &mut channels[slot];
                         *unacked += 1;
                         // One ack with `multiple` covers every earlier delivery on the channel.

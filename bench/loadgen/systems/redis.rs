@@ -79,11 +79,7 @@ impl System for Redis {
                 let (mut connection, task) = (connection.clone(), task.clone());
                 tokio::spawn(async move {
                     match pipeline.query_async::<()>(&mut connection).await {
-                        Ok(()) => {
-                            measure::record(&task.latency, due.stamp_ns, due.messages as u64);
-                            task.shared
-                                .published(due.messages as u64, task.workload.message_bytes);
-                        }
+                        Ok(()) => task.acknowledged(due.stamp_ns, due.messages as u64),
                         Err(error) => task.shared.error("XADD", error),
                     }
                     drop(permit);
@@ -120,14 +116,12 @@ impl System for Redis {
                     let Some(slot) = keys.iter().position(|k| *k == stream.key) else {
                         continue;
                     };
-                    task.shared
-                        .consumed(stream.ids.len() as u64, task.workload.message_bytes);
                     for entry in &stream.ids {
-                        if let Some(redis::Value::BulkString(value)) = entry.map.get("v")
-                            && let Some(stamp_ns) = measure::stamp_of(value)
-                        {
-                            measure::record(&task.latency, stamp_ns, 1);
-                        }
+                        let value = match entry.map.get("v") {
+                            Some(redis::Value::BulkString(value)) => Some(&value[..]),
+                            _ => None,
+                        };
+                        task.delivered(value, 1);
                     }
                     if let Some(last) = stream.ids.last() {
                         last_ids[slot] = last.id.clone();

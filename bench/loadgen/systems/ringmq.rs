@@ -116,11 +116,7 @@ impl System for Ringmq {
                         .produce(&task.topic, Some(due.partition), b"", acks, records)
                         .await
                     {
-                        Ok(_) => {
-                            measure::record(&task.latency, due.stamp_ns, due.messages as u64);
-                            task.shared
-                                .published(due.messages as u64, task.workload.message_bytes);
-                        }
+                        Ok(_) => task.acknowledged(due.stamp_ns, due.messages as u64),
                         Err(error) => task.shared.error("produce", error),
                     }
                     in_flight.set(in_flight.get() - 1);
@@ -204,16 +200,10 @@ async fn consume_partition(client: &Client, task: &Task, partition: u32) {
                     continue;
                 }
                 offset = last + 1;
-                task.shared.consumed(count, task.workload.message_bytes);
                 // Every record of a batch was due at the same time: one stamp stands for all.
-                if let Some(first) = batch::records::first_record(framed)
-                    && let Some(stamp_ns) = first
-                        .record
-                        .value
-                        .and_then(|value| measure::stamp_of(&value))
-                {
-                    measure::record(&task.latency, stamp_ns, count);
-                }
+                let first_value =
+                    batch::records::first_record(framed).and_then(|first| first.record.value);
+                task.delivered(first_value.as_deref(), count);
             }
         }
     }
