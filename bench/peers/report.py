@@ -162,8 +162,8 @@ def main(out):
         lines += [
             f"### {size} B, 1 producer, 1 consumer",
             "",
-            "| setup | % of own max | target msg/s | achieved | publish p50 / p99 / p99.9 / p99.99 / max | end-to-end p50 / p99 / p99.9 / p99.99 / max |",
-            "|---|---|---|---|---|---|",
+            "| setup | % of own max | target msg/s | achieved | of limit | publish p50 / p99 / p99.9 / p99.99 / max | end-to-end p50 / p99 / p99.9 / p99.99 / max |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name in names:
             for kind in sorted(k for (n, k, s, _) in runs if n == name and s == size and k.startswith("rate")):
@@ -172,6 +172,7 @@ def main(out):
                     f"{median(r, f'aggregated{which}Latency{p}'):.2f}" for p in ["50pct", "99pct", "999pct", "9999pct", "Max"])
                 lines.append(
                     f"| {name} | {kind[4:]} | {fmt_rate(r[0]['workload']['targetRate'])} | {fmt_rate(median(r, 'publishRate'))} | "
+                    f"{median(r, 'publishThroughputMBps') / class_limit_mbps(limits, setups[name]['class']):.2f} | "
                     f"{pct('Publish')} | {pct('EndToEnd')} |")
         lines.append("")
 
@@ -180,15 +181,16 @@ def main(out):
         lines += [
             "## Backlog: 1 KiB messages produced with no consumer (up to 2 GB or 15 s), then drained (for up to 20 s)",
             "",
-            "| setup | backlog MB | produce MB/s | drain MB/s | drained | broker CPU s per GB | broker RSS MB |",
-            "|---|---|---|---|---|---|---|",
+            "| setup | backlog MB | produce MB/s | of limit | drain MB/s | of loopback | drained | broker CPU s per GB | broker RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, r in backlog:
             r = r[0]
             done = "all" if r["messagesConsumed"] >= r["messagesPublished"] else f"{r['messagesConsumed'] / max(r['messagesPublished'], 1):.0%} in 20 s"
             lines.append(
                 f"| {name} | {r['messagesPublished'] * r['workload']['messageSize'] / 1e6:.0f} | {r['publishThroughputMBps']:.0f} | "
-                f"{r['consumeThroughputMBps']:.0f} | {done} | {r['brokerCpuSecondsPerGB']:.1f} | {r['brokerRssMaxMB']:.0f} |")
+                f"{r['publishThroughputMBps'] / class_limit_mbps(limits, setups[name]['class']):.2f} | "
+                f"{r['consumeThroughputMBps']:.0f} | {r['consumeThroughputMBps'] / limits['loopbackTcpMBps']:.2f} | {done} | {r['brokerCpuSecondsPerGB']:.1f} | {r['brokerRssMaxMB']:.0f} |")
         lines.append("")
 
     lines += [
