@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The broker benchmark: the load generator (bench/loadgen.rs) over the workloads of issue 3,
+# The broker benchmark: the load generator (bench/loadgen/) over the workloads of issue 3,
 # each run RUNS times; writes every run's JSON and a median summary to bench/results/<date>/broker/.
 #   bench/broker.sh [--quick]
 # Generator and broker share this machine's cores (as any peer measured the same way would).
