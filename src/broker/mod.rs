@@ -96,6 +96,22 @@ impl Lifecycle {
             futures_util::future::Either::Right(_) => None,
         }
     }
+
+    /// Reads more of a client's bytes into `buffer` (room for the rest of a frame whose length
+    /// is known, and at least `chunk_bytes`), unless the shard starts stopping. None when the
+    /// connection is done: the stream ended, failed, or the shard is stopping.
+    pub async fn read_more(
+        &self,
+        stream: &mut crate::runtime::TcpStream,
+        mut buffer: bytes::BytesMut,
+        chunk_bytes: usize,
+    ) -> Option<bytes::BytesMut> {
+        buffer.reserve(crate::protocol::codec::read_room(&buffer, chunk_bytes));
+        let (result, buffer) = self
+            .unless_stopping(crate::runtime::read_some(stream, buffer))
+            .await?;
+        matches!(result, Ok(read) if read > 0).then_some(buffer)
+    }
 }
 
 impl ShardState {

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::broker::ShardState;
-use crate::protocol::codec::{FrameStatus, frame_status, read_room};
+use crate::protocol::codec::{FrameStatus, frame_status};
 use crate::runtime::{self, Notify, TcpListener, TcpStream};
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -120,18 +120,14 @@ async fn read_loop(
                 }
             }
         }
-        buffer.reserve(read_room(&buffer, READ_CHUNK_BYTES));
-        let Some((result, returned)) = state
+        let Some(more) = state
             .lifecycle
-            .unless_stopping(runtime::read_some(&mut stream, buffer))
+            .read_more(&mut stream, buffer, READ_CHUNK_BYTES)
             .await
         else {
             return;
         };
-        buffer = returned;
-        if !matches!(result, Ok(read) if read > 0) {
-            return;
-        }
+        buffer = more;
     }
 }
 

@@ -17,9 +17,7 @@ use zerocopy::FromBytes;
 
 use super::Gate;
 use crate::broker::{self, ShardState};
-use crate::protocol::codec::{
-    FrameStatus, REQUEST_HEADER_BYTES, RequestHeader, frame_status, read_room,
-};
+use crate::protocol::codec::{FrameStatus, REQUEST_HEADER_BYTES, RequestHeader, frame_status};
 use crate::protocol::messages::{ApiKey, SUPPORTED_APIS, encode_response};
 use crate::protocol::{ErrorCode, ProtocolError, Request};
 use crate::runtime::{self, Notify, TcpStream};
@@ -107,19 +105,14 @@ async fn read_loop(
         if !wait_for_room(state, gate, connection).await {
             return;
         }
-        buffer.reserve(read_room(&buffer, READ_CHUNK_BYTES));
-        let Some((result, returned)) = state
+        let Some(more) = state
             .lifecycle
-            .unless_stopping(runtime::read_some(&mut stream, buffer))
+            .read_more(&mut stream, buffer, READ_CHUNK_BYTES)
             .await
         else {
             return;
         };
-        buffer = returned;
-        match result {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        buffer = more;
     }
 }
 
