@@ -62,10 +62,18 @@ impl Workload {
         self.inflight_messages().div_ceil(self.messages_per_batch())
     }
 
-    /// The partitions producer `index` writes to, in the order the pacer first picks them.
+    /// The partition producer `index` sends its `sequence`-th batch to: producers interleave
+    /// over all partitions.
+    fn partition_of(&self, index: usize, sequence: u64) -> u32 {
+        ((sequence as usize * self.producers + index) % self.partitions as usize) as u32
+    }
+
+    /// The partitions producer `index` writes to (drivers that open one producer per
+    /// partition make them before the clock starts).
+    #[cfg_attr(not(feature = "peers"), allow(dead_code))]
     pub fn partitions_of_producer(&self, index: usize) -> Vec<u32> {
-        let mut partitions: Vec<u32> = (0..self.partitions as usize)
-            .map(|sequence| ((sequence * self.producers + index) % self.partitions as usize) as u32)
+        let mut partitions: Vec<u32> = (0..self.partitions as u64)
+            .map(|sequence| self.partition_of(index, sequence))
             .collect();
         partitions.sort_unstable();
         partitions.dedup();
@@ -234,9 +242,7 @@ impl Pacer {
                 return None;
             }
         }
-        // Keep in step with Workload::partitions_of_producer.
-        let partition = ((self.sequence as usize * self.workload.producers + self.index)
-            % self.workload.partitions as usize) as u32;
+        let partition = self.workload.partition_of(self.index, self.sequence);
         self.sequence += 1;
         Some(Due {
             intended,
