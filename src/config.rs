@@ -45,8 +45,16 @@ pub struct BrokerConfig {
     pub topic_partitions_max: u32,
     /// How often each consumer group's committed offsets and lag are published as metrics.
     pub group_lag_interval_ms: u64,
-    /// How long a shutdown waits for in-flight requests before closing the logs anyway.
+    /// How long a shutdown waits for in-flight requests before closing the logs anyway; also how
+    /// long closing one log (its last write and fdatasync) may take before shutdown goes on.
     pub shutdown_grace_ms: u64,
+    /// How long a request waits for another shard to answer (queueing included) before it fails
+    /// with `timed_out`. Longer than any wait a request may ask for (a long poll, a rebalance of
+    /// up to 300 s): it only ends waits on a shard that has stopped making progress.
+    pub shard_call_timeout_ms: u64,
+    /// How long start-up (recovery of every log included) may take before the broker gives up
+    /// and exits with an error.
+    pub startup_timeout_ms: u64,
     /// The log settings a new topic starts with; CreateTopic's configs override them.
     pub topic_defaults: LogConfig,
 }
@@ -71,6 +79,8 @@ impl Default for BrokerConfig {
             topic_partitions_max: 4096,
             group_lag_interval_ms: 5_000,
             shutdown_grace_ms: 10_000,
+            shard_call_timeout_ms: 330_000,
+            startup_timeout_ms: 600_000,
             topic_defaults: LogConfig::default(),
         }
     }
@@ -157,6 +167,15 @@ impl BrokerConfig {
             (
                 self.topic_partitions_max >= 1,
                 "topic_partitions_max must be at least 1",
+            ),
+            (
+                self.shard_call_timeout_ms
+                    > u64::from(self.fetch_wait_ms_max).max(self.produce_queue_wait_ms_max),
+                "shard_call_timeout_ms must be longer than fetch_wait_ms_max and produce_queue_wait_ms_max",
+            ),
+            (
+                self.startup_timeout_ms >= 1,
+                "startup_timeout_ms must be at least 1",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::topics::{self, TopicMeta, Topics};
-use super::{ShardState, partition, shutting_down};
+use super::{ShardState, partition};
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::storage::log::now_ms;
 
@@ -137,9 +138,10 @@ async fn broadcast(
 ) -> Result<(), ProtocolError> {
     for shard in 0..state.shards() {
         let (topics, change) = (topics.clone(), change.clone());
+        let deadline = Duration::from_millis(state.config.shard_call_timeout_ms);
         let outcome = state
             .mailboxes
-            .call(shard, move |target| async move {
+            .call(shard, deadline, move |target| async move {
                 *target.topics.borrow_mut() = topics;
                 match change {
                     Change::Created(meta) => partition::open_owned(&target, &meta, true).await,
@@ -150,7 +152,7 @@ async fn broadcast(
                 }
             })
             .await
-            .map_err(|_| shutting_down())?;
+            .map_err(super::call_failed)?;
         outcome.map_err(|reason| ProtocolError::new(ErrorCode::StorageFailed, reason))?;
     }
     Ok(())

@@ -17,13 +17,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use metrics::Counter;
 
 use crate::config::BrokerConfig;
 use crate::protocol::messages::SUPPORTED_APIS;
 use crate::protocol::{ErrorCode, ProtocolError, Request, Response, TopicMetadata};
-use crate::shard::{Mailboxes, ShardId, owner_of};
+use crate::shard::{CallError, Mailboxes, ShardId, owner_of};
 use crate::storage::PartitionLog;
 
 use topics::Topics;
@@ -173,20 +174,37 @@ impl ShardState {
         crate::runtime::spawn_detached(group::run_background(self.clone()));
     }
 
-    /// Writes, fsyncs and closes every log this shard owns.
+    /// Writes, fsyncs and closes every log this shard owns, all at once, each within
+    /// `shutdown_grace_ms`: a log whose disk does not answer is left to recovery at the next
+    /// start rather than hanging the shutdown.
     pub async fn close_logs(&self) {
-        group::close(self).await;
+        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
+        if crate::runtime::timeout(grace, group::close(self))
+            .await
+            .is_none()
+        {
+            tracing::error!(shard = self.id, "closing the offsets logs timed out");
+        }
         let logs: Vec<PartitionLog> = self
             .logs
             .borrow_mut()
             .drain()
             .flat_map(|(_, partitions)| partitions.into_values())
             .collect();
-        for log in logs {
-            if let Err(error) = log.close().await {
-                tracing::warn!(dir = %log.dir().display(), %error, "closing a partition log failed");
+        let closes = logs.iter().map(|log| async move {
+            match crate::runtime::timeout(grace, log.close()).await {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    tracing::warn!(dir = %log.dir().display(), %error, "closing a partition log failed")
+                }
+                None => tracing::error!(
+                    dir = %log.dir().display(),
+                    grace_ms = self.config.shutdown_grace_ms,
+                    "closing a partition log timed out; recovery will check it at the next start"
+                ),
             }
-        }
+        });
+        futures_util::future::join_all(closes).await;
     }
 
     /// Runs `work` on the shard that owns `partition` of `topic`.
@@ -236,10 +254,11 @@ impl ShardState {
             return work(self.clone()).await;
         }
         self.forwards.increment(1);
+        let deadline = Duration::from_millis(self.config.shard_call_timeout_ms);
         self.mailboxes
-            .call(target, work)
+            .call(target, deadline, work)
             .await
-            .unwrap_or_else(|_| Err(shutting_down()))
+            .unwrap_or_else(|error| Err(call_failed(error)))
     }
 
     /// Checks that `topic` exists and has `partition`, from this shard's snapshot.
@@ -293,6 +312,14 @@ pub fn shutting_down() -> ProtocolError {
     ProtocolError::new(ErrorCode::ShuttingDown, "the broker is shutting down")
 }
 
+/// The error a request gets when the shard it needed did not answer.
+pub fn call_failed(error: CallError) -> ProtocolError {
+    match error {
+        CallError::Gone => shutting_down(),
+        CallError::TimedOut(_) => ProtocolError::new(ErrorCode::TimedOut, error.to_string()),
+    }
+}
+
 /// Answers one request on the shard whose connection received it.
 pub async fn handle(state: &Rc<ShardState>, request: Request) -> Result<Response, ProtocolError> {
     match request {
@@ -311,22 +338,18 @@ pub async fn handle(state: &Rc<ShardState>, request: Request) -> Result<Response
         } => {
             topics::validate_name(&name)?;
             state
-                .mailboxes
-                .call(0, move |zero| async move {
+                .on_shard(0, move |zero| async move {
                     admin::create_topic(&zero, name, partitions, configs).await
                 })
-                .await
-                .unwrap_or_else(|_| Err(shutting_down()))?;
+                .await?;
             Ok(Response::Done)
         }
         Request::DeleteTopic { name } => {
             state
-                .mailboxes
-                .call(0, move |zero| async move {
+                .on_shard(0, move |zero| async move {
                     admin::delete_topic(&zero, name).await
                 })
-                .await
-                .unwrap_or_else(|_| Err(shutting_down()))?;
+                .await?;
             Ok(Response::Done)
         }
         Request::Produce(produce) => {

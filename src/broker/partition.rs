@@ -76,6 +76,7 @@ pub async fn produce(
     acks: AckLevel,
     records: BytesMut,
 ) -> Result<ProduceResponse, ProtocolError> {
+    crate::shard::crash::test_panic_point(topic);
     let log = state.log(topic, partition)?;
     let started = Instant::now();
     let queue_wait_max = Duration::from_millis(state.config.produce_queue_wait_ms_max);

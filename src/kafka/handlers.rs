@@ -60,7 +60,7 @@ pub fn kafka_error(code: ErrorCode) -> i16 {
         ErrorCode::CorruptBatch => 2,
         ErrorCode::UnknownTopic | ErrorCode::BadPartition => 3,
         // Retriable for Kafka clients, as ours are.
-        ErrorCode::Throttled | ErrorCode::ShuttingDown => 7,
+        ErrorCode::Throttled | ErrorCode::ShuttingDown | ErrorCode::TimedOut => 7,
         ErrorCode::RecordTooLarge => 10,
         ErrorCode::InvalidTopicName => 17,
         ErrorCode::UnsupportedVersion => 35,

@@ -57,6 +57,7 @@ error_codes! {
     ProducerFenced = 23, "producer_fenced";
     RebalanceInProgress = 24, "rebalance_in_progress";
     InconsistentGroupProtocol = 25, "inconsistent_group_protocol";
+    TimedOut = 26, "timed_out";
 }
 
 impl ErrorCode {
@@ -64,7 +65,10 @@ impl ErrorCode {
     pub fn is_retriable(self) -> bool {
         matches!(
             self,
-            ErrorCode::DiskFull | ErrorCode::Throttled | ErrorCode::ShuttingDown
+            ErrorCode::DiskFull
+                | ErrorCode::Throttled
+                | ErrorCode::ShuttingDown
+                | ErrorCode::TimedOut
         )
     }
 }

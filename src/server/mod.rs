@@ -31,7 +31,14 @@ pub struct ServerHandle {
     pub shards: usize,
     mailboxes: Mailboxes<ShardState>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    shutdown_grace: Duration,
 }
+
+/// Slack over the grace period for a shutdown phase's cross-shard call itself.
+const SHUTDOWN_PHASE_MARGIN: Duration = Duration::from_secs(5);
+/// A shard closes its logs concurrently, each bounded by the grace period; this bounds the whole
+/// phase should a shard not get to them at all.
+const CLOSE_PHASE_DEADLINE: Duration = Duration::from_secs(300);
 
 /// One shard's connection accounting: the bounds that make backpressure.
 pub(crate) struct Gate {
@@ -186,15 +193,27 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         shards,
         mailboxes,
         threads,
+        shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
     };
+    let startup_deadline =
+        std::time::Instant::now() + Duration::from_millis(config.startup_timeout_ms);
     for _ in 0..shards {
-        match ready.recv() {
+        let left = startup_deadline.saturating_duration_since(std::time::Instant::now());
+        match ready.recv_timeout(left) {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => {
                 handle.shutdown();
                 return Err(reason);
             }
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // A shard still recovering may not answer a shutdown either: leave the threads;
+                // the caller exits the process.
+                return Err(format!(
+                    "start-up did not finish within startup_timeout_ms ({} ms)",
+                    config.startup_timeout_ms
+                ));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
                 handle.shutdown();
                 return Err("a shard thread died while starting".into());
             }
@@ -333,23 +352,34 @@ impl ServerHandle {
     pub fn shutdown(self) {
         let mailboxes = self.mailboxes.clone();
         let shards = mailboxes.shards();
+        // Each phase is bounded, so that one wedged shard cannot hang the shutdown: draining
+        // waits at most the grace period, and closing waits at most the grace period per log.
+        let phase_deadline = self.shutdown_grace + SHUTDOWN_PHASE_MARGIN;
         runtime::block_on(async {
             for shard in 0..shards {
                 let _ = mailboxes
-                    .call(shard, |state| async move { state.lifecycle.set_stopping() })
-                    .await;
-            }
-            for shard in 0..shards {
-                let _ = mailboxes
-                    .call(shard, |state| async move {
-                        state.lifecycle.until_drained().await
+                    .call(shard, phase_deadline, |state| async move {
+                        state.lifecycle.set_stopping()
                     })
                     .await;
             }
             for shard in 0..shards {
                 let _ = mailboxes
-                    .call(shard, |state| async move { state.close_logs().await })
+                    .call(shard, phase_deadline, |state| async move {
+                        state.lifecycle.until_drained().await
+                    })
                     .await;
+            }
+            // Shards close their logs at the same time; each log's close has its own deadline.
+            let closes = (0..shards).map(|shard| {
+                mailboxes.call(shard, CLOSE_PHASE_DEADLINE, |state| async move {
+                    state.close_logs().await
+                })
+            });
+            for outcome in futures_util::future::join_all(closes).await {
+                if let Err(error) = outcome {
+                    tracing::error!(%error, "a shard did not finish closing its logs");
+                }
             }
         });
         for shard in 0..shards {

@@ -3,7 +3,9 @@
 //! shard with that shard's context and sends its result back through a oneshot channel.
 //!
 //! Bounded: when a target's inbox is full, the caller waits (polling with a short sleep) and the
-//! wait is counted, so a slow shard pushes back on the shards that feed it.
+//! wait is counted, so a slow shard pushes back on the shards that feed it. Every call has a
+//! deadline: a shard that is wedged (a disk that never answers) makes its callers fail with
+//! `CallError::TimedOut` instead of holding their connections and memory forever.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,10 +24,14 @@ use crate::runtime;
 type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 type Job<C> = Box<dyn FnOnce(Rc<C>) -> LocalFuture + Send>;
 
-/// The target shard stopped before it could answer.
+/// Why a cross-shard call got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the shard stopped before answering")]
-pub struct ShardGone;
+pub enum CallError {
+    #[error("the shard stopped before answering")]
+    Gone,
+    #[error("the shard did not answer within {0:?}")]
+    TimedOut(Duration),
+}
 
 struct Inbox<C> {
     queue: ArrayQueue<Job<C>>,
@@ -79,8 +85,15 @@ impl<C: 'static> Mailboxes<C> {
         self.inboxes[shard].full_waits.load(Ordering::Relaxed)
     }
 
-    /// Runs `work` on shard `target` with its context and returns its result here.
-    pub async fn call<R, F, Fut>(&self, target: ShardId, work: F) -> Result<R, ShardGone>
+    /// Runs `work` on shard `target` with its context and returns its result here, or fails once
+    /// `deadline` has passed (queueing included). On a timeout the work may still run there
+    /// later; its result is dropped.
+    pub async fn call<R, F, Fut>(
+        &self,
+        target: ShardId,
+        deadline: Duration,
+        work: F,
+    ) -> Result<R, CallError>
     where
         R: Send + 'static,
         F: FnOnce(Rc<C>) -> Fut + Send + 'static,
@@ -92,22 +105,25 @@ impl<C: 'static> Mailboxes<C> {
                 let _ = sender.send(work(context).await);
             })
         });
-        self.push(target, job).await?;
-        receiver.await.map_err(|_| ShardGone)
+        let answered = runtime::timeout(deadline, async {
+            self.push(target, job).await?;
+            receiver.await.map_err(|_| CallError::Gone)
+        });
+        answered.await.unwrap_or(Err(CallError::TimedOut(deadline)))
     }
 
-    async fn push(&self, target: ShardId, mut job: Job<C>) -> Result<(), ShardGone> {
+    async fn push(&self, target: ShardId, mut job: Job<C>) -> Result<(), CallError> {
         let inbox = &self.inboxes[target];
         loop {
             if inbox.closed.load(Ordering::Acquire) {
-                return Err(ShardGone);
+                return Err(CallError::Gone);
             }
             match inbox.queue.push(job) {
                 Ok(()) => {
                     if inbox.closed.load(Ordering::Acquire) {
                         // Closed while we pushed: drop what is queued so no caller waits forever.
                         while inbox.queue.pop().is_some() {}
-                        return Err(ShardGone);
+                        return Err(CallError::Gone);
                     }
                     inbox.waker.wake();
                     return Ok(());
@@ -150,11 +166,65 @@ impl<C: 'static> Mailboxes<C> {
         .await
     }
 
-    /// Stops `shard`'s inbox: queued jobs are dropped (their callers get `ShardGone`).
+    /// Stops `shard`'s inbox: queued jobs are dropped (their callers get `CallError::Gone`).
     pub fn close(&self, shard: ShardId) {
         let inbox = &self.inboxes[shard];
         inbox.closed.store(true, Ordering::Release);
         inbox.waker.wake();
         while inbox.queue.pop().is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_to_a_shard_that_never_serves_fails_at_its_deadline() {
+        runtime::block_on(async {
+            let mailboxes: Mailboxes<()> = Mailboxes::new(1, 4);
+            let deadline = Duration::from_millis(50);
+            let outcome = mailboxes.call(0, deadline, |_| async { 7 }).await;
+            assert_eq!(outcome, Err(CallError::TimedOut(deadline)));
+        });
+    }
+
+    #[test]
+    fn a_full_inbox_counts_against_the_deadline_too() {
+        runtime::block_on(async {
+            let mailboxes: Mailboxes<()> = Mailboxes::new(1, 1);
+            let deadline = Duration::from_millis(50);
+            // The first job takes the only place and is never served; the second waits for room.
+            let first = runtime::spawn({
+                let mailboxes = mailboxes.clone();
+                async move { mailboxes.call(0, deadline, |_| async { 1 }).await }
+            });
+            let second = mailboxes.call(0, deadline, |_| async { 2 }).await;
+            assert_eq!(second, Err(CallError::TimedOut(deadline)));
+            assert!(mailboxes.full_waits(0) > 0, "the second call found no room");
+            assert_eq!(first.await.unwrap(), Err(CallError::TimedOut(deadline)));
+        });
+    }
+
+    #[test]
+    fn a_served_call_answers_and_a_closed_inbox_fails_fast() {
+        runtime::block_on(async {
+            let mailboxes: Mailboxes<u32> = Mailboxes::new(1, 4);
+            let server = runtime::spawn({
+                let mailboxes = mailboxes.clone();
+                async move { mailboxes.serve(0, Rc::new(40)).await }
+            });
+            let deadline = Duration::from_secs(10);
+            let answer = mailboxes
+                .call(0, deadline, |base| async move { *base + 2 })
+                .await;
+            assert_eq!(answer, Ok(42));
+            mailboxes.close(0);
+            let _ = server.await;
+            let refused = mailboxes
+                .call(0, deadline, |base| async move { *base })
+                .await;
+            assert_eq!(refused, Err(CallError::Gone));
+        });
     }
 }

@@ -5,9 +5,10 @@
 //! partition (`owner_of`), and how to run a piece of work on a given shard and get its result
 //! back (`Mailboxes::call`). Broker semantics above decide what that work is.
 
+pub mod crash;
 pub mod mailbox;
 
-pub use mailbox::{Mailboxes, ShardGone};
+pub use mailbox::{CallError, Mailboxes};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -24,18 +25,20 @@ pub fn owner_of(topic: &str, partition: u32, shards: usize) -> ShardId {
 }
 
 /// Starts `count` threads named `ringmq-shard-N`, pinning thread N to the Nth core when there
-/// are enough cores (pinning is skipped, not failed, where the OS refuses it).
+/// are enough cores (pinning is skipped, not failed, where the OS refuses it). A panic on any of
+/// them ends the process (see `crash`).
 pub fn spawn_threads<F>(count: usize, body: F) -> std::io::Result<Vec<std::thread::JoinHandle<()>>>
 where
     F: Fn(ShardId) + Send + Sync + Clone + 'static,
 {
+    crash::install_hook();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     (0..count)
         .map(|shard| {
             let body = body.clone();
             let core = (cores.len() >= count).then(|| cores[shard]);
             std::thread::Builder::new()
-                .name(format!("ringmq-shard-{shard}"))
+                .name(format!("{}{shard}", crash::SHARD_THREAD_PREFIX))
                 .spawn(move || {
                     if let Some(core) = core {
                         core_affinity::set_for_current(core);

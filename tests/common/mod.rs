@@ -130,7 +130,30 @@ impl Drop for TestBroker {
 /// Starts `ringmq serve` on ephemeral ports and returns it with its native protocol address,
 /// read from its "serving" log line.
 pub fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
+    serve_with_env(dir, &[])
+}
+
+/// `serve` with extra environment variables (test-only fault hooks, settings).
+pub fn serve_with_env(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let (child, address, _log) = serve_capturing(dir, env);
+    (child, address)
+}
+
+/// `serve_with_env` that also keeps every line the server logs (its stderr), for assertions.
+pub fn serve_capturing(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        .envs(env.iter().copied())
         .args([
             "serve",
             "--listen",
@@ -150,10 +173,19 @@ pub fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
     let address = loop {
         let line = lines.next().expect("serve logs before it exits").unwrap();
+        log.lock().unwrap().push_str(&line);
+        log.lock().unwrap().push('\n');
         if let Some(rest) = line.split("address=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut kept = kept.lock().unwrap();
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    });
+    (child, address, log)
 }
