@@ -1,5 +1,7 @@
-//! The files in deploy/ stay true: the alert rules and scrape config pass promtool, and every
-//! ringmq metric the dashboard and the alerts name is one a running broker exports.
+//! The files in deploy/ stay true: the alert rules and scrape configs pass promtool, every
+//! ringmq metric the dashboard and the alerts name is one a running broker exports, the systemd
+//! unit verifies and is sandboxed, the container's health check works against a real broker, and
+//! the compose file mounts files that exist.
 
 mod common;
 
@@ -37,6 +39,172 @@ fn promtool(args: &[&str]) {
 fn alert_rules_and_scrape_config_pass_promtool() {
     promtool(&["check", "rules", "deploy/prometheus/alerts.yml"]);
     promtool(&["check", "config", "deploy/prometheus/prometheus.yml"]);
+}
+
+fn deploy_file(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join("deploy").join(path)).unwrap()
+}
+
+/// Runs `systemd-analyze` with `args`; a missing tool fails the test under tools/test.
+fn systemd_analyze(args: &[&str]) -> Option<std::process::Output> {
+    match std::process::Command::new("systemd-analyze")
+        .args(args)
+        .output()
+    {
+        Ok(output) => Some(output),
+        Err(_) if std::env::var_os("RINGMQ_TEST_TOOLS").is_none() => {
+            eprintln!("systemd-analyze not installed: skipped (tools/test installs it)");
+            None
+        }
+        Err(error) => panic!("systemd-analyze is required (tools/test installs it): {error}"),
+    }
+}
+
+#[test]
+fn the_systemd_unit_verifies_runs_without_a_config_file_and_is_sandboxed() {
+    let unit = deploy_file("systemd/ringmq.service");
+    assert!(
+        !unit.contains("--config"),
+        "starts with the defaults; a config file is optional (RINGMQ_CONFIG)"
+    );
+    assert!(
+        unit.contains("DynamicUser=yes"),
+        "no user to create by hand"
+    );
+    assert!(
+        unit.contains("EnvironmentFile=-"),
+        "the environment file is optional"
+    );
+    // `verify` checks that ExecStart's binary exists: point it at the one cargo built.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ringmq.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/ringmq", env!("CARGO_BIN_EXE_ringmq")),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    let Some(verify) = systemd_analyze(&["verify", path]) else {
+        return;
+    };
+    let said = String::from_utf8_lossy(&verify.stderr).to_string();
+    assert!(verify.status.success() && said.trim().is_empty(), "{said}");
+    // The threshold is on the 0-100 scale: 30 is an overall exposure of 3.0.
+    let security =
+        systemd_analyze(&["security", "--offline=true", "--threshold=30", path]).unwrap();
+    let report = String::from_utf8_lossy(&security.stdout);
+    assert!(
+        security.status.success(),
+        "exposure above 3:\n{report}{}",
+        String::from_utf8_lossy(&security.stderr)
+    );
+}
+
+/// The `CMD` of the Containerfile's HEALTHCHECK, as the shell command it runs.
+fn health_check_command(containerfile: &str) -> String {
+    let joined = containerfile.replace("\\\n", " ");
+    let line = joined
+        .lines()
+        .find(|line| line.starts_with("HEALTHCHECK"))
+        .expect("the Containerfile has a HEALTHCHECK");
+    let json = &line[line.find("CMD [").expect("exec form") + 4..];
+    let argv: Vec<String> = serde_json::from_str(json).expect("CMD is a JSON array");
+    assert_eq!(&argv[..2], ["bash", "-c"]);
+    argv[2].clone()
+}
+
+#[test]
+fn the_container_exposes_every_listener_and_its_health_check_works() {
+    let containerfile = deploy_file("Containerfile");
+    for (setting, port) in [
+        ("RINGMQ_LISTEN", 9400),
+        ("RINGMQ_KAFKA_LISTEN", 9092),
+        ("RINGMQ_HTTP_LISTEN", 9401),
+    ] {
+        assert!(
+            containerfile.contains(&format!("{setting}=0.0.0.0:{port}")),
+            "{setting} listens on every interface"
+        );
+        let exposed = containerfile
+            .lines()
+            .find(|line| line.starts_with("EXPOSE"))
+            .unwrap();
+        assert!(exposed.contains(&port.to_string()), "port {port} exposed");
+    }
+    assert!(containerfile.contains("VOLUME /var/lib/ringmq"));
+    assert!(containerfile.contains("RINGMQ_DATA_DIR=/var/lib/ringmq"));
+
+    // The health check, run as the container would, against a real broker's /health.
+    let command = health_check_command(&containerfile);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 1);
+    let port = broker
+        .http_address()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let healthy = std::process::Command::new("bash")
+        .args(["-c", &command.replace("9401", &port)])
+        .status()
+        .unwrap();
+    assert!(
+        healthy.success(),
+        "the health check passes on a serving broker"
+    );
+    drop(broker);
+    let unhealthy = std::process::Command::new("bash")
+        .args(["-c", &command.replace("9401", &port)])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!unhealthy.success(), "and fails once it is gone");
+}
+
+#[test]
+fn the_compose_file_mounts_files_that_exist_and_its_prometheus_config_passes_promtool() {
+    let compose = deploy_file("compose/compose.yaml");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose");
+    let mut mounted = 0;
+    for line in compose.lines() {
+        let Some(volume) = line.trim().strip_prefix("- .") else {
+            continue;
+        };
+        let source = format!(".{}", volume.split(':').next().unwrap());
+        assert!(
+            root.join(&source).exists(),
+            "compose mounts {source}, which is missing"
+        );
+        mounted += 1;
+    }
+    assert!(
+        mounted >= 4,
+        "prometheus config, alerts, grafana provisioning and dashboard"
+    );
+    // Prometheus's rule_files are relative to its config: lay them out as the compose mounts do.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        deploy_file("compose/prometheus.yml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("alerts.yml"),
+        deploy_file("prometheus/alerts.yml"),
+    )
+    .unwrap();
+    promtool(&[
+        "check",
+        "config",
+        dir.path().join("prometheus.yml").to_str().unwrap(),
+    ]);
+    let provider = deploy_file("grafana/provisioning/dashboards/ringmq.yml");
+    assert!(
+        provider.contains("path: /var/lib/grafana/dashboards")
+            && compose.contains(":/var/lib/grafana/dashboards/ringmq-dashboard.json"),
+        "Grafana loads the dashboard from where compose mounts it"
+    );
 }
 
 /// Every `ringmq_...` metric name in `text`, with histogram suffixes folded to the family.
