@@ -145,21 +145,23 @@ fn the_container_exposes_every_listener_and_its_health_check_works() {
         .next()
         .unwrap()
         .to_string();
-    let healthy = std::process::Command::new("bash")
-        .args(["-c", &command.replace("9401", &port)])
-        .status()
-        .unwrap();
+    let check = || {
+        std::process::Command::new("bash")
+            .args(["-c", &command.replace("9401", &port)])
+            .output()
+            .unwrap()
+    };
+    let healthy = check();
     assert!(
-        healthy.success(),
-        "the health check passes on a serving broker"
+        healthy.status.success(),
+        "the health check passes on a serving broker: {healthy:?}"
     );
     drop(broker);
-    let unhealthy = std::process::Command::new("bash")
-        .args(["-c", &command.replace("9401", &port)])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!unhealthy.success(), "and fails once it is gone");
+    let unhealthy = check();
+    assert!(
+        !unhealthy.status.success(),
+        "and fails once it is gone: {unhealthy:?}"
+    );
 }
 
 #[test]
