@@ -500,3 +500,107 @@ fn rskafka_a_pure_rust_client_creates_produces_and_fetches() {
         }
     });
 }
+
+/// Commits in the revoke callback, as kcat -G, kafkajs and most applications do before they
+/// rejoin, and counts whether they were accepted.
+struct CommitOnRevoke {
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl rdkafka::client::ClientContext for CommitOnRevoke {}
+
+impl rdkafka::consumer::ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(partitions) = rebalance
+            && partitions.count() > 0
+            && let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            && error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+        {
+            eprintln!("commit on revoke refused: {error}");
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn commits_in_the_revoke_callback_are_accepted_so_a_joining_member_reads_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    futures_executor_block_on(admin.create_topics(
+        &[NewTopic::new("grouped", 6, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))
+    .unwrap();
+    drop(admin);
+    produce_values(&address, 0, 3000);
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, usize>::new()));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let member = |address: String, until_seen: usize| {
+        let (seen, refused) = (seen.clone(), refused.clone());
+        std::thread::spawn(move || {
+            let context = CommitOnRevoke {
+                refused: std::sync::atomic::AtomicUsize::new(0),
+            };
+            let consumer: BaseConsumer<CommitOnRevoke> = ClientConfig::new()
+                .set("bootstrap.servers", &address)
+                .set("group.id", "handover")
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "false")
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "100")
+                .create_with_context(context)
+                .unwrap();
+            consumer.subscribe(&["grouped"]).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while seen.lock().unwrap().len() < until_seen && Instant::now() < deadline {
+                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+                    let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+                    *seen.lock().unwrap().entry(value).or_default() += 1;
+                    // Paced, so that the second member joins mid-stream.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+            refused.fetch_add(
+                consumer
+                    .context()
+                    .refused
+                    .load(std::sync::atomic::Ordering::SeqCst),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            consumer.unsubscribe();
+        })
+    };
+    // The first member reads half alone, committing nothing; then a second joins, which revokes
+    // the first's partitions: its commit in the revoke callback carries everything it read.
+    let first = member(address.clone(), 3000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < 1500 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = member(address.clone(), 3000);
+    first.join().unwrap();
+    second.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3000, "every message delivered");
+    let twice: usize = seen.values().map(|count| count - 1).sum();
+    assert_eq!(
+        refused.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no commit in a revoke callback was refused"
+    );
+    assert_eq!(
+        twice, 0,
+        "nothing read twice: every read was committed on revoke"
+    );
+}

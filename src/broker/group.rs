@@ -564,10 +564,14 @@ pub async fn commit_at(
                     format!("generation {generation} is over: group {name:?} is at {current}"),
                 ));
             }
-            if kind.phase == Phase::Joining {
+            // As Kafka's coordinator: a member of the current generation may commit while the
+            // group prepares a rebalance (clients commit in their revoke callback, before they
+            // rejoin; refusing it would deliver everything since their last commit again), but
+            // not while it completes one: the generation it would commit for is already over.
+            if kind.phase == Phase::Syncing {
                 return Err(ProtocolError::new(
                     ErrorCode::RebalanceInProgress,
-                    "the group is rebalancing: join again, then commit",
+                    "the group is completing a rebalance: sync, then commit",
                 ));
             }
         } else if member_id.is_empty() {
