@@ -604,3 +604,49 @@ fn commits_in_the_revoke_callback_are_accepted_so_a_joining_member_reads_nothing
         "nothing read twice: every read was committed on revoke"
     );
 }
+
+#[test]
+fn a_group_whose_members_all_left_mid_rebalance_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    futures_executor_block_on(admin.create_topics(
+        &[NewTopic::new("grouped", 2, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))
+    .unwrap();
+    // Two members share the partitions; one leaves, which starts a round that waits for the
+    // other to join again, and the other leaves before it does.
+    let members = [
+        group_consumer(&address, "leaving"),
+        group_consumer(&address, "leaving"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !members
+        .iter()
+        .all(|member| member.assignment().is_ok_and(|a| a.count() == 1))
+        && Instant::now() < deadline
+    {
+        for member in &members {
+            let _ = member.poll(Duration::from_millis(20));
+        }
+    }
+    drop(members);
+    let observer = group_consumer(&address, "observer");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let groups = observer
+            .fetch_group_list(Some("leaving"), Duration::from_secs(10))
+            .unwrap();
+        let group = &groups.groups()[0];
+        let state = (group.state().to_string(), group.members().len());
+        if state.0 == "Empty" || Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(state, ("Empty".to_string(), 0));
+}

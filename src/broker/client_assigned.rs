@@ -68,6 +68,13 @@ impl ClientAssigned {
 
     /// Starts a join round (if none is running): every member must join again.
     pub fn start_round(&mut self) {
+        if self.members.is_empty() {
+            // The last member left, mid-round or not: nothing is left to wait for (Kafka's
+            // group goes Empty too).
+            self.phase = Phase::Empty;
+            self.changed.notify();
+            return;
+        }
         if self.phase == Phase::Joining {
             return;
         }
@@ -78,11 +85,7 @@ impl ClientAssigned {
             .max()
             .unwrap_or_default()
             .min(ROUND_WAIT_MAX);
-        self.phase = if self.members.is_empty() {
-            Phase::Empty
-        } else {
-            Phase::Joining
-        };
+        self.phase = Phase::Joining;
         self.round_deadline = Instant::now() + wait;
         for member in self.members.values_mut() {
             member.joined_this_round = false;
