@@ -1,8 +1,13 @@
 //! The process's Prometheus recorder, installed once. Metric names follow Prometheus
 //! conventions (`ringmq_..._total` counters, `_bytes`, `_seconds`); histograms get explicit
 //! buckets so they render as Prometheus histograms, not summaries.
+//!
+//! Series of deleted topics and groups are retired: the exporter has no way to forget a series,
+//! so `render` leaves out every sample whose labels include a retired `label="value"` pair
+//! until that name is created again.
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -55,4 +60,93 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// (label, value) pairs whose series are left out of /metrics: deleted topics and groups.
+static RETIRED: Mutex<BTreeSet<(&'static str, String)>> = Mutex::new(BTreeSet::new());
+
+/// Leaves every series labelled `label="value"` out of /metrics (a deleted topic or group).
+pub fn retire(label: &'static str, value: &str) {
+    lock_retired().insert((label, value.to_string()));
+}
+
+/// Serves `label="value"` series again (a topic or group of that name exists again).
+pub fn revive(label: &'static str, value: &str) {
+    let mut retired = lock_retired();
+    if !retired.is_empty() {
+        retired.remove(&(label, value.to_string()));
+    }
+}
+
+fn lock_retired() -> std::sync::MutexGuard<'static, BTreeSet<(&'static str, String)>> {
+    // The set stays consistent whatever a panicking holder did: it is only inserted into and
+    // removed from.
+    RETIRED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The text exposition of every metric, retired series left out.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let text = handle.render();
+    let needles: Vec<String> = lock_retired()
+        .iter()
+        .map(|(label, value)| format!("{label}=\"{}\"", escape_label_value(value)))
+        .collect();
+    if needles.is_empty() {
+        return text;
+    }
+    let mut kept = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if !line.starts_with('#') && needles.iter().any(|needle| has_label(line, needle)) {
+            continue;
+        }
+        kept.push_str(line);
+    }
+    kept
+}
+
+/// Whether a sample line's label set holds `needle` (`label="value"`) as a whole pair.
+fn has_label(line: &str, needle: &str) -> bool {
+    let Some(labels) = line.split_once('{').map(|(_, rest)| rest) else {
+        return false;
+    };
+    labels.match_indices(needle).any(|(at, _)| {
+        let before = if at == 0 {
+            Some('{')
+        } else {
+            labels[..at].chars().next_back()
+        };
+        let after = labels[at + needle.len()..].chars().next();
+        (at == 0 || before == Some(',')) && matches!(after, Some(',') | Some('}'))
+    })
+}
+
+/// Prometheus's escaping of a label value.
+fn escape_label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retired_pair_matches_whole_label_pairs_only() {
+        let line = "ringmq_group_lag{group=\"billing\",topic=\"orders\",partition=\"0\"} 3\n";
+        assert!(has_label(line, "topic=\"orders\""));
+        assert!(has_label(line, "group=\"billing\""));
+        assert!(has_label(line, "partition=\"0\""));
+        assert!(!has_label(line, "topic=\"order\""));
+        assert!(!has_label(line, "group=\"bill\""));
+        assert!(!has_label("ringmq_x 1\n", "topic=\"orders\""));
+        assert!(!has_label(
+            "ringmq_y{subtopic=\"orders\"} 1\n",
+            "topic=\"orders\""
+        ));
+        assert_eq!(escape_label_value("a\"b\\c"), "a\\\"b\\\\c");
+    }
 }

@@ -728,6 +728,79 @@ fn consumers_start_at_earliest_latest_offset_or_timestamp_and_deleted_topics_go(
     });
 }
 
+/// The /metrics text, once `ready` holds for it (or after 10 s).
+fn scrape_until(http: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut stream = raw_connect(http);
+        stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split_once("\r\n\r\n").unwrap().1.to_string();
+        if ready(&body) || Instant::now() > deadline {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn deleted_topics_and_groups_drop_their_series_and_metrics_stay_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ringmq::config::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: "127.0.0.1:0".into(),
+        kafka_listen: String::new(),
+        shards: 2,
+        group_lag_interval_ms: 50,
+        ..Default::default()
+    };
+    let broker = TestBroker::start_with(config);
+    let http = broker.http_address();
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        for topic in ["kept", "gone"] {
+            client.create_topic(topic, 1, &[]).await.unwrap();
+            client
+                .produce(topic, Some(0), b"", AckLevel::Fsynced, one_record(b"m"))
+                .await
+                .unwrap();
+        }
+        for group in ["staying", "dropped"] {
+            client
+                .commit_offsets(group, "", 0, vec![("kept".into(), 0, 1)])
+                .await
+                .unwrap();
+        }
+    });
+    let before = scrape_until(&http, |body| body.contains("group=\"dropped\""));
+    assert!(
+        before.contains("topic=\"gone\""),
+        "the topic's series exist first"
+    );
+    assert!(before.contains("group=\"dropped\""), "and the group's");
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.delete_topic("gone").await.unwrap();
+        client.delete_group("dropped").await.unwrap();
+    });
+    let after = scrape_until(&http, |_| true);
+    assert!(!after.contains("topic=\"gone\""), "{after}");
+    assert!(!after.contains("group=\"dropped\""), "{after}");
+    assert!(after.contains("ringmq_log_end_offset{topic=\"kept\",partition=\"0\"} 1"));
+    assert!(after.contains("ringmq_group_lag{group=\"staying\""));
+    promtool_check_metrics(&after);
+
+    // A topic created again under the deleted name is served again.
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("gone", 1, &[]).await.unwrap();
+    });
+    let again = scrape_until(&http, |_| true);
+    assert!(again.contains("ringmq_log_end_offset{topic=\"gone\",partition=\"0\"} 0"));
+}
+
 #[test]
 fn metrics_are_served_in_prometheus_text_format() {
     let dir = tempfile::tempdir().unwrap();
@@ -758,36 +831,7 @@ fn metrics_are_served_in_prometheus_text_format() {
         assert!(response.contains(name), "missing {name}");
     }
     let body = response.split_once("\r\n\r\n").unwrap().1;
-    let promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    match promtool {
-        Ok(mut child) => {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(body.as_bytes())
-                .unwrap();
-            let output = child.wait_with_output().unwrap();
-            assert!(
-                output.status.success(),
-                "promtool: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Err(_)
-            if std::env::var_os("CI").is_none()
-                && std::env::var_os("RINGMQ_TEST_TOOLS").is_none() =>
-        {
-            eprintln!("promtool not installed: skipped its check (tools/test installs it)")
-        }
-        Err(error) => panic!("promtool is required (tools/test installs it): {error}"),
-    }
+    promtool_check_metrics(body);
 }
 
 #[test]
@@ -885,4 +929,38 @@ fn a_second_broker_on_a_port_in_use_fails_instead_of_sharing_it() {
         error.contains("listen on") && error.contains("in use"),
         "{error}"
     );
+}
+
+/// `promtool check metrics` on an exposition; a missing promtool fails under tools/test.
+fn promtool_check_metrics(body: &str) {
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    match promtool {
+        Ok(mut child) => {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(body.as_bytes())
+                .unwrap();
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Err(_)
+            if std::env::var_os("CI").is_none()
+                && std::env::var_os("RINGMQ_TEST_TOOLS").is_none() =>
+        {
+            eprintln!("promtool not installed: skipped its check (tools/test installs it)")
+        }
+        Err(error) => panic!("promtool is required (tools/test installs it): {error}"),
+    }
 }

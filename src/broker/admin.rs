@@ -93,6 +93,7 @@ pub async fn create_topic(
     let next = Arc::new(Topics { by_name });
     save(state, &next)?;
     tracing::info!(topic = %name, partitions, "created topic");
+    crate::metrics::revive("topic", &name);
     broadcast(state, next, Change::Created(meta)).await
 }
 
@@ -110,6 +111,7 @@ pub async fn delete_topic(state: &ShardState, name: String) -> Result<(), Protoc
     let next = Arc::new(Topics { by_name });
     save(state, &next)?;
     tracing::info!(topic = %name, "deleted topic");
+    crate::metrics::retire("topic", &name);
     broadcast(state, next, Change::Deleted(name)).await
 }
 

@@ -722,6 +722,7 @@ pub async fn delete(state: &ShardState, name: String) -> Result<Response, Protoc
     };
     append(state, &name, tombstones).await?;
     state.coordinator.borrow_mut().groups.remove(&name);
+    crate::metrics::retire("group", &name);
     Ok(Response::Done)
 }
 
@@ -758,7 +759,12 @@ async fn publish_lag(state: &Rc<ShardState>) {
             })
             .collect()
     };
+    let mut revived = std::collections::BTreeSet::new();
     for (group, topic, partition, offset) in committed {
+        // A group of a deleted one's name commits again: its series are served again.
+        if revived.insert(group.clone()) {
+            crate::metrics::revive("group", &group);
+        }
         let Ok(Response::ListOffsets { high_watermark, .. }) =
             super::list_offsets_anywhere(state, topic.clone(), partition, OffsetSpec::Latest).await
         else {

@@ -282,7 +282,7 @@ impl ShardState {
 
 /// Registers the help text of every metric the broker layer emits.
 pub fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(
         "ringmq_produce_latency_seconds",
         Unit::Seconds,
@@ -291,7 +291,15 @@ pub fn describe_metrics() {
     describe_histogram!(
         "ringmq_fetch_latency_seconds",
         Unit::Seconds,
-        "Time to answer a fetch on the owner shard, long-poll wait included."
+        "Time the owner shard spent reading for a fetch, long-poll waiting excluded."
+    );
+    describe_gauge!(
+        "ringmq_group_committed_offset",
+        "A consumer group's committed offset for a partition."
+    );
+    describe_gauge!(
+        "ringmq_group_lag",
+        "Records a consumer group has not committed: the partition's end offset minus the group's committed offset."
     );
     describe_counter!(
         "ringmq_partition_fetched_bytes_total",

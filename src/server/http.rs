@@ -36,7 +36,11 @@ async fn answer(mut stream: TcpStream, handle: PrometheusHandle) {
         parts.next().unwrap_or_default(),
     );
     let (status, content_type, body) = match (method, path) {
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", handle.render()),
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4",
+            crate::metrics::render(&handle),
+        ),
         ("GET", "/health") => ("200 OK", "text/plain", "ok\n".to_string()),
         ("GET", _) => (
             "404 Not Found",
