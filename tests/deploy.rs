@@ -238,7 +238,24 @@ fn the_dashboard_and_alerts_name_only_exported_metrics() {
             .as_array()
             .is_some_and(|panels| panels.len() >= 8)
     );
+    let variables: Vec<&str> = parsed["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|variable| variable["name"].as_str())
+        .collect();
+    assert!(variables.contains(&"instance") && variables.contains(&"topic"));
+    for panel in parsed["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            assert!(expr.contains("instance=~\"$instance\""), "{expr}");
+        }
+    }
     let alerts = std::fs::read_to_string(root.join("deploy/prometheus/alerts.yml")).unwrap();
+    assert!(
+        alerts.contains("ringmq_log_backpressure_waits_total"),
+        "the backpressure alert reads the counter that moves when write queues are full"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let config = ringmq::config::BrokerConfig {
