@@ -62,6 +62,7 @@ impl Drop for Closer {
 }
 
 impl Connection {
+    /// Connects to `address`, naming this client `client_id` in the broker's logs.
     pub async fn connect(address: &str, client_id: &str) -> Result<Connection, ClientError> {
         let stream = TcpStream::connect(address)
             .await
@@ -107,6 +108,7 @@ impl Connection {
             .unwrap_or_else(|_| Err(ClientError::Connection("connection closed".into())))
     }
 
+    /// Requests sent and not yet answered.
     pub fn in_flight(&self) -> usize {
         self.shared.waiting.borrow().len()
     }

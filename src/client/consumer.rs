@@ -11,14 +11,18 @@ use crate::protocol::{FetchRequest, OffsetSpec};
 /// Where a consumer starts in each partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartAt {
+    /// The first record still stored.
     Earliest,
+    /// Only records produced from now on.
     Latest,
+    /// This offset (clamped into the log when it is not there).
     Offset(u64),
     /// The first record at or after this time (milliseconds since the epoch).
     Timestamp(i64),
 }
 
 #[derive(Clone, Debug)]
+/// How a `Consumer` fetches.
 pub struct ConsumerConfig {
     /// Bytes asked for per partition per fetch.
     pub max_bytes: u32,
@@ -39,9 +43,13 @@ impl Default for ConsumerConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// One record as a `Consumer` returns it.
 pub struct ConsumedRecord {
+    /// The partition it was read from.
     pub partition: u32,
+    /// Its offset there.
     pub offset: u64,
+    /// Its key, value, timestamp and headers.
     pub record: Record,
 }
 
@@ -50,6 +58,8 @@ struct Position {
     high_watermark: u64,
 }
 
+/// Reads one topic's partitions in offset order, with long polling; not a group member (see
+/// `GroupConsumer` for that).
 pub struct Consumer {
     client: Client,
     topic: String,
@@ -110,6 +120,8 @@ impl Consumer {
             .map(|position| position.next_offset)
     }
 
+    /// Continues `partition` from `offset` at the next poll (a partition it does not read is
+    /// ignored).
     pub fn seek(&mut self, partition: u32, offset: u64) {
         if let Some(position) = self.positions.get_mut(&partition) {
             position.next_offset = offset;

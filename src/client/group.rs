@@ -16,21 +16,30 @@ use crate::protocol::{ErrorCode, FetchRequest, FetchResponse, OffsetSpec, Protoc
 /// Where to start in a partition the group has never committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OffsetReset {
+    /// The first record still stored.
     Earliest,
+    /// Only records produced from now on.
     Latest,
     /// Refuse: the caller must commit or seek first.
     Error,
 }
 
 #[derive(Clone, Debug)]
+/// How a `GroupConsumer` takes part in its group.
 pub struct GroupConfig {
+    /// The broker removes a member it has not heard from for this long.
     pub session_timeout_ms: u32,
+    /// How often `poll` heartbeats (keep it well under the session timeout).
     pub heartbeat_interval_ms: u64,
     /// range, round-robin or sticky.
     pub strategy: String,
+    /// Commit positions every `auto_commit_interval_ms` from `poll`, and at `close`.
     pub auto_commit: bool,
+    /// How often automatic commits happen.
     pub auto_commit_interval_ms: u64,
+    /// Where to start in partitions the group never committed.
     pub reset: OffsetReset,
+    /// Bytes asked for per partition per fetch.
     pub max_bytes: u32,
     /// The longest a poll waits for data (kept under the heartbeat interval).
     pub max_wait_ms: u32,
@@ -52,10 +61,15 @@ impl Default for GroupConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// One record as a `GroupConsumer` returns it.
 pub struct GroupRecord {
+    /// The topic it was read from.
     pub topic: String,
+    /// The partition it was read from.
     pub partition: u32,
+    /// Its offset there.
     pub offset: u64,
+    /// Its key, value, timestamp and headers.
     pub record: Record,
 }
 
@@ -64,6 +78,8 @@ struct Position {
     committed: Option<u64>,
 }
 
+/// A member of a consumer group: reads the partitions the broker assigns it and commits its
+/// progress (at-least-once).
 pub struct GroupConsumer {
     client: Client,
     group: String,
@@ -114,10 +130,12 @@ impl GroupConsumer {
         self.adopt(joined.generation, joined.assignment).await
     }
 
+    /// The id the broker gave this member.
     pub fn member_id(&self) -> &str {
         &self.member_id
     }
 
+    /// The group generation this member's assignment belongs to.
     pub fn generation(&self) -> u32 {
         self.generation
     }
@@ -367,7 +385,9 @@ impl GroupConsumer {
 /// Where `reset_offsets` moves a group's committed offsets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResetTo {
+    /// The first record still stored.
     Earliest,
+    /// The end of the log: nothing stored now is read again.
     Latest,
     /// The first record at or after this time (ms); the end where there is none.
     Timestamp(i64),

@@ -1,11 +1,54 @@
-//! The Rust client of the native protocol: admin calls, a batching producer and a consumer.
-//! It runs on the caller's compio runtime (one thread), like the broker's shards; the CLI, the
-//! tests and the benchmark all use it.
+//! The Rust client of the native protocol: admin calls, a batching producer, a consumer and a
+//! consumer-group member. It runs on the caller's compio runtime (one thread), like the broker's
+//! shards; the CLI, the tests and the benchmark all use it. Programs on another runtime (tokio)
+//! or on plain threads use [`ThreadedClient`], a `Send` handle that runs the client on a thread
+//! of its own.
+//!
+//! Examples that run against a broker are in `examples/` (producer, consumer, group consumer,
+//! tokio); `tests/examples.rs` runs each of them.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let broker = ringmq::server::start(ringmq::config::BrokerConfig {
+//! #     data_dir: dir.path().into(), listen: "127.0.0.1:0".into(),
+//! #     kafka_listen: String::new(), http_listen: String::new(), shards: 1,
+//! #     ..Default::default() }).unwrap();
+//! # let address = broker.address.to_string();
+//! use ringmq::batch::Record;
+//! use ringmq::client::{Client, Consumer, ConsumerConfig, Producer, ProducerConfig, StartAt};
+//!
+//! ringmq::runtime::block_on(async {
+//!     let client = Client::connect(&address).await.unwrap();
+//!     client.create_topic("orders", 2, &[]).await.unwrap();
+//!     let producer = Producer::new(client.clone(), ProducerConfig::default());
+//!     let delivery = producer
+//!         .send("orders", Record::new(0, Some(b"alice"), Some(b"1 book")))
+//!         .await
+//!         .unwrap();
+//!     producer.flush().await;
+//!     let stored = delivery.await.unwrap().unwrap();
+//!     let mut consumer = Consumer::new(
+//!         client,
+//!         "orders",
+//!         Some(vec![stored.partition]),
+//!         StartAt::Earliest,
+//!         ConsumerConfig::default(),
+//!     )
+//!     .await
+//!     .unwrap();
+//!     let records = consumer.poll().await.unwrap();
+//!     assert_eq!(records[0].record.value.as_deref(), Some(&b"1 book"[..]));
+//! });
+//! # broker.shutdown();
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod connection;
 pub mod consumer;
 pub mod group;
 pub mod producer;
+pub mod threaded;
 
 use bytes::BytesMut;
 
@@ -15,6 +58,7 @@ pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 pub use group::{GroupConfig, GroupConsumer, GroupRecord, OffsetReset, ResetTo, reset_offsets};
 pub use producer::{Producer, ProducerConfig, RecordAck};
+pub use threaded::ThreadedClient;
 
 use crate::protocol::{
     ErrorCode, FetchRequest, FetchResponse, OffsetSpec, ProduceRequest, ProduceResponse,
@@ -23,6 +67,7 @@ use crate::protocol::{
 use crate::storage::AckLevel;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a client call failed.
 pub enum ClientError {
     /// The broker answered with an error.
     #[error("{0}")]
@@ -33,6 +78,7 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The broker's error code, when the broker answered with an error.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Server(error) => Some(error.code),
@@ -41,6 +87,7 @@ impl ClientError {
     }
 }
 
+/// A client call's result.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 fn unexpected(response: Response) -> ClientError {
@@ -54,12 +101,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects to the broker's native protocol at `address` (`host:port`).
     pub async fn connect(address: &str) -> Result<Client> {
         Ok(Client {
             connection: Connection::connect(address, "ringmq-rust").await?,
         })
     }
 
+    /// The connection this client sends on, for raw requests.
     pub fn connection(&self) -> &Connection {
         &self.connection
     }
@@ -75,6 +124,8 @@ impl Client {
         }
     }
 
+    /// Creates `name` with `partitions` partitions and topic settings (`configs`: key, value;
+    /// README.md lists them); `topic_exists` if it exists.
     pub async fn create_topic(
         &self,
         name: &str,
@@ -95,6 +146,7 @@ impl Client {
             .map(drop)
     }
 
+    /// Deletes `name` and its data; `unknown_topic` if there is none.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.connection
             .request(Request::DeleteTopic { name: name.into() })
@@ -138,6 +190,8 @@ impl Client {
         }
     }
 
+    /// Reads stored batches of one partition from an offset, waiting up to `max_wait_ms` for
+    /// `min_bytes`. The records are whole RecordBatch v2 bytes (`batch::records::decode`).
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse> {
         match self.connection.request(Request::Fetch(request)).await? {
             Response::Fetch(response) => Ok(response),
@@ -171,6 +225,7 @@ impl Client {
         }
     }
 
+    /// Joins a consumer group (a low-level call: `GroupConsumer` does the membership for you).
     pub async fn join_group(
         &self,
         group: &str,
@@ -192,6 +247,7 @@ impl Client {
         }
     }
 
+    /// Keeps a group membership alive and learns whether the assignment changed.
     pub async fn heartbeat(
         &self,
         group: &str,
@@ -212,6 +268,8 @@ impl Client {
         }
     }
 
+    /// Leaves a group at once, so that its partitions move without waiting for the session
+    /// timeout.
     pub async fn leave_group(&self, group: &str, member_id: &str) -> Result<()> {
         self.connection
             .request(Request::LeaveGroup {
@@ -259,6 +317,7 @@ impl Client {
         }
     }
 
+    /// Every consumer group the broker knows, with its state and member count.
     pub async fn list_groups(&self) -> Result<Vec<GroupSummary>> {
         match self.connection.request(Request::ListGroups).await? {
             Response::Groups(groups) => Ok(groups),
@@ -266,6 +325,7 @@ impl Client {
         }
     }
 
+    /// A group's members, assignments, committed offsets and lag.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         match self
             .connection
@@ -279,6 +339,7 @@ impl Client {
         }
     }
 
+    /// Deletes a group without members and its committed offsets.
     pub async fn delete_group(&self, group: &str) -> Result<()> {
         self.connection
             .request(Request::DeleteGroup {

@@ -22,12 +22,19 @@ use crate::runtime::{self, Notify};
 use crate::storage::AckLevel;
 
 #[derive(Clone, Debug)]
+/// How a `Producer` batches and sends.
 pub struct ProducerConfig {
+    /// How long a batch waits for more records before it is sent.
     pub linger_ms: u64,
+    /// A batch is sent once it holds this many bytes.
     pub batch_bytes: usize,
+    /// The codec batches are compressed with (stored as sent).
     pub compression: Compression,
+    /// When the broker acknowledges: `None`, `Written` (page cache) or `Fsynced` (on disk).
     pub acks: AckLevel,
+    /// Retries of a batch refused with a retriable error (`throttled`, `disk_full`, ...).
     pub retries: u32,
+    /// The wait before a retry.
     pub retry_backoff_ms: u64,
     /// Batches sent but not yet acknowledged; `send` waits beyond this (backpressure).
     pub inflight_batches_max: usize,
@@ -50,7 +57,9 @@ impl Default for ProducerConfig {
 /// Where an acknowledged record was stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordAck {
+    /// The partition it was stored in.
     pub partition: u32,
+    /// Its offset there.
     pub offset: u64,
 }
 
@@ -71,6 +80,8 @@ struct Shared {
 }
 
 #[derive(Clone)]
+/// Batches records per partition and sends them, keyed records to `for_key`'s partition and
+/// unkeyed ones to a sticky partition; each `send` returns a `Delivery` to await.
 pub struct Producer {
     shared: Rc<Shared>,
 }
@@ -79,6 +90,7 @@ pub struct Producer {
 pub type Delivery = oneshot::Receiver<Result<RecordAck>>;
 
 impl Producer {
+    /// A producer sending through `client` (it spawns its linger task on this thread).
     pub fn new(client: Client, config: ProducerConfig) -> Producer {
         let shared = Rc::new(Shared {
             client,
@@ -125,6 +137,7 @@ impl Producer {
         self.send_to(topic, partition, record).await
     }
 
+    /// Queues `record` for `partition` of `topic`, whatever its key.
     pub async fn send_to(&self, topic: &str, partition: u32, record: Record) -> Result<Delivery> {
         let shared = &self.shared;
         let (sender, receiver) = oneshot::channel();
