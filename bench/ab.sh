@@ -3,21 +3,19 @@
 # 1 KiB, written and fsynced, 16 partitions, one producer and one consumer, in-process broker),
 # each run RUNS times alternating A and B, so both see the same machine. Prints medians and the
 # ratio B/A; every run's JSON goes to bench/results/<date>/ab/.
-#   bench/ab.sh BASELINE_LOADGEN [CANDIDATE_LOADGEN] [--runs N] [--duration-s S] [--compressed]
+#   bench/ab.sh BASELINE_LOADGEN [CANDIDATE_LOADGEN] [--runs N] [--duration-s S]
 # CANDIDATE defaults to this tree's release build. A baseline is built from another commit with
 #   git worktree add /tmp/base REV && (cd /tmp/base && cargo build --release --bin ringmq-loadgen)
-# --compressed adds the same workloads with zstd batches (validation decompresses them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 baseline=$1; shift
 candidate=""
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then candidate=$1; shift; fi
-runs=5; duration=5; compressed=0
+runs=5; duration=5
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs=$2; shift 2 ;;
         --duration-s) duration=$2; shift 2 ;;
-        --compressed) compressed=1; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
