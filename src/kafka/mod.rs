@@ -4,7 +4,7 @@
 //! so routing to partition owners, storage and errors are exactly those of the native protocol.
 //! Record batches are Kafka's RecordBatch v2 on both sides, so they pass through untouched.
 //!
-//! This file is the adapter onto the connection layer (`server::conn`), which gives Kafka the
+//! This file is the adapter onto the connection layer (`net`), which gives Kafka the
 //! same accept path, connection cap, bounds, timeouts and shutdown drain as the native protocol.
 //! Kafka answers requests of one connection in the order they came (clients rely on it), and
 //! sends no answer at all to a produce with acks=0.
@@ -19,7 +19,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::RequestKind;
 
 use crate::broker::ShardState;
-use crate::server::conn::{Decoded, Listener, Wire, fetch_bytes_bound};
+use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 
 /// The Kafka protocol's adapter; `advertised` is the address Metadata names.
 #[derive(Clone, Copy)]

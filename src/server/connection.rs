@@ -1,4 +1,4 @@
-//! The native protocol on the connection layer (`server::conn`): how a frame decodes into a
+//! The native protocol on the connection layer (`net`): how a frame decodes into a
 //! request, how large its response can be, and how it is served. Responses go out as they
 //! complete, matched by correlation id. A frame that is too large or unreadable gets an error
 //! response, then the connection closes; nothing it sent touches any other connection.
@@ -8,8 +8,8 @@ use std::rc::Rc;
 use bytes::{Buf, Bytes, BytesMut};
 use zerocopy::FromBytes;
 
-use super::conn::{Decoded, Listener, Wire, fetch_bytes_bound};
 use crate::broker::{self, ShardState};
+use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 use crate::protocol::codec::{REQUEST_HEADER_BYTES, Reader, RequestHeader};
 use crate::protocol::messages::{ApiKey, SUPPORTED_APIS, encode_response};
 use crate::protocol::{ErrorCode, ProtocolError, Request};

@@ -1,12 +1,11 @@
 //! The network front door: one native and one Kafka listener per shard on one address each
 //! (SO_REUSEPORT), connections served on the shard that accepted them through one connection
-//! layer (`conn`), the Prometheus endpoint, and an orderly start and shutdown of all shards.
+//! layer (`net`), the Prometheus endpoint, and an orderly start and shutdown of all shards.
 //!
 //! Shutdown runs in phases across every shard so that nothing in flight is cut: stop accepting
 //! and reading, wait for every request in flight to be answered (including those forwarded to
 //! other shards), then write, fsync and close every log, then stop the shards' threads.
 
-pub mod conn;
 pub mod connection;
 pub mod http;
 
@@ -20,8 +19,8 @@ use crate::broker::{self, ShardState};
 use crate::config::BrokerConfig;
 use crate::runtime::{self, TcpListener};
 
+use crate::net::{self as conn, Gate};
 use crate::shard::{self, Mailboxes, ShardId};
-use conn::Gate;
 
 /// A running broker.
 pub struct ServerHandle {

@@ -150,3 +150,48 @@ pub(super) async fn write_loop(mut stream: TcpStream, shared: Rc<Shared>, gate: 
         shared.release_written(&gate, bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(outbox: &mut Outbox, place: Place, text: &'static str) {
+        outbox.fill(place, vec![Bytes::from_static(text.as_bytes())]);
+    }
+
+    #[test]
+    fn ordered_responses_wait_for_every_earlier_one() {
+        let mut outbox = Outbox {
+            ordered: true,
+            ..Outbox::default()
+        };
+        let (first, second, third) = (outbox.place(), outbox.place(), outbox.place());
+        filled(&mut outbox, third, "c");
+        filled(&mut outbox, second, "b");
+        assert!(
+            outbox.ready.is_empty(),
+            "nothing before the first is answered"
+        );
+        filled(&mut outbox, first, "a");
+        assert_eq!(outbox.ready, vec!["a", "b", "c"]);
+        outbox.ready.clear();
+        assert!(outbox.is_empty());
+        let fourth = outbox.place();
+        filled(&mut outbox, fourth, "d");
+        assert_eq!(
+            outbox.ready,
+            vec!["d"],
+            "numbering continues after the prefix left"
+        );
+    }
+
+    #[test]
+    fn unordered_responses_are_sendable_at_once() {
+        let mut outbox = Outbox::default();
+        let (first, second) = (outbox.place(), outbox.place());
+        filled(&mut outbox, second, "b");
+        assert_eq!(outbox.ready, vec!["b"]);
+        filled(&mut outbox, first, "a");
+        assert_eq!(outbox.ready, vec!["b", "a"]);
+    }
+}
