@@ -178,6 +178,28 @@ fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     false
 }
 
+/// The value of one sample on the broker's /metrics (0 when absent). The recorder is global to
+/// the test process, so a count may include other tests' brokers: assert at least, not exactly.
+fn metric(http_address: &str, sample: &str) -> f64 {
+    let mut stream = connect(http_address);
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn closes(http_address: &str, listener: &str, reason: &str) -> f64 {
+    let sample = format!(
+        "ringmq_connection_closes_total{{shard=\"0\",listener=\"{listener}\",reason=\"{reason}\"}}"
+    );
+    metric(http_address, &sample)
+}
+
 /// `count` records of `value_bytes` each, in one uncompressed batch.
 fn big_batch(seed: usize, count: usize, value_bytes: usize) -> BytesMut {
     let mut builder = BatchBuilder::new(Compression::None);
@@ -306,7 +328,7 @@ fn idle_connections_are_closed_on_both_listeners() {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         kafka_listen: "127.0.0.1:0".into(),
-        http_listen: String::new(),
+        http_listen: "127.0.0.1:0".into(),
         shards: 1,
         idle_timeout_ms: 300,
         ..Default::default()
@@ -326,6 +348,13 @@ fn idle_connections_are_closed_on_both_listeners() {
             "not before the timeout"
         );
     }
+    let http = broker.http_address();
+    for listener in ["native", "kafka"] {
+        assert!(
+            closes(&http, listener, "idle") >= 1.0,
+            "{listener}: counted"
+        );
+    }
     // A connection that keeps asking is not idle: ApiVersions every 100 ms for 1 s.
     let mut busy = connect(&kafka);
     for n in 0..10 {
@@ -343,7 +372,7 @@ fn a_frame_sent_too_slowly_closes_its_connection() {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         kafka_listen: "127.0.0.1:0".into(),
-        http_listen: String::new(),
+        http_listen: "127.0.0.1:0".into(),
         shards: 1,
         request_read_timeout_ms: 300,
         ..Default::default()
@@ -370,6 +399,13 @@ fn a_frame_sent_too_slowly_closes_its_connection() {
             "not before the timeout"
         );
     }
+    let http = broker.http_address();
+    for listener in ["native", "kafka"] {
+        assert!(
+            closes(&http, listener, "read_timeout") >= 1.0,
+            "{listener}: counted"
+        );
+    }
     // A whole request on a fresh connection is still served.
     let mut fine = connect(&handle.address.to_string());
     fine.write_all(&native_frame(0, 7, &[])).unwrap();
@@ -384,7 +420,7 @@ fn the_connection_cap_counts_kafka_connections_too() {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         kafka_listen: "127.0.0.1:0".into(),
-        http_listen: String::new(),
+        http_listen: "127.0.0.1:0".into(),
         shards: 1,
         connections_per_shard_max: 2,
         ..Default::default()
@@ -408,6 +444,13 @@ fn the_connection_cap_counts_kafka_connections_too() {
         assert!(
             closed_within(&mut refused, Duration::from_secs(5)),
             "{address}: over the cap"
+        );
+    }
+    let http = broker.http_address();
+    for listener in ["native", "kafka"] {
+        assert!(
+            closes(&http, listener, "refused") >= 1.0,
+            "{listener}: counted"
         );
     }
     // Once one leaves, a new Kafka connection is served again.
