@@ -33,8 +33,8 @@ pub struct BrokerConfig {
     /// Connections a shard accepts at once, native and Kafka together; further ones are closed
     /// at accept.
     pub connections_per_shard_max: usize,
-    /// A connection with no request in flight that sends nothing for this long is closed;
-    /// 0 never closes idle connections.
+    /// A connection with no request in flight on which nothing is read or written for this long
+    /// is closed (a client that reads none of its responses, too); 0 never closes idle ones.
     pub idle_timeout_ms: u64,
     /// A connection whose started frame does not complete within this long is closed;
     /// 0 waits forever.

@@ -244,11 +244,13 @@ fn clients_that_pipeline_fetches_and_never_read_hold_bounded_memory() {
     const ABUSERS_PER_PROTOCOL: usize = 2;
     const FETCHES_PER_ABUSER: usize = 300;
     const RECORDS: usize = 20_000;
+    const IDLE_TIMEOUT_MS: u64 = 3_000;
     let dir = tempfile::tempdir().unwrap();
     let settings = format!(
         "frame_bytes_max = {MIB}\nfetch_bytes_max = {MIB}\n\
          connection_inflight_bytes_max = {CONNECTION_BYTES_MAX}\n\
          shard_inflight_bytes_max = {SHARD_BYTES_MAX}\n\
+         idle_timeout_ms = {IDLE_TIMEOUT_MS}\n\
          [topic_defaults]\ntail_cache_bytes_max = 0\n"
     );
     let served = serve_with(dir.path(), &settings);
@@ -318,7 +320,39 @@ fn clients_that_pipeline_fetches_and_never_read_hold_bounded_memory() {
         baseline / MIB,
         unbounded / MIB
     );
-    drop(abusers);
+    // Reading nothing, they make no progress: closed once idle (reading, then writing, for
+    // the idle timeout each), their answers abandoned: far less arrives than they asked for.
+    std::thread::sleep(Duration::from_millis(2 * IDLE_TIMEOUT_MS + 2_000));
+    for (index, mut abuser) in abusers.into_iter().enumerate() {
+        let received = bytes_until_end(&mut abuser, Duration::from_secs(30));
+        let asked = FETCHES_PER_ABUSER as u64 * MIB / 2;
+        assert!(
+            received.is_some_and(|received| received < asked),
+            "abuser {index}: {received:?} bytes before the close, of about {asked} asked for"
+        );
+    }
+    assert!(rss_bytes(pid) < bound);
+}
+
+/// The bytes `stream` still delivers before it ends, if it ends within `limit`.
+fn bytes_until_end(stream: &mut TcpStream, limit: Duration) -> Option<u64> {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut received = 0;
+    while Instant::now() < deadline {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(received),
+            Ok(read) => received += read as u64,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(received);
+            }
+            Err(_) => {}
+        }
+    }
+    None
 }
 
 #[test]

@@ -30,8 +30,11 @@
 //!
 //! A frame whose first byte arrived more than `request_read_timeout_ms` ago and is still not whole
 //! closes its connection (slowloris); time the broker itself spent not reading (backpressure)
-//! does not count. A connection with no request in flight that sends nothing for `idle_timeout_ms`
-//! is closed. Each close is counted by reason in `ringmq_connection_closes_total`.
+//! does not count. A connection with no request in flight on which nothing is read and nothing
+//! written for `idle_timeout_ms` is closed; this includes a client that reads none of its
+//! responses (paused, its writer stuck), whose unwritten responses are then dropped, so that such
+//! clients hold neither their bytes nor their place under the connection cap for longer than that.
+//! Each close is counted by reason in `ringmq_connection_closes_total`.
 //!
 //! # Shutdown
 //!
@@ -157,7 +160,8 @@ async fn serve<W: Wire>(state: Rc<ShardState>, gate: Rc<Gate>, stream: TcpStream
         shared.clone(),
         gate.clone(),
     ));
-    if let Some(reason) = read::read_loop(&state, &gate, &wire, stream, &shared).await {
+    let reason = read::read_loop(&state, &gate, &wire, stream, &shared).await;
+    if let Some(reason) = reason {
         tracing::debug!(?reason, listener = ?W::LISTENER, "closing a connection");
         gate.closed(W::LISTENER, reason);
     }
@@ -169,11 +173,40 @@ async fn serve<W: Wire>(state: Rc<ShardState>, gate: Rc<Gate>, stream: TcpStream
         released.await;
     }
     shared.close();
-    let _ = writer.await;
+    if !finish_writing(&state, &gate, &shared, writer).await && reason.is_none() {
+        gate.closed(W::LISTENER, CloseReason::Idle);
+    }
     debug_assert_eq!(
         shared.inflight.total(),
         0,
         "a closed connection holds bytes"
     );
     gate.ended(W::LISTENER);
+}
+
+/// Lets the writer send what is left, unless it makes no progress for `idle_timeout_ms` (a
+/// client that reads nothing): then it is abandoned with its responses. False if abandoned.
+async fn finish_writing(
+    state: &ShardState,
+    gate: &Gate,
+    shared: &outbox::Shared,
+    mut writer: compio::runtime::JoinHandle<()>,
+) -> bool {
+    let limit = Duration::from_millis(state.config.idle_timeout_ms);
+    if limit.is_zero() {
+        let _ = writer.await;
+        return true;
+    }
+    loop {
+        let progress = shared.activity.get();
+        if runtime::timeout(limit, &mut writer).await.is_some() {
+            return true;
+        }
+        if shared.activity.get() == progress {
+            // Dropping the task cancels its send; the socket closes with the last handle.
+            drop(writer);
+            shared.abandon(gate);
+            return false;
+        }
+    }
 }

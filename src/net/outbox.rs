@@ -68,8 +68,11 @@ impl Outbox {
 pub(super) struct Shared {
     /// Requests dispatched and not yet answered.
     pub requests: Cell<usize>,
-    /// Bumped whenever a request finishes: "nothing happened" for the idle timeout.
+    /// Bumped whenever a request finishes or a send completes: "nothing happened" for the idle
+    /// timeout.
     pub activity: Cell<u64>,
+    /// Bytes the writer took from the outbox and is sending (released when the send ends).
+    sending: Cell<usize>,
     pub inflight: InFlight,
     /// Notified when bytes in flight drop or a request finishes.
     pub released: Notify,
@@ -85,6 +88,7 @@ impl Shared {
         Shared {
             requests: Cell::new(0),
             activity: Cell::new(0),
+            sending: Cell::new(0),
             inflight: InFlight::default(),
             released: Notify::default(),
             outbox: RefCell::new(Outbox {
@@ -117,6 +121,21 @@ impl Shared {
         self.filled.notify();
     }
 
+    /// Drops every response not yet written (the writer was abandoned), releasing its bytes.
+    pub fn abandon(&self, gate: &Gate) {
+        let queued: usize = {
+            let mut outbox = self.outbox.borrow_mut();
+            let ready = std::mem::take(&mut outbox.ready);
+            let places = std::mem::take(&mut outbox.places);
+            ready
+                .iter()
+                .chain(places.iter().flatten().flatten())
+                .map(Bytes::len)
+                .sum()
+        };
+        self.release_written(gate, queued + self.sending.replace(0));
+    }
+
     fn release_written(&self, gate: &Gate, bytes: usize) {
         self.inflight.remove_response(bytes);
         gate.inflight.remove_response(bytes);
@@ -144,10 +163,13 @@ pub(super) async fn write_loop(mut stream: TcpStream, shared: Rc<Shared>, gate: 
             continue;
         }
         let bytes = buffers.iter().map(Bytes::len).sum();
+        shared.sending.set(bytes);
         if !failed && runtime::send_all(&mut stream, buffers).await.is_err() {
             failed = true;
         }
+        shared.sending.set(0);
         shared.release_written(&gate, bytes);
+        shared.activity.set(shared.activity.get().wrapping_add(1));
     }
 }
 

@@ -39,9 +39,11 @@ pub(super) async fn read_loop<W: Wire>(
                 FrameStatus::Ready(size) => {
                     // Admission comes before each request, not only before each read: one read
                     // may hold thousands of small requests, each with a large response.
-                    if wait_for_room(state, gate, shared).await? {
-                        frame_started = None;
+                    if let Err(ended) = wait_for_room(state, gate, shared).await {
+                        return ended;
                     }
+                    // What remains belongs to the next frame, whose bytes came with the last read.
+                    frame_started = None;
                     let frame = buffer.split_to(size);
                     if let Some(reason) = admit(state, gate, wire, shared, frame) {
                         return Some(reason);
@@ -58,7 +60,12 @@ pub(super) async fn read_loop<W: Wire>(
                 }
             }
         }
-        if wait_for_room(state, gate, shared).await? {
+        let paused = match wait_for_room(state, gate, shared).await {
+            Ok(paused) => paused,
+            Err(ended) => return ended,
+        };
+        if paused {
+            // Time the broker spent not reading is not the client's.
             frame_started = None;
         }
         if buffer.is_empty() {
@@ -137,19 +144,23 @@ fn dispatch<W: Wire>(
 }
 
 /// Backpressure: waits while this connection or the whole shard holds its bound of bytes in
-/// flight. Some(true) if it had to wait, None if the shard started stopping meanwhile.
-async fn wait_for_room(state: &ShardState, gate: &Gate, shared: &Shared) -> Option<bool> {
+/// flight. Ok(true) if it had to wait; Err(None) if the shard started stopping meanwhile,
+/// Err(Some(Idle)) if the connection went idle meanwhile (a client that reads none of its
+/// responses makes no progress at all, and holds its place and its bytes no longer than that).
+async fn wait_for_room(state: &ShardState, gate: &Gate, shared: &Shared) -> Result<bool, Ended> {
     let mut paused = false;
+    // Created once: wake-ups from other connections must not restart the idle clock.
+    let mut idle = std::pin::pin!(idle_unless_disabled(state, shared));
     loop {
         let connection_released = shared.released.wait();
         let shard_released = gate.released.wait();
         if state.lifecycle.stopping.get() {
-            return None;
+            return Err(None);
         }
         let connection_full = shared.inflight.total() >= state.config.connection_inflight_bytes_max;
         let shard_full = gate.inflight.total() >= state.config.shard_inflight_bytes_max;
         if !connection_full && !shard_full {
-            return Some(paused);
+            return Ok(paused);
         }
         if !paused {
             gate.pauses.increment(1);
@@ -157,10 +168,24 @@ async fn wait_for_room(state: &ShardState, gate: &Gate, shared: &Shared) -> Opti
         }
         let connection_released = std::pin::pin!(connection_released);
         let shard_released = std::pin::pin!(shard_released);
-        state
+        let released = select(connection_released, shard_released);
+        match state
             .lifecycle
-            .unless_stopping(select(connection_released, shard_released))
-            .await;
+            .unless_stopping(select(released, idle.as_mut()))
+            .await
+        {
+            None => return Err(None),
+            Some(Either::Right(_)) => return Err(Some(CloseReason::Idle)),
+            Some(Either::Left(_)) => {}
+        }
+    }
+}
+
+/// `idle`, or never when `idle_timeout_ms` is 0.
+async fn idle_unless_disabled(state: &ShardState, shared: &Shared) {
+    match state.config.idle_timeout_ms {
+        0 => std::future::pending().await,
+        limit => idle(shared, Duration::from_millis(limit)).await,
     }
 }
 
@@ -194,11 +219,7 @@ async fn read(
                 CloseReason::ReadTimeout
             }
             None => {
-                let limit = state.config.idle_timeout_ms;
-                if limit == 0 {
-                    return std::future::pending().await;
-                }
-                idle(shared, Duration::from_millis(limit)).await;
+                idle_unless_disabled(state, shared).await;
                 CloseReason::Idle
             }
         }
@@ -210,9 +231,9 @@ async fn read(
     }
 }
 
-/// Resolves once the connection has had no request in flight, and no request finish, for `limit`
-/// (the caller is reading meanwhile, so nothing was read either).
-async fn idle(shared: &Shared, limit: Duration) {
+/// Resolves once the connection has had no request in flight, no request finish and no response
+/// written for `limit` (the caller reads nothing meanwhile).
+pub(super) async fn idle(shared: &Shared, limit: Duration) {
     loop {
         loop {
             let released = shared.released.wait();
