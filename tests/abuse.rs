@@ -440,11 +440,55 @@ fn a_frame_sent_too_slowly_closes_its_connection() {
             "{listener}: counted"
         );
     }
-    // A whole request on a fresh connection is still served.
-    let mut fine = connect(&handle.address.to_string());
-    fine.write_all(&native_frame(0, 7, &[])).unwrap();
-    let answer = read_frame(&mut fine);
-    assert_eq!(&answer[0..4], &7u32.to_be_bytes());
+    // A client streaming whole frames in pieces, one frame always begun, each finished within
+    // the timeout, is served however long it goes on (2 s here).
+    let mut steady = connect(&handle.address.to_string());
+    let frames: Vec<u8> = (0..30).flat_map(|n| native_frame(0, n, &[])).collect();
+    for piece in frames.chunks(10) {
+        steady.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in 0..30u32 {
+        let answer = read_frame(&mut steady);
+        assert_eq!(&answer[0..4], &n.to_be_bytes());
+    }
+}
+
+#[test]
+fn a_kafka_fetch_whose_answer_alone_could_exceed_the_shard_bound_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::TestBroker::start(dir.path(), 1);
+    let handle = broker.handle.as_ref().unwrap();
+    runtime::block_on(async {
+        let client = Client::connect(&handle.address.to_string()).await.unwrap();
+        client.create_topic("wide", 1, &[]).await.unwrap();
+    });
+    // One partition named 300 times at 1 MiB each: 300 MiB, over the default 256 MiB.
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&i32::MAX.to_be_bytes());
+    body.push(0);
+    body.extend_from_slice(&1i32.to_be_bytes());
+    kafka_string(&mut body, "wide");
+    body.extend_from_slice(&300i32.to_be_bytes());
+    for _ in 0..300 {
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&0i64.to_be_bytes());
+        body.extend_from_slice(&(MIB as i32).to_be_bytes());
+    }
+    let mut wide = connect(&handle.kafka_address.unwrap().to_string());
+    wide.write_all(&kafka_frame(1, 4, 9, &body)).unwrap();
+    assert_eq!(
+        bytes_until_end(&mut wide, Duration::from_secs(10)),
+        Some(0),
+        "closed without an answer"
+    );
+    // The same fetch of the partition once is answered.
+    let mut narrow = connect(&handle.kafka_address.unwrap().to_string());
+    narrow.write_all(&kafka_fetch(10, "wide", 0, 0)).unwrap();
+    assert_eq!(&read_frame(&mut narrow)[0..4], &10i32.to_be_bytes());
 }
 
 #[test]
