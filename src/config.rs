@@ -25,7 +25,8 @@ pub struct BrokerConfig {
     /// Largest request frame accepted; a larger one gets an error and its connection is closed.
     pub frame_bytes_max: usize,
     /// A connection stops being read (and served) while its requests and unwritten responses in
-    /// flight hold this many bytes; a fetch counts the worst case of its response until it runs.
+    /// flight hold this many bytes; a fetch starts only while these plus the worst cases reserved
+    /// by its running fetches are below it.
     pub connection_inflight_bytes_max: usize,
     /// Every connection of a shard stops being read while the shard's requests and unwritten
     /// responses in flight hold this many bytes.

@@ -60,45 +60,54 @@ impl CloseReason {
     }
 }
 
-/// Bytes in flight: request bytes (the frame plus the worst case reserved for its response)
-/// from dispatch until the handler returns, then the response's real bytes until written.
+/// Bytes in flight: a request's frame and the worst case reserved for its response, from
+/// dispatch until its handler returns; then the response's real bytes until written.
 #[derive(Default)]
 pub(crate) struct InFlight {
     request_bytes: Cell<usize>,
+    reserved_bytes: Cell<usize>,
     response_bytes: Cell<usize>,
 }
 
 impl InFlight {
+    /// Everything counted: real bytes and reservations.
     pub fn total(&self) -> usize {
+        self.real().saturating_add(self.reserved_bytes.get())
+    }
+
+    /// Bytes that exist: frames being handled and responses not yet written.
+    pub fn real(&self) -> usize {
         self.request_bytes
             .get()
             .saturating_add(self.response_bytes.get())
     }
 
-    pub fn add_request(&self, bytes: usize) {
-        self.request_bytes
-            .set(self.request_bytes.get().saturating_add(bytes));
+    pub fn add_request(&self, frame_bytes: usize, reserved_bytes: usize) {
+        add(&self.request_bytes, frame_bytes);
+        add(&self.reserved_bytes, reserved_bytes);
     }
 
-    pub fn remove_request(&self, bytes: usize) {
-        debug_assert!(self.request_bytes.get() >= bytes, "released more than held");
-        self.request_bytes
-            .set(self.request_bytes.get().saturating_sub(bytes));
+    pub fn remove_request(&self, frame_bytes: usize, reserved_bytes: usize) {
+        remove(&self.request_bytes, frame_bytes);
+        remove(&self.reserved_bytes, reserved_bytes);
     }
 
     pub fn add_response(&self, bytes: usize) {
-        self.response_bytes
-            .set(self.response_bytes.get().saturating_add(bytes));
+        add(&self.response_bytes, bytes);
     }
 
     pub fn remove_response(&self, bytes: usize) {
-        debug_assert!(
-            self.response_bytes.get() >= bytes,
-            "released more than held"
-        );
-        self.response_bytes
-            .set(self.response_bytes.get().saturating_sub(bytes));
+        remove(&self.response_bytes, bytes);
     }
+}
+
+fn add(count: &Cell<usize>, bytes: usize) {
+    count.set(count.get().saturating_add(bytes));
+}
+
+fn remove(count: &Cell<usize>, bytes: usize) {
+    debug_assert!(count.get() >= bytes, "released more than held");
+    count.set(count.get().saturating_sub(bytes));
 }
 
 struct ListenerMetrics {
@@ -139,6 +148,7 @@ pub(crate) struct Gate {
     connections_gauge: Gauge,
     inflight_gauge: Gauge,
     request_bytes_gauge: Gauge,
+    reserved_bytes_gauge: Gauge,
     response_bytes_gauge: Gauge,
     pub pauses: Counter,
     refused: Counter,
@@ -158,6 +168,7 @@ impl Gate {
             connections_gauge: metrics::gauge!("ringmq_shard_connections", "shard" => label.clone()),
             inflight_gauge: metrics::gauge!("ringmq_shard_inflight_bytes", "shard" => label.clone()),
             request_bytes_gauge: metrics::gauge!("ringmq_shard_inflight_request_bytes", "shard" => label.clone()),
+            reserved_bytes_gauge: metrics::gauge!("ringmq_shard_inflight_reserved_bytes", "shard" => label.clone()),
             response_bytes_gauge: metrics::gauge!("ringmq_shard_inflight_response_bytes", "shard" => label.clone()),
             pauses: metrics::counter!("ringmq_shard_backpressure_pauses_total", "shard" => label.clone()),
             refused: metrics::counter!("ringmq_shard_refused_connections_total", "shard" => label),
@@ -220,6 +231,8 @@ impl Gate {
         self.inflight_gauge.set(self.inflight.total() as f64);
         self.request_bytes_gauge
             .set(self.inflight.request_bytes.get() as f64);
+        self.reserved_bytes_gauge
+            .set(self.inflight.reserved_bytes.get() as f64);
         self.response_bytes_gauge
             .set(self.inflight.response_bytes.get() as f64);
     }
@@ -239,12 +252,17 @@ pub(crate) fn describe_metrics() {
     describe_gauge!(
         "ringmq_shard_inflight_bytes",
         Unit::Bytes,
-        "Bytes of requests and responses in flight on the shard (bounded by shard_inflight_bytes_max)."
+        "Bytes of requests, reservations and unwritten responses on the shard (see shard_inflight_bytes_max)."
     );
     describe_gauge!(
         "ringmq_shard_inflight_request_bytes",
         Unit::Bytes,
-        "Bytes of requests being handled on the shard, with the worst case reserved for their responses."
+        "Bytes of request frames being handled on the shard."
+    );
+    describe_gauge!(
+        "ringmq_shard_inflight_reserved_bytes",
+        Unit::Bytes,
+        "Worst-case response bytes reserved by requests being handled on the shard (fetches)."
     );
     describe_gauge!(
         "ringmq_shard_inflight_response_bytes",

@@ -7,24 +7,29 @@
 //! # Why memory stays bounded
 //!
 //! Let C be `connection_inflight_bytes_max`, S `shard_inflight_bytes_max`, F `frame_bytes_max`.
-//! A request is *admitted* (dispatched to its handler) only while its connection counts fewer than
-//! C bytes in flight and its shard fewer than S; the check runs before every request, not only
-//! before every socket read, because one read may carry thousands of small requests. An admitted
-//! request counts its frame plus `Wire::response_bytes_bound`, the worst case of its response,
-//! from admission until its handler returns; then that reservation is exchanged for the response's
-//! real bytes, counted until the send that carries them completes. The socket is read only while
-//! both counts are below their bounds, so a client that does not read its responses soon stops
-//! being read (TCP pushes back) and is served no further.
+//! Three amounts are counted per connection and per shard: *request* bytes (the frames of
+//! requests being handled), *reserved* bytes (the worst case of a response, from
+//! `Wire::response_bytes_bound`, held while its handler runs) and *response* bytes (produced
+//! responses, until the send that carries them completes). Request and response bytes are the
+//! *real* bytes. The socket is read only while the real bytes are below C (connection) and S
+//! (shard). Each decoded request is admitted (its handler started) only once there is room for it,
+//! checked before every request, not only before every read, because one read may carry thousands
+//! of small requests: a request that reserves (a fetch) needs real + reserved below the bounds; a
+//! request that does not (a produce, small answers) needs only real below them, so fetches
+//! waiting for data can never hold back the produces that bring it. When a handler returns, its
+//! reservation is exchanged for the response's real bytes, which never exceed it.
 //!
-//! Hence, as long as every response fits its bound, a connection never holds more than
-//! C + R bytes of requests and responses, and a shard never more than S + R, where R is the
-//! largest single reservation (each admission starts below the bound, and only one can cross it on
-//! a single-threaded shard), plus each connection's read buffer (at most F + 64 KiB). The bounds
-//! are worst cases: a fetch of one partition reserves its max bytes clamped by `fetch_bytes_max`,
-//! but at least the topic's `batch_bytes_max`, because the log returns at least one whole batch
-//! (`fetch_bytes_bound`). Other responses are small and need no reservation; they are counted when
-//! produced. The Kafka adapter refuses a fetch whose reservation alone exceeds S (it names more
-//! partitions than the shard may hold responses for), so R <= S + F for every protocol.
+//! Every admission starts below a bound and a shard is single-threaded, so at most one request
+//! crosses each bound: a connection holds at most C + F real bytes plus C + R reserved ones (R the
+//! largest single reservation), the response bytes included, since a response only turns reserved
+//! bytes into real ones, plus its read buffer (at most F + 64 KiB); a shard at most S + F plus
+//! S + R. A client that reads none of its responses soon fills its real bytes, stops being read
+//! (TCP pushes back) and is served no further. The reservations are worst cases: a fetch of one
+//! partition reserves its max bytes clamped by `fetch_bytes_max`, but at least the topic's
+//! `batch_bytes_max`, because the log returns at least one whole batch (`fetch_bytes_bound`).
+//! Other responses are small and reserve nothing; they are counted when produced. The Kafka
+//! adapter refuses a fetch whose reservation alone exceeds S (it names more partitions than the
+//! shard may hold answers for), so R <= S.
 //!
 //! # Timeouts
 //!

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
 
-use super::gate::{CloseReason, Gate};
+use super::gate::{CloseReason, Gate, InFlight};
 use super::outbox::Shared;
 use super::{Decoded, Wire};
 use crate::broker::ShardState;
@@ -37,16 +37,15 @@ pub(super) async fn read_loop<W: Wire>(
         loop {
             match frame_status(&buffer, frame_bytes_max) {
                 FrameStatus::Ready(size) => {
-                    // Admission comes before each request, not only before each read: one read
-                    // may hold thousands of small requests, each with a large response.
-                    if let Err(ended) = wait_for_room(state, gate, shared).await {
-                        return ended;
-                    }
                     // What remains belongs to the next frame, whose bytes came with the last read.
                     frame_started = None;
+                    // Admission comes before each request, not only before each read: one read
+                    // may hold thousands of small requests, each with a large response.
                     let frame = buffer.split_to(size);
-                    if let Some(reason) = admit(state, gate, wire, shared, frame) {
-                        return Some(reason);
+                    match admit(state, gate, wire, shared, frame).await {
+                        Ok(true) => {}
+                        Ok(false) => return Some(CloseReason::Malformed),
+                        Err(ended) => return ended,
                     }
                 }
                 FrameStatus::Incomplete => break,
@@ -60,7 +59,7 @@ pub(super) async fn read_loop<W: Wire>(
                 }
             }
         }
-        let paused = match wait_for_room(state, gate, shared).await {
+        let paused = match wait_for_room(state, gate, shared, false).await {
             Ok(paused) => paused,
             Err(ended) => return ended,
         };
@@ -81,51 +80,53 @@ pub(super) async fn read_loop<W: Wire>(
     }
 }
 
-/// Decodes one frame and starts its request. Some: the connection must close (after the answer
-/// already queued), its byte stream can no longer be trusted to be in step.
-fn admit<W: Wire>(
+/// Decodes one frame and starts its request once there is room for it. Ok(false): the
+/// connection must close (after the answer already queued), its byte stream can no longer be
+/// trusted to be in step; Err: reading ended while the request waited for room.
+async fn admit<W: Wire>(
     state: &Rc<ShardState>,
     gate: &Rc<Gate>,
     wire: &W,
     shared: &Rc<Shared>,
     frame: BytesMut,
-) -> Option<CloseReason> {
+) -> Result<bool, Ended> {
     let frame_bytes = frame.len();
     match wire.decode(state, frame) {
         Decoded::Request(request) => {
-            dispatch(state, gate, wire, shared, frame_bytes, request);
-            None
+            let reserved = wire.response_bytes_bound(state, &request);
+            wait_for_room(state, gate, shared, reserved > 0).await?;
+            dispatch(state, gate, wire, shared, (frame_bytes, reserved), request);
+            Ok(true)
         }
         Decoded::Answer(answer) => {
             let place = shared.place();
             shared.respond(gate, place, answer);
-            None
+            Ok(true)
         }
         Decoded::Close(answer) => {
             if let Some(answer) = answer {
                 let place = shared.place();
                 shared.respond(gate, place, answer);
             }
-            Some(CloseReason::Malformed)
+            Ok(false)
         }
     }
 }
 
-/// Runs a request on its own task. Its frame and the worst case of its response are reserved
-/// now; when the handler returns, the reservation is exchanged for the response's real bytes.
+/// Runs a request on its own task. Its frame and the worst case of its response count from now;
+/// when the handler returns, they are exchanged for the response's real bytes.
 fn dispatch<W: Wire>(
     state: &Rc<ShardState>,
     gate: &Rc<Gate>,
     wire: &W,
     shared: &Rc<Shared>,
-    frame_bytes: usize,
+    (frame_bytes, reserved): (usize, usize),
     request: W::Request,
 ) {
-    let reserved = frame_bytes.saturating_add(wire.response_bytes_bound(state, &request));
     let place = wire.answers(&request).then(|| shared.place());
     shared.requests.set(shared.requests.get() + 1);
-    shared.inflight.add_request(reserved);
-    gate.inflight.add_request(reserved);
+    shared.inflight.add_request(frame_bytes, reserved);
+    gate.inflight.add_request(frame_bytes, reserved);
     gate.publish_inflight();
     let (state, gate, shared, wire) = (state.clone(), gate.clone(), shared.clone(), wire.clone());
     runtime::spawn_detached(async move {
@@ -133,8 +134,8 @@ fn dispatch<W: Wire>(
         if let Some(place) = place {
             shared.respond(&gate, place, response);
         }
-        shared.inflight.remove_request(reserved);
-        gate.inflight.remove_request(reserved);
+        shared.inflight.remove_request(frame_bytes, reserved);
+        gate.inflight.remove_request(frame_bytes, reserved);
         gate.publish_inflight();
         shared.requests.set(shared.requests.get().saturating_sub(1));
         shared.activity.set(shared.activity.get().wrapping_add(1));
@@ -144,10 +145,24 @@ fn dispatch<W: Wire>(
 }
 
 /// Backpressure: waits while this connection or the whole shard holds its bound of bytes in
-/// flight. Ok(true) if it had to wait; Err(None) if the shard started stopping meanwhile,
+/// flight: real bytes only, or, for a request that reserves (`reserving`), real bytes and
+/// reservations, so that fetches waiting for data never hold back the produces that bring it.
+/// Ok(true) if it had to wait; Err(None) if the shard started stopping meanwhile,
 /// Err(Some(Idle)) if the connection went idle meanwhile (a client that reads none of its
 /// responses makes no progress at all, and holds its place and its bytes no longer than that).
-async fn wait_for_room(state: &ShardState, gate: &Gate, shared: &Shared) -> Result<bool, Ended> {
+async fn wait_for_room(
+    state: &ShardState,
+    gate: &Gate,
+    shared: &Shared,
+    reserving: bool,
+) -> Result<bool, Ended> {
+    let counted = |inflight: &InFlight| {
+        if reserving {
+            inflight.total()
+        } else {
+            inflight.real()
+        }
+    };
     let mut paused = false;
     // Created once: wake-ups from other connections must not restart the idle clock.
     let mut idle = std::pin::pin!(idle_unless_disabled(state, shared));
@@ -157,8 +172,9 @@ async fn wait_for_room(state: &ShardState, gate: &Gate, shared: &Shared) -> Resu
         if state.lifecycle.stopping.get() {
             return Err(None);
         }
-        let connection_full = shared.inflight.total() >= state.config.connection_inflight_bytes_max;
-        let shard_full = gate.inflight.total() >= state.config.shard_inflight_bytes_max;
+        let connection_full =
+            counted(&shared.inflight) >= state.config.connection_inflight_bytes_max;
+        let shard_full = counted(&gate.inflight) >= state.config.shard_inflight_bytes_max;
         if !connection_full && !shard_full {
             return Ok(paused);
         }
