@@ -24,13 +24,22 @@ pub struct BrokerConfig {
     pub shards: usize,
     /// Largest request frame accepted; a larger one gets an error and its connection is closed.
     pub frame_bytes_max: usize,
-    /// A connection stops being read while its requests in flight hold this many bytes.
+    /// A connection stops being read (and served) while its requests and unwritten responses in
+    /// flight hold this many bytes; a fetch starts only while these plus the worst cases reserved
+    /// by its running fetches are below it.
     pub connection_inflight_bytes_max: usize,
-    /// Every connection of a shard stops being read while the shard's requests in flight hold
-    /// this many bytes.
+    /// Every connection of a shard stops being read while the shard's requests and unwritten
+    /// responses in flight hold this many bytes.
     pub shard_inflight_bytes_max: usize,
-    /// Connections a shard accepts at once; further ones are closed at accept.
+    /// Connections a shard accepts at once, native and Kafka together; further ones are closed
+    /// at accept.
     pub connections_per_shard_max: usize,
+    /// A connection with no request in flight on which nothing is read or written for this long
+    /// is closed (a client that reads none of its responses, too); 0 never closes idle ones.
+    pub idle_timeout_ms: u64,
+    /// A connection whose started frame does not complete within this long is closed;
+    /// 0 waits forever.
+    pub request_read_timeout_ms: u64,
     /// Jobs waiting in one shard's cross-shard inbox.
     pub mailbox_jobs_max: usize,
     /// A produce whose partition's write queue stays full this long is refused as throttled.
@@ -71,6 +80,8 @@ impl Default for BrokerConfig {
             connection_inflight_bytes_max: 64 << 20,
             shard_inflight_bytes_max: 256 << 20,
             connections_per_shard_max: 10_000,
+            idle_timeout_ms: 600_000,
+            request_read_timeout_ms: 30_000,
             mailbox_jobs_max: 4096,
             produce_queue_wait_ms_max: 10_000,
             fetch_wait_ms_max: 30_000,

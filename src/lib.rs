@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod kafka;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod runtime;
 pub mod server;

@@ -97,6 +97,11 @@ impl Prepared {
     pub fn no_response(&self) -> bool {
         matches!(&self.request, RequestKind::Produce(produce) if produce.acks == 0)
     }
+
+    /// The decoded request, for the connection layer's bound on its response.
+    pub fn request(&self) -> &RequestKind {
+        &self.request
+    }
 }
 
 fn api_versions_error(correlation_id: i32) -> Vec<Bytes> {

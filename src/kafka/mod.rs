@@ -4,156 +4,104 @@
 //! so routing to partition owners, storage and errors are exactly those of the native protocol.
 //! Record batches are Kafka's RecordBatch v2 on both sides, so they pass through untouched.
 //!
-//! This file is the connection: Kafka answers requests of one connection in the order they came
-//! (clients rely on it), and sends no answer at all to a produce with acks=0.
+//! This file is the adapter onto the connection layer (`net`), which gives Kafka the
+//! same accept path, connection cap, bounds, timeouts and shutdown drain as the native protocol.
+//! Kafka answers requests of one connection in the order they came (clients rely on it), and
+//! sends no answer at all to a produce with acks=0.
 
 pub mod groups;
 pub mod handlers;
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::RequestKind;
 
 use crate::broker::ShardState;
-use crate::protocol::codec::{FrameStatus, frame_status};
-use crate::runtime::{self, Notify, TcpListener, TcpStream};
+use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The Kafka protocol's adapter; `advertised` is the address Metadata names.
+#[derive(Clone, Copy)]
+pub(crate) struct Kafka {
+    advertised: SocketAddr,
+}
 
-/// Accepts Kafka clients on this shard until it stops.
-pub async fn accept_loop(
-    state: Rc<ShardState>,
-    listener: TcpListener,
-    advertised: std::net::SocketAddr,
-) {
-    loop {
-        let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
-            return;
+impl Kafka {
+    pub(crate) fn new(advertised: SocketAddr) -> Kafka {
+        Kafka { advertised }
+    }
+}
+
+/// A decoded Kafka request with the worst case of its response.
+pub(crate) struct KafkaRequest {
+    prepared: handlers::Prepared,
+    response_bytes_bound: usize,
+}
+
+impl Wire for Kafka {
+    type Request = KafkaRequest;
+    const LISTENER: Listener = Listener::Kafka;
+    const ORDERED: bool = true;
+
+    fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<KafkaRequest> {
+        let mut frame = frame.freeze();
+        frame.advance(4.min(frame.len()));
+        let prepared = match handlers::prepare(frame) {
+            Ok(prepared) => prepared,
+            // Undecodable: answer what can be answered, then close.
+            Err(answer) => return Decoded::Close(answer),
         };
-        match accepted {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                runtime::spawn_detached(serve(state.clone(), stream, advertised));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "kafka accept failed");
-                runtime::sleep(std::time::Duration::from_millis(10)).await;
-            }
+        let response_bytes_bound = response_bytes_bound(state, prepared.request());
+        if response_bytes_bound > state.config.shard_inflight_bytes_max {
+            // Its responses alone could exceed what the whole shard may hold.
+            tracing::warn!(
+                response_bytes_bound,
+                shard_inflight_bytes_max = state.config.shard_inflight_bytes_max,
+                "kafka fetch over the shard's in-flight bound; closing the connection"
+            );
+            return Decoded::Close(None);
         }
+        Decoded::Request(KafkaRequest {
+            prepared,
+            response_bytes_bound,
+        })
+    }
+
+    fn too_large(&self, _size: usize, _limit: usize) -> Option<Vec<Bytes>> {
+        None
+    }
+
+    fn response_bytes_bound(&self, _state: &ShardState, request: &KafkaRequest) -> usize {
+        request.response_bytes_bound
+    }
+
+    fn answers(&self, request: &KafkaRequest) -> bool {
+        !request.prepared.no_response()
+    }
+
+    async fn handle(self, state: Rc<ShardState>, request: KafkaRequest) -> Vec<Bytes> {
+        handlers::handle(&state, request.prepared, self.advertised).await
     }
 }
 
-/// One response place in the connection's order; filled when its request is done.
-type Slot = Rc<RefCell<Option<Vec<Bytes>>>>;
-
-struct Connection {
-    slots: RefCell<VecDeque<Slot>>,
-    filled: Notify,
-    closing: std::cell::Cell<bool>,
-}
-
-async fn serve(state: Rc<ShardState>, stream: TcpStream, advertised: std::net::SocketAddr) {
-    let connection = Rc::new(Connection {
-        slots: RefCell::new(VecDeque::new()),
-        filled: Notify::default(),
-        closing: std::cell::Cell::new(false),
-    });
-    let writer = runtime::spawn(write_loop(stream.clone(), connection.clone()));
-    read_loop(&state, stream, &connection, advertised).await;
-    connection.closing.set(true);
-    connection.filled.notify();
-    let _ = writer.await;
-}
-
-async fn read_loop(
-    state: &Rc<ShardState>,
-    mut stream: TcpStream,
-    connection: &Rc<Connection>,
-    advertised: std::net::SocketAddr,
-) {
-    let frame_bytes_max = state.config.frame_bytes_max;
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    loop {
-        loop {
-            match frame_status(&buffer, frame_bytes_max) {
-                FrameStatus::Ready(size) => {
-                    let mut frame = buffer.split_to(size).freeze();
-                    frame.advance(4);
-                    match handlers::prepare(frame) {
-                        Ok(prepared) => {
-                            // A produce with acks=0 gets no answer: it takes no place in the order.
-                            let slot = (!prepared.no_response()).then(|| {
-                                let slot: Slot = Rc::new(RefCell::new(None));
-                                connection.slots.borrow_mut().push_back(slot.clone());
-                                slot
-                            });
-                            let (state, connection) = (state.clone(), connection.clone());
-                            runtime::spawn_detached(async move {
-                                let response = handlers::handle(&state, prepared, advertised).await;
-                                if let Some(slot) = slot {
-                                    *slot.borrow_mut() = Some(response);
-                                    connection.filled.notify();
-                                }
-                            });
-                        }
-                        Err(rejection) => {
-                            // Undecodable: answer what can be answered, then close.
-                            if let Some(response) = rejection {
-                                let slot: Slot = Rc::new(RefCell::new(Some(response)));
-                                connection.slots.borrow_mut().push_back(slot);
-                                connection.filled.notify();
-                            }
-                            return;
-                        }
-                    }
-                }
-                FrameStatus::Incomplete => break,
-                FrameStatus::TooLarge(size) => {
-                    tracing::warn!(
-                        size,
-                        frame_bytes_max,
-                        "kafka frame over the limit; closing the connection"
-                    );
-                    return;
-                }
-            }
-        }
-        let Some(more) = state
-            .lifecycle
-            .read_more(&mut stream, buffer, READ_CHUNK_BYTES)
-            .await
-        else {
-            return;
-        };
-        buffer = more;
-    }
-}
-
-/// Sends responses strictly in request order, as each next one is ready.
-async fn write_loop(mut stream: TcpStream, connection: Rc<Connection>) {
-    loop {
-        let filled = connection.filled.wait();
-        let mut ready = Vec::new();
-        {
-            let mut slots = connection.slots.borrow_mut();
-            while slots.front().is_some_and(|slot| slot.borrow().is_some()) {
-                let slot = slots.pop_front().expect("checked");
-                ready.extend(slot.borrow_mut().take().expect("checked"));
-            }
-        }
-        if ready.is_empty() {
-            if connection.closing.get() && connection.slots.borrow().is_empty() {
-                let _ = stream.close().await;
-                return;
-            }
-            filled.await;
-            continue;
-        }
-        if runtime::send_all(&mut stream, ready).await.is_err() {
-            connection.slots.borrow_mut().clear();
-            return;
-        }
-    }
+/// A fetch's worst case: every partition it names (each is read on its own, and returns at
+/// least one whole batch); other responses are small.
+fn response_bytes_bound(state: &ShardState, request: &RequestKind) -> usize {
+    let RequestKind::Fetch(fetch) = request else {
+        return 0;
+    };
+    let topics = state.topics();
+    fetch
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            let name = topic.topic.0.as_str();
+            let topics = &topics;
+            topic.partitions.iter().map(move |partition| {
+                let max_bytes = partition.partition_max_bytes.max(1) as u32;
+                fetch_bytes_bound(state, topics, name, max_bytes)
+            })
+        })
+        .fold(0usize, usize::saturating_add)
 }

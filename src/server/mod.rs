@@ -1,6 +1,6 @@
-//! The network front door of the native protocol: one listener per shard on one address
-//! (SO_REUSEPORT), connections served on the shard that accepted them, the Prometheus endpoint,
-//! and an orderly start and shutdown of all shards.
+//! The network front door: one native and one Kafka listener per shard on one address each
+//! (SO_REUSEPORT), connections served on the shard that accepted them through one connection
+//! layer (`net`), the Prometheus endpoint, and an orderly start and shutdown of all shards.
 //!
 //! Shutdown runs in phases across every shard so that nothing in flight is cut: stop accepting
 //! and reading, wait for every request in flight to be answered (including those forwarded to
@@ -9,18 +9,17 @@
 pub mod connection;
 pub mod http;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use metrics::{Counter, Gauge};
-
 use crate::broker::topics::Topics;
 use crate::broker::{self, ShardState};
 use crate::config::BrokerConfig;
-use crate::runtime::{self, Notify, TcpListener};
+use crate::runtime::{self, TcpListener};
+
+use crate::net::{self as conn, Gate};
 use crate::shard::{self, Mailboxes, ShardId};
 
 /// A running broker.
@@ -40,66 +39,6 @@ const SHUTDOWN_PHASE_MARGIN: Duration = Duration::from_secs(5);
 /// phase should a shard not get to them at all.
 const CLOSE_PHASE_DEADLINE: Duration = Duration::from_secs(300);
 
-/// One shard's connection accounting: the bounds that make backpressure.
-pub(crate) struct Gate {
-    pub connections: Cell<usize>,
-    pub inflight_bytes: Cell<usize>,
-    /// Notified whenever bytes in flight drop or a connection ends.
-    pub released: Notify,
-    pub connections_gauge: Gauge,
-    pub inflight_gauge: Gauge,
-    pub pauses: Counter,
-    pub refused: Counter,
-}
-
-impl Gate {
-    fn new(shard: ShardId) -> Gate {
-        let label = shard.to_string();
-        Gate {
-            connections: Cell::new(0),
-            inflight_bytes: Cell::new(0),
-            released: Notify::default(),
-            connections_gauge: metrics::gauge!("ringmq_shard_connections", "shard" => label.clone()),
-            inflight_gauge: metrics::gauge!("ringmq_shard_inflight_bytes", "shard" => label.clone()),
-            pauses: metrics::counter!("ringmq_shard_backpressure_pauses_total", "shard" => label.clone()),
-            refused: metrics::counter!("ringmq_shard_refused_connections_total", "shard" => label),
-        }
-    }
-
-    pub fn add_inflight(&self, bytes: usize) {
-        self.inflight_bytes.set(self.inflight_bytes.get() + bytes);
-        self.inflight_gauge.set(self.inflight_bytes.get() as f64);
-    }
-
-    pub fn remove_inflight(&self, bytes: usize) {
-        self.inflight_bytes.set(self.inflight_bytes.get() - bytes);
-        self.inflight_gauge.set(self.inflight_bytes.get() as f64);
-        self.released.notify();
-    }
-}
-
-/// Registers the help text of every metric the server layer emits.
-fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_gauge};
-    describe_gauge!(
-        "ringmq_shard_connections",
-        "Open client connections on the shard (bounded by connections_per_shard_max)."
-    );
-    describe_gauge!(
-        "ringmq_shard_inflight_bytes",
-        Unit::Bytes,
-        "Bytes of requests in flight on the shard (bounded by shard_inflight_bytes_max)."
-    );
-    describe_counter!(
-        "ringmq_shard_backpressure_pauses_total",
-        "Times a connection stopped being read because in-flight bytes were at their bound."
-    );
-    describe_counter!(
-        "ringmq_shard_refused_connections_total",
-        "Connections closed at accept because the shard was at connections_per_shard_max."
-    );
-}
-
 /// Starts the broker's shards and listeners; returns once every shard serves.
 pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     config.validate()?;
@@ -111,7 +50,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     let metrics_handle = crate::metrics::install();
     crate::storage::log::describe_metrics();
     broker::describe_metrics();
-    describe_metrics();
+    conn::describe_metrics();
     let shards = config.shard_count();
 
     let listeners = runtime::bind_listener_group(config.listen_address()?, shards)
@@ -271,13 +210,19 @@ fn run_shard(
             }
         };
         let gate = Rc::new(Gate::new(id));
-        runtime::spawn_detached(accept_loop(state.clone(), gate.clone(), listener));
+        runtime::spawn_detached(conn::accept_loop(
+            state.clone(),
+            gate.clone(),
+            listener,
+            connection::Native,
+        ));
         if let Some((kafka_listener, advertised)) = kafka {
             match TcpListener::from_std(kafka_listener) {
-                Ok(listener) => runtime::spawn_detached(crate::kafka::accept_loop(
+                Ok(listener) => runtime::spawn_detached(conn::accept_loop(
                     state.clone(),
+                    gate.clone(),
                     listener,
-                    advertised,
+                    crate::kafka::Kafka::new(advertised),
                 )),
                 Err(error) => tracing::warn!(%error, "kafka listener unavailable"),
             }
@@ -299,28 +244,6 @@ fn run_shard(
     mailboxes_for_exit.close(id);
 }
 
-async fn accept_loop(state: Rc<ShardState>, gate: Rc<Gate>, listener: TcpListener) {
-    loop {
-        let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
-            return;
-        };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                runtime::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if gate.connections.get() >= state.config.connections_per_shard_max {
-            gate.refused.increment(1);
-            continue;
-        }
-        let _ = stream.set_nodelay(true);
-        runtime::spawn_detached(connection::serve(state.clone(), gate.clone(), stream));
-    }
-}
-
 /// Once the shard is stopping, waits for its connections to finish (bounded by the grace
 /// period), then reports the shard drained.
 async fn drain_when_stopping(state: Rc<ShardState>, gate: Rc<Gate>) {
@@ -329,7 +252,7 @@ async fn drain_when_stopping(state: Rc<ShardState>, gate: Rc<Gate>) {
     let drained = runtime::timeout(grace, async {
         loop {
             let released = gate.released.wait();
-            if gate.connections.get() == 0 {
+            if gate.connections() == 0 {
                 return;
             }
             released.await;
@@ -339,7 +262,7 @@ async fn drain_when_stopping(state: Rc<ShardState>, gate: Rc<Gate>) {
     if drained.is_none() {
         tracing::warn!(
             shard = state.id,
-            connections = gate.connections.get(),
+            connections = gate.connections(),
             "shutdown grace ran out with requests in flight"
         );
     }
