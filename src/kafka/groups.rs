@@ -147,13 +147,19 @@ pub async fn commit(state: &Rc<ShardState>, request: OffsetCommitRequest) -> Off
         .topics
         .iter()
         .flat_map(|topic| {
-            topic.partitions.iter().map(move |p| {
-                (
-                    text(&topic.name.0),
-                    p.partition_index.max(0) as u32,
-                    p.committed_offset.max(0) as u64,
-                )
-            })
+            // A negative partition is answered UNKNOWN_TOPIC_OR_PARTITION below, never stored
+            // (clamped, it would have overwritten partition 0's offset).
+            topic
+                .partitions
+                .iter()
+                .filter(|p| p.partition_index >= 0)
+                .map(move |p| {
+                    (
+                        text(&topic.name.0),
+                        p.partition_index as u32,
+                        p.committed_offset.max(0) as u64,
+                    )
+                })
         })
         .collect();
     let (member_id, generation) = (
@@ -178,6 +184,11 @@ pub async fn commit(state: &Rc<ShardState>, request: OffsetCommitRequest) -> Off
                         .partitions
                         .iter()
                         .map(|p| {
+                            let code = if p.partition_index < 0 {
+                                kafka_error(ErrorCode::BadPartition)
+                            } else {
+                                code
+                            };
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(code)

@@ -333,6 +333,14 @@ async fn metadata(
         .with_topics(topics)
 }
 
+/// A negative partition index from a Kafka client: Kafka's UNKNOWN_TOPIC_OR_PARTITION.
+pub(crate) fn bad_partition(index: i32) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::BadPartition,
+        format!("partition {index} does not exist"),
+    )
+}
+
 fn code_of(error: &ProtocolError) -> i16 {
     kafka_error(error.code)
 }
@@ -347,6 +355,9 @@ async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResp
     for topic in request.topic_data {
         let topic_text = name(&topic.name);
         let appends = topic.partition_data.into_iter().map(|partition| {
+            // Our native protocol reads a negative partition as "choose by key"; Kafka has no
+            // such thing, and Kafka's broker answers UNKNOWN_TOPIC_OR_PARTITION.
+            let refused = (partition.index < 0).then(|| bad_partition(partition.index));
             let request = protocol::ProduceRequest {
                 topic: topic_text.clone(),
                 partition: partition.index,
@@ -356,7 +367,11 @@ async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResp
             };
             async move {
                 let answer = PartitionProduceResponse::default().with_index(partition.index);
-                match broker::handle(state, Request::Produce(request)).await {
+                let result = match refused {
+                    Some(error) => Err(error),
+                    None => broker::handle(state, Request::Produce(request)).await,
+                };
+                match result {
                     Ok(Response::Produce(done)) => answer
                         .with_base_offset(done.base_offset as i64)
                         .with_log_append_time_ms(done.log_append_time_ms)
@@ -395,6 +410,16 @@ async fn fetch_all(
         .enumerate()
         .flat_map(|(topic_index, topic)| {
             topic.partitions.iter().map(move |partition| {
+                let refused = if partition.partition < 0 {
+                    Some(bad_partition(partition.partition))
+                } else if partition.fetch_offset < 0 {
+                    Some(ProtocolError::new(
+                        ErrorCode::OffsetOutOfRange,
+                        format!("fetch offset {} is negative", partition.fetch_offset),
+                    ))
+                } else {
+                    None
+                };
                 let fetch = protocol::FetchRequest {
                     topic: name(&topic.topic),
                     partition: partition.partition.max(0) as u32,
@@ -404,7 +429,11 @@ async fn fetch_all(
                     max_wait_ms,
                 };
                 async move {
-                    let result = match broker::handle(state, Request::Fetch(fetch)).await {
+                    let answer = match refused {
+                        Some(error) => Err(error),
+                        None => broker::handle(state, Request::Fetch(fetch)).await,
+                    };
+                    let result = match answer {
                         Ok(Response::Fetch(fetched)) => Ok(fetched),
                         Ok(_) => Err(ProtocolError::new(
                             ErrorCode::Internal,
@@ -468,7 +497,11 @@ async fn fetch(state: &Rc<ShardState>, request: FetchRequest) -> FetchResponse {
                 .with_log_start_offset(-1)
                 .with_records(Some(Bytes::new())),
         };
-        responses[topic_index].partitions.push(data);
+        // Indexes come from enumerating request.topics, as `responses` was built.
+        debug_assert!(topic_index < responses.len());
+        if let Some(topic) = responses.get_mut(topic_index) {
+            topic.partitions.push(data);
+        }
     }
     FetchResponse::default().with_responses(responses)
 }
@@ -495,7 +528,12 @@ async fn list_offsets(
                 .with_partition_index(partition.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
-            partitions.push(match broker::handle(state, request).await {
+            let result = if partition.partition_index < 0 {
+                Err(bad_partition(partition.partition_index))
+            } else {
+                broker::handle(state, request).await
+            };
+            partitions.push(match result {
                 Ok(Response::ListOffsets { offset, .. }) => {
                     answer.with_offset(offset.map_or(-1, |offset| offset as i64))
                 }

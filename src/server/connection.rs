@@ -175,7 +175,9 @@ fn dispatch(
     }
     frame.advance(prefix);
     let (key, version) = (header.api_key.get(), header.api_version.get());
-    let Some(api) = ApiKey::from_u16(key) else {
+    let supported = ApiKey::from_u16(key)
+        .and_then(|api| SUPPORTED_APIS.iter().find(|(known, _, _)| *known == api));
+    let Some(&(api, min, max)) = supported else {
         let error = ProtocolError::new(
             ErrorCode::UnknownApi,
             format!("api key {key} is unknown; ApiVersions lists what this broker speaks"),
@@ -183,11 +185,7 @@ fn dispatch(
         connection.respond(encode_response(correlation_id, Err(error)));
         return Ok(());
     };
-    let (_, min, max) = SUPPORTED_APIS
-        .iter()
-        .find(|(supported, _, _)| *supported == api)
-        .expect("from_u16 found it");
-    if version < *min || version > *max {
+    if version < min || version > max {
         let error = ProtocolError::new(
             ErrorCode::UnsupportedVersion,
             format!("{api:?} version {version} is unsupported; this broker speaks {min} to {max}"),
