@@ -223,11 +223,16 @@ pub async fn fetch_offsets(
             return OffsetFetchResponse::default().with_error_code(kafka_error(error.code));
         }
     };
+    // A map, not a scan per asked partition: a request may ask for millions.
+    let by_partition: std::collections::HashMap<(&str, u32), u64> = committed
+        .iter()
+        .map(|(t, p, offset)| ((t.as_str(), *p), *offset))
+        .collect();
     let offset_of = |topic: &str, partition: i32| {
-        committed
-            .iter()
-            .find(|(t, p, _)| t == topic && *p as i32 == partition)
-            .map_or(-1, |(_, _, offset)| *offset as i64)
+        u32::try_from(partition)
+            .ok()
+            .and_then(|p| by_partition.get(&(topic, p)))
+            .map_or(-1, |offset| i64::try_from(*offset).unwrap_or(i64::MAX))
     };
     let partition = |topic: &str, index: i32| {
         OffsetFetchResponsePartition::default()
@@ -302,7 +307,13 @@ pub async fn describe(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut described = Vec::new();
+    // Each group once: its members' metadata must not be copied into the answer once per
+    // repetition of its name in the request.
+    let mut seen = std::collections::HashSet::new();
     for group_id in request.groups {
+        if !seen.insert(group_id.clone()) {
+            continue;
+        }
         let name = text(&group_id.0);
         let group_name = name.clone();
         let view = state
