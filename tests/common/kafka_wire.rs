@@ -128,14 +128,14 @@ pub fn assert_serving(address: &str) {
     }
 }
 
-/// A fresh connection creates a topic, produces to it and fetches the record back.
-pub fn assert_produce_and_fetch(address: &str, name: &'static str) {
+/// Creates `name` through CreateTopics v2 and checks it was created.
+pub fn create_topic(address: &str, name: &'static str, partitions: i32) {
     let create = CreateTopicsRequest::default()
         .with_timeout_ms(5000)
         .with_topics(vec![
             CreatableTopic::default()
                 .with_name(topic(name))
-                .with_num_partitions(1)
+                .with_num_partitions(partitions)
                 .with_replication_factor(1),
         ]);
     match call(
@@ -147,6 +147,11 @@ pub fn assert_produce_and_fetch(address: &str, name: &'static str) {
         ResponseKind::CreateTopics(response) => assert_eq!(response.topics[0].error_code, 0),
         other => panic!("CreateTopics answered {other:?}"),
     }
+}
+
+/// A fresh connection creates a topic, produces to it and fetches the record back.
+pub fn assert_produce_and_fetch(address: &str, name: &'static str) {
+    create_topic(address, name, 1);
     let value = format!("after-{name}");
     let produce = RequestKind::Produce(produce_request(name, value.as_bytes()));
     match call(address, ApiKey::Produce, 3, produce) {
