@@ -81,6 +81,19 @@ fn sample(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::DeleteTopics => RequestKind::DeleteTopics(
             DeleteTopicsRequest::default().with_topic_names(vec![topic("nothing")]),
         ),
+        ApiKey::InitProducerId => RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        other => group_sample(other),
+    }
+}
+
+/// `sample` for the group APIs.
+fn group_sample(api: ApiKey) -> RequestKind {
+    match api {
         ApiKey::JoinGroup => RequestKind::JoinGroup(
             JoinGroupRequest::default()
                 .with_group_id(group("fuzz-group"))
@@ -137,12 +150,6 @@ fn sample(api: ApiKey, version: i16) -> RequestKind {
             RequestKind::LeaveGroup(LeaveGroupRequest::default().with_group_id(group("fuzz-group")))
         }
         ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
-        ApiKey::InitProducerId => RequestKind::InitProducerId(
-            InitProducerIdRequest::default()
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        ),
-        ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
         other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
     }
 }
