@@ -23,6 +23,15 @@ fn ensure_remaining<B: ByteBuf>(buf: &B, needed: usize, what: &str) -> Result<()
     Ok(())
 }
 
+// ringmq vendored change: an array's pre-allocation takes no more memory than the bytes left in
+// the request. A count can be as large as the bytes left (one byte per element), but a decoded
+// element is far larger than one byte (a topic entry is ~100), so reserving the whole count
+// would turn a 16 MiB frame into a 1.6 GB allocation before the first element fails to decode;
+// past this the vector grows as elements actually arrive.
+fn capacity_for<T, B: ByteBuf>(buf: &B, count: usize) -> usize {
+    count.min(buf.remaining() / std::mem::size_of::<T>().max(1))
+}
+
 macro_rules! define_copy_impl {
     ($e:ident, $t:ty) => (
         impl Encoder<$t> for $e {
@@ -1003,7 +1012,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
             -1 => Ok(None),
             n if n >= 0 => {
                 ensure_remaining(buf, n as usize, "Array count")?;
-                let mut result = Vec::with_capacity(n as usize);
+                let mut result = Vec::with_capacity(capacity_for::<T, B>(buf, n as usize));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1112,7 +1121,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
             0 => Ok(None),
             n => {
                 ensure_remaining(buf, (n - 1) as usize, "CompactArray count")?;
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let mut result = Vec::with_capacity(capacity_for::<T, B>(buf, (n - 1) as usize));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
