@@ -273,6 +273,10 @@ enum Mutation {
         at: usize,
         bytes: Vec<u8>,
     },
+    /// Any api version in the header, supported or not.
+    Version(i16),
+    /// Any api key in the header, known or not.
+    ApiKey(i16),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -306,6 +310,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         1 => at.clone().prop_map(|at| Mutation::Truncate { at }),
         1 => (at, proptest::collection::vec(any::<u8>(), 1..16))
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        1 => any::<i16>().prop_map(Mutation::Version),
+        1 => any::<i16>().prop_map(Mutation::ApiKey),
     ]
 }
 
@@ -338,6 +344,8 @@ fn apply(request: &mut Vec<u8>, mutation: &Mutation) {
             let at = at % (request.len() + 1);
             request.splice(at..at, bytes.iter().copied());
         }
+        Mutation::Version(version) => overwrite(request, 2, &version.to_be_bytes()),
+        Mutation::ApiKey(key) => overwrite(request, 0, &key.to_be_bytes()),
     }
 }
 

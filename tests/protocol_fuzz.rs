@@ -159,11 +159,29 @@ fn decode_like_the_server(frame: &[u8]) -> Result<Request, ErrorCode> {
 
 #[derive(Clone, Debug)]
 enum Mutation {
-    U32 { at: usize, value: u32 },
-    U16 { at: usize, value: u16 },
-    Byte { at: usize, value: u8 },
-    Truncate { at: usize },
-    Insert { at: usize, bytes: Vec<u8> },
+    U32 {
+        at: usize,
+        value: u32,
+    },
+    U16 {
+        at: usize,
+        value: u16,
+    },
+    Byte {
+        at: usize,
+        value: u8,
+    },
+    Truncate {
+        at: usize,
+    },
+    Insert {
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    /// Any api version in the header, supported or not.
+    Version(u16),
+    /// Any api key in the header, known or not.
+    ApiKey(u16),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -183,6 +201,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         1 => at.clone().prop_map(|at| Mutation::Truncate { at }),
         1 => (at, proptest::collection::vec(any::<u8>(), 1..16))
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        1 => any::<u16>().prop_map(Mutation::Version),
+        1 => any::<u16>().prop_map(Mutation::ApiKey),
     ]
 }
 
@@ -205,6 +225,8 @@ fn apply(request: &mut Vec<u8>, mutation: &Mutation) {
             let at = at % (request.len() + 1);
             request.splice(at..at, bytes.iter().copied());
         }
+        Mutation::Version(version) => overwrite(request, 2, &version.to_be_bytes()),
+        Mutation::ApiKey(key) => overwrite(request, 0, &key.to_be_bytes()),
     }
 }
 
