@@ -11,6 +11,7 @@ mod common;
 
 use common::kafka_wire::*;
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -399,8 +400,15 @@ fn hostile_kafka_requests_over_tcp_leave_the_broker_serving() {
     let mut runner = TestRunner::new(Config::with_cases(cases(150)));
     runner
         .run(&hostile_request(), |request| {
-            // A short wait: a mutated fetch may legitimately wait for data before answering.
-            send_raw(&address, &framed(&request), Duration::from_millis(50));
+            // End of input after the request, so the broker closes once it has answered; the
+            // wait is short because a mutated fetch may legitimately wait for data first.
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let _ = stream.write_all(&framed(&request));
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.read_to_end(&mut Vec::new());
             assert_serving(&address);
             Ok(())
         })

@@ -303,6 +303,8 @@ fn hostile_native_requests_over_tcp_leave_the_broker_serving() {
                 .set_read_timeout(Some(Duration::from_millis(50)))
                 .unwrap();
             let _ = stream.write_all(&framed(&request));
+            // End of input: the broker answers what it accepted, then closes.
+            let _ = stream.shutdown(std::net::Shutdown::Write);
             let mut answer = Vec::new();
             let _ = stream.read_to_end(&mut answer);
             assert_serving(&address);
