@@ -147,13 +147,19 @@ pub async fn commit(state: &Rc<ShardState>, request: OffsetCommitRequest) -> Off
         .topics
         .iter()
         .flat_map(|topic| {
-            topic.partitions.iter().map(move |p| {
-                (
-                    text(&topic.name.0),
-                    p.partition_index.max(0) as u32,
-                    p.committed_offset.max(0) as u64,
-                )
-            })
+            // A negative partition is answered UNKNOWN_TOPIC_OR_PARTITION below, never stored
+            // (clamped, it would have overwritten partition 0's offset).
+            topic
+                .partitions
+                .iter()
+                .filter(|p| p.partition_index >= 0)
+                .map(move |p| {
+                    (
+                        text(&topic.name.0),
+                        p.partition_index as u32,
+                        p.committed_offset.max(0) as u64,
+                    )
+                })
         })
         .collect();
     let (member_id, generation) = (
@@ -178,6 +184,11 @@ pub async fn commit(state: &Rc<ShardState>, request: OffsetCommitRequest) -> Off
                         .partitions
                         .iter()
                         .map(|p| {
+                            let code = if p.partition_index < 0 {
+                                kafka_error(ErrorCode::BadPartition)
+                            } else {
+                                code
+                            };
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(code)
@@ -212,11 +223,16 @@ pub async fn fetch_offsets(
             return OffsetFetchResponse::default().with_error_code(kafka_error(error.code));
         }
     };
+    // A map, not a scan per asked partition: a request may ask for millions.
+    let by_partition: std::collections::HashMap<(&str, u32), u64> = committed
+        .iter()
+        .map(|(t, p, offset)| ((t.as_str(), *p), *offset))
+        .collect();
     let offset_of = |topic: &str, partition: i32| {
-        committed
-            .iter()
-            .find(|(t, p, _)| t == topic && *p as i32 == partition)
-            .map_or(-1, |(_, _, offset)| *offset as i64)
+        u32::try_from(partition)
+            .ok()
+            .and_then(|p| by_partition.get(&(topic, p)))
+            .map_or(-1, |offset| i64::try_from(*offset).unwrap_or(i64::MAX))
     };
     let partition = |topic: &str, index: i32| {
         OffsetFetchResponsePartition::default()
@@ -291,7 +307,13 @@ pub async fn describe(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut described = Vec::new();
+    // Each group once: its members' metadata must not be copied into the answer once per
+    // repetition of its name in the request.
+    let mut seen = std::collections::HashSet::new();
     for group_id in request.groups {
+        if !seen.insert(group_id.clone()) {
+            continue;
+        }
         let name = text(&group_id.0);
         let group_name = name.clone();
         let view = state

@@ -9,7 +9,6 @@ use kafka_protocol::messages::FindCoordinatorResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -19,9 +18,9 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsResponse, DeleteTopicsResponse,
-    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ListOffsetsResponse, MetadataResponse, ProduceRequest, ProduceResponse, ProducerId,
-    RequestHeader, RequestKind, ResponseHeader, ResponseKind, TopicName,
+    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsResponse, MetadataResponse,
+    ProduceRequest, ProduceResponse, ProducerId, RequestHeader, RequestKind, ResponseHeader,
+    ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -82,6 +81,7 @@ pub fn kafka_error(code: ErrorCode) -> i16 {
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const UNSUPPORTED_VERSION: i16 = 35;
+const INVALID_REQUIRED_ACKS: i16 = 21;
 const NODE_ID: i32 = 0;
 
 pub struct Prepared {
@@ -237,7 +237,9 @@ pub async fn handle(
             ResponseKind::Metadata(metadata(state, request, advertised_address).await)
         }
         RequestKind::Produce(request) => ResponseKind::Produce(produce(state, request).await),
-        RequestKind::Fetch(request) => ResponseKind::Fetch(fetch(state, request).await),
+        RequestKind::Fetch(request) => {
+            ResponseKind::Fetch(super::fetch::fetch(state, request).await)
+        }
         RequestKind::ListOffsets(request) => {
             ResponseKind::ListOffsets(list_offsets(state, request).await)
         }
@@ -290,10 +292,14 @@ async fn metadata(
     request: kafka_protocol::messages::MetadataRequest,
     advertised: std::net::SocketAddr,
 ) -> MetadataResponse {
+    // Each name once, as Kafka answers: a request repeating one name a million times must not
+    // cost a million lookups and answers.
     let names: Option<Vec<String>> = request.topics.map(|topics| {
+        let mut seen = std::collections::HashSet::new();
         topics
             .iter()
             .filter_map(|t| t.name.as_ref().map(name))
+            .filter(|n| seen.insert(n.clone()))
             .collect()
     });
     let known = match broker::handle(state, Request::Metadata { topics: Vec::new() }).await {
@@ -322,10 +328,16 @@ async fn metadata(
             .iter()
             .map(|t| topic(&t.name, Some(t.partitions)))
             .collect(),
-        Some(names) => names
-            .iter()
-            .map(|n| topic(n, known.iter().find(|t| &t.name == n).map(|t| t.partitions)))
-            .collect(),
+        Some(names) => {
+            let partitions: std::collections::HashMap<&str, u32> = known
+                .iter()
+                .map(|t| (t.name.as_str(), t.partitions))
+                .collect();
+            names
+                .iter()
+                .map(|n| topic(n, partitions.get(n.as_str()).copied()))
+                .collect()
+        }
     };
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(NODE_ID))
@@ -338,6 +350,14 @@ async fn metadata(
         .with_topics(topics)
 }
 
+/// A negative partition index from a Kafka client: Kafka's UNKNOWN_TOPIC_OR_PARTITION.
+pub(crate) fn bad_partition(index: i32) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::BadPartition,
+        format!("partition {index} does not exist"),
+    )
+}
+
 fn code_of(error: &ProtocolError) -> i16 {
     kafka_error(error.code)
 }
@@ -348,10 +368,15 @@ async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResp
         1 => AckLevel::Written,
         _ => AckLevel::Fsynced,
     };
+    // Kafka refuses any other acks with INVALID_REQUIRED_ACKS, storing nothing.
+    let acks_valid = matches!(request.acks, -1..=1);
     let mut responses = Vec::new();
     for topic in request.topic_data {
         let topic_text = name(&topic.name);
         let appends = topic.partition_data.into_iter().map(|partition| {
+            // Our native protocol reads a negative partition as "choose by key"; Kafka has no
+            // such thing, and Kafka's broker answers UNKNOWN_TOPIC_OR_PARTITION.
+            let refused = (partition.index < 0).then(|| bad_partition(partition.index));
             let request = protocol::ProduceRequest {
                 topic: topic_text.clone(),
                 partition: partition.index,
@@ -361,7 +386,18 @@ async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResp
             };
             async move {
                 let answer = PartitionProduceResponse::default().with_index(partition.index);
-                match broker::handle(state, Request::Produce(request)).await {
+                if !acks_valid {
+                    return answer
+                        .with_error_code(INVALID_REQUIRED_ACKS)
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1);
+                }
+                let result = match refused {
+                    Some(error) => Err(error),
+                    None => broker::handle(state, Request::Produce(request)).await,
+                };
+                match result {
                     Ok(Response::Produce(done)) => answer
                         .with_base_offset(done.base_offset as i64)
                         .with_log_append_time_ms(done.log_append_time_ms)
@@ -386,98 +422,6 @@ async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResp
     ProduceResponse::default().with_responses(responses)
 }
 
-/// One partition's part of a fetch: (topic index, partition, result).
-type PartitionFetch = (usize, i32, Result<protocol::FetchResponse, ProtocolError>);
-
-async fn fetch_all(
-    state: &Rc<ShardState>,
-    request: &FetchRequest,
-    max_wait_ms: u32,
-) -> Vec<PartitionFetch> {
-    let reads = request
-        .topics
-        .iter()
-        .enumerate()
-        .flat_map(|(topic_index, topic)| {
-            topic.partitions.iter().map(move |partition| {
-                let fetch = protocol::FetchRequest {
-                    topic: name(&topic.topic),
-                    partition: partition.partition.max(0) as u32,
-                    offset: partition.fetch_offset.max(0) as u64,
-                    max_bytes: partition.partition_max_bytes.max(1) as u32,
-                    min_bytes: 1,
-                    max_wait_ms,
-                };
-                async move {
-                    let result = match broker::handle(state, Request::Fetch(fetch)).await {
-                        Ok(Response::Fetch(fetched)) => Ok(fetched),
-                        Ok(_) => Err(ProtocolError::new(
-                            ErrorCode::Internal,
-                            "unexpected response",
-                        )),
-                        Err(error) => Err(error),
-                    };
-                    (topic_index, partition.partition, result)
-                }
-            })
-        });
-    futures_util::future::join_all(reads).await
-}
-
-/// Kafka's fetch: everything available at once if that is at least `min_bytes`; otherwise wait
-/// up to `max_wait_ms` for partitions to get data, then read everything again.
-async fn fetch(state: &Rc<ShardState>, request: FetchRequest) -> FetchResponse {
-    let size = |results: &[PartitionFetch]| -> usize {
-        results
-            .iter()
-            .filter_map(|(_, _, r)| r.as_ref().ok())
-            .flat_map(|f| f.records.iter())
-            .map(Bytes::len)
-            .sum()
-    };
-    let mut results = fetch_all(state, &request, 0).await;
-    let wait_ms = request.max_wait_ms.max(0) as u32;
-    let errors = results.iter().any(|(_, _, result)| result.is_err());
-    if size(&results) < request.min_bytes.max(1) as usize && wait_ms > 0 && !errors {
-        let waits = std::pin::pin!(fetch_all(state, &request, wait_ms));
-        let _ =
-            crate::runtime::timeout(std::time::Duration::from_millis(u64::from(wait_ms)), waits)
-                .await;
-        results = fetch_all(state, &request, 0).await;
-    }
-    let mut responses: Vec<FetchableTopicResponse> = request
-        .topics
-        .iter()
-        .map(|topic| FetchableTopicResponse::default().with_topic(topic.topic.clone()))
-        .collect();
-    for (topic_index, partition, result) in results {
-        let data = PartitionData::default()
-            .with_partition_index(partition)
-            .with_preferred_read_replica(BrokerId(-1));
-        let data = match result {
-            Ok(fetched) => {
-                let records = match &fetched.records[..] {
-                    [one] => one.clone(),
-                    chunks => Bytes::from(chunks.concat()),
-                };
-                data.with_high_watermark(fetched.high_watermark as i64)
-                    .with_last_stable_offset(fetched.high_watermark as i64)
-                    .with_log_start_offset(fetched.log_start_offset as i64)
-                    .with_aborted_transactions(Some(Vec::new()))
-                    .with_records(Some(records))
-            }
-            Err(error) => data
-                .with_error_code(code_of(&error))
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1)
-                .with_records(Some(Bytes::new())),
-        };
-        responses[topic_index].partitions.push(data);
-    }
-    FetchResponse::default().with_responses(responses)
-}
-
 async fn list_offsets(
     state: &Rc<ShardState>,
     request: kafka_protocol::messages::ListOffsetsRequest,
@@ -500,7 +444,12 @@ async fn list_offsets(
                 .with_partition_index(partition.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
-            partitions.push(match broker::handle(state, request).await {
+            let result = if partition.partition_index < 0 {
+                Err(bad_partition(partition.partition_index))
+            } else {
+                broker::handle(state, request).await
+            };
+            partitions.push(match result {
                 Ok(Response::ListOffsets { offset, .. }) => {
                     answer.with_offset(offset.map_or(-1, |offset| offset as i64))
                 }

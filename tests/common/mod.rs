@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kafka_wire;
+
 use bytes::{Bytes, BytesMut};
 use ringmq::batch::{BatchBuilder, Compression, Record, records};
 use ringmq::storage::{LogConfig, ReadResult};

@@ -1,0 +1,417 @@
+//! Hostile Kafka requests: every API and version the broker advertises, built with the
+//! `kafka-protocol` encoders, then given hostile counts, lengths, versions and truncations. They
+//! go to the decoder directly and to a real server over TCP; nothing may panic or allocate what
+//! the wire merely claims (an abort ends this test process, so it fails the suite), and the
+//! server must keep serving well-formed requests on other connections.
+//!
+//! The case counts are small so the suite stays fast; `PROPTEST_CASES=N` runs N of each (see the
+//! README's testing section).
+
+mod common;
+
+use common::kafka_wire::*;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use ringmq::kafka::handlers::{SUPPORTED, prepare};
+
+/// Cases per property: `PROPTEST_CASES` when set, else `default` (a few seconds in all).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A request of `api` with something in every array that matters, so counts sit at several
+/// depths for the mutations to hit. Fields a version does not have are left at their defaults.
+fn sample(api: ApiKey, version: i16) -> RequestKind {
+    match api {
+        ApiKey::Produce => RequestKind::Produce(produce_request("fuzz", b"fuzz-value")),
+        ApiKey::Fetch => RequestKind::Fetch(fetch_request("fuzz")),
+        ApiKey::ListOffsets => RequestKind::ListOffsets(
+            ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    ListOffsetsTopic::default()
+                        .with_name(topic("fuzz"))
+                        .with_partitions(vec![
+                            ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(-1),
+                        ]),
+                ]),
+        ),
+        ApiKey::Metadata => {
+            RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic("fuzz"))),
+            ])))
+        }
+        ApiKey::CreateTopics => RequestKind::CreateTopics(
+            CreateTopicsRequest::default()
+                .with_timeout_ms(1000)
+                .with_validate_only(version >= 1)
+                .with_topics(vec![
+                    CreatableTopic::default()
+                        .with_name(topic("fuzz-created"))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                ]),
+        ),
+        ApiKey::DeleteTopics if version >= 6 => {
+            RequestKind::DeleteTopics(DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic("nothing"))),
+            ]))
+        }
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(
+            DeleteTopicsRequest::default().with_topic_names(vec![topic("nothing")]),
+        ),
+        ApiKey::InitProducerId => RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        other => group_sample(other),
+    }
+}
+
+/// `sample` for the group APIs.
+fn group_sample(api: ApiKey) -> RequestKind {
+    match api {
+        ApiKey::JoinGroup => RequestKind::JoinGroup(
+            JoinGroupRequest::default()
+                .with_group_id(group("fuzz-group"))
+                .with_session_timeout_ms(6000)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(Bytes::from_static(b"\0\0\0\0\0\x01\0\x04fuzz\0\0\0\0")),
+                ]),
+        ),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(group("fuzz-group"))
+                .with_assignments(vec![
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(StrBytes::from_static_str("member"))
+                        .with_assignment(Bytes::from_static(b"\0\0\0\0\0\0")),
+                ]),
+        ),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(
+            OffsetCommitRequest::default()
+                .with_group_id(group("fuzz-group"))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic("fuzz"))
+                        .with_partitions(vec![
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1),
+                        ]),
+                ]),
+        ),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(
+            OffsetFetchRequest::default()
+                .with_group_id(group("fuzz-group"))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic("fuzz"))
+                        .with_partition_indexes(vec![0, 1]),
+                ])),
+        ),
+        ApiKey::DescribeGroups => RequestKind::DescribeGroups(
+            DescribeGroupsRequest::default().with_groups(vec![group("fuzz-group"), group("other")]),
+        ),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("fuzz-group")),
+        ),
+        ApiKey::Heartbeat => {
+            RequestKind::Heartbeat(HeartbeatRequest::default().with_group_id(group("fuzz-group")))
+        }
+        ApiKey::LeaveGroup => {
+            RequestKind::LeaveGroup(LeaveGroupRequest::default().with_group_id(group("fuzz-group")))
+        }
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
+    }
+}
+
+// ---- the requests of issue 10, each claiming 0x7fffffff elements ----------------------------
+
+/// A request header v1 (api key, version, correlation id, client id "") and `body`, framed.
+fn hostile(api: ApiKey, version: i16, body: &[u8]) -> Vec<u8> {
+    let mut request = Vec::new();
+    request.extend_from_slice(&(api as i16).to_be_bytes());
+    request.extend_from_slice(&version.to_be_bytes());
+    request.extend_from_slice(&1234i32.to_be_bytes());
+    request.extend_from_slice(&0i16.to_be_bytes());
+    request.extend_from_slice(body);
+    framed(&request)
+}
+
+const HUGE: [u8; 4] = 0x7fff_ffffu32.to_be_bytes();
+
+/// The frame is refused (closed, or answered with an error) at once, the process lives, and a
+/// fresh connection then creates, produces and fetches.
+fn assert_refused_and_still_serving(frame: &[u8], name: &'static str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let decoded = prepare(Bytes::copy_from_slice(&frame[4..]));
+    assert!(decoded.is_err(), "{name}: the decoder refuses it");
+    let answer = send_raw(&address, frame, Duration::from_secs(10));
+    // Closed without an answer: the request could not be decoded, so it has no response form.
+    assert!(
+        answer.is_empty(),
+        "{name}: closed without answer, got {answer:?}"
+    );
+    assert_serving(&address);
+    assert_produce_and_fetch(&address, name);
+}
+
+#[test]
+fn describe_groups_v0_with_2_pow_31_groups_is_refused() {
+    let frame = hostile(ApiKey::DescribeGroups, 0, &HUGE);
+    assert!(frame.len() < 25, "a tiny request: {} bytes", frame.len());
+    assert_refused_and_still_serving(&frame, "after-describe-groups");
+}
+
+#[test]
+fn metadata_v1_with_2_pow_31_topics_is_refused() {
+    let frame = hostile(ApiKey::Metadata, 1, &HUGE);
+    assert_refused_and_still_serving(&frame, "after-metadata");
+}
+
+#[test]
+fn delete_topics_v1_with_2_pow_31_names_is_refused() {
+    let mut body = HUGE.to_vec();
+    body.extend_from_slice(&1000i32.to_be_bytes());
+    let frame = hostile(ApiKey::DeleteTopics, 1, &body);
+    assert_refused_and_still_serving(&frame, "after-delete-topics");
+}
+
+#[test]
+fn produce_v3_with_2_pow_31_topics_is_refused() {
+    let mut body = (-1i16).to_be_bytes().to_vec(); // no transactional id
+    body.extend_from_slice(&1i16.to_be_bytes()); // acks
+    body.extend_from_slice(&1000i32.to_be_bytes()); // timeout
+    body.extend_from_slice(&HUGE);
+    let frame = hostile(ApiKey::Produce, 3, &body);
+    assert_refused_and_still_serving(&frame, "after-produce");
+}
+
+#[test]
+fn a_string_or_bytes_longer_than_the_frame_is_refused_before_allocating() {
+    // CompactString of 2^32-2 bytes (DescribeGroups v5 is flexible: header v2, compact arrays).
+    let mut body = vec![0x02]; // one group
+    body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]); // its name's length + 1
+    let mut request = Vec::new();
+    request.extend_from_slice(&(ApiKey::DescribeGroups as i16).to_be_bytes());
+    request.extend_from_slice(&5i16.to_be_bytes());
+    request.extend_from_slice(&9i32.to_be_bytes());
+    request.extend_from_slice(&0i16.to_be_bytes()); // client id ""
+    request.push(0); // no tagged fields
+    request.extend_from_slice(&body);
+    assert!(prepare(Bytes::from(request)).is_err());
+    // SyncGroup v0: group "g", generation 1, member "m", one assignment whose bytes claim 2 GiB.
+    let mut body = Vec::new();
+    body.extend_from_slice(&[0, 1, b'g']);
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&[0, 1, b'm']);
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&[0, 1, b'm']);
+    body.extend_from_slice(&HUGE);
+    let frame = hostile(ApiKey::SyncGroup, 0, &body);
+    assert!(prepare(Bytes::copy_from_slice(&frame[4..])).is_err());
+}
+
+// ---- the structured fuzzer --------------------------------------------------------------------
+
+/// One hostile change to an encoded request (header and body).
+#[derive(Clone, Debug)]
+enum Mutation {
+    /// Overwrite 4 bytes: where a count or length sits, it now claims too much (or is negative).
+    Int32 {
+        at: usize,
+        value: i32,
+    },
+    /// Overwrite 2 bytes: string lengths, versions, api keys.
+    Int16 {
+        at: usize,
+        value: i16,
+    },
+    /// Overwrite with a long varint: compact counts and lengths.
+    Varint {
+        at: usize,
+        value: u32,
+    },
+    Byte {
+        at: usize,
+        value: u8,
+    },
+    Truncate {
+        at: usize,
+    },
+    Insert {
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    /// Any api version in the header, supported or not.
+    Version(i16),
+    /// Any api key in the header, known or not.
+    ApiKey(i16),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let int32 = prop_oneof![
+        Just(i32::MAX),
+        Just(-1),
+        Just(-2),
+        Just(i32::MIN),
+        Just(0x0100_0000),
+        any::<i32>()
+    ];
+    let int16 = prop_oneof![
+        Just(i16::MAX),
+        Just(-1),
+        Just(-2),
+        Just(i16::MIN),
+        any::<i16>()
+    ];
+    let varint = prop_oneof![
+        Just(u32::MAX),
+        Just(u32::MAX - 1),
+        Just(0x7fff_ffff),
+        any::<u32>()
+    ];
+    let at = 0usize..4096;
+    prop_oneof![
+        3 => (at.clone(), int32).prop_map(|(at, value)| Mutation::Int32 { at, value }),
+        2 => (at.clone(), int16).prop_map(|(at, value)| Mutation::Int16 { at, value }),
+        2 => (at.clone(), varint).prop_map(|(at, value)| Mutation::Varint { at, value }),
+        1 => (at.clone(), any::<u8>()).prop_map(|(at, value)| Mutation::Byte { at, value }),
+        1 => at.clone().prop_map(|at| Mutation::Truncate { at }),
+        1 => (at, proptest::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        1 => any::<i16>().prop_map(Mutation::Version),
+        1 => any::<i16>().prop_map(Mutation::ApiKey),
+    ]
+}
+
+fn overwrite(request: &mut [u8], at: usize, bytes: &[u8]) {
+    if request.is_empty() {
+        return;
+    }
+    let at = at % request.len();
+    let end = (at + bytes.len()).min(request.len());
+    request[at..end].copy_from_slice(&bytes[..end - at]);
+}
+
+fn apply(request: &mut Vec<u8>, mutation: &Mutation) {
+    match mutation {
+        Mutation::Int32 { at, value } => overwrite(request, *at, &value.to_be_bytes()),
+        Mutation::Int16 { at, value } => overwrite(request, *at, &value.to_be_bytes()),
+        Mutation::Varint { at, value } => {
+            let mut bytes = Vec::new();
+            let mut rest = *value;
+            while rest >= 0x80 {
+                bytes.push((rest as u8) | 0x80);
+                rest >>= 7;
+            }
+            bytes.push(rest as u8);
+            overwrite(request, *at, &bytes);
+        }
+        Mutation::Byte { at, value } => overwrite(request, *at, &[*value]),
+        Mutation::Truncate { at } => request.truncate(at % (request.len() + 1)),
+        Mutation::Insert { at, bytes } => {
+            let at = at % (request.len() + 1);
+            request.splice(at..at, bytes.iter().copied());
+        }
+        Mutation::Version(version) => overwrite(request, 2, &version.to_be_bytes()),
+        Mutation::ApiKey(key) => overwrite(request, 0, &key.to_be_bytes()),
+    }
+}
+
+/// (api, version, mutations): a request of every advertised API and version, made hostile.
+fn hostile_request() -> impl Strategy<Value = Vec<u8>> {
+    (
+        0..SUPPORTED.len(),
+        0i16..16,
+        proptest::collection::vec(mutation(), 1..4),
+    )
+        .prop_map(|(index, version, mutations)| {
+            let (api, min, max) = SUPPORTED[index];
+            let version = min + version % (max - min + 1);
+            let mut request = encode(api, version, 5, &sample(api, version));
+            for mutation in &mutations {
+                apply(&mut request, mutation);
+            }
+            request
+        })
+}
+
+#[test]
+fn every_advertised_api_and_version_encodes_and_decodes_unmutated() {
+    // The fuzzer's starting points are valid, so its mutations explore near real requests.
+    for &(api, min, max) in SUPPORTED {
+        for version in min..=max {
+            let request = encode(api, version, 5, &sample(api, version));
+            assert!(
+                prepare(Bytes::from(request)).is_ok(),
+                "{api:?} v{version} decodes"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_kafka_requests_never_panic_or_overallocate_the_decoder() {
+    let mut runner = TestRunner::new(Config::with_cases(cases(3000)));
+    runner
+        .run(&hostile_request(), |request| {
+            let _ = prepare(Bytes::from(request));
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn hostile_kafka_requests_over_tcp_leave_the_broker_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let mut runner = TestRunner::new(Config::with_cases(cases(150)));
+    runner
+        .run(&hostile_request(), |request| {
+            // End of input after the request, so the broker closes once it has answered; the
+            // wait is short because a mutated fetch may legitimately wait for data first.
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let _ = stream.write_all(&framed(&request));
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.read_to_end(&mut Vec::new());
+            assert_serving(&address);
+            Ok(())
+        })
+        .unwrap();
+    assert_produce_and_fetch(&address, "after-fuzz");
+}
