@@ -455,16 +455,13 @@ fn a_frame_sent_too_slowly_closes_its_connection() {
     }
 }
 
-#[test]
-fn a_kafka_fetch_whose_answer_alone_could_exceed_the_shard_bound_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = common::TestBroker::start(dir.path(), 1);
-    let handle = broker.handle.as_ref().unwrap();
-    runtime::block_on(async {
-        let client = Client::connect(&handle.address.to_string()).await.unwrap();
-        client.create_topic("wide", 1, &[]).await.unwrap();
-    });
-    // One partition named 300 times at 1 MiB each: 300 MiB, over the default 256 MiB.
+/// A Kafka Fetch (v4) of partition 0 of `topic` named `entries` times at `partition_max_bytes`.
+fn kafka_fetch_repeated(
+    correlation_id: i32,
+    topic: &str,
+    entries: i32,
+    partition_max_bytes: i32,
+) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&(-1i32).to_be_bytes());
     body.extend_from_slice(&0i32.to_be_bytes());
@@ -472,24 +469,45 @@ fn a_kafka_fetch_whose_answer_alone_could_exceed_the_shard_bound_is_refused() {
     body.extend_from_slice(&i32::MAX.to_be_bytes());
     body.push(0);
     body.extend_from_slice(&1i32.to_be_bytes());
-    kafka_string(&mut body, "wide");
-    body.extend_from_slice(&300i32.to_be_bytes());
-    for _ in 0..300 {
+    kafka_string(&mut body, topic);
+    body.extend_from_slice(&entries.to_be_bytes());
+    for _ in 0..entries {
         body.extend_from_slice(&0i32.to_be_bytes());
         body.extend_from_slice(&0i64.to_be_bytes());
-        body.extend_from_slice(&(MIB as i32).to_be_bytes());
+        body.extend_from_slice(&partition_max_bytes.to_be_bytes());
     }
-    let mut wide = connect(&handle.kafka_address.unwrap().to_string());
-    wide.write_all(&kafka_frame(1, 4, 9, &body)).unwrap();
+    kafka_frame(1, 4, correlation_id, &body)
+}
+
+#[test]
+fn a_kafka_fetch_whose_reads_could_exceed_the_shard_bound_is_refused_and_a_wide_one_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::TestBroker::start(dir.path(), 1);
+    let handle = broker.handle.as_ref().unwrap();
+    runtime::block_on(async {
+        let client = Client::connect(&handle.address.to_string()).await.unwrap();
+        client.create_topic("wide", 1, &[]).await.unwrap();
+    });
+    let kafka = handle.kafka_address.unwrap().to_string();
+    // 20 entries at 16 MiB: a wave of 16 reads of 16 MiB, plus the response's own 16 MiB
+    // budget and overrun, is over the default shard bound of 256 MiB.
+    let mut greedy = connect(&kafka);
+    greedy
+        .write_all(&kafka_fetch_repeated(9, "wide", 20, 16 * MIB as i32))
+        .unwrap();
     assert_eq!(
-        bytes_until_end(&mut wide, Duration::from_secs(10)),
+        bytes_until_end(&mut greedy, Duration::from_secs(10)),
         Some(0),
         "closed without an answer"
     );
-    // The same fetch of the partition once is answered.
-    let mut narrow = connect(&handle.kafka_address.unwrap().to_string());
-    narrow.write_all(&kafka_fetch(10, "wide", 0, 0)).unwrap();
-    assert_eq!(&read_frame(&mut narrow)[0..4], &10i32.to_be_bytes());
+    // 300 entries at 1 MiB: bounded by the request's budget, not its entry count, so served.
+    let mut wide = connect(&kafka);
+    wide.write_all(&kafka_fetch_repeated(10, "wide", 300, MIB as i32))
+        .unwrap();
+    assert_eq!(&read_frame(&mut wide)[0..4], &10i32.to_be_bytes());
+    let mut narrow = connect(&kafka);
+    narrow.write_all(&kafka_fetch(11, "wide", 0, 0)).unwrap();
+    assert_eq!(&read_frame(&mut narrow)[0..4], &11i32.to_be_bytes());
 }
 
 #[test]

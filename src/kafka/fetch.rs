@@ -19,7 +19,7 @@ use crate::protocol::{self, ErrorCode, ProtocolError, Request, Response};
 
 /// Partition reads in flight at once for one request: enough to overlap cross-shard hops, few
 /// enough that the bytes read but not yet trimmed to the budget stay small.
-const READS_AT_ONCE: usize = 16;
+pub(crate) const READS_AT_ONCE: usize = 16;
 
 /// One partition's part of a fetch: (topic index, partition, result).
 type PartitionFetch = (usize, i32, Result<protocol::FetchResponse, ProtocolError>);

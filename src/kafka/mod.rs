@@ -86,23 +86,38 @@ impl Wire for Kafka {
     }
 }
 
-/// A fetch's worst case: every partition it names (each is read on its own, and returns at
-/// least one whole batch); other responses are small.
+/// A fetch's worst case (`fetch.rs` reads it so): the response holds at most the request's
+/// `max_bytes` (capped by `fetch_bytes_max`) plus one partition's overrun (the first partition
+/// with data may go past, by one read), and while a wave of `READS_AT_ONCE` partitions is read,
+/// their reads are held before they are trimmed to that budget. The bound follows the request's
+/// budget, not its entry count, so a consumer of many partitions is served. Other responses are
+/// small.
 fn response_bytes_bound(state: &ShardState, request: &RequestKind) -> usize {
     let RequestKind::Fetch(fetch) = request else {
         return 0;
     };
     let topics = state.topics();
-    fetch
+    let mut reads: Vec<usize> = fetch
         .topics
         .iter()
         .flat_map(|topic| {
             let name = topic.topic.0.as_str();
             let topics = &topics;
             topic.partitions.iter().map(move |partition| {
-                let max_bytes = partition.partition_max_bytes.max(1) as u32;
+                let max_bytes = u32::try_from(partition.partition_max_bytes.max(1)).unwrap_or(1);
                 fetch_bytes_bound(state, topics, name, max_bytes)
             })
         })
-        .fold(0usize, usize::saturating_add)
+        .collect();
+    let largest_read = reads.iter().copied().max().unwrap_or(0);
+    // The largest reads a wave could hold at once.
+    reads.sort_unstable_by(|a, b| b.cmp(a));
+    let wave: usize = reads
+        .iter()
+        .take(fetch::READS_AT_ONCE)
+        .fold(0, |sum, read| sum.saturating_add(*read));
+    let budget = usize::try_from(fetch.max_bytes.max(1))
+        .unwrap_or(1)
+        .min(state.config.fetch_bytes_max as usize);
+    budget.saturating_add(largest_read).saturating_add(wave)
 }
