@@ -49,6 +49,9 @@ pub struct BrokerConfig {
     pub shutdown_grace_ms: u64,
     /// The log settings a new topic starts with; CreateTopic's configs override them.
     pub topic_defaults: LogConfig,
+    /// Check every CRC of every sealed segment of every partition at start (slower start;
+    /// damage at rest is then found, isolated and exported before the first read).
+    pub verify_on_start: bool,
 }
 
 impl Default for BrokerConfig {
@@ -72,6 +75,7 @@ impl Default for BrokerConfig {
             group_lag_interval_ms: 5_000,
             shutdown_grace_ms: 10_000,
             topic_defaults: LogConfig::default(),
+            verify_on_start: false,
         }
     }
 }

@@ -70,6 +70,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::broker::fd_budget::check_at_start(&config);
     let server = match crate::server::start(config) {
         Ok(server) => server,
         Err(reason) => {
