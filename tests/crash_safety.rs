@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::TestBroker;
 use std::io::BufRead;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -14,10 +15,13 @@ use std::process::{Child, Command, Stdio};
 use ringmq::broker::offsets_compaction::CRASH_AT_ENV;
 use ringmq::client::Client;
 use ringmq::protocol::ErrorCode;
-use ringmq::runtime;
+use ringmq::runtime::{self, faults};
 
+/// The broker binary: cargo's, unless `RINGMQ_TEST_BIN` names another build of it (a shared
+/// target directory may hold another checkout's binary by the time the test runs).
 fn ringmq() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringmq"))
+    let binary = std::env::var("RINGMQ_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_ringmq").into());
+    Command::new(binary)
 }
 
 fn serve_command(dir: &Path) -> Command {
@@ -53,14 +57,20 @@ fn start(mut command: Command) -> (Child, Option<String>) {
             break Some(rest.split_whitespace().next().unwrap().to_string());
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    // The broker's log shows with a failed test's output.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("broker: {line}");
+        }
+    });
     (child, address)
 }
 
 fn stop(mut child: Child) {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }
 
 fn committed(address: &str, group: &str) -> Vec<(String, u32, u64)> {
@@ -130,30 +140,19 @@ fn a_sigkill_at_any_step_of_offsets_log_compaction_loses_no_committed_offset() {
 #[test]
 fn a_topic_creation_that_fails_leaves_no_trace_and_the_broker_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, address) = start(serve_command(dir.path()));
-    let address = address.unwrap();
+    let mut broker = TestBroker::start(dir.path(), 2);
     let topics_before = runtime::block_on(async {
-        let client = Client::connect(&address).await.unwrap();
+        let client = Client::connect(&broker.address()).await.unwrap();
         client.create_topic("kept", 1, &[]).await.unwrap();
         std::fs::read(dir.path().join("topics.json")).unwrap()
     });
-    // A file where one partition's directory must go: that partition cannot open.
-    std::fs::write(dir.path().join("topics/blocked-2"), b"in the way").unwrap();
+    // One partition of the new topic cannot open: its first fdatasync fails.
+    let doomed = dir.path().join("topics/blocked-2");
+    faults::fail_next_syncs(&doomed, 1);
     runtime::block_on(async {
-        let client = Client::connect(&address).await.unwrap();
+        let client = Client::connect(&broker.address()).await.unwrap();
         let error = client.create_topic("blocked", 4, &[]).await.unwrap_err();
         assert_eq!(error.code(), Some(ErrorCode::StorageFailed), "{error}");
-    });
-    assert_eq!(
-        std::fs::read(dir.path().join("topics.json")).unwrap(),
-        topics_before,
-        "the refused topic is not in the metadata"
-    );
-    stop(child);
-    let (child, address) = start(serve_command(dir.path()));
-    let address = address.expect("the broker starts again");
-    runtime::block_on(async {
-        let client = Client::connect(&address).await.unwrap();
         let names: Vec<String> = client
             .metadata(&[])
             .await
@@ -162,10 +161,30 @@ fn a_topic_creation_that_fails_leaves_no_trace_and_the_broker_restarts() {
             .map(|topic| topic.name)
             .collect();
         assert_eq!(names, vec!["kept".to_string()]);
-        // Nothing of it is left on disk either, so it can be created now.
+    });
+    faults::clear(&doomed);
+    assert_eq!(
+        std::fs::read(dir.path().join("topics.json")).unwrap(),
+        topics_before,
+        "the refused topic is not in the metadata"
+    );
+    broker.restart();
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        let names: Vec<String> = client
+            .metadata(&[])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|topic| topic.name)
+            .collect();
+        assert_eq!(names, vec!["kept".to_string()]);
         client.create_topic("blocked", 4, &[]).await.unwrap();
     });
-    stop(child);
+    let partitions = std::fs::read_dir(dir.path().join("topics"))
+        .unwrap()
+        .count();
+    assert_eq!(partitions, 5, "kept-0 and blocked-0..3");
 }
 
 #[test]
@@ -201,7 +220,18 @@ fn a_topic_whose_partitions_do_not_fit_rlimit_nofile_is_refused_up_front() {
     );
     stop(child);
     let (child, address) = start(serve_command(dir.path()));
-    assert!(address.is_some(), "the broker starts again");
+    let address = address.expect("the broker starts again");
+    runtime::block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        let names: Vec<String> = client
+            .metadata(&[])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|topic| topic.name)
+            .collect();
+        assert_eq!(names, vec!["narrow".to_string()]);
+    });
     stop(child);
 }
 
