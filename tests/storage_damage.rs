@@ -271,3 +271,82 @@ fn a_segment_file_whose_name_does_not_parse_is_skipped() {
         log.close().await.unwrap();
     });
 }
+
+/// The broker end to end: damage at rest in a sealed segment (a batch length of 0x7fffffff) is
+/// found by `verify_on_start`, exported as a metric, and fetches over TCP step over it while the
+/// broker keeps serving every other record.
+#[test]
+fn a_broker_with_verify_on_start_exports_damage_and_serves_around_it() {
+    use ringmq::client::Client;
+    use ringmq::protocol::FetchRequest;
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = common::TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    runtime::block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        let settings = [("segment_bytes", "4096"), ("index_interval_bytes", "256")];
+        client.create_topic("hurt", 1, &settings).await.unwrap();
+        for seed in 0..BATCHES {
+            let records = batch(seed, 3, 1000 + seed as i64);
+            let ack = client
+                .produce("hurt", Some(0), b"", AckLevel::Fsynced, records)
+                .await
+                .unwrap();
+            assert_eq!(ack.base_offset, seed * 3);
+        }
+    });
+    broker.handle.take().unwrap().shutdown();
+    let partition = dir.path().join("topics/hurt-0");
+    let (path, _, starts) = batches_of(&partition, 1);
+    let damaged_offset = {
+        let mut bytes = fs::read(&path).unwrap();
+        let at = starts[1];
+        bytes[at + 8..at + 12].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+        fs::write(&path, &bytes).unwrap();
+        i64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) as u64
+    };
+    let mut config = broker.config.clone();
+    config.verify_on_start = true;
+    drop(broker);
+    let broker = common::TestBroker::start_with(config);
+    let address = broker.address();
+    let records = runtime::block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        let mut records = Vec::new();
+        let mut offset = 0;
+        while offset < BATCHES * 3 {
+            let request = FetchRequest {
+                topic: "hurt".into(),
+                partition: 0,
+                offset,
+                max_bytes: 4096,
+                min_bytes: 0,
+                max_wait_ms: 0,
+            };
+            let response = client.fetch(request).await.unwrap();
+            assert_eq!(response.high_watermark, BATCHES * 3);
+            let result = ringmq::storage::ReadResult {
+                chunks: response.records,
+                ..Default::default()
+            };
+            let got = decode_all(&result);
+            assert!(!got.is_empty(), "a fetch at {offset} returned nothing");
+            offset = got.last().unwrap().0 as u64 + 1;
+            records.extend(got);
+        }
+        records
+    });
+    assert_all_but(&records, damaged_offset..damaged_offset + 3);
+    let mut stream = std::net::TcpStream::connect(broker.http_address()).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.contains("ringmq_log_damaged_ranges{topic=\"hurt\",partition=\"0\"} 1"),
+        "{response}"
+    );
+}
