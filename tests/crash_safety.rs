@@ -187,16 +187,14 @@ fn a_topic_creation_that_fails_leaves_no_trace_and_the_broker_restarts() {
     assert_eq!(partitions, 5, "kept-0 and blocked-0..3");
 }
 
-#[test]
-fn a_topic_whose_partitions_do_not_fit_rlimit_nofile_is_refused_up_front() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = serve_command(dir.path());
+/// Runs the command with RLIMIT_NOFILE `limit` (soft and hard).
+fn limit_fds(command: &mut Command, limit: u64) {
     // SAFETY: setrlimit is async-signal-safe; it runs in the child between fork and exec.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let limit = libc::rlimit {
-                rlim_cur: 512,
-                rlim_max: 512,
+                rlim_cur: limit,
+                rlim_max: limit,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -204,9 +202,15 @@ fn a_topic_whose_partitions_do_not_fit_rlimit_nofile_is_refused_up_front() {
             Ok(())
         });
     }
+}
+
+#[test]
+fn a_topic_whose_partitions_do_not_fit_rlimit_nofile_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = serve_command(dir.path());
+    limit_fds(&mut command, 512);
     let (child, address) = start(command);
     let address = address.unwrap();
-    let topics_before = std::fs::read(dir.path().join("topics.json")).ok();
     runtime::block_on(async {
         let client = Client::connect(&address).await.unwrap();
         let error = client.create_topic("wide", 400, &[]).await.unwrap_err();
@@ -214,11 +218,25 @@ fn a_topic_whose_partitions_do_not_fit_rlimit_nofile_is_refused_up_front() {
         assert!(error.to_string().contains("RLIMIT_NOFILE"), "{error}");
         client.create_topic("narrow", 4, &[]).await.unwrap();
     });
-    assert_ne!(
-        std::fs::read(dir.path().join("topics.json")).ok(),
-        topics_before
+    let topics = std::fs::read_to_string(dir.path().join("topics.json")).unwrap();
+    assert!(
+        topics.contains("\"narrow\"") && !topics.contains("\"wide\""),
+        "{topics}"
     );
     stop(child);
+    // Partitions that cannot all be opened under the limit: the start is refused, saying why.
+    let (child, address) = start(serve_command(dir.path()));
+    runtime::block_on(async {
+        let client = Client::connect(&address.unwrap()).await.unwrap();
+        client.create_topic("wide", 200, &[]).await.unwrap();
+    });
+    stop(child);
+    let mut command = serve_command(dir.path());
+    limit_fds(&mut command, 512);
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("raise LimitNOFILE"), "{stderr}");
     let (child, address) = start(serve_command(dir.path()));
     let address = address.expect("the broker starts again");
     runtime::block_on(async {
@@ -230,7 +248,7 @@ fn a_topic_whose_partitions_do_not_fit_rlimit_nofile_is_refused_up_front() {
             .into_iter()
             .map(|topic| topic.name)
             .collect();
-        assert_eq!(names, vec!["narrow".to_string()]);
+        assert_eq!(names, vec!["narrow".to_string(), "wide".to_string()]);
     });
     stop(child);
 }

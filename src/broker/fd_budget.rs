@@ -4,11 +4,14 @@
 //! (`open_segment_files_max`). Running out (EMFILE) in the middle of opening a topic's
 //! partitions is a failure found too late, so a topic creation is refused up front, with a clear
 //! error, when its partitions would not fit in what RLIMIT_NOFILE leaves; and `ringmq serve`
-//! raises its soft limit to the hard limit at start, warning when even that cannot hold
-//! `topics_max` partitions.
+//! raises its soft limit to the hard limit at start, refuses to start when the partitions it
+//! holds cannot all be opened (saying what to raise), and warns when `topics_max` partitions
+//! would not fit.
 
 use std::io;
 
+use super::group::OFFSETS_PARTITIONS;
+use super::topics::Topics;
 use crate::config::BrokerConfig;
 use crate::storage::LogConfig;
 
@@ -80,23 +83,43 @@ pub fn check_room(partitions: u32, config: &LogConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// Raises the soft limit and says, at start, whether `topics_max` single-partition topics fit.
-pub fn check_at_start(config: &BrokerConfig) {
+/// At start: raises the soft limit to the hard one, refuses (Err, saying what to raise) when the
+/// partitions already in the data directory cannot all be opened, and warns when `topics_max`
+/// single-partition topics would not fit.
+pub fn check_at_start(config: &BrokerConfig) -> Result<(), String> {
     let limit = match raise_to_hard_limit() {
         Ok(limit) => limit,
         Err(error) => {
             tracing::warn!(%error, "could not read or raise RLIMIT_NOFILE");
-            return;
+            return Ok(());
         }
     };
-    let needed =
-        config.topics_max as u64 * fds_per_partition(&config.topic_defaults) + reserve(limit);
+    let topics = Topics::load(&config.data_dir)?;
+    let existing: u64 = topics
+        .by_name
+        .values()
+        .map(|topic| u64::from(topic.partitions) * fds_per_partition(&topic.config))
+        .sum();
+    let offsets_log = u64::from(OFFSETS_PARTITIONS) * fds_per_partition(&LogConfig::default());
+    let open = open_now().unwrap_or(0);
+    let needed = existing + offsets_log + open + reserve(limit);
     if needed > limit {
+        return Err(format!(
+            "the {} topic(s) in {} need {needed} file descriptors with the reserve, more than RLIMIT_NOFILE {limit}: raise LimitNOFILE (systemd) or ulimit -n to at least {needed}",
+            topics.by_name.len(),
+            config.data_dir.display()
+        ));
+    }
+    let wanted = config.topics_max as u64 * fds_per_partition(&config.topic_defaults)
+        + offsets_log
+        + reserve(limit);
+    if wanted > limit {
         tracing::warn!(
             limit,
-            needed,
+            wanted,
             topics_max = config.topics_max,
-            "RLIMIT_NOFILE cannot hold topics_max partitions: topic creation is refused once descriptors run short; raise LimitNOFILE (or ulimit -n) to at least {needed}, or lower topics_max"
+            "RLIMIT_NOFILE cannot hold topics_max partitions: topic creation is refused once descriptors run short; raise LimitNOFILE (or ulimit -n) to at least {wanted}, or lower topics_max"
         );
     }
+    Ok(())
 }
