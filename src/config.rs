@@ -66,6 +66,9 @@ pub struct BrokerConfig {
     pub startup_timeout_ms: u64,
     /// The log settings a new topic starts with; CreateTopic's configs override them.
     pub topic_defaults: LogConfig,
+    /// Check every CRC of every sealed segment of every partition at start (slower start;
+    /// damage at rest is then found, isolated and exported before the first read).
+    pub verify_on_start: bool,
 }
 
 impl Default for BrokerConfig {
@@ -93,6 +96,7 @@ impl Default for BrokerConfig {
             shard_call_timeout_ms: 330_000,
             startup_timeout_ms: 600_000,
             topic_defaults: LogConfig::default(),
+            verify_on_start: false,
         }
     }
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::topics::{self, TopicMeta, Topics};
-use super::{ShardState, partition};
+use super::{ShardState, fd_budget, partition};
 use crate::protocol::{ErrorCode, ProtocolError};
+use crate::storage::dirsync;
 use crate::storage::log::now_ms;
 
 /// Held while a topic change is under way on shard 0.
@@ -76,6 +77,8 @@ pub async fn create_topic(
     config
         .validate()
         .map_err(|reason| ProtocolError::new(ErrorCode::InvalidConfig, reason))?;
+    fd_budget::check_room(partitions, &config)
+        .map_err(|reason| ProtocolError::new(ErrorCode::StorageFailed, reason))?;
     if config.batch_bytes_max > state.config.frame_bytes_max {
         return Err(ProtocolError::new(
             ErrorCode::InvalidConfig,
@@ -92,9 +95,17 @@ pub async fn create_topic(
     by_name.insert(name.clone(), meta.clone());
     let next = Arc::new(Topics { by_name });
     save(state, &next)?;
-    tracing::info!(topic = %name, partitions, "created topic");
-    crate::metrics::revive("topic", &name);
-    broadcast(state, next, Change::Created(meta)).await
+    let Err(error) = broadcast(state, next, Change::Created(meta)).await else {
+        tracing::info!(topic = %name, partitions, "created topic");
+        crate::metrics::revive("topic", &name);
+        return Ok(());
+    };
+    // A refused creation leaves no trace: the old metadata goes back before any partition of
+    // the topic is removed, so a crash here leaves at worst orphans that start-up removes.
+    tracing::warn!(topic = %name, %error, "topic creation failed; rolling it back");
+    save(state, &current)?;
+    broadcast(state, current, Change::Deleted(name)).await?;
+    Err(error)
 }
 
 pub async fn delete_topic(state: &ShardState, name: String) -> Result<(), ProtocolError> {
@@ -181,8 +192,12 @@ pub fn remove_orphan_partitions(
         });
         if !known {
             tracing::warn!(dir = %entry.path().display(), "removing the partition of a deleted topic");
-            std::fs::remove_dir_all(entry.path())?;
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
         }
     }
-    Ok(())
+    dirsync::sync_dir(&dir)
 }

@@ -203,7 +203,13 @@ pub async fn open(state: &ShardState) -> Result<(), String> {
             ("topic".into(), OFFSETS_LOG.into()),
             ("partition".into(), partition.to_string()),
         ];
-        let mut log = PartitionLog::open(&dir, offsets_config(), labels.clone())
+        super::offsets_compaction::recover(&dir)
+            .map_err(|error| format!("{}: {error}", dir.display()))?;
+        let config = LogConfig {
+            verify_on_start: state.config.verify_on_start,
+            ..offsets_config()
+        };
+        let mut log = PartitionLog::open(&dir, config, labels.clone())
             .await
             .map_err(|error| format!("{}: {error}", dir.display()))?;
         let (live, records_total) = read_offsets_log(&log).await?;
@@ -230,39 +236,20 @@ pub async fn open(state: &ShardState) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes the live entries to a fresh log beside `dir`, then swaps it in (a crash in between
-/// leaves either the old log or the new one whole, plus a directory to ignore).
+/// Writes the live entries to a fresh log beside `dir` and switches it in atomically (see
+/// `offsets_compaction`: a crash at any step leaves every committed offset readable).
 async fn compact(
     dir: &Path,
     old: PartitionLog,
     live: &BTreeMap<(String, String, u32), u64>,
     labels: Vec<(String, String)>,
 ) -> Result<PartitionLog, String> {
-    let fresh_dir = dir.with_extension("compacting");
-    let _ = std::fs::remove_dir_all(&fresh_dir);
-    let fresh = PartitionLog::open(&fresh_dir, offsets_config(), labels.clone())
-        .await
-        .map_err(|error| error.to_string())?;
     let entries: Vec<(Vec<u8>, Option<u64>)> = live
         .iter()
         .map(|((g, t, p), offset)| (record_key(g, t, *p), Some(*offset)))
         .collect();
-    for chunk in entries.chunks(1000) {
-        fresh
-            .append(offsets_batch(chunk), AckLevel::Fsynced)
-            .await
-            .map_err(|error| error.to_string())?;
-    }
-    fresh.close().await.map_err(|error| error.to_string())?;
-    old.close().await.map_err(|error| error.to_string())?;
-    let retired = dir.with_extension("retired");
-    let _ = std::fs::remove_dir_all(&retired);
-    std::fs::rename(dir, &retired).map_err(|error| error.to_string())?;
-    std::fs::rename(&fresh_dir, dir).map_err(|error| error.to_string())?;
-    let _ = std::fs::remove_dir_all(&retired);
-    PartitionLog::open(dir, offsets_config(), labels)
-        .await
-        .map_err(|error| error.to_string())
+    let batches = entries.chunks(1000).map(offsets_batch).collect();
+    super::offsets_compaction::compact(dir, old, batches, offsets_config(), labels).await
 }
 
 pub async fn close(state: &ShardState) {

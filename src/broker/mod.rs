@@ -8,7 +8,9 @@
 pub mod admin;
 pub mod assignment;
 pub mod client_assigned;
+pub mod fd_budget;
 pub mod group;
+pub mod offsets_compaction;
 pub mod partition;
 pub mod topics;
 

@@ -13,7 +13,7 @@ use crate::protocol::{
 };
 use crate::runtime;
 use crate::shard::owner_of;
-use crate::storage::{AckLevel, PartitionLog};
+use crate::storage::{AckLevel, PartitionLog, dirsync};
 
 /// The partition a keyed record goes to: xxh3 of the key, modulo the partitions.
 pub fn for_key(key: &[u8], partitions: u32) -> u32 {
@@ -35,16 +35,19 @@ pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> R
             continue;
         }
         let dir = topics::partition_dir(&state.config.data_dir, &topic.name, partition);
-        if fresh && dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+        if fresh && dir.symlink_metadata().is_ok() {
+            let removed = if dir.is_dir() {
+                dirsync::remove_dir_all_durable(&dir)
+            } else {
+                std::fs::remove_file(&dir)
+            };
+            removed.map_err(|error| format!("{}: {error}", dir.display()))?;
         }
-        let log = PartitionLog::open(
-            &dir,
-            topic.config.clone(),
-            partition_labels(&topic.name, partition),
-        )
-        .await
-        .map_err(|error| format!("{}: {error}", dir.display()))?;
+        let mut config = topic.config.clone();
+        config.verify_on_start |= state.config.verify_on_start;
+        let log = PartitionLog::open(&dir, config, partition_labels(&topic.name, partition))
+            .await
+            .map_err(|error| format!("{}: {error}", dir.display()))?;
         state
             .logs
             .borrow_mut()
@@ -63,7 +66,7 @@ pub async fn remove_owned(state: &ShardState, topic: &str) {
     for (partition, log) in logs {
         let _ = log.close().await;
         let dir = topics::partition_dir(&state.config.data_dir, topic, partition);
-        if let Err(error) = std::fs::remove_dir_all(&dir) {
+        if let Err(error) = dirsync::remove_dir_all_durable(&dir) {
             tracing::warn!(dir = %dir.display(), %error, "could not delete a deleted topic's partition");
         }
     }

@@ -70,6 +70,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(reason) = crate::broker::fd_budget::check_at_start(&config) {
+        eprintln!("ringmq serve: {reason}");
+        return ExitCode::from(1);
+    }
     let server = match crate::server::start(config) {
         Ok(server) => server,
         Err(reason) => {

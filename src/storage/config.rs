@@ -76,6 +76,9 @@ pub struct LogConfig {
     /// Open read handles on sealed segments, per partition (the active segment's are extra).
     pub open_segment_files_max: usize,
     pub timestamp_type: TimestampType,
+    /// Check every batch's CRC in sealed segments when the log opens (not only the data after
+    /// the last index entry), so damage at rest is found and isolated at start.
+    pub verify_on_start: bool,
 }
 
 impl Default for LogConfig {
@@ -97,6 +100,7 @@ impl Default for LogConfig {
             tail_cache_bytes_max: 4 << 20,
             open_segment_files_max: 8,
             timestamp_type: TimestampType::CreateTime,
+            verify_on_start: false,
         }
     }
 }

@@ -23,15 +23,20 @@ use futures_channel::oneshot;
 use metrics::{Counter, Gauge, Histogram, Label};
 use tracing::{info, warn};
 
-use crate::batch::{self, BatchInfo, HEADER_BYTES};
+use crate::batch::{self, BatchInfo};
 use crate::runtime::{self, AlignedBuffer, DIRECT_IO_ALIGNMENT, File, Notify};
 
 use super::config::{AckLevel, LogConfig, TimestampType};
+use super::damage::DamageMap;
+use super::dirsync;
 use super::error::{Result, StorageError};
 use super::index::{OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 use super::producer_state::{self, ProducerStates};
+use super::recovery::recover_segments;
 use super::segment::{self, DATA_SUFFIX, OFFSET_INDEX_SUFFIX, Segment, TIME_INDEX_SUFFIX};
 use super::tail_cache::TailCache;
+
+mod read;
 
 /// At most this many buffers go into one vectored write (Linux's IOV_MAX).
 const WRITE_BUFFERS_MAX: usize = 1024;
@@ -39,8 +44,6 @@ const WRITE_BUFFERS_MAX: usize = 1024;
 /// is 4 KiB), not one write per append: the index is a cache that recovery completes from the
 /// data, so the entries not yet written only cost recovery a slightly longer scan.
 const INDEX_ENTRIES_PER_WRITE: usize = 512;
-/// How much a scan for a batch reads at a time when it looks for an offset or a timestamp.
-const SCAN_CHUNK_BYTES: u64 = 64 * 1024;
 
 /// What an acknowledged append was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +131,8 @@ struct State {
     tail: TailCache,
     /// Idempotent producers' last batches, for recognising retries.
     producers: ProducerStates,
+    /// Damage isolated in sealed segments: reads step over it.
+    damage: DamageMap,
     /// Set when the log can no longer guarantee what it wrote (an fdatasync failed).
     failure: Option<StorageError>,
     closing: bool,
@@ -201,8 +206,8 @@ impl PartitionLog {
         labels: Vec<(String, String)>,
     ) -> Result<PartitionLog> {
         config.validate().map_err(StorageError::InvalidConfig)?;
-        fs::create_dir_all(dir)?;
-        let segments = recover_segments(dir, &config)?;
+        dirsync::create_dir_all_durable(dir)?;
+        let (segments, damage) = recover_segments(dir, &config)?;
         let segments_for_producers = segments
             .values()
             .next_back()
@@ -236,6 +241,7 @@ impl PartitionLog {
             next_ticket: 0,
             tail: TailCache::new(config.tail_cache_bytes_max),
             producers: rebuild_producer_states(dir, &segments_for_producers)?,
+            damage,
             failure: None,
             closing: false,
             flusher_stopped: false,
@@ -285,6 +291,17 @@ impl PartitionLog {
 
     pub fn size_bytes(&self) -> u64 {
         self.shared.state.borrow().size_bytes()
+    }
+
+    /// The damage isolated in sealed segments (at open, or found by reads since).
+    pub fn damaged_ranges(&self) -> Vec<super::damage::DamagedRange> {
+        self.shared
+            .state
+            .borrow()
+            .damage
+            .ranges()
+            .cloned()
+            .collect()
     }
 
     /// Base offsets of the segments, oldest first.
@@ -493,112 +510,6 @@ impl PartitionLog {
         }
     }
 
-    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` (at least
-    /// one batch, however large). Reading at the high watermark returns nothing.
-    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
-        // A segment can be deleted by retention between planning and opening: plan again.
-        for _ in 0..3 {
-            let (plan, mut result) = {
-                let state = self.shared.state.borrow();
-                let result = ReadResult {
-                    chunks: Vec::new(),
-                    high_watermark: state.high_watermark,
-                    log_start_offset: state.log_start_offset(),
-                };
-                if offset < result.log_start_offset || offset > result.high_watermark {
-                    return Err(StorageError::OffsetOutOfRange {
-                        requested: offset,
-                        start: result.log_start_offset,
-                        end: result.high_watermark,
-                    });
-                }
-                if offset == result.high_watermark {
-                    return Ok(result);
-                }
-                if let Some(chunks) = state.tail.read(offset, max_bytes) {
-                    let metrics = &self.shared.metrics;
-                    metrics
-                        .read_bytes_cache
-                        .increment(chunks.iter().map(|c| c.len() as u64).sum());
-                    return Ok(ReadResult { chunks, ..result });
-                }
-                let (base, segment) = state
-                    .segments
-                    .range(..=offset)
-                    .next_back()
-                    .expect("offset is in the log");
-                let relative = u32::try_from(offset - base).expect("segment offsets fit in u32");
-                let plan = SegmentRead {
-                    base_offset: *base,
-                    position: u64::from(segment.index.position_for_offset(relative)),
-                    end: segment.size_bytes,
-                };
-                (plan, result)
-            };
-            let Some(file) = self.segment_file(plan.base_offset).await? else {
-                continue;
-            };
-            let found = plan
-                .find(&file, |header| {
-                    header.base_offset.get() + i64::from(header.last_offset_delta.get())
-                        >= offset as i64
-                })
-                .await?;
-            let Some((position, first_size)) = found else {
-                return Ok(result);
-            };
-            let chunk = plan
-                .read_whole_batches(&file, position, first_size, max_bytes)
-                .await?;
-            self.shared
-                .metrics
-                .read_bytes_disk
-                .increment(chunk.len() as u64);
-            result.chunks.push(chunk);
-            return Ok(result);
-        }
-        Err(StorageError::OffsetOutOfRange {
-            requested: offset,
-            start: self.log_start_offset(),
-            end: self.high_watermark(),
-        })
-    }
-
-    /// The base offset of the first batch whose timestamp is at or after `timestamp_ms`, or None
-    /// if every batch is older. Precision is one batch, as stored.
-    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
-        for _ in 0..3 {
-            let plan = {
-                let state = self.shared.state.borrow();
-                let found = state
-                    .segments
-                    .values()
-                    .find(|segment| segment.max_timestamp >= timestamp_ms);
-                let Some(segment) = found else {
-                    return Ok(None);
-                };
-                SegmentRead {
-                    base_offset: segment.base_offset,
-                    position: u64::from(segment.index.position_for_timestamp(timestamp_ms)),
-                    end: segment.size_bytes,
-                }
-            };
-            let Some(file) = self.segment_file(plan.base_offset).await? else {
-                continue;
-            };
-            let found = plan
-                .find(&file, |header| header.max_timestamp.get() >= timestamp_ms)
-                .await?;
-            let Some((position, _)) = found else {
-                return Ok(None);
-            };
-            let head = file.read_exact_at(HEADER_BYTES, position).await?;
-            let header = batch::header(&head).expect("read a whole header");
-            return Ok(Some(header.base_offset.get() as u64));
-        }
-        Ok(None)
-    }
-
     /// Resolves once the log holds data at `offset` (the high watermark passed it) or the log
     /// is closing. Long polls race this against their deadline.
     pub async fn wait_for_data(&self, offset: u64) {
@@ -640,41 +551,6 @@ impl PartitionLog {
             stopped.await;
         }
     }
-
-    /// A read handle on the segment at `base_offset`, or None if retention deleted it.
-    async fn segment_file(&self, base_offset: u64) -> Result<Option<File>> {
-        {
-            let mut state = self.shared.state.borrow_mut();
-            if state.segments.keys().next_back() == Some(&base_offset) {
-                return Ok(Some(state.active.read.clone()));
-            }
-            if let Some(index) = state
-                .read_files
-                .iter()
-                .position(|(base, _)| *base == base_offset)
-            {
-                let entry = state.read_files.remove(index);
-                let file = entry.1.clone();
-                state.read_files.push(entry);
-                return Ok(Some(file));
-            }
-        }
-        let path = segment::file_path(&self.shared.dir, base_offset, DATA_SUFFIX);
-        let file = match File::open_read(&path).await {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
-        let mut state = self.shared.state.borrow_mut();
-        if !state.segments.contains_key(&base_offset) {
-            return Ok(None);
-        }
-        state.read_files.push((base_offset, file.clone()));
-        if state.read_files.len() > self.shared.config.open_segment_files_max {
-            state.read_files.remove(0);
-        }
-        Ok(Some(file))
-    }
 }
 
 /// A place in the line for queue space; leaving (or being dropped while waiting) lets the next in.
@@ -691,84 +567,6 @@ impl Drop for SpaceTicket<'_> {
             .space_queue
             .retain(|ticket| *ticket != self.ticket);
         self.shared.space.notify();
-    }
-}
-
-/// Where in one segment a read or a timestamp lookup starts scanning.
-struct SegmentRead {
-    base_offset: u64,
-    position: u64,
-    /// The segment's written size when the read was planned; nothing past it is read.
-    end: u64,
-}
-
-impl SegmentRead {
-    fn corrupt(&self, position: u64, detail: impl ToString) -> StorageError {
-        StorageError::Corrupt {
-            segment_base_offset: self.base_offset,
-            position,
-            detail: detail.to_string(),
-        }
-    }
-
-    /// The position and size of the first batch from `self.position` whose header satisfies
-    /// `wanted`, reading headers only (bodies of skipped batches are never read).
-    async fn find(
-        &self,
-        file: &File,
-        wanted: impl Fn(&batch::BatchHeader) -> bool,
-    ) -> Result<Option<(u64, usize)>> {
-        let mut position = self.position;
-        while position < self.end {
-            let length = (self.end - position).min(SCAN_CHUNK_BYTES) as usize;
-            if length < HEADER_BYTES {
-                return Err(self.corrupt(position, "segment ends inside a batch header"));
-            }
-            let chunk = file.read_exact_at(length, position).await?;
-            let mut cursor = 0;
-            while chunk.len() - cursor >= HEADER_BYTES {
-                let here = position + cursor as u64;
-                let size =
-                    batch::framed_size(&chunk[cursor..]).map_err(|e| self.corrupt(here, e))?;
-                let header = batch::header(&chunk[cursor..]).map_err(|e| self.corrupt(here, e))?;
-                if wanted(header) {
-                    return Ok(Some((here, size)));
-                }
-                cursor += size;
-            }
-            position += cursor as u64;
-        }
-        Ok(None)
-    }
-
-    /// Whole batches from `position` up to `max_bytes` (at least the first, of `first_size`),
-    /// each checked against its CRC: a reader gets an error, never wrong bytes.
-    async fn read_whole_batches(
-        &self,
-        file: &File,
-        position: u64,
-        first_size: usize,
-        max_bytes: usize,
-    ) -> Result<Bytes> {
-        let length = (self.end - position).min(max_bytes.max(first_size) as u64) as usize;
-        let chunk = file.read_exact_at(length, position).await?;
-        let mut taken = 0;
-        let mut expected_offset = None;
-        for (start, bytes) in batch::iter_framed(&chunk) {
-            let here = position + start as u64;
-            batch::verify_crc(bytes).map_err(|e| self.corrupt(here, e))?;
-            let header = batch::header(bytes).map_err(|e| self.corrupt(here, e))?;
-            let base = header.base_offset.get();
-            if expected_offset.is_some_and(|expected| expected != base) {
-                return Err(self.corrupt(here, format!("offset {base} breaks the sequence")));
-            }
-            expected_offset = Some(base + i64::from(header.last_offset_delta.get()) + 1);
-            taken = start + bytes.len();
-        }
-        if taken == 0 {
-            return Err(self.corrupt(position, "no whole batch where the index points"));
-        }
-        Ok(chunk.slice(..taken))
     }
 }
 
@@ -818,6 +616,8 @@ impl Shared {
         metrics.size_bytes.set(state.size_bytes() as f64);
         metrics.tail_cache_bytes.set(state.tail.bytes() as f64);
         metrics.pending_bytes.set(state.pending_bytes as f64);
+        metrics.damaged_bytes.set(state.damage.total_bytes() as f64);
+        metrics.damaged_ranges.set(state.damage.count() as f64);
     }
 
     fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
@@ -841,6 +641,7 @@ impl Shared {
                 total -= segment.size_bytes;
                 state.segments.remove(&base);
                 state.read_files.retain(|(file_base, _)| *file_base != base);
+                state.damage.remove_segment(base);
                 doomed.push(base);
             }
             let start = state.log_start_offset();
@@ -1364,46 +1165,6 @@ fn rebuild_producer_states(dir: &Path, active: &Segment) -> Result<ProducerState
     Ok(states)
 }
 
-/// Checks every segment in `dir` and keeps the longest undamaged, contiguous prefix of the log.
-fn recover_segments(dir: &Path, config: &LogConfig) -> Result<BTreeMap<u64, Segment>> {
-    let bases = segment::list_base_offsets(dir)?;
-    let mut segments: BTreeMap<u64, Segment> = BTreeMap::new();
-    let mut cut_from = None;
-    for (position, &base) in bases.iter().enumerate() {
-        if let Some(previous) = segments.values().next_back()
-            && previous.next_offset != base
-        {
-            warn!(dir = %dir.display(), segment = base, expected = previous.next_offset, "segment does not follow its predecessor; dropping it and every later segment");
-            cut_from = Some(position);
-            break;
-        }
-        let recovered = segment::recover(dir, base, config.index_interval_bytes)?;
-        if recovered.index_rebuilt {
-            info!(dir = %dir.display(), segment = base, "rebuilt the segment's indexes from its data");
-        }
-        let damaged = recovered.damage.is_some();
-        if let Some((bytes, reason)) = &recovered.damage {
-            warn!(dir = %dir.display(), segment = base, cut_bytes = bytes, valid_bytes = recovered.segment.size_bytes, next_offset = recovered.segment.next_offset, %reason, "cut a damaged tail from the segment");
-        }
-        segments.insert(base, recovered.segment);
-        if damaged {
-            cut_from = Some(position + 1);
-            break;
-        }
-    }
-    if let Some(first_dropped) = cut_from {
-        for &base in &bases[first_dropped..] {
-            warn!(dir = %dir.display(), segment = base, "deleted a segment that followed damage");
-            segment::remove_files(dir, base)?;
-        }
-    }
-    if segments.is_empty() {
-        segment::create_files(dir, 0)?;
-        segments.insert(0, Segment::empty(0));
-    }
-    Ok(segments)
-}
-
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1482,6 +1243,15 @@ pub fn describe_metrics() {
         Unit::Bytes,
         "Bytes in the partition's tail cache (bounded by tail_cache_bytes_max)."
     );
+    describe_gauge!(
+        "ringmq_log_damaged_bytes",
+        Unit::Bytes,
+        "Bytes of damage isolated in the partition's sealed segments (reads skip them)."
+    );
+    describe_gauge!(
+        "ringmq_log_damaged_ranges",
+        "Damaged ranges isolated in the partition's sealed segments (see the log for each)."
+    );
 }
 
 /// The log's metric handles, registered once per partition with its labels.
@@ -1503,6 +1273,8 @@ struct LogMetrics {
     size_bytes: Gauge,
     pending_bytes: Gauge,
     tail_cache_bytes: Gauge,
+    damaged_bytes: Gauge,
+    damaged_ranges: Gauge,
 }
 
 impl LogMetrics {
@@ -1548,7 +1320,9 @@ impl LogMetrics {
             segments: metrics::gauge!("ringmq_log_segments", labels.clone()),
             size_bytes: metrics::gauge!("ringmq_log_size_bytes", labels.clone()),
             pending_bytes: metrics::gauge!("ringmq_log_pending_bytes", labels.clone()),
-            tail_cache_bytes: metrics::gauge!("ringmq_log_tail_cache_bytes", labels),
+            tail_cache_bytes: metrics::gauge!("ringmq_log_tail_cache_bytes", labels.clone()),
+            damaged_bytes: metrics::gauge!("ringmq_log_damaged_bytes", labels.clone()),
+            damaged_ranges: metrics::gauge!("ringmq_log_damaged_ranges", labels),
         }
     }
 }

@@ -6,12 +6,16 @@
 //! layout and its invariants are in ARCHITECTURE.md; `log::PartitionLog` is the entry point.
 
 pub mod config;
+pub mod damage;
+pub mod dirsync;
 pub mod error;
 pub mod fsck;
 pub mod index;
 pub mod log;
 pub mod producer_state;
+pub mod recovery;
 pub mod segment;
+mod segment_read;
 pub mod tail_cache;
 
 pub use config::{AckLevel, LogConfig, TimestampType};

@@ -13,6 +13,8 @@ use std::time::Instant;
 
 use crate::batch::{self, BatchInfo, LOG_OVERHEAD_BYTES};
 
+use super::damage::{self, DamagedRange};
+use super::dirsync;
 use super::index::SparseIndex;
 
 pub const DATA_SUFFIX: &str = "log";
@@ -32,8 +34,15 @@ pub fn list_base_offsets(dir: &Path) -> io::Result<Vec<u64>> {
         let Some(stem) = name.strip_suffix(".log") else {
             continue;
         };
-        if stem.len() == 20 && stem.bytes().all(|byte| byte.is_ascii_digit()) {
-            bases.push(stem.parse().expect("20 ascii digits fit in u64"));
+        match stem.parse::<u64>() {
+            Ok(base) if stem.len() == 20 && stem.bytes().all(|byte| byte.is_ascii_digit()) => {
+                bases.push(base);
+            }
+            _ => tracing::warn!(
+                dir = %dir.display(),
+                file = name,
+                "skipping a segment file whose name is not a 20-digit base offset"
+            ),
         }
     }
     bases.sort_unstable();
@@ -107,11 +116,29 @@ pub struct Recovered {
     pub segment: Segment,
     /// Bytes cut from the end of the data file, and why; None if the data was whole.
     pub damage: Option<(u64, String)>,
+    /// Damage isolated inside a sealed segment (never cut): reads skip these byte ranges.
+    pub damaged: Vec<DamagedRange>,
     pub index_rebuilt: bool,
 }
 
+/// How recovery treats one segment.
+#[derive(Clone, Copy, Debug)]
+pub struct RecoverMode {
+    /// A sealed segment (not the last): damage is isolated, never cut.
+    pub sealed: bool,
+    /// Check every batch from the start, not only those after the last index entry.
+    pub full_check: bool,
+}
+
 /// Checks the segment at `base_offset` in `dir` against its files and repairs what it must.
-pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::Result<Recovered> {
+/// The active segment's damaged tail is cut (it is a torn write); a sealed segment's damage is
+/// isolated into `damaged` ranges and the intact batches after it are kept.
+pub fn recover(
+    dir: &Path,
+    base_offset: u64,
+    index_interval_bytes: u64,
+    mode: RecoverMode,
+) -> io::Result<Recovered> {
     let data_path = file_path(dir, base_offset, DATA_SUFFIX);
     let mut data = fs::OpenOptions::new()
         .read(true)
@@ -125,7 +152,7 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
 
     // Resume from the last index entry if the batch there is the one the entry names.
     let mut scan = None;
-    if let Some((relative, position)) = index.last() {
+    if let Some((relative, position)) = index.last().filter(|_| !mode.full_check) {
         let mut segment = Segment::empty(base_offset);
         segment.index = index.clone();
         segment.size_bytes = u64::from(position);
@@ -148,8 +175,8 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
             scan = Some((segment, outcome));
         }
     }
-    let index_rebuilt = scan.is_none() || !index_whole;
-    let (segment, damage) = match scan {
+    let index_rebuilt = (scan.is_none() && !mode.full_check) || !index_whole;
+    let (mut segment, damage) = match scan {
         Some(found) => found,
         None => {
             let mut segment = Segment::empty(base_offset);
@@ -173,6 +200,21 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
         }
         other => other,
     };
+    let mut damaged = Vec::new();
+    let damage = match damage {
+        Some((position, reason)) if mode.sealed => {
+            isolate_damage(
+                &mut data,
+                data_bytes,
+                &mut segment,
+                index_interval_bytes,
+                (position, reason),
+                &mut damaged,
+            )?;
+            None
+        }
+        other => other,
+    };
     let damage = match damage {
         Some((position, reason)) => {
             data.set_len(position)?;
@@ -181,14 +223,59 @@ pub fn recover(dir: &Path, base_offset: u64, index_interval_bytes: u64) -> io::R
         }
         None => None,
     };
+    let index_rebuilt = index_rebuilt || (mode.full_check && segment.index != index);
     if index_rebuilt || damage.is_some() || segment.index != index {
         write_index_files(dir, &segment)?;
     }
     Ok(Recovered {
         segment,
         damage,
+        damaged,
         index_rebuilt,
     })
+}
+
+/// Records the damage at `first` as a range ending at the next whole batch, and goes on
+/// scanning from there, until the data ends. The segment then covers the whole file.
+fn isolate_damage(
+    data: &mut fs::File,
+    data_bytes: u64,
+    segment: &mut Segment,
+    index_interval_bytes: u64,
+    first: (u64, String),
+    damaged: &mut Vec<DamagedRange>,
+) -> io::Result<()> {
+    let mut next = Some(first);
+    while let Some((position, reason)) = next.take() {
+        let due = segment.next_offset;
+        // Index positions are u32: nothing past 4 GiB can be indexed, so it is all damage.
+        let found = if position < u64::from(u32::MAX) {
+            damage::resync(data, position, data_bytes, due, segment.base_offset)?
+                .filter(|(at, _)| *at < u64::from(u32::MAX))
+        } else {
+            None
+        };
+        let (end_byte, end_offset) = match &found {
+            Some((at, info)) => (*at, Some(info.base_offset as u64)),
+            None => (data_bytes, None),
+        };
+        damaged.push(DamagedRange {
+            segment_base_offset: segment.base_offset,
+            start_byte: position,
+            end_byte,
+            first_offset: due,
+            end_offset,
+            reason,
+        });
+        segment.size_bytes = end_byte;
+        if let Some((_, info)) = found {
+            segment.next_offset = info.base_offset as u64;
+            // An index entry right after the damage lets reads of later offsets start there.
+            segment.bytes_since_index_entry = index_interval_bytes;
+            next = scan_batches(data, data_bytes, segment, index_interval_bytes, false)?;
+        }
+    }
+    Ok(())
 }
 
 fn position_of_last(index: &SparseIndex) -> u32 {
@@ -227,6 +314,9 @@ fn scan_batches(
     let mut first = resume_at_entry;
     while segment.size_bytes < data_bytes {
         let position = segment.size_bytes;
+        if position >= u64::from(u32::MAX) {
+            return Ok(Some((position, "segment data past 4 GiB".to_string())));
+        }
         let remaining = data_bytes - position;
         if remaining < LOG_OVERHEAD_BYTES as u64 {
             return Ok(Some((
@@ -282,7 +372,8 @@ pub fn write_index_files(dir: &Path, segment: &Segment) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates the three empty files of a new segment.
+/// Creates the three empty files of a new segment, durably: the directory is fsynced, so the
+/// files' names survive a power cut as their fsynced data does.
 pub fn create_files(dir: &Path, base_offset: u64) -> io::Result<()> {
     for suffix in [DATA_SUFFIX, OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         fs::OpenOptions::new()
@@ -291,9 +382,10 @@ pub fn create_files(dir: &Path, base_offset: u64) -> io::Result<()> {
             .truncate(false)
             .open(file_path(dir, base_offset, suffix))?;
     }
-    Ok(())
+    dirsync::sync_dir(dir)
 }
 
+/// Deletes a segment's files, durably (the directory is fsynced).
 pub fn remove_files(dir: &Path, base_offset: u64) -> io::Result<()> {
     for suffix in [DATA_SUFFIX, OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         match fs::remove_file(file_path(dir, base_offset, suffix)) {
@@ -301,5 +393,5 @@ pub fn remove_files(dir: &Path, base_offset: u64) -> io::Result<()> {
             _ => {}
         }
     }
-    Ok(())
+    dirsync::sync_dir(dir)
 }

@@ -1,0 +1,79 @@
+//! Directory fsync: creating, renaming or deleting a file changes its directory, and only an
+//! fsync of the directory makes that change survive a power cut. `fsynced` promises exactly
+//! that survival, so every new segment file, new partition directory, rename and deletion on a
+//! durable path goes through here.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// fsyncs the directory `dir` itself (its entries, not the files in it).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// fsyncs the directory holding `path` (after `path` was created, renamed or deleted there).
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// `create_dir_all`, then an fsync of each directory whose entry was new, from the deepest up
+/// to the first that already existed, so the whole new path survives a power cut.
+pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at {
+        if path.as_os_str().is_empty() || path.exists() {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    fs::create_dir_all(dir)?;
+    for created in missing {
+        sync_parent(created)?;
+    }
+    Ok(())
+}
+
+/// Renames `from` to `to` and fsyncs the directories of both, so the rename is durable.
+pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    sync_parent(to)?;
+    if from.parent() != to.parent() {
+        sync_parent(from)?;
+    }
+    Ok(())
+}
+
+/// Removes the directory tree at `dir` (if present) and fsyncs its parent.
+pub fn remove_dir_all_durable(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => sync_parent(dir),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_renames_and_removes_nested_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("a/b/c");
+        create_dir_all_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_all_durable(&deep).unwrap();
+        let moved = root.path().join("a/moved");
+        rename_durable(&deep, &moved).unwrap();
+        assert!(moved.is_dir() && !deep.exists());
+        remove_dir_all_durable(&root.path().join("a")).unwrap();
+        assert!(!root.path().join("a").exists());
+        remove_dir_all_durable(&root.path().join("a")).unwrap();
+    }
+}

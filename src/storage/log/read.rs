@@ -1,0 +1,265 @@
+//! The read side of a partition log: by offset (fetch) and by timestamp (list offsets), over
+//! the tail cache, the active segment and the sealed segments' read handles (an LRU of at most
+//! `open_segment_files_max` per partition).
+//!
+//! Damage is stepped over, the way Kafka consumers already handle gaps after compaction or
+//! truncation: a fetch at an offset inside a damaged range, or past a sealed segment's last good
+//! batch, gets the next good batch, whose base offset is higher than the one asked for, and the
+//! consumer moves on from that batch's last offset. A fetch that starts before damage gets the
+//! good batches before it. When a read meets damage in a sealed segment that was not known (no
+//! `verify_on_start`), that segment is checked whole once (a blocking read, on the shard, of one
+//! segment: damage is rare and this is its price), its ranges are recorded and exported, and the
+//! read is planned again.
+
+use std::collections::Bound;
+
+use tracing::warn;
+
+use super::{PartitionLog, ReadResult};
+use crate::batch::{self, HEADER_BYTES};
+use crate::runtime::File;
+use crate::storage::damage;
+use crate::storage::error::{Result, StorageError};
+use crate::storage::segment::{self, DATA_SUFFIX};
+use crate::storage::segment_read::SegmentRead;
+
+/// How many times a read plans again because retention deleted its segment under it, or because
+/// it found damage that was not known.
+const READ_REPLANS_MAX: usize = 3;
+
+/// Where the next read plan looks.
+enum Planned {
+    Done(ReadResult),
+    Read {
+        plan: SegmentRead,
+        active: bool,
+        result: ReadResult,
+    },
+}
+
+impl PartitionLog {
+    /// Reads whole batches starting with the one that holds `offset` (or, when damage took
+    /// `offset`, the next good batch after it), up to `max_bytes` (at least one batch, however
+    /// large). Reading at the high watermark returns nothing.
+    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        let mut from = offset;
+        let mut replans = 0;
+        loop {
+            let (plan, active, mut result) = match self.plan_read(offset, from, max_bytes)? {
+                Planned::Done(result) => return Ok(result),
+                Planned::Read {
+                    plan,
+                    active,
+                    result,
+                } => (plan, active, result),
+            };
+            let Some(file) = self.segment_file(plan.base_offset).await? else {
+                replans += 1;
+                if replans > READ_REPLANS_MAX {
+                    return Err(self.out_of_range(offset));
+                }
+                continue;
+            };
+            let found = plan
+                .find(&file, |header| {
+                    header
+                        .base_offset
+                        .get()
+                        .saturating_add(i64::from(header.last_offset_delta.get()))
+                        >= offset as i64
+                })
+                .await;
+            let chunk = match found {
+                Ok(None) if active => return Ok(result),
+                Ok(None) => {
+                    // Nothing at or after `offset` in this sealed segment: go on in the next.
+                    from = self.next_segment_base(plan.base_offset).unwrap_or(u64::MAX);
+                    continue;
+                }
+                Ok(Some((position, first_size))) => {
+                    plan.read_whole_batches(&file, position, first_size, max_bytes)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            match chunk {
+                Ok(chunk) => {
+                    self.shared
+                        .metrics
+                        .read_bytes_disk
+                        .increment(chunk.len() as u64);
+                    result.chunks.push(chunk);
+                    return Ok(result);
+                }
+                Err(error @ StorageError::Corrupt { .. })
+                    if !active && replans < READ_REPLANS_MAX =>
+                {
+                    replans += 1;
+                    if !self.learn_damage(plan.base_offset)? {
+                        return Err(error);
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Plans a read of `offset` that looks from `from` (a later segment's base when earlier ones
+    /// had nothing left), or answers it at once from the tail cache or with nothing.
+    fn plan_read(&self, offset: u64, from: u64, max_bytes: usize) -> Result<Planned> {
+        let state = self.shared.state.borrow();
+        let result = ReadResult {
+            chunks: Vec::new(),
+            high_watermark: state.high_watermark,
+            log_start_offset: state.log_start_offset(),
+        };
+        if offset < result.log_start_offset || offset > result.high_watermark {
+            return Err(self.out_of_range(offset));
+        }
+        if offset == result.high_watermark || from >= result.high_watermark {
+            return Ok(Planned::Done(result));
+        }
+        if let Some(chunks) = state.tail.read(offset, max_bytes) {
+            let metrics = &self.shared.metrics;
+            metrics
+                .read_bytes_cache
+                .increment(chunks.iter().map(|c| c.len() as u64).sum());
+            return Ok(Planned::Done(ReadResult { chunks, ..result }));
+        }
+        let Some((base, segment)) = state.segments.range(..=from).next_back() else {
+            return Err(self.out_of_range(offset));
+        };
+        let relative = u32::try_from(from.saturating_sub(*base)).unwrap_or(u32::MAX);
+        let plan = SegmentRead {
+            base_offset: *base,
+            position: u64::from(segment.index.position_for_offset(relative)),
+            end: segment.size_bytes,
+            skips: state.damage.skips(*base),
+        };
+        let active = state.segments.keys().next_back() == Some(base);
+        Ok(Planned::Read {
+            plan,
+            active,
+            result,
+        })
+    }
+
+    fn out_of_range(&self, offset: u64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            requested: offset,
+            start: self.log_start_offset(),
+            end: self.high_watermark(),
+        }
+    }
+
+    fn next_segment_base(&self, base_offset: u64) -> Option<u64> {
+        let state = self.shared.state.borrow();
+        let after = (Bound::Excluded(base_offset), Bound::Unbounded);
+        state.segments.range(after).next().map(|(base, _)| *base)
+    }
+
+    /// Checks the sealed segment at `base_offset` whole (once) and records its damage. Returns
+    /// whether damage not known before was found.
+    fn learn_damage(&self, base_offset: u64) -> Result<bool> {
+        if self.shared.state.borrow().damage.is_verified(base_offset) {
+            return Ok(false);
+        }
+        let path = segment::file_path(&self.shared.dir, base_offset, DATA_SUFFIX);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(error) => return Err(error.into()),
+        };
+        let (ranges, _) = damage::scan_file(&file, base_offset, |_, _, _| Ok(()))?;
+        let next_base = self.next_segment_base(base_offset);
+        let mut state = self.shared.state.borrow_mut();
+        state.damage.mark_verified(base_offset);
+        let known = state.damage.skips(base_offset);
+        let mut learned = false;
+        for mut range in ranges {
+            if range.end_offset.is_none() {
+                range.end_offset = next_base;
+            }
+            if known.contains(&(range.start_byte, range.end_byte)) {
+                continue;
+            }
+            warn!(dir = %self.shared.dir.display(), %range, "a read found damage in a sealed segment: isolated, reads skip it");
+            state.damage.add(range);
+            learned = true;
+        }
+        drop(state);
+        self.shared.publish_gauges();
+        Ok(learned)
+    }
+
+    /// The base offset of the first batch whose timestamp is at or after `timestamp_ms`, or None
+    /// if every batch is older. Precision is one batch, as stored.
+    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        for _ in 0..READ_REPLANS_MAX {
+            let plan = {
+                let state = self.shared.state.borrow();
+                let found = state
+                    .segments
+                    .values()
+                    .find(|segment| segment.max_timestamp >= timestamp_ms);
+                let Some(segment) = found else {
+                    return Ok(None);
+                };
+                SegmentRead {
+                    base_offset: segment.base_offset,
+                    position: u64::from(segment.index.position_for_timestamp(timestamp_ms)),
+                    end: segment.size_bytes,
+                    skips: state.damage.skips(segment.base_offset),
+                }
+            };
+            let Some(file) = self.segment_file(plan.base_offset).await? else {
+                continue;
+            };
+            let found = plan
+                .find(&file, |header| header.max_timestamp.get() >= timestamp_ms)
+                .await?;
+            let Some((position, _)) = found else {
+                return Ok(None);
+            };
+            let head = file.read_exact_at(HEADER_BYTES, position).await?;
+            let header = batch::header(&head).map_err(|error| plan.corrupt(position, error))?;
+            return Ok(Some(header.base_offset.get().max(0) as u64));
+        }
+        Ok(None)
+    }
+
+    /// A read handle on the segment at `base_offset`, or None if retention deleted it.
+    pub(super) async fn segment_file(&self, base_offset: u64) -> Result<Option<File>> {
+        {
+            let mut state = self.shared.state.borrow_mut();
+            if state.segments.keys().next_back() == Some(&base_offset) {
+                return Ok(Some(state.active.read.clone()));
+            }
+            if let Some(index) = state
+                .read_files
+                .iter()
+                .position(|(base, _)| *base == base_offset)
+            {
+                let entry = state.read_files.remove(index);
+                let file = entry.1.clone();
+                state.read_files.push(entry);
+                return Ok(Some(file));
+            }
+        }
+        let path = segment::file_path(&self.shared.dir, base_offset, DATA_SUFFIX);
+        let file = match File::open_read(&path).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let mut state = self.shared.state.borrow_mut();
+        if !state.segments.contains_key(&base_offset) {
+            return Ok(None);
+        }
+        state.read_files.push((base_offset, file.clone()));
+        if state.read_files.len() > self.shared.config.open_segment_files_max {
+            state.read_files.remove(0);
+        }
+        Ok(Some(file))
+    }
+}
