@@ -357,43 +357,14 @@ impl PartitionLog {
         let mut state = shared.state.borrow_mut();
         state.check_open()?;
         // Idempotent producers: a retried batch gets its original offsets, nothing is stored.
-        let mut verdicts = Vec::with_capacity(batches.len());
-        for info in &batches {
-            verdicts.push(state.producers.check(info)?);
-        }
-        if let [
-            producer_state::Verdict::Duplicate {
-                base_offset,
-                last_offset,
-                ref outcome,
-            },
-        ] = verdicts[..]
-        {
-            let ack = AppendAck {
-                base_offset,
-                last_offset,
-                log_append_time_ms: None,
-                log_start_offset: state.log_start_offset(),
-            };
-            let outcome = outcome.clone();
+        if let Some((ack, outcome)) = state.retried(&batches)? {
             drop(state);
             drop(place_in_line);
             if let Some(outcome) = outcome {
                 self.wait_for_outcome(&outcome).await?;
             }
-            self.wait_until_acknowledged(last_offset, level).await?;
+            self.wait_until_acknowledged(ack.last_offset, level).await?;
             return Ok(ack);
-        }
-        if verdicts
-            .iter()
-            .any(|verdict| !matches!(verdict, producer_state::Verdict::Append))
-        {
-            let info = &batches[0];
-            return Err(StorageError::OutOfOrderSequence {
-                producer_id: info.producer_id,
-                expected: -1,
-                got: info.base_sequence,
-            });
         }
         let log_append_time_ms =
             (shared.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
@@ -847,6 +818,44 @@ impl State {
             .values_mut()
             .next_back()
             .expect("a log has an active segment")
+    }
+
+    /// Whether `batches` is an idempotent producer's retry of one batch already appended: then
+    /// its original acknowledgement, and the outcome of its append if that is still pending.
+    /// A retry mixed with new batches is out of sequence.
+    fn retried(&self, batches: &[BatchInfo]) -> Result<Option<(AppendAck, Option<Outcome>)>> {
+        let mut verdicts = Vec::with_capacity(batches.len());
+        for info in batches {
+            verdicts.push(self.producers.check(info)?);
+        }
+        if let [
+            producer_state::Verdict::Duplicate {
+                base_offset,
+                last_offset,
+                ref outcome,
+            },
+        ] = verdicts[..]
+        {
+            let ack = AppendAck {
+                base_offset,
+                last_offset,
+                log_append_time_ms: None,
+                log_start_offset: self.log_start_offset(),
+            };
+            return Ok(Some((ack, outcome.clone())));
+        }
+        if verdicts
+            .iter()
+            .any(|verdict| !matches!(verdict, producer_state::Verdict::Append))
+        {
+            let info = &batches[0];
+            return Err(StorageError::OutOfOrderSequence {
+                producer_id: info.producer_id,
+                expected: -1,
+                got: info.base_sequence,
+            });
+        }
+        Ok(None)
     }
 
     fn check_open(&self) -> Result<()> {
