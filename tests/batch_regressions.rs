@@ -115,6 +115,17 @@ fn eight_gzip_batches_claiming_2_31_records_over_tcp_get_invalid_record_and_a_re
     });
 }
 
+/// The process's peak resident memory (VmHWM).
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
 #[test]
 fn a_zstd_bomb_stops_at_the_cap_and_is_refused_as_too_large() {
     // The frame builder is right: a small one inflates to exactly the records it describes.
@@ -137,11 +148,15 @@ fn a_zstd_bomb_stops_at_the_cap_and_is_refused_as_too_large() {
         log.append(small_batch.seal(), AckLevel::Written)
             .await
             .unwrap();
+        let peak_before = peak_rss_bytes();
         let error = log.append(raw.seal(), AckLevel::Fsynced).await.unwrap_err();
         assert_eq!(
             error,
             StorageError::InvalidBatch(BatchError::DecompressedTooLarge { limit: 64 << 20 })
         );
+        // The check streams: inflating to the 64 MiB cap holds about one record (1 MB) at once.
+        let grown = peak_rss_bytes().saturating_sub(peak_before);
+        assert!(grown < 32 << 20, "peak memory grew by {grown} bytes");
         assert_eq!(code_of(&error), ErrorCode::RecordTooLarge);
         assert_eq!(log.high_watermark(), 3);
         log.close().await.unwrap();
