@@ -1,7 +1,8 @@
 //! The five compression codecs of RecordBatch v2, as Kafka's clients frame them.
 //!
-//! The broker's write path never calls these: it stores what the producer compressed. They serve
-//! our client (compress on produce, decompress on consume) and the operator's `log dump`.
+//! The broker's write path decompresses only to check (`reader`, capped and streaming, see
+//! `validate.rs`) and stores what the producer compressed. The rest serves our client (compress
+//! on produce, decompress on consume) and the operator's `log dump`.
 
 use std::io::{Read, Write};
 
@@ -88,46 +89,67 @@ impl Compression {
     }
 
     pub fn decompress(self, input: &[u8]) -> Result<Vec<u8>, BatchError> {
-        let bad = |_| BatchError::BadRecord("compressed records do not decompress");
         let mut output = Vec::new();
-        match self {
-            Compression::None => output.extend_from_slice(input),
-            Compression::Gzip => {
-                read_bounded(flate2::read::GzDecoder::new(input), &mut output).map_err(bad)?
-            }
-            Compression::Snappy => output = snappy_decompress(input)?,
-            Compression::Lz4 => {
-                read_bounded(lz4_flex::frame::FrameDecoder::new(input), &mut output).map_err(bad)?
-            }
-            Compression::Zstd => {
-                let decoder = zstd::stream::read::Decoder::new(input).map_err(bad)?;
-                read_bounded(decoder, &mut output).map_err(bad)?
-            }
+        self.reader(input, DECOMPRESSED_BYTES_MAX)?
+            .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
+            .read_to_end(&mut output)
+            .map_err(|_| BatchError::BadRecord("compressed records do not decompress"))?;
+        if output.len() > DECOMPRESSED_BYTES_MAX {
+            return Err(BatchError::DecompressedTooLarge {
+                limit: DECOMPRESSED_BYTES_MAX,
+            });
         }
         Ok(output)
     }
-}
 
-fn read_bounded(reader: impl Read, output: &mut Vec<u8>) -> std::io::Result<()> {
-    let limit = DECOMPRESSED_BYTES_MAX as u64 + 1;
-    reader.take(limit).read_to_end(output)?;
-    if output.len() > DECOMPRESSED_BYTES_MAX {
-        return Err(std::io::Error::other("decompressed size over the limit"));
+    /// A streaming reader of `input` decompressed. What it allocates up front is bounded by
+    /// `bytes_max` (the caller still stops reading at `bytes_max`): zstd's window is capped, and
+    /// snappy, which has no streaming form for raw blocks, is inflated whole only when its
+    /// declared sizes fit `bytes_max`.
+    pub fn reader<'a>(
+        self,
+        input: &'a [u8],
+        bytes_max: usize,
+    ) -> Result<Box<dyn Read + 'a>, BatchError> {
+        let bad = |_| BatchError::BadRecord("compressed records do not decompress");
+        Ok(match self {
+            Compression::None => Box::new(input),
+            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(input)),
+            Compression::Snappy => {
+                Box::new(std::io::Cursor::new(snappy_decompress(input, bytes_max)?))
+            }
+            Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(input)),
+            Compression::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(bad)?;
+                decoder
+                    .window_log_max(zstd_window_log_max(bytes_max))
+                    .map_err(bad)?;
+                Box::new(decoder)
+            }
+        })
     }
-    Ok(())
 }
 
-fn snappy_decompress(input: &[u8]) -> Result<Vec<u8>, BatchError> {
+/// The largest zstd window (log2 bytes) a frame may ask for: no larger than the output may be,
+/// so a frame cannot make the decoder allocate past the cap, within zstd's own range (a window
+/// below 1 MiB is never forced on a producer).
+pub(super) fn zstd_window_log_max(bytes_max: usize) -> u32 {
+    let log = usize::BITS - bytes_max.saturating_sub(1).leading_zeros();
+    log.clamp(20, 27)
+}
+
+fn snappy_decompress(input: &[u8], bytes_max: usize) -> Result<Vec<u8>, BatchError> {
     let bad = |_| BatchError::BadRecord("snappy records do not decompress");
-    let raw = |block: &[u8]| -> Result<Vec<u8>, BatchError> {
+    let too_large = BatchError::DecompressedTooLarge { limit: bytes_max };
+    let raw = |block: &[u8], room: usize| -> Result<Vec<u8>, BatchError> {
         let length = snap::raw::decompress_len(block).map_err(bad)?;
-        if length > DECOMPRESSED_BYTES_MAX {
-            return Err(BatchError::BadRecord("snappy block over the size limit"));
+        if length > room {
+            return Err(too_large.clone());
         }
         snap::raw::Decoder::new().decompress_vec(block).map_err(bad)
     };
     if !input.starts_with(XERIAL_MAGIC) {
-        return raw(input);
+        return raw(input, bytes_max);
     }
     let mut output = Vec::new();
     let mut rest = input.get(XERIAL_HEADER_BYTES..).unwrap_or_default();
@@ -138,14 +160,11 @@ fn snappy_decompress(input: &[u8]) -> Result<Vec<u8>, BatchError> {
             ));
         };
         let length = u32::from_be_bytes(*length) as usize;
-        let block = tail
-            .get(..length)
+        let (block, after) = tail
+            .split_at_checked(length)
             .ok_or(BatchError::BadRecord("xerial block truncated"))?;
-        output.extend_from_slice(&raw(block)?);
-        if output.len() > DECOMPRESSED_BYTES_MAX {
-            return Err(BatchError::BadRecord("snappy records over the size limit"));
-        }
-        rest = &tail[length..];
+        output.extend_from_slice(&raw(block, bytes_max - output.len())?);
+        rest = after;
     }
     Ok(output)
 }

@@ -17,6 +17,7 @@
 pub mod builder;
 pub mod compression;
 pub mod records;
+pub mod validate;
 
 use thiserror::Error;
 use zerocopy::byteorder::big_endian::{I16, I32, I64, U32};
@@ -25,6 +26,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 pub use builder::BatchBuilder;
 pub use compression::Compression;
 pub use records::{Header, Record};
+pub use validate::{AppendLimits, validate_append};
 
 /// The fixed part of a RecordBatch v2, byte for byte as it is on disk and on the wire.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug)]
@@ -82,6 +84,40 @@ pub enum BatchError {
     BadRecord(&'static str),
     #[error("empty append: no record batch given")]
     Empty,
+    #[error("compressed records inflate past the limit of {limit} bytes")]
+    DecompressedTooLarge { limit: usize },
+    #[error("batch attributes {0:#06x} set bits this broker does not know")]
+    BadAttributes(i16),
+    #[error("clients may not write control batches")]
+    ControlBatch,
+    #[error("bad producer fields: {0}")]
+    BadProducer(&'static str),
+}
+
+impl BatchError {
+    /// Whether the batch is damaged bytes (Kafka's CORRUPT_MESSAGE) rather than well-framed
+    /// content the broker refuses (INVALID_RECORD) or one over a size limit.
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            BatchError::Truncated { .. }
+                | BatchError::BadLength(_)
+                | BatchError::BadMagic(_)
+                | BatchError::CrcMismatch { .. }
+                | BatchError::BadCompression(_)
+                | BatchError::Empty
+        )
+    }
+
+    /// Whether the batch is refused for its size (Kafka's MESSAGE_TOO_LARGE).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            BatchError::BatchTooLarge { .. }
+                | BatchError::RecordTooLarge { .. }
+                | BatchError::DecompressedTooLarge { .. }
+        )
+    }
 }
 
 /// What the storage engine needs to know of one validated batch.
@@ -196,7 +232,8 @@ pub fn validate(bytes: &[u8], limits: Limits) -> Result<BatchInfo, BatchError> {
     Ok(BatchInfo {
         size_bytes,
         base_offset,
-        last_offset: base_offset + i64::from(last_offset_delta),
+        // The producer's base offset is arbitrary until the broker assigns its own: no overflow.
+        last_offset: base_offset.wrapping_add(i64::from(last_offset_delta)),
         records_count,
         max_timestamp: head.max_timestamp.get(),
         first_timestamp: head.base_timestamp.get(),

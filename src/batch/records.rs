@@ -184,7 +184,7 @@ fn skip_field(body: &[u8], position: &mut usize) -> Option<()> {
 
 /// Walks one record body; None if its fields do not fill it exactly.
 #[inline(always)]
-fn check_record_body(body: &[u8], expected_offset_delta: i64) -> Option<()> {
+pub(super) fn check_record_body(body: &[u8], expected_offset_delta: i64) -> Option<()> {
     let mut position = 1; // attributes
     fast_varint(body, &mut position)?; // timestamp delta
     if fast_varint(body, &mut position)? != expected_offset_delta {
@@ -259,9 +259,12 @@ pub fn first_record(batch: &[u8]) -> Option<StoredRecord> {
     };
     let (_, raw) = next_record(&mut cursor, false).ok()?;
     Some(StoredRecord {
-        offset: header.base_offset.get() + raw.offset_delta,
+        offset: header.base_offset.get().wrapping_add(raw.offset_delta),
         record: Record {
-            timestamp_ms: header.base_timestamp.get() + raw.timestamp_delta,
+            timestamp_ms: header
+                .base_timestamp
+                .get()
+                .wrapping_add(raw.timestamp_delta),
             key: raw.key.map(Bytes::copy_from_slice),
             value: raw.value.map(Bytes::copy_from_slice),
             headers: Vec::new(),
@@ -281,7 +284,8 @@ pub fn decode(batch: &[u8]) -> Result<Vec<StoredRecord>, BatchError> {
         &decompressed[..]
     };
     let mut cursor = Cursor { bytes: records };
-    let mut out = Vec::with_capacity(info.records_count as usize);
+    // The count is the header's claim: reserve no more than the bytes could hold.
+    let mut out = Vec::with_capacity((info.records_count as usize).min(records.len() / 7));
     for _ in 0..info.records_count {
         let (_, raw) = next_record(&mut cursor, true)?;
         let headers = raw
@@ -293,9 +297,9 @@ pub fn decode(batch: &[u8]) -> Result<Vec<StoredRecord>, BatchError> {
             })
             .collect();
         out.push(StoredRecord {
-            offset: info.base_offset + raw.offset_delta,
+            offset: info.base_offset.wrapping_add(raw.offset_delta),
             record: Record {
-                timestamp_ms: info.first_timestamp + raw.timestamp_delta,
+                timestamp_ms: info.first_timestamp.wrapping_add(raw.timestamp_delta),
                 key: raw.key.map(Bytes::copy_from_slice),
                 value: raw.value.map(Bytes::copy_from_slice),
                 headers,

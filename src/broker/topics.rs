@@ -129,6 +129,8 @@ pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> Result<(
         "flush_ms" | "flush_interval_ms" => config.flush_interval_ms = optional()?,
         "max_message_bytes" | "batch_bytes_max" => config.batch_bytes_max = number()? as usize,
         "record_bytes_max" => config.record_bytes_max = number()? as usize,
+        "batch_decompressed_bytes_max" => config.batch_decompressed_bytes_max = number()? as usize,
+        "segment_offsets_max" => config.segment_offsets_max = number()?,
         "index_interval_bytes" => config.index_interval_bytes = number()?,
         "writeback_bytes" => config.writeback_bytes = number()?,
         "direct_io" => {
@@ -169,6 +171,14 @@ pub fn describe(config: &LogConfig) -> Vec<(String, String)> {
         (
             "record_bytes_max".into(),
             config.record_bytes_max.to_string(),
+        ),
+        (
+            "batch_decompressed_bytes_max".into(),
+            config.batch_decompressed_bytes_max.to_string(),
+        ),
+        (
+            "segment_offsets_max".into(),
+            config.segment_offsets_max.to_string(),
         ),
         (
             "index_interval_bytes".into(),

@@ -72,6 +72,7 @@ pub fn kafka_error(code: ErrorCode) -> i16 {
         ErrorCode::IllegalGeneration => 22,
         ErrorCode::RebalanceInProgress => 27,
         ErrorCode::InconsistentGroupProtocol => 23,
+        ErrorCode::InvalidRecord => 87,
         ErrorCode::GroupNotEmpty => 68,
         ErrorCode::UnknownGroup => 69,
         ErrorCode::ProducerFenced => 47,

@@ -1,7 +1,6 @@
 //! The stable error codes of the native protocol. A code never changes meaning once released;
 //! every error response also carries a human-readable message.
 
-use crate::batch::BatchError;
 use crate::storage::StorageError;
 
 macro_rules! error_codes {
@@ -58,6 +57,7 @@ error_codes! {
     RebalanceInProgress = 24, "rebalance_in_progress";
     InconsistentGroupProtocol = 25, "inconsistent_group_protocol";
     TimedOut = 26, "timed_out";
+    InvalidRecord = 27, "invalid_record";
 }
 
 impl ErrorCode {
@@ -93,10 +93,9 @@ impl ProtocolError {
 impl From<StorageError> for ProtocolError {
     fn from(error: StorageError) -> ProtocolError {
         let code = match &error {
-            StorageError::InvalidBatch(
-                BatchError::RecordTooLarge { .. } | BatchError::BatchTooLarge { .. },
-            ) => ErrorCode::RecordTooLarge,
-            StorageError::InvalidBatch(_) => ErrorCode::CorruptBatch,
+            StorageError::InvalidBatch(error) if error.is_too_large() => ErrorCode::RecordTooLarge,
+            StorageError::InvalidBatch(error) if error.is_corruption() => ErrorCode::CorruptBatch,
+            StorageError::InvalidBatch(_) => ErrorCode::InvalidRecord,
             StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             StorageError::DiskFull => ErrorCode::DiskFull,
             StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::Failed(_) => {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::Limits;
+use crate::batch::{AppendLimits, Limits};
 
 /// How far an append must get before it is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -67,8 +67,15 @@ pub struct LogConfig {
     pub group_commit_window_us: u64,
     /// Largest single record batch accepted (Kafka's message.max.bytes).
     pub batch_bytes_max: usize,
-    /// Largest single record accepted, checked where the batch is uncompressed.
+    /// Largest single record accepted (checked in compressed batches too, once inflated).
     pub record_bytes_max: usize,
+    /// What one append's compressed batches may inflate to, all together, when the broker checks
+    /// their records. It bounds the CPU time one request can cost (the check streams, so memory
+    /// is one record plus the codec's window); a larger batch is refused as too large.
+    pub batch_decompressed_bytes_max: usize,
+    /// A segment rolls before a batch whose last offset would lie more than this past the
+    /// segment's base offset (the sparse index holds relative offsets; Kafka's bound is 2^31-1).
+    pub segment_offsets_max: u64,
     /// Appends wait (backpressure) while this many bytes are staged but not yet written.
     pub pending_bytes_max: usize,
     /// Recent batches kept in memory so that tail readers never touch the disk.
@@ -96,6 +103,10 @@ impl Default for LogConfig {
             group_commit_window_us: 0,
             batch_bytes_max: 1 << 20,
             record_bytes_max: 1 << 20,
+            // 64x the largest batch: past the ratio real data compresses by, so only bombs
+            // meet it, and small enough that one request cannot hold a shard for long.
+            batch_decompressed_bytes_max: 64 << 20,
+            segment_offsets_max: SEGMENT_OFFSETS_LIMIT,
             pending_bytes_max: 16 << 20,
             tail_cache_bytes_max: 4 << 20,
             open_segment_files_max: 8,
@@ -107,12 +118,22 @@ impl Default for LogConfig {
 
 /// Positions in the sparse index are u32, so a segment must stay well below 4 GiB.
 pub const SEGMENT_BYTES_LIMIT: u64 = 2 << 30;
+/// Relative offsets in a segment stay within Kafka's bound (a non-negative i32), well inside the
+/// index's u32, so one batch (at most 2^31-1 records) always fits an empty segment.
+pub const SEGMENT_OFFSETS_LIMIT: u64 = i32::MAX as u64;
 
 impl LogConfig {
     pub fn batch_limits(&self) -> Limits {
         Limits {
             batch_bytes_max: self.batch_bytes_max,
             record_bytes_max: self.record_bytes_max,
+        }
+    }
+
+    pub fn append_limits(&self) -> AppendLimits {
+        AppendLimits {
+            batch: self.batch_limits(),
+            decompressed_bytes_max: self.batch_decompressed_bytes_max,
         }
     }
 
@@ -142,6 +163,14 @@ impl LogConfig {
             (
                 self.record_bytes_max >= 1,
                 "record_bytes_max must be at least 1",
+            ),
+            (
+                self.batch_decompressed_bytes_max >= self.batch_bytes_max,
+                "batch_decompressed_bytes_max must hold one batch",
+            ),
+            (
+                (1..=SEGMENT_OFFSETS_LIMIT).contains(&self.segment_offsets_max),
+                "segment_offsets_max must be in 1..=2147483647",
             ),
             (
                 self.pending_bytes_max >= self.batch_bytes_max,

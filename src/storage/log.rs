@@ -31,7 +31,7 @@ use super::damage::DamageMap;
 use super::dirsync;
 use super::error::{Result, StorageError};
 use super::index::{OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
-use super::producer_state::{self, ProducerStates};
+use super::producer_state::{self, Outcome, ProducerStates};
 use super::recovery::recover_segments;
 use super::segment::{self, DATA_SUFFIX, OFFSET_INDEX_SUFFIX, Segment, TIME_INDEX_SUFFIX};
 use super::tail_cache::TailCache;
@@ -187,13 +187,48 @@ struct PendingAppend {
     ack: AppendAck,
     level: AckLevel,
     reply: Option<oneshot::Sender<Result<AppendAck>>>,
+    /// What retries of its idempotent batches wait on (None for the leading part of an append
+    /// split across segments: the part carrying the reply settles it).
+    outcome: Option<Outcome>,
 }
 
 impl PendingAppend {
+    /// Settles the append's outcome (the first settlement stands): written, or failed.
+    fn settle(&self, result: Result<(), StorageError>) {
+        if let Some(outcome) = &self.outcome {
+            outcome.borrow_mut().get_or_insert(result);
+        }
+    }
+
     fn answer(self, result: Result<AppendAck>) {
+        if let Err(error) = &result {
+            self.settle(Err(error.clone()));
+        }
         if let Some(reply) = self.reply {
             let _ = reply.send(result);
         }
+    }
+
+    /// Splits off the batches from the first one (never the first of all) that would end more
+    /// than `offsets_max` past `segment_base`: they go to the next segment, with the reply.
+    fn split_beyond(&mut self, segment_base: u64, offsets_max: u64) -> Option<PendingAppend> {
+        let keep = self.batches.iter().enumerate().position(|(index, info)| {
+            index > 0 && (info.last_offset as u64).saturating_sub(segment_base) > offsets_max
+        })?;
+        let bytes_kept: usize = self.batches[..keep]
+            .iter()
+            .map(|info| info.size_bytes)
+            .sum();
+        let rest = PendingAppend {
+            bytes: self.bytes.slice(bytes_kept..),
+            batches: self.batches.split_off(keep),
+            ack: self.ack,
+            level: self.level,
+            reply: self.reply.take(),
+            outcome: self.outcome.take(),
+        };
+        self.bytes = self.bytes.slice(..bytes_kept);
+        Some(rest)
     }
 }
 
@@ -330,16 +365,7 @@ impl PartitionLog {
         level: AckLevel,
         queue_wait_max: Option<Duration>,
     ) -> Result<AppendAck> {
-        let mut batches = Vec::new();
-        let mut position = 0;
-        while position < records.len() {
-            let info = batch::validate(&records[position..], self.shared.config.batch_limits())?;
-            position += info.size_bytes;
-            batches.push(info);
-        }
-        if batches.is_empty() {
-            return Err(batch::BatchError::Empty.into());
-        }
+        let batches = validate_batches(&records, &self.shared.config)?;
         let place_in_line = self
             .wait_for_queue_space(records.len(), queue_wait_max)
             .await?;
@@ -348,45 +374,30 @@ impl PartitionLog {
         let mut state = shared.state.borrow_mut();
         state.check_open()?;
         // Idempotent producers: a retried batch gets its original offsets, nothing is stored.
-        let mut verdicts = Vec::with_capacity(batches.len());
-        for info in &batches {
-            verdicts.push(state.producers.check(info)?);
-        }
-        if let [
-            producer_state::Verdict::Duplicate {
-                base_offset,
-                last_offset,
-            },
-        ] = verdicts[..]
-        {
-            let ack = AppendAck {
-                base_offset,
-                last_offset,
-                log_append_time_ms: None,
-                log_start_offset: state.log_start_offset(),
-            };
+        if let Some((ack, outcome)) = state.retried(&batches)? {
             drop(state);
             drop(place_in_line);
-            self.wait_until_acknowledged(last_offset, level).await?;
+            if let Some(outcome) = outcome {
+                self.wait_for_outcome(&outcome).await?;
+            }
+            self.wait_until_acknowledged(ack.last_offset, level).await?;
             return Ok(ack);
-        }
-        if verdicts
-            .iter()
-            .any(|verdict| *verdict != producer_state::Verdict::Append)
-        {
-            let info = &batches[0];
-            return Err(StorageError::OutOfOrderSequence {
-                producer_id: info.producer_id,
-                expected: -1,
-                got: info.base_sequence,
-            });
         }
         let log_append_time_ms =
             (shared.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
         let base_offset = state.next_offset;
+        let offsets: u64 = batches.iter().map(|info| info.records_count as u64).sum();
+        if base_offset.saturating_add(offsets) > i64::MAX as u64 {
+            return Err(
+                batch::BatchError::BadRecord("the partition's offsets would pass 2^63").into(),
+            );
+        }
+        let outcome = Outcome::default();
+        let mut batches = batches;
         let mut position = 0;
         for info in &mut batches {
-            let offset_count = (info.last_offset - info.base_offset) as u64;
+            // Validated: 1 <= records_count and last_offset_delta = records_count - 1.
+            let offset_count = (info.records_count - 1) as u64;
             let assigned = state.next_offset;
             let bytes = &mut records[position..position + info.size_bytes];
             batch::set_base_offset(bytes, assigned as i64);
@@ -397,7 +408,7 @@ impl PartitionLog {
             info.base_offset = assigned as i64;
             info.last_offset = (assigned + offset_count) as i64;
             state.next_offset = assigned + offset_count + 1;
-            state.producers.record(info);
+            state.producers.record(info, Some(&outcome));
             position += info.size_bytes;
         }
         let ack = AppendAck {
@@ -421,6 +432,7 @@ impl PartitionLog {
             ack,
             level,
             reply,
+            outcome: Some(outcome),
         });
         drop(state);
         drop(place_in_line);
@@ -431,8 +443,21 @@ impl PartitionLog {
         }
     }
 
-    /// Waits until the append that ends at `last_offset` is as durable as `level` asks (for a
-    /// retried batch answered with its original offsets).
+    /// Waits until the original append of a retried batch is written or has failed: only then
+    /// are its offsets known to hold its data (a failed write rewinds them for reuse).
+    async fn wait_for_outcome(&self, outcome: &Outcome) -> Result<()> {
+        loop {
+            let progress = self.shared.data.wait();
+            if let Some(result) = outcome.borrow().clone() {
+                return result;
+            }
+            self.shared.state.borrow().check_open()?;
+            progress.await;
+        }
+    }
+
+    /// Waits until the append that ends at `last_offset`, known written, is as durable as
+    /// `level` asks (for a retried batch answered with its original offsets).
     async fn wait_until_acknowledged(&self, last_offset: u64, level: AckLevel) -> Result<()> {
         loop {
             let progress = self.shared.data.wait();
@@ -593,6 +618,44 @@ impl State {
             .expect("a log has an active segment")
     }
 
+    /// Whether `batches` is an idempotent producer's retry of one batch already appended: then
+    /// its original acknowledgement, and the outcome of its append if that is still pending.
+    /// A retry mixed with new batches is out of sequence.
+    fn retried(&self, batches: &[BatchInfo]) -> Result<Option<(AppendAck, Option<Outcome>)>> {
+        let mut verdicts = Vec::with_capacity(batches.len());
+        for info in batches {
+            verdicts.push(self.producers.check(info)?);
+        }
+        if let [
+            producer_state::Verdict::Duplicate {
+                base_offset,
+                last_offset,
+                ref outcome,
+            },
+        ] = verdicts[..]
+        {
+            let ack = AppendAck {
+                base_offset,
+                last_offset,
+                log_append_time_ms: None,
+                log_start_offset: self.log_start_offset(),
+            };
+            return Ok(Some((ack, outcome.clone())));
+        }
+        if verdicts
+            .iter()
+            .any(|verdict| !matches!(verdict, producer_state::Verdict::Append))
+        {
+            let info = &batches[0];
+            return Err(StorageError::OutOfOrderSequence {
+                producer_id: info.producer_id,
+                expected: -1,
+                got: info.base_sequence,
+            });
+        }
+        Ok(None)
+    }
+
     fn check_open(&self) -> Result<()> {
         if let Some(failure) = &self.failure {
             return Err(failure.clone());
@@ -676,6 +739,8 @@ impl Shared {
         for append in failed {
             append.answer(Err(error.clone()));
         }
+        // Retries waiting on these appends' outcomes wake up to the failure.
+        self.data.notify();
     }
 }
 
@@ -717,6 +782,7 @@ async fn run_flusher(shared: Rc<Shared>) {
     for append in orphans {
         append.answer(Err(failure.clone()));
     }
+    shared.data.notify();
     shared.lifecycle.notify();
     shared.space.notify();
 }
@@ -790,7 +856,8 @@ async fn write_group(shared: &Rc<Shared>, group: Vec<PendingAppend>) {
     let mut awaiting_sync = Vec::new();
     let mut run: Vec<PendingAppend> = Vec::new();
     let mut run_bytes = 0u64;
-    while let Some(append) = group.pop_front() {
+    let offsets_max = shared.config.segment_offsets_max;
+    while let Some(mut append) = group.pop_front() {
         let roll = {
             let mut state = shared.state.borrow_mut();
             let segment = state.active_segment();
@@ -798,8 +865,8 @@ async fn write_group(shared: &Rc<Shared>, group: Vec<PendingAppend>) {
             let too_big = projected + append.bytes.len() as u64 > shared.config.segment_bytes_max;
             let too_old = segment.opened_at.elapsed()
                 >= Duration::from_millis(shared.config.segment_age_ms_max);
-            let too_many_offsets =
-                append.ack.last_offset - segment.base_offset > u64::from(u32::MAX) / 2;
+            // An append that fits a segment whole is kept whole: roll before it.
+            let too_many_offsets = !segment.fits_offsets(append.ack.last_offset, offsets_max);
             projected > 0 && (too_big || too_old || too_many_offsets)
         };
         if roll || run.len() == WRITE_BUFFERS_MAX {
@@ -813,6 +880,12 @@ async fn write_group(shared: &Rc<Shared>, group: Vec<PendingAppend>) {
         if roll && let Err(error) = roll_segment(shared).await {
             group.push_front(append);
             return fail_group(shared, error, Vec::new(), group, awaiting_sync).await;
+        }
+        // An append spanning more offsets than a segment may hold is split per batch: the
+        // batches past the segment's reach start the next one.
+        let segment_base = shared.state.borrow_mut().active_segment().base_offset;
+        if let Some(rest) = append.split_beyond(segment_base, offsets_max) {
+            group.push_front(rest);
         }
         run_bytes += append.bytes.len() as u64;
         run.push(append);
@@ -875,13 +948,17 @@ async fn write_run(
         .record(started.elapsed().as_secs_f64());
     shared.metrics.flush_bytes.record(bytes as f64);
 
+    let mut misfit = None;
     {
         let mut state = shared.state.borrow_mut();
         let interval = shared.config.index_interval_bytes;
         for append in &run {
             let mut start = 0;
             for info in &append.batches {
-                state.active_segment().push_batch(info, interval);
+                if let Err(reason) = state.active_segment().push_batch(info, interval) {
+                    misfit.get_or_insert(reason);
+                    break;
+                }
                 let end = start + info.size_bytes;
                 let next = info.last_offset as u64 + 1;
                 state.tail.push(
@@ -902,6 +979,17 @@ async fn write_run(
             .metrics
             .appended_batches
             .increment(run.iter().map(|a| a.batches.len() as u64).sum());
+    }
+    if let Some(reason) = misfit {
+        // The roll decision keeps every batch within its segment's reach: this is a bug, and
+        // the log can no longer say where its batches are, so it stops taking appends.
+        let error = shared.fail(format!(
+            "a written batch does not fit its segment: {reason}"
+        ));
+        return Err((error, run));
+    }
+    for append in &run {
+        append.settle(Ok(()));
     }
     shared.publish_gauges();
     shared.data.notify();
@@ -1159,10 +1247,27 @@ fn rebuild_producer_states(dir: &Path, active: &Segment) -> Result<ProducerState
     )?;
     for (_, framed) in batch::iter_framed(&bytes) {
         if let Ok(info) = batch::validate(framed, batch::Limits::UNLIMITED) {
-            states.record(&info);
+            states.record(&info, None);
         }
     }
     Ok(states)
+}
+
+/// Checks every batch of an append (see `batch::validate`), sharing one decompression budget.
+fn validate_batches(records: &[u8], config: &LogConfig) -> Result<Vec<BatchInfo>> {
+    let limits = config.append_limits();
+    let mut inflate_budget = limits.decompressed_bytes_max;
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while let Some(rest) = records.get(position..).filter(|rest| !rest.is_empty()) {
+        let info = batch::validate_append(rest, &limits, &mut inflate_budget)?;
+        position += info.size_bytes;
+        batches.push(info);
+    }
+    if batches.is_empty() {
+        return Err(batch::BatchError::Empty.into());
+    }
+    Ok(batches)
 }
 
 pub fn now_ms() -> i64 {

@@ -8,8 +8,15 @@
 //! when offsets are assigned, in append order; it is rebuilt from the log's tail when the log
 //! opens. Bounded: at most `PRODUCERS_MAX` producers per partition (the least recently seen
 //! are forgotten; a forgotten producer's next batch is accepted as from a new producer).
+//!
+//! A retry that arrives while the original append is still queued waits on that append's
+//! outcome, never on the high watermark: a failed write rewinds offset assignment, so the
+//! original's offsets may be reused by another producer's data, and a retry that only waited
+//! for the watermark to pass them would be acknowledged with that data.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 use crate::batch::BatchInfo;
 
@@ -19,12 +26,18 @@ use super::error::StorageError;
 const RECENT_BATCHES: usize = 5;
 pub const PRODUCERS_MAX: usize = 10_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How one append ended: None while it is queued, then written (Ok) or failed. Shared by the
+/// append and every retry of its batches.
+pub type Outcome = Rc<RefCell<Option<Result<(), StorageError>>>>;
+
+#[derive(Clone, Debug)]
 struct RecentBatch {
     first_sequence: i32,
     last_sequence: i32,
     base_offset: u64,
     last_offset: u64,
+    /// The outcome of the append that carried it; None when it was read back from the disk.
+    outcome: Option<Outcome>,
 }
 
 #[derive(Clone, Debug)]
@@ -36,13 +49,15 @@ struct Producer {
 }
 
 /// What to do with a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Verdict {
     Append,
-    /// Already stored at these offsets: answer with them, store nothing.
+    /// Already appended at these offsets: once `outcome` says it was written (None: it was),
+    /// answer with them; store nothing.
     Duplicate {
         base_offset: u64,
         last_offset: u64,
+        outcome: Option<Outcome>,
     },
 }
 
@@ -104,6 +119,7 @@ impl ProducerStates {
             return Ok(Verdict::Duplicate {
                 base_offset: batch.base_offset,
                 last_offset: batch.last_offset,
+                outcome: batch.outcome.clone(),
             });
         }
         let expected = producer.last_sequence.wrapping_add(1);
@@ -117,8 +133,9 @@ impl ProducerStates {
         Ok(Verdict::Append)
     }
 
-    /// Records a batch whose offsets are assigned (`info.base_offset`, `info.last_offset`).
-    pub fn record(&mut self, info: &BatchInfo) {
+    /// Records a batch whose offsets are assigned (`info.base_offset`, `info.last_offset`), with
+    /// the outcome of the append carrying it (None: already on disk).
+    pub fn record(&mut self, info: &BatchInfo, outcome: Option<&Outcome>) {
         if !idempotent(info) {
             return;
         }
@@ -144,6 +161,7 @@ impl ProducerStates {
             last_sequence: last_sequence(info),
             base_offset: info.base_offset as u64,
             last_offset: info.last_offset as u64,
+            outcome: outcome.cloned(),
         });
         while producer.recent.len() > RECENT_BATCHES {
             producer.recent.pop_front();
@@ -198,15 +216,20 @@ mod tests {
     fn retries_are_duplicates_gaps_and_old_epochs_are_refused() {
         let mut states = ProducerStates::default();
         let first = batch(7, 0, 0, 3, 10);
-        assert_eq!(states.check(&first).unwrap(), Verdict::Append);
-        states.record(&first);
-        assert_eq!(
-            states.check(&batch(7, 0, 0, 3, 0)).unwrap(),
+        assert!(matches!(states.check(&first).unwrap(), Verdict::Append));
+        let outcome = Outcome::default();
+        states.record(&first, Some(&outcome));
+        match states.check(&batch(7, 0, 0, 3, 0)).unwrap() {
             Verdict::Duplicate {
                 base_offset: 10,
-                last_offset: 12
-            }
-        );
+                last_offset: 12,
+                outcome: Some(found),
+            } => assert!(
+                Rc::ptr_eq(&found, &outcome),
+                "the retry waits on the original"
+            ),
+            other => panic!("not the original's duplicate: {other:?}"),
+        }
         assert!(matches!(
             states.check(&batch(7, 0, 5, 1, 0)),
             Err(StorageError::OutOfOrderSequence {
@@ -215,16 +238,18 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(
+        assert!(matches!(
             states.check(&batch(7, 0, 3, 2, 0)).unwrap(),
             Verdict::Append
-        );
-        assert_eq!(
-            states.check(&batch(7, 1, 0, 1, 0)).unwrap(),
-            Verdict::Append,
+        ));
+        assert!(
+            matches!(
+                states.check(&batch(7, 1, 0, 1, 0)).unwrap(),
+                Verdict::Append
+            ),
             "a new epoch starts at 0"
         );
-        states.record(&batch(7, 1, 0, 1, 20));
+        states.record(&batch(7, 1, 0, 1, 20), None);
         assert!(matches!(
             states.check(&batch(7, 0, 3, 1, 0)),
             Err(StorageError::ProducerFenced {
@@ -232,15 +257,19 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(
-            states.check(&batch(-1, -1, -1, 5, 0)).unwrap(),
-            Verdict::Append,
+        assert!(
+            matches!(
+                states.check(&batch(-1, -1, -1, 5, 0)).unwrap(),
+                Verdict::Append
+            ),
             "not idempotent"
         );
         states.forget(7);
-        assert_eq!(
-            states.check(&batch(7, 0, 99, 1, 0)).unwrap(),
-            Verdict::Append,
+        assert!(
+            matches!(
+                states.check(&batch(7, 0, 99, 1, 0)).unwrap(),
+                Verdict::Append
+            ),
             "forgotten: a new producer"
         );
     }

@@ -84,21 +84,56 @@ impl Segment {
 
     /// Accounts for a batch written at the segment's end; adds an index entry where one is due.
     /// The rule is the same on the write path and in recovery, so a rebuilt index equals the
-    /// index the writer made.
-    pub fn push_batch(&mut self, info: &BatchInfo, index_interval_bytes: u64) {
-        let base = info.base_offset as u64;
-        assert_eq!(
-            base, self.next_offset,
-            "batches in a segment are contiguous"
-        );
+    /// index the writer made. A batch that does not follow on, or whose offsets or position do
+    /// not fit the index's u32 fields, is refused (the write path rolls before such a batch, so
+    /// there it is a bug; in recovery it is damage).
+    pub fn push_batch(
+        &mut self,
+        info: &BatchInfo,
+        index_interval_bytes: u64,
+    ) -> Result<(), String> {
+        self.check_follows(info)?;
         if self.bytes_since_index_entry >= index_interval_bytes {
-            let relative =
-                u32::try_from(base - self.base_offset).expect("segment rolls before 2^32 offsets");
-            let position = u32::try_from(self.size_bytes).expect("segment is below 4 GiB");
-            self.index.push(relative, position, self.max_timestamp);
+            // Both fit u32: `check_follows` bounds the batch's last offset and the position.
+            let relative = (self.next_offset - self.base_offset) as u32;
+            self.index
+                .push(relative, self.size_bytes as u32, self.max_timestamp);
             self.bytes_since_index_entry = 0;
         }
         self.account(info);
+        Ok(())
+    }
+
+    /// Whether `info` can be the segment's next batch: it starts at `next_offset`, ends within
+    /// u32 of the base offset, and starts below 4 GiB.
+    fn check_follows(&self, info: &BatchInfo) -> Result<(), String> {
+        let base = u64::try_from(info.base_offset).ok();
+        if base != Some(self.next_offset) || info.last_offset < info.base_offset {
+            return Err(format!(
+                "batch at offsets {}..={} where {} was due",
+                info.base_offset, info.last_offset, self.next_offset
+            ));
+        }
+        let relative_last = (info.last_offset as u64) - self.base_offset;
+        if relative_last > u64::from(u32::MAX) {
+            return Err(format!(
+                "batch ends {relative_last} offsets past the segment's base {}: beyond a segment's reach",
+                self.base_offset
+            ));
+        }
+        if self.size_bytes > u64::from(u32::MAX) {
+            return Err(format!(
+                "segment position {} is beyond 4 GiB",
+                self.size_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a batch ending at `last_offset` keeps this segment within `offsets_max` of its
+    /// base offset: the roll decision of the write path, per batch.
+    pub fn fits_offsets(&self, last_offset: u64, offsets_max: u64) -> bool {
+        last_offset.saturating_sub(self.base_offset) <= offsets_max
     }
 
     /// Grows the segment by one batch, without looking at the index.
@@ -352,10 +387,13 @@ fn scan_batches(
         if first {
             // Its index entry exists; account for the batch without adding another.
             first = false;
+            if let Err(reason) = segment.check_follows(&info) {
+                return Ok(Some((position, reason)));
+            }
             segment.bytes_since_index_entry = 0;
             segment.account(&info);
-        } else {
-            segment.push_batch(&info, index_interval_bytes);
+        } else if let Err(reason) = segment.push_batch(&info, index_interval_bytes) {
+            return Ok(Some((position, reason)));
         }
     }
     Ok(None)
