@@ -70,15 +70,38 @@ fn committed(address: &str, group: &str, topic: &str) -> Vec<(u32, u64)> {
         .collect()
 }
 
-fn stop(mut server: Child) {
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    assert_eq!(server.wait().unwrap().code(), Some(0));
+/// A `ringmq serve` child, killed if a failed assertion unwinds past it (so no broker outlives
+/// its test), stopped with SIGTERM by `stop`.
+struct Server(Option<Child>);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start(dir: &std::path::Path) -> (Server, String) {
+    let (child, address) = serve(dir);
+    (Server(Some(child)), address)
+}
+
+fn stop(mut server: Server) {
+    let mut child = server.0.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "SIGTERM is a clean stop"
+    );
 }
 
 #[test]
 fn every_byte_value_round_trips_with_nul_and_custom_delimiters() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "bin", 1);
 
     // -0: every byte but NUL alone, then all of them together (newlines, \r, 0xff ...).
@@ -135,7 +158,7 @@ fn every_byte_value_round_trips_with_nul_and_custom_delimiters() {
 #[test]
 fn nul_newline_and_invalid_utf8_survive_templates_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "mixed", 1);
     let records: [&[u8]; 4] = [
         b"k1=line one\nline two",
@@ -212,7 +235,7 @@ fn a_100_mb_produce_streams_in_bounded_memory() {
     const LINES: usize = 100 << 20 >> 10; // 102,400 lines of 1000 bytes + newline: 100 MiB+
     const RSS_BYTES_MAX: u64 = 64 << 20;
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "big", 2);
     let mut child = ringmq()
         .args(["produce", "-b", &address, "big", "--acks", "written"])
@@ -265,7 +288,7 @@ fn a_100_mb_produce_streams_in_bounded_memory() {
 #[test]
 fn an_oversized_record_is_refused_alone_with_its_line_number() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "sizes", 1);
     let mut input = Vec::new();
     let mut expected = Vec::new();
@@ -298,6 +321,22 @@ fn an_oversized_record_is_refused_alone_with_its_line_number() {
     assert!(err.contains("1 of 9 record(s) not stored"), "{err}");
     let out = ok(ringmq().args(["consume", "-b", &address, "sizes"]), b"");
     assert_eq!(out, expected, "the eight others, stored in order");
+
+    // Records that fit alone but not together (200 KB, then 900 KB, under a 1 MiB batch
+    // limit) go in separate batches, instead of failing together.
+    let pair = [
+        vec![b'a'; 200_000],
+        b"\n".to_vec(),
+        vec![b'b'; 900_000],
+        b"\n".to_vec(),
+    ]
+    .concat();
+    ok(ringmq().args(["produce", "-b", &address, "sizes"]), &pair);
+    let out = ok(
+        ringmq().args(["consume", "-b", &address, "sizes", "--from", "8"]),
+        b"",
+    );
+    assert_eq!(out, pair);
 
     // The limit is the topic's own (here smaller), or --record-bytes-max.
     create(&address, "small", 1);
@@ -348,7 +387,7 @@ fn an_oversized_record_is_refused_alone_with_its_line_number() {
 #[test]
 fn n_with_a_group_commits_only_what_was_printed() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "numbers", 1);
     let input: String = (0..5000).map(|n| format!("{n}\n")).collect();
     ok(
@@ -443,7 +482,7 @@ fn group_members(address: &str, group: &str) -> String {
 #[test]
 fn sigint_and_a_closed_pipe_leave_the_group_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "events", 1);
     let input: String = (0..50_000).map(|n| format!("event {n}\n")).collect();
     ok(
@@ -539,7 +578,7 @@ fn sigint_and_a_closed_pipe_leave_the_group_quietly() {
 #[test]
 fn follow_reconnects_across_a_broker_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "live", 1);
     ok(
         ringmq().args(["produce", "-b", &address, "live"]),
@@ -557,6 +596,7 @@ fn follow_reconnects_across_a_broker_restart() {
 
     stop(server);
     let (server, _) = serve_listening(dir.path(), &address);
+    let server = Server(Some(server));
     ok(
         ringmq().args(["produce", "-b", &address, "live"]),
         b"after 1\nafter 2\n",
@@ -574,7 +614,7 @@ fn follow_reconnects_across_a_broker_restart() {
 #[test]
 fn out_of_range_committed_offsets_follow_the_reset_policy() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "again", 1);
     let ten: String = (0..10).map(|n| format!("old {n}\n")).collect();
     ok(
@@ -642,7 +682,7 @@ fn completion_scripts_and_the_client_config_file() {
         );
     }
     let dir = tempfile::tempdir().unwrap();
-    let (server, address) = serve(dir.path());
+    let (server, address) = start(dir.path());
     create(&address, "configured", 1);
     let config = dir.path().join("client.toml");
     std::fs::write(
