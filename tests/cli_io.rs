@@ -593,6 +593,21 @@ fn follow_reconnects_across_a_broker_restart() {
     let lines = lines_of(&mut child);
     let next = || lines.recv_timeout(Duration::from_secs(60)).unwrap();
     assert_eq!((next(), next()), ("before 1".into(), "before 2".into()));
+    // A group member following too: it joins again and keeps its positions.
+    let mut member = ringmq()
+        .args([
+            "consume", "-b", &address, "live", "--follow", "--group", "g",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let member_lines = lines_of(&mut member);
+    let member_next = || member_lines.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        (member_next(), member_next()),
+        ("before 1".into(), "before 2".into())
+    );
 
     stop(server);
     let (server, _) = serve_listening(dir.path(), &address);
@@ -606,8 +621,15 @@ fn follow_reconnects_across_a_broker_restart() {
         ("after 1".into(), "after 2".into()),
         "resumed at the next offset: nothing repeated, nothing skipped"
     );
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        (member_next(), member_next()),
+        ("after 1".into(), "after 2".into())
+    );
+    for child in [&mut child, &mut member] {
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        assert_eq!(child.wait().unwrap().code(), Some(130));
+    }
+    assert_eq!(committed(&address, "g", "live"), [(0, 4)]);
     stop(server);
 }
 
