@@ -59,6 +59,12 @@ pub async fn termination_signal() -> io::Result<()> {
     }
 }
 
+/// Resolves when `signal` arrives; the signal is caught (not fatal) from this future's first
+/// poll until it is dropped.
+pub async fn signal(signal: i32) -> io::Result<()> {
+    compio::signal::unix::signal(signal).await
+}
+
 pub async fn sleep(duration: Duration) {
     compio::time::sleep(duration).await
 }

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::topic::connect;
 use super::{BrokerAddress, run_client};
-use crate::client::{ResetTo, reset_offsets};
+use crate::client::{ResetTo, plan_reset_offsets, reset_offsets};
 use crate::protocol::OffsetSpec;
 
 #[derive(Subcommand)]
@@ -23,16 +23,22 @@ pub enum GroupCommand {
         address: BrokerAddress,
         group: String,
     },
-    /// Set an inactive group's committed offsets for a topic.
+    /// Set an inactive group's committed offsets for a topic; prints topic, partition and the
+    /// offset set.
     ResetOffsets {
         #[command(flatten)]
         address: BrokerAddress,
         group: String,
         #[arg(long)]
         topic: String,
-        /// earliest, latest, timestamp:MILLISECONDS or shift:N (N may be negative).
-        #[arg(long, value_parser = parse_reset)]
+        /// earliest, latest, N, -N (N before the end), +N (N after the log start),
+        /// @TIMESTAMP_MS, or shift:N (the committed offset moved by N, which may be negative);
+        /// old spellings timestamp:MS and offset:N still work. Kept inside the log.
+        #[arg(long, value_parser = super::offsets::parse_reset, allow_hyphen_values = true)]
         to: ResetTo,
+        /// Print what would be set (and the current committed offset) without committing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Delete an inactive group and its committed offsets.
     Delete {
@@ -40,22 +46,6 @@ pub enum GroupCommand {
         address: BrokerAddress,
         group: String,
     },
-}
-
-fn parse_reset(value: &str) -> Result<ResetTo, String> {
-    let number = |text: &str| {
-        text.parse::<i64>()
-            .map_err(|_| format!("{text:?} is not a whole number"))
-    };
-    match value.split_once(':') {
-        _ if value == "earliest" => Ok(ResetTo::Earliest),
-        _ if value == "latest" => Ok(ResetTo::Latest),
-        Some(("timestamp", timestamp)) => Ok(ResetTo::Timestamp(number(timestamp)?)),
-        Some(("shift", by)) => Ok(ResetTo::Shift(number(by)?)),
-        _ => Err(format!(
-            "{value:?} is not earliest, latest, timestamp:MS or shift:N"
-        )),
-    }
 }
 
 pub fn run(command: GroupCommand) -> ExitCode {
@@ -109,6 +99,14 @@ pub fn run(command: GroupCommand) -> ExitCode {
                 group,
                 topic,
                 to,
+                dry_run: true,
+            } => dry_run(&address, &group, &topic, to).await?,
+            GroupCommand::ResetOffsets {
+                address,
+                group,
+                topic,
+                to,
+                dry_run: false,
             } => {
                 let client = connect(&address).await?;
                 for (topic, partition, offset) in reset_offsets(&client, &group, &topic, to)
@@ -126,4 +124,32 @@ pub fn run(command: GroupCommand) -> ExitCode {
         }
         Ok(())
     })
+}
+
+/// Prints what `reset-offsets` would set beside what is committed now, committing nothing.
+async fn dry_run(
+    address: &BrokerAddress,
+    group: &str,
+    topic: &str,
+    to: ResetTo,
+) -> Result<(), String> {
+    let error = |error: crate::client::ClientError| error.to_string();
+    let client = connect(address).await?;
+    let committed = client
+        .fetch_offsets(group, Vec::new())
+        .await
+        .map_err(error)?;
+    println!("topic\tpartition\tcommitted\twould_set");
+    for (topic, partition, offset) in plan_reset_offsets(&client, group, topic, to)
+        .await
+        .map_err(error)?
+    {
+        let current = committed
+            .iter()
+            .find(|(t, p, _)| *t == topic && *p == partition)
+            .map_or("-".to_string(), |(_, _, offset)| offset.to_string());
+        println!("{topic}\t{partition}\t{current}\t{offset}");
+    }
+    eprintln!("dry run: nothing committed");
+    Ok(())
 }

@@ -2,16 +2,24 @@
 //! broker (`topic`, `produce`, `consume`), and the offline log inspector (`log`).
 //! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
 
+pub mod client_config;
 pub mod consume;
+pub mod escape;
 pub mod group;
+pub mod input;
+pub mod offsets;
+pub mod output;
 pub mod produce;
 pub mod serve;
+pub mod stop;
 pub mod topic;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+pub use client_config::BrokerAddress;
 
 use crate::storage::fsck::{self, Detail};
 
@@ -26,18 +34,6 @@ pub struct Cli {
     command: Command,
 }
 
-#[derive(clap::Args, Clone)]
-pub struct BrokerAddress {
-    /// The broker's native protocol address.
-    #[arg(
-        short = 'b',
-        long = "broker",
-        env = "RINGMQ_BROKER",
-        default_value = "127.0.0.1:9400"
-    )]
-    pub broker: String,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker (with no configuration: data in ./ringmq-data, native protocol on
@@ -48,7 +44,8 @@ enum Command {
         #[command(subcommand)]
         command: topic::TopicCommand,
     },
-    /// Produce lines from stdin as records; exits 0 only once every line is acknowledged.
+    /// Produce records from stdin (one per line, or per -D delimiter) or whole files; exits 0
+    /// only once every record is acknowledged.
     Produce(produce::ProduceArgs),
     /// Print records of a topic; stops at the end of the log unless --follow.
     Consume(consume::ConsumeArgs),
@@ -61,6 +58,11 @@ enum Command {
     Log {
         #[command(subcommand)]
         command: LogCommand,
+    },
+    /// Print a shell completion script: `source <(ringmq completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -85,6 +87,11 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group { command } => group::run(command),
+        Command::Completion { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "ringmq", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Log { command } => {
             let (path, detail) = match command {
                 LogCommand::Dump { path, records } => (
@@ -115,11 +122,27 @@ pub(crate) fn run_client<F>(name: &str, future: F) -> ExitCode
 where
     F: std::future::Future<Output = Result<(), String>>,
 {
+    run_client_code(name, async { future.await.map(|()| ExitCode::SUCCESS) })
+}
+
+/// `run_client` for a command that picks its own exit code on success (130 after SIGINT, say).
+pub(crate) fn run_client_code<F>(name: &str, future: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<ExitCode, String>>,
+{
     match crate::runtime::block_on(future) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("ringmq {name}: {message}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

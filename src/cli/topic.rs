@@ -108,7 +108,12 @@ pub fn run(command: TopicCommand) -> ExitCode {
 }
 
 pub(crate) async fn connect(address: &BrokerAddress) -> Result<Client, String> {
-    Client::connect(&address.broker)
+    let settings = address.settings()?;
+    connect_to(settings.broker.as_deref().unwrap_or_default()).await
+}
+
+pub(crate) async fn connect_to(broker: &str) -> Result<Client, String> {
+    Client::connect(broker)
         .await
         .map_err(|error| error.to_string())
 }

@@ -17,6 +17,10 @@ pub enum StartAt {
     Latest,
     /// This offset (clamped into the log when it is not there).
     Offset(u64),
+    /// N records after the log start (clamped to the end).
+    FromStart(u64),
+    /// N records before the end (clamped to the log start).
+    FromEnd(u64),
     /// The first record at or after this time (milliseconds since the epoch).
     Timestamp(i64),
 }
@@ -87,13 +91,15 @@ impl Consumer {
         for partition in partitions {
             let spec = match start {
                 StartAt::Earliest => OffsetSpec::Earliest,
-                StartAt::Latest => OffsetSpec::Latest,
-                StartAt::Offset(_) => OffsetSpec::Latest,
                 StartAt::Timestamp(timestamp) => OffsetSpec::Timestamp(timestamp),
+                _ => OffsetSpec::Latest,
             };
-            let (offset, high_watermark, _) = client.list_offsets(topic, partition, spec).await?;
+            let (offset, high_watermark, log_start) =
+                client.list_offsets(topic, partition, spec).await?;
             let next_offset = match start {
                 StartAt::Offset(offset) => offset,
+                StartAt::FromStart(n) => log_start.saturating_add(n).min(high_watermark),
+                StartAt::FromEnd(n) => high_watermark.saturating_sub(n).max(log_start),
                 // No record at or after the timestamp: start at the end.
                 _ => offset.unwrap_or(high_watermark),
             };
@@ -126,6 +132,20 @@ impl Consumer {
         if let Some(position) = self.positions.get_mut(&partition) {
             position.next_offset = offset;
         }
+    }
+
+    /// Carries on over a new connection (after the broker restarted, say) from the same
+    /// positions, so nothing is read twice or skipped.
+    pub fn set_client(&mut self, client: Client) {
+        self.client = client;
+    }
+
+    /// The partitions read, with their next offsets.
+    pub fn positions(&self) -> Vec<(u32, u64)> {
+        self.positions
+            .iter()
+            .map(|(partition, position)| (*partition, position.next_offset))
+            .collect()
     }
 
     /// Whether every partition was read up to its high watermark as of the last poll.

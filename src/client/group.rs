@@ -13,7 +13,9 @@ use super::{Client, ClientError, Result};
 use crate::batch::Record;
 use crate::protocol::{ErrorCode, FetchRequest, FetchResponse, OffsetSpec, ProtocolError};
 
-/// Where to start in a partition the group has never committed.
+/// Where to start in a partition the group has never committed (`reset`), or whose committed
+/// offset is outside the log (`out_of_range`: the topic was deleted and re-created, or retention
+/// removed the records).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OffsetReset {
     /// The first record still stored.
@@ -39,6 +41,9 @@ pub struct GroupConfig {
     pub auto_commit_interval_ms: u64,
     /// Where to start in partitions the group never committed.
     pub reset: OffsetReset,
+    /// What to do when a position is outside the log; `Error` returns the broker's
+    /// offset_out_of_range from `poll`.
+    pub out_of_range: OffsetReset,
     /// Bytes asked for per partition per fetch.
     pub max_bytes: u32,
     /// The longest a poll waits for data (kept under the heartbeat interval).
@@ -54,6 +59,7 @@ impl Default for GroupConfig {
             auto_commit: true,
             auto_commit_interval_ms: 1_000,
             reset: OffsetReset::Earliest,
+            out_of_range: OffsetReset::Error,
             max_bytes: 1 << 20,
             max_wait_ms: 500,
         }
@@ -128,6 +134,15 @@ impl GroupConsumer {
             .await?;
         self.member_id = joined.member_id;
         self.adopt(joined.generation, joined.assignment).await
+    }
+
+    /// Carries on over a new connection (after the broker restarted, say): joins again and
+    /// keeps the positions of the partitions it is given back, so it resumes where it was
+    /// rather than at the last commit.
+    pub async fn reconnect(&mut self, client: Client) -> Result<()> {
+        self.client = client;
+        self.rejoin().await?;
+        self.commit().await
     }
 
     /// The id the broker gave this member.
@@ -214,6 +229,27 @@ impl GroupConsumer {
             }
         }
         self.positions = kept;
+        Ok(())
+    }
+
+    /// Moves a position that fell outside the log by the `out_of_range` policy; returns the
+    /// fetch's error unchanged under `Error` or for any other error.
+    async fn recover(&mut self, key: (String, u32), error: ClientError) -> Result<()> {
+        if error.code() != Some(ErrorCode::OffsetOutOfRange) {
+            return Err(error);
+        }
+        let spec = match self.config.out_of_range {
+            OffsetReset::Earliest => OffsetSpec::Earliest,
+            OffsetReset::Latest => OffsetSpec::Latest,
+            OffsetReset::Error => return Err(error),
+        };
+        let (offset, end, _) = self.client.list_offsets(&key.0, key.1, spec).await?;
+        let target = offset.unwrap_or(end);
+        tracing::warn!(
+            topic = %key.0, partition = key.1, to = target,
+            "position out of range; reset by policy"
+        );
+        self.seek(&key.0, key.1, target);
         Ok(())
     }
 
@@ -313,7 +349,10 @@ impl GroupConsumer {
                 .await;
         let mut records = Vec::new();
         for (partition, response) in immediate {
-            records.extend(self.take(partition, response?)?);
+            match response {
+                Ok(response) => records.extend(self.take(partition, response)?),
+                Err(error) => self.recover(partition, error).await?,
+            }
         }
         if !records.is_empty() || partitions.is_empty() {
             if partitions.is_empty() {
@@ -331,7 +370,13 @@ impl GroupConsumer {
             .collect();
         let mut waits = waits;
         while let Some((partition, response)) = futures_util::StreamExt::next(&mut waits).await {
-            let got = self.take(partition, response?)?;
+            let got = match response {
+                Ok(response) => self.take(partition, response)?,
+                Err(error) => {
+                    self.recover(partition, error).await?;
+                    return Ok(Vec::new());
+                }
+            };
             if !got.is_empty() {
                 return Ok(got);
             }
@@ -389,6 +434,12 @@ pub enum ResetTo {
     Earliest,
     /// The end of the log: nothing stored now is read again.
     Latest,
+    /// This offset (kept inside the log).
+    Offset(u64),
+    /// N records after the log start (kept inside the log).
+    FromStart(u64),
+    /// N records before the end (kept inside the log).
+    FromEnd(u64),
     /// The first record at or after this time (ms); the end where there is none.
     Timestamp(i64),
     /// The committed offset (or the start, where none) moved by N, kept inside the log.
@@ -398,6 +449,18 @@ pub enum ResetTo {
 /// Sets the committed offsets of every partition of `topic` for `group`, which must have no
 /// active members. Returns what was committed.
 pub async fn reset_offsets(
+    client: &Client,
+    group: &str,
+    topic: &str,
+    to: ResetTo,
+) -> Result<Vec<(String, u32, u64)>> {
+    let offsets = plan_reset_offsets(client, group, topic, to).await?;
+    client.commit_offsets(group, "", 0, offsets.clone()).await?;
+    Ok(offsets)
+}
+
+/// What `reset_offsets` would commit, committing nothing (a dry run).
+pub async fn plan_reset_offsets(
     client: &Client,
     group: &str,
     topic: &str,
@@ -420,6 +483,9 @@ pub async fn reset_offsets(
         let target = match to {
             ResetTo::Earliest => start,
             ResetTo::Latest => end,
+            ResetTo::Offset(offset) => offset.clamp(start, end),
+            ResetTo::FromStart(n) => start.saturating_add(n).min(end),
+            ResetTo::FromEnd(n) => end.saturating_sub(n).max(start),
             ResetTo::Timestamp(timestamp) => client
                 .list_offsets(topic, partition, OffsetSpec::Timestamp(timestamp))
                 .await?
@@ -432,6 +498,5 @@ pub async fn reset_offsets(
         };
         offsets.push((topic.to_string(), partition, target));
     }
-    client.commit_offsets(group, "", 0, offsets.clone()).await?;
     Ok(offsets)
 }

@@ -56,8 +56,11 @@ use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary}
 
 pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
-pub use group::{GroupConfig, GroupConsumer, GroupRecord, OffsetReset, ResetTo, reset_offsets};
-pub use producer::{Producer, ProducerConfig, RecordAck};
+pub use group::{
+    GroupConfig, GroupConsumer, GroupRecord, OffsetReset, ResetTo, plan_reset_offsets,
+    reset_offsets,
+};
+pub use producer::{Producer, ProducerConfig, RecordAck, record_body_bytes_max};
 pub use threaded::ThreadedClient;
 
 use crate::protocol::{

@@ -16,8 +16,9 @@ use bytes::BytesMut;
 use futures_channel::oneshot;
 
 use super::{Client, ClientError, Result};
-use crate::batch::{BatchBuilder, Compression, Record};
+use crate::batch::{BatchBuilder, Compression, HEADER_BYTES, Record};
 use crate::broker::partition::for_key;
+use crate::protocol::{ErrorCode, ProtocolError};
 use crate::runtime::{self, Notify};
 use crate::storage::AckLevel;
 
@@ -38,6 +39,13 @@ pub struct ProducerConfig {
     pub retry_backoff_ms: u64,
     /// Batches sent but not yet acknowledged; `send` waits beyond this (backpressure).
     pub inflight_batches_max: usize,
+    /// The broker's limit on one record's encoded body (the topic's `record_bytes_max`): a
+    /// larger record is refused by `send` with record_too_large, before it joins a batch, so
+    /// it cannot fail the records batched with it.
+    pub record_bytes_max: usize,
+    /// The broker's limit on one batch (the topic's `batch_bytes_max`): an open batch is sent
+    /// before a record that would take it past this.
+    pub batch_bytes_max: usize,
 }
 
 impl Default for ProducerConfig {
@@ -50,6 +58,8 @@ impl Default for ProducerConfig {
             retries: 3,
             retry_backoff_ms: 100,
             inflight_batches_max: 64,
+            record_bytes_max: 1 << 20,
+            batch_bytes_max: 1 << 20,
         }
     }
 }
@@ -140,6 +150,32 @@ impl Producer {
     /// Queues `record` for `partition` of `topic`, whatever its key.
     pub async fn send_to(&self, topic: &str, partition: u32, record: Record) -> Result<Delivery> {
         let shared = &self.shared;
+        let body = record_body_bytes_max(&record);
+        // A record's share of a batch: its body and the length varint before it.
+        let share = body + 5;
+        let limit = shared.config.record_bytes_max.min(
+            shared
+                .config
+                .batch_bytes_max
+                .saturating_sub(HEADER_BYTES + 5),
+        );
+        if body > limit {
+            return Err(ClientError::Server(ProtocolError::new(
+                ErrorCode::RecordTooLarge,
+                format!("a record of {body} bytes is over the limit of {limit} bytes"),
+            )));
+        }
+        let would_overflow = shared
+            .open
+            .borrow()
+            .get(&(topic.to_string(), partition))
+            .is_some_and(|open| {
+                !open.builder.is_empty()
+                    && open.builder.size_bytes() + share > shared.config.batch_bytes_max
+            });
+        if would_overflow {
+            self.send_batch(topic, partition).await;
+        }
         let (sender, receiver) = oneshot::channel();
         let full = {
             let mut open = shared.open.borrow_mut();
@@ -203,6 +239,19 @@ impl Producer {
             released.await;
         }
     }
+}
+
+/// The most bytes `record`'s body can take in a batch (what the broker compares with
+/// `record_bytes_max`): its fields with their varint lengths, the deltas at their widest.
+pub fn record_body_bytes_max(record: &Record) -> usize {
+    let field = |value: &Option<bytes::Bytes>| 5 + value.as_ref().map_or(0, |bytes| bytes.len());
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|header| 5 + header.key.len() + field(&header.value))
+        .sum();
+    // attributes, timestamp delta (10), offset delta (5), header count (5)
+    1 + 10 + 5 + field(&record.key) + field(&record.value) + 5 + headers
 }
 
 async fn deliver(shared: Rc<Shared>, topic: String, partition: u32, accumulator: Accumulator) {

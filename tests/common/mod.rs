@@ -144,10 +144,28 @@ pub fn serve_with_env(
     (child, address)
 }
 
+/// `serve` on a given native address (to restart a broker where its clients expect it).
+pub fn serve_listening(dir: &std::path::Path, listen: &str) -> (std::process::Child, String) {
+    let (child, address, _log) = serve_process(dir, &[], listen);
+    (child, address)
+}
+
 /// `serve_with_env` that also keeps every line the server logs (its stderr), for assertions.
 pub fn serve_capturing(
     dir: &std::path::Path,
     env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    serve_process(dir, env, "127.0.0.1:0")
+}
+
+fn serve_process(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    listen: &str,
 ) -> (
     std::process::Child,
     String,
@@ -159,7 +177,7 @@ pub fn serve_capturing(
         .args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--http-listen",
             "",
             "--kafka-listen",
