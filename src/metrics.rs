@@ -62,6 +62,21 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Counts a request answered with an error, by protocol and the error's name (`throttled` among
+/// them); `describe` gives it its help text.
+pub fn count_error(protocol: &'static str, code: &'static str) {
+    metrics::counter!("ringmq_request_errors_total", "protocol" => protocol, "code" => code)
+        .increment(1);
+}
+
+/// Registers the help text of the metrics this module emits.
+pub fn describe() {
+    metrics::describe_counter!(
+        "ringmq_request_errors_total",
+        "Requests (or, in Kafka's responses, partitions of a request) answered with an error, by protocol and error code; code=\"throttled\" counts produces refused because a write queue stayed full."
+    );
+}
+
 /// (label, value) pairs whose series are left out of /metrics: deleted topics and groups.
 static RETIRED: Mutex<BTreeSet<(&'static str, String)>> = Mutex::new(BTreeSet::new());
 

@@ -784,12 +784,20 @@ fn deleted_topics_and_groups_drop_their_series_and_metrics_stay_valid() {
         let client = Client::connect(&broker.address()).await.unwrap();
         client.delete_topic("gone").await.unwrap();
         client.delete_group("dropped").await.unwrap();
+        let refused = client
+            .produce("gone", Some(0), b"", AckLevel::Fsynced, one_record(b"late"))
+            .await;
+        assert_eq!(code(refused), ErrorCode::UnknownTopic);
     });
     let after = scrape_until(&http, |_| true);
     assert!(!after.contains("topic=\"gone\""), "{after}");
     assert!(!after.contains("group=\"dropped\""), "{after}");
     assert!(after.contains("ringmq_log_end_offset{topic=\"kept\",partition=\"0\"} 1"));
     assert!(after.contains("ringmq_group_lag{group=\"staying\""));
+    assert!(
+        after.contains("ringmq_request_errors_total{protocol=\"native\",code=\"unknown_topic\"} 1"),
+        "errors are counted by code"
+    );
     promtool_check_metrics(&after);
 
     // A topic created again under the deleted name is served again.

@@ -53,6 +53,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 
 /// Kafka's error codes for ours.
 pub fn kafka_error(code: ErrorCode) -> i16 {
+    if code != ErrorCode::None {
+        crate::metrics::count_error("kafka", code.name());
+    }
     match code {
         ErrorCode::None => 0,
         ErrorCode::OffsetOutOfRange => 1,

@@ -54,11 +54,15 @@ impl Wire for Native {
 
     async fn handle(self, state: Rc<ShardState>, request: NativeRequest) -> Vec<Bytes> {
         let result = broker::handle(&state, request.request).await;
+        if let Err(error) = &result {
+            crate::metrics::count_error("native", error.code.name());
+        }
         encode_response(request.correlation_id, result)
     }
 }
 
 fn error(correlation_id: u32, code: ErrorCode, message: String) -> Vec<Bytes> {
+    crate::metrics::count_error("native", code.name());
     encode_response(correlation_id, Err(ProtocolError::new(code, message)))
 }
 

@@ -51,6 +51,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     crate::storage::log::describe_metrics();
     broker::describe_metrics();
     conn::describe_metrics();
+    crate::metrics::describe();
     let shards = config.shard_count();
 
     let listeners = runtime::bind_listener_group(config.listen_address()?, shards)
