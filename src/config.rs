@@ -18,6 +18,9 @@ pub struct BrokerConfig {
     pub listen: String,
     /// The Kafka protocol's listen address (also what Metadata advertises); empty to disable.
     pub kafka_listen: String,
+    /// The `host:port` Kafka clients are told to connect to (Metadata, FindCoordinator); empty
+    /// means the Kafka listener's own address. Required when that binds every interface.
+    pub kafka_advertised: String,
     /// The Prometheus /metrics listen address; empty to disable.
     pub http_listen: String,
     /// Shards (threads, one per core); 0 means one per available core.
@@ -77,6 +80,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("ringmq-data"),
             listen: "127.0.0.1:9400".into(),
             kafka_listen: "127.0.0.1:9092".into(),
+            kafka_advertised: String::new(),
             http_listen: "127.0.0.1:9401".into(),
             shards: 0,
             frame_bytes_max: 16 << 20,
@@ -142,9 +146,46 @@ impl BrokerConfig {
             .map_err(|error| format!("kafka listen address {:?}: {error}", self.kafka_listen))
     }
 
+    /// The host and port the Kafka listener bound at `bound` is advertised as: the setting, or
+    /// the bound address itself, which must then name one interface.
+    pub fn kafka_advertised_at(&self, bound: SocketAddr) -> Result<(String, u16), String> {
+        if self.kafka_advertised.is_empty() {
+            if bound.ip().is_unspecified() {
+                return Err(format!(
+                    "kafka_listen {bound} binds every interface: set kafka_advertised to the host:port clients reach"
+                ));
+            }
+            return Ok((bound.ip().to_string(), bound.port()));
+        }
+        let (host, port) = self.kafka_advertised.rsplit_once(':').ok_or_else(|| {
+            format!(
+                "kafka_advertised {:?} is not host:port",
+                self.kafka_advertised
+            )
+        })?;
+        let port: u16 = port.parse().map_err(|error| {
+            format!(
+                "kafka_advertised {:?}: port: {error}",
+                self.kafka_advertised
+            )
+        })?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || port == 0 {
+            return Err(format!(
+                "kafka_advertised {:?} is not host:port",
+                self.kafka_advertised
+            ));
+        }
+        Ok((host.to_string(), port))
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         self.listen_address()?;
-        self.kafka_listen_address()?;
+        if let Some(bound) = self.kafka_listen_address()?
+            && bound.port() != 0
+        {
+            self.kafka_advertised_at(bound)?;
+        }
         self.http_listen_address()?;
         self.topic_defaults
             .validate()
@@ -197,5 +238,40 @@ impl BrokerConfig {
             Some((_, reason)) => Err((*reason).to_string()),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kafka_listener_is_advertised_as_set_or_as_bound() {
+        let bound: SocketAddr = "127.0.0.1:9092".parse().unwrap();
+        let every: SocketAddr = "0.0.0.0:9092".parse().unwrap();
+        let mut config = BrokerConfig::default();
+        assert_eq!(
+            config.kafka_advertised_at(bound),
+            Ok(("127.0.0.1".into(), 9092))
+        );
+        let refused = config.kafka_advertised_at(every).unwrap_err();
+        assert!(refused.contains("set kafka_advertised"), "{refused}");
+        config.kafka_advertised = "broker.example:19092".into();
+        assert_eq!(
+            config.kafka_advertised_at(every),
+            Ok(("broker.example".into(), 19092))
+        );
+        config.kafka_advertised = "[::1]:9092".into();
+        assert_eq!(config.kafka_advertised_at(every), Ok(("::1".into(), 9092)));
+        for bad in ["no-port", "host:", ":9092", "host:0", "host:70000"] {
+            config.kafka_advertised = bad.into();
+            assert!(config.kafka_advertised_at(every).is_err(), "{bad}");
+        }
+        config.kafka_listen = "0.0.0.0:9092".into();
+        config.kafka_advertised = String::new();
+        assert!(
+            config.validate().is_err(),
+            "every interface and nothing advertised"
+        );
     }
 }

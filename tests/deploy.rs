@@ -133,6 +133,10 @@ fn the_container_exposes_every_listener_and_its_health_check_works() {
         assert!(exposed.contains(&port.to_string()), "port {port} exposed");
     }
     assert!(containerfile.contains("VOLUME /var/lib/ringmq"));
+    assert!(
+        containerfile.contains("RINGMQ_KAFKA_ADVERTISED="),
+        "Kafka clients are told an address they can reach, not 0.0.0.0"
+    );
     assert!(containerfile.contains("RINGMQ_DATA_DIR=/var/lib/ringmq"));
 
     // The health check, run as the container would, against a real broker's /health.

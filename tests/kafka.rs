@@ -650,3 +650,32 @@ fn a_group_whose_members_all_left_mid_rebalance_is_empty() {
     };
     assert_eq!(state, ("Empty".to_string(), 0));
 }
+
+#[test]
+fn metadata_names_the_advertised_address_when_one_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ringmq::config::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: String::new(),
+        kafka_listen: "127.0.0.1:0".into(),
+        kafka_advertised: "broker.example:19092".into(),
+        shards: 1,
+        ..Default::default()
+    };
+    let broker = TestBroker::start_with(config);
+    let address = broker.handle.as_ref().unwrap().kafka_address.unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address.to_string())
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    let brokers: Vec<(String, i32)> = metadata
+        .brokers()
+        .iter()
+        .map(|broker| (broker.host().to_string(), broker.port()))
+        .collect();
+    assert_eq!(brokers, vec![("broker.example".to_string(), 19092)]);
+}

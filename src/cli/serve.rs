@@ -20,6 +20,9 @@ pub struct ServeArgs {
     /// Kafka protocol listen address, empty to disable [default: 127.0.0.1:9092].
     #[arg(long, env = "RINGMQ_KAFKA_LISTEN")]
     kafka_listen: Option<String>,
+    /// The host:port Kafka clients are told to connect to [default: the Kafka listen address].
+    #[arg(long, env = "RINGMQ_KAFKA_ADVERTISED")]
+    kafka_advertised: Option<String>,
     /// Prometheus /metrics listen address, empty to disable [default: 127.0.0.1:9401].
     #[arg(long, env = "RINGMQ_HTTP_LISTEN")]
     http_listen: Option<String>,
@@ -42,6 +45,9 @@ impl ServeArgs {
         }
         if let Some(kafka_listen) = self.kafka_listen {
             config.kafka_listen = kafka_listen;
+        }
+        if let Some(kafka_advertised) = self.kafka_advertised {
+            config.kafka_advertised = kafka_advertised;
         }
         if let Some(http_listen) = self.http_listen {
             config.http_listen = http_listen;

@@ -213,7 +213,7 @@ fn topic_name(name: &str) -> TopicName {
 pub async fn handle(
     state: &Rc<ShardState>,
     prepared: Prepared,
-    advertised_address: std::net::SocketAddr,
+    advertised_address: &super::Advertised,
 ) -> Vec<Bytes> {
     let Prepared {
         api,
@@ -259,8 +259,8 @@ pub async fn handle(
         RequestKind::FindCoordinator(_) => {
             let response = FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(NODE_ID))
-                .with_host(StrBytes::from_string(advertised_address.ip().to_string()))
-                .with_port(i32::from(advertised_address.port()));
+                .with_host(StrBytes::from_string(advertised_address.host.to_string()))
+                .with_port(i32::from(advertised_address.port));
             ResponseKind::FindCoordinator(response)
         }
         RequestKind::JoinGroup(request) => {
@@ -294,7 +294,7 @@ pub async fn handle(
 async fn metadata(
     state: &Rc<ShardState>,
     request: kafka_protocol::messages::MetadataRequest,
-    advertised: std::net::SocketAddr,
+    advertised: &super::Advertised,
 ) -> MetadataResponse {
     // Each name once, as Kafka answers: a request repeating one name a million times must not
     // cost a million lookups and answers.
@@ -345,8 +345,8 @@ async fn metadata(
     };
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(NODE_ID))
-        .with_host(StrBytes::from_string(advertised.ip().to_string()))
-        .with_port(i32::from(advertised.port()));
+        .with_host(StrBytes::from_string(advertised.host.to_string()))
+        .with_port(i32::from(advertised.port));
     MetadataResponse::default()
         .with_brokers(vec![broker])
         .with_cluster_id(Some(StrBytes::from_static_str("ringmq")))

@@ -13,7 +13,6 @@ pub mod fetch;
 pub mod groups;
 pub mod handlers;
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -22,15 +21,27 @@ use kafka_protocol::messages::RequestKind;
 use crate::broker::ShardState;
 use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 
+/// The host and port Metadata and FindCoordinator name: where clients must connect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advertised {
+    pub host: Rc<str>,
+    pub port: u16,
+}
+
 /// The Kafka protocol's adapter; `advertised` is the address Metadata names.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Kafka {
-    advertised: SocketAddr,
+    advertised: Advertised,
 }
 
 impl Kafka {
-    pub(crate) fn new(advertised: SocketAddr) -> Kafka {
-        Kafka { advertised }
+    pub(crate) fn new((host, port): (String, u16)) -> Kafka {
+        Kafka {
+            advertised: Advertised {
+                host: host.into(),
+                port,
+            },
+        }
     }
 }
 
@@ -82,7 +93,7 @@ impl Wire for Kafka {
     }
 
     async fn handle(self, state: Rc<ShardState>, request: KafkaRequest) -> Vec<Bytes> {
-        handlers::handle(&state, request.prepared, self.advertised).await
+        handlers::handle(&state, request.prepared, &self.advertised).await
     }
 }
 

@@ -69,6 +69,9 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         }
         None => (Vec::new(), None),
     };
+    let kafka_advertised = kafka_address
+        .map(|bound| config.kafka_advertised_at(bound))
+        .transpose()?;
     let http = match config.http_listen_address()? {
         Some(http_address) => Some(
             std::net::TcpListener::bind(http_address)
@@ -113,7 +116,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
             } else {
                 None
             };
-            let kafka = kafka.zip(kafka_address);
+            let kafka = kafka.zip(kafka_advertised.clone());
             run_shard(
                 id,
                 config.clone(),
@@ -170,7 +173,7 @@ fn run_shard(
     mailboxes: Mailboxes<ShardState>,
     (listener, kafka): (
         std::net::TcpListener,
-        Option<(std::net::TcpListener, SocketAddr)>,
+        Option<(std::net::TcpListener, (String, u16))>,
     ),
     http: Option<(
         std::net::TcpListener,
