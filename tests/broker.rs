@@ -963,12 +963,6 @@ fn promtool_check_metrics(body: &str) {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        Err(_)
-            if std::env::var_os("CI").is_none()
-                && std::env::var_os("RINGMQ_TEST_TOOLS").is_none() =>
-        {
-            eprintln!("promtool not installed: skipped its check (tools/test installs it)")
-        }
-        Err(error) => panic!("promtool is required (tools/test installs it): {error}"),
+        Err(error) => common::tool_missing("promtool", &error),
     }
 }

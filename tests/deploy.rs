@@ -25,13 +25,7 @@ fn promtool(args: &[&str]) {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ),
-        Err(_)
-            if std::env::var_os("CI").is_none()
-                && std::env::var_os("RINGMQ_TEST_TOOLS").is_none() =>
-        {
-            eprintln!("promtool not installed: skipped (tools/test installs it)")
-        }
-        Err(error) => panic!("promtool is required (tools/test installs it): {error}"),
+        Err(error) => common::tool_missing("promtool", &error),
     }
 }
 
@@ -53,11 +47,10 @@ fn systemd_analyze(args: &[&str]) -> Option<std::process::Output> {
         .output()
     {
         Ok(output) => Some(output),
-        Err(_) if std::env::var_os("RINGMQ_TEST_TOOLS").is_none() => {
-            eprintln!("systemd-analyze not installed: skipped (tools/test installs it)");
+        Err(error) => {
+            common::tool_missing("systemd-analyze", &error);
             None
         }
-        Err(error) => panic!("systemd-analyze is required (tools/test installs it): {error}"),
     }
 }
 

@@ -180,6 +180,18 @@ fn an_idempotent_librdkafka_producer_gets_each_message_stored_once() {
     );
 }
 
+/// Creates `name` through librdkafka's admin client.
+fn create_topic(address: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .create()
+        .unwrap();
+    let topic = [NewTopic::new(name, partitions, TopicReplication::Fixed(1))];
+    let created =
+        futures_executor_block_on(admin.create_topics(&topic, &AdminOptions::new())).unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+}
+
 fn group_consumer(address: &str, group: &str) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", address)
@@ -223,16 +235,7 @@ fn produce_values(address: &str, from: usize, to: usize) {
 fn a_librdkafka_group_of_three_shares_the_partitions_commits_and_resumes_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut broker, address) = kafka_broker(dir.path());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &address)
-        .create()
-        .unwrap();
-    futures_executor_block_on(admin.create_topics(
-        &[NewTopic::new("grouped", 6, TopicReplication::Fixed(1))],
-        &AdminOptions::new(),
-    ))
-    .unwrap();
-    drop(admin);
+    create_topic(&address, "grouped", 6);
 
     // Three members join; once all three hold partitions, 3000 messages are produced; they
     // consume and commit what they read until everything was read.
@@ -329,15 +332,7 @@ fn a_librdkafka_group_of_three_shares_the_partitions_commits_and_resumes_after_a
 fn kafka_group_listing_shows_members_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, address) = kafka_broker(dir.path());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &address)
-        .create()
-        .unwrap();
-    futures_executor_block_on(admin.create_topics(
-        &[NewTopic::new("grouped", 2, TopicReplication::Fixed(1))],
-        &AdminOptions::new(),
-    ))
-    .unwrap();
+    create_topic(&address, "grouped", 2);
     let consumer = group_consumer(&address, "listed");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !consumer.assignment().is_ok_and(|a| a.count() == 2) && Instant::now() < deadline {
@@ -531,16 +526,7 @@ impl rdkafka::consumer::ConsumerContext for CommitOnRevoke {
 fn commits_in_the_revoke_callback_are_accepted_so_a_joining_member_reads_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, address) = kafka_broker(dir.path());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &address)
-        .create()
-        .unwrap();
-    futures_executor_block_on(admin.create_topics(
-        &[NewTopic::new("grouped", 6, TopicReplication::Fixed(1))],
-        &AdminOptions::new(),
-    ))
-    .unwrap();
-    drop(admin);
+    create_topic(&address, "grouped", 6);
     produce_values(&address, 0, 3000);
 
     let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, usize>::new()));
@@ -609,15 +595,7 @@ fn commits_in_the_revoke_callback_are_accepted_so_a_joining_member_reads_nothing
 fn a_group_whose_members_all_left_mid_rebalance_is_empty() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, address) = kafka_broker(dir.path());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &address)
-        .create()
-        .unwrap();
-    futures_executor_block_on(admin.create_topics(
-        &[NewTopic::new("grouped", 2, TopicReplication::Fixed(1))],
-        &AdminOptions::new(),
-    ))
-    .unwrap();
+    create_topic(&address, "grouped", 2);
     // Two members share the partitions; one leaves, which starts a round that waits for the
     // other to join again, and the other leaves before it does.
     let members = [
