@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::overwrite;
+
 use common::kafka_wire::*;
 
 use std::io::{Read, Write};
@@ -314,15 +316,6 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         1 => any::<i16>().prop_map(Mutation::Version),
         1 => any::<i16>().prop_map(Mutation::ApiKey),
     ]
-}
-
-fn overwrite(request: &mut [u8], at: usize, bytes: &[u8]) {
-    if request.is_empty() {
-        return;
-    }
-    let at = at % request.len();
-    let end = (at + bytes.len()).min(request.len());
-    request[at..end].copy_from_slice(&bytes[..end - at]);
 }
 
 fn apply(request: &mut Vec<u8>, mutation: &Mutation) {

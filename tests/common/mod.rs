@@ -218,3 +218,14 @@ pub fn tool_missing(tool: &str, error: &std::io::Error) {
     }
     eprintln!("{tool} not installed: skipped its check (tools/test installs it)");
 }
+
+/// Writes `bytes` over `request` at `at` (wrapped into its length), cut at its end: the one
+/// in-place mutation the request fuzzers share.
+pub fn overwrite(request: &mut [u8], at: usize, bytes: &[u8]) {
+    if request.is_empty() {
+        return;
+    }
+    let at = at % request.len();
+    let end = (at + bytes.len()).min(request.len());
+    request[at..end].copy_from_slice(&bytes[..end - at]);
+}
