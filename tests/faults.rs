@@ -188,3 +188,19 @@ fn startup_that_cannot_complete_exits_non_zero_with_the_reason() {
         "names what failed: {stderr}"
     );
 }
+
+#[test]
+fn a_sigterm_as_soon_as_serving_is_logged_stops_the_broker_cleanly() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        // serve_capturing returns as soon as the "serving" line is read.
+        let (mut server, _address, log) = serve_capturing(dir.path(), &[]);
+        unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+        let status = wait_for_exit(&mut server, Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "a clean stop, not death by signal: {status:?}\n{}",
+            log.lock().unwrap()
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! `ringmq serve`: configuration from defaults, a TOML file, the environment and flags (flags
 //! win), then the broker until SIGINT or SIGTERM, then an orderly shutdown.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -80,6 +81,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
         eprintln!("ringmq serve: {reason}");
         return ExitCode::from(1);
     }
+    // SIGINT and SIGTERM are caught from before the broker starts: one that arrives right as it
+    // logs "serving" must stop it cleanly, not kill it. The signal future is runtime-agnostic (a
+    // process-wide handler sets a flag), so polling it once here registers it, and the wait
+    // below may run on another runtime.
+    let mut signal = Box::pin(crate::runtime::termination_signal());
+    let early = crate::runtime::block_on(std::future::poll_fn(|context| {
+        std::task::Poll::Ready(signal.as_mut().poll(context))
+    }));
+    if early.is_ready() {
+        tracing::info!("signal received before start-up: not starting");
+        return ExitCode::SUCCESS;
+    }
     let server = match crate::server::start(config) {
         Ok(server) => server,
         Err(reason) => {
@@ -87,7 +100,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(error) = crate::runtime::block_on(crate::runtime::termination_signal()) {
+    if let Err(error) = crate::runtime::block_on(signal) {
         eprintln!("ringmq serve: cannot wait for signals: {error}");
     }
     tracing::info!("signal received: finishing requests in flight, then fsync and close");
