@@ -111,6 +111,15 @@ fn read_by_timestamp_at_and_between_index_entries() {
                 Some(seed * 3),
                 "at {exact}"
             );
+            // Inside a batch: the record, as Kafka answers, not the batch's first offset.
+            for inside in 1..=2 {
+                assert_eq!(
+                    log.offset_for_timestamp(exact + inside).await.unwrap(),
+                    Some(seed * 3 + inside as u64),
+                    "inside, {}",
+                    exact + inside
+                );
+            }
             // Between batches: the next batch is the first at or after the timestamp.
             let between = exact - 5;
             assert_eq!(
@@ -751,6 +760,32 @@ fn an_idempotent_producers_retry_is_stored_once_and_gaps_and_fenced_epochs_are_r
             .unwrap();
         assert_eq!(retry.base_offset, 5, "recognised after the restart");
         assert_eq!(log.high_watermark(), end);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn read_by_timestamp_finds_the_record_inside_a_compressed_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime::block_on(async {
+        let log = PartitionLog::open(dir.path(), small_config(), Vec::new())
+            .await
+            .unwrap();
+        // Five records at 5000, 5001, ... 5004 in one zstd batch, after five at 1000..=1004.
+        log.append(batch(0, 5, 1000), AckLevel::Written)
+            .await
+            .unwrap();
+        log.append(batch_with(1, 5, 5000, Compression::Zstd), AckLevel::Written)
+            .await
+            .unwrap();
+        for (timestamp, offset) in [(1003, 3), (4000, 5), (5000, 5), (5003, 8), (5004, 9)] {
+            assert_eq!(
+                log.offset_for_timestamp(timestamp).await.unwrap(),
+                Some(offset),
+                "at {timestamp}"
+            );
+        }
+        assert_eq!(log.offset_for_timestamp(5005).await.unwrap(), None);
         log.close().await.unwrap();
     });
 }

@@ -16,7 +16,7 @@ use std::collections::Bound;
 use tracing::warn;
 
 use super::{PartitionLog, ReadResult};
-use crate::batch::{self, HEADER_BYTES};
+use crate::batch;
 use crate::runtime::File;
 use crate::storage::damage;
 use crate::storage::error::{Result, StorageError};
@@ -218,14 +218,50 @@ impl PartitionLog {
             let found = plan
                 .find(&file, |header| header.max_timestamp.get() >= timestamp_ms)
                 .await?;
-            let Some((position, _)) = found else {
+            let Some((position, size)) = found else {
                 return Ok(None);
             };
-            let head = file.read_exact_at(HEADER_BYTES, position).await?;
-            let header = batch::header(&head).map_err(|error| plan.corrupt(position, error))?;
-            return Ok(Some(header.base_offset.get().max(0) as u64));
+            let bytes = file.read_exact_at(size, position).await?;
+            return self
+                .record_at_or_after(&bytes, timestamp_ms)
+                .map(Some)
+                .map_err(|error| plan.corrupt(position, error));
         }
         Ok(None)
+    }
+
+    /// The offset of the first record of `bytes` (one whole batch whose largest timestamp is at
+    /// or after `timestamp_ms`) whose timestamp is at or after it: Kafka answers with the
+    /// record, not the batch. With LogAppendTime every record has the batch's time, so the
+    /// batch's first record is the one. The batch is checked under the append cap before it is
+    /// inflated, like any batch on append: what is on disk is not trusted.
+    fn record_at_or_after(
+        &self,
+        bytes: &[u8],
+        timestamp_ms: i64,
+    ) -> std::result::Result<u64, batch::BatchError> {
+        let header = batch::header(bytes)?;
+        let base_offset = u64::try_from(header.base_offset.get()).unwrap_or(0);
+        if header.attributes.get() & batch::ATTRIBUTE_LOG_APPEND_TIME != 0 {
+            return Ok(base_offset);
+        }
+        let limits = self.config().append_limits();
+        let mut inflate_budget = limits.decompressed_bytes_max;
+        // A batch this broker would not take today (older data, or damage the read did not meet)
+        // is answered at its start, which holds the time too; it is never inflated unchecked.
+        if batch::validate_append(bytes, &limits, &mut inflate_budget).is_err() {
+            return Ok(base_offset);
+        }
+        let Ok(records) = batch::records::decode(bytes) else {
+            return Ok(base_offset);
+        };
+        let first = records
+            .iter()
+            .find(|stored| stored.record.timestamp_ms >= timestamp_ms)
+            .map_or(base_offset, |stored| {
+                u64::try_from(stored.offset).unwrap_or(base_offset)
+            });
+        Ok(first)
     }
 
     /// A read handle on the segment at `base_offset`, or None if retention deleted it.
