@@ -192,12 +192,8 @@ pub fn remove_orphan_partitions(
         });
         if !known {
             tracing::warn!(dir = %entry.path().display(), "removing the partition of a deleted topic");
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
-            } else {
-                std::fs::remove_file(entry.path())?;
-            }
+            dirsync::remove_all_durable(&entry.path())?;
         }
     }
-    dirsync::sync_dir(&dir)
+    Ok(())
 }

@@ -43,19 +43,19 @@ pub fn recover(dir: &Path) -> io::Result<()> {
     let paths = paths(dir);
     if paths.compacting.exists() {
         tracing::warn!(dir = %paths.compacting.display(), "removing an unfinished compaction of the offsets log");
-        dirsync::remove_dir_all_durable(&paths.compacting)?;
+        dirsync::remove_all_durable(&paths.compacting)?;
     }
     if paths.compacted.exists() {
         tracing::warn!(dir = %dir.display(), "finishing an interrupted compaction of the offsets log");
         if dir.exists() {
-            dirsync::remove_dir_all_durable(&paths.retired)?;
+            dirsync::remove_all_durable(&paths.retired)?;
             dirsync::rename_durable(dir, &paths.retired)?;
         }
         dirsync::rename_durable(&paths.compacted, dir)?;
     }
     if paths.retired.exists() {
         if dir.exists() {
-            dirsync::remove_dir_all_durable(&paths.retired)?;
+            dirsync::remove_all_durable(&paths.retired)?;
         } else {
             tracing::warn!(dir = %dir.display(), "restoring the offsets log from before an interrupted compaction");
             dirsync::rename_durable(&paths.retired, dir)?;
@@ -75,7 +75,7 @@ pub async fn compact(
 ) -> Result<PartitionLog, String> {
     let paths = paths(dir);
     let failed = |what: &str, error: &dyn std::fmt::Display| format!("{what}: {error}");
-    dirsync::remove_dir_all_durable(&paths.compacting)
+    dirsync::remove_all_durable(&paths.compacting)
         .map_err(|e| failed("removing an old copy", &e))?;
     let fresh = PartitionLog::open(&paths.compacting, config.clone(), labels.clone())
         .await
@@ -97,12 +97,12 @@ pub async fn compact(
     let switch = || -> io::Result<()> {
         dirsync::rename_durable(&paths.compacting, &paths.compacted)?;
         crash_point("marked");
-        dirsync::remove_dir_all_durable(&paths.retired)?;
+        dirsync::remove_all_durable(&paths.retired)?;
         dirsync::rename_durable(dir, &paths.retired)?;
         crash_point("retired");
         dirsync::rename_durable(&paths.compacted, dir)?;
         crash_point("switched");
-        dirsync::remove_dir_all_durable(&paths.retired)
+        dirsync::remove_all_durable(&paths.retired)
     };
     switch().map_err(|e| failed("switching to the compacted log", &e))?;
     PartitionLog::open(dir, config, labels)

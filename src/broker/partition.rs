@@ -35,13 +35,9 @@ pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> R
             continue;
         }
         let dir = topics::partition_dir(&state.config.data_dir, &topic.name, partition);
-        if fresh && dir.symlink_metadata().is_ok() {
-            let removed = if dir.is_dir() {
-                dirsync::remove_dir_all_durable(&dir)
-            } else {
-                std::fs::remove_file(&dir)
-            };
-            removed.map_err(|error| format!("{}: {error}", dir.display()))?;
+        if fresh {
+            dirsync::remove_all_durable(&dir)
+                .map_err(|error| format!("{}: {error}", dir.display()))?;
         }
         let mut config = topic.config.clone();
         config.verify_on_start |= state.config.verify_on_start;
@@ -66,7 +62,7 @@ pub async fn remove_owned(state: &ShardState, topic: &str) {
     for (partition, log) in logs {
         let _ = log.close().await;
         let dir = topics::partition_dir(&state.config.data_dir, topic, partition);
-        if let Err(error) = dirsync::remove_dir_all_durable(&dir) {
+        if let Err(error) = dirsync::remove_all_durable(&dir) {
             tracing::warn!(dir = %dir.display(), %error, "could not delete a deleted topic's partition");
         }
     }

@@ -49,10 +49,16 @@ pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes the directory tree at `dir` (if present) and fsyncs its parent.
-pub fn remove_dir_all_durable(dir: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Ok(()) => sync_parent(dir),
+/// Removes whatever is at `path` (a directory tree, or a file where a stray one stands), if
+/// anything, and fsyncs its parent. A link is removed, never followed.
+pub fn remove_all_durable(path: &Path) -> io::Result<()> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(error) => Err(error),
+    };
+    match removed {
+        Ok(()) => sync_parent(path),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(error),
     }
@@ -72,8 +78,15 @@ mod tests {
         let moved = root.path().join("a/moved");
         rename_durable(&deep, &moved).unwrap();
         assert!(moved.is_dir() && !deep.exists());
-        remove_dir_all_durable(&root.path().join("a")).unwrap();
+        remove_all_durable(&root.path().join("a")).unwrap();
         assert!(!root.path().join("a").exists());
-        remove_dir_all_durable(&root.path().join("a")).unwrap();
+        remove_all_durable(&root.path().join("a")).unwrap();
+        let stray = root.path().join("stray");
+        std::fs::write(&stray, b"not a directory").unwrap();
+        remove_all_durable(&stray).unwrap();
+        assert!(
+            !stray.exists(),
+            "a file where a directory was expected goes too"
+        );
     }
 }
