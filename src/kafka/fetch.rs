@@ -151,12 +151,18 @@ async fn wait_for_data(
         crate::runtime::timeout(std::time::Duration::from_millis(u64::from(wait_ms)), all).await;
 }
 
+/// The bytes the whole response may hold: the request's `max_bytes`, capped by the broker's
+/// `fetch_bytes_max` (the first partition with data may go past it by one read).
+pub(crate) fn budget(state: &ShardState, request: &FetchRequest) -> usize {
+    usize::try_from(request.max_bytes.max(1))
+        .unwrap_or(1)
+        .min(state.config.fetch_bytes_max as usize)
+}
+
 /// Kafka's fetch: everything available at once if that is at least `min_bytes`; otherwise wait
 /// up to `max_wait_ms` for partitions to get data, then read everything again.
 pub async fn fetch(state: &Rc<ShardState>, request: FetchRequest) -> FetchResponse {
-    let budget = usize::try_from(request.max_bytes.max(1))
-        .unwrap_or(1)
-        .min(state.config.fetch_bytes_max as usize);
+    let budget = budget(state, &request);
     let mut results = read_all(state, &request, budget).await;
     let wait_ms = u32::try_from(request.max_wait_ms).unwrap_or(0);
     let errors = results.iter().any(|(_, _, result)| result.is_err());

@@ -120,15 +120,15 @@ fn response_bytes_bound(state: &ShardState, request: &RequestKind) -> usize {
             })
         })
         .collect();
+    // The largest reads a wave could hold at once, found in linear time (a request may name a
+    // partition a million times); the largest of them is also the first partition's overrun.
+    if reads.len() > fetch::READS_AT_ONCE {
+        reads.select_nth_unstable_by(fetch::READS_AT_ONCE - 1, |a, b| b.cmp(a));
+        reads.truncate(fetch::READS_AT_ONCE);
+    }
     let largest_read = reads.iter().copied().max().unwrap_or(0);
-    // The largest reads a wave could hold at once.
-    reads.sort_unstable_by(|a, b| b.cmp(a));
-    let wave: usize = reads
-        .iter()
-        .take(fetch::READS_AT_ONCE)
-        .fold(0, |sum, read| sum.saturating_add(*read));
-    let budget = usize::try_from(fetch.max_bytes.max(1))
-        .unwrap_or(1)
-        .min(state.config.fetch_bytes_max as usize);
-    budget.saturating_add(largest_read).saturating_add(wave)
+    let wave: usize = reads.iter().fold(0, |sum, read| sum.saturating_add(*read));
+    fetch::budget(state, fetch)
+        .saturating_add(largest_read)
+        .saturating_add(wave)
 }
