@@ -16,21 +16,10 @@
 
 use crate::client::{ResetTo, StartAt};
 
-/// A parsed position, before it is turned into a consumer start or a reset target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Position {
-    Earliest,
-    Latest,
-    Offset(u64),
-    FromStart(u64),
-    FromEnd(u64),
-    Timestamp(i64),
-    Shift(i64),
-}
-
 const VOCABULARY: &str = "earliest, latest, N, -N, +N or @TIMESTAMP_MS";
 
-pub fn parse(value: &str) -> Result<Position, String> {
+/// Any spelling of the vocabulary, as the widest target (a reset); `parse_start` narrows it.
+pub fn parse(value: &str) -> Result<ResetTo, String> {
     let count = |text: &str| {
         text.parse::<u64>()
             .map_err(|_| format!("{value:?} is not {VOCABULARY}"))
@@ -40,23 +29,23 @@ pub fn parse(value: &str) -> Result<Position, String> {
             .map_err(|_| format!("{value:?}: {text:?} is not a whole number"))
     };
     Ok(match value {
-        "earliest" | "beginning" => Position::Earliest,
-        "latest" | "end" => Position::Latest,
+        "earliest" | "beginning" => ResetTo::Earliest,
+        "latest" | "end" => ResetTo::Latest,
         _ => {
             if let Some(n) = value.strip_prefix('-') {
-                Position::FromEnd(count(n)?)
+                ResetTo::FromEnd(count(n)?)
             } else if let Some(n) = value.strip_prefix('+') {
-                Position::FromStart(count(n)?)
+                ResetTo::FromStart(count(n)?)
             } else if let Some(ms) = value.strip_prefix('@') {
-                Position::Timestamp(signed(ms)?)
+                ResetTo::Timestamp(signed(ms)?)
             } else if let Some(n) = value.strip_prefix("offset:") {
-                Position::Offset(count(n)?)
+                ResetTo::Offset(count(n)?)
             } else if let Some(ms) = value.strip_prefix("timestamp:") {
-                Position::Timestamp(signed(ms)?)
+                ResetTo::Timestamp(signed(ms)?)
             } else if let Some(by) = value.strip_prefix("shift:") {
-                Position::Shift(signed(by)?)
+                ResetTo::Shift(signed(by)?)
             } else {
-                Position::Offset(count(value)?)
+                ResetTo::Offset(count(value)?)
             }
         }
     })
@@ -66,28 +55,20 @@ pub fn parse(value: &str) -> Result<Position, String> {
 /// has not).
 pub fn parse_start(value: &str) -> Result<StartAt, String> {
     Ok(match parse(value)? {
-        Position::Earliest => StartAt::Earliest,
-        Position::Latest => StartAt::Latest,
-        Position::Offset(offset) => StartAt::Offset(offset),
-        Position::FromStart(n) => StartAt::FromStart(n),
-        Position::FromEnd(n) => StartAt::FromEnd(n),
-        Position::Timestamp(ms) => StartAt::Timestamp(ms),
-        Position::Shift(_) => {
+        ResetTo::Earliest => StartAt::Earliest,
+        ResetTo::Latest => StartAt::Latest,
+        ResetTo::Offset(offset) => StartAt::Offset(offset),
+        ResetTo::FromStart(n) => StartAt::FromStart(n),
+        ResetTo::FromEnd(n) => StartAt::FromEnd(n),
+        ResetTo::Timestamp(ms) => StartAt::Timestamp(ms),
+        ResetTo::Shift(_) => {
             return Err("shift:N moves committed offsets; it is for `group reset-offsets`".into());
         }
     })
 }
 
 pub fn parse_reset(value: &str) -> Result<ResetTo, String> {
-    Ok(match parse(value)? {
-        Position::Earliest => ResetTo::Earliest,
-        Position::Latest => ResetTo::Latest,
-        Position::Offset(offset) => ResetTo::Offset(offset),
-        Position::FromStart(n) => ResetTo::FromStart(n),
-        Position::FromEnd(n) => ResetTo::FromEnd(n),
-        Position::Timestamp(ms) => ResetTo::Timestamp(ms),
-        Position::Shift(by) => ResetTo::Shift(by),
-    })
+    parse(value)
 }
 
 #[cfg(test)]
@@ -104,9 +85,9 @@ mod tests {
         ] {
             assert_eq!(parse(new).unwrap(), parse(old).unwrap(), "{new} = {old}");
         }
-        assert_eq!(parse("-5").unwrap(), Position::FromEnd(5));
-        assert_eq!(parse("+5").unwrap(), Position::FromStart(5));
-        assert_eq!(parse("shift:-3").unwrap(), Position::Shift(-3));
+        assert_eq!(parse("-5").unwrap(), ResetTo::FromEnd(5));
+        assert_eq!(parse("+5").unwrap(), ResetTo::FromStart(5));
+        assert_eq!(parse("shift:-3").unwrap(), ResetTo::Shift(-3));
         assert_eq!(parse_reset("shift:-3").unwrap(), ResetTo::Shift(-3));
         assert!(parse_start("shift:1").is_err());
         for bad in ["", "-", "+x", "@", "offset:-1", "latest:1", "1.5"] {
