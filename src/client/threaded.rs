@@ -13,7 +13,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures_channel::{mpsc, oneshot};
@@ -59,9 +58,8 @@ type Job = Box<dyn FnOnce(Client) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 /// ```
 #[derive(Clone)]
 pub struct ThreadedClient {
+    /// The client thread's only input: it ends when the last sender (handle) is dropped.
     jobs: mpsc::Sender<Job>,
-    /// Kept so that the thread is named in panics and debuggers; it ends by itself.
-    _thread: Arc<std::thread::JoinHandle<()>>,
 }
 
 impl ThreadedClient {
@@ -70,7 +68,7 @@ impl ThreadedClient {
         let (jobs, mut queued) = mpsc::channel::<Job>(CALLS_QUEUED_MAX);
         let (connected, connecting) = oneshot::channel();
         let address = address.to_string();
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("ringmq-client".into())
             .spawn(move || {
                 runtime::block_on(async move {
@@ -93,10 +91,7 @@ impl ThreadedClient {
         connecting
             .await
             .map_err(|_| ClientError::Connection("the client thread ended".into()))??;
-        Ok(ThreadedClient {
-            jobs,
-            _thread: Arc::new(thread),
-        })
+        Ok(ThreadedClient { jobs })
     }
 
     /// Runs `work` with the client on the client thread and returns its result here. Every
