@@ -257,3 +257,53 @@ fn metadata_and_describe_groups_repeating_a_name_answer_it_once() {
         other => panic!("DescribeGroups answered {other:?}"),
     }
 }
+
+#[test]
+fn a_long_poll_over_many_partition_entries_returns_when_any_one_gets_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    create_topic(&address, "polled", 2);
+    // Partition 1 named 1,000 times (one wait for it, not a thousand), and partition 0 once:
+    // the record produced to partition 0 answers the fetch long before its 20 s wait.
+    let entry = |partition: i32| {
+        FetchPartition::default()
+            .with_partition(partition)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 16)
+    };
+    let mut partitions: Vec<FetchPartition> = (0..1000).map(|_| entry(1)).collect();
+    partitions.push(entry(0));
+    let fetch = fetch_request("polled")
+        .with_max_wait_ms(20_000)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic("polled"))
+                .with_partitions(partitions),
+        ]);
+    let started = std::time::Instant::now();
+    let waiting = std::thread::spawn({
+        let address = address.clone();
+        move || call(&address, ApiKey::Fetch, 4, RequestKind::Fetch(fetch))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let produce = RequestKind::Produce(produce_request("polled", b"wake up"));
+    let ResponseKind::Produce(produced) = call(&address, ApiKey::Produce, 3, produce) else {
+        panic!("not a produce response");
+    };
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let ResponseKind::Fetch(response) = waiting.join().unwrap() else {
+        panic!("not a fetch response");
+    };
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "woke on the data, not at the 20 s deadline: {:?}",
+        started.elapsed()
+    );
+    let with_data: Vec<i32> = response.responses[0]
+        .partitions
+        .iter()
+        .filter(|partition| partition.records.as_ref().is_some_and(|r| !r.is_empty()))
+        .map(|partition| partition.partition_index)
+        .collect();
+    assert_eq!(with_data, vec![0], "partition 0's record, once");
+}

@@ -129,7 +129,7 @@ async fn read_all(
     results
 }
 
-/// Waits up to `wait_ms` for data past what `seen` read, in every partition at once. Each wait
+/// Waits up to `wait_ms` for data past what `seen` read in any partition. Each wait
 /// asks for one byte from the high watermark it saw, and what it reads is dropped at once: this
 /// pass only wakes the request, which then reads again within its budget.
 async fn wait_for_data(
@@ -138,17 +138,27 @@ async fn wait_for_data(
     seen: &[PartitionFetch],
     wait_ms: u32,
 ) {
-    let waits = entries(request).into_iter().zip(seen).filter_map(
-        |((_, topic, partition), (_, _, result))| {
+    // One wait per distinct partition (a request may name one a million times), and the first
+    // to see data wakes the request, as Kafka answers once any partition has something.
+    let mut distinct = std::collections::HashSet::new();
+    let waits: Vec<_> = entries(request)
+        .into_iter()
+        .zip(seen)
+        .filter_map(|((_, topic, partition), (_, _, result))| {
             let high_watermark = i64::try_from(result.as_ref().ok()?.high_watermark).ok()?;
-            Some(async move {
-                let _ = read_one(state, topic, partition, high_watermark, 1, wait_ms).await;
-            })
-        },
-    );
-    let all = std::pin::pin!(futures_util::future::join_all(waits));
+            distinct
+                .insert((topic, partition.partition))
+                .then_some(Box::pin(async move {
+                    let _ = read_one(state, topic, partition, high_watermark, 1, wait_ms).await;
+                }))
+        })
+        .collect();
+    if waits.is_empty() {
+        return;
+    }
+    let any = futures_util::future::select_all(waits);
     let _ =
-        crate::runtime::timeout(std::time::Duration::from_millis(u64::from(wait_ms)), all).await;
+        crate::runtime::timeout(std::time::Duration::from_millis(u64::from(wait_ms)), any).await;
 }
 
 /// The bytes the whole response may hold: the request's `max_bytes`, capped by the broker's
