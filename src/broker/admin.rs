@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::{BrokerError, BrokerResult, ErrorKind};
+use super::service::NewTopic;
 use super::topics::{self, TopicMeta, Topics};
 use super::{ShardState, fd_budget, partition};
-use crate::protocol::{ErrorCode, ProtocolError};
+use crate::storage::LogConfig;
 use crate::storage::dirsync;
 use crate::storage::log::now_ms;
 
@@ -37,33 +39,34 @@ async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
     }
 }
 
-pub async fn create_topic(
-    state: &ShardState,
-    name: String,
-    partitions: u32,
-    settings: Vec<(String, String)>,
-) -> Result<(), ProtocolError> {
-    let _turn = admin_turn(state).await;
-    topics::validate_name(&name)?;
+/// Checks a topic creation against the current topics and the broker's limits, and returns
+/// the topic's settings: the broker's defaults with the request's changes.
+pub fn validate_new_topic(state: &ShardState, topic: &NewTopic) -> BrokerResult<LogConfig> {
+    let NewTopic {
+        name,
+        partitions,
+        configs,
+    } = topic;
+    topics::validate_name(name)?;
     let current = state.topics();
-    if current.get(&name).is_some() {
-        return Err(ProtocolError::new(
-            ErrorCode::TopicExists,
+    if current.get(name).is_some() {
+        return Err(BrokerError::new(
+            ErrorKind::TopicExists,
             format!("topic {name:?} already exists"),
         ));
     }
     if current.by_name.len() >= state.config.topics_max {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        return Err(BrokerError::new(
+            ErrorKind::ResourceLimit,
             format!(
                 "the broker holds topics_max = {} topics already",
                 state.config.topics_max
             ),
         ));
     }
-    if partitions == 0 || partitions > state.config.topic_partitions_max {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidConfig,
+    if *partitions == 0 || *partitions > state.config.topic_partitions_max {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidPartitions,
             format!(
                 "partitions must be 1 to {}, not {partitions}",
                 state.config.topic_partitions_max
@@ -71,20 +74,28 @@ pub async fn create_topic(
         ));
     }
     let mut config = state.config.topic_defaults.clone();
-    for (key, value) in &settings {
+    for (key, value) in configs {
         topics::apply_setting(&mut config, key, value)?;
     }
     config
         .validate()
-        .map_err(|reason| ProtocolError::new(ErrorCode::InvalidConfig, reason))?;
-    fd_budget::check_room(partitions, &config)
-        .map_err(|reason| ProtocolError::new(ErrorCode::StorageFailed, reason))?;
+        .map_err(|reason| BrokerError::new(ErrorKind::InvalidConfig, reason))?;
+    // Storage could not open the partitions' files: the same failure as running out later.
+    fd_budget::check_room(*partitions, &config)
+        .map_err(|reason| BrokerError::new(ErrorKind::StorageFailed, reason))?;
     if config.batch_bytes_max > state.config.frame_bytes_max {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidConfig,
             "batch_bytes_max exceeds the broker's frame_bytes_max",
         ));
     }
+    Ok(config)
+}
+
+pub async fn create_topic(state: &ShardState, topic: NewTopic) -> BrokerResult<()> {
+    let _turn = admin_turn(state).await;
+    let config = validate_new_topic(state, &topic)?;
+    let (current, name, partitions) = (state.topics(), topic.name, topic.partitions);
     let meta = Arc::new(TopicMeta {
         name: name.clone(),
         partitions,
@@ -108,14 +119,11 @@ pub async fn create_topic(
     Err(error)
 }
 
-pub async fn delete_topic(state: &ShardState, name: String) -> Result<(), ProtocolError> {
+pub async fn delete_topic(state: &ShardState, name: String) -> BrokerResult<()> {
     let _turn = admin_turn(state).await;
     let current = state.topics();
     if current.get(&name).is_none() {
-        return Err(ProtocolError::new(
-            ErrorCode::UnknownTopic,
-            format!("unknown topic {name:?}"),
-        ));
+        return Err(BrokerError::unknown_topic(&name));
     }
     let mut by_name = current.by_name.clone();
     by_name.remove(&name);
@@ -126,14 +134,14 @@ pub async fn delete_topic(state: &ShardState, name: String) -> Result<(), Protoc
     broadcast(state, next, Change::Deleted(name)).await
 }
 
-fn save(state: &ShardState, topics: &Topics) -> Result<(), ProtocolError> {
+fn save(state: &ShardState, topics: &Topics) -> BrokerResult<()> {
     topics.save(&state.config.data_dir).map_err(|error| {
-        let code = if error.raw_os_error() == Some(libc::ENOSPC) {
-            ErrorCode::DiskFull
+        let kind = if error.raw_os_error() == Some(libc::ENOSPC) {
+            ErrorKind::DiskFull
         } else {
-            ErrorCode::StorageFailed
+            ErrorKind::StorageFailed
         };
-        ProtocolError::new(code, format!("writing topic metadata: {error}"))
+        BrokerError::new(kind, format!("writing topic metadata: {error}"))
     })
 }
 
@@ -144,11 +152,7 @@ enum Change {
 }
 
 /// Has every shard take the new snapshot and open or remove its partitions of the topic.
-async fn broadcast(
-    state: &ShardState,
-    topics: Arc<Topics>,
-    change: Change,
-) -> Result<(), ProtocolError> {
+async fn broadcast(state: &ShardState, topics: Arc<Topics>, change: Change) -> BrokerResult<()> {
     for shard in 0..state.shards() {
         let (topics, change) = (topics.clone(), change.clone());
         let deadline = Duration::from_millis(state.config.shard_call_timeout_ms);
@@ -165,8 +169,8 @@ async fn broadcast(
                 }
             })
             .await
-            .map_err(super::call_failed)?;
-        outcome.map_err(|reason| ProtocolError::new(ErrorCode::StorageFailed, reason))?;
+            .map_err(BrokerError::from)?;
+        outcome.map_err(|reason| BrokerError::new(ErrorKind::StorageFailed, reason))?;
     }
     Ok(())
 }

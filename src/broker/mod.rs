@@ -8,10 +8,12 @@
 pub mod admin;
 pub mod assignment;
 pub mod client_assigned;
+pub mod error;
 pub mod fd_budget;
 pub mod group;
 pub mod offsets_compaction;
 pub mod partition;
+pub mod service;
 pub mod topics;
 
 use std::cell::RefCell;
@@ -19,16 +21,17 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::Counter;
 
 use crate::config::BrokerConfig;
-use crate::protocol::messages::SUPPORTED_APIS;
-use crate::protocol::{ErrorCode, ProtocolError, Request, Response, TopicMetadata};
+use crate::protocol::{ErrorCode, ProtocolError, Response};
 use crate::shard::{CallError, Mailboxes, ShardId, owner_of};
 use crate::storage::PartitionLog;
 
+pub use error::{BrokerError, BrokerResult, ErrorKind};
+pub use service::{RequestContext, Service};
 use topics::Topics;
 
 /// One shard's view of the broker.
@@ -147,15 +150,15 @@ impl ShardState {
     }
 
     /// The log of a partition this shard owns.
-    pub fn log(&self, topic: &str, partition: u32) -> Result<PartitionLog, ProtocolError> {
+    pub fn log(&self, topic: &str, partition: u32) -> BrokerResult<PartitionLog> {
         self.logs
             .borrow()
             .get(topic)
             .and_then(|partitions| partitions.get(&partition))
             .cloned()
             .ok_or_else(|| {
-                ProtocolError::new(
-                    ErrorCode::UnknownTopic,
+                BrokerError::new(
+                    ErrorKind::UnknownTopic,
                     format!("topic {topic:?} partition {partition} is not open here"),
                 )
             })
@@ -209,20 +212,22 @@ impl ShardState {
         futures_util::future::join_all(closes).await;
     }
 
-    /// Runs `work` on the shard that owns `partition` of `topic`.
-    async fn on_owner<R, F, Fut>(
+    /// Runs `work` on the shard that owns `partition` of `topic`, giving up at `deadline`.
+    async fn on_owner<R, E, F, Fut>(
         self: &Rc<Self>,
+        deadline: Instant,
         topic: &str,
         partition: u32,
         work: F,
-    ) -> Result<R, ProtocolError>
+    ) -> Result<R, E>
     where
         R: Send + 'static,
+        E: From<CallError> + Send + 'static,
         F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<R, ProtocolError>> + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
     {
-        self.on_shard(owner_of(topic, partition, self.shards()), work)
-            .await
+        let owner = owner_of(topic, partition, self.shards());
+        self.on_shard_until(deadline, owner, work).await
     }
 
     /// Runs `work` on the shard that coordinates `group`.
@@ -241,44 +246,68 @@ impl ShardState {
             .await
     }
 
-    /// Runs `work` on shard `target`: here directly, elsewhere through its mailbox.
-    pub(crate) async fn on_shard<R, F, Fut>(
+    /// Runs `work` on shard `target` within the broker's `shard_call_timeout_ms`.
+    pub(crate) async fn on_shard<R, E, F, Fut>(
         self: &Rc<Self>,
         target: ShardId,
         work: F,
-    ) -> Result<R, ProtocolError>
+    ) -> Result<R, E>
     where
         R: Send + 'static,
+        E: From<CallError> + Send + 'static,
         F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<R, ProtocolError>> + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
+    {
+        let deadline = Instant::now() + Duration::from_millis(self.config.shard_call_timeout_ms);
+        self.on_shard_until(deadline, target, work).await
+    }
+
+    /// Runs `work` on shard `target`: here directly, elsewhere through its mailbox, waiting for
+    /// the answer until `deadline` at most (and never past `shard_call_timeout_ms`).
+    pub(crate) async fn on_shard_until<R, E, F, Fut>(
+        self: &Rc<Self>,
+        deadline: Instant,
+        target: ShardId,
+        work: F,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<CallError> + Send + 'static,
+        F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
     {
         if target == self.id {
             return work(self.clone()).await;
         }
         self.forwards.increment(1);
-        let deadline = Duration::from_millis(self.config.shard_call_timeout_ms);
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(self.config.shard_call_timeout_ms));
         self.mailboxes
-            .call(target, deadline, work)
+            .call(target, wait, work)
             .await
-            .unwrap_or_else(|error| Err(call_failed(error)))
+            .unwrap_or_else(|error| Err(E::from(error)))
+    }
+
+    /// The partition count of `topic`, from this shard's snapshot.
+    fn partitions_of(&self, topic: &str) -> BrokerResult<u32> {
+        let topics = self.topics.borrow();
+        let meta = topics
+            .get(topic)
+            .ok_or_else(|| BrokerError::unknown_topic(topic))?;
+        Ok(meta.partitions)
     }
 
     /// Checks that `topic` exists and has `partition`, from this shard's snapshot.
-    fn check_partition(&self, topic: &str, partition: u32) -> Result<u32, ProtocolError> {
-        let topics = self.topics.borrow();
-        let meta = topics.get(topic).ok_or_else(|| {
-            ProtocolError::new(ErrorCode::UnknownTopic, format!("unknown topic {topic:?}"))
-        })?;
-        if partition >= meta.partitions {
-            return Err(ProtocolError::new(
-                ErrorCode::BadPartition,
-                format!(
-                    "topic {topic:?} has partitions 0..{}, not {partition}",
-                    meta.partitions
-                ),
+    fn check_partition(&self, topic: &str, partition: u32) -> BrokerResult<()> {
+        let partitions = self.partitions_of(topic)?;
+        if partition >= partitions {
+            return Err(BrokerError::new(
+                ErrorKind::UnknownPartition,
+                format!("topic {topic:?} has partitions 0..{partitions}, not {partition}"),
             ));
         }
-        Ok(meta.partitions)
+        Ok(())
     }
 }
 
@@ -322,204 +351,34 @@ pub fn shutting_down() -> ProtocolError {
     ProtocolError::new(ErrorCode::ShuttingDown, "the broker is shutting down")
 }
 
-/// The error a request gets when the shard it needed did not answer.
-pub fn call_failed(error: CallError) -> ProtocolError {
-    match error {
-        CallError::Gone => shutting_down(),
-        CallError::TimedOut(_) => ProtocolError::new(ErrorCode::TimedOut, error.to_string()),
-    }
-}
-
-/// Answers one request on the shard whose connection received it.
-pub async fn handle(state: &Rc<ShardState>, request: Request) -> Result<Response, ProtocolError> {
-    match request {
-        Request::ApiVersions => Ok(Response::ApiVersions {
-            apis: SUPPORTED_APIS
-                .iter()
-                .map(|(api, min, max)| (*api as u16, *min, *max))
-                .collect(),
-            broker_version: env!("CARGO_PKG_VERSION").to_string(),
-        }),
-        Request::Metadata { topics } => metadata(state, topics),
-        Request::CreateTopic {
-            name,
-            partitions,
-            configs,
-        } => {
-            topics::validate_name(&name)?;
-            state
-                .on_shard(0, move |zero| async move {
-                    admin::create_topic(&zero, name, partitions, configs).await
-                })
-                .await?;
-            Ok(Response::Done)
-        }
-        Request::DeleteTopic { name } => {
-            state
-                .on_shard(0, move |zero| async move {
-                    admin::delete_topic(&zero, name).await
-                })
-                .await?;
-            Ok(Response::Done)
-        }
-        Request::Produce(produce) => {
-            let partition = if produce.partition < 0 {
-                let partitions = state.check_partition(&produce.topic, 0)?;
-                partition::for_key(&produce.key, partitions)
-            } else {
-                produce.partition as u32
-            };
-            state.check_partition(&produce.topic, partition)?;
-            let topic = produce.topic.clone();
-            let response = state
-                .on_owner(&topic, partition, move |owner| async move {
-                    partition::produce(
-                        &owner,
-                        &produce.topic,
-                        partition,
-                        produce.acks,
-                        produce.records,
-                    )
-                    .await
-                })
-                .await?;
-            Ok(Response::Produce(response))
-        }
-        Request::Fetch(fetch) => {
-            state.check_partition(&fetch.topic, fetch.partition)?;
-            let (topic, partition) = (fetch.topic.clone(), fetch.partition);
-            let response = state
-                .on_owner(&topic, partition, move |owner| async move {
-                    partition::fetch(&owner, fetch).await
-                })
-                .await?;
-            Ok(Response::Fetch(response))
-        }
-        Request::ListOffsets {
-            topic,
-            partition,
-            spec,
-        } => list_offsets_anywhere(state, topic, partition, spec).await,
-        Request::JoinGroup {
-            group,
-            member_id,
-            topics,
-            session_timeout_ms,
-            strategy,
-        } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    group::join(&c, group, member_id, topics, session_timeout_ms, strategy)
-                })
-                .await
-        }
-        Request::Heartbeat {
-            group, member_id, ..
-        } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    group::heartbeat(&c, &group, &member_id)
-                })
-                .await
-        }
-        Request::LeaveGroup { group, member_id } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    group::leave(&c, &group, &member_id)
-                })
-                .await
-        }
-        Request::CommitOffsets {
-            group,
-            member_id,
-            generation,
-            offsets,
-        } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    group::commit(&c, group, member_id, generation, offsets).await
-                })
-                .await
-        }
-        Request::FetchOffsets { group, partitions } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    Ok(group::fetch_offsets(&c, &group, partitions))
-                })
-                .await
-        }
-        Request::DescribeGroup { group } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move { group::describe(&c, &group) })
-                .await
-        }
-        Request::DeleteGroup { group } => {
-            let name = group.clone();
-            state
-                .on_coordinator(
-                    &name,
-                    move |c| async move { group::delete(&c, group).await },
-                )
-                .await
-        }
-        Request::ListGroups => {
-            let mut groups = Vec::new();
-            for shard in 0..state.shards() {
-                groups.extend(
-                    state
-                        .on_shard(shard, |s| async move { Ok(group::list(&s)) })
-                        .await?,
-                );
-            }
-            groups.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(Response::Groups(groups))
+/// The group code's error when a shard did not answer.
+impl From<CallError> for ProtocolError {
+    fn from(error: CallError) -> ProtocolError {
+        match error {
+            CallError::Gone => shutting_down(),
+            CallError::TimedOut(_) => ProtocolError::new(ErrorCode::TimedOut, error.to_string()),
         }
     }
 }
 
-/// ListOffsets for a partition, answered by its owner wherever that is.
+/// The end offset of a partition for the groups' lag metrics, wherever its owner is.
 pub async fn list_offsets_anywhere(
     state: &Rc<ShardState>,
     topic: String,
     partition: u32,
-    spec: crate::protocol::OffsetSpec,
+    _spec: crate::protocol::OffsetSpec,
 ) -> Result<Response, ProtocolError> {
-    state.check_partition(&topic, partition)?;
-    let name = topic.clone();
-    state
-        .on_owner(&name, partition, move |owner| async move {
-            partition::list_offsets(&owner, &topic, partition, spec).await
-        })
+    let ctx = RequestContext::new(
+        "",
+        Duration::from_millis(state.config.shard_call_timeout_ms),
+    );
+    let listed = Service::new(state.clone())
+        .list_offset(&ctx, &topic, partition, service::OffsetQuery::Latest)
         .await
-}
-
-fn metadata(state: &ShardState, names: Vec<String>) -> Result<Response, ProtocolError> {
-    let topics = state.topics();
-    let describe = |meta: &topics::TopicMeta| TopicMetadata {
-        name: meta.name.clone(),
-        partitions: meta.partitions,
-        configs: topics::describe(&meta.config),
-    };
-    let listed = if names.is_empty() {
-        topics.by_name.values().map(|meta| describe(meta)).collect()
-    } else {
-        names
-            .iter()
-            .map(|name| {
-                topics.get(name).map(|meta| describe(meta)).ok_or_else(|| {
-                    ProtocolError::new(ErrorCode::UnknownTopic, format!("unknown topic {name:?}"))
-                })
-            })
-            .collect::<Result<_, _>>()?
-    };
-    Ok(Response::Metadata {
-        shards: state.shards() as u32,
-        topics: listed,
+        .map_err(|error| ProtocolError::new(ErrorCode::StorageFailed, error.message))?;
+    Ok(Response::ListOffsets {
+        offset: listed.offset,
+        high_watermark: listed.high_watermark,
+        log_start_offset: listed.log_start_offset,
     })
 }

@@ -7,10 +7,9 @@ use bytes::BytesMut;
 use metrics::Label;
 
 use super::ShardState;
+use super::error::BrokerResult;
+use super::service::{Fetch, Fetched, ListedOffset, OffsetQuery, Produced};
 use super::topics::{self, TopicMeta};
-use crate::protocol::{
-    FetchRequest, FetchResponse, OffsetSpec, ProduceResponse, ProtocolError, Response,
-};
 use crate::runtime;
 use crate::shard::owner_of;
 use crate::storage::{AckLevel, PartitionLog, dirsync};
@@ -74,7 +73,7 @@ pub async fn produce(
     partition: u32,
     acks: AckLevel,
     records: BytesMut,
-) -> Result<ProduceResponse, ProtocolError> {
+) -> BrokerResult<Produced> {
     crate::shard::crash::test_panic_point(topic);
     let log = state.log(topic, partition)?;
     let started = Instant::now();
@@ -83,21 +82,18 @@ pub async fn produce(
         .append_within(records, acks, Some(queue_wait_max))
         .await?;
     metrics::histogram!("ringmq_produce_latency_seconds").record(started.elapsed().as_secs_f64());
-    Ok(ProduceResponse {
+    Ok(Produced {
         partition,
         base_offset: ack.base_offset,
         last_offset: ack.last_offset,
         log_start_offset: ack.log_start_offset,
-        log_append_time_ms: ack.log_append_time_ms.unwrap_or(-1),
+        log_append_time_ms: ack.log_append_time_ms,
     })
 }
 
 /// Reads from `offset`; when less than `min_bytes` is there, waits for more until `max_wait_ms`
 /// (capped by the broker's limit) has passed.
-pub async fn fetch(
-    state: &ShardState,
-    request: FetchRequest,
-) -> Result<FetchResponse, ProtocolError> {
+pub async fn fetch(state: &ShardState, request: Fetch) -> BrokerResult<Fetched> {
     let log = state.log(&request.topic, request.partition)?;
     let started = Instant::now();
     let wait_ms = request.max_wait_ms.min(state.config.fetch_wait_ms_max);
@@ -134,7 +130,7 @@ pub async fn fetch(
     metrics::counter!("ringmq_partition_fetched_records_total", labels.iter())
         .increment(count_records(&result.chunks));
     metrics::histogram!("ringmq_fetch_latency_seconds").record(serving.as_secs_f64());
-    Ok(FetchResponse {
+    Ok(Fetched {
         high_watermark: result.high_watermark,
         log_start_offset: result.log_start_offset,
         records: result.chunks,
@@ -155,15 +151,15 @@ pub async fn list_offsets(
     state: &ShardState,
     topic: &str,
     partition: u32,
-    spec: OffsetSpec,
-) -> Result<Response, ProtocolError> {
+    query: OffsetQuery,
+) -> BrokerResult<ListedOffset> {
     let log = state.log(topic, partition)?;
-    let offset = match spec {
-        OffsetSpec::Earliest => Some(log.log_start_offset()),
-        OffsetSpec::Latest => Some(log.high_watermark()),
-        OffsetSpec::Timestamp(timestamp) => log.offset_for_timestamp(timestamp).await?,
+    let offset = match query {
+        OffsetQuery::Earliest => Some(log.log_start_offset()),
+        OffsetQuery::Latest => Some(log.high_watermark()),
+        OffsetQuery::AtOrAfter(timestamp) => log.offset_for_timestamp(timestamp).await?,
     };
-    Ok(Response::ListOffsets {
+    Ok(ListedOffset {
         offset,
         high_watermark: log.high_watermark(),
         log_start_offset: log.log_start_offset(),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{ErrorCode, ProtocolError};
+use super::error::{BrokerError, BrokerResult, ErrorKind};
 use crate::storage::{LogConfig, TimestampType};
 
 pub const METADATA_FILE: &str = "topics.json";
@@ -91,7 +91,7 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
 
 /// Topic names: 1 to 200 bytes of ASCII letters, digits, '.', '_' and '-' (Kafka's alphabet),
 /// and not "." or "..", so a name is always a safe directory name.
-pub fn validate_name(name: &str) -> Result<(), ProtocolError> {
+pub fn validate_name(name: &str) -> BrokerResult<()> {
     let allowed = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
     if name.is_empty()
         || name.len() > TOPIC_NAME_BYTES_MAX
@@ -99,8 +99,8 @@ pub fn validate_name(name: &str) -> Result<(), ProtocolError> {
         || name == "."
         || name == ".."
     {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidTopicName,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidTopicName,
             format!("topic name {name:?} must be 1 to {TOPIC_NAME_BYTES_MAX} of [a-zA-Z0-9._-]"),
         ));
     }
@@ -109,9 +109,9 @@ pub fn validate_name(name: &str) -> Result<(), ProtocolError> {
 
 /// Applies one `key=value` topic setting. Keys are ours (`retention_ms`) or Kafka's
 /// (`retention.ms`); values are integers, `none` for "no limit", or a timestamp type.
-pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> Result<(), ProtocolError> {
+pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> BrokerResult<()> {
     let invalid =
-        |why: &str| ProtocolError::new(ErrorCode::InvalidConfig, format!("{key}={value}: {why}"));
+        |why: &str| BrokerError::new(ErrorKind::InvalidConfig, format!("{key}={value}: {why}"));
     let number = || {
         value
             .parse::<u64>()
@@ -202,8 +202,8 @@ mod tests {
         }
         for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(201)] {
             assert_eq!(
-                validate_name(bad).unwrap_err().code,
-                ErrorCode::InvalidTopicName,
+                validate_name(bad).unwrap_err().kind,
+                ErrorKind::InvalidTopicName,
                 "{bad:?}"
             );
         }
@@ -219,14 +219,14 @@ mod tests {
         assert_eq!(config.retention_bytes_max, None);
         assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(
-            apply_setting(&mut config, "bogus", "1").unwrap_err().code,
-            ErrorCode::InvalidConfig
+            apply_setting(&mut config, "bogus", "1").unwrap_err().kind,
+            ErrorKind::InvalidConfig
         );
         assert_eq!(
             apply_setting(&mut config, "segment_bytes", "x")
                 .unwrap_err()
-                .code,
-            ErrorCode::InvalidConfig
+                .kind,
+            ErrorKind::InvalidConfig
         );
     }
 

@@ -6,23 +6,22 @@
 //! only the first partition with data may go past (Kafka's rule, KIP-74), and partitions are read a
 //! few at a time so the bytes held while reading stay within a few times that budget.
 
-use std::rc::Rc;
-
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
-use super::handlers::{bad_partition, kafka_error};
-use crate::broker::{self, ShardState};
-use crate::protocol::{self, ErrorCode, ProtocolError, Request, Response};
+use super::errors::code_of;
+use super::handlers::bad_partition;
+use crate::broker::service::{Fetch, Fetched, RequestContext, Service};
+use crate::broker::{BrokerError, ErrorKind, ShardState};
 
 /// Partition reads in flight at once for one request: enough to overlap cross-shard hops, few
 /// enough that the bytes read but not yet trimmed to the budget stay small.
 pub(crate) const READS_AT_ONCE: usize = 16;
 
 /// One partition's part of a fetch: (topic index, partition, result).
-type PartitionFetch = (usize, i32, Result<protocol::FetchResponse, ProtocolError>);
+type PartitionFetch = (usize, i32, Result<Fetched, BrokerError>);
 
 /// Every partition entry of the request, in order: (topic index, topic, partition).
 fn entries(request: &FetchRequest) -> Vec<(usize, &TopicName, &FetchPartition)> {
@@ -41,54 +40,42 @@ fn entries(request: &FetchRequest) -> Vec<(usize, &TopicName, &FetchPartition)> 
 
 /// One broker fetch from `offset`; negative partitions and offsets get Kafka's answers.
 async fn read_one(
-    state: &Rc<ShardState>,
+    (service, ctx): Door<'_>,
     topic: &TopicName,
     partition: &FetchPartition,
     offset: i64,
     max_bytes: u32,
     max_wait_ms: u32,
-) -> Result<protocol::FetchResponse, ProtocolError> {
-    if partition.partition < 0 {
-        return Err(bad_partition(partition.partition));
-    }
-    if offset < 0 {
-        return Err(ProtocolError::new(
-            ErrorCode::OffsetOutOfRange,
+) -> Result<Fetched, BrokerError> {
+    let index =
+        u32::try_from(partition.partition).map_err(|_| bad_partition(partition.partition))?;
+    let offset = u64::try_from(offset).map_err(|_| {
+        BrokerError::new(
+            ErrorKind::OffsetOutOfRange,
             format!("fetch offset {offset} is negative"),
-        ));
-    }
-    let fetch = protocol::FetchRequest {
+        )
+    })?;
+    let fetch = Fetch {
         topic: topic.0.as_str().to_string(),
-        partition: partition.partition as u32,
-        offset: offset as u64,
+        partition: index,
+        offset,
         max_bytes: max_bytes.max(1),
         min_bytes: 1,
         max_wait_ms,
     };
-    match broker::handle(state, Request::Fetch(fetch)).await {
-        Ok(Response::Fetch(fetched)) => Ok(fetched),
-        Ok(_) => Err(ProtocolError::new(
-            ErrorCode::Internal,
-            "unexpected response",
-        )),
-        Err(error) => Err(error),
-    }
+    service.fetch(ctx, fetch).await
 }
 
+/// The service and the request's context, which every read of one fetch shares.
+type Door<'a> = (&'a Service, &'a RequestContext);
+
 fn size(result: &PartitionFetch) -> usize {
-    result
-        .2
-        .as_ref()
-        .map_or(0, |f| f.records.iter().map(Bytes::len).sum())
+    result.2.as_ref().map_or(0, Fetched::size_bytes)
 }
 
 /// Reads every entry without waiting, `READS_AT_ONCE` at a time, keeping the response within
 /// `budget` bytes (the first partition with data excepted).
-async fn read_all(
-    state: &Rc<ShardState>,
-    request: &FetchRequest,
-    budget: usize,
-) -> Vec<PartitionFetch> {
+async fn read_all(door: Door<'_>, request: &FetchRequest, budget: usize) -> Vec<PartitionFetch> {
     let entries = entries(request);
     let mut results = Vec::with_capacity(entries.len());
     let mut left = budget;
@@ -100,15 +87,8 @@ async fn read_all(
                 .min(left.max(1));
             async move {
                 let max_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX);
-                let result = read_one(
-                    state,
-                    topic,
-                    partition,
-                    partition.fetch_offset,
-                    max_bytes,
-                    0,
-                )
-                .await;
+                let result =
+                    read_one(door, topic, partition, partition.fetch_offset, max_bytes, 0).await;
                 (index, partition.partition, result)
             }
         });
@@ -133,7 +113,7 @@ async fn read_all(
 /// asks for one byte from the high watermark it saw, and what it reads is dropped at once: this
 /// pass only wakes the request, which then reads again within its budget.
 async fn wait_for_data(
-    state: &Rc<ShardState>,
+    door: Door<'_>,
     request: &FetchRequest,
     seen: &[PartitionFetch],
     wait_ms: u32,
@@ -149,7 +129,7 @@ async fn wait_for_data(
             distinct
                 .insert((topic, partition.partition))
                 .then_some(Box::pin(async move {
-                    let _ = read_one(state, topic, partition, high_watermark, 1, wait_ms).await;
+                    let _ = read_one(door, topic, partition, high_watermark, 1, wait_ms).await;
                 }))
         })
         .collect();
@@ -171,15 +151,21 @@ pub(crate) fn budget(state: &ShardState, request: &FetchRequest) -> usize {
 
 /// Kafka's fetch: everything available at once if that is at least `min_bytes`; otherwise wait
 /// up to `max_wait_ms` for partitions to get data, then read everything again.
-pub async fn fetch(state: &Rc<ShardState>, request: FetchRequest) -> FetchResponse {
+pub async fn fetch(
+    service: &Service,
+    ctx: &RequestContext,
+    state: &ShardState,
+    request: FetchRequest,
+) -> FetchResponse {
+    let door = (service, ctx);
     let budget = budget(state, &request);
-    let mut results = read_all(state, &request, budget).await;
+    let mut results = read_all(door, &request, budget).await;
     let wait_ms = u32::try_from(request.max_wait_ms).unwrap_or(0);
     let errors = results.iter().any(|(_, _, result)| result.is_err());
     let total: usize = results.iter().map(size).sum();
     if total < usize::try_from(request.min_bytes).unwrap_or(0).max(1) && wait_ms > 0 && !errors {
-        wait_for_data(state, &request, &results, wait_ms).await;
-        results = read_all(state, &request, budget).await;
+        wait_for_data(door, &request, &results, wait_ms).await;
+        results = read_all(door, &request, budget).await;
     }
     respond(&request, results)
 }
@@ -207,7 +193,7 @@ fn respond(request: &FetchRequest, results: Vec<PartitionFetch>) -> FetchRespons
                     .with_records(Some(records))
             }
             Err(error) => data
-                .with_error_code(kafka_error(error.code))
+                .with_error_code(code_of(&error))
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1)

@@ -285,7 +285,9 @@ pub async fn list(state: &Rc<ShardState>) -> ListGroupsResponse {
     let mut groups = Vec::new();
     for shard in 0..state.shards() {
         let listed = state
-            .on_shard(shard, |s| async move { Ok(group::kafka_list(&s)) })
+            .on_shard(shard, |s| async move {
+                Ok::<_, ProtocolError>(group::kafka_list(&s))
+            })
             .await
             .unwrap_or_default();
         groups.extend(listed);

@@ -24,11 +24,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use super::errors::{
+    INVALID_REPLICATION_FACTOR, INVALID_REQUIRED_ACKS, UNKNOWN_TOPIC_OR_PARTITION,
+    UNSUPPORTED_VERSION, code_of,
+};
 use super::groups;
 
-use crate::broker::{self, ShardState};
-use crate::protocol::{self, ErrorCode, OffsetSpec, ProtocolError, Request, Response};
-use crate::storage::AckLevel;
+use crate::broker::service::{
+    AckLevel, NewTopic, OffsetQuery, PartitionChoice, Produce, RequestContext, Service,
+};
+use crate::broker::{BrokerError, ErrorKind, ShardState};
+use crate::protocol::ErrorCode;
 
 /// (api, lowest version, highest version) served on the Kafka listener.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
@@ -51,7 +57,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
 ];
 
-/// Kafka's error codes for ours.
+/// Kafka's error codes for the group code's native ones (until groups answer through the
+/// service).
 pub fn kafka_error(code: ErrorCode) -> i16 {
     if code != ErrorCode::None {
         crate::metrics::count_error("kafka", code.name());
@@ -83,9 +90,6 @@ pub fn kafka_error(code: ErrorCode) -> i16 {
     }
 }
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const UNSUPPORTED_VERSION: i16 = 35;
-const INVALID_REQUIRED_ACKS: i16 = 21;
 const NODE_ID: i32 = 0;
 
 pub struct Prepared {
@@ -222,6 +226,11 @@ pub async fn handle(
         client_id,
         request,
     } = prepared;
+    let service = Service::new(state.clone());
+    let ctx = RequestContext::new(
+        client_id.clone(),
+        std::time::Duration::from_millis(state.config.shard_call_timeout_ms),
+    );
     let response = match request {
         RequestKind::ApiVersions(_) => {
             let error_code = if version > 3 { UNSUPPORTED_VERSION } else { 0 };
@@ -238,20 +247,22 @@ pub async fn handle(
             );
         }
         RequestKind::Metadata(request) => {
-            ResponseKind::Metadata(metadata(state, request, advertised_address).await)
+            ResponseKind::Metadata(metadata(&service, &ctx, request, advertised_address))
         }
-        RequestKind::Produce(request) => ResponseKind::Produce(produce(state, request).await),
+        RequestKind::Produce(request) => {
+            ResponseKind::Produce(produce(&service, &ctx, request).await)
+        }
         RequestKind::Fetch(request) => {
-            ResponseKind::Fetch(super::fetch::fetch(state, request).await)
+            ResponseKind::Fetch(super::fetch::fetch(&service, &ctx, state, request).await)
         }
         RequestKind::ListOffsets(request) => {
-            ResponseKind::ListOffsets(list_offsets(state, request).await)
+            ResponseKind::ListOffsets(list_offsets(&service, &ctx, request).await)
         }
         RequestKind::CreateTopics(request) => {
-            ResponseKind::CreateTopics(create_topics(state, request).await)
+            ResponseKind::CreateTopics(create_topics(&service, &ctx, request).await)
         }
         RequestKind::DeleteTopics(request) => {
-            ResponseKind::DeleteTopics(delete_topics(state, request).await)
+            ResponseKind::DeleteTopics(delete_topics(&service, &ctx, request).await)
         }
         RequestKind::InitProducerId(request) => {
             ResponseKind::InitProducerId(init_producer_id(request))
@@ -291,8 +302,9 @@ pub async fn handle(
     encode(api, version, correlation_id, response)
 }
 
-async fn metadata(
-    state: &Rc<ShardState>,
+fn metadata(
+    service: &Service,
+    ctx: &RequestContext,
     request: kafka_protocol::messages::MetadataRequest,
     advertised: &super::Advertised,
 ) -> MetadataResponse {
@@ -306,10 +318,7 @@ async fn metadata(
             .filter(|n| seen.insert(n.clone()))
             .collect()
     });
-    let known = match broker::handle(state, Request::Metadata { topics: Vec::new() }).await {
-        Ok(Response::Metadata { topics, .. }) => topics,
-        _ => Vec::new(),
-    };
+    let known = service.topics(ctx);
     let topic = |name: &str, partitions: Option<u32>| {
         let partition = |index: u32| {
             MetadataResponsePartition::default()
@@ -355,18 +364,18 @@ async fn metadata(
 }
 
 /// A negative partition index from a Kafka client: Kafka's UNKNOWN_TOPIC_OR_PARTITION.
-pub(crate) fn bad_partition(index: i32) -> ProtocolError {
-    ProtocolError::new(
-        ErrorCode::BadPartition,
+pub(crate) fn bad_partition(index: i32) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::UnknownPartition,
         format!("partition {index} does not exist"),
     )
 }
 
-fn code_of(error: &ProtocolError) -> i16 {
-    kafka_error(error.code)
-}
-
-async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResponse {
+async fn produce(
+    service: &Service,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+) -> ProduceResponse {
     let acks = match request.acks {
         0 => AckLevel::None,
         1 => AckLevel::Written,
@@ -380,14 +389,13 @@ async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResp
         let appends = topic.partition_data.into_iter().map(|partition| {
             // Our native protocol reads a negative partition as "choose by key"; Kafka has no
             // such thing, and Kafka's broker answers UNKNOWN_TOPIC_OR_PARTITION.
-            let refused = (partition.index < 0).then(|| bad_partition(partition.index));
-            let request = protocol::ProduceRequest {
+            let index = u32::try_from(partition.index).map_err(|_| bad_partition(partition.index));
+            let produce = index.map(|index| Produce {
                 topic: topic_text.clone(),
-                partition: partition.index,
-                key: Bytes::new(),
+                partition: PartitionChoice::Index(index),
                 acks,
                 records: BytesMut::from(&partition.records.unwrap_or_default()[..]),
-            };
+            });
             async move {
                 let answer = PartitionProduceResponse::default().with_index(partition.index);
                 if !acks_valid {
@@ -397,16 +405,15 @@ async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResp
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1);
                 }
-                let result = match refused {
-                    Some(error) => Err(error),
-                    None => broker::handle(state, Request::Produce(request)).await,
+                let result = match produce {
+                    Ok(produce) => service.produce(ctx, produce).await,
+                    Err(error) => Err(error),
                 };
                 match result {
-                    Ok(Response::Produce(done)) => answer
+                    Ok(done) => answer
                         .with_base_offset(done.base_offset as i64)
-                        .with_log_append_time_ms(done.log_append_time_ms)
+                        .with_log_append_time_ms(done.log_append_time_ms.unwrap_or(-1))
                         .with_log_start_offset(done.log_start_offset as i64),
-                    Ok(_) => answer.with_error_code(-1).with_base_offset(-1),
                     Err(error) => answer
                         .with_error_code(code_of(&error))
                         .with_base_offset(-1)
@@ -427,37 +434,30 @@ async fn produce(state: &Rc<ShardState>, request: ProduceRequest) -> ProduceResp
 }
 
 async fn list_offsets(
-    state: &Rc<ShardState>,
+    service: &Service,
+    ctx: &RequestContext,
     request: kafka_protocol::messages::ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let mut topics = Vec::new();
     for topic in request.topics {
+        let topic_text = name(&topic.name);
         let mut partitions = Vec::new();
         for partition in topic.partitions {
-            let spec = match partition.timestamp {
-                -1 => OffsetSpec::Latest,
-                -2 => OffsetSpec::Earliest,
-                timestamp => OffsetSpec::Timestamp(timestamp.max(0)),
-            };
-            let request = Request::ListOffsets {
-                topic: name(&topic.name),
-                partition: partition.partition_index.max(0) as u32,
-                spec,
+            let query = match partition.timestamp {
+                -1 => OffsetQuery::Latest,
+                -2 => OffsetQuery::Earliest,
+                timestamp => OffsetQuery::AtOrAfter(timestamp.max(0)),
             };
             let answer = ListOffsetsPartitionResponse::default()
                 .with_partition_index(partition.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
-            let result = if partition.partition_index < 0 {
-                Err(bad_partition(partition.partition_index))
-            } else {
-                broker::handle(state, request).await
+            let result = match u32::try_from(partition.partition_index) {
+                Ok(index) => service.list_offset(ctx, &topic_text, index, query).await,
+                Err(_) => Err(bad_partition(partition.partition_index)),
             };
             partitions.push(match result {
-                Ok(Response::ListOffsets { offset, .. }) => {
-                    answer.with_offset(offset.map_or(-1, |offset| offset as i64))
-                }
-                Ok(_) => answer.with_error_code(-1),
+                Ok(listed) => answer.with_offset(listed.offset.map_or(-1, |offset| offset as i64)),
                 Err(error) => answer.with_error_code(code_of(&error)),
             });
         }
@@ -471,16 +471,14 @@ async fn list_offsets(
 }
 
 async fn create_topics(
-    state: &Rc<ShardState>,
+    service: &Service,
+    ctx: &RequestContext,
     request: kafka_protocol::messages::CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut topics = Vec::new();
     for topic in request.topics {
-        let partitions = if topic.num_partitions < 0 {
-            1
-        } else {
-            topic.num_partitions as u32
-        };
+        // -1 asks for the broker's default, which is one partition here.
+        let partitions = u32::try_from(topic.num_partitions).unwrap_or(1);
         let configs: Vec<(String, String)> = topic
             .configs
             .iter()
@@ -496,34 +494,27 @@ async fn create_topics(
             .with_num_partitions(partitions as i32)
             .with_replication_factor(1);
         if topic.replication_factor > 1 {
-            // INVALID_REPLICATION_FACTOR: there is one node.
-            result =
-                result
-                    .with_error_code(38)
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "ringmq is a single node: replication factor 1",
-                    )));
-        } else if request.validate_only {
-            if let Err(error) = broker::topics::validate_name(&name(&topic.name)) {
-                result = result.with_error_code(code_of(&error));
-            }
-        } else if let Err(error) = broker::handle(
-            state,
-            Request::CreateTopic {
-                name: name(&topic.name),
-                partitions,
-                configs,
-            },
-        )
-        .await
-        {
-            let code = if error.code == ErrorCode::InvalidConfig && topic.num_partitions == 0 {
-                37
-            } else {
-                code_of(&error)
-            };
             result = result
-                .with_error_code(code)
+                .with_error_code(INVALID_REPLICATION_FACTOR)
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "ringmq is a single node: replication factor 1",
+                )));
+            topics.push(result);
+            continue;
+        }
+        let new_topic = NewTopic {
+            name: name(&topic.name),
+            partitions,
+            configs,
+        };
+        let outcome = if request.validate_only {
+            service.validate_new_topic(ctx, &new_topic)
+        } else {
+            service.create_topic(ctx, new_topic).await
+        };
+        if let Err(error) = outcome {
+            result = result
+                .with_error_code(code_of(&error))
                 .with_error_message(Some(StrBytes::from_string(error.message)));
         }
         topics.push(result);
@@ -532,7 +523,8 @@ async fn create_topics(
 }
 
 async fn delete_topics(
-    state: &Rc<ShardState>,
+    service: &Service,
+    ctx: &RequestContext,
     request: kafka_protocol::messages::DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let names: Vec<TopicName> = request
@@ -543,8 +535,7 @@ async fn delete_topics(
     let mut responses = Vec::new();
     for topic in names {
         let mut result = DeletableTopicResult::default().with_name(Some(topic.clone()));
-        if let Err(error) = broker::handle(state, Request::DeleteTopic { name: name(&topic) }).await
-        {
+        if let Err(error) = service.delete_topic(ctx, name(&topic)).await {
             result = result
                 .with_error_code(code_of(&error))
                 .with_error_message(Some(StrBytes::from_string(error.message)));

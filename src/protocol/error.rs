@@ -58,6 +58,7 @@ error_codes! {
     InconsistentGroupProtocol = 25, "inconsistent_group_protocol";
     TimedOut = 26, "timed_out";
     InvalidRecord = 27, "invalid_record";
+    GroupFull = 28, "group_full";
 }
 
 impl ErrorCode {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use bytes::{Buf, Bytes, BytesMut};
 use zerocopy::FromBytes;
 
-use crate::broker::{self, ShardState};
+use crate::broker::ShardState;
 use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 use crate::protocol::codec::{REQUEST_HEADER_BYTES, Reader, RequestHeader};
 use crate::protocol::messages::{ApiKey, SUPPORTED_APIS, encode_response};
@@ -53,7 +53,7 @@ impl Wire for Native {
     }
 
     async fn handle(self, state: Rc<ShardState>, request: NativeRequest) -> Vec<Bytes> {
-        let result = broker::handle(&state, request.request).await;
+        let result = super::dispatch::serve(&state, request.request).await;
         if let Err(error) = &result {
             crate::metrics::count_error("native", error.code.name());
         }

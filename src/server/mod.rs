@@ -7,6 +7,8 @@
 //! other shards), then write, fsync and close every log, then stop the shards' threads.
 
 pub mod connection;
+mod dispatch;
+pub mod errors;
 pub mod http;
 
 use std::net::SocketAddr;

@@ -1,0 +1,146 @@
+//! The broker service: every operation the broker offers, typed, and the one way in for the
+//! protocol adapters. An operation takes a `RequestContext` (who asks, until when) and typed
+//! arguments, finds the shard that must do the work (the partition's owner, the group's
+//! coordinator, shard 0 for topic changes), runs it there, and returns a domain result or a
+//! `BrokerError`. Nothing here knows a wire format.
+
+mod context;
+mod types;
+
+use std::rc::Rc;
+
+pub use context::{Principal, RequestContext};
+pub use types::{
+    AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
+    Produced, TopicInfo,
+};
+
+use super::error::{BrokerError, BrokerResult, ErrorKind};
+use super::{ShardState, admin, partition, topics};
+
+/// The broker as one shard's connections see it. Cheap to clone: a handle on the shard.
+#[derive(Clone)]
+pub struct Service {
+    state: Rc<ShardState>,
+}
+
+impl Service {
+    pub fn new(state: Rc<ShardState>) -> Service {
+        Service { state }
+    }
+
+    /// The shards (cores) the broker runs on.
+    pub fn shards(&self) -> usize {
+        self.state.shards()
+    }
+
+    /// Appends record batches to a partition, once its owner has validated them, and answers
+    /// when they reach the durability `acks` asks for.
+    pub async fn produce(&self, ctx: &RequestContext, produce: Produce) -> BrokerResult<Produced> {
+        let index = match &produce.partition {
+            PartitionChoice::Index(index) => *index,
+            PartitionChoice::ByKey(key) => {
+                let partitions = self.state.partitions_of(&produce.topic)?;
+                partition::for_key(key, partitions)
+            }
+        };
+        self.state.check_partition(&produce.topic, index)?;
+        let topic = produce.topic.clone();
+        self.state
+            .on_owner(ctx.deadline, &topic, index, move |owner| async move {
+                partition::produce(&owner, &produce.topic, index, produce.acks, produce.records)
+                    .await
+            })
+            .await
+    }
+
+    /// Reads whole batches from `offset`; with `min_bytes` not there yet, waits for them up to
+    /// `max_wait_ms` (capped by the broker's `fetch_wait_ms_max`).
+    pub async fn fetch(&self, ctx: &RequestContext, fetch: Fetch) -> BrokerResult<Fetched> {
+        self.state.check_partition(&fetch.topic, fetch.partition)?;
+        let (topic, index) = (fetch.topic.clone(), fetch.partition);
+        self.state
+            .on_owner(ctx.deadline, &topic, index, move |owner| async move {
+                partition::fetch(&owner, fetch).await
+            })
+            .await
+    }
+
+    /// A partition's start and end, or the first offset at or after a timestamp.
+    pub async fn list_offset(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        index: u32,
+        query: OffsetQuery,
+    ) -> BrokerResult<ListedOffset> {
+        self.state.check_partition(topic, index)?;
+        let name = topic.to_string();
+        self.state
+            .on_owner(ctx.deadline, topic, index, move |owner| async move {
+                partition::list_offsets(&owner, &name, index, query).await
+            })
+            .await
+    }
+
+    /// Every topic, by name.
+    pub fn topics(&self, _ctx: &RequestContext) -> Vec<TopicInfo> {
+        self.state
+            .topics()
+            .by_name
+            .values()
+            .map(|meta| topic_info(meta))
+            .collect()
+    }
+
+    /// One topic.
+    pub fn topic(&self, _ctx: &RequestContext, name: &str) -> BrokerResult<TopicInfo> {
+        let topics = self.state.topics();
+        let meta = topics
+            .get(name)
+            .ok_or_else(|| BrokerError::unknown_topic(name))?;
+        Ok(topic_info(meta))
+    }
+
+    /// Creates a topic; answered once every shard has opened its partitions, so the client
+    /// can produce to any of them at once through any connection.
+    pub async fn create_topic(&self, ctx: &RequestContext, topic: NewTopic) -> BrokerResult<()> {
+        topics::validate_name(&topic.name)?;
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                admin::create_topic(&zero, topic).await
+            })
+            .await
+    }
+
+    /// Checks what `create_topic` would check, without creating anything (Kafka's
+    /// `validate_only`).
+    pub fn validate_new_topic(&self, _ctx: &RequestContext, topic: &NewTopic) -> BrokerResult<()> {
+        admin::validate_new_topic(&self.state, topic).map(|_| ())
+    }
+
+    /// Deletes a topic and its data; answered once every shard has closed its partitions.
+    pub async fn delete_topic(&self, ctx: &RequestContext, name: String) -> BrokerResult<()> {
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                admin::delete_topic(&zero, name).await
+            })
+            .await
+    }
+}
+
+fn topic_info(meta: &topics::TopicMeta) -> TopicInfo {
+    TopicInfo {
+        name: meta.name.clone(),
+        partitions: meta.partitions,
+        configs: topics::describe(&meta.config),
+    }
+}
+
+/// A refusal for an argument the caller got wrong, with the reason.
+pub fn invalid_request(message: impl Into<String>) -> BrokerError {
+    BrokerError::new(ErrorKind::InvalidRequest, message)
+}
+
+#[cfg(test)]
+mod tests;

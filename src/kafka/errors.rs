@@ -1,0 +1,93 @@
+//! Kafka's error code for each broker error. One exhaustive match: a new `ErrorKind` does not
+//! compile until it has a Kafka code. The codes are Kafka's own (its `Errors.java`), chosen so
+//! that a Kafka client reacts as it would to a Kafka broker: retries what Kafka retries.
+
+use crate::broker::{BrokerError, ErrorKind};
+
+pub const NONE: i16 = 0;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const REQUEST_TIMED_OUT: i16 = 7;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const ILLEGAL_GENERATION: i16 = 22;
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+pub const INVALID_GROUP_ID: i16 = 24;
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_CONFIG: i16 = 40;
+pub const INVALID_REQUEST: i16 = 42;
+pub const POLICY_VIOLATION: i16 = 44;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const NON_EMPTY_GROUP: i16 = 68;
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const INVALID_RECORD: i16 = 87;
+
+/// Kafka's code for a broker error kind.
+pub fn kafka_code(kind: ErrorKind) -> i16 {
+    match kind {
+        ErrorKind::UnknownTopic | ErrorKind::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        ErrorKind::TopicExists => TOPIC_ALREADY_EXISTS,
+        ErrorKind::InvalidTopicName => INVALID_TOPIC_EXCEPTION,
+        ErrorKind::InvalidPartitions => INVALID_PARTITIONS,
+        ErrorKind::InvalidConfig => INVALID_CONFIG,
+        ErrorKind::ResourceLimit => POLICY_VIOLATION,
+        ErrorKind::InvalidRequest => INVALID_REQUEST,
+        ErrorKind::RecordTooLarge => MESSAGE_TOO_LARGE,
+        ErrorKind::CorruptBatch => CORRUPT_MESSAGE,
+        ErrorKind::InvalidRecord => INVALID_RECORD,
+        ErrorKind::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
+        ErrorKind::DiskFull | ErrorKind::StorageFailed => KAFKA_STORAGE_ERROR,
+        // Retriable for Kafka clients, as they are for ours.
+        ErrorKind::Throttled | ErrorKind::ShuttingDown | ErrorKind::TimedOut => REQUEST_TIMED_OUT,
+        ErrorKind::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        ErrorKind::ProducerFenced => INVALID_PRODUCER_EPOCH,
+        ErrorKind::InvalidGroupName => INVALID_GROUP_ID,
+        ErrorKind::UnknownMember => UNKNOWN_MEMBER_ID,
+        ErrorKind::IllegalGeneration => ILLEGAL_GENERATION,
+        ErrorKind::RebalanceInProgress => REBALANCE_IN_PROGRESS,
+        ErrorKind::InconsistentGroupProtocol => INCONSISTENT_GROUP_PROTOCOL,
+        ErrorKind::GroupNotEmpty => NON_EMPTY_GROUP,
+        ErrorKind::UnknownGroup => GROUP_ID_NOT_FOUND,
+        ErrorKind::GroupFull => GROUP_MAX_SIZE_REACHED,
+    }
+}
+
+/// Kafka's code for a broker error, counted in `ringmq_request_errors_total`.
+pub fn code_of(error: &BrokerError) -> i16 {
+    crate::metrics::count_error("kafka", error.kind.name());
+    kafka_code(error.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes Kafka's clients retry (`RetriableException` subclasses in Kafka's `Errors.java`).
+    const KAFKA_RETRIABLE: &[i16] = &[
+        CORRUPT_MESSAGE,
+        UNKNOWN_TOPIC_OR_PARTITION,
+        REQUEST_TIMED_OUT,
+        KAFKA_STORAGE_ERROR,
+    ];
+
+    #[test]
+    fn every_kind_has_a_kafka_code_and_retriable_ones_stay_retriable() {
+        for kind in ErrorKind::ALL {
+            let code = kafka_code(*kind);
+            assert!(code > 0, "{kind:?} maps to {code}");
+            if kind.is_retriable() {
+                assert!(KAFKA_RETRIABLE.contains(&code), "{kind:?} maps to {code}");
+            }
+        }
+    }
+}

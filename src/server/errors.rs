@@ -1,0 +1,64 @@
+//! The native protocol's code for each broker error. One exhaustive match: a new `ErrorKind`
+//! does not compile until it has a native code. Codes never change meaning once released.
+
+use crate::broker::{BrokerError, ErrorKind};
+use crate::protocol::{ErrorCode, ProtocolError};
+
+/// The native code for a broker error kind.
+pub fn native_code(kind: ErrorKind) -> ErrorCode {
+    match kind {
+        ErrorKind::UnknownTopic => ErrorCode::UnknownTopic,
+        ErrorKind::UnknownPartition => ErrorCode::BadPartition,
+        ErrorKind::TopicExists => ErrorCode::TopicExists,
+        ErrorKind::InvalidTopicName => ErrorCode::InvalidTopicName,
+        // The native protocol names no partition-count or limit errors of their own: the
+        // message says which setting or limit it was.
+        ErrorKind::InvalidPartitions | ErrorKind::InvalidConfig | ErrorKind::ResourceLimit => {
+            ErrorCode::InvalidConfig
+        }
+        ErrorKind::InvalidGroupName => ErrorCode::InvalidConfig,
+        ErrorKind::InvalidRequest => ErrorCode::MalformedRequest,
+        ErrorKind::RecordTooLarge => ErrorCode::RecordTooLarge,
+        ErrorKind::CorruptBatch => ErrorCode::CorruptBatch,
+        ErrorKind::InvalidRecord => ErrorCode::InvalidRecord,
+        ErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
+        ErrorKind::DiskFull => ErrorCode::DiskFull,
+        ErrorKind::StorageFailed => ErrorCode::StorageFailed,
+        ErrorKind::Throttled => ErrorCode::Throttled,
+        ErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequence,
+        ErrorKind::ProducerFenced => ErrorCode::ProducerFenced,
+        ErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
+        ErrorKind::TimedOut => ErrorCode::TimedOut,
+        ErrorKind::UnknownMember => ErrorCode::UnknownMember,
+        ErrorKind::IllegalGeneration => ErrorCode::IllegalGeneration,
+        ErrorKind::RebalanceInProgress => ErrorCode::RebalanceInProgress,
+        ErrorKind::InconsistentGroupProtocol => ErrorCode::InconsistentGroupProtocol,
+        ErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
+        ErrorKind::UnknownGroup => ErrorCode::UnknownGroup,
+        ErrorKind::GroupFull => ErrorCode::GroupFull,
+    }
+}
+
+/// A broker error as the native protocol carries it.
+pub fn to_native(error: BrokerError) -> ProtocolError {
+    ProtocolError::new(native_code(error.kind), error.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_code_of_its_own_meaning() {
+        for kind in ErrorKind::ALL {
+            let code = native_code(*kind);
+            assert_ne!(code, ErrorCode::None, "{kind:?}");
+            assert_ne!(code, ErrorCode::Internal, "{kind:?}");
+            assert_eq!(
+                code.is_retriable(),
+                kind.is_retriable(),
+                "{kind:?} and {code:?} disagree on retrying"
+            );
+        }
+    }
+}
