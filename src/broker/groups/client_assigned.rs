@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::ShardState;
+use crate::broker::ShardState;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::runtime;
 
@@ -163,7 +163,7 @@ pub async fn join(
     session_timeout_ms: u32,
     rebalance_timeout_ms: u32,
 ) -> Result<Joined, ProtocolError> {
-    super::group::validate_name(&name)?;
+    super::validate_name(&name)?;
     if protocols.is_empty() {
         return Err(error(
             ErrorCode::InconsistentGroupProtocol,
@@ -173,7 +173,7 @@ pub async fn join(
     let (member_id, changed) = {
         let mut coordinator = state.coordinator.borrow_mut();
         let group =
-            super::group::group_for_client_assigned(&mut coordinator, &name, &protocol_type)?;
+            super::group_for_client_assigned(&mut coordinator, &name, &protocol_type)?;
         let kind = group
             .client_assigned
             .as_mut()
@@ -193,8 +193,8 @@ pub async fn join(
             ));
         };
         let session_timeout = Duration::from_millis(u64::from(session_timeout_ms.clamp(
-            super::group::SESSION_TIMEOUT_MS_MIN,
-            super::group::SESSION_TIMEOUT_MS_MAX,
+            super::SESSION_TIMEOUT_MS_MIN,
+            super::SESSION_TIMEOUT_MS_MAX,
         )));
         let rebalance_timeout =
             Duration::from_millis(u64::from(rebalance_timeout_ms.max(session_timeout_ms)));
@@ -269,14 +269,14 @@ pub async fn join(
             .max(Duration::from_millis(1));
         runtime::timeout(left, state.lifecycle.unless_stopping(notified)).await;
         if state.lifecycle.stopping.get() {
-            return Err(super::shutting_down());
+            return Err(crate::broker::shutting_down());
         }
     }
 }
 
 /// Checks that `member_id` is in the group at `generation`; returns the group's kind.
 fn member_of<'a>(
-    coordinator: &'a mut super::group::Coordinator,
+    coordinator: &'a mut super::Coordinator,
     name: &str,
     member_id: &str,
     generation: i32,

@@ -22,9 +22,15 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use super::assignment::{self, Assignment, Strategy};
-use super::client_assigned::{self, ClientAssigned, Phase};
-use super::{ShardState, shutting_down};
+pub mod assignment;
+pub mod client_assigned;
+mod offsets_log;
+
+pub use offsets_log::CRASH_AT_ENV;
+
+use crate::broker::{ShardState, shutting_down};
+use assignment::{Assignment, Strategy};
+use client_assigned::{ClientAssigned, Phase};
 use crate::batch::{BatchBuilder, Compression, Record, records};
 use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary};
 use crate::protocol::{ErrorCode, OffsetSpec, ProtocolError, Response};
@@ -108,7 +114,7 @@ pub fn coordinator_of(group: &str, shards: usize) -> (u32, ShardId) {
 }
 
 pub fn validate_name(group: &str) -> Result<(), ProtocolError> {
-    super::topics::validate_name(group).map_err(|_| {
+    crate::broker::topics::validate_name(group).map_err(|_| {
         ProtocolError::new(
             ErrorCode::InvalidConfig,
             format!("group name {group:?} must be 1 to 200 of [a-zA-Z0-9._-]"),
@@ -203,7 +209,7 @@ pub async fn open(state: &ShardState) -> Result<(), String> {
             ("topic".into(), OFFSETS_LOG.into()),
             ("partition".into(), partition.to_string()),
         ];
-        super::offsets_compaction::recover(&dir)
+        offsets_log::recover(&dir)
             .map_err(|error| format!("{}: {error}", dir.display()))?;
         let config = LogConfig {
             verify_on_start: state.config.verify_on_start,
@@ -249,7 +255,7 @@ async fn compact(
         .map(|((g, t, p), offset)| (record_key(g, t, *p), Some(*offset)))
         .collect();
     let batches = entries.chunks(1000).map(offsets_batch).collect();
-    super::offsets_compaction::compact(dir, old, batches, offsets_config(), labels).await
+    offsets_log::compact(dir, old, batches, offsets_config(), labels).await
 }
 
 pub async fn close(state: &ShardState) {
@@ -753,7 +759,7 @@ async fn publish_lag(state: &Rc<ShardState>) {
             crate::metrics::revive("group", &group);
         }
         let Ok(Response::ListOffsets { high_watermark, .. }) =
-            super::list_offsets_anywhere(state, topic.clone(), partition, OffsetSpec::Latest).await
+            crate::broker::list_offsets_anywhere(state, topic.clone(), partition, OffsetSpec::Latest).await
         else {
             continue;
         };
