@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::assignment::{self, Assignment, Strategy, TopicPartition};
 use super::{
-    Generation, MEMBERS_MAX, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN, group_full,
-    unknown_member, validate_name,
+    Generation, MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN,
+    check_member_metadata, group_full, unknown_member, validate_name,
 };
 use crate::broker::ShardState;
 use crate::protocol::messages::GroupAssignment;
@@ -86,7 +86,7 @@ impl BrokerAssigned {
             ));
         }
         let member_id = if member_id.is_empty() {
-            if self.members.len() >= MEMBERS_MAX {
+            if self.members.len() >= MEMBERS_PER_GROUP_MAX {
                 return Err(group_full(name));
             }
             self.members_ever += 1;
@@ -191,6 +191,7 @@ pub fn join(
             "a member subscribes to at least one topic",
         ));
     }
+    check_member_metadata(topics.iter().map(String::len))?;
     let member = Member {
         client_id: String::new(),
         topics: topics.into_iter().collect(),

@@ -8,6 +8,10 @@
 //! leader gets all members' metadata. The leader's SyncGroup carries everyone's assignment;
 //! every member's SyncGroup is answered with its own. Heartbeats during a round are answered
 //! `rebalance_in_progress`, so members join again.
+//!
+//! Each member's protocols are bounded (`MEMBER_METADATA_BYTES_MAX`) and so are the members of a
+//! group (`MEMBERS_PER_GROUP_MAX`): a join holds them for as long as the member's session, so a
+//! loop of joins with fresh member ids must meet a limit.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -16,7 +20,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{
-    Coordinator, Generation, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN, validate_name,
+    Coordinator, Generation, MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN,
+    check_member_metadata, group_full, validate_name,
 };
 use crate::broker::ShardState;
 use crate::protocol::{ErrorCode, ProtocolError};
@@ -195,6 +200,9 @@ impl ClientAssigned {
         member: Member,
     ) -> Result<String, ProtocolError> {
         let member_id = if member_id.is_empty() {
+            if self.members.len() >= MEMBERS_PER_GROUP_MAX {
+                return Err(group_full(name));
+            }
             format!(
                 "{}-{:x}-{}",
                 member.client_id,
@@ -298,6 +306,11 @@ pub async fn join(
             "a member offers at least one protocol",
         ));
     }
+    check_member_metadata(
+        protocols
+            .iter()
+            .map(|(n, metadata)| n.len() + metadata.len()),
+    )?;
     let session_timeout = Duration::from_millis(u64::from(
         session_timeout_ms.clamp(SESSION_TIMEOUT_MS_MIN, SESSION_TIMEOUT_MS_MAX),
     ));

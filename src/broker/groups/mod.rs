@@ -46,8 +46,14 @@ use offsets_log::Records;
 
 pub const SESSION_TIMEOUT_MS_MIN: u32 = 100;
 pub const SESSION_TIMEOUT_MS_MAX: u32 = 300_000;
-/// Members per group, and offsets per commit: bounds on what one client can make us hold.
-pub const MEMBERS_MAX: usize = 1000;
+/// Members of one group, of either kind. A join with a fresh member id beyond it is refused, so
+/// a loop of joins cannot grow the coordinator without bound (Kafka's `group.max.size`).
+pub const MEMBERS_PER_GROUP_MAX: usize = 1000;
+/// Bytes one member's join may make the coordinator hold: its protocols (names and opaque
+/// metadata) in Kafka's protocol, its subscribed topic names in ringmq's; each entry also counts
+/// the size of its handle, so that many empty entries are not free.
+pub const MEMBER_METADATA_BYTES_MAX: usize = 64 * 1024;
+/// Offsets per commit: a bound on what one request can make us write and hold.
 pub const COMMIT_OFFSETS_MAX: usize = 10_000;
 /// Groups one coordinator shard holds (members or committed offsets); a new one beyond is refused.
 pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
@@ -192,12 +198,29 @@ fn unknown_member(group: &str, member: &str) -> ProtocolError {
     )
 }
 
-/// The refusal of a join that would take a group past `MEMBERS_MAX`.
+/// The refusal of a join that would take a group past `MEMBERS_PER_GROUP_MAX`.
 fn group_full(group: &str) -> ProtocolError {
     ProtocolError::new(
         ErrorCode::InvalidConfig,
-        format!("group {group:?} has {MEMBERS_MAX} members already"),
+        format!("group {group:?} has {MEMBERS_PER_GROUP_MAX} members already"),
     )
+}
+
+/// Refuses a member whose join would make us hold more than `MEMBER_METADATA_BYTES_MAX`:
+/// `entries` are the lengths of what it sends (protocol names and metadata, or topic names).
+fn check_member_metadata(entries: impl Iterator<Item = usize>) -> Result<(), ProtocolError> {
+    // Each entry is held as a string or buffer handle besides its bytes.
+    let handle = std::mem::size_of::<(String, bytes::Bytes)>();
+    let held = entries.fold(0usize, |held, len| held.saturating_add(handle + len));
+    if held > MEMBER_METADATA_BYTES_MAX {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "a member's metadata takes {held} bytes; at most {MEMBER_METADATA_BYTES_MAX} per member"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn commit(
@@ -354,5 +377,136 @@ pub fn kafka_describe(state: &ShardState, name: &str) -> KafkaView {
             protocol_name: String::new(),
             members: Vec::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::broker::topics::Topics;
+    use crate::config::BrokerConfig;
+    use crate::runtime;
+    use crate::shard::Mailboxes;
+
+    fn shard() -> Rc<ShardState> {
+        Rc::new(ShardState::new(
+            0,
+            Arc::new(BrokerConfig::default()),
+            Mailboxes::new(1, 4),
+            Arc::new(Topics::default()),
+        ))
+    }
+
+    /// A Kafka join with a fresh member id and a long rebalance timeout: it waits in its round
+    /// (the members that joined before it never join again), so the member stays.
+    async fn kafka_join(
+        state: Rc<ShardState>,
+        metadata: Bytes,
+    ) -> Result<client_assigned::Joined, ProtocolError> {
+        client_assigned::join(
+            &state,
+            "crowd".into(),
+            String::new(),
+            "client".into(),
+            "consumer".into(),
+            vec![("range".into(), metadata)],
+            30_000,
+            300_000,
+        )
+        .await
+    }
+
+    fn members(state: &ShardState, group: &str) -> usize {
+        kafka_describe(state, group).members.len()
+    }
+
+    #[test]
+    fn joins_with_fresh_member_ids_stop_at_the_cap_of_members_per_group() {
+        runtime::block_on(async {
+            let state = shard();
+            let _waiting: Vec<_> = (0..MEMBERS_PER_GROUP_MAX)
+                .map(|_| runtime::spawn(kafka_join(state.clone(), Bytes::from_static(b"m"))))
+                .collect();
+            for _ in 0..10_000 {
+                if members(&state, "crowd") == MEMBERS_PER_GROUP_MAX {
+                    break;
+                }
+                runtime::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(members(&state, "crowd"), MEMBERS_PER_GROUP_MAX);
+            // Refused at once: admitted, it would wait in the round instead.
+            let refused = runtime::timeout(
+                Duration::from_secs(5),
+                kafka_join(state.clone(), Bytes::from_static(b"m")),
+            )
+            .await
+            .expect("the join over the cap is answered at once");
+            assert_eq!(
+                refused.err().map(|e| e.code),
+                Some(ErrorCode::InvalidConfig)
+            );
+            assert_eq!(members(&state, "crowd"), MEMBERS_PER_GROUP_MAX);
+
+            // ringmq's own protocol has the same cap (its joins do not wait for a round).
+            let join = |state: &ShardState| {
+                join(
+                    state,
+                    "own".into(),
+                    String::new(),
+                    vec!["t".into()],
+                    30_000,
+                    "range".into(),
+                )
+            };
+            for _ in 0..MEMBERS_PER_GROUP_MAX {
+                join(&state).unwrap();
+            }
+            let refused = join(&state).unwrap_err();
+            assert_eq!(refused.code, ErrorCode::InvalidConfig);
+            assert_eq!(
+                list(&state)
+                    .iter()
+                    .find(|g| g.name == "own")
+                    .unwrap()
+                    .members,
+                1000
+            );
+        });
+    }
+
+    #[test]
+    fn a_member_whose_metadata_is_over_the_cap_is_refused_and_nothing_is_kept() {
+        runtime::block_on(async {
+            let state = shard();
+            let big = Bytes::from(vec![0u8; MEMBER_METADATA_BYTES_MAX]);
+            let refused = kafka_join(state.clone(), big).await;
+            assert_eq!(
+                refused.err().map(|e| e.code),
+                Some(ErrorCode::InvalidConfig)
+            );
+            let many_topics: Vec<String> = (0..MEMBER_METADATA_BYTES_MAX / 16)
+                .map(|n| format!("topic-{n}"))
+                .collect();
+            let refused = join(
+                &state,
+                "own".into(),
+                String::new(),
+                many_topics,
+                30_000,
+                "range".into(),
+            );
+            assert_eq!(refused.unwrap_err().code, ErrorCode::InvalidConfig);
+            assert!(list(&state).is_empty(), "a refused member makes no group");
+            // Under the cap, the same join is admitted.
+            let small = Bytes::from(vec![0u8; MEMBER_METADATA_BYTES_MAX / 2]);
+            let joined = kafka_join(state.clone(), small).await.unwrap();
+            assert_eq!(members(&state, "crowd"), 1, "{}", joined.member_id);
+        });
     }
 }
