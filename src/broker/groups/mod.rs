@@ -82,8 +82,8 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// The group `name`, made if new: a join creates its group even when it is then refused, as
-    /// a commit does, so that the group is listed from then on.
+    /// The group `name`, made if new. A group made for a join that is then refused stays, empty
+    /// and listed, as one made by commits does.
     fn group_for_join(&mut self, name: &str) -> Result<&mut Group, ProtocolError> {
         check_room_for(self, name)?;
         Ok(self.groups.entry(name.to_string()).or_default())
