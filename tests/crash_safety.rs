@@ -12,7 +12,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use ringmq::broker::offsets_compaction::CRASH_AT_ENV;
+use ringmq::broker::groups::CRASH_AT_ENV;
 use ringmq::client::Client;
 use ringmq::protocol::ErrorCode;
 use ringmq::runtime::{self, faults};

@@ -10,7 +10,7 @@
 
 use std::io;
 
-use super::group::OFFSETS_PARTITIONS;
+use super::groups::OFFSETS_PARTITIONS;
 use super::topics::Topics;
 use crate::config::BrokerConfig;
 use crate::storage::LogConfig;

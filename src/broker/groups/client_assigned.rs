@@ -8,6 +8,10 @@
 //! leader gets all members' metadata. The leader's SyncGroup carries everyone's assignment;
 //! every member's SyncGroup is answered with its own. Heartbeats during a round are answered
 //! `rebalance_in_progress`, so members join again.
+//!
+//! Each member's protocols are bounded (`MEMBER_METADATA_BYTES_MAX`) and so are the members of a
+//! group (`MEMBERS_PER_GROUP_MAX`): a join holds them for as long as the member's session, so a
+//! loop of joins with fresh member ids must meet a limit.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -15,7 +19,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::ShardState;
+use super::{
+    Coordinator, Generation, MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN,
+    check_member_metadata, group_full, validate_name,
+};
+use crate::broker::ShardState;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::runtime;
 
@@ -32,29 +40,40 @@ pub enum Phase {
     Stable,
 }
 
-pub struct Member {
-    pub client_id: String,
-    pub protocols: Vec<(String, Bytes)>,
-    pub session_timeout: Duration,
-    pub rebalance_timeout: Duration,
-    pub last_seen: Instant,
-    pub joined_this_round: bool,
-    pub assignment: Bytes,
+struct Member {
+    client_id: String,
+    protocols: Vec<(String, Bytes)>,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    last_seen: Instant,
+    joined_this_round: bool,
+    assignment: Bytes,
+}
+
+impl Member {
+    /// This member's metadata for `protocol` (empty if it does not offer it).
+    fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, metadata)| metadata.clone())
+            .unwrap_or_default()
+    }
 }
 
 pub struct ClientAssigned {
-    pub protocol_type: String,
-    pub protocol_name: String,
-    pub members: BTreeMap<String, Member>,
-    pub leader: String,
-    pub phase: Phase,
-    pub round_deadline: Instant,
+    protocol_type: String,
+    protocol_name: String,
+    members: BTreeMap<String, Member>,
+    leader: String,
+    phase: Phase,
+    round_deadline: Instant,
     /// Wakes joins and syncs waiting for the round or the assignment.
-    pub changed: Rc<runtime::Notify>,
+    changed: Rc<runtime::Notify>,
 }
 
 impl ClientAssigned {
-    pub fn new(protocol_type: String) -> ClientAssigned {
+    pub(super) fn new(protocol_type: String) -> ClientAssigned {
         ClientAssigned {
             protocol_type,
             protocol_name: String::new(),
@@ -66,8 +85,44 @@ impl ClientAssigned {
         }
     }
 
+    pub(super) fn members(&self) -> usize {
+        self.members.len()
+    }
+
+    pub(super) fn has_member(&self, member_id: &str) -> bool {
+        self.members.contains_key(member_id)
+    }
+
+    pub(super) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub(super) fn protocol_type(&self) -> &str {
+        &self.protocol_type
+    }
+
+    pub(super) fn protocol_name(&self) -> &str {
+        &self.protocol_name
+    }
+
+    /// Each member: (id, client id, metadata for the chosen protocol, assignment).
+    pub(super) fn kafka_members(&self) -> Vec<(String, String, Bytes, Bytes)> {
+        self.members
+            .iter()
+            .map(|(id, m)| {
+                let metadata = m.metadata(&self.protocol_name);
+                (
+                    id.clone(),
+                    m.client_id.clone(),
+                    metadata,
+                    m.assignment.clone(),
+                )
+            })
+            .collect()
+    }
+
     /// Starts a join round (if none is running): every member must join again.
-    pub fn start_round(&mut self) {
+    fn start_round(&mut self) {
         if self.members.is_empty() {
             // The last member left, mid-round or not: nothing is left to wait for (Kafka's
             // group goes Empty too).
@@ -94,7 +149,7 @@ impl ClientAssigned {
     }
 
     /// Ends the round if every member joined or its time is up; returns whether it ended.
-    fn try_finish_round(&mut self, generation: &mut u32) -> bool {
+    fn try_finish_round(&mut self, generation: &mut Generation) -> bool {
         if self.phase != Phase::Joining {
             return false;
         }
@@ -105,7 +160,7 @@ impl ClientAssigned {
         self.members.retain(|_, m| m.joined_this_round);
         if self.members.is_empty() {
             self.phase = Phase::Empty;
-            *generation += 1;
+            generation.advance();
             self.changed.notify();
             return true;
         }
@@ -130,10 +185,91 @@ impl ClientAssigned {
             member.assignment = Bytes::new();
             member.last_seen = Instant::now();
         }
-        *generation += 1;
+        generation.advance();
         self.phase = Phase::Syncing;
         self.changed.notify();
         true
+    }
+
+    /// Admits `member` as `member_id` (a new id, made from its client id, when empty) and
+    /// starts a round for it; returns its id.
+    fn admit(
+        &mut self,
+        name: &str,
+        member_id: String,
+        member: Member,
+    ) -> Result<String, ProtocolError> {
+        let member_id = if member_id.is_empty() {
+            if self.members.len() >= MEMBERS_PER_GROUP_MAX {
+                return Err(group_full(name));
+            }
+            format!(
+                "{}-{:x}-{}",
+                member.client_id,
+                crate::storage::log::now_ms(),
+                self.members.len()
+            )
+        } else if self.members.contains_key(&member_id) {
+            member_id
+        } else {
+            return Err(error(
+                ErrorCode::UnknownMember,
+                format!("{member_id:?} is not a member of group {name:?}; join with an empty id"),
+            ));
+        };
+        self.start_round();
+        self.phase = Phase::Joining;
+        self.members.insert(member_id.clone(), member);
+        Ok(member_id)
+    }
+
+    /// What `member_id` learns once the round is over.
+    fn joined(&self, member_id: String, generation: Generation) -> Joined {
+        let members = if self.leader == member_id {
+            self.members
+                .iter()
+                .map(|(id, m)| (id.clone(), m.metadata(&self.protocol_name)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Joined {
+            generation: generation.get(),
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader.clone(),
+            member_id,
+            members,
+        }
+    }
+
+    /// Removes members (leaving, or whose session expired) and starts a round for the rest.
+    fn remove(&mut self, members: &[String]) -> bool {
+        let before = self.members.len();
+        for member in members {
+            self.members.remove(member);
+        }
+        let removed = self.members.len() != before;
+        if removed {
+            self.start_round();
+        }
+        removed
+    }
+
+    /// Removes the members whose sessions expired (members waiting in a join round are alive);
+    /// returns their ids.
+    pub(super) fn expire_sessions(&mut self) -> Vec<String> {
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                !(self.phase == Phase::Joining && m.joined_this_round)
+                    && m.last_seen.elapsed() > m.session_timeout
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.remove(&expired);
+        expired
     }
 }
 
@@ -163,148 +299,123 @@ pub async fn join(
     session_timeout_ms: u32,
     rebalance_timeout_ms: u32,
 ) -> Result<Joined, ProtocolError> {
-    super::group::validate_name(&name)?;
+    validate_name(&name)?;
     if protocols.is_empty() {
         return Err(error(
             ErrorCode::InconsistentGroupProtocol,
             "a member offers at least one protocol",
         ));
     }
-    let (member_id, changed) = {
-        let mut coordinator = state.coordinator.borrow_mut();
-        let group =
-            super::group::group_for_client_assigned(&mut coordinator, &name, &protocol_type)?;
-        let kind = group
-            .client_assigned
-            .as_mut()
-            .expect("made by group_for_client_assigned");
-        let member_id = if member_id.is_empty() {
-            format!(
-                "{client_id}-{:x}-{}",
-                crate::storage::log::now_ms(),
-                kind.members.len()
-            )
-        } else if kind.members.contains_key(&member_id) {
-            member_id
-        } else {
-            return Err(error(
-                ErrorCode::UnknownMember,
-                format!("{member_id:?} is not a member of group {name:?}; join with an empty id"),
-            ));
-        };
-        let session_timeout = Duration::from_millis(u64::from(session_timeout_ms.clamp(
-            super::group::SESSION_TIMEOUT_MS_MIN,
-            super::group::SESSION_TIMEOUT_MS_MAX,
-        )));
-        let rebalance_timeout =
-            Duration::from_millis(u64::from(rebalance_timeout_ms.max(session_timeout_ms)));
-        kind.start_round();
-        kind.phase = Phase::Joining;
-        kind.members.insert(
-            member_id.clone(),
-            Member {
-                client_id,
-                protocols,
-                session_timeout,
-                rebalance_timeout,
-                last_seen: Instant::now(),
-                joined_this_round: true,
-                assignment: Bytes::new(),
-            },
-        );
-        (member_id, kind.changed.clone())
+    check_member_metadata(
+        protocols
+            .iter()
+            .map(|(n, metadata)| n.len() + metadata.len()),
+    )?;
+    let session_timeout = Duration::from_millis(u64::from(
+        session_timeout_ms.clamp(SESSION_TIMEOUT_MS_MIN, SESSION_TIMEOUT_MS_MAX),
+    ));
+    let member = Member {
+        client_id,
+        protocols,
+        session_timeout,
+        rebalance_timeout: Duration::from_millis(u64::from(
+            rebalance_timeout_ms.max(session_timeout_ms),
+        )),
+        last_seen: Instant::now(),
+        joined_this_round: true,
+        assignment: Bytes::new(),
     };
+    let (mut member_id, changed) =
+        state
+            .coordinator
+            .borrow_mut()
+            .join_client_assigned(&name, &protocol_type, |kind, _| {
+                let member_id = kind.admit(&name, member_id, member)?;
+                Ok((member_id, kind.changed.clone()))
+            })?;
     loop {
         let notified = changed.wait();
-        let deadline = {
-            let mut coordinator = state.coordinator.borrow_mut();
-            let group = coordinator
-                .groups
-                .get_mut(&name)
-                .ok_or_else(|| error(ErrorCode::UnknownMember, "the group went away"))?;
-            let generation = &mut group.generation;
-            let kind = group
-                .client_assigned
-                .as_mut()
-                .ok_or_else(|| error(ErrorCode::UnknownMember, "the group went away"))?;
-            kind.try_finish_round(generation);
-            if !kind.members.contains_key(&member_id) {
-                return Err(error(
-                    ErrorCode::UnknownMember,
-                    "removed from the group while joining",
-                ));
+        let deadline = match round(&mut state.coordinator.borrow_mut(), &name, member_id)? {
+            Round::Over(joined) => return Ok(joined),
+            Round::Running {
+                member_id: waiting,
+                deadline,
+            } => {
+                member_id = waiting;
+                deadline
             }
-            if kind.phase != Phase::Joining {
-                let is_leader = kind.leader == member_id;
-                let members = if is_leader {
-                    kind.members
-                        .iter()
-                        .map(|(id, m)| {
-                            (
-                                id.clone(),
-                                m.protocols
-                                    .iter()
-                                    .find(|(n, _)| *n == kind.protocol_name)
-                                    .map(|(_, b)| b.clone())
-                                    .unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                return Ok(Joined {
-                    generation: group.generation,
-                    protocol_type: kind.protocol_type.clone(),
-                    protocol_name: kind.protocol_name.clone(),
-                    leader: kind.leader.clone(),
-                    member_id,
-                    members,
-                });
-            }
-            kind.round_deadline
         };
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
         runtime::timeout(left, state.lifecycle.unless_stopping(notified)).await;
         if state.lifecycle.stopping.get() {
-            return Err(super::shutting_down());
+            return Err(crate::broker::shutting_down());
         }
     }
 }
 
+/// Where a join stands in its round.
+enum Round {
+    Over(Joined),
+    /// Still waiting for members, until `deadline` at the latest.
+    Running {
+        member_id: String,
+        deadline: Instant,
+    },
+}
+
+/// Ends the round of `name` if it may end, and says where `member_id`'s join stands.
+fn round(
+    coordinator: &mut Coordinator,
+    name: &str,
+    member_id: String,
+) -> Result<Round, ProtocolError> {
+    let (kind, generation) = coordinator
+        .client_assigned(name)
+        .ok_or_else(|| error(ErrorCode::UnknownMember, "the group went away"))?;
+    kind.try_finish_round(generation);
+    if !kind.members.contains_key(&member_id) {
+        return Err(error(
+            ErrorCode::UnknownMember,
+            "removed from the group while joining",
+        ));
+    }
+    if kind.phase == Phase::Joining {
+        let deadline = kind.round_deadline;
+        return Ok(Round::Running {
+            member_id,
+            deadline,
+        });
+    }
+    Ok(Round::Over(kind.joined(member_id, *generation)))
+}
+
 /// Checks that `member_id` is in the group at `generation`; returns the group's kind.
 fn member_of<'a>(
-    coordinator: &'a mut super::group::Coordinator,
+    coordinator: &'a mut Coordinator,
     name: &str,
     member_id: &str,
     generation: i32,
-) -> Result<(&'a mut ClientAssigned, u32), ProtocolError> {
-    let group = coordinator
-        .groups
-        .get_mut(name)
-        .ok_or_else(|| error(ErrorCode::UnknownMember, format!("unknown group {name:?}")))?;
-    let current = group.generation;
-    let kind = group.client_assigned.as_mut().ok_or_else(|| {
+) -> Result<&'a mut ClientAssigned, ProtocolError> {
+    let not_a_member = || {
         error(
             ErrorCode::UnknownMember,
             format!("{member_id:?} is not a member of {name:?}"),
         )
-    })?;
+    };
+    let (kind, current) = coordinator.client_assigned(name).ok_or_else(not_a_member)?;
     if !kind.members.contains_key(member_id) {
-        return Err(error(
-            ErrorCode::UnknownMember,
-            format!("{member_id:?} is not a member of {name:?}"),
-        ));
+        return Err(not_a_member());
     }
+    let current = current.get();
     if generation != current as i32 {
         return Err(error(
             ErrorCode::IllegalGeneration,
             format!("generation {generation} is over; the group is at {current}"),
         ));
     }
-    Ok((kind, current))
+    Ok(kind)
 }
 
 pub async fn sync(
@@ -316,7 +427,7 @@ pub async fn sync(
 ) -> Result<(String, String, Bytes), ProtocolError> {
     let changed = {
         let mut coordinator = state.coordinator.borrow_mut();
-        let (kind, _) = member_of(&mut coordinator, &name, &member_id, generation)?;
+        let kind = member_of(&mut coordinator, &name, &member_id, generation)?;
         if kind.phase == Phase::Joining {
             return Err(error(
                 ErrorCode::RebalanceInProgress,
@@ -338,7 +449,7 @@ pub async fn sync(
         let notified = changed.wait();
         let deadline = {
             let mut coordinator = state.coordinator.borrow_mut();
-            let (kind, _) = member_of(&mut coordinator, &name, &member_id, generation)?;
+            let kind = member_of(&mut coordinator, &name, &member_id, generation)?;
             match kind.phase {
                 Phase::Stable => {
                     let member = &kind.members[&member_id];
@@ -382,7 +493,7 @@ pub fn heartbeat(
     generation: i32,
 ) -> Result<(), ProtocolError> {
     let mut coordinator = state.coordinator.borrow_mut();
-    let (kind, _) = member_of(&mut coordinator, name, member_id, generation)?;
+    let kind = member_of(&mut coordinator, name, member_id, generation)?;
     kind.members.get_mut(member_id).expect("checked").last_seen = Instant::now();
     if kind.phase == Phase::Joining {
         return Err(error(
@@ -393,44 +504,14 @@ pub fn heartbeat(
     Ok(())
 }
 
-/// Removes members (leaving, or whose session expired) and starts a round for the rest.
-pub fn remove(kind: &mut ClientAssigned, members: &[String]) -> bool {
-    let before = kind.members.len();
-    for member in members {
-        kind.members.remove(member);
-    }
-    let removed = kind.members.len() != before;
-    if removed {
-        kind.start_round();
-    }
-    removed
-}
-
 pub fn leave(state: &ShardState, name: &str, members: Vec<String>) -> Result<(), ProtocolError> {
     let mut coordinator = state.coordinator.borrow_mut();
-    let group = coordinator
-        .groups
-        .get_mut(name)
-        .ok_or_else(|| error(ErrorCode::UnknownMember, format!("unknown group {name:?}")))?;
-    let kind = group
-        .client_assigned
-        .as_mut()
+    let (kind, _) = coordinator
+        .client_assigned(name)
         .ok_or_else(|| error(ErrorCode::UnknownMember, "not a member"))?;
     if !members.iter().all(|m| kind.members.contains_key(m)) {
         return Err(error(ErrorCode::UnknownMember, "not a member"));
     }
-    remove(kind, &members);
+    kind.remove(&members);
     Ok(())
-}
-
-/// Members whose sessions expired (members waiting in a join round are alive).
-pub fn expired(kind: &ClientAssigned) -> Vec<String> {
-    kind.members
-        .iter()
-        .filter(|(_, m)| {
-            !(kind.phase == Phase::Joining && m.joined_this_round)
-                && m.last_seen.elapsed() > m.session_timeout
-        })
-        .map(|(id, _)| id.clone())
-        .collect()
 }

@@ -1,0 +1,512 @@
+//! Consumer groups: every group receives every message of the topics it subscribes to; inside a
+//! group the partitions are divided among the members, and each member's progress is a
+//! committed offset per partition.
+//!
+//! A group lives on one coordinator shard: the group name picks one of `OFFSETS_PARTITIONS`
+//! partitions of the internal offsets log, and that partition's owner shard coordinates the
+//! group, like any partition's owner. This module is that coordinator: the map of its groups and
+//! the operations that do not depend on how a group's partitions are assigned (commits, offset
+//! fetches, describe, list, delete). Each kind of membership runs its own rounds, with its own
+//! operations: `broker_assigned` (ringmq's protocol: the broker divides the partitions) and
+//! `client_assigned` (Kafka's JoinGroup/SyncGroup: the leader divides them). `group` holds one
+//! group's state behind its methods; `offsets_log` stores commits; `background` expires
+//! sessions and publishes lag.
+//!
+//! The children depend on this module and on `assignment`, never on each other both ways:
+//! `group` knows both membership kinds, so the kinds reach their group only through the
+//! `Coordinator`'s methods here.
+//!
+//! Every membership change starts a new generation. Commits from an older generation are
+//! refused (`illegal_generation`), so a member that lost a partition cannot move that
+//! partition's committed offset. Membership is not stored: after a restart, members rejoin.
+
+pub mod assignment;
+mod background;
+mod broker_assigned;
+pub mod client_assigned;
+mod group;
+mod offsets_log;
+
+use std::collections::HashMap;
+
+pub use background::{expire_sessions, run_background};
+pub use broker_assigned::{heartbeat, join, leave};
+pub use offsets_log::{CRASH_AT_ENV, OFFSETS_LOG, OFFSETS_PARTITIONS};
+
+use crate::broker::{ShardState, shutting_down};
+use crate::protocol::messages::GroupSummary;
+use crate::protocol::{ErrorCode, ProtocolError, Response};
+use crate::shard::{ShardId, owner_of};
+use crate::storage::PartitionLog;
+use assignment::Strategy;
+use broker_assigned::BrokerAssigned;
+use client_assigned::ClientAssigned;
+use group::Group;
+use offsets_log::Records;
+
+pub const SESSION_TIMEOUT_MS_MIN: u32 = 100;
+pub const SESSION_TIMEOUT_MS_MAX: u32 = 300_000;
+/// Members of one group, of either kind. A join with a fresh member id beyond it is refused, so
+/// a loop of joins cannot grow the coordinator without bound (Kafka's `group.max.size`).
+pub const MEMBERS_PER_GROUP_MAX: usize = 1000;
+/// Bytes one member's join may make the coordinator hold: its protocols (names and opaque
+/// metadata) in Kafka's protocol, its subscribed topic names in ringmq's; each entry also counts
+/// the size of its handle, so that many empty entries are not free.
+pub const MEMBER_METADATA_BYTES_MAX: usize = 64 * 1024;
+/// Offsets per commit: a bound on what one request can make us write and hold.
+pub const COMMIT_OFFSETS_MAX: usize = 10_000;
+/// Groups one coordinator shard holds (members or committed offsets); a new one beyond is refused.
+pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
+
+/// A group's generation: one step per membership change, never back, so that a commit stamped
+/// with an older one is recognised and refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Generation(u32);
+
+impl Generation {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Only a membership round calls this, when it changes who owns what.
+    fn advance(&mut self) {
+        self.0 += 1;
+    }
+}
+
+/// This shard's coordinator: its groups and the offsets-log partitions it owns.
+#[derive(Default)]
+pub struct Coordinator {
+    groups: HashMap<String, Group>,
+    logs: HashMap<u32, PartitionLog>,
+}
+
+impl Coordinator {
+    /// The group `name`, made if new. A group made for a join that is then refused stays, empty
+    /// and listed, as one made by commits does.
+    fn group_for_join(&mut self, name: &str) -> Result<&mut Group, ProtocolError> {
+        check_room_for(self, name)?;
+        Ok(self.groups.entry(name.to_string()).or_default())
+    }
+
+    /// Runs `admit` on the broker-assigned membership of `name` (a new one if the group has none
+    /// yet, or only an empty one of the other kind, installed only if `admit` succeeds).
+    fn join_broker_assigned<R>(
+        &mut self,
+        name: &str,
+        strategy: Strategy,
+        admit: impl FnOnce(&mut BrokerAssigned, &mut Generation) -> Result<R, ProtocolError>,
+    ) -> Result<R, ProtocolError> {
+        self.group_for_join(name)?
+            .join_broker_assigned(name, strategy, admit)
+    }
+
+    /// Runs `admit` on the client-assigned membership of `name` for `protocol_type`, as
+    /// `join_broker_assigned` does for the other kind.
+    fn join_client_assigned<R>(
+        &mut self,
+        name: &str,
+        protocol_type: &str,
+        admit: impl FnOnce(&mut ClientAssigned, &mut Generation) -> Result<R, ProtocolError>,
+    ) -> Result<R, ProtocolError> {
+        self.group_for_join(name)?
+            .join_client_assigned(name, protocol_type, admit)
+    }
+
+    /// The broker-assigned membership of `name`, if it has one.
+    fn broker_assigned(&mut self, name: &str) -> Option<(&mut BrokerAssigned, &mut Generation)> {
+        self.groups.get_mut(name)?.broker_assigned()
+    }
+
+    /// The client-assigned membership of `name`, if it has one.
+    fn client_assigned(&mut self, name: &str) -> Option<(&mut ClientAssigned, &mut Generation)> {
+        self.groups.get_mut(name)?.client_assigned()
+    }
+}
+
+/// The offsets-log partition of a group, and the shard that coordinates it.
+pub fn coordinator_of(group: &str, shards: usize) -> (u32, ShardId) {
+    let partition =
+        (xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(OFFSETS_PARTITIONS)) as u32;
+    (partition, owner_of(OFFSETS_LOG, partition, shards))
+}
+
+pub fn validate_name(group: &str) -> Result<(), ProtocolError> {
+    crate::broker::topics::validate_name(group).map_err(|_| {
+        ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!("group name {group:?} must be 1 to 200 of [a-zA-Z0-9._-]"),
+        )
+    })
+}
+
+/// Opens the offsets-log partitions this shard owns and loads their groups' committed offsets.
+pub async fn open(state: &ShardState) -> Result<(), String> {
+    for partition in 0..OFFSETS_PARTITIONS {
+        if owner_of(OFFSETS_LOG, partition, state.shards()) != state.id {
+            continue;
+        }
+        let (log, live) = offsets_log::open(
+            &state.config.data_dir,
+            partition,
+            state.config.verify_on_start,
+        )
+        .await?;
+        let mut coordinator = state.coordinator.borrow_mut();
+        for ((group, topic, topic_partition), offset) in live {
+            coordinator.groups.entry(group).or_default().set_committed(
+                topic,
+                topic_partition,
+                offset,
+            );
+        }
+        coordinator.logs.insert(partition, log);
+    }
+    Ok(())
+}
+
+pub async fn close(state: &ShardState) {
+    let logs: Vec<PartitionLog> = state
+        .coordinator
+        .borrow_mut()
+        .logs
+        .drain()
+        .map(|(_, log)| log)
+        .collect();
+    for log in logs {
+        let _ = log.close().await;
+    }
+}
+
+/// Refuses a group that does not exist yet when the shard holds its maximum of groups.
+fn check_room_for(coordinator: &Coordinator, group: &str) -> Result<(), ProtocolError> {
+    if coordinator.groups.len() >= GROUPS_PER_SHARD_MAX && !coordinator.groups.contains_key(group) {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "this coordinator holds {GROUPS_PER_SHARD_MAX} groups already; delete unused ones"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_member(group: &str, member: &str) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::UnknownMember,
+        format!("{member:?} is not a member of group {group:?}; join again"),
+    )
+}
+
+/// The refusal of a join that would take a group past `MEMBERS_PER_GROUP_MAX`.
+fn group_full(group: &str) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::InvalidConfig,
+        format!("group {group:?} has {MEMBERS_PER_GROUP_MAX} members already"),
+    )
+}
+
+/// Refuses a member whose join would make us hold more than `MEMBER_METADATA_BYTES_MAX`:
+/// `entries` are the lengths of what it sends (protocol names and metadata, or topic names).
+fn check_member_metadata(entries: impl Iterator<Item = usize>) -> Result<(), ProtocolError> {
+    // Each entry is held as a string or buffer handle besides its bytes.
+    let handle = std::mem::size_of::<(String, bytes::Bytes)>();
+    let held = entries.fold(0usize, |held, len| held.saturating_add(handle + len));
+    if held > MEMBER_METADATA_BYTES_MAX {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!(
+                "a member's metadata takes {held} bytes; at most {MEMBER_METADATA_BYTES_MAX} per member"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn commit(
+    state: &ShardState,
+    name: String,
+    member_id: String,
+    generation: u32,
+    offsets: Vec<(String, u32, u64)>,
+) -> Result<Response, ProtocolError> {
+    commit_at(state, name, member_id, i64::from(generation), offsets).await
+}
+
+/// `commit` for either kind of group; with no member, for a group without members.
+pub async fn commit_at(
+    state: &ShardState,
+    name: String,
+    member_id: String,
+    generation: i64,
+    offsets: Vec<(String, u32, u64)>,
+) -> Result<Response, ProtocolError> {
+    validate_name(&name)?;
+    if offsets.len() > COMMIT_OFFSETS_MAX {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidConfig,
+            format!("at most {COMMIT_OFFSETS_MAX} offsets per commit"),
+        ));
+    }
+    {
+        let coordinator = state.coordinator.borrow();
+        check_room_for(&coordinator, &name)?;
+        match coordinator.groups.get(&name) {
+            Some(group) => group.check_commit(&name, &member_id, generation)?,
+            None if !member_id.is_empty() => return Err(unknown_member(&name, &member_id)),
+            None => {}
+        }
+    }
+    append(state, &name, Records::commits(&name, &offsets)).await?;
+    let mut coordinator = state.coordinator.borrow_mut();
+    let group = coordinator.groups.entry(name).or_default();
+    for (topic, partition, offset) in offsets {
+        group.set_committed(topic, partition, offset);
+    }
+    Ok(Response::Done)
+}
+
+/// Appends `records` durably to the group's offsets-log partition.
+async fn append(state: &ShardState, group: &str, records: Records) -> Result<(), ProtocolError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let (partition, _) = coordinator_of(group, state.shards());
+    let log = state
+        .coordinator
+        .borrow()
+        .logs
+        .get(&partition)
+        .cloned()
+        .ok_or_else(shutting_down)?;
+    offsets_log::append(&log, records).await
+}
+
+pub fn fetch_offsets(state: &ShardState, name: &str, partitions: Vec<(String, u32)>) -> Response {
+    let coordinator = state.coordinator.borrow();
+    let committed = coordinator.groups.get(name).map(Group::committed);
+    let offsets = match committed {
+        None => Vec::new(),
+        Some(committed) if partitions.is_empty() => committed
+            .iter()
+            .map(|((t, p), o)| (t.clone(), *p, *o))
+            .collect(),
+        Some(committed) => partitions
+            .into_iter()
+            .filter_map(|(t, p)| committed.get(&(t.clone(), p)).map(|o| (t, p, *o)))
+            .collect(),
+    };
+    Response::Offsets(offsets)
+}
+
+pub fn list(state: &ShardState) -> Vec<GroupSummary> {
+    state
+        .coordinator
+        .borrow()
+        .groups
+        .iter()
+        .map(|(name, group)| group.summary(name))
+        .collect()
+}
+
+pub fn describe(state: &ShardState, name: &str) -> Result<Response, ProtocolError> {
+    let coordinator = state.coordinator.borrow();
+    let group = coordinator
+        .groups
+        .get(name)
+        .ok_or_else(|| unknown_group(name))?;
+    Ok(Response::GroupDescription(group.description(name)))
+}
+
+fn unknown_group(name: &str) -> ProtocolError {
+    ProtocolError::new(ErrorCode::UnknownGroup, format!("unknown group {name:?}"))
+}
+
+pub async fn delete(state: &ShardState, name: String) -> Result<Response, ProtocolError> {
+    let tombstones = {
+        let coordinator = state.coordinator.borrow();
+        let group = coordinator
+            .groups
+            .get(&name)
+            .ok_or_else(|| unknown_group(&name))?;
+        let members = group.members();
+        if members > 0 {
+            return Err(ProtocolError::new(
+                ErrorCode::GroupNotEmpty,
+                format!("group {name:?} has {members} active member(s)"),
+            ));
+        }
+        Records::tombstones(&name, group.committed().keys())
+    };
+    append(state, &name, tombstones).await?;
+    state.coordinator.borrow_mut().groups.remove(&name);
+    crate::metrics::retire("group", &name);
+    Ok(Response::Done)
+}
+
+/// A group as Kafka's ListGroups/DescribeGroups show it.
+pub struct KafkaView {
+    pub name: String,
+    /// Kafka's state names: Empty, PreparingRebalance, CompletingRebalance, Stable.
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    /// (member id, client id, metadata, assignment)
+    pub members: Vec<(String, String, bytes::Bytes, bytes::Bytes)>,
+}
+
+/// Every group this shard coordinates, as Kafka shows them.
+pub fn kafka_list(state: &ShardState) -> Vec<KafkaView> {
+    state
+        .coordinator
+        .borrow()
+        .groups
+        .iter()
+        .map(|(name, group)| group.kafka_view(name))
+        .collect()
+}
+
+/// One group as Kafka shows it (Dead, with no members, when unknown).
+pub fn kafka_describe(state: &ShardState, name: &str) -> KafkaView {
+    match state.coordinator.borrow().groups.get(name) {
+        Some(group) => group.kafka_view(name),
+        None => KafkaView {
+            name: name.to_string(),
+            state: "Dead",
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            members: Vec::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::broker::topics::Topics;
+    use crate::config::BrokerConfig;
+    use crate::runtime;
+    use crate::shard::Mailboxes;
+
+    fn shard() -> Rc<ShardState> {
+        Rc::new(ShardState::new(
+            0,
+            Arc::new(BrokerConfig::default()),
+            Mailboxes::new(1, 4),
+            Arc::new(Topics::default()),
+        ))
+    }
+
+    /// A Kafka join with a fresh member id and a long rebalance timeout: it waits in its round
+    /// (the members that joined before it never join again), so the member stays.
+    async fn kafka_join(
+        state: Rc<ShardState>,
+        metadata: Bytes,
+    ) -> Result<client_assigned::Joined, ProtocolError> {
+        client_assigned::join(
+            &state,
+            "crowd".into(),
+            String::new(),
+            "client".into(),
+            "consumer".into(),
+            vec![("range".into(), metadata)],
+            30_000,
+            300_000,
+        )
+        .await
+    }
+
+    fn members(state: &ShardState, group: &str) -> usize {
+        kafka_describe(state, group).members.len()
+    }
+
+    #[test]
+    fn joins_with_fresh_member_ids_stop_at_the_cap_of_members_per_group() {
+        runtime::block_on(async {
+            let state = shard();
+            let _waiting: Vec<_> = (0..MEMBERS_PER_GROUP_MAX)
+                .map(|_| runtime::spawn(kafka_join(state.clone(), Bytes::from_static(b"m"))))
+                .collect();
+            for _ in 0..10_000 {
+                if members(&state, "crowd") == MEMBERS_PER_GROUP_MAX {
+                    break;
+                }
+                runtime::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(members(&state, "crowd"), MEMBERS_PER_GROUP_MAX);
+            // Refused at once: admitted, it would wait in the round instead.
+            let refused = runtime::timeout(
+                Duration::from_secs(5),
+                kafka_join(state.clone(), Bytes::from_static(b"m")),
+            )
+            .await
+            .expect("the join over the cap is answered at once");
+            assert_eq!(
+                refused.err().map(|e| e.code),
+                Some(ErrorCode::InvalidConfig)
+            );
+            assert_eq!(members(&state, "crowd"), MEMBERS_PER_GROUP_MAX);
+
+            // ringmq's own protocol has the same cap (its joins do not wait for a round).
+            let join = |state: &ShardState| {
+                join(
+                    state,
+                    "own".into(),
+                    String::new(),
+                    vec!["t".into()],
+                    30_000,
+                    "range".into(),
+                )
+            };
+            for _ in 0..MEMBERS_PER_GROUP_MAX {
+                join(&state).unwrap();
+            }
+            let refused = join(&state).unwrap_err();
+            assert_eq!(refused.code, ErrorCode::InvalidConfig);
+            assert_eq!(
+                list(&state)
+                    .iter()
+                    .find(|g| g.name == "own")
+                    .unwrap()
+                    .members,
+                1000
+            );
+        });
+    }
+
+    #[test]
+    fn a_member_whose_metadata_is_over_the_cap_is_refused_and_nothing_is_kept() {
+        runtime::block_on(async {
+            let state = shard();
+            let big = Bytes::from(vec![0u8; MEMBER_METADATA_BYTES_MAX]);
+            let refused = kafka_join(state.clone(), big).await;
+            assert_eq!(
+                refused.err().map(|e| e.code),
+                Some(ErrorCode::InvalidConfig)
+            );
+            let many_topics: Vec<String> = (0..MEMBER_METADATA_BYTES_MAX / 16)
+                .map(|n| format!("topic-{n}"))
+                .collect();
+            let refused = join(
+                &state,
+                "own".into(),
+                String::new(),
+                many_topics,
+                30_000,
+                "range".into(),
+            );
+            assert_eq!(refused.unwrap_err().code, ErrorCode::InvalidConfig);
+            assert!(list(&state).is_empty(), "a refused member makes no group");
+            // Under the cap, the same join is admitted.
+            let small = Bytes::from(vec![0u8; MEMBER_METADATA_BYTES_MAX / 2]);
+            let joined = kafka_join(state.clone(), small).await.unwrap();
+            assert_eq!(members(&state, "crowd"), 1, "{}", joined.member_id);
+        });
+    }
+}
