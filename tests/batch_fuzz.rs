@@ -19,8 +19,9 @@ use hostile::{CODECS, RawBatch, encode_records, noise};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use ringmq::batch::{self, Compression, records};
+use ringmq::broker::BrokerError;
 use ringmq::client::Client;
-use ringmq::protocol::{ErrorCode, FetchRequest, ProtocolError};
+use ringmq::protocol::{ErrorCode, FetchRequest};
 use ringmq::runtime;
 use ringmq::storage::{AckLevel, LogConfig, PartitionLog};
 
@@ -300,7 +301,8 @@ fn run_on_a_log(
                     model.push(ack.base_offset, &sent)?;
                 }
                 Err(error) => {
-                    let code = ProtocolError::from(error.clone()).code;
+                    let code =
+                        ringmq::server::errors::to_native(BrokerError::from(error.clone())).code;
                     prop_assert!(verdict.codes.contains(&code), "{} for {:?}", error, cases);
                 }
             }

@@ -13,12 +13,12 @@ use common::{TestBroker, batch, decode_all};
 use hostile::{RawBatch, encode_records, noise, zstd_bomb};
 use ringmq::batch::{BatchError, Compression};
 use ringmq::client::Client;
-use ringmq::protocol::{ErrorCode, FetchRequest, ProtocolError};
+use ringmq::protocol::{ErrorCode, FetchRequest};
 use ringmq::runtime::{self, faults};
 use ringmq::storage::{AckLevel, LogConfig, PartitionLog, StorageError};
 
 fn code_of(error: &StorageError) -> ErrorCode {
-    ProtocolError::from(error.clone()).code
+    ringmq::server::errors::to_native(ringmq::broker::BrokerError::from(error.clone())).code
 }
 
 /// Eight gzip-flagged batches, each claiming 2^31-1 records while holding three.

@@ -510,10 +510,10 @@ fn the_lag_gauge_is_log_end_minus_committed() {
 fn the_offsets_log_is_compacted_on_load_and_keeps_the_last_commit() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = TestBroker::start(dir.path(), 2);
-    let (partition, _) = ringmq::broker::group::coordinator_of("busy", 2);
+    let (partition, _) = ringmq::broker::groups::coordinator_of("busy", 2);
     let log_dir = dir
         .path()
-        .join(ringmq::broker::group::OFFSETS_LOG)
+        .join(ringmq::broker::groups::OFFSETS_LOG)
         .join(partition.to_string());
     let records_in = |dir: &std::path::Path| {
         let mut out = Vec::new();

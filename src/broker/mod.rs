@@ -10,13 +10,9 @@ pub mod error;
 pub mod fd_budget;
 pub mod groups;
 pub mod partition;
+pub mod producer_ids;
 pub mod service;
 pub mod topics;
-
-// The group code's paths from before it moved into `groups/`, kept for their callers until the
-// broker service takes their place.
-pub use groups as group;
-pub use groups::{assignment, client_assigned};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,7 +24,6 @@ use std::time::{Duration, Instant};
 use metrics::Counter;
 
 use crate::config::BrokerConfig;
-use crate::protocol::{ErrorCode, ProtocolError, Response};
 use crate::shard::{CallError, Mailboxes, ShardId, owner_of};
 use crate::storage::PartitionLog;
 
@@ -50,7 +45,7 @@ pub struct ShardState {
     forwards: Counter,
     pub lifecycle: Lifecycle,
     /// The consumer groups this shard coordinates.
-    coordinator: RefCell<group::Coordinator>,
+    coordinator: RefCell<groups::Coordinator>,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -104,22 +99,6 @@ impl Lifecycle {
             futures_util::future::Either::Right(_) => None,
         }
     }
-
-    /// Reads more of a client's bytes into `buffer` (room for the rest of a frame whose length
-    /// is known, and at least `chunk_bytes`), unless the shard starts stopping. None when the
-    /// connection is done: the stream ended, failed, or the shard is stopping.
-    pub async fn read_more(
-        &self,
-        stream: &mut crate::runtime::TcpStream,
-        mut buffer: bytes::BytesMut,
-        chunk_bytes: usize,
-    ) -> Option<bytes::BytesMut> {
-        buffer.reserve(crate::protocol::codec::read_room(&buffer, chunk_bytes));
-        let (result, buffer) = self
-            .unless_stopping(crate::runtime::read_some(stream, buffer))
-            .await?;
-        matches!(result, Ok(read) if read > 0).then_some(buffer)
-    }
 }
 
 impl ShardState {
@@ -139,7 +118,7 @@ impl ShardState {
             admin_done: crate::runtime::Notify::default(),
             forwards: metrics::counter!("ringmq_shard_forwards_total", "shard" => id.to_string()),
             lifecycle: Lifecycle::default(),
-            coordinator: RefCell::new(group::Coordinator::default()),
+            coordinator: RefCell::new(groups::Coordinator::default()),
         }
     }
 
@@ -173,12 +152,12 @@ impl ShardState {
         for topic in topics.by_name.values() {
             partition::open_owned(self, topic, false).await?;
         }
-        group::open(self).await
+        groups::open(self).await
     }
 
     /// Starts the shard's background work: group session expiry and lag metrics.
     pub fn spawn_background(self: &Rc<Self>) {
-        crate::runtime::spawn_detached(group::run_background(self.clone()));
+        crate::runtime::spawn_detached(groups::run_background(self.clone()));
     }
 
     /// Writes, fsyncs and closes every log this shard owns, all at once, each within
@@ -186,7 +165,7 @@ impl ShardState {
     /// start rather than hanging the shutdown.
     pub async fn close_logs(&self) {
         let grace = Duration::from_millis(self.config.shutdown_grace_ms);
-        if crate::runtime::timeout(grace, group::close(self))
+        if crate::runtime::timeout(grace, groups::close(self))
             .await
             .is_none()
         {
@@ -232,36 +211,21 @@ impl ShardState {
         self.on_shard_until(deadline, owner, work).await
     }
 
-    /// Runs `work` on the shard that coordinates `group`.
-    pub(crate) async fn on_coordinator<R, F, Fut>(
+    /// Runs `work` on the shard that coordinates `group`, giving up at `deadline`.
+    async fn on_coordinator<R, F, Fut>(
         self: &Rc<Self>,
+        deadline: Instant,
         group: &str,
         work: F,
-    ) -> Result<R, ProtocolError>
+    ) -> BrokerResult<R>
     where
         R: Send + 'static,
         F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<R, ProtocolError>> + 'static,
+        Fut: Future<Output = BrokerResult<R>> + 'static,
     {
-        group::validate_name(group)?;
-        self.on_shard(group::coordinator_of(group, self.shards()).1, work)
-            .await
-    }
-
-    /// Runs `work` on shard `target` within the broker's `shard_call_timeout_ms`.
-    pub(crate) async fn on_shard<R, E, F, Fut>(
-        self: &Rc<Self>,
-        target: ShardId,
-        work: F,
-    ) -> Result<R, E>
-    where
-        R: Send + 'static,
-        E: From<CallError> + Send + 'static,
-        F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<R, E>> + 'static,
-    {
-        let deadline = Instant::now() + Duration::from_millis(self.config.shard_call_timeout_ms);
-        self.on_shard_until(deadline, target, work).await
+        groups::validate_name(group)?;
+        let coordinator = groups::coordinator_of(group, self.shards()).1;
+        self.on_shard_until(deadline, coordinator, work).await
     }
 
     /// Runs `work` on shard `target`: here directly, elsewhere through its mailbox, waiting for
@@ -289,6 +253,21 @@ impl ShardState {
             .call(target, wait, work)
             .await
             .unwrap_or_else(|error| Err(E::from(error)))
+    }
+
+    /// The end offset of a partition, from its owner wherever that is (the groups' lag).
+    pub(crate) async fn high_watermark(
+        self: &Rc<Self>,
+        topic: &str,
+        partition: u32,
+    ) -> BrokerResult<u64> {
+        self.check_partition(topic, partition)?;
+        let deadline = Instant::now() + Duration::from_millis(self.config.shard_call_timeout_ms);
+        let name = topic.to_string();
+        self.on_owner(deadline, topic, partition, move |owner| async move {
+            Ok(owner.log(&name, partition)?.high_watermark())
+        })
+        .await
     }
 
     /// The partition count of `topic`, from this shard's snapshot.
@@ -347,40 +326,4 @@ pub fn describe_metrics() {
         "ringmq_shard_forwards_total",
         "Requests forwarded to the shard that owns their partition."
     );
-}
-
-pub fn shutting_down() -> ProtocolError {
-    ProtocolError::new(ErrorCode::ShuttingDown, "the broker is shutting down")
-}
-
-/// The group code's error when a shard did not answer.
-impl From<CallError> for ProtocolError {
-    fn from(error: CallError) -> ProtocolError {
-        match error {
-            CallError::Gone => shutting_down(),
-            CallError::TimedOut(_) => ProtocolError::new(ErrorCode::TimedOut, error.to_string()),
-        }
-    }
-}
-
-/// The end offset of a partition for the groups' lag metrics, wherever its owner is.
-pub async fn list_offsets_anywhere(
-    state: &Rc<ShardState>,
-    topic: String,
-    partition: u32,
-    _spec: crate::protocol::OffsetSpec,
-) -> Result<Response, ProtocolError> {
-    let ctx = RequestContext::new(
-        "",
-        Duration::from_millis(state.config.shard_call_timeout_ms),
-    );
-    let listed = Service::new(state.clone())
-        .list_offset(&ctx, &topic, partition, service::OffsetQuery::Latest)
-        .await
-        .map_err(|error| ProtocolError::new(ErrorCode::StorageFailed, error.message))?;
-    Ok(Response::ListOffsets {
-        offset: listed.offset,
-        high_watermark: listed.high_watermark,
-        log_start_offset: listed.log_start_offset,
-    })
 }

@@ -1,8 +1,6 @@
-//! Kafka's group APIs, translated onto the broker's group coordinator: the client-assigned
-//! protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and committed offsets (OffsetCommit,
-//! OffsetFetch), which broker-assigned groups share.
-
-use std::rc::Rc;
+//! Kafka's group APIs, translated onto the broker service's group operations: the
+//! client-assigned protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and committed offsets
+//! (OffsetCommit, OffsetFetch), which broker-assigned groups share.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -23,49 +21,35 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::handlers::kafka_error;
-use crate::broker::{ShardState, client_assigned, group};
-use crate::protocol::{ErrorCode, ProtocolError, Response};
+use super::errors::{NONE, code_of};
+use super::handlers::bad_partition;
+use crate::broker::service::{JoinRound, RequestContext, Service};
 
 fn text(bytes: &StrBytes) -> String {
     bytes.as_str().to_string()
 }
 
 pub async fn join(
-    state: &Rc<ShardState>,
+    service: &Service,
+    ctx: &RequestContext,
     request: JoinGroupRequest,
-    client_id: String,
 ) -> JoinGroupResponse {
-    let name = text(&request.group_id.0);
-    let protocols: Vec<(String, bytes::Bytes)> = request
-        .protocols
-        .iter()
-        .map(|p| (text(&p.name), p.metadata.clone()))
-        .collect();
-    let (member_id, protocol_type) = (text(&request.member_id), text(&request.protocol_type));
-    let (session, rebalance) = (
-        request.session_timeout_ms.max(0) as u32,
-        request.rebalance_timeout_ms.max(0) as u32,
-    );
-    let group_name = name.clone();
-    let joined = state
-        .on_coordinator(&name, move |c| async move {
-            client_assigned::join(
-                &c,
-                group_name,
-                member_id,
-                client_id,
-                protocol_type,
-                protocols,
-                session,
-                rebalance,
-            )
-            .await
-        })
-        .await;
-    match joined {
+    let join = JoinRound {
+        group: text(&request.group_id.0),
+        member_id: text(&request.member_id),
+        client_id: ctx.client_id.clone(),
+        protocol_type: text(&request.protocol_type),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|p| (text(&p.name), p.metadata.clone()))
+            .collect(),
+        session_timeout_ms: u32::try_from(request.session_timeout_ms).unwrap_or(0),
+        rebalance_timeout_ms: u32::try_from(request.rebalance_timeout_ms).unwrap_or(0),
+    };
+    match service.join_round(ctx, join).await {
         Ok(joined) => JoinGroupResponse::default()
-            .with_generation_id(joined.generation as i32)
+            .with_generation_id(i32::try_from(joined.generation).unwrap_or(i32::MAX))
             .with_protocol_type(Some(StrBytes::from_string(joined.protocol_type)))
             .with_protocol_name(Some(StrBytes::from_string(joined.protocol_name)))
             .with_leader(StrBytes::from_string(joined.leader))
@@ -82,97 +66,98 @@ pub async fn join(
                     .collect(),
             ),
         Err(error) => JoinGroupResponse::default()
-            .with_error_code(kafka_error(error.code))
+            .with_error_code(code_of(&error))
             .with_generation_id(-1),
     }
 }
 
-pub async fn sync(state: &Rc<ShardState>, request: SyncGroupRequest) -> SyncGroupResponse {
-    let name = text(&request.group_id.0);
-    let member_id = text(&request.member_id);
+pub async fn sync(
+    service: &Service,
+    ctx: &RequestContext,
+    request: SyncGroupRequest,
+) -> SyncGroupResponse {
     let assignments: Vec<(String, bytes::Bytes)> = request
         .assignments
         .iter()
         .map(|a| (text(&a.member_id), a.assignment.clone()))
         .collect();
-    let generation = request.generation_id;
-    let group_name = name.clone();
-    let synced = state
-        .on_coordinator(&name, move |c| async move {
-            client_assigned::sync(&c, group_name, member_id, generation, assignments).await
-        })
+    let synced = service
+        .sync_round(
+            ctx,
+            text(&request.group_id.0),
+            text(&request.member_id),
+            request.generation_id,
+            assignments,
+        )
         .await;
     match synced {
-        Ok((protocol_type, protocol_name, assignment)) => SyncGroupResponse::default()
-            .with_protocol_type(Some(StrBytes::from_string(protocol_type)))
-            .with_protocol_name(Some(StrBytes::from_string(protocol_name)))
-            .with_assignment(assignment),
-        Err(error) => SyncGroupResponse::default().with_error_code(kafka_error(error.code)),
+        Ok(synced) => SyncGroupResponse::default()
+            .with_protocol_type(Some(StrBytes::from_string(synced.protocol_type)))
+            .with_protocol_name(Some(StrBytes::from_string(synced.protocol_name)))
+            .with_assignment(synced.assignment),
+        Err(error) => SyncGroupResponse::default().with_error_code(code_of(&error)),
     }
 }
 
-pub async fn heartbeat(state: &Rc<ShardState>, request: HeartbeatRequest) -> HeartbeatResponse {
-    let name = text(&request.group_id.0);
-    let member_id = text(&request.member_id);
-    let generation = request.generation_id;
-    let group_name = name.clone();
-    let result = state
-        .on_coordinator(&name, move |c| async move {
-            client_assigned::heartbeat(&c, &group_name, &member_id, generation)
-        })
+pub async fn heartbeat(
+    service: &Service,
+    ctx: &RequestContext,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
+    let result = service
+        .round_heartbeat(
+            ctx,
+            text(&request.group_id.0),
+            text(&request.member_id),
+            request.generation_id,
+        )
         .await;
-    HeartbeatResponse::default()
-        .with_error_code(result.err().map_or(0, |error| kafka_error(error.code)))
+    HeartbeatResponse::default().with_error_code(result.err().map_or(NONE, |e| code_of(&e)))
 }
 
-pub async fn leave(state: &Rc<ShardState>, request: LeaveGroupRequest) -> LeaveGroupResponse {
-    let name = text(&request.group_id.0);
+pub async fn leave(
+    service: &Service,
+    ctx: &RequestContext,
+    request: LeaveGroupRequest,
+) -> LeaveGroupResponse {
     let mut members: Vec<String> = request.members.iter().map(|m| text(&m.member_id)).collect();
     if !request.member_id.is_empty() {
         members.push(text(&request.member_id));
     }
-    let group_name = name.clone();
-    let result = state
-        .on_coordinator(&name, move |c| async move {
-            client_assigned::leave(&c, &group_name, members)
-        })
+    let result = service
+        .leave_round(ctx, text(&request.group_id.0), members)
         .await;
-    LeaveGroupResponse::default()
-        .with_error_code(result.err().map_or(0, |error| kafka_error(error.code)))
+    LeaveGroupResponse::default().with_error_code(result.err().map_or(NONE, |e| code_of(&e)))
 }
 
-pub async fn commit(state: &Rc<ShardState>, request: OffsetCommitRequest) -> OffsetCommitResponse {
-    let name = text(&request.group_id.0);
+pub async fn commit(
+    service: &Service,
+    ctx: &RequestContext,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let offsets: Vec<(String, u32, u64)> = request
         .topics
         .iter()
         .flat_map(|topic| {
             // A negative partition is answered UNKNOWN_TOPIC_OR_PARTITION below, never stored
             // (clamped, it would have overwritten partition 0's offset).
-            topic
-                .partitions
-                .iter()
-                .filter(|p| p.partition_index >= 0)
-                .map(move |p| {
-                    (
-                        text(&topic.name.0),
-                        p.partition_index as u32,
-                        p.committed_offset.max(0) as u64,
-                    )
-                })
+            topic.partitions.iter().filter_map(move |p| {
+                let index = u32::try_from(p.partition_index).ok()?;
+                let offset = u64::try_from(p.committed_offset).unwrap_or(0);
+                Some((text(&topic.name.0), index, offset))
+            })
         })
         .collect();
-    let (member_id, generation) = (
-        text(&request.member_id),
-        i64::from(request.generation_id_or_member_epoch),
-    );
-    let group_name = name.clone();
-    let result = state
-        .on_coordinator(&name, move |c| async move {
-            group::commit_at(&c, group_name, member_id, generation, offsets).await
-        })
+    let result = service
+        .commit_offsets(
+            ctx,
+            text(&request.group_id.0),
+            text(&request.member_id),
+            i64::from(request.generation_id_or_member_epoch),
+            offsets,
+        )
         .await;
-    let code = result.err().map_or(0, |error| kafka_error(error.code));
+    let code = result.err().map_or(NONE, |error| code_of(&error));
     let topics = request
         .topics
         .iter()
@@ -185,7 +170,7 @@ pub async fn commit(state: &Rc<ShardState>, request: OffsetCommitRequest) -> Off
                         .iter()
                         .map(|p| {
                             let code = if p.partition_index < 0 {
-                                kafka_error(ErrorCode::BadPartition)
+                                code_of(&bad_partition(p.partition_index))
                             } else {
                                 code
                             };
@@ -201,26 +186,17 @@ pub async fn commit(state: &Rc<ShardState>, request: OffsetCommitRequest) -> Off
 }
 
 pub async fn fetch_offsets(
-    state: &Rc<ShardState>,
+    service: &Service,
+    ctx: &RequestContext,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
-    let name = text(&request.group_id.0);
-    let group_name = name.clone();
-    let committed = state
-        .on_coordinator(&name, move |c| async move {
-            match group::fetch_offsets(&c, &group_name, Vec::new()) {
-                Response::Offsets(offsets) => Ok(offsets),
-                _ => Err(ProtocolError::new(
-                    ErrorCode::Internal,
-                    "unexpected response",
-                )),
-            }
-        })
-        .await;
-    let committed = match committed {
+    let committed = match service
+        .committed_offsets(ctx, text(&request.group_id.0), Vec::new())
+        .await
+    {
         Ok(committed) => committed,
         Err(error) => {
-            return OffsetFetchResponse::default().with_error_code(kafka_error(error.code));
+            return OffsetFetchResponse::default().with_error_code(code_of(&error));
         }
     };
     // A map, not a scan per asked partition: a request may ask for millions.
@@ -281,18 +257,12 @@ pub async fn fetch_offsets(
 }
 
 /// Every group of every coordinator shard.
-pub async fn list(state: &Rc<ShardState>) -> ListGroupsResponse {
-    let mut groups = Vec::new();
-    for shard in 0..state.shards() {
-        let listed = state
-            .on_shard(shard, |s| async move {
-                Ok::<_, ProtocolError>(group::kafka_list(&s))
-            })
-            .await
-            .unwrap_or_default();
-        groups.extend(listed);
-    }
-    let groups = groups
+pub async fn list(service: &Service, ctx: &RequestContext) -> ListGroupsResponse {
+    let listed = match service.list_groups_for_kafka(ctx).await {
+        Ok(listed) => listed,
+        Err(error) => return ListGroupsResponse::default().with_error_code(code_of(&error)),
+    };
+    let groups = listed
         .into_iter()
         .map(|g| {
             ListedGroup::default()
@@ -305,7 +275,8 @@ pub async fn list(state: &Rc<ShardState>) -> ListGroupsResponse {
 }
 
 pub async fn describe(
-    state: &Rc<ShardState>,
+    service: &Service,
+    ctx: &RequestContext,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut described = Vec::new();
@@ -316,12 +287,8 @@ pub async fn describe(
         if !seen.insert(group_id.clone()) {
             continue;
         }
-        let name = text(&group_id.0);
-        let group_name = name.clone();
-        let view = state
-            .on_coordinator(&name, move |c| async move {
-                Ok(group::kafka_describe(&c, &group_name))
-            })
+        let view = service
+            .describe_group_for_kafka(ctx, text(&group_id.0))
             .await;
         described.push(match view {
             Ok(view) => DescribedGroup::default()
@@ -332,19 +299,19 @@ pub async fn describe(
                 .with_members(
                     view.members
                         .into_iter()
-                        .map(|(id, client_id, metadata, assignment)| {
+                        .map(|member| {
                             DescribedGroupMember::default()
-                                .with_member_id(StrBytes::from_string(id))
-                                .with_client_id(StrBytes::from_string(client_id))
+                                .with_member_id(StrBytes::from_string(member.member_id))
+                                .with_client_id(StrBytes::from_string(member.client_id))
                                 .with_client_host(StrBytes::from_static_str("/127.0.0.1"))
-                                .with_member_metadata(metadata)
-                                .with_member_assignment(assignment)
+                                .with_member_metadata(member.metadata)
+                                .with_member_assignment(member.assignment)
                         })
                         .collect(),
                 ),
             Err(error) => DescribedGroup::default()
                 .with_group_id(group_id)
-                .with_error_code(kafka_error(error.code)),
+                .with_error_code(code_of(&error)),
         });
     }
     DescribeGroupsResponse::default().with_groups(described)

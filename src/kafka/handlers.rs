@@ -31,10 +31,10 @@ use super::errors::{
 use super::groups;
 
 use crate::broker::service::{
-    AckLevel, NewTopic, OffsetQuery, PartitionChoice, Produce, RequestContext, Service,
+    AckLevel, NewTopic, OffsetQuery, PartitionChoice, Produce, ProducerIdentity, RequestContext,
+    Service,
 };
 use crate::broker::{BrokerError, ErrorKind, ShardState};
-use crate::protocol::ErrorCode;
 
 /// (api, lowest version, highest version) served on the Kafka listener.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
@@ -56,39 +56,6 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeGroups, 0, 5),
 ];
-
-/// Kafka's error codes for the group code's native ones (until groups answer through the
-/// service).
-pub fn kafka_error(code: ErrorCode) -> i16 {
-    if code != ErrorCode::None {
-        crate::metrics::count_error("kafka", code.name());
-    }
-    match code {
-        ErrorCode::None => 0,
-        ErrorCode::OffsetOutOfRange => 1,
-        ErrorCode::CorruptBatch => 2,
-        ErrorCode::UnknownTopic | ErrorCode::BadPartition => 3,
-        // Retriable for Kafka clients, as ours are.
-        ErrorCode::Throttled | ErrorCode::ShuttingDown | ErrorCode::TimedOut => 7,
-        ErrorCode::RecordTooLarge => 10,
-        ErrorCode::InvalidTopicName => 17,
-        ErrorCode::UnsupportedVersion => 35,
-        ErrorCode::TopicExists => 36,
-        ErrorCode::InvalidConfig => 40,
-        ErrorCode::MalformedRequest | ErrorCode::FrameTooLarge => 42,
-        ErrorCode::DiskFull | ErrorCode::StorageFailed => 56,
-        ErrorCode::OutOfOrderSequence => 45,
-        ErrorCode::UnknownMember => 25,
-        ErrorCode::IllegalGeneration => 22,
-        ErrorCode::RebalanceInProgress => 27,
-        ErrorCode::InconsistentGroupProtocol => 23,
-        ErrorCode::InvalidRecord => 87,
-        ErrorCode::GroupNotEmpty => 68,
-        ErrorCode::UnknownGroup => 69,
-        ErrorCode::ProducerFenced => 47,
-        _ => -1,
-    }
-}
 
 const NODE_ID: i32 = 0;
 
@@ -265,7 +232,7 @@ pub async fn handle(
             ResponseKind::DeleteTopics(delete_topics(&service, &ctx, request).await)
         }
         RequestKind::InitProducerId(request) => {
-            ResponseKind::InitProducerId(init_producer_id(request))
+            ResponseKind::InitProducerId(init_producer_id(&service, &ctx, request))
         }
         RequestKind::FindCoordinator(_) => {
             let response = FindCoordinatorResponse::default()
@@ -275,26 +242,26 @@ pub async fn handle(
             ResponseKind::FindCoordinator(response)
         }
         RequestKind::JoinGroup(request) => {
-            ResponseKind::JoinGroup(groups::join(state, request, client_id).await)
+            ResponseKind::JoinGroup(groups::join(&service, &ctx, request).await)
         }
         RequestKind::SyncGroup(request) => {
-            ResponseKind::SyncGroup(groups::sync(state, request).await)
+            ResponseKind::SyncGroup(groups::sync(&service, &ctx, request).await)
         }
         RequestKind::Heartbeat(request) => {
-            ResponseKind::Heartbeat(groups::heartbeat(state, request).await)
+            ResponseKind::Heartbeat(groups::heartbeat(&service, &ctx, request).await)
         }
         RequestKind::LeaveGroup(request) => {
-            ResponseKind::LeaveGroup(groups::leave(state, request).await)
+            ResponseKind::LeaveGroup(groups::leave(&service, &ctx, request).await)
         }
         RequestKind::OffsetCommit(request) => {
-            ResponseKind::OffsetCommit(groups::commit(state, request).await)
+            ResponseKind::OffsetCommit(groups::commit(&service, &ctx, request).await)
         }
         RequestKind::OffsetFetch(request) => {
-            ResponseKind::OffsetFetch(groups::fetch_offsets(state, request).await)
+            ResponseKind::OffsetFetch(groups::fetch_offsets(&service, &ctx, request).await)
         }
-        RequestKind::ListGroups(_) => ResponseKind::ListGroups(groups::list(state).await),
+        RequestKind::ListGroups(_) => ResponseKind::ListGroups(groups::list(&service, &ctx).await),
         RequestKind::DescribeGroups(request) => {
-            ResponseKind::DescribeGroups(groups::describe(state, request).await)
+            ResponseKind::DescribeGroups(groups::describe(&service, &ctx, request).await)
         }
         // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a panic.
         _ => return api_versions_error(correlation_id),
@@ -545,28 +512,27 @@ async fn delete_topics(
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-/// Idempotent producers get an id unique to this broker: the clock in milliseconds when the
-/// process first handed one out, shifted, plus a counter, so ids never repeat across restarts
-/// (unless the clock goes back). Transactions are not served.
-fn init_producer_id(request: InitProducerIdRequest) -> InitProducerIdResponse {
-    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicI64> = std::sync::OnceLock::new();
-    if request.transactional_id.is_some() {
-        return InitProducerIdResponse::default()
-            .with_error_code(42)
+/// Kafka's InitProducerId: the transactional id travels in the request's context.
+fn init_producer_id(
+    service: &Service,
+    ctx: &RequestContext,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let ctx = RequestContext {
+        transactional_id: request.transactional_id.map(|id| id.as_str().to_string()),
+        ..ctx.clone()
+    };
+    let current = ProducerIdentity {
+        producer_id: request.producer_id.0,
+        producer_epoch: request.producer_epoch,
+    };
+    match service.init_producer_id(&ctx, Some(current)) {
+        Ok(identity) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(identity.producer_id))
+            .with_producer_epoch(identity.producer_epoch),
+        Err(error) => InitProducerIdResponse::default()
+            .with_error_code(code_of(&error))
             .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+            .with_producer_epoch(-1),
     }
-    if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
-        // A producer that hit a fatal sequence error starts a new epoch of the same id.
-        let epoch = request.producer_epoch.checked_add(1).unwrap_or(0);
-        return InitProducerIdResponse::default()
-            .with_producer_id(request.producer_id)
-            .with_producer_epoch(epoch);
-    }
-    let next =
-        NEXT.get_or_init(|| std::sync::atomic::AtomicI64::new(crate::storage::log::now_ms() << 16));
-    let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    InitProducerIdResponse::default()
-        .with_producer_id(ProducerId(id))
-        .with_producer_epoch(0)
 }

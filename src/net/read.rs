@@ -212,6 +212,22 @@ enum Read {
     Closed(CloseReason),
 }
 
+/// Reads more of a client's bytes into `buffer` (room for the rest of a frame whose length is
+/// known, and at least `READ_CHUNK_BYTES`), unless the shard starts stopping. None when the
+/// connection is done: the stream ended, failed, or the shard is stopping.
+async fn read_more(
+    state: &ShardState,
+    stream: &mut TcpStream,
+    mut buffer: BytesMut,
+) -> Option<BytesMut> {
+    buffer.reserve(crate::protocol::codec::read_room(&buffer, READ_CHUNK_BYTES));
+    let (result, buffer) = state
+        .lifecycle
+        .unless_stopping(runtime::read_some(stream, buffer))
+        .await?;
+    matches!(result, Ok(read) if read > 0).then_some(buffer)
+}
+
 /// Reads more bytes, bounded in time: a started frame must complete within
 /// `request_read_timeout_ms` of its first byte; with no frame started and no request in flight,
 /// the connection may stay silent for `idle_timeout_ms`. Zero disables either.
@@ -222,7 +238,7 @@ async fn read(
     shared: &Shared,
     frame_started: Option<Instant>,
 ) -> Read {
-    let read = std::pin::pin!(state.lifecycle.read_more(stream, buffer, READ_CHUNK_BYTES));
+    let read = std::pin::pin!(read_more(state, stream, buffer));
     let timer = std::pin::pin!(async {
         match frame_started {
             Some(started) => {

@@ -1,8 +1,6 @@
 //! The stable error codes of the native protocol. A code never changes meaning once released;
 //! every error response also carries a human-readable message.
 
-use crate::storage::StorageError;
-
 macro_rules! error_codes {
     ($($name:ident = $code:literal, $text:literal;)*) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,26 +86,5 @@ impl ProtocolError {
             code,
             message: message.into(),
         }
-    }
-}
-
-impl From<StorageError> for ProtocolError {
-    fn from(error: StorageError) -> ProtocolError {
-        let code = match &error {
-            StorageError::InvalidBatch(error) if error.is_too_large() => ErrorCode::RecordTooLarge,
-            StorageError::InvalidBatch(error) if error.is_corruption() => ErrorCode::CorruptBatch,
-            StorageError::InvalidBatch(_) => ErrorCode::InvalidRecord,
-            StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-            StorageError::DiskFull => ErrorCode::DiskFull,
-            StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::Failed(_) => {
-                ErrorCode::StorageFailed
-            }
-            StorageError::Throttled { .. } => ErrorCode::Throttled,
-            StorageError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
-            StorageError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
-            StorageError::Closed => ErrorCode::ShuttingDown,
-            StorageError::InvalidConfig(_) => ErrorCode::InvalidConfig,
-        };
-        ProtocolError::new(code, error.to_string())
     }
 }

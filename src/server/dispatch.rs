@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use super::errors::to_native;
 use crate::broker::service::{
-    Fetch, NewTopic, OffsetQuery, PartitionChoice, Produce, RequestContext, Service,
+    Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment, NewTopic, OffsetQuery,
+    PartitionChoice, Produce, RequestContext, Service,
 };
-use crate::broker::{ShardState, group};
-use crate::protocol::messages::SUPPORTED_APIS;
+use crate::broker::{BrokerError, ErrorKind, ShardState};
+use crate::protocol::messages::{self as wire, SUPPORTED_APIS};
 use crate::protocol::{
     FetchResponse, OffsetSpec, ProduceResponse, ProtocolError, Request, Response, TopicMetadata,
 };
@@ -105,7 +106,9 @@ pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response,
                 log_start_offset: listed.log_start_offset,
             })
         }
-        group_request => groups(state, group_request).await,
+        group_request => groups(&service, &ctx, group_request)
+            .await
+            .map_err(to_native),
     }
 }
 
@@ -136,7 +139,12 @@ fn metadata(
     })
 }
 
-async fn groups(state: &Rc<ShardState>, request: Request) -> Result<Response, ProtocolError> {
+/// The group requests; `serve` passes on only these.
+async fn groups(
+    service: &Service,
+    ctx: &RequestContext,
+    request: Request,
+) -> Result<Response, BrokerError> {
     match request {
         Request::JoinGroup {
             group,
@@ -145,30 +153,25 @@ async fn groups(state: &Rc<ShardState>, request: Request) -> Result<Response, Pr
             session_timeout_ms,
             strategy,
         } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    group::join(&c, group, member_id, topics, session_timeout_ms, strategy)
-                })
-                .await
+            let join = JoinGroup {
+                group,
+                member_id,
+                topics,
+                session_timeout_ms,
+                strategy,
+            };
+            let assigned = service.join_group(ctx, join).await?;
+            Ok(Response::Group(assignment(assigned)))
         }
         Request::Heartbeat {
             group, member_id, ..
         } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    group::heartbeat(&c, &group, &member_id)
-                })
-                .await
+            let assigned = service.heartbeat(ctx, group, member_id).await?;
+            Ok(Response::Group(assignment(assigned)))
         }
         Request::LeaveGroup { group, member_id } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    group::leave(&c, &group, &member_id)
-                })
-                .await
+            service.leave_group(ctx, group, member_id).await?;
+            Ok(Response::Done)
         }
         Request::CommitOffsets {
             group,
@@ -176,51 +179,64 @@ async fn groups(state: &Rc<ShardState>, request: Request) -> Result<Response, Pr
             generation,
             offsets,
         } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    group::commit(&c, group, member_id, generation, offsets).await
-                })
-                .await
+            let generation = i64::from(generation);
+            service
+                .commit_offsets(ctx, group, member_id, generation, offsets)
+                .await?;
+            Ok(Response::Done)
         }
-        Request::FetchOffsets { group, partitions } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move {
-                    Ok(group::fetch_offsets(&c, &group, partitions))
-                })
-                .await
-        }
+        Request::FetchOffsets { group, partitions } => Ok(Response::Offsets(
+            service.committed_offsets(ctx, group, partitions).await?,
+        )),
         Request::DescribeGroup { group } => {
-            let name = group.clone();
-            state
-                .on_coordinator(&name, move |c| async move { group::describe(&c, &group) })
-                .await
+            let described = service.describe_group(ctx, group).await?;
+            Ok(Response::GroupDescription(description(described)))
         }
         Request::DeleteGroup { group } => {
-            let name = group.clone();
-            state
-                .on_coordinator(
-                    &name,
-                    move |c| async move { group::delete(&c, group).await },
-                )
-                .await
+            service.delete_group(ctx, group).await?;
+            Ok(Response::Done)
         }
-        Request::ListGroups => {
-            let mut groups = Vec::new();
-            for shard in 0..state.shards() {
-                groups.extend(
-                    state
-                        .on_shard(
-                            shard,
-                            |s| async move { Ok::<_, ProtocolError>(group::list(&s)) },
-                        )
-                        .await?,
-                );
-            }
-            groups.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(Response::Groups(groups))
-        }
-        _ => unreachable!("the data and topic requests are served above"),
+        Request::ListGroups => Ok(Response::Groups(
+            service
+                .list_groups(ctx)
+                .await?
+                .into_iter()
+                .map(summary)
+                .collect(),
+        )),
+        other => Err(BrokerError::new(
+            ErrorKind::InvalidRequest,
+            format!("{:?} is not a group request", other.api_key()),
+        )),
+    }
+}
+
+fn assignment(assigned: MemberAssignment) -> wire::GroupAssignment {
+    wire::GroupAssignment {
+        member_id: assigned.member_id,
+        generation: assigned.generation,
+        assignment: assigned.partitions,
+    }
+}
+
+fn summary(summary: GroupSummary) -> wire::GroupSummary {
+    wire::GroupSummary {
+        name: summary.name,
+        state: summary.state,
+        generation: summary.generation,
+        members: summary.members,
+    }
+}
+
+fn description(described: GroupDescription) -> wire::GroupDescription {
+    wire::GroupDescription {
+        summary: summary(described.summary),
+        strategy: described.strategy,
+        members: described
+            .members
+            .into_iter()
+            .map(|member| (member.member_id, member.client_id, member.partitions))
+            .collect(),
+        offsets: described.offsets,
     }
 }

@@ -7,7 +7,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::broker::ShardState;
-use crate::protocol::{OffsetSpec, Response};
 use crate::runtime;
 
 /// How often sessions are checked: a member is removed at most this long after its timeout.
@@ -61,15 +60,7 @@ async fn publish_lag(state: &Rc<ShardState>) {
         if revived.insert(group.clone()) {
             crate::metrics::revive("group", &group);
         }
-        let Ok(Response::ListOffsets { high_watermark, .. }) =
-            crate::broker::list_offsets_anywhere(
-                state,
-                topic.clone(),
-                partition,
-                OffsetSpec::Latest,
-            )
-            .await
-        else {
+        let Ok(high_watermark) = state.high_watermark(&topic, partition).await else {
             continue;
         };
         let labels = [

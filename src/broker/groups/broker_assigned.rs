@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::assignment::{self, Assignment, Strategy, TopicPartition};
+use super::assignment::{self, Assignment, Strategy};
+use super::views::{MemberAssignment, MemberDescription};
 use super::{
     Generation, MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN,
     check_member_metadata, group_full, unknown_member, validate_name,
 };
 use crate::broker::ShardState;
-use crate::protocol::messages::GroupAssignment;
-use crate::protocol::{ErrorCode, ProtocolError, Response};
+use crate::broker::{BrokerError, BrokerResult, ErrorKind};
 
 struct Member {
     client_id: String,
@@ -58,13 +58,14 @@ impl BrokerAssigned {
         self.strategy
     }
 
-    /// Each member: (id, client id, its partitions).
-    pub(super) fn view(&self) -> Vec<(String, String, Vec<TopicPartition>)> {
+    /// Each member with its partitions.
+    pub(super) fn view(&self) -> Vec<MemberDescription> {
         self.members
             .iter()
-            .map(|(id, member)| {
-                let owned = self.assignment.get(id).cloned().unwrap_or_default();
-                (id.clone(), member.client_id.clone(), owned)
+            .map(|(id, member)| MemberDescription {
+                member_id: id.clone(),
+                client_id: member.client_id.clone(),
+                partitions: self.assignment.get(id).cloned().unwrap_or_default(),
             })
             .collect()
     }
@@ -78,10 +79,10 @@ impl BrokerAssigned {
         member_id: String,
         strategy: Strategy,
         member: Member,
-    ) -> Result<String, ProtocolError> {
+    ) -> BrokerResult<String> {
         if !self.members.is_empty() && self.strategy != strategy {
-            return Err(ProtocolError::new(
-                ErrorCode::InvalidConfig,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidConfig,
                 format!("group {name:?} uses the {} strategy", self.strategy.name()),
             ));
         }
@@ -142,12 +143,12 @@ impl BrokerAssigned {
     }
 
     /// What `member_id` learns: its partitions in the current generation.
-    fn member_view(&self, member_id: &str, generation: Generation) -> Response {
-        Response::Group(GroupAssignment {
+    fn member_view(&self, member_id: &str, generation: Generation) -> MemberAssignment {
+        MemberAssignment {
             member_id: member_id.to_string(),
             generation: generation.get(),
-            assignment: self.assignment.get(member_id).cloned().unwrap_or_default(),
-        })
+            partitions: self.assignment.get(member_id).cloned().unwrap_or_default(),
+        }
     }
 }
 
@@ -169,25 +170,25 @@ pub fn join(
     topics: Vec<String>,
     session_timeout_ms: u32,
     strategy: String,
-) -> Result<Response, ProtocolError> {
+) -> BrokerResult<MemberAssignment> {
     validate_name(&name)?;
     if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&session_timeout_ms) {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidConfig,
             format!(
                 "session_timeout_ms must be {SESSION_TIMEOUT_MS_MIN} to {SESSION_TIMEOUT_MS_MAX}"
             ),
         ));
     }
     let strategy = Strategy::parse(&strategy).ok_or_else(|| {
-        ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        BrokerError::new(
+            ErrorKind::InvalidConfig,
             format!("unknown assignment strategy {strategy:?}: range, round-robin or sticky"),
         )
     })?;
     if topics.is_empty() {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidConfig,
             "a member subscribes to at least one topic",
         ));
     }
@@ -211,7 +212,7 @@ pub fn heartbeat(
     state: &ShardState,
     name: &str,
     member_id: &str,
-) -> Result<Response, ProtocolError> {
+) -> BrokerResult<MemberAssignment> {
     let mut coordinator = state.coordinator.borrow_mut();
     let (kind, generation) = coordinator
         .broker_assigned(name)
@@ -232,7 +233,7 @@ pub fn heartbeat(
     Ok(kind.member_view(member_id, *generation))
 }
 
-pub fn leave(state: &ShardState, name: &str, member_id: &str) -> Result<Response, ProtocolError> {
+pub fn leave(state: &ShardState, name: &str, member_id: &str) -> BrokerResult<()> {
     let mut coordinator = state.coordinator.borrow_mut();
     let (kind, generation) = coordinator
         .broker_assigned(name)
@@ -241,5 +242,5 @@ pub fn leave(state: &ShardState, name: &str, member_id: &str) -> Result<Response
         .remove(member_id)
         .ok_or_else(|| unknown_member(name, member_id))?;
     kind.rebalance(state, generation);
-    Ok(Response::Done)
+    Ok(())
 }

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::views::KafkaMember;
 use super::{
     Coordinator, Generation, MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN,
     check_member_metadata, group_full, validate_name,
 };
 use crate::broker::ShardState;
-use crate::protocol::{ErrorCode, ProtocolError};
+use crate::broker::{BrokerError, BrokerResult, ErrorKind};
 use crate::runtime;
 
 /// The longest a join round may wait for members.
@@ -105,18 +106,15 @@ impl ClientAssigned {
         &self.protocol_name
     }
 
-    /// Each member: (id, client id, metadata for the chosen protocol, assignment).
-    pub(super) fn kafka_members(&self) -> Vec<(String, String, Bytes, Bytes)> {
+    /// Each member with its metadata for the chosen protocol and its assignment.
+    pub(super) fn kafka_members(&self) -> Vec<KafkaMember> {
         self.members
             .iter()
-            .map(|(id, m)| {
-                let metadata = m.metadata(&self.protocol_name);
-                (
-                    id.clone(),
-                    m.client_id.clone(),
-                    metadata,
-                    m.assignment.clone(),
-                )
+            .map(|(id, m)| KafkaMember {
+                member_id: id.clone(),
+                client_id: m.client_id.clone(),
+                metadata: m.metadata(&self.protocol_name),
+                assignment: m.assignment.clone(),
             })
             .collect()
     }
@@ -193,12 +191,7 @@ impl ClientAssigned {
 
     /// Admits `member` as `member_id` (a new id, made from its client id, when empty) and
     /// starts a round for it; returns its id.
-    fn admit(
-        &mut self,
-        name: &str,
-        member_id: String,
-        member: Member,
-    ) -> Result<String, ProtocolError> {
+    fn admit(&mut self, name: &str, member_id: String, member: Member) -> BrokerResult<String> {
         let member_id = if member_id.is_empty() {
             if self.members.len() >= MEMBERS_PER_GROUP_MAX {
                 return Err(group_full(name));
@@ -213,7 +206,7 @@ impl ClientAssigned {
             member_id
         } else {
             return Err(error(
-                ErrorCode::UnknownMember,
+                ErrorKind::UnknownMember,
                 format!("{member_id:?} is not a member of group {name:?}; join with an empty id"),
             ));
         };
@@ -284,25 +277,46 @@ pub struct Joined {
     pub members: Vec<(String, Bytes)>,
 }
 
-fn error(code: ErrorCode, message: impl Into<String>) -> ProtocolError {
-    ProtocolError::new(code, message)
+fn error(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
+    BrokerError::new(kind, message)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn join(
-    state: &ShardState,
-    name: String,
-    member_id: String,
-    client_id: String,
-    protocol_type: String,
-    protocols: Vec<(String, Bytes)>,
-    session_timeout_ms: u32,
-    rebalance_timeout_ms: u32,
-) -> Result<Joined, ProtocolError> {
+/// A Kafka JoinGroup: who joins, with which protocols, and how long its session and round last.
+#[derive(Clone, Debug)]
+pub struct JoinRound {
+    pub group: String,
+    /// Empty for a new member.
+    pub member_id: String,
+    pub client_id: String,
+    pub protocol_type: String,
+    /// (protocol name, the member's opaque metadata for it), in the member's preference order.
+    pub protocols: Vec<(String, Bytes)>,
+    pub session_timeout_ms: u32,
+    pub rebalance_timeout_ms: u32,
+}
+
+/// What SyncGroup gives a member: the group's protocol and the member's opaque assignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Synced {
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub assignment: Bytes,
+}
+
+pub async fn join(state: &ShardState, join: JoinRound) -> BrokerResult<Joined> {
+    let JoinRound {
+        group: name,
+        member_id,
+        client_id,
+        protocol_type,
+        protocols,
+        session_timeout_ms,
+        rebalance_timeout_ms,
+    } = join;
     validate_name(&name)?;
     if protocols.is_empty() {
         return Err(error(
-            ErrorCode::InconsistentGroupProtocol,
+            ErrorKind::InconsistentGroupProtocol,
             "a member offers at least one protocol",
         ));
     }
@@ -350,7 +364,7 @@ pub async fn join(
             .max(Duration::from_millis(1));
         runtime::timeout(left, state.lifecycle.unless_stopping(notified)).await;
         if state.lifecycle.stopping.get() {
-            return Err(crate::broker::shutting_down());
+            return Err(BrokerError::shutting_down());
         }
     }
 }
@@ -366,18 +380,14 @@ enum Round {
 }
 
 /// Ends the round of `name` if it may end, and says where `member_id`'s join stands.
-fn round(
-    coordinator: &mut Coordinator,
-    name: &str,
-    member_id: String,
-) -> Result<Round, ProtocolError> {
+fn round(coordinator: &mut Coordinator, name: &str, member_id: String) -> BrokerResult<Round> {
     let (kind, generation) = coordinator
         .client_assigned(name)
-        .ok_or_else(|| error(ErrorCode::UnknownMember, "the group went away"))?;
+        .ok_or_else(|| error(ErrorKind::UnknownMember, "the group went away"))?;
     kind.try_finish_round(generation);
     if !kind.members.contains_key(&member_id) {
         return Err(error(
-            ErrorCode::UnknownMember,
+            ErrorKind::UnknownMember,
             "removed from the group while joining",
         ));
     }
@@ -397,10 +407,10 @@ fn member_of<'a>(
     name: &str,
     member_id: &str,
     generation: i32,
-) -> Result<&'a mut ClientAssigned, ProtocolError> {
+) -> BrokerResult<&'a mut ClientAssigned> {
     let not_a_member = || {
         error(
-            ErrorCode::UnknownMember,
+            ErrorKind::UnknownMember,
             format!("{member_id:?} is not a member of {name:?}"),
         )
     };
@@ -411,7 +421,7 @@ fn member_of<'a>(
     let current = current.get();
     if generation != current as i32 {
         return Err(error(
-            ErrorCode::IllegalGeneration,
+            ErrorKind::IllegalGeneration,
             format!("generation {generation} is over; the group is at {current}"),
         ));
     }
@@ -424,13 +434,13 @@ pub async fn sync(
     member_id: String,
     generation: i32,
     assignments: Vec<(String, Bytes)>,
-) -> Result<(String, String, Bytes), ProtocolError> {
+) -> BrokerResult<Synced> {
     let changed = {
         let mut coordinator = state.coordinator.borrow_mut();
         let kind = member_of(&mut coordinator, &name, &member_id, generation)?;
         if kind.phase == Phase::Joining {
             return Err(error(
-                ErrorCode::RebalanceInProgress,
+                ErrorKind::RebalanceInProgress,
                 "the group is rebalancing: join again",
             ));
         }
@@ -453,15 +463,15 @@ pub async fn sync(
             match kind.phase {
                 Phase::Stable => {
                     let member = &kind.members[&member_id];
-                    return Ok((
-                        kind.protocol_type.clone(),
-                        kind.protocol_name.clone(),
-                        member.assignment.clone(),
-                    ));
+                    return Ok(Synced {
+                        protocol_type: kind.protocol_type.clone(),
+                        protocol_name: kind.protocol_name.clone(),
+                        assignment: member.assignment.clone(),
+                    });
                 }
                 Phase::Joining | Phase::Empty => {
                     return Err(error(
-                        ErrorCode::RebalanceInProgress,
+                        ErrorKind::RebalanceInProgress,
                         "the group is rebalancing: join again",
                     ));
                 }
@@ -479,7 +489,7 @@ pub async fn sync(
             || state.lifecycle.stopping.get()
         {
             return Err(error(
-                ErrorCode::RebalanceInProgress,
+                ErrorKind::RebalanceInProgress,
                 "the leader sent no assignment in time: join again",
             ));
         }
@@ -491,26 +501,26 @@ pub fn heartbeat(
     name: &str,
     member_id: &str,
     generation: i32,
-) -> Result<(), ProtocolError> {
+) -> BrokerResult<()> {
     let mut coordinator = state.coordinator.borrow_mut();
     let kind = member_of(&mut coordinator, name, member_id, generation)?;
     kind.members.get_mut(member_id).expect("checked").last_seen = Instant::now();
     if kind.phase == Phase::Joining {
         return Err(error(
-            ErrorCode::RebalanceInProgress,
+            ErrorKind::RebalanceInProgress,
             "the group is rebalancing: join again",
         ));
     }
     Ok(())
 }
 
-pub fn leave(state: &ShardState, name: &str, members: Vec<String>) -> Result<(), ProtocolError> {
+pub fn leave(state: &ShardState, name: &str, members: Vec<String>) -> BrokerResult<()> {
     let mut coordinator = state.coordinator.borrow_mut();
     let (kind, _) = coordinator
         .client_assigned(name)
-        .ok_or_else(|| error(ErrorCode::UnknownMember, "not a member"))?;
+        .ok_or_else(|| error(ErrorKind::UnknownMember, "not a member"))?;
     if !members.iter().all(|m| kind.members.contains_key(m)) {
-        return Err(error(ErrorCode::UnknownMember, "not a member"));
+        return Err(error(ErrorKind::UnknownMember, "not a member"));
     }
     kind.remove(&members);
     Ok(())

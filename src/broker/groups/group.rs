@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use super::broker_assigned::BrokerAssigned;
 use super::client_assigned::{ClientAssigned, Phase};
-use super::{Generation, KafkaView, assignment::Strategy, unknown_member};
+use super::views::{GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberDescription};
+use super::{Generation, assignment::Strategy, unknown_member};
 use crate::broker::ShardState;
-use crate::protocol::messages::{GroupDescription, GroupSummary};
-use crate::protocol::{ErrorCode, ProtocolError};
+use crate::broker::{BrokerError, BrokerResult, ErrorKind};
 
 #[derive(Default)]
 pub struct Group {
@@ -61,13 +61,13 @@ impl Group {
         &mut self,
         name: &str,
         strategy: Strategy,
-        admit: impl FnOnce(&mut BrokerAssigned, &mut Generation) -> Result<R, ProtocolError>,
-    ) -> Result<R, ProtocolError> {
+        admit: impl FnOnce(&mut BrokerAssigned, &mut Generation) -> BrokerResult<R>,
+    ) -> BrokerResult<R> {
         match &mut self.membership {
             Membership::BrokerAssigned(kind) => return admit(kind, &mut self.generation),
             Membership::ClientAssigned(kind) if kind.members() > 0 => {
-                return Err(ProtocolError::new(
-                    ErrorCode::InconsistentGroupProtocol,
+                return Err(BrokerError::new(
+                    ErrorKind::InconsistentGroupProtocol,
                     format!("group {name:?} has members of the Kafka protocol"),
                 ));
             }
@@ -86,15 +86,15 @@ impl Group {
         &mut self,
         name: &str,
         protocol_type: &str,
-        admit: impl FnOnce(&mut ClientAssigned, &mut Generation) -> Result<R, ProtocolError>,
-    ) -> Result<R, ProtocolError> {
+        admit: impl FnOnce(&mut ClientAssigned, &mut Generation) -> BrokerResult<R>,
+    ) -> BrokerResult<R> {
         match &mut self.membership {
             Membership::ClientAssigned(kind) if kind.protocol_type() == protocol_type => {
                 return admit(kind, &mut self.generation);
             }
             Membership::ClientAssigned(kind) if kind.members() > 0 => {
-                return Err(ProtocolError::new(
-                    ErrorCode::InconsistentGroupProtocol,
+                return Err(BrokerError::new(
+                    ErrorKind::InconsistentGroupProtocol,
                     format!(
                         "group {name:?} uses protocol type {:?}",
                         kind.protocol_type()
@@ -102,8 +102,8 @@ impl Group {
                 ));
             }
             Membership::BrokerAssigned(kind) if kind.members() > 0 => {
-                return Err(ProtocolError::new(
-                    ErrorCode::InconsistentGroupProtocol,
+                return Err(BrokerError::new(
+                    ErrorKind::InconsistentGroupProtocol,
                     format!("group {name:?} has members of ringmq's own protocol"),
                 ));
             }
@@ -154,13 +154,13 @@ impl Group {
         name: &str,
         member_id: &str,
         generation: i64,
-    ) -> Result<(), ProtocolError> {
+    ) -> BrokerResult<()> {
         let current = self.generation.get();
         if member_id.is_empty() {
             let members = self.members();
             if members > 0 {
-                return Err(ProtocolError::new(
-                    ErrorCode::GroupNotEmpty,
+                return Err(BrokerError::new(
+                    ErrorKind::GroupNotEmpty,
                     format!(
                         "group {name:?} has {members} active member(s): commit as a member, or stop them first"
                     ),
@@ -174,8 +174,8 @@ impl Group {
                     return Err(unknown_member(name, member_id));
                 }
                 if generation != i64::from(current) {
-                    return Err(ProtocolError::new(
-                        ErrorCode::IllegalGeneration,
+                    return Err(BrokerError::new(
+                        ErrorKind::IllegalGeneration,
                         format!("generation {generation} is over: group {name:?} is at {current}"),
                     ));
                 }
@@ -185,8 +185,8 @@ impl Group {
                 // commit again), but not while it completes one: the generation it would
                 // commit for is already over.
                 if kind.phase() == Phase::Syncing {
-                    return Err(ProtocolError::new(
-                        ErrorCode::RebalanceInProgress,
+                    return Err(BrokerError::new(
+                        ErrorKind::RebalanceInProgress,
                         "the group is completing a rebalance: sync, then commit",
                     ));
                 }
@@ -194,8 +194,8 @@ impl Group {
             }
             Membership::BrokerAssigned(kind) if kind.has_member(member_id) => {
                 if generation != i64::from(current) {
-                    return Err(ProtocolError::new(
-                        ErrorCode::IllegalGeneration,
+                    return Err(BrokerError::new(
+                        ErrorKind::IllegalGeneration,
                         format!(
                             "generation {generation} is over: group {name:?} is at {current}; heartbeat to learn the new assignment"
                         ),
@@ -251,7 +251,11 @@ impl Group {
                 let members = kind
                     .kafka_members()
                     .into_iter()
-                    .map(|(id, client_id, _, _)| (id, client_id, Vec::new()))
+                    .map(|member| MemberDescription {
+                        member_id: member.member_id,
+                        client_id: member.client_id,
+                        partitions: Vec::new(),
+                    })
                     .collect();
                 (strategy, members)
             }
@@ -282,7 +286,12 @@ impl Group {
                 kind.strategy().name().to_string(),
                 kind.view()
                     .into_iter()
-                    .map(|(id, _, _)| (id, String::new(), Default::default(), Default::default()))
+                    .map(|member| KafkaMember {
+                        member_id: member.member_id,
+                        client_id: String::new(),
+                        metadata: Default::default(),
+                        assignment: Default::default(),
+                    })
                     .collect(),
             ),
             Membership::Empty => ("ringmq".to_string(), String::new(), Vec::new()),

@@ -26,6 +26,7 @@ mod broker_assigned;
 pub mod client_assigned;
 mod group;
 mod offsets_log;
+mod views;
 
 use std::collections::HashMap;
 
@@ -33,9 +34,12 @@ pub use background::{expire_sessions, run_background};
 pub use broker_assigned::{heartbeat, join, leave};
 pub use offsets_log::{CRASH_AT_ENV, OFFSETS_LOG, OFFSETS_PARTITIONS};
 
-use crate::broker::{ShardState, shutting_down};
-use crate::protocol::messages::GroupSummary;
-use crate::protocol::{ErrorCode, ProtocolError, Response};
+pub use views::{
+    CommittedOffset, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment,
+    MemberDescription,
+};
+
+use crate::broker::{BrokerError, BrokerResult, ErrorKind, ShardState};
 use crate::shard::{ShardId, owner_of};
 use crate::storage::PartitionLog;
 use assignment::Strategy;
@@ -84,7 +88,7 @@ pub struct Coordinator {
 impl Coordinator {
     /// The group `name`, made if new. A group made for a join that is then refused stays, empty
     /// and listed, as one made by commits does.
-    fn group_for_join(&mut self, name: &str) -> Result<&mut Group, ProtocolError> {
+    fn group_for_join(&mut self, name: &str) -> BrokerResult<&mut Group> {
         check_room_for(self, name)?;
         Ok(self.groups.entry(name.to_string()).or_default())
     }
@@ -95,8 +99,8 @@ impl Coordinator {
         &mut self,
         name: &str,
         strategy: Strategy,
-        admit: impl FnOnce(&mut BrokerAssigned, &mut Generation) -> Result<R, ProtocolError>,
-    ) -> Result<R, ProtocolError> {
+        admit: impl FnOnce(&mut BrokerAssigned, &mut Generation) -> BrokerResult<R>,
+    ) -> BrokerResult<R> {
         self.group_for_join(name)?
             .join_broker_assigned(name, strategy, admit)
     }
@@ -107,8 +111,8 @@ impl Coordinator {
         &mut self,
         name: &str,
         protocol_type: &str,
-        admit: impl FnOnce(&mut ClientAssigned, &mut Generation) -> Result<R, ProtocolError>,
-    ) -> Result<R, ProtocolError> {
+        admit: impl FnOnce(&mut ClientAssigned, &mut Generation) -> BrokerResult<R>,
+    ) -> BrokerResult<R> {
         self.group_for_join(name)?
             .join_client_assigned(name, protocol_type, admit)
     }
@@ -131,10 +135,10 @@ pub fn coordinator_of(group: &str, shards: usize) -> (u32, ShardId) {
     (partition, owner_of(OFFSETS_LOG, partition, shards))
 }
 
-pub fn validate_name(group: &str) -> Result<(), ProtocolError> {
+pub fn validate_name(group: &str) -> BrokerResult<()> {
     crate::broker::topics::validate_name(group).map_err(|_| {
-        ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        BrokerError::new(
+            ErrorKind::InvalidGroupName,
             format!("group name {group:?} must be 1 to 200 of [a-zA-Z0-9._-]"),
         )
     })
@@ -179,10 +183,10 @@ pub async fn close(state: &ShardState) {
 }
 
 /// Refuses a group that does not exist yet when the shard holds its maximum of groups.
-fn check_room_for(coordinator: &Coordinator, group: &str) -> Result<(), ProtocolError> {
+fn check_room_for(coordinator: &Coordinator, group: &str) -> BrokerResult<()> {
     if coordinator.groups.len() >= GROUPS_PER_SHARD_MAX && !coordinator.groups.contains_key(group) {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        return Err(BrokerError::new(
+            ErrorKind::ResourceLimit,
             format!(
                 "this coordinator holds {GROUPS_PER_SHARD_MAX} groups already; delete unused ones"
             ),
@@ -191,30 +195,30 @@ fn check_room_for(coordinator: &Coordinator, group: &str) -> Result<(), Protocol
     Ok(())
 }
 
-fn unknown_member(group: &str, member: &str) -> ProtocolError {
-    ProtocolError::new(
-        ErrorCode::UnknownMember,
+fn unknown_member(group: &str, member: &str) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::UnknownMember,
         format!("{member:?} is not a member of group {group:?}; join again"),
     )
 }
 
 /// The refusal of a join that would take a group past `MEMBERS_PER_GROUP_MAX`.
-fn group_full(group: &str) -> ProtocolError {
-    ProtocolError::new(
-        ErrorCode::InvalidConfig,
+fn group_full(group: &str) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::GroupFull,
         format!("group {group:?} has {MEMBERS_PER_GROUP_MAX} members already"),
     )
 }
 
 /// Refuses a member whose join would make us hold more than `MEMBER_METADATA_BYTES_MAX`:
 /// `entries` are the lengths of what it sends (protocol names and metadata, or topic names).
-fn check_member_metadata(entries: impl Iterator<Item = usize>) -> Result<(), ProtocolError> {
+fn check_member_metadata(entries: impl Iterator<Item = usize>) -> BrokerResult<()> {
     // Each entry is held as a string or buffer handle besides its bytes.
     let handle = std::mem::size_of::<(String, bytes::Bytes)>();
     let held = entries.fold(0usize, |held, len| held.saturating_add(handle + len));
     if held > MEMBER_METADATA_BYTES_MAX {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidConfig,
             format!(
                 "a member's metadata takes {held} bytes; at most {MEMBER_METADATA_BYTES_MAX} per member"
             ),
@@ -229,7 +233,7 @@ pub async fn commit(
     member_id: String,
     generation: u32,
     offsets: Vec<(String, u32, u64)>,
-) -> Result<Response, ProtocolError> {
+) -> BrokerResult<()> {
     commit_at(state, name, member_id, i64::from(generation), offsets).await
 }
 
@@ -240,11 +244,11 @@ pub async fn commit_at(
     member_id: String,
     generation: i64,
     offsets: Vec<(String, u32, u64)>,
-) -> Result<Response, ProtocolError> {
+) -> BrokerResult<()> {
     validate_name(&name)?;
     if offsets.len() > COMMIT_OFFSETS_MAX {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidConfig,
+        return Err(BrokerError::new(
+            ErrorKind::InvalidConfig,
             format!("at most {COMMIT_OFFSETS_MAX} offsets per commit"),
         ));
     }
@@ -263,11 +267,11 @@ pub async fn commit_at(
     for (topic, partition, offset) in offsets {
         group.set_committed(topic, partition, offset);
     }
-    Ok(Response::Done)
+    Ok(())
 }
 
 /// Appends `records` durably to the group's offsets-log partition.
-async fn append(state: &ShardState, group: &str, records: Records) -> Result<(), ProtocolError> {
+async fn append(state: &ShardState, group: &str, records: Records) -> BrokerResult<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -278,11 +282,15 @@ async fn append(state: &ShardState, group: &str, records: Records) -> Result<(),
         .logs
         .get(&partition)
         .cloned()
-        .ok_or_else(shutting_down)?;
+        .ok_or_else(BrokerError::shutting_down)?;
     offsets_log::append(&log, records).await
 }
 
-pub fn fetch_offsets(state: &ShardState, name: &str, partitions: Vec<(String, u32)>) -> Response {
+pub fn fetch_offsets(
+    state: &ShardState,
+    name: &str,
+    partitions: Vec<(String, u32)>,
+) -> Vec<CommittedOffset> {
     let coordinator = state.coordinator.borrow();
     let committed = coordinator.groups.get(name).map(Group::committed);
     let offsets = match committed {
@@ -296,7 +304,7 @@ pub fn fetch_offsets(state: &ShardState, name: &str, partitions: Vec<(String, u3
             .filter_map(|(t, p)| committed.get(&(t.clone(), p)).map(|o| (t, p, *o)))
             .collect(),
     };
-    Response::Offsets(offsets)
+    offsets
 }
 
 pub fn list(state: &ShardState) -> Vec<GroupSummary> {
@@ -309,20 +317,20 @@ pub fn list(state: &ShardState) -> Vec<GroupSummary> {
         .collect()
 }
 
-pub fn describe(state: &ShardState, name: &str) -> Result<Response, ProtocolError> {
+pub fn describe(state: &ShardState, name: &str) -> BrokerResult<GroupDescription> {
     let coordinator = state.coordinator.borrow();
     let group = coordinator
         .groups
         .get(name)
         .ok_or_else(|| unknown_group(name))?;
-    Ok(Response::GroupDescription(group.description(name)))
+    Ok(group.description(name))
 }
 
-fn unknown_group(name: &str) -> ProtocolError {
-    ProtocolError::new(ErrorCode::UnknownGroup, format!("unknown group {name:?}"))
+fn unknown_group(name: &str) -> BrokerError {
+    BrokerError::new(ErrorKind::UnknownGroup, format!("unknown group {name:?}"))
 }
 
-pub async fn delete(state: &ShardState, name: String) -> Result<Response, ProtocolError> {
+pub async fn delete(state: &ShardState, name: String) -> BrokerResult<()> {
     let tombstones = {
         let coordinator = state.coordinator.borrow();
         let group = coordinator
@@ -331,8 +339,8 @@ pub async fn delete(state: &ShardState, name: String) -> Result<Response, Protoc
             .ok_or_else(|| unknown_group(&name))?;
         let members = group.members();
         if members > 0 {
-            return Err(ProtocolError::new(
-                ErrorCode::GroupNotEmpty,
+            return Err(BrokerError::new(
+                ErrorKind::GroupNotEmpty,
                 format!("group {name:?} has {members} active member(s)"),
             ));
         }
@@ -341,18 +349,7 @@ pub async fn delete(state: &ShardState, name: String) -> Result<Response, Protoc
     append(state, &name, tombstones).await?;
     state.coordinator.borrow_mut().groups.remove(&name);
     crate::metrics::retire("group", &name);
-    Ok(Response::Done)
-}
-
-/// A group as Kafka's ListGroups/DescribeGroups show it.
-pub struct KafkaView {
-    pub name: String,
-    /// Kafka's state names: Empty, PreparingRebalance, CompletingRebalance, Stable.
-    pub state: &'static str,
-    pub protocol_type: String,
-    pub protocol_name: String,
-    /// (member id, client id, metadata, assignment)
-    pub members: Vec<(String, String, bytes::Bytes, bytes::Bytes)>,
+    Ok(())
 }
 
 /// Every group this shard coordinates, as Kafka shows them.
@@ -408,18 +405,17 @@ mod tests {
     async fn kafka_join(
         state: Rc<ShardState>,
         metadata: Bytes,
-    ) -> Result<client_assigned::Joined, ProtocolError> {
-        client_assigned::join(
-            &state,
-            "crowd".into(),
-            String::new(),
-            "client".into(),
-            "consumer".into(),
-            vec![("range".into(), metadata)],
-            30_000,
-            300_000,
-        )
-        .await
+    ) -> BrokerResult<client_assigned::Joined> {
+        let round = client_assigned::JoinRound {
+            group: "crowd".into(),
+            member_id: String::new(),
+            client_id: "client".into(),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), metadata)],
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: 300_000,
+        };
+        client_assigned::join(&state, round).await
     }
 
     fn members(state: &ShardState, group: &str) -> usize {
@@ -447,10 +443,7 @@ mod tests {
             )
             .await
             .expect("the join over the cap is answered at once");
-            assert_eq!(
-                refused.err().map(|e| e.code),
-                Some(ErrorCode::InvalidConfig)
-            );
+            assert_eq!(refused.err().map(|e| e.kind), Some(ErrorKind::GroupFull));
             assert_eq!(members(&state, "crowd"), MEMBERS_PER_GROUP_MAX);
 
             // ringmq's own protocol has the same cap (its joins do not wait for a round).
@@ -468,7 +461,7 @@ mod tests {
                 join(&state).unwrap();
             }
             let refused = join(&state).unwrap_err();
-            assert_eq!(refused.code, ErrorCode::InvalidConfig);
+            assert_eq!(refused.kind, ErrorKind::GroupFull);
             assert_eq!(
                 list(&state)
                     .iter()
@@ -487,8 +480,8 @@ mod tests {
             let big = Bytes::from(vec![0u8; MEMBER_METADATA_BYTES_MAX]);
             let refused = kafka_join(state.clone(), big).await;
             assert_eq!(
-                refused.err().map(|e| e.code),
-                Some(ErrorCode::InvalidConfig)
+                refused.err().map(|e| e.kind),
+                Some(ErrorKind::InvalidConfig)
             );
             let many_topics: Vec<String> = (0..MEMBER_METADATA_BYTES_MAX / 16)
                 .map(|n| format!("topic-{n}"))
@@ -501,7 +494,7 @@ mod tests {
                 30_000,
                 "range".into(),
             );
-            assert_eq!(refused.unwrap_err().code, ErrorCode::InvalidConfig);
+            assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
             assert!(list(&state).is_empty(), "a refused member makes no group");
             // Under the cap, the same join is admitted.
             let small = Bytes::from(vec![0u8; MEMBER_METADATA_BYTES_MAX / 2]);

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use bytes::BytesMut;
 
 use crate::batch::{BatchBuilder, Compression, Record, records};
-use crate::protocol::ProtocolError;
+use crate::broker::BrokerResult;
 use crate::storage::dirsync;
 use crate::storage::{AckLevel, LogConfig, PartitionLog};
 
@@ -72,7 +72,7 @@ impl Records {
 }
 
 /// Appends `records` to `log` and returns once they are fsynced.
-pub async fn append(log: &PartitionLog, records: Records) -> Result<(), ProtocolError> {
+pub async fn append(log: &PartitionLog, records: Records) -> BrokerResult<()> {
     log.append(batch(&records.0), AckLevel::Fsynced).await?;
     Ok(())
 }

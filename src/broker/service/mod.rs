@@ -5,11 +5,19 @@
 //! `BrokerError`. Nothing here knows a wire format.
 
 mod context;
+mod groups;
 mod types;
 
 use std::rc::Rc;
 
+pub use super::groups::client_assigned::{JoinRound, Joined, Synced};
+pub use super::groups::{
+    CommittedOffset, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment,
+    MemberDescription,
+};
+pub use super::producer_ids::ProducerIdentity;
 pub use context::{Principal, RequestContext};
+pub use groups::JoinGroup;
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
     Produced, TopicInfo,
@@ -27,6 +35,21 @@ pub struct Service {
 impl Service {
     pub fn new(state: Rc<ShardState>) -> Service {
         Service { state }
+    }
+
+    /// Runs `work` on the coordinator of `group`, within the request's deadline.
+    async fn on_coordinator<R, F, Fut>(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        work: F,
+    ) -> BrokerResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = BrokerResult<R>> + 'static,
+    {
+        self.state.on_coordinator(ctx.deadline, group, work).await
     }
 
     /// The shards (cores) the broker runs on.
@@ -117,6 +140,16 @@ impl Service {
     /// `validate_only`).
     pub fn validate_new_topic(&self, _ctx: &RequestContext, topic: &NewTopic) -> BrokerResult<()> {
         admin::validate_new_topic(&self.state, topic).map(|_| ())
+    }
+
+    /// An identity for an idempotent producer (transactional ids are refused until
+    /// transactions are served), or the next epoch of the one it names.
+    pub fn init_producer_id(
+        &self,
+        ctx: &RequestContext,
+        current: Option<ProducerIdentity>,
+    ) -> BrokerResult<ProducerIdentity> {
+        super::producer_ids::init(ctx.transactional_id.as_deref(), current)
     }
 
     /// Deletes a topic and its data; answered once every shard has closed its partitions.

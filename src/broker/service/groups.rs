@@ -1,0 +1,224 @@
+//! The service's consumer-group operations. Each runs on the group's coordinator shard. Two
+//! kinds of membership share the offsets: ringmq's own (the broker divides the partitions:
+//! `join_group`, `heartbeat`, `leave_group`) and Kafka's (the leader divides them:
+//! `join_round`, `sync_round`, `round_heartbeat`, `leave_round`).
+
+use crate::broker::groups::client_assigned::{JoinRound, Joined, Synced};
+use crate::broker::groups::{
+    self, CommittedOffset, GroupDescription, GroupSummary, KafkaView, MemberAssignment,
+    client_assigned,
+};
+use crate::broker::{BrokerError, BrokerResult, ShardState};
+
+use super::{RequestContext, Service};
+
+/// A join of ringmq's own protocol: the broker assigns the partitions of `topics`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinGroup {
+    pub group: String,
+    /// Empty for a new member.
+    pub member_id: String,
+    pub topics: Vec<String>,
+    pub session_timeout_ms: u32,
+    /// range, round-robin or sticky.
+    pub strategy: String,
+}
+
+impl Service {
+    /// Joins (or rejoins) a broker-assigned group; answers with the member's partitions.
+    pub async fn join_group(
+        &self,
+        ctx: &RequestContext,
+        join: JoinGroup,
+    ) -> BrokerResult<MemberAssignment> {
+        self.on_coordinator(ctx, &join.group.clone(), move |c| async move {
+            let JoinGroup {
+                group,
+                member_id,
+                topics,
+                session_timeout_ms,
+                strategy,
+            } = join;
+            groups::join(&c, group, member_id, topics, session_timeout_ms, strategy)
+        })
+        .await
+    }
+
+    /// Keeps a broker-assigned member alive; answers with its partitions in the current
+    /// generation (they change when the group rebalances).
+    pub async fn heartbeat(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        member_id: String,
+    ) -> BrokerResult<MemberAssignment> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            groups::heartbeat(&c, &group, &member_id)
+        })
+        .await
+    }
+
+    /// A broker-assigned member leaves; its partitions go to the others at once.
+    pub async fn leave_group(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        member_id: String,
+    ) -> BrokerResult<()> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            groups::leave(&c, &group, &member_id)
+        })
+        .await
+    }
+
+    /// Kafka's JoinGroup: waits for the round to complete, then answers with the generation,
+    /// the leader, and (for the leader) every member's metadata.
+    pub async fn join_round(&self, ctx: &RequestContext, join: JoinRound) -> BrokerResult<Joined> {
+        self.on_coordinator(ctx, &join.group.clone(), move |c| async move {
+            client_assigned::join(&c, join).await
+        })
+        .await
+    }
+
+    /// Kafka's SyncGroup: the leader hands in the assignments; each member gets its own.
+    pub async fn sync_round(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        member_id: String,
+        generation: i32,
+        assignments: Vec<(String, bytes::Bytes)>,
+    ) -> BrokerResult<Synced> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            client_assigned::sync(&c, group, member_id, generation, assignments).await
+        })
+        .await
+    }
+
+    /// Kafka's Heartbeat: `RebalanceInProgress` tells the member to join again.
+    pub async fn round_heartbeat(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        member_id: String,
+        generation: i32,
+    ) -> BrokerResult<()> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            client_assigned::heartbeat(&c, &group, &member_id, generation)
+        })
+        .await
+    }
+
+    /// Kafka's LeaveGroup, for one member or several (v3+).
+    pub async fn leave_round(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        members: Vec<String>,
+    ) -> BrokerResult<()> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            client_assigned::leave(&c, &group, members)
+        })
+        .await
+    }
+
+    /// Commits offsets as a member of `generation`, or, with an empty `member_id` and a
+    /// negative generation, for a group without members (tools resetting offsets).
+    pub async fn commit_offsets(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        member_id: String,
+        generation: i64,
+        offsets: Vec<CommittedOffset>,
+    ) -> BrokerResult<()> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            groups::commit_at(&c, group, member_id, generation, offsets).await
+        })
+        .await
+    }
+
+    /// The group's committed offsets: of `partitions`, or all of them when it is empty.
+    pub async fn committed_offsets(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        partitions: Vec<(String, u32)>,
+    ) -> BrokerResult<Vec<CommittedOffset>> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            Ok(groups::fetch_offsets(&c, &group, partitions))
+        })
+        .await
+    }
+
+    /// A group, its members and their partitions, and its committed offsets.
+    pub async fn describe_group(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+    ) -> BrokerResult<GroupDescription> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            groups::describe(&c, &group)
+        })
+        .await
+    }
+
+    /// A group as Kafka's DescribeGroups shows it (state Dead when there is no such group).
+    pub async fn describe_group_for_kafka(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+    ) -> BrokerResult<KafkaView> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            Ok(groups::kafka_describe(&c, &group))
+        })
+        .await
+    }
+
+    /// Every group of every coordinator, by name.
+    pub async fn list_groups(&self, ctx: &RequestContext) -> BrokerResult<Vec<GroupSummary>> {
+        let mut listed = self
+            .on_every_shard(ctx, |state| groups::list(&state))
+            .await?;
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(listed)
+    }
+
+    /// Every group as Kafka's ListGroups shows them.
+    pub async fn list_groups_for_kafka(
+        &self,
+        ctx: &RequestContext,
+    ) -> BrokerResult<Vec<KafkaView>> {
+        let mut listed = self
+            .on_every_shard(ctx, |state| groups::kafka_list(&state))
+            .await?;
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(listed)
+    }
+
+    /// Deletes a group without members, and its committed offsets.
+    pub async fn delete_group(&self, ctx: &RequestContext, group: String) -> BrokerResult<()> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            groups::delete(&c, group).await
+        })
+        .await
+    }
+
+    async fn on_every_shard<T: Send + 'static>(
+        &self,
+        ctx: &RequestContext,
+        list: fn(std::rc::Rc<ShardState>) -> Vec<T>,
+    ) -> BrokerResult<Vec<T>> {
+        let mut all = Vec::new();
+        for shard in 0..self.state.shards() {
+            let part = self
+                .state
+                .on_shard_until(ctx.deadline, shard, move |state| async move {
+                    Ok::<_, BrokerError>(list(state))
+                })
+                .await?;
+            all.extend(part);
+        }
+        Ok(all)
+    }
+}
