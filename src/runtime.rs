@@ -3,7 +3,8 @@
 //! Everything above this module speaks in our own small vocabulary: spawn a task, sleep, time out,
 //! write these buffers at this position, sync this file. Swapping the runtime means rewriting this
 //! file, not the broker. All of it is single-threaded by design: one runtime per pinned core, and
-//! nothing here is `Send`.
+//! nothing here is `Send`, except the closures handed to the blocking pool (`blocking`), where
+//! file-system calls that would stall the shard run.
 //!
 //! It also holds the one deterministic fault hook of the storage write path (`faults`), so that a
 //! test can make the next write fail with ENOSPC without filling a real disk.
@@ -46,6 +47,70 @@ pub async fn spawn_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send +
     match compio::runtime::spawn_blocking(work).await {
         Ok(value) => value,
         Err(error) => std::panic::resume_unwind(Box::new(error.to_string())),
+    }
+}
+
+/// How many blocking file-system jobs (`blocking`) one thread runs at once; more wait their turn.
+///
+/// File-system calls that io_uring does not cover here (directory listing and fsync, mkdir,
+/// unlink, recovery's scan) would stall every connection of a shard; they run on compio's
+/// per-runtime thread pool instead. The bound keeps a burst (a topic of many partitions created
+/// or deleted at once) from starting hundreds of threads that would only queue in the disk, and
+/// keeps compio's own pool (256 threads, which spins the shard when all are busy) from ever
+/// filling. A constant, not a broker setting, until a deployment shows it needs tuning.
+pub const BLOCKING_JOBS_PER_THREAD_MAX: usize = 4;
+
+thread_local! {
+    static BLOCKING_GATE: std::rc::Rc<BlockingGate> = std::rc::Rc::default();
+}
+
+/// The count of this thread's blocking jobs running, and a signal when one ends.
+#[derive(Default)]
+struct BlockingGate {
+    running: Cell<usize>,
+    freed: Notify,
+}
+
+/// Frees a job's place at the gate when the job ends (or its task is dropped).
+struct BlockingPlace(std::rc::Rc<BlockingGate>);
+
+impl Drop for BlockingPlace {
+    fn drop(&mut self) {
+        self.0.running.set(self.0.running.get() - 1);
+        self.0.freed.notify();
+    }
+}
+
+/// Runs blocking file-system work on the runtime's thread pool, at most
+/// `BLOCKING_JOBS_PER_THREAD_MAX` of this thread's jobs at once, and resolves to its result.
+///
+/// Only `Send` data crosses into `work` (paths, owned buffers): a log's state stays on its
+/// shard. Once started, the work runs to its end even if this future is dropped (a half-done
+/// directory change is worse than a late one), and it keeps its place at the gate until then,
+/// so the bound holds. A panic in `work` is resumed here.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let gate = BLOCKING_GATE.with(std::rc::Rc::clone);
+    loop {
+        let freed = gate.freed.wait();
+        if gate.running.get() < BLOCKING_JOBS_PER_THREAD_MAX {
+            break;
+        }
+        freed.await;
+    }
+    gate.running.set(gate.running.get() + 1);
+    let place = BlockingPlace(gate);
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    spawn_detached(async move {
+        let _place = place;
+        let outcome = compio::runtime::spawn_blocking(work).await;
+        let _ = sender.send(outcome);
+    });
+    match receiver.await {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => std::panic::resume_unwind(Box::new(error.to_string())),
+        // The detached task was dropped unfinished: only a runtime being torn down does that,
+        // and then nothing polls this future again.
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -185,7 +250,7 @@ impl File {
             return Err(io::Error::last_os_error());
         }
         let owned = unsafe { OwnedFd::from_raw_fd(duplicate) };
-        spawn_blocking(move || {
+        blocking(move || {
             let flags = libc::SYNC_FILE_RANGE_WRITE;
             let result = unsafe {
                 libc::sync_file_range(owned.as_raw_fd(), position as i64, length as i64, flags)
@@ -506,6 +571,37 @@ mod tests {
         assert_eq!(buffers, vec![Bytes::from_static(b"fg")]);
         advance(&mut buffers, 2);
         assert!(buffers.is_empty());
+    }
+
+    #[test]
+    fn blocking_work_runs_off_the_thread_at_most_the_bound_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        block_on(async {
+            let running = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let caller = std::thread::current().id();
+            let jobs = (0..3 * BLOCKING_JOBS_PER_THREAD_MAX).map(|n| {
+                let (running, most) = (running.clone(), most.clone());
+                blocking(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    (n, std::thread::current().id())
+                })
+            });
+            let results = futures_util::future::join_all(jobs).await;
+            for (index, (n, thread)) in results.into_iter().enumerate() {
+                assert_eq!(n, index);
+                assert_ne!(thread, caller, "the work ran on the pool");
+            }
+            let most = most.load(Ordering::SeqCst);
+            assert!(
+                (1..=BLOCKING_JOBS_PER_THREAD_MAX).contains(&most),
+                "{most} jobs ran at once"
+            );
+        });
     }
 
     #[test]

@@ -14,11 +14,13 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+
+use crate::batch::BatchInfo;
 
 use crate::runtime::{self, DIRECT_IO_ALIGNMENT, File, Notify};
 
@@ -29,9 +31,10 @@ use super::error::{Result, StorageError};
 use super::producer_state::ProducerStates;
 use super::recovery::recover_segments;
 use super::segment::{self, DATA_SUFFIX, OFFSET_INDEX_SUFFIX, Segment, TIME_INDEX_SUFFIX};
+use super::segment_store::SegmentStore;
 use super::tail_cache::TailCache;
 
-use append::{PendingAppend, rebuild_producer_states};
+use append::{PendingAppend, recent_batches};
 use metrics::LogMetrics;
 
 mod append;
@@ -85,7 +88,8 @@ pub struct PartitionLog {
 }
 
 struct Shared {
-    dir: PathBuf,
+    /// The partition's directory and its sealed segments.
+    store: SegmentStore,
     config: LogConfig,
     state: RefCell<State>,
     /// Wakes the flusher: appends are queued, or a close was asked for.
@@ -134,6 +138,7 @@ struct State {
     failure: Option<StorageError>,
     closing: bool,
     flusher_stopped: bool,
+    retention_stopped: bool,
 }
 
 struct ActiveFiles {
@@ -187,13 +192,16 @@ impl PartitionLog {
         labels: Vec<(String, String)>,
     ) -> Result<PartitionLog> {
         config.validate().map_err(StorageError::InvalidConfig)?;
-        dirsync::create_dir_all_durable(dir)?;
-        let (segments, damage) = recover_segments(dir, &config)?;
-        let segments_for_producers = segments
-            .values()
-            .next_back()
-            .cloned()
-            .expect("recovery leaves a segment");
+        let store = SegmentStore::local(dir);
+        let opened = {
+            let (store, config) = (store.clone(), config.clone());
+            runtime::blocking(move || recover_at_open(&store, &config)).await?
+        };
+        let Opened {
+            segments,
+            damage,
+            producer_batches,
+        } = opened;
         let active = segments
             .values()
             .next_back()
@@ -221,14 +229,15 @@ impl PartitionLog {
             space_queue: VecDeque::new(),
             next_ticket: 0,
             tail: TailCache::new(config.tail_cache_bytes_max),
-            producers: rebuild_producer_states(dir, &segments_for_producers)?,
+            producers: ProducerStates::rebuilt(&producer_batches),
             damage,
             failure: None,
             closing: false,
             flusher_stopped: false,
+            retention_stopped: false,
         };
         let shared = Rc::new(Shared {
-            dir: dir.to_path_buf(),
+            store,
             config,
             state: RefCell::new(state),
             work: Notify::default(),
@@ -244,7 +253,7 @@ impl PartitionLog {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.shared.dir
+        self.shared.store.dir()
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -311,7 +320,9 @@ impl PartitionLog {
         }
     }
 
-    /// appends. Reads keep working on what is there.
+    /// Writes and fsyncs everything queued, stops the background tasks (waiting for a
+    /// retention deletion under way), and refuses further appends. Reads keep working on what is
+    /// there.
     pub async fn close(&self) -> Result<()> {
         self.shared.state.borrow_mut().closing = true;
         self.shared.work.notify();
@@ -321,7 +332,7 @@ impl PartitionLog {
             let stopped = self.shared.lifecycle.wait();
             {
                 let state = self.shared.state.borrow();
-                if state.flusher_stopped {
+                if state.flusher_stopped && state.retention_stopped {
                     return match &state.failure {
                         Some(failure) => Err(failure.clone()),
                         None => Ok(()),
@@ -331,6 +342,32 @@ impl PartitionLog {
             stopped.await;
         }
     }
+}
+
+/// What recovery found at open, gathered on the blocking pool.
+struct Opened {
+    segments: BTreeMap<u64, Segment>,
+    damage: DamageMap,
+    /// The active segment's recent batches, for idempotent producers' state.
+    producer_batches: Vec<BatchInfo>,
+}
+
+/// The blocking part of opening a log: the directory made durable, every segment recovered,
+/// and the tail read for producers' state. Runs on the blocking pool, so it holds only `Send`
+/// data.
+fn recover_at_open(store: &SegmentStore, config: &LogConfig) -> Result<Opened> {
+    dirsync::create_dir_all_durable(store.dir())?;
+    let (segments, damage) = recover_segments(store, config)?;
+    let active = segments
+        .values()
+        .next_back()
+        .ok_or_else(|| StorageError::Failed("recovery left no segment".into()))?;
+    let producer_batches = recent_batches(store.dir(), active)?;
+    Ok(Opened {
+        segments,
+        damage,
+        producer_batches,
+    })
 }
 
 impl State {

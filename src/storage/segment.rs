@@ -439,11 +439,18 @@ pub fn create_files(dir: &Path, base_offset: u64) -> io::Result<()> {
 
 /// Deletes a segment's files, durably (the directory is fsynced).
 pub fn remove_files(dir: &Path, base_offset: u64) -> io::Result<()> {
+    remove_file_set(dir, base_offset)?;
+    dirsync::sync_dir(dir)
+}
+
+/// Deletes a segment's files (those that exist) without the directory's fsync, so that a caller
+/// deleting several segments pays for one.
+pub fn remove_file_set(dir: &Path, base_offset: u64) -> io::Result<()> {
     for suffix in [DATA_SUFFIX, OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         match fs::remove_file(file_path(dir, base_offset, suffix)) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
             _ => {}
         }
     }
-    dirsync::sync_dir(dir)
+    Ok(())
 }

@@ -325,10 +325,10 @@ impl State {
 /// come within seconds, far inside this.
 const PRODUCER_STATE_SCAN_BYTES: u64 = 8 << 20;
 
-/// Rebuilds idempotent producers' recent batches from the last `PRODUCER_STATE_SCAN_BYTES` of
-/// the active segment (starting at an index entry, so on a batch boundary).
-pub(super) fn rebuild_producer_states(dir: &Path, active: &Segment) -> Result<ProducerStates> {
-    let mut states = ProducerStates::default();
+/// The batches in the last `PRODUCER_STATE_SCAN_BYTES` of the active segment (from an index
+/// entry, so on a batch boundary), from which idempotent producers' state is rebuilt. Blocking:
+/// it runs on the blocking pool at open. Batches that fail their check are left out.
+pub(super) fn recent_batches(dir: &Path, active: &Segment) -> Result<Vec<BatchInfo>> {
     let from_at_least = active.size_bytes.saturating_sub(PRODUCER_STATE_SCAN_BYTES);
     let start = active
         .index
@@ -341,15 +341,23 @@ pub(super) fn rebuild_producer_states(dir: &Path, active: &Segment) -> Result<Pr
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(
-        &mut std::io::Read::take(file, active.size_bytes - start),
+        &mut std::io::Read::take(file, active.size_bytes.saturating_sub(start)),
         &mut bytes,
     )?;
-    for (_, framed) in batch::iter_framed(&bytes) {
-        if let Ok(info) = batch::validate(framed, batch::Limits::UNLIMITED) {
-            states.record(&info, None);
+    Ok(batch::iter_framed(&bytes)
+        .filter_map(|(_, framed)| batch::validate(framed, batch::Limits::UNLIMITED).ok())
+        .collect())
+}
+
+impl ProducerStates {
+    /// Producers' state after `batches`, oldest first (none of them pending).
+    pub(super) fn rebuilt(batches: &[BatchInfo]) -> ProducerStates {
+        let mut states = ProducerStates::default();
+        for info in batches {
+            states.record(info, None);
         }
+        states
     }
-    Ok(states)
 }
 
 /// Checks every batch of an append (see `batch::validate`), sharing one decompression budget.

@@ -236,7 +236,7 @@ async fn write_run(
     let started = Instant::now();
     if let Err(error) = file.write_all_at(buffers, write_position).await {
         shared.metrics.write_failures.increment(1);
-        warn!(dir = %shared.dir.display(), segment = base_offset, %error, "write failed; cutting back");
+        warn!(dir = %shared.store.dir().display(), segment = base_offset, %error, "write failed; cutting back");
         // Whatever part of the run reached the file is cut, so the file ends on a whole batch.
         let error = match file.set_len(position).await {
             Ok(()) => StorageError::from(error),
@@ -355,7 +355,7 @@ async fn trim_direct_io_padding(shared: &Rc<Shared>) {
         (state.active.read.clone(), state.active_segment().size_bytes)
     };
     if let Err(error) = file.set_len(size).await {
-        warn!(dir = %shared.dir.display(), %error, "could not cut the direct-I/O padding; recovery will");
+        warn!(dir = %shared.store.dir().display(), %error, "could not cut the direct-I/O padding; recovery will");
     }
 }
 
@@ -413,7 +413,7 @@ async fn persist_index(shared: &Rc<Shared>, entries_min: usize) {
     )
     .await;
     if let (Err(error), _) | (_, Err(error)) = written {
-        warn!(dir = %shared.dir.display(), %error, "index write failed; recovery will rebuild the index");
+        warn!(dir = %shared.store.dir().display(), %error, "index write failed; recovery will rebuild the index");
     }
 }
 
@@ -441,7 +441,7 @@ impl Shared {
     /// pages, so nothing written since the last good sync can be promised any more.
     fn fail(&self, reason: String) -> StorageError {
         let error = StorageError::Failed(reason);
-        warn!(dir = %self.dir.display(), %error, "partition log failed");
+        warn!(dir = %self.store.dir().display(), %error, "partition log failed");
         self.state.borrow_mut().failure = Some(error.clone());
         self.metrics.write_failures.increment(1);
         self.abandon_queued(Vec::new(), &error);
@@ -493,9 +493,10 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
             )));
         }
     }
-    segment::create_files(&shared.dir, new_base)?;
+    let dir = shared.store.dir().to_path_buf();
+    runtime::blocking(move || segment::create_files(&dir, new_base)).await?;
     let files = ActiveFiles::open(
-        &shared.dir,
+        shared.store.dir(),
         &Segment::empty(new_base),
         shared.config.direct_io,
     )
@@ -510,7 +511,7 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
         state.read_files.remove(0);
     }
     drop(state);
-    info!(dir = %shared.dir.display(), segment = new_base, "rolled to a new segment");
+    info!(dir = %shared.store.dir().display(), segment = new_base, "rolled to a new segment");
     shared.publish_gauges();
     Ok(())
 }
