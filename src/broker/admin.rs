@@ -94,7 +94,7 @@ pub async fn create_topic(
     let mut by_name: BTreeMap<_, _> = current.by_name.clone();
     by_name.insert(name.clone(), meta.clone());
     let next = Arc::new(Topics { by_name });
-    save(state, &next)?;
+    save(state, next.clone()).await?;
     let Err(error) = broadcast(state, next, Change::Created(meta)).await else {
         tracing::info!(topic = %name, partitions, "created topic");
         crate::metrics::revive("topic", &name);
@@ -103,7 +103,7 @@ pub async fn create_topic(
     // A refused creation leaves no trace: the old metadata goes back before any partition of
     // the topic is removed, so a crash here leaves at worst orphans that start-up removes.
     tracing::warn!(topic = %name, %error, "topic creation failed; rolling it back");
-    save(state, &current)?;
+    save(state, current.clone()).await?;
     broadcast(state, current, Change::Deleted(name)).await?;
     Err(error)
 }
@@ -120,14 +120,18 @@ pub async fn delete_topic(state: &ShardState, name: String) -> Result<(), Protoc
     let mut by_name = current.by_name.clone();
     by_name.remove(&name);
     let next = Arc::new(Topics { by_name });
-    save(state, &next)?;
+    save(state, next.clone()).await?;
     tracing::info!(topic = %name, "deleted topic");
     crate::metrics::retire("topic", &name);
     broadcast(state, next, Change::Deleted(name)).await
 }
 
-fn save(state: &ShardState, topics: &Topics) -> Result<(), ProtocolError> {
-    topics.save(&state.config.data_dir).map_err(|error| {
+/// Writes the metadata file durably on the blocking pool: its fsyncs would stall every
+/// connection of shard 0.
+async fn save(state: &ShardState, topics: Arc<Topics>) -> Result<(), ProtocolError> {
+    let data_dir = state.config.data_dir.clone();
+    let saved = crate::runtime::blocking(move || topics.save(&data_dir)).await;
+    saved.map_err(|error| {
         let code = if error.raw_os_error() == Some(libc::ENOSPC) {
             ErrorCode::DiskFull
         } else {
