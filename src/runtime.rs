@@ -467,6 +467,105 @@ impl Drop for NotifyWait<'_> {
     }
 }
 
+/// A wake-up signal keyed by a threshold: each wait names the value it waits to see passed, and
+/// `passed(value)` wakes exactly the waits below `value`, so a rising value (a log's high
+/// watermark) wakes only those whose condition now holds, not every waiter on each step.
+///
+/// Waits register when created, so "create the wait, check the condition, await the wait"
+/// never misses a wake-up, as with `Notify`. A dropped wait removes itself; an idle signal with
+/// many timed-out long polls holds nothing. `wake_all` is for conditions beside the value
+/// (closing, failure).
+#[derive(Default)]
+pub struct ThresholdNotify {
+    inner: RefCell<ThresholdWaiters>,
+}
+
+#[derive(Default)]
+struct ThresholdWaiters {
+    next_id: u64,
+    /// Waits not yet woken, by (threshold, id), with the waker of their last poll.
+    waiting: std::collections::BTreeMap<(u64, u64), Option<Waker>>,
+    /// Wakers called so far: what a test or benchmark counts to see no wake-up is wasted.
+    wakes: u64,
+}
+
+impl ThresholdNotify {
+    /// A wait that resolves once `passed` reaches a value above `threshold`, or at `wake_all`.
+    pub fn wait_past(&self, threshold: u64) -> ThresholdWait<'_> {
+        let mut inner = self.inner.borrow_mut();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.waiting.insert((threshold, id), None);
+        ThresholdWait {
+            notify: self,
+            key: (threshold, id),
+        }
+    }
+
+    /// Wakes the waits whose threshold is below `value`.
+    pub fn passed(&self, value: u64) {
+        let woken = {
+            let mut inner = self.inner.borrow_mut();
+            let above = inner.waiting.split_off(&(value, 0));
+            std::mem::replace(&mut inner.waiting, above)
+        };
+        self.wake(woken);
+    }
+
+    pub fn wake_all(&self) {
+        let woken = std::mem::take(&mut self.inner.borrow_mut().waiting);
+        self.wake(woken);
+    }
+
+    fn wake(&self, woken: std::collections::BTreeMap<(u64, u64), Option<Waker>>) {
+        let wakers: Vec<Waker> = woken.into_values().flatten().collect();
+        self.inner.borrow_mut().wakes += wakers.len() as u64;
+        // Woken outside the borrow: a waker may poll (and so touch this signal) at once.
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    pub fn waiter_count(&self) -> usize {
+        self.inner.borrow().waiting.len()
+    }
+
+    /// How many wakers this signal has called since it was made.
+    pub fn wake_count(&self) -> u64 {
+        self.inner.borrow().wakes
+    }
+}
+
+pub struct ThresholdWait<'a> {
+    notify: &'a ThresholdNotify,
+    key: (u64, u64),
+}
+
+impl Future for ThresholdWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.notify.inner.borrow_mut();
+        // Gone from the map means woken: `passed` and `wake_all` take the entries they wake.
+        let Some(registered) = inner.waiting.get_mut(&self.key) else {
+            return Poll::Ready(());
+        };
+        if !registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(context.waker()))
+        {
+            *registered = Some(context.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for ThresholdWait<'_> {
+    fn drop(&mut self) {
+        self.notify.inner.borrow_mut().waiting.remove(&self.key);
+    }
+}
+
 /// Deterministic failure injection for the storage write path, scoped to a directory, so that a
 /// test can make one log's writes fail with ENOSPC (or its fdatasync with EIO, or its writes
 /// stall) without filling a real disk and without touching other tests' logs.
@@ -601,6 +700,34 @@ mod tests {
                 (1..=BLOCKING_JOBS_PER_THREAD_MAX).contains(&most),
                 "{most} jobs ran at once"
             );
+        });
+    }
+
+    #[test]
+    fn threshold_notify_wakes_only_the_waits_it_passed_and_forgets_dropped_ones() {
+        block_on(async {
+            let notify = std::rc::Rc::new(ThresholdNotify::default());
+            let waiting = |threshold| {
+                let notify = notify.clone();
+                spawn(async move { notify.wait_past(threshold).await })
+            };
+            let (near, far) = (waiting(10), waiting(1_000));
+            let abandoned = timeout(Duration::from_millis(5), notify.wait_past(5)).await;
+            assert!(abandoned.is_none());
+            assert_eq!(notify.waiter_count(), 2, "the timed-out wait left");
+            sleep(Duration::from_millis(1)).await;
+            notify.passed(10);
+            assert_eq!(notify.wake_count(), 0, "10 is not past 10");
+            notify.passed(11);
+            near.await.unwrap();
+            assert_eq!(notify.wake_count(), 1, "only the wait below 11 woke");
+            assert_eq!(notify.waiter_count(), 1);
+            let early = notify.wait_past(0);
+            notify.passed(1);
+            early.await;
+            notify.wake_all();
+            far.await.unwrap();
+            assert_eq!(notify.waiter_count(), 0);
         });
     }
 

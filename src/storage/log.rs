@@ -22,7 +22,7 @@ use bytes::Bytes;
 
 use crate::batch::BatchInfo;
 
-use crate::runtime::{self, DIRECT_IO_ALIGNMENT, File, Notify};
+use crate::runtime::{self, DIRECT_IO_ALIGNMENT, File, Notify, ThresholdNotify};
 
 use super::config::LogConfig;
 use super::damage::DamageMap;
@@ -96,8 +96,14 @@ struct Shared {
     work: Notify,
     /// Wakes appenders waiting for queue space.
     space: Notify,
-    /// Wakes readers waiting for new data (long polls).
-    data: Notify,
+    /// Wakes the waits for the high watermark to pass an offset (long polls, retries acked
+    /// `written`): only those it passed, so a hot partition does not wake every idle long poll
+    /// on each write.
+    written: ThresholdNotify,
+    /// Wakes the waits for the synced offset to pass an offset (retries acked `fsynced`).
+    synced: ThresholdNotify,
+    /// Wakes retries waiting for a queued append's outcome (written or failed).
+    settled: Notify,
     /// Wakes whoever waits for the background tasks to stop.
     lifecycle: Notify,
     metrics: LogMetrics,
@@ -242,7 +248,9 @@ impl PartitionLog {
             state: RefCell::new(state),
             work: Notify::default(),
             space: Notify::default(),
-            data: Notify::default(),
+            written: ThresholdNotify::default(),
+            synced: ThresholdNotify::default(),
+            settled: Notify::default(),
             lifecycle: Notify::default(),
             metrics,
         });
@@ -309,7 +317,7 @@ impl PartitionLog {
     /// is closing. Long polls race this against their deadline.
     pub async fn wait_for_data(&self, offset: u64) {
         loop {
-            let arrived = self.shared.data.wait();
+            let arrived = self.shared.written.wait_past(offset);
             {
                 let state = self.shared.state.borrow();
                 if state.high_watermark > offset || state.closing {
@@ -326,7 +334,7 @@ impl PartitionLog {
     pub async fn close(&self) -> Result<()> {
         self.shared.state.borrow_mut().closing = true;
         self.shared.work.notify();
-        self.shared.data.notify();
+        self.shared.wake_all_waiters();
         self.shared.lifecycle.notify();
         loop {
             let stopped = self.shared.lifecycle.wait();
@@ -341,6 +349,15 @@ impl PartitionLog {
             }
             stopped.await;
         }
+    }
+}
+
+impl Shared {
+    /// Wakes every waiter of the log, for what is beside the offsets: a close, a failure.
+    fn wake_all_waiters(&self) {
+        self.written.wake_all();
+        self.synced.wake_all();
+        self.settled.notify();
     }
 }
 
@@ -408,4 +425,76 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::batch::{BatchBuilder, Compression, Record};
+    use crate::storage::config::AckLevel;
+
+    fn records(count: usize) -> BytesMut {
+        let mut builder = BatchBuilder::new(Compression::None);
+        for _ in 0..count {
+            builder.push(Record::new(1_000, None, Some(&b"tick"[..])));
+        }
+        BytesMut::from(&builder.build()[..])
+    }
+
+    #[test]
+    fn appends_and_syncs_wake_no_long_poll_until_its_offset_is_there() {
+        runtime::block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig {
+                flush_interval_ms: None,
+                ..LogConfig::default()
+            };
+            let log = PartitionLog::open(dir.path(), config, Vec::new())
+                .await
+                .unwrap();
+            let target = log.high_watermark() + 250;
+            let waiters: Vec<_> = (0..100)
+                .map(|_| {
+                    let log = log.clone();
+                    runtime::spawn(async move { log.wait_for_data(target).await })
+                })
+                .collect();
+            runtime::sleep(Duration::from_millis(10)).await;
+            assert_eq!(log.shared.written.waiter_count(), 100);
+            for n in 0..240 {
+                let level = if n % 10 == 0 {
+                    AckLevel::Fsynced
+                } else {
+                    AckLevel::Written
+                };
+                log.append(records(1), level).await.unwrap();
+            }
+            assert_eq!(
+                log.shared.written.wake_count(),
+                0,
+                "240 appends (24 fsynced) short of the offset woke no long poll"
+            );
+            log.append(records(20), AckLevel::Written).await.unwrap();
+            for waiter in waiters {
+                waiter.await.unwrap();
+            }
+            assert_eq!(log.shared.written.wake_count(), 100, "each woke once");
+            let abandoned = runtime::timeout(
+                Duration::from_millis(5),
+                log.wait_for_data(log.high_watermark()),
+            )
+            .await;
+            assert!(abandoned.is_none());
+            assert_eq!(
+                log.shared.written.waiter_count(),
+                0,
+                "a long poll that timed out leaves nothing behind"
+            );
+            log.close().await.unwrap();
+        });
+    }
 }

@@ -175,7 +175,7 @@ impl PartitionLog {
     /// are its offsets known to hold its data (a failed write rewinds them for reuse).
     async fn wait_for_outcome(&self, outcome: &Outcome) -> Result<()> {
         loop {
-            let progress = self.shared.data.wait();
+            let progress = self.shared.settled.wait();
             if let Some(result) = outcome.borrow().clone() {
                 return result;
             }
@@ -188,7 +188,10 @@ impl PartitionLog {
     /// `level` asks (for a retried batch answered with its original offsets).
     async fn wait_until_acknowledged(&self, last_offset: u64, level: AckLevel) -> Result<()> {
         loop {
-            let progress = self.shared.data.wait();
+            let progress = match level {
+                AckLevel::Fsynced => self.shared.synced.wait_past(last_offset),
+                AckLevel::None | AckLevel::Written => self.shared.written.wait_past(last_offset),
+            };
             {
                 let state = self.shared.state.borrow();
                 let done = match level {

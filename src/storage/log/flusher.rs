@@ -45,7 +45,7 @@ impl Shared {
             append.answer(Err(error.clone()));
         }
         // Retries waiting on these appends' outcomes wake up to the failure.
-        self.data.notify();
+        self.settled.notify();
     }
 }
 
@@ -87,7 +87,7 @@ pub(super) async fn run_flusher(shared: Rc<Shared>) {
     for append in orphans {
         append.answer(Err(failure.clone()));
     }
-    shared.data.notify();
+    shared.wake_all_waiters();
     shared.lifecycle.notify();
     shared.space.notify();
 }
@@ -265,7 +265,9 @@ async fn write_run(
         append.settle(Ok(()));
     }
     shared.publish_gauges();
-    shared.data.notify();
+    shared.settled.notify();
+    let high_watermark = shared.state.borrow().high_watermark;
+    shared.written.passed(high_watermark);
     for append in run {
         if append.level == AckLevel::Fsynced {
             awaiting_sync.push(append);
@@ -445,6 +447,8 @@ impl Shared {
         self.state.borrow_mut().failure = Some(error.clone());
         self.metrics.write_failures.increment(1);
         self.abandon_queued(Vec::new(), &error);
+        // Retries waiting for their acknowledgement learn of the failure.
+        self.wake_all_waiters();
         error
     }
 }
@@ -465,8 +469,9 @@ pub(super) async fn sync(shared: &Rc<Shared>) -> Result<()> {
     let mut state = shared.state.borrow_mut();
     state.synced_offset = state.synced_offset.max(target);
     state.last_sync = Instant::now();
+    let synced_offset = state.synced_offset;
     drop(state);
-    shared.data.notify();
+    shared.synced.passed(synced_offset);
     Ok(())
 }
 
