@@ -256,6 +256,9 @@ pub fn recover(
     })
 }
 
+/// Where a scan met the first bytes that are not a whole valid batch, and why.
+type FirstDamage = (u64, String);
+
 /// Scans from the last index entry, when the batch there is the one the entry names: the
 /// segment up to that entry is trusted, so a clean restart reads only the tail. None when the
 /// index cannot be trusted that far (then the whole segment is scanned).
@@ -265,7 +268,7 @@ fn resume_from_index(
     base_offset: u64,
     index: &SparseIndex,
     index_interval_bytes: u64,
-) -> io::Result<Option<(Segment, Option<(u64, String)>)>> {
+) -> io::Result<Option<(Segment, Option<FirstDamage>)>> {
     let Some((relative, position)) = index.last() else {
         return Ok(None);
     };
@@ -356,7 +359,7 @@ fn scan_batches(
     segment: &mut Segment,
     index_interval_bytes: u64,
     resume_at_entry: bool,
-) -> io::Result<Option<(u64, String)>> {
+) -> io::Result<Option<FirstDamage>> {
     data.seek(SeekFrom::Start(segment.size_bytes))?;
     let mut reader = BufReader::with_capacity(1 << 20, data);
     let mut buffer = Vec::new();

@@ -89,7 +89,7 @@ impl PartitionLog {
     /// was never written).
     pub async fn append_within(
         &self,
-        mut records: BytesMut,
+        records: BytesMut,
         level: AckLevel,
         queue_wait_max: Option<Duration>,
     ) -> Result<AppendAck> {
@@ -97,19 +97,39 @@ impl PartitionLog {
         let place_in_line = self
             .wait_for_queue_space(records.len(), queue_wait_max)
             .await?;
+        let queued = self.enqueue(records, batches, level);
+        drop(place_in_line);
+        match queued? {
+            Queued::Retry { ack, outcome } => {
+                if let Some(outcome) = outcome {
+                    self.wait_for_outcome(&outcome).await?;
+                }
+                self.wait_until_acknowledged(ack.last_offset, level).await?;
+                Ok(ack)
+            }
+            Queued::Appended { ack, answer: None } => Ok(ack),
+            Queued::Appended {
+                answer: Some(answer),
+                ..
+            } => answer.await.unwrap_or(Err(StorageError::Closed)),
+        }
+    }
 
+    /// Assigns offsets to `batches` (in `records`) and queues them for the flusher, or, for an
+    /// idempotent producer's retry, finds the original append. One borrow of the state, no
+    /// `.await`: offsets are given in the order appends get here.
+    fn enqueue(
+        &self,
+        mut records: BytesMut,
+        mut batches: Vec<BatchInfo>,
+        level: AckLevel,
+    ) -> Result<Queued> {
         let shared = &self.shared;
         let mut state = shared.state.borrow_mut();
         state.check_open()?;
         // Idempotent producers: a retried batch gets its original offsets, nothing is stored.
         if let Some((ack, outcome)) = state.retried(&batches)? {
-            drop(state);
-            drop(place_in_line);
-            if let Some(outcome) = outcome {
-                self.wait_for_outcome(&outcome).await?;
-            }
-            self.wait_until_acknowledged(ack.last_offset, level).await?;
-            return Ok(ack);
+            return Ok(Queued::Retry { ack, outcome });
         }
         let log_append_time_ms =
             (shared.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
@@ -121,7 +141,6 @@ impl PartitionLog {
             );
         }
         let outcome = Outcome::default();
-        let mut batches = batches;
         let mut position = 0;
         for info in &mut batches {
             // Validated: 1 <= records_count and last_offset_delta = records_count - 1.
@@ -163,12 +182,8 @@ impl PartitionLog {
             outcome: Some(outcome),
         });
         drop(state);
-        drop(place_in_line);
         shared.work.notify();
-        match answer {
-            None => Ok(ack),
-            Some(answer) => answer.await.unwrap_or(Err(StorageError::Closed)),
-        }
+        Ok(Queued::Appended { ack, answer })
     }
 
     /// Waits until the original append of a retried batch is written or has failed: only then
@@ -265,6 +280,21 @@ impl PartitionLog {
             }
         }
     }
+}
+
+/// What `enqueue` did with an append.
+enum Queued {
+    /// Queued with fresh offsets; `answer` brings the flusher's reply (None for acks `none`).
+    Appended {
+        ack: AppendAck,
+        answer: Option<oneshot::Receiver<Result<AppendAck>>>,
+    },
+    /// An idempotent producer's retry of a batch appended before, with its original offsets
+    /// and the outcome of that append while it is still queued.
+    Retry {
+        ack: AppendAck,
+        outcome: Option<Outcome>,
+    },
 }
 
 /// A place in the line for queue space; leaving (or being dropped while waiting) lets the next in.
