@@ -21,7 +21,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::batch::BatchInfo;
-
 use crate::runtime::{self, DIRECT_IO_ALIGNMENT, File, Notify, ThresholdNotify};
 
 use super::config::LogConfig;
