@@ -3,7 +3,8 @@
 //! Everything above this module speaks in our own small vocabulary: spawn a task, sleep, time out,
 //! write these buffers at this position, sync this file. Swapping the runtime means rewriting this
 //! file, not the broker. All of it is single-threaded by design: one runtime per pinned core, and
-//! nothing here is `Send`.
+//! nothing here is `Send`, except the closures handed to the blocking pool (`blocking`), where
+//! file-system calls that would stall the shard run.
 //!
 //! It also holds the one deterministic fault hook of the storage write path (`faults`), so that a
 //! test can make the next write fail with ENOSPC without filling a real disk.
@@ -46,6 +47,70 @@ pub async fn spawn_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send +
     match compio::runtime::spawn_blocking(work).await {
         Ok(value) => value,
         Err(error) => std::panic::resume_unwind(Box::new(error.to_string())),
+    }
+}
+
+/// How many blocking file-system jobs (`blocking`) one thread runs at once; more wait their turn.
+///
+/// File-system calls that io_uring does not cover here (directory listing and fsync, mkdir,
+/// unlink, recovery's scan) would stall every connection of a shard; they run on compio's
+/// per-runtime thread pool instead. The bound keeps a burst (a topic of many partitions created
+/// or deleted at once) from starting hundreds of threads that would only queue in the disk, and
+/// keeps compio's own pool (256 threads, which spins the shard when all are busy) from ever
+/// filling. A constant, not a broker setting, until a deployment shows it needs tuning.
+pub const BLOCKING_JOBS_PER_THREAD_MAX: usize = 4;
+
+thread_local! {
+    static BLOCKING_GATE: std::rc::Rc<BlockingGate> = std::rc::Rc::default();
+}
+
+/// The count of this thread's blocking jobs running, and a signal when one ends.
+#[derive(Default)]
+struct BlockingGate {
+    running: Cell<usize>,
+    freed: Notify,
+}
+
+/// Frees a job's place at the gate when the job ends (or its task is dropped).
+struct BlockingPlace(std::rc::Rc<BlockingGate>);
+
+impl Drop for BlockingPlace {
+    fn drop(&mut self) {
+        self.0.running.set(self.0.running.get() - 1);
+        self.0.freed.notify();
+    }
+}
+
+/// Runs blocking file-system work on the runtime's thread pool, at most
+/// `BLOCKING_JOBS_PER_THREAD_MAX` of this thread's jobs at once, and resolves to its result.
+///
+/// Only `Send` data crosses into `work` (paths, owned buffers): a log's state stays on its
+/// shard. Once started, the work runs to its end even if this future is dropped (a half-done
+/// directory change is worse than a late one), and it keeps its place at the gate until then,
+/// so the bound holds. A panic in `work` is resumed here.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let gate = BLOCKING_GATE.with(std::rc::Rc::clone);
+    loop {
+        let freed = gate.freed.wait();
+        if gate.running.get() < BLOCKING_JOBS_PER_THREAD_MAX {
+            break;
+        }
+        freed.await;
+    }
+    gate.running.set(gate.running.get() + 1);
+    let place = BlockingPlace(gate);
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    spawn_detached(async move {
+        let _place = place;
+        let outcome = compio::runtime::spawn_blocking(work).await;
+        let _ = sender.send(outcome);
+    });
+    match receiver.await {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => std::panic::resume_unwind(Box::new(error.to_string())),
+        // The detached task was dropped unfinished: only a runtime being torn down does that,
+        // and then nothing polls this future again.
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -185,6 +250,8 @@ impl File {
             return Err(io::Error::last_os_error());
         }
         let owned = unsafe { OwnedFd::from_raw_fd(duplicate) };
+        // Not through `blocking`'s bound: one per log at a time already, and on the write path,
+        // where waiting behind a topic's deletion would only let dirty pages pile up.
         spawn_blocking(move || {
             let flags = libc::SYNC_FILE_RANGE_WRITE;
             let result = unsafe {
@@ -402,98 +469,114 @@ impl Drop for NotifyWait<'_> {
     }
 }
 
-/// Deterministic failure injection for the storage write path, scoped to a directory, so that a
-/// test can make one log's writes fail with ENOSPC (or its fdatasync with EIO, or its writes
-/// stall) without filling a real disk and without touching other tests' logs.
+/// A wake-up signal keyed by a threshold: each wait names the value it waits to see passed, and
+/// `passed(value)` wakes exactly the waits below `value`, so a rising value (a log's high
+/// watermark) wakes only those whose condition now holds, not every waiter on each step.
 ///
-/// Production code never arms it; disarmed, it costs one relaxed atomic load per write.
-pub mod faults {
-    use std::io;
-    use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
+/// Waits register when created, so "create the wait, check the condition, await the wait"
+/// never misses a wake-up, as with `Notify`. A dropped wait removes itself; an idle signal with
+/// many timed-out long polls holds nothing. `wake_all` is for conditions beside the value
+/// (closing, failure).
+#[derive(Default)]
+pub struct ThresholdNotify {
+    inner: RefCell<ThresholdWaiters>,
+}
 
-    static ARMED: AtomicBool = AtomicBool::new(false);
-    static RULES: Mutex<Vec<(PathBuf, Fault)>> = Mutex::new(Vec::new());
+#[derive(Default)]
+struct ThresholdWaiters {
+    next_id: u64,
+    /// Waits not yet woken, by (threshold, id), with the waker of their last poll.
+    waiting: std::collections::BTreeMap<(u64, u64), Option<Waker>>,
+    /// Wakers called so far: what a test or benchmark counts to see no wake-up is wasted.
+    wakes: u64,
+}
 
-    #[derive(Clone, Copy, Debug)]
-    enum Fault {
-        /// Writes fail with ENOSPC once this many more bytes were asked for.
-        FailWritesAfter(u64),
-        /// The next this-many fdatasyncs fail with EIO.
-        FailSyncs(u32),
-        /// Writes wait until the rule is cleared.
-        StallWrites,
+impl ThresholdNotify {
+    /// A wait that resolves once `passed` reaches a value above `threshold`, or at `wake_all`.
+    pub fn wait_past(&self, threshold: u64) -> ThresholdWait<'_> {
+        let mut inner = self.inner.borrow_mut();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.waiting.insert((threshold, id), None);
+        ThresholdWait {
+            notify: self,
+            key: (threshold, id),
+        }
     }
 
-    fn add(dir: &Path, fault: Fault) {
-        let mut rules = RULES.lock().expect("fault rules lock");
-        rules.retain(|(existing, _)| existing != dir);
-        rules.push((dir.to_path_buf(), fault));
-        ARMED.store(true, Ordering::Release);
-    }
-
-    /// Writes to files under `dir` fail with ENOSPC once `bytes` more bytes were requested.
-    pub fn fail_writes_after(dir: &Path, bytes: u64) {
-        add(dir, Fault::FailWritesAfter(bytes));
-    }
-
-    /// The next `count` fdatasyncs of files under `dir` fail with EIO.
-    pub fn fail_next_syncs(dir: &Path, count: u32) {
-        add(dir, Fault::FailSyncs(count));
-    }
-
-    /// Writes to files under `dir` wait until `clear(dir)`.
-    pub fn stall_writes(dir: &Path) {
-        add(dir, Fault::StallWrites);
-    }
-
-    pub fn clear(dir: &Path) {
-        let mut rules = RULES.lock().expect("fault rules lock");
-        rules.retain(|(existing, _)| existing != dir);
-        ARMED.store(!rules.is_empty(), Ordering::Release);
-    }
-
-    pub(super) async fn before_write(path: &Path, requested_bytes: usize) -> io::Result<()> {
-        while ARMED.load(Ordering::Relaxed) {
-            {
-                let mut rules = RULES.lock().expect("fault rules lock");
-                let Some((_, fault)) = rules.iter_mut().find(|(dir, _)| path.starts_with(dir))
-                else {
-                    return Ok(());
-                };
-                match fault {
-                    Fault::FailWritesAfter(budget) if *budget >= requested_bytes as u64 => {
-                        *budget -= requested_bytes as u64;
-                        return Ok(());
-                    }
-                    Fault::FailWritesAfter(_) => {
-                        return Err(io::Error::from_raw_os_error(libc::ENOSPC));
-                    }
-                    Fault::FailSyncs(_) => return Ok(()),
-                    Fault::StallWrites => {}
-                }
+    /// Wakes the waits whose threshold is below `value`.
+    pub fn passed(&self, value: u64) {
+        let woken = {
+            let mut inner = self.inner.borrow_mut();
+            // The common case on a hot partition: every wait is further ahead, nothing to do.
+            let lowest = inner
+                .waiting
+                .first_key_value()
+                .map(|((threshold, _), _)| *threshold);
+            if lowest.is_none_or(|lowest| lowest >= value) {
+                return;
             }
-            super::sleep(Duration::from_millis(1)).await;
-        }
-        Ok(())
+            let above = inner.waiting.split_off(&(value, 0));
+            std::mem::replace(&mut inner.waiting, above)
+        };
+        self.wake(woken);
     }
 
-    pub(super) fn before_sync(path: &Path) -> io::Result<()> {
-        if !ARMED.load(Ordering::Relaxed) {
-            return Ok(());
+    pub fn wake_all(&self) {
+        let woken = std::mem::take(&mut self.inner.borrow_mut().waiting);
+        self.wake(woken);
+    }
+
+    fn wake(&self, woken: std::collections::BTreeMap<(u64, u64), Option<Waker>>) {
+        let wakers: Vec<Waker> = woken.into_values().flatten().collect();
+        self.inner.borrow_mut().wakes += wakers.len() as u64;
+        // Woken outside the borrow: a waker may poll (and so touch this signal) at once.
+        for waker in wakers {
+            waker.wake();
         }
-        let mut rules = RULES.lock().expect("fault rules lock");
-        match rules.iter_mut().find(|(dir, _)| path.starts_with(dir)) {
-            Some((_, Fault::FailSyncs(count))) if *count > 0 => {
-                *count -= 1;
-                Err(io::Error::from_raw_os_error(libc::EIO))
-            }
-            _ => Ok(()),
-        }
+    }
+
+    pub fn waiter_count(&self) -> usize {
+        self.inner.borrow().waiting.len()
+    }
+
+    /// How many wakers this signal has called since it was made.
+    pub fn wake_count(&self) -> u64 {
+        self.inner.borrow().wakes
     }
 }
+
+pub struct ThresholdWait<'a> {
+    notify: &'a ThresholdNotify,
+    key: (u64, u64),
+}
+
+impl Future for ThresholdWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.notify.inner.borrow_mut();
+        // Gone from the map means woken: `passed` and `wake_all` take the entries they wake.
+        let Some(registered) = inner.waiting.get_mut(&self.key) else {
+            return Poll::Ready(());
+        };
+        if !registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(context.waker()))
+        {
+            *registered = Some(context.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for ThresholdWait<'_> {
+    fn drop(&mut self) {
+        self.notify.inner.borrow_mut().waiting.remove(&self.key);
+    }
+}
+
+pub mod faults;
 
 #[cfg(test)]
 mod tests {
@@ -506,6 +589,65 @@ mod tests {
         assert_eq!(buffers, vec![Bytes::from_static(b"fg")]);
         advance(&mut buffers, 2);
         assert!(buffers.is_empty());
+    }
+
+    #[test]
+    fn blocking_work_runs_off_the_thread_at_most_the_bound_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        block_on(async {
+            let running = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let caller = std::thread::current().id();
+            let jobs = (0..3 * BLOCKING_JOBS_PER_THREAD_MAX).map(|n| {
+                let (running, most) = (running.clone(), most.clone());
+                blocking(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    (n, std::thread::current().id())
+                })
+            });
+            let results = futures_util::future::join_all(jobs).await;
+            for (index, (n, thread)) in results.into_iter().enumerate() {
+                assert_eq!(n, index);
+                assert_ne!(thread, caller, "the work ran on the pool");
+            }
+            let most = most.load(Ordering::SeqCst);
+            assert!(
+                (1..=BLOCKING_JOBS_PER_THREAD_MAX).contains(&most),
+                "{most} jobs ran at once"
+            );
+        });
+    }
+
+    #[test]
+    fn threshold_notify_wakes_only_the_waits_it_passed_and_forgets_dropped_ones() {
+        block_on(async {
+            let notify = std::rc::Rc::new(ThresholdNotify::default());
+            let waiting = |threshold| {
+                let notify = notify.clone();
+                spawn(async move { notify.wait_past(threshold).await })
+            };
+            let (near, far) = (waiting(10), waiting(1_000));
+            let abandoned = timeout(Duration::from_millis(5), notify.wait_past(5)).await;
+            assert!(abandoned.is_none());
+            assert_eq!(notify.waiter_count(), 2, "the timed-out wait left");
+            sleep(Duration::from_millis(1)).await;
+            notify.passed(10);
+            assert_eq!(notify.wake_count(), 0, "10 is not past 10");
+            notify.passed(11);
+            near.await.unwrap();
+            assert_eq!(notify.wake_count(), 1, "only the wait below 11 woke");
+            assert_eq!(notify.waiter_count(), 1);
+            let early = notify.wait_past(0);
+            notify.passed(1);
+            early.await;
+            notify.wake_all();
+            far.await.unwrap();
+            assert_eq!(notify.waiter_count(), 0);
+        });
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub async fn create_topic(state: &ShardState, topic: NewTopic) -> BrokerResult<(
     let mut by_name: BTreeMap<_, _> = current.by_name.clone();
     by_name.insert(name.clone(), meta.clone());
     let next = Arc::new(Topics { by_name });
-    save(state, &next)?;
+    save(state, next.clone()).await?;
     let Err(error) = broadcast(state, next, Change::Created(meta)).await else {
         tracing::info!(topic = %name, partitions, "created topic");
         crate::metrics::revive("topic", &name);
@@ -114,7 +114,7 @@ pub async fn create_topic(state: &ShardState, topic: NewTopic) -> BrokerResult<(
     // A refused creation leaves no trace: the old metadata goes back before any partition of
     // the topic is removed, so a crash here leaves at worst orphans that start-up removes.
     tracing::warn!(topic = %name, %error, "topic creation failed; rolling it back");
-    save(state, &current)?;
+    save(state, current.clone()).await?;
     broadcast(state, current, Change::Deleted(name)).await?;
     Err(error)
 }
@@ -128,14 +128,18 @@ pub async fn delete_topic(state: &ShardState, name: String) -> BrokerResult<()> 
     let mut by_name = current.by_name.clone();
     by_name.remove(&name);
     let next = Arc::new(Topics { by_name });
-    save(state, &next)?;
+    save(state, next.clone()).await?;
     tracing::info!(topic = %name, "deleted topic");
     crate::metrics::retire("topic", &name);
     broadcast(state, next, Change::Deleted(name)).await
 }
 
-fn save(state: &ShardState, topics: &Topics) -> BrokerResult<()> {
-    topics.save(&state.config.data_dir).map_err(|error| {
+/// Writes the metadata file durably on the blocking pool: its fsyncs would stall every
+/// connection of shard 0.
+async fn save(state: &ShardState, topics: Arc<Topics>) -> BrokerResult<()> {
+    let data_dir = state.config.data_dir.clone();
+    let saved = crate::runtime::blocking(move || topics.save(&data_dir)).await;
+    saved.map_err(|error| {
         let kind = if error.raw_os_error() == Some(libc::ENOSPC) {
             ErrorKind::DiskFull
         } else {

@@ -35,7 +35,8 @@ pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> R
         }
         let dir = topics::partition_dir(&state.config.data_dir, &topic.name, partition);
         if fresh {
-            dirsync::remove_all_durable(&dir)
+            dirsync::remove_all_durable_off_shard(&dir)
+                .await
                 .map_err(|error| format!("{}: {error}", dir.display()))?;
         }
         let mut config = topic.config.clone();
@@ -61,7 +62,7 @@ pub async fn remove_owned(state: &ShardState, topic: &str) {
     for (partition, log) in logs {
         let _ = log.close().await;
         let dir = topics::partition_dir(&state.config.data_dir, topic, partition);
-        if let Err(error) = dirsync::remove_all_durable(&dir) {
+        if let Err(error) = dirsync::remove_all_durable_off_shard(&dir).await {
             tracing::warn!(dir = %dir.display(), %error, "could not delete a deleted topic's partition");
         }
     }

@@ -64,6 +64,13 @@ pub fn remove_all_durable(path: &Path) -> io::Result<()> {
     }
 }
 
+/// `remove_all_durable` on the blocking pool, so that deleting a partition's files (a topic
+/// deletion or re-creation) does not stall the shard's other partitions.
+pub async fn remove_all_durable_off_shard(path: &Path) -> io::Result<()> {
+    let path = path.to_path_buf();
+    crate::runtime::blocking(move || remove_all_durable(&path)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,8 +136,8 @@ impl SparseIndex {
         }
         let whole = index.len() == offsets.len()
             && offsets.len() == times.len()
-            && offset_bytes.len() % OFFSET_ENTRY_BYTES == 0
-            && time_bytes.len() % TIME_ENTRY_BYTES == 0;
+            && offset_bytes.len().is_multiple_of(OFFSET_ENTRY_BYTES)
+            && time_bytes.len().is_multiple_of(TIME_ENTRY_BYTES);
         (index, whole)
     }
 

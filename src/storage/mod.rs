@@ -16,6 +16,7 @@ pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 mod segment_read;
+pub mod segment_store;
 pub mod tail_cache;
 
 pub use config::{AckLevel, LogConfig, TimestampType};

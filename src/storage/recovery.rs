@@ -15,14 +15,16 @@ use super::config::LogConfig;
 use super::damage::{DamageMap, DamagedRange};
 use super::error::Result;
 use super::segment::{self, RecoverMode, Segment};
+use super::segment_store::SegmentStore;
 
 /// Checks every segment in `dir`: keeps every sealed segment (isolating its damage), cuts the
 /// active segment's damaged tail, and returns the segments with the damage found.
 pub fn recover_segments(
-    dir: &Path,
+    store: &SegmentStore,
     config: &LogConfig,
 ) -> Result<(BTreeMap<u64, Segment>, DamageMap)> {
-    let bases = segment::list_base_offsets(dir)?;
+    let dir = store.dir();
+    let bases = store.list()?;
     let mut segments: BTreeMap<u64, Segment> = BTreeMap::new();
     let mut damage = DamageMap::default();
     for (position, &base) in bases.iter().enumerate() {

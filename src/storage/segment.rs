@@ -185,31 +185,17 @@ pub fn recover(
     let time_bytes = fs::read(file_path(dir, base_offset, TIME_INDEX_SUFFIX)).unwrap_or_default();
     let (index, index_whole) = SparseIndex::decode(&offset_bytes, &time_bytes, data_bytes);
 
-    // Resume from the last index entry if the batch there is the one the entry names.
-    let mut scan = None;
-    if let Some((relative, position)) = index.last().filter(|_| !mode.full_check) {
-        let mut segment = Segment::empty(base_offset);
-        segment.index = index.clone();
-        segment.size_bytes = u64::from(position);
-        segment.next_offset = base_offset + u64::from(relative);
-        segment.max_timestamp = index
-            .entries()
-            .last()
-            .map_or(-1, |(_, _, timestamp)| timestamp);
-        let outcome = scan_batches(
+    let scan = if mode.full_check {
+        None
+    } else {
+        resume_from_index(
             &mut data,
             data_bytes,
-            &mut segment,
+            base_offset,
+            &index,
             index_interval_bytes,
-            true,
-        )?;
-        if outcome
-            .as_ref()
-            .is_none_or(|(position, _)| *position > u64::from(position_of_last(&index)))
-        {
-            scan = Some((segment, outcome));
-        }
-    }
+        )?
+    };
     let index_rebuilt = (scan.is_none() && !mode.full_check) || !index_whole;
     let (mut segment, damage) = match scan {
         Some(found) => found,
@@ -268,6 +254,37 @@ pub fn recover(
         damaged,
         index_rebuilt,
     })
+}
+
+/// Where a scan met the first bytes that are not a whole valid batch, and why.
+type FirstDamage = (u64, String);
+
+/// Scans from the last index entry, when the batch there is the one the entry names: the
+/// segment up to that entry is trusted, so a clean restart reads only the tail. None when the
+/// index cannot be trusted that far (then the whole segment is scanned).
+fn resume_from_index(
+    data: &mut fs::File,
+    data_bytes: u64,
+    base_offset: u64,
+    index: &SparseIndex,
+    index_interval_bytes: u64,
+) -> io::Result<Option<(Segment, Option<FirstDamage>)>> {
+    let Some((relative, position)) = index.last() else {
+        return Ok(None);
+    };
+    let mut segment = Segment::empty(base_offset);
+    segment.index = index.clone();
+    segment.size_bytes = u64::from(position);
+    segment.next_offset = base_offset + u64::from(relative);
+    segment.max_timestamp = index
+        .entries()
+        .last()
+        .map_or(-1, |(_, _, timestamp)| timestamp);
+    let outcome = scan_batches(data, data_bytes, &mut segment, index_interval_bytes, true)?;
+    let trusted = outcome
+        .as_ref()
+        .is_none_or(|(position, _)| *position > u64::from(position_of_last(index)));
+    Ok(trusted.then_some((segment, outcome)))
 }
 
 /// Records the damage at `first` as a range ending at the next whole batch, and goes on
@@ -342,7 +359,7 @@ fn scan_batches(
     segment: &mut Segment,
     index_interval_bytes: u64,
     resume_at_entry: bool,
-) -> io::Result<Option<(u64, String)>> {
+) -> io::Result<Option<FirstDamage>> {
     data.seek(SeekFrom::Start(segment.size_bytes))?;
     let mut reader = BufReader::with_capacity(1 << 20, data);
     let mut buffer = Vec::new();
@@ -425,11 +442,18 @@ pub fn create_files(dir: &Path, base_offset: u64) -> io::Result<()> {
 
 /// Deletes a segment's files, durably (the directory is fsynced).
 pub fn remove_files(dir: &Path, base_offset: u64) -> io::Result<()> {
+    remove_file_set(dir, base_offset)?;
+    dirsync::sync_dir(dir)
+}
+
+/// Deletes a segment's files (those that exist) without the directory's fsync, so that a caller
+/// deleting several segments pays for one.
+pub fn remove_file_set(dir: &Path, base_offset: u64) -> io::Result<()> {
     for suffix in [DATA_SUFFIX, OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         match fs::remove_file(file_path(dir, base_offset, suffix)) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
             _ => {}
         }
     }
-    dirsync::sync_dir(dir)
+    Ok(())
 }

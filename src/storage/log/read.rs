@@ -7,9 +7,9 @@
 //! batch, gets the next good batch, whose base offset is higher than the one asked for, and the
 //! consumer moves on from that batch's last offset. A fetch that starts before damage gets the
 //! good batches before it. When a read meets damage in a sealed segment that was not known (no
-//! `verify_on_start`), that segment is checked whole once (a blocking read, on the shard, of one
-//! segment: damage is rare and this is its price), its ranges are recorded and exported, and the
-//! read is planned again.
+//! `verify_on_start`), that segment is checked whole once (a scan of one segment on the blocking
+//! pool: damage is rare and this is its price), its ranges are recorded and exported, and the
+//! read is planned again. Sealed segments are opened through the log's `SegmentStore`.
 
 use std::collections::Bound;
 
@@ -17,10 +17,9 @@ use tracing::warn;
 
 use super::{PartitionLog, ReadResult};
 use crate::batch;
-use crate::runtime::File;
+use crate::runtime::{self, File};
 use crate::storage::damage;
 use crate::storage::error::{Result, StorageError};
-use crate::storage::segment::{self, DATA_SUFFIX};
 use crate::storage::segment_read::SegmentRead;
 
 /// How many times a read plans again because retention deleted its segment under it, or because
@@ -95,7 +94,7 @@ impl PartitionLog {
                     if !active && replans < READ_REPLANS_MAX =>
                 {
                     replans += 1;
-                    if !self.learn_damage(plan.base_offset)? {
+                    if !self.learn_damage(plan.base_offset).await? {
                         return Err(error);
                     }
                 }
@@ -160,17 +159,24 @@ impl PartitionLog {
 
     /// Checks the sealed segment at `base_offset` whole (once) and records its damage. Returns
     /// whether damage not known before was found.
-    fn learn_damage(&self, base_offset: u64) -> Result<bool> {
+    async fn learn_damage(&self, base_offset: u64) -> Result<bool> {
         if self.shared.state.borrow().damage.is_verified(base_offset) {
             return Ok(false);
         }
-        let path = segment::file_path(&self.shared.dir, base_offset, DATA_SUFFIX);
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-            Err(error) => return Err(error.into()),
+        let path = self.shared.store.data_path(base_offset);
+        let scanned = runtime::blocking(move || {
+            let file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(error) => return Err(error),
+            };
+            damage::scan_file(&file, base_offset, |_, _, _| Ok(())).map(Some)
+        })
+        .await?;
+        // Gone: retention deleted it under the read, which plans again.
+        let Some((ranges, _)) = scanned else {
+            return Ok(true);
         };
-        let (ranges, _) = damage::scan_file(&file, base_offset, |_, _, _| Ok(()))?;
         let next_base = self.next_segment_base(base_offset);
         let mut state = self.shared.state.borrow_mut();
         state.damage.mark_verified(base_offset);
@@ -183,7 +189,7 @@ impl PartitionLog {
             if known.contains(&(range.start_byte, range.end_byte)) {
                 continue;
             }
-            warn!(dir = %self.shared.dir.display(), %range, "a read found damage in a sealed segment: isolated, reads skip it");
+            warn!(dir = %self.shared.store.dir().display(), %range, "a read found damage in a sealed segment: isolated, reads skip it");
             state.damage.add(range);
             learned = true;
         }
@@ -282,11 +288,8 @@ impl PartitionLog {
                 return Ok(Some(file));
             }
         }
-        let path = segment::file_path(&self.shared.dir, base_offset, DATA_SUFFIX);
-        let file = match File::open_read(&path).await {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error.into()),
+        let Some(file) = self.shared.store.open_read(base_offset).await? else {
+            return Ok(None);
         };
         let mut state = self.shared.state.borrow_mut();
         if !state.segments.contains_key(&base_offset) {
