@@ -1,12 +1,14 @@
-//! Every request and response of the native protocol, version 0, with its encoding. One file:
-//! the messages are small, and seeing them side by side is the point (docs/PROTOCOL.md mirrors
-//! this file byte by byte).
+//! Every request and response of the native protocol, version 0, and the requests' encoding;
+//! the responses' encoding is in `responses.rs`, beside it. The messages are small, and seeing
+//! them side by side is the point (docs/PROTOCOL.md mirrors these files byte by byte).
 
 use bytes::{Bytes, BytesMut};
 
-use super::codec::{FrameWriter, Reader, RequestHeader, ResponseHeader};
+use super::codec::{FrameWriter, Reader, RequestHeader};
 use super::error::{ErrorCode, ProtocolError};
 use crate::storage::AckLevel;
+
+pub use super::responses::{decode_response, encode_response};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
@@ -262,7 +264,30 @@ fn acks_from_wire(value: u8) -> Result<AckLevel, ProtocolError> {
     }
 }
 
-fn put_configs(writer: &mut FrameWriter, configs: &[(String, String)]) {
+/// A writer holding a request's header and client id (at most 255 bytes of it).
+fn request_writer(api: ApiKey, correlation_id: u32, client_id: &str) -> FrameWriter {
+    let mut writer = FrameWriter::new();
+    let client_id = &client_id.as_bytes()[..client_id.len().min(255)];
+    writer.put_header(&RequestHeader {
+        api_key: (api as u16).into(),
+        api_version: 0.into(),
+        correlation_id: correlation_id.into(),
+        client_id_length: (client_id.len() as u16).into(),
+    });
+    for byte in client_id {
+        writer.u8(*byte);
+    }
+    writer
+}
+
+pub(super) fn put_strings(writer: &mut FrameWriter, strings: &[String]) {
+    writer.u32(strings.len() as u32);
+    for string in strings {
+        writer.string(string);
+    }
+}
+
+pub(super) fn put_configs(writer: &mut FrameWriter, configs: &[(String, String)]) {
     writer.u32(configs.len() as u32);
     for (key, value) in configs {
         writer.string(key);
@@ -270,7 +295,7 @@ fn put_configs(writer: &mut FrameWriter, configs: &[(String, String)]) {
     }
 }
 
-fn put_partitions(writer: &mut FrameWriter, partitions: &[(String, u32)]) {
+pub(super) fn put_partitions(writer: &mut FrameWriter, partitions: &[(String, u32)]) {
     writer.u32(partitions.len() as u32);
     for (topic, partition) in partitions {
         writer.string(topic);
@@ -278,14 +303,14 @@ fn put_partitions(writer: &mut FrameWriter, partitions: &[(String, u32)]) {
     }
 }
 
-fn read_partitions(reader: &mut Reader) -> Result<Vec<(String, u32)>, ProtocolError> {
+pub(super) fn read_partitions(reader: &mut Reader) -> Result<Vec<(String, u32)>, ProtocolError> {
     let count = reader.count(6)?;
     (0..count)
         .map(|_| Ok((reader.string()?, reader.u32()?)))
         .collect()
 }
 
-fn put_offsets(writer: &mut FrameWriter, offsets: &[(String, u32, u64)]) {
+pub(super) fn put_offsets(writer: &mut FrameWriter, offsets: &[(String, u32, u64)]) {
     writer.u32(offsets.len() as u32);
     for (topic, partition, offset) in offsets {
         writer.string(topic);
@@ -294,21 +319,21 @@ fn put_offsets(writer: &mut FrameWriter, offsets: &[(String, u32, u64)]) {
     }
 }
 
-fn read_offsets(reader: &mut Reader) -> Result<Vec<(String, u32, u64)>, ProtocolError> {
+pub(super) fn read_offsets(reader: &mut Reader) -> Result<Vec<(String, u32, u64)>, ProtocolError> {
     let count = reader.count(14)?;
     (0..count)
         .map(|_| Ok((reader.string()?, reader.u32()?, reader.u64()?)))
         .collect()
 }
 
-fn put_summary(writer: &mut FrameWriter, summary: &GroupSummary) {
+pub(super) fn put_summary(writer: &mut FrameWriter, summary: &GroupSummary) {
     writer.string(&summary.name);
     writer.string(&summary.state);
     writer.u32(summary.generation);
     writer.u32(summary.members);
 }
 
-fn read_summary(reader: &mut Reader) -> Result<GroupSummary, ProtocolError> {
+pub(super) fn read_summary(reader: &mut Reader) -> Result<GroupSummary, ProtocolError> {
     Ok(GroupSummary {
         name: reader.string()?,
         state: reader.string()?,
@@ -317,7 +342,7 @@ fn read_summary(reader: &mut Reader) -> Result<GroupSummary, ProtocolError> {
     })
 }
 
-fn read_configs(reader: &mut Reader) -> Result<Vec<(String, String)>, ProtocolError> {
+pub(super) fn read_configs(reader: &mut Reader) -> Result<Vec<(String, String)>, ProtocolError> {
     let count = reader.count(4)?;
     (0..count)
         .map(|_| Ok((reader.string()?, reader.string()?)))
@@ -347,17 +372,7 @@ impl Request {
 
     /// The whole request frame, header included.
     pub fn encode(self, correlation_id: u32, client_id: &str) -> Vec<Bytes> {
-        let mut writer = FrameWriter::new();
-        let client_id = &client_id[..client_id.len().min(255)];
-        writer.put_header(&RequestHeader {
-            api_key: (self.api_key() as u16).into(),
-            api_version: 0.into(),
-            correlation_id: correlation_id.into(),
-            client_id_length: (client_id.len() as u16).into(),
-        });
-        for byte in client_id.bytes() {
-            writer.u8(byte);
-        }
+        let mut writer = request_writer(self.api_key(), correlation_id, client_id);
         match self {
             Request::ApiVersions => {}
             Request::CreateTopic {
@@ -370,12 +385,7 @@ impl Request {
                 put_configs(&mut writer, &configs);
             }
             Request::DeleteTopic { name } => writer.string(&name),
-            Request::Metadata { topics } => {
-                writer.u32(topics.len() as u32);
-                for topic in &topics {
-                    writer.string(topic);
-                }
-            }
+            Request::Metadata { topics } => put_strings(&mut writer, &topics),
             Request::Produce(produce) => {
                 writer.string(&produce.topic);
                 writer.i32(produce.partition);
@@ -409,10 +419,7 @@ impl Request {
             } => {
                 writer.string(&group);
                 writer.string(&member_id);
-                writer.u32(topics.len() as u32);
-                for topic in &topics {
-                    writer.string(topic);
-                }
+                put_strings(&mut writer, &topics);
                 writer.u32(session_timeout_ms);
                 writer.string(&strategy);
             }
@@ -539,194 +546,10 @@ impl Request {
     }
 }
 
-/// A whole response frame for `correlation_id`: the result's body, or its error.
-pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolError>) -> Vec<Bytes> {
-    let mut writer = FrameWriter::new();
-    let (code, message) = match &result {
-        Ok(_) => (ErrorCode::None, ""),
-        Err(error) => (error.code, error.message.as_str()),
-    };
-    let mut end = message.len().min(u16::MAX as usize);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    writer.put_header(&ResponseHeader {
-        correlation_id: correlation_id.into(),
-        error_code: (code as u16).into(),
-        message_length: (end as u16).into(),
-    });
-    for byte in &message.as_bytes()[..end] {
-        writer.u8(*byte);
-    }
-    let Ok(response) = result else {
-        return writer.finish();
-    };
-    match response {
-        Response::ApiVersions {
-            apis,
-            broker_version,
-        } => {
-            writer.u32(apis.len() as u32);
-            for (key, min, max) in apis {
-                writer.u16(key);
-                writer.u16(min);
-                writer.u16(max);
-            }
-            writer.string(&broker_version);
-        }
-        Response::Done => {}
-        Response::Metadata { shards, topics } => {
-            writer.u32(shards);
-            writer.u32(topics.len() as u32);
-            for topic in topics {
-                writer.string(&topic.name);
-                writer.u32(topic.partitions);
-                put_configs(&mut writer, &topic.configs);
-            }
-        }
-        Response::Produce(produce) => {
-            writer.u32(produce.partition);
-            writer.u64(produce.base_offset);
-            writer.u64(produce.last_offset);
-            writer.u64(produce.log_start_offset);
-            writer.i64(produce.log_append_time_ms);
-        }
-        Response::Fetch(fetch) => {
-            writer.u64(fetch.high_watermark);
-            writer.u64(fetch.log_start_offset);
-            writer.chunks(fetch.records);
-        }
-        Response::ListOffsets {
-            offset,
-            high_watermark,
-            log_start_offset,
-        } => {
-            writer.i64(offset.map_or(-1, |offset| offset as i64));
-            writer.u64(high_watermark);
-            writer.u64(log_start_offset);
-        }
-        Response::Group(group) => {
-            writer.string(&group.member_id);
-            writer.u32(group.generation);
-            put_partitions(&mut writer, &group.assignment);
-        }
-        Response::Offsets(offsets) => put_offsets(&mut writer, &offsets),
-        Response::Groups(groups) => {
-            writer.u32(groups.len() as u32);
-            for group in &groups {
-                put_summary(&mut writer, group);
-            }
-        }
-        Response::GroupDescription(description) => {
-            put_summary(&mut writer, &description.summary);
-            writer.string(&description.strategy);
-            writer.u32(description.members.len() as u32);
-            for (member_id, client_id, assignment) in &description.members {
-                writer.string(member_id);
-                writer.string(client_id);
-                put_partitions(&mut writer, assignment);
-            }
-            put_offsets(&mut writer, &description.offsets);
-        }
-    }
-    writer.finish()
-}
-
-/// Decodes a response body to a request of `api` (the client knows which from the correlation).
-pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, ProtocolError> {
-    let response = match api {
-        ApiKey::ApiVersions => {
-            let count = reader.count(6)?;
-            let apis = (0..count)
-                .map(|_| Ok((reader.u16()?, reader.u16()?, reader.u16()?)))
-                .collect::<Result<_, ProtocolError>>()?;
-            Response::ApiVersions {
-                apis,
-                broker_version: reader.string()?,
-            }
-        }
-        ApiKey::CreateTopic
-        | ApiKey::DeleteTopic
-        | ApiKey::LeaveGroup
-        | ApiKey::CommitOffsets
-        | ApiKey::DeleteGroup => Response::Done,
-        ApiKey::JoinGroup | ApiKey::Heartbeat => Response::Group(GroupAssignment {
-            member_id: reader.string()?,
-            generation: reader.u32()?,
-            assignment: read_partitions(&mut reader)?,
-        }),
-        ApiKey::FetchOffsets => Response::Offsets(read_offsets(&mut reader)?),
-        ApiKey::ListGroups => {
-            let count = reader.count(12)?;
-            Response::Groups(
-                (0..count)
-                    .map(|_| read_summary(&mut reader))
-                    .collect::<Result<_, _>>()?,
-            )
-        }
-        ApiKey::DescribeGroup => {
-            let summary = read_summary(&mut reader)?;
-            let strategy = reader.string()?;
-            let count = reader.count(8)?;
-            let members = (0..count)
-                .map(|_| {
-                    Ok((
-                        reader.string()?,
-                        reader.string()?,
-                        read_partitions(&mut reader)?,
-                    ))
-                })
-                .collect::<Result<_, ProtocolError>>()?;
-            Response::GroupDescription(GroupDescription {
-                summary,
-                strategy,
-                members,
-                offsets: read_offsets(&mut reader)?,
-            })
-        }
-        ApiKey::Metadata => {
-            let shards = reader.u32()?;
-            let count = reader.count(10)?;
-            let topics = (0..count)
-                .map(|_| {
-                    Ok(TopicMetadata {
-                        name: reader.string()?,
-                        partitions: reader.u32()?,
-                        configs: read_configs(&mut reader)?,
-                    })
-                })
-                .collect::<Result<_, ProtocolError>>()?;
-            Response::Metadata { shards, topics }
-        }
-        ApiKey::Produce => Response::Produce(ProduceResponse {
-            partition: reader.u32()?,
-            base_offset: reader.u64()?,
-            last_offset: reader.u64()?,
-            log_start_offset: reader.u64()?,
-            log_append_time_ms: reader.i64()?,
-        }),
-        ApiKey::Fetch => Response::Fetch(FetchResponse {
-            high_watermark: reader.u64()?,
-            log_start_offset: reader.u64()?,
-            records: vec![reader.bytes()?.freeze()],
-        }),
-        ApiKey::ListOffsets => {
-            let offset = reader.i64()?;
-            Response::ListOffsets {
-                offset: (offset >= 0).then_some(offset as u64),
-                high_watermark: reader.u64()?,
-                log_start_offset: reader.u64()?,
-            }
-        }
-    };
-    reader.finish()?;
-    Ok(response)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::codec::{FrameStatus, REQUEST_HEADER_BYTES, frame_status};
+    use crate::protocol::codec::{FrameStatus, REQUEST_HEADER_BYTES, ResponseHeader, frame_status};
     use zerocopy::FromBytes;
 
     fn round_trip(request: Request) -> Request {

@@ -56,36 +56,15 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     crate::metrics::describe();
     let shards = config.shard_count();
 
-    let listeners = runtime::bind_listener_group(config.listen_address()?, shards)
-        .map_err(|error| format!("listen on {}: {error}", config.listen))?;
-    let address = listeners[0]
-        .local_addr()
-        .map_err(|error| error.to_string())?;
-    // The Kafka listener, like the native one, is bound once per shard on one address.
-    let (mut kafka_listeners, kafka_address) = match config.kafka_listen_address()? {
-        Some(wanted) => {
-            let group = runtime::bind_listener_group(wanted, shards)
-                .map_err(|error| format!("listen on {wanted}: {error}"))?;
-            let bound = group[0].local_addr().map_err(|error| error.to_string())?;
-            (group.into_iter().map(Some).collect::<Vec<_>>(), Some(bound))
-        }
-        None => (Vec::new(), None),
-    };
-    let kafka_advertised = kafka_address
-        .map(|bound| config.kafka_advertised_at(bound))
-        .transpose()?;
-    let http = match config.http_listen_address()? {
-        Some(http_address) => Some(
-            std::net::TcpListener::bind(http_address)
-                .map_err(|error| format!("listen on {http_address}: {error}"))?,
-        ),
-        None => None,
-    };
-    let http_address = http.as_ref().map(|listener| {
-        listener
-            .local_addr()
-            .expect("a bound listener has an address")
-    });
+    let Bound {
+        listeners,
+        address,
+        mut kafka_listeners,
+        kafka_address,
+        kafka_advertised,
+        http,
+        http_address,
+    } = bind(&config, shards)?;
 
     let mailboxes: Mailboxes<ShardState> = Mailboxes::new(shards, config.mailbox_jobs_max);
     let config = Arc::new(config);
@@ -140,6 +119,84 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         threads,
         shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
     };
+    if let Err(failure) = wait_until_ready(&ready, shards, &config) {
+        if failure.stop_threads {
+            handle.shutdown();
+        }
+        return Err(failure.reason);
+    }
+    tracing::info!(%address, ?kafka_address, ?http_address, shards, data_dir = %config.data_dir.display(), "ringmq is serving");
+    Ok(handle)
+}
+
+/// Every socket the broker listens on, bound before any shard starts (so that a port in use
+/// fails the start-up at once).
+struct Bound {
+    listeners: Vec<std::net::TcpListener>,
+    address: SocketAddr,
+    kafka_listeners: Vec<Option<std::net::TcpListener>>,
+    kafka_address: Option<SocketAddr>,
+    kafka_advertised: Option<(String, u16)>,
+    http: Option<std::net::TcpListener>,
+    http_address: Option<SocketAddr>,
+}
+
+fn bind(config: &BrokerConfig, shards: usize) -> Result<Bound, String> {
+    let listeners = runtime::bind_listener_group(config.listen_address()?, shards)
+        .map_err(|error| format!("listen on {}: {error}", config.listen))?;
+    let address = listeners[0]
+        .local_addr()
+        .map_err(|error| error.to_string())?;
+    // The Kafka listener, like the native one, is bound once per shard on one address.
+    let (kafka_listeners, kafka_address) = match config.kafka_listen_address()? {
+        Some(wanted) => {
+            let group = runtime::bind_listener_group(wanted, shards)
+                .map_err(|error| format!("listen on {wanted}: {error}"))?;
+            let bound = group[0].local_addr().map_err(|error| error.to_string())?;
+            (group.into_iter().map(Some).collect::<Vec<_>>(), Some(bound))
+        }
+        None => (Vec::new(), None),
+    };
+    let kafka_advertised = kafka_address
+        .map(|bound| config.kafka_advertised_at(bound))
+        .transpose()?;
+    let http = match config.http_listen_address()? {
+        Some(http_address) => Some(
+            std::net::TcpListener::bind(http_address)
+                .map_err(|error| format!("listen on {http_address}: {error}"))?,
+        ),
+        None => None,
+    };
+    let http_address = http.as_ref().map(|listener| {
+        listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    });
+
+    Ok(Bound {
+        listeners,
+        address,
+        kafka_listeners,
+        kafka_address,
+        kafka_advertised,
+        http,
+        http_address,
+    })
+}
+
+/// Why the shards did not all start, and whether their threads can be stopped.
+struct StartFailure {
+    reason: String,
+    /// False when a shard may still be recovering: it may not answer a shutdown either.
+    stop_threads: bool,
+}
+
+/// Waits for every shard to report that it serves, within `startup_timeout_ms`.
+fn wait_until_ready(
+    ready: &mpsc::Receiver<Result<(), String>>,
+    shards: usize,
+    config: &BrokerConfig,
+) -> Result<(), StartFailure> {
     let startup_deadline =
         std::time::Instant::now() + Duration::from_millis(config.startup_timeout_ms);
     for _ in 0..shards {
@@ -147,25 +204,31 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         match ready.recv_timeout(left) {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => {
-                handle.shutdown();
-                return Err(reason);
+                return Err(StartFailure {
+                    reason,
+                    stop_threads: true,
+                });
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // A shard still recovering may not answer a shutdown either: leave the threads;
                 // the caller exits the process.
-                return Err(format!(
-                    "start-up did not finish within startup_timeout_ms ({} ms)",
-                    config.startup_timeout_ms
-                ));
+                return Err(StartFailure {
+                    reason: format!(
+                        "start-up did not finish within startup_timeout_ms ({} ms)",
+                        config.startup_timeout_ms
+                    ),
+                    stop_threads: false,
+                });
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                handle.shutdown();
-                return Err("a shard thread died while starting".into());
+                return Err(StartFailure {
+                    reason: "a shard thread died while starting".into(),
+                    stop_threads: true,
+                });
             }
         }
     }
-    tracing::info!(%address, ?kafka_address, ?http_address, shards, data_dir = %config.data_dir.display(), "ringmq is serving");
-    Ok(handle)
+    Ok(())
 }
 
 fn run_shard(
