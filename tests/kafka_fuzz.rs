@@ -25,6 +25,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
@@ -153,6 +156,20 @@ fn group_sample(api: ApiKey) -> RequestKind {
             RequestKind::LeaveGroup(LeaveGroupRequest::default().with_group_id(group("fuzz-group")))
         }
         ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default().with_groups_names(vec![group("fuzz-group"), group("x")]),
+        ),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(
+            OffsetDeleteRequest::default()
+                .with_group_id(group("fuzz-group"))
+                .with_topics(vec![
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(topic("fuzz"))
+                        .with_partitions(vec![
+                            OffsetDeleteRequestPartition::default().with_partition_index(0),
+                        ]),
+                ]),
+        ),
         other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
     }
 }

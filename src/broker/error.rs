@@ -83,6 +83,8 @@ error_kinds! {
     UnknownGroup => "unknown_group",
     /// The group holds as many members as it may.
     GroupFull => "group_full",
+    /// The group's members consume the topic, so its offsets cannot be deleted.
+    GroupSubscribed => "group_subscribed",
 }
 
 impl ErrorKind {

@@ -2,17 +2,22 @@
 //! client-assigned protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and committed offsets
 //! (OffsetCommit, OffsetFetch), which broker-assigned groups share.
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::{
-    DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    GroupId, ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse,
 };
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
@@ -315,4 +320,86 @@ pub async fn describe(
         });
     }
     DescribeGroupsResponse::default().with_groups(described)
+}
+
+/// Kafka's DeleteGroups: each named group once, deleted with its offsets when it has no
+/// members.
+pub async fn delete_groups(
+    service: &Service,
+    ctx: &RequestContext,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let mut seen = std::collections::HashSet::new();
+    let mut results = Vec::new();
+    for group_id in request.groups_names {
+        if !seen.insert(group_id.clone()) {
+            continue;
+        }
+        let deleted = service.delete_group(ctx, text(&group_id.0)).await;
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(deleted.err().map_or(NONE, |e| code_of(&e))),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+/// Kafka's OffsetDelete: a group's committed offsets of some partitions, each refused while
+/// the group's members consume its topic.
+pub async fn delete_offsets(
+    service: &Service,
+    ctx: &RequestContext,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let partitions: Vec<(String, u32)> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().filter_map(move |p| {
+                Some((text(&topic.name.0), u32::try_from(p.partition_index).ok()?))
+            })
+        })
+        .collect();
+    let outcomes = match service
+        .delete_offsets(ctx, text(&request.group_id.0), partitions)
+        .await
+    {
+        Ok(outcomes) => outcomes,
+        Err(error) => return OffsetDeleteResponse::default().with_error_code(code_of(&error)),
+    };
+    let by_partition: std::collections::HashMap<(&str, u32), i16> = outcomes
+        .iter()
+        .map(|((topic, partition), error)| {
+            let code = error.as_ref().map_or(NONE, code_of);
+            ((topic.as_str(), *partition), code)
+        })
+        .collect();
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = text(&topic.name.0);
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = match u32::try_from(p.partition_index) {
+                        Ok(index) => by_partition
+                            .get(&(name.as_str(), index))
+                            .copied()
+                            .unwrap_or(NONE),
+                        Err(_) => code_of(&bad_partition(p.partition_index)),
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
 }

@@ -55,6 +55,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 1, 7),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 const NODE_ID: i32 = 0;
@@ -262,6 +264,12 @@ pub async fn handle(
         RequestKind::ListGroups(_) => ResponseKind::ListGroups(groups::list(&service, &ctx).await),
         RequestKind::DescribeGroups(request) => {
             ResponseKind::DescribeGroups(groups::describe(&service, &ctx, request).await)
+        }
+        RequestKind::DeleteGroups(request) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(&service, &ctx, request).await)
+        }
+        RequestKind::OffsetDelete(request) => {
+            ResponseKind::OffsetDelete(groups::delete_offsets(&service, &ctx, request).await)
         }
         // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a panic.
         _ => return api_versions_error(correlation_id),

@@ -33,7 +33,8 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::IllegalGeneration => ErrorCode::IllegalGeneration,
         ErrorKind::RebalanceInProgress => ErrorCode::RebalanceInProgress,
         ErrorKind::InconsistentGroupProtocol => ErrorCode::InconsistentGroupProtocol,
-        ErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
+        // "The operation needs a group without members" is what the native protocol says.
+        ErrorKind::GroupNotEmpty | ErrorKind::GroupSubscribed => ErrorCode::GroupNotEmpty,
         ErrorKind::UnknownGroup => ErrorCode::UnknownGroup,
         ErrorKind::GroupFull => ErrorCode::GroupFull,
     }

@@ -50,6 +50,13 @@ impl BrokerAssigned {
         self.members.len()
     }
 
+    /// Whether any member subscribes to `topic`.
+    pub(super) fn subscribes_to(&self, topic: &str) -> bool {
+        self.members
+            .values()
+            .any(|member| member.topics.contains(topic))
+    }
+
     pub(super) fn has_member(&self, member_id: &str) -> bool {
         self.members.contains_key(member_id)
     }

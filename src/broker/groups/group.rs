@@ -54,6 +54,21 @@ impl Group {
         self.committed.insert((topic, partition), offset);
     }
 
+    pub(super) fn forget_committed(&mut self, topic: &str, partition: u32) {
+        self.committed.remove(&(topic.to_string(), partition));
+    }
+
+    /// Whether members may be consuming `topic`, so that its committed offsets must stay.
+    /// Kafka-protocol members' subscriptions are opaque to the broker: while any is in, every
+    /// topic counts as theirs.
+    pub(super) fn consumes(&self, topic: &str) -> bool {
+        match &self.membership {
+            Membership::Empty => false,
+            Membership::BrokerAssigned(kind) => kind.subscribes_to(topic),
+            Membership::ClientAssigned(kind) => kind.members() > 0,
+        }
+    }
+
     /// Runs `admit` on this group's broker-assigned membership. Refused while members of the
     /// other kind are in; a new membership replaces an empty one only once `admit` succeeds, so
     /// that a refused join leaves the group as it was.

@@ -286,6 +286,59 @@ async fn append(state: &ShardState, group: &str, records: Records) -> BrokerResu
     offsets_log::append(&log, records).await
 }
 
+/// One partition's outcome in `delete_offsets`.
+pub type OffsetDeletion = ((String, u32), Option<BrokerError>);
+
+/// Deletes the group's committed offsets of `partitions` (Kafka's OffsetDelete): refused for a
+/// topic the group's members consume, and for a partition with no committed offset nothing is
+/// written. The deletions are durable (tombstones in the offsets log) before the answer.
+pub async fn delete_offsets(
+    state: &ShardState,
+    name: String,
+    partitions: Vec<(String, u32)>,
+) -> BrokerResult<Vec<OffsetDeletion>> {
+    validate_name(&name)?;
+    if partitions.len() > COMMIT_OFFSETS_MAX {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidConfig,
+            format!("at most {COMMIT_OFFSETS_MAX} offsets per deletion"),
+        ));
+    }
+    let (outcomes, doomed) = {
+        let coordinator = state.coordinator.borrow();
+        let group = coordinator
+            .groups
+            .get(&name)
+            .ok_or_else(|| unknown_group(&name))?;
+        let mut doomed = Vec::new();
+        let outcomes: Vec<OffsetDeletion> = partitions
+            .into_iter()
+            .map(|(topic, partition)| {
+                if group.consumes(&topic) {
+                    let refusal = BrokerError::new(
+                        ErrorKind::GroupSubscribed,
+                        format!("group {name:?} has members consuming {topic:?}"),
+                    );
+                    return ((topic, partition), Some(refusal));
+                }
+                let key = (topic, partition);
+                if group.committed().contains_key(&key) {
+                    doomed.push(key.clone());
+                }
+                (key, None)
+            })
+            .collect();
+        (outcomes, doomed)
+    };
+    append(state, &name, Records::tombstones(&name, doomed.iter())).await?;
+    if let Some(group) = state.coordinator.borrow_mut().groups.get_mut(&name) {
+        for (topic, partition) in &doomed {
+            group.forget_committed(topic, *partition);
+        }
+    }
+    Ok(outcomes)
+}
+
 pub fn fetch_offsets(
     state: &ShardState,
     name: &str,

@@ -6,7 +6,7 @@
 use crate::broker::groups::client_assigned::{JoinRound, Joined, Synced};
 use crate::broker::groups::{
     self, CommittedOffset, GroupDescription, GroupSummary, KafkaView, MemberAssignment,
-    client_assigned,
+    OffsetDeletion, client_assigned,
 };
 use crate::broker::{BrokerError, BrokerResult, ShardState};
 
@@ -194,6 +194,20 @@ impl Service {
             .await?;
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(listed)
+    }
+
+    /// Deletes committed offsets of `partitions`, each refused while the group's members
+    /// consume its topic; one outcome per partition, in order.
+    pub async fn delete_offsets(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        partitions: Vec<(String, u32)>,
+    ) -> BrokerResult<Vec<OffsetDeletion>> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            groups::delete_offsets(&c, group, partitions).await
+        })
+        .await
     }
 
     /// Deletes a group without members, and its committed offsets.

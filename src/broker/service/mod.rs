@@ -13,7 +13,7 @@ use std::rc::Rc;
 pub use super::groups::client_assigned::{JoinRound, Joined, Synced};
 pub use super::groups::{
     CommittedOffset, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment,
-    MemberDescription,
+    MemberDescription, OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
 pub use context::{Principal, RequestContext};

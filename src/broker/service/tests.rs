@@ -499,3 +499,52 @@ fn producer_ids_are_handed_out_and_transactions_refused() {
         assert_eq!(refused.kind, ErrorKind::InvalidRequest);
     });
 }
+
+#[test]
+fn offsets_are_deleted_only_where_no_member_may_consume_them() {
+    with_service(BrokerConfig::default(), |service, ctx| async move {
+        let offsets = vec![("a".to_string(), 0, 1), ("b".to_string(), 0, 2)];
+        service
+            .commit_offsets(&ctx, "k".into(), String::new(), -1, offsets)
+            .await
+            .unwrap();
+        let round = JoinRound {
+            group: "k".into(),
+            member_id: String::new(),
+            client_id: "c".into(),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+        };
+        let joined = service.join_round(&ctx, round).await.unwrap();
+        // A Kafka member's subscription is opaque: every topic counts as its own.
+        let refused = service
+            .delete_offsets(&ctx, "k".into(), vec![("b".into(), 0)])
+            .await
+            .unwrap();
+        assert_eq!(
+            refused[0].1.as_ref().unwrap().kind,
+            ErrorKind::GroupSubscribed
+        );
+        service
+            .leave_round(&ctx, "k".into(), vec![joined.member_id])
+            .await
+            .unwrap();
+        let deleted = service
+            .delete_offsets(&ctx, "k".into(), vec![("b".into(), 0), ("c".into(), 9)])
+            .await
+            .unwrap();
+        assert!(deleted.iter().all(|(_, error)| error.is_none()));
+        let left = service
+            .committed_offsets(&ctx, "k".into(), Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(left, [("a".to_string(), 0, 1)]);
+        let unknown = service
+            .delete_offsets(&ctx, "none".into(), vec![("a".into(), 0)])
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.kind, ErrorKind::UnknownGroup);
+    });
+}
