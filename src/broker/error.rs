@@ -83,6 +83,8 @@ error_kinds! {
     UnknownGroup => "unknown_group",
     /// The group holds as many members as it may.
     GroupFull => "group_full",
+    /// A static member's `group.instance.id` now belongs to a newer member id.
+    FencedInstance => "fenced_instance",
     /// The group's members consume the topic, so its offsets cannot be deleted.
     GroupSubscribed => "group_subscribed",
 }

@@ -30,6 +30,7 @@ pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const INVALID_RECORD: i16 = 87;
 
@@ -60,6 +61,7 @@ pub fn kafka_code(kind: ErrorKind) -> i16 {
         ErrorKind::GroupNotEmpty => NON_EMPTY_GROUP,
         ErrorKind::UnknownGroup => GROUP_ID_NOT_FOUND,
         ErrorKind::GroupFull => GROUP_MAX_SIZE_REACHED,
+        ErrorKind::FencedInstance => FENCED_INSTANCE_ID,
         ErrorKind::GroupSubscribed => GROUP_SUBSCRIBED_TO_TOPIC,
     }
 }

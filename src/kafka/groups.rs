@@ -43,6 +43,7 @@ pub async fn join(
         group: text(&request.group_id.0),
         member_id: text(&request.member_id),
         client_id: ctx.client_id.clone(),
+        instance_id: request.group_instance_id.as_ref().map(text),
         protocol_type: text(&request.protocol_type),
         protocols: request
             .protocols
@@ -90,7 +91,10 @@ pub async fn sync(
         .sync_round(
             ctx,
             text(&request.group_id.0),
-            text(&request.member_id),
+            (
+                text(&request.member_id),
+                request.group_instance_id.as_ref().map(text),
+            ),
             request.generation_id,
             assignments,
         )
@@ -113,7 +117,10 @@ pub async fn heartbeat(
         .round_heartbeat(
             ctx,
             text(&request.group_id.0),
-            text(&request.member_id),
+            (
+                text(&request.member_id),
+                request.group_instance_id.as_ref().map(text),
+            ),
             request.generation_id,
         )
         .await;
@@ -125,9 +132,13 @@ pub async fn leave(
     ctx: &RequestContext,
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
-    let mut members: Vec<String> = request.members.iter().map(|m| text(&m.member_id)).collect();
+    let mut members: Vec<(String, Option<String>)> = request
+        .members
+        .iter()
+        .map(|m| (text(&m.member_id), m.group_instance_id.as_ref().map(text)))
+        .collect();
     if !request.member_id.is_empty() {
-        members.push(text(&request.member_id));
+        members.push((text(&request.member_id), None));
     }
     let result = service
         .leave_round(ctx, text(&request.group_id.0), members)

@@ -29,7 +29,8 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::ProducerFenced => ErrorCode::ProducerFenced,
         ErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
         ErrorKind::TimedOut => ErrorCode::TimedOut,
-        ErrorKind::UnknownMember => ErrorCode::UnknownMember,
+        // The native protocol has no static members; a fenced one is no longer a member.
+        ErrorKind::UnknownMember | ErrorKind::FencedInstance => ErrorCode::UnknownMember,
         ErrorKind::IllegalGeneration => ErrorCode::IllegalGeneration,
         ErrorKind::RebalanceInProgress => ErrorCode::RebalanceInProgress,
         ErrorKind::InconsistentGroupProtocol => ErrorCode::InconsistentGroupProtocol,

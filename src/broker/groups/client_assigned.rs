@@ -9,6 +9,12 @@
 //! every member's SyncGroup is answered with its own. Heartbeats during a round are answered
 //! `rebalance_in_progress`, so members join again.
 //!
+//! Static members (KIP-345) name a `group.instance.id`: one that restarts and joins again
+//! with an empty member id within its session timeout takes over its old membership under a
+//! new member id, with its assignment and without a round, unless it led the group or changed
+//! its protocols; the old member id is fenced (`FencedInstance`), so a zombie of the old
+//! process cannot act for it.
+//!
 //! Each member's protocols are bounded (`MEMBER_METADATA_BYTES_MAX`) and so are the members of a
 //! group (`MEMBERS_PER_GROUP_MAX`): a join holds them for as long as the member's session, so a
 //! loop of joins with fresh member ids must meet a limit.
@@ -43,6 +49,8 @@ pub enum Phase {
 
 struct Member {
     client_id: String,
+    /// The static member's `group.instance.id`.
+    instance_id: Option<String>,
     protocols: Vec<(String, Bytes)>,
     session_timeout: Duration,
     rebalance_timeout: Duration,
@@ -66,6 +74,8 @@ pub struct ClientAssigned {
     protocol_type: String,
     protocol_name: String,
     members: BTreeMap<String, Member>,
+    /// Static members: instance id -> current member id.
+    instances: BTreeMap<String, String>,
     leader: String,
     phase: Phase,
     round_deadline: Instant,
@@ -79,6 +89,7 @@ impl ClientAssigned {
             protocol_type,
             protocol_name: String::new(),
             members: BTreeMap::new(),
+            instances: BTreeMap::new(),
             leader: String::new(),
             phase: Phase::Empty,
             round_deadline: Instant::now(),
@@ -156,6 +167,7 @@ impl ClientAssigned {
             return false;
         }
         self.members.retain(|_, m| m.joined_this_round);
+        self.forget_departed_instances();
         if self.members.is_empty() {
             self.phase = Phase::Empty;
             generation.advance();
@@ -190,18 +202,21 @@ impl ClientAssigned {
     }
 
     /// Admits `member` as `member_id` (a new id, made from its client id, when empty) and
-    /// starts a round for it; returns its id.
+    /// starts a round for it, unless it is a static member taking its place back; returns its
+    /// id.
     fn admit(&mut self, name: &str, member_id: String, member: Member) -> BrokerResult<String> {
+        let known = member
+            .instance_id
+            .as_ref()
+            .and_then(|instance| self.instances.get(instance).cloned());
+        if let Some(current) = known {
+            return self.readmit_static(name, member_id, current, member);
+        }
         let member_id = if member_id.is_empty() {
             if self.members.len() >= MEMBERS_PER_GROUP_MAX {
                 return Err(group_full(name));
             }
-            format!(
-                "{}-{:x}-{}",
-                member.client_id,
-                crate::storage::log::now_ms(),
-                self.members.len()
-            )
+            self.fresh_id(&member.client_id)
         } else if self.members.contains_key(&member_id) {
             member_id
         } else {
@@ -210,10 +225,89 @@ impl ClientAssigned {
                 format!("{member_id:?} is not a member of group {name:?}; join with an empty id"),
             ));
         };
+        if let Some(instance) = &member.instance_id {
+            self.instances.insert(instance.clone(), member_id.clone());
+        }
         self.start_round();
         self.phase = Phase::Joining;
         self.members.insert(member_id.clone(), member);
         Ok(member_id)
+    }
+
+    /// A join naming the instance id of a current member (`current`).
+    fn readmit_static(
+        &mut self,
+        name: &str,
+        member_id: String,
+        current: String,
+        mut member: Member,
+    ) -> BrokerResult<String> {
+        if !member_id.is_empty() && member_id != current {
+            return Err(fenced(name, &member_id));
+        }
+        if member_id == current {
+            // The same process joins again: an ordinary rejoin.
+            self.start_round();
+            self.phase = Phase::Joining;
+            self.members.insert(current.clone(), member);
+            return Ok(current);
+        }
+        // A restarted process: it takes the old membership under a new id.
+        let Some(old) = self.members.remove(&current) else {
+            return Err(error(
+                ErrorKind::UnknownMember,
+                "the static member went away",
+            ));
+        };
+        let member_id = self.fresh_id(&member.client_id);
+        let unchanged = old.protocols == member.protocols;
+        member.assignment = old.assignment;
+        if let Some(instance) = &member.instance_id {
+            self.instances.insert(instance.clone(), member_id.clone());
+        }
+        let led = self.leader == current;
+        if led {
+            self.leader = member_id.clone();
+        }
+        self.members.insert(member_id.clone(), member);
+        // The leader must see every member's metadata again, and new protocols need a new
+        // choice: both take a round. Otherwise the group carries on as it was.
+        if led || !unchanged || self.phase != Phase::Stable {
+            self.start_round();
+            self.phase = Phase::Joining;
+            if let Some(joined) = self.members.get_mut(&member_id) {
+                joined.joined_this_round = true;
+            }
+        }
+        Ok(member_id)
+    }
+
+    fn fresh_id(&self, client_id: &str) -> String {
+        format!(
+            "{}-{:x}-{}",
+            client_id,
+            crate::storage::log::now_ms(),
+            self.members.len()
+        )
+    }
+
+    /// Drops the instance ids of members no longer in the group.
+    fn forget_departed_instances(&mut self) {
+        let members = &self.members;
+        self.instances.retain(|_, id| members.contains_key(id));
+    }
+
+    /// Fails when `instance_id` now belongs to another member than `member_id`.
+    fn check_instance(
+        &self,
+        name: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> BrokerResult<()> {
+        match instance_id.and_then(|instance| self.instances.get(instance)) {
+            Some(current) if current != member_id => Err(fenced(name, member_id)),
+            _ => Ok(()),
+        }
     }
 
     /// What `member_id` learns once the round is over.
@@ -244,6 +338,7 @@ impl ClientAssigned {
         }
         let removed = self.members.len() != before;
         if removed {
+            self.forget_departed_instances();
             self.start_round();
         }
         removed
@@ -281,6 +376,13 @@ fn error(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
     BrokerError::new(kind, message)
 }
 
+fn fenced(name: &str, member_id: &str) -> BrokerError {
+    error(
+        ErrorKind::FencedInstance,
+        format!("{member_id:?} of group {name:?}: its group.instance.id has a newer member"),
+    )
+}
+
 /// A Kafka JoinGroup: who joins, with which protocols, and how long its session and round last.
 #[derive(Clone, Debug)]
 pub struct JoinRound {
@@ -288,6 +390,8 @@ pub struct JoinRound {
     /// Empty for a new member.
     pub member_id: String,
     pub client_id: String,
+    /// Kafka's `group.instance.id` (JoinGroup v5+): a static member.
+    pub instance_id: Option<String>,
     pub protocol_type: String,
     /// (protocol name, the member's opaque metadata for it), in the member's preference order.
     pub protocols: Vec<(String, Bytes)>,
@@ -308,6 +412,7 @@ pub async fn join(state: &ShardState, join: JoinRound) -> BrokerResult<Joined> {
         group: name,
         member_id,
         client_id,
+        instance_id,
         protocol_type,
         protocols,
         session_timeout_ms,
@@ -330,6 +435,7 @@ pub async fn join(state: &ShardState, join: JoinRound) -> BrokerResult<Joined> {
     ));
     let member = Member {
         client_id,
+        instance_id,
         protocols,
         session_timeout,
         rebalance_timeout: Duration::from_millis(u64::from(
@@ -405,7 +511,7 @@ fn round(coordinator: &mut Coordinator, name: &str, member_id: String) -> Broker
 fn member_of<'a>(
     coordinator: &'a mut Coordinator,
     name: &str,
-    member_id: &str,
+    (member_id, instance_id): (&str, Option<&str>),
     generation: i32,
 ) -> BrokerResult<&'a mut ClientAssigned> {
     let not_a_member = || {
@@ -415,6 +521,7 @@ fn member_of<'a>(
         )
     };
     let (kind, current) = coordinator.client_assigned(name).ok_or_else(not_a_member)?;
+    kind.check_instance(name, member_id, instance_id)?;
     if !kind.members.contains_key(member_id) {
         return Err(not_a_member());
     }
@@ -431,13 +538,14 @@ fn member_of<'a>(
 pub async fn sync(
     state: &ShardState,
     name: String,
-    member_id: String,
+    (member_id, instance_id): (String, Option<String>),
     generation: i32,
     assignments: Vec<(String, Bytes)>,
 ) -> BrokerResult<Synced> {
+    let me = (member_id.as_str(), instance_id.as_deref());
     let changed = {
         let mut coordinator = state.coordinator.borrow_mut();
-        let kind = member_of(&mut coordinator, &name, &member_id, generation)?;
+        let kind = member_of(&mut coordinator, &name, me, generation)?;
         if kind.phase == Phase::Joining {
             return Err(error(
                 ErrorKind::RebalanceInProgress,
@@ -459,7 +567,7 @@ pub async fn sync(
         let notified = changed.wait();
         let deadline = {
             let mut coordinator = state.coordinator.borrow_mut();
-            let kind = member_of(&mut coordinator, &name, &member_id, generation)?;
+            let kind = member_of(&mut coordinator, &name, me, generation)?;
             match kind.phase {
                 Phase::Stable => {
                     let member = &kind.members[&member_id];
@@ -499,11 +607,11 @@ pub async fn sync(
 pub fn heartbeat(
     state: &ShardState,
     name: &str,
-    member_id: &str,
+    (member_id, instance_id): (&str, Option<&str>),
     generation: i32,
 ) -> BrokerResult<()> {
     let mut coordinator = state.coordinator.borrow_mut();
-    let kind = member_of(&mut coordinator, name, member_id, generation)?;
+    let kind = member_of(&mut coordinator, name, (member_id, instance_id), generation)?;
     kind.members.get_mut(member_id).expect("checked").last_seen = Instant::now();
     if kind.phase == Phase::Joining {
         return Err(error(
@@ -514,14 +622,38 @@ pub fn heartbeat(
     Ok(())
 }
 
-pub fn leave(state: &ShardState, name: &str, members: Vec<String>) -> BrokerResult<()> {
+/// Members leave: each by member id, or (a static member) by instance id, whose member id,
+/// when given too, must be the instance's current one.
+pub fn leave(
+    state: &ShardState,
+    name: &str,
+    members: Vec<(String, Option<String>)>,
+) -> BrokerResult<()> {
     let mut coordinator = state.coordinator.borrow_mut();
     let (kind, _) = coordinator
         .client_assigned(name)
         .ok_or_else(|| error(ErrorKind::UnknownMember, "not a member"))?;
-    if !members.iter().all(|m| kind.members.contains_key(m)) {
-        return Err(error(ErrorKind::UnknownMember, "not a member"));
+    let mut leaving = Vec::with_capacity(members.len());
+    for (member_id, instance_id) in members {
+        let id = match instance_id.as_deref() {
+            Some(instance) => {
+                kind.check_instance(name, &member_id, Some(instance))
+                    .or_else(|error| {
+                        if member_id.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(error)
+                        }
+                    })?;
+                kind.instances.get(instance).cloned().unwrap_or(member_id)
+            }
+            None => member_id,
+        };
+        if !kind.members.contains_key(&id) {
+            return Err(error(ErrorKind::UnknownMember, "not a member"));
+        }
+        leaving.push(id);
     }
-    kind.remove(&members);
+    kind.remove(&leaving);
     Ok(())
 }

@@ -463,6 +463,7 @@ mod tests {
             group: "crowd".into(),
             member_id: String::new(),
             client_id: "client".into(),
+            instance_id: None,
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), metadata)],
             session_timeout_ms: 30_000,

@@ -81,16 +81,17 @@ impl Service {
     }
 
     /// Kafka's SyncGroup: the leader hands in the assignments; each member gets its own.
+    /// `member` is (member id, the static member's instance id).
     pub async fn sync_round(
         &self,
         ctx: &RequestContext,
         group: String,
-        member_id: String,
+        member: (String, Option<String>),
         generation: i32,
         assignments: Vec<(String, bytes::Bytes)>,
     ) -> BrokerResult<Synced> {
         self.on_coordinator(ctx, &group.clone(), move |c| async move {
-            client_assigned::sync(&c, group, member_id, generation, assignments).await
+            client_assigned::sync(&c, group, member, generation, assignments).await
         })
         .await
     }
@@ -100,21 +101,22 @@ impl Service {
         &self,
         ctx: &RequestContext,
         group: String,
-        member_id: String,
+        (member_id, instance_id): (String, Option<String>),
         generation: i32,
     ) -> BrokerResult<()> {
         self.on_coordinator(ctx, &group.clone(), move |c| async move {
-            client_assigned::heartbeat(&c, &group, &member_id, generation)
+            let me = (member_id.as_str(), instance_id.as_deref());
+            client_assigned::heartbeat(&c, &group, me, generation)
         })
         .await
     }
 
-    /// Kafka's LeaveGroup, for one member or several (v3+).
+    /// Kafka's LeaveGroup, for one member or several (v3+): (member id, instance id) each.
     pub async fn leave_round(
         &self,
         ctx: &RequestContext,
         group: String,
-        members: Vec<String>,
+        members: Vec<(String, Option<String>)>,
     ) -> BrokerResult<()> {
         self.on_coordinator(ctx, &group.clone(), move |c| async move {
             client_assigned::leave(&c, &group, members)

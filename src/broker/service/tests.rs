@@ -404,7 +404,7 @@ fn group_operations_refuse_bad_names_and_unknown_members() {
             .unwrap_err();
         assert_eq!(ghost.kind, ErrorKind::UnknownMember);
         let ghost = service
-            .round_heartbeat(&ctx, "g".into(), "ghost".into(), 1)
+            .round_heartbeat(&ctx, "g".into(), ("ghost".into(), None), 1)
             .await
             .unwrap_err();
         assert_eq!(ghost.kind, ErrorKind::UnknownMember);
@@ -418,6 +418,7 @@ fn a_kafka_round_of_one_joins_syncs_heartbeats_and_leaves() {
             group: "k".into(),
             member_id: String::new(),
             client_id: ctx.client_id.clone(),
+            instance_id: None,
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
             session_timeout_ms: 10_000,
@@ -436,7 +437,7 @@ fn a_kafka_round_of_one_joins_syncs_heartbeats_and_leaves() {
             .sync_round(
                 &ctx,
                 "k".into(),
-                joined.member_id.clone(),
+                (joined.member_id.clone(), None),
                 generation,
                 vec![(joined.member_id.clone(), mine.clone())],
             )
@@ -444,11 +445,21 @@ fn a_kafka_round_of_one_joins_syncs_heartbeats_and_leaves() {
             .unwrap();
         assert_eq!(synced.assignment, mine);
         service
-            .round_heartbeat(&ctx, "k".into(), joined.member_id.clone(), generation)
+            .round_heartbeat(
+                &ctx,
+                "k".into(),
+                (joined.member_id.clone(), None),
+                generation,
+            )
             .await
             .unwrap();
         let stale = service
-            .round_heartbeat(&ctx, "k".into(), joined.member_id.clone(), generation + 1)
+            .round_heartbeat(
+                &ctx,
+                "k".into(),
+                (joined.member_id.clone(), None),
+                generation + 1,
+            )
             .await
             .unwrap_err();
         assert_eq!(stale.kind, ErrorKind::IllegalGeneration);
@@ -466,7 +477,7 @@ fn a_kafka_round_of_one_joins_syncs_heartbeats_and_leaves() {
         assert_eq!(listed[0].protocol_type, "consumer");
 
         service
-            .leave_round(&ctx, "k".into(), vec![joined.member_id])
+            .leave_round(&ctx, "k".into(), vec![(joined.member_id, None)])
             .await
             .unwrap();
         let view = service
@@ -512,6 +523,7 @@ fn offsets_are_deleted_only_where_no_member_may_consume_them() {
             group: "k".into(),
             member_id: String::new(),
             client_id: "c".into(),
+            instance_id: None,
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), Bytes::new())],
             session_timeout_ms: 10_000,
@@ -528,7 +540,7 @@ fn offsets_are_deleted_only_where_no_member_may_consume_them() {
             ErrorKind::GroupSubscribed
         );
         service
-            .leave_round(&ctx, "k".into(), vec![joined.member_id])
+            .leave_round(&ctx, "k".into(), vec![(joined.member_id, None)])
             .await
             .unwrap();
         let deleted = service
