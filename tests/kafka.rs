@@ -668,3 +668,113 @@ fn metadata_names_the_advertised_address_when_one_is_set() {
         .collect();
     assert_eq!(brokers, vec![("broker.example".to_string(), 19092)]);
 }
+
+/// Counts the rebalances in which a consumer gave partitions up.
+struct CountRevokes {
+    revokes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl rdkafka::client::ClientContext for CountRevokes {}
+
+impl rdkafka::consumer::ConsumerContext for CountRevokes {
+    fn pre_rebalance(
+        &self,
+        _consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(partitions) = rebalance
+            && partitions.count() > 0
+        {
+            self.revokes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+fn static_member(
+    address: &str,
+    instance: &str,
+    revokes: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> BaseConsumer<CountRevokes> {
+    let context = CountRevokes {
+        revokes: revokes.clone(),
+    };
+    let consumer: BaseConsumer<CountRevokes> = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("group.id", "statics")
+        .set("group.instance.id", instance)
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "30000")
+        .set("heartbeat.interval.ms", "100")
+        .create_with_context(context)
+        .unwrap();
+    consumer.subscribe(&["static"]).unwrap();
+    consumer
+}
+
+fn assigned<C: rdkafka::consumer::ConsumerContext>(consumer: &BaseConsumer<C>) -> Vec<i32> {
+    let mut partitions: Vec<i32> = consumer
+        .assignment()
+        .map(|list| list.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default();
+    partitions.sort();
+    partitions
+}
+
+#[test]
+fn a_librdkafka_static_member_restarts_into_its_partitions_without_a_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    create_topic(&address, "static", 4);
+    let a_revokes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let b_revokes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // "a" first, so that it leads: a restarting leader takes a round by design.
+    let a = static_member(&address, "member-a", &a_revokes);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assigned(&a).is_empty() && Instant::now() < deadline {
+        a.poll(Duration::from_millis(50));
+    }
+    let b = static_member(&address, "member-b", &b_revokes);
+    let settled = |a: &BaseConsumer<CountRevokes>, b: &BaseConsumer<CountRevokes>| {
+        let (mine, theirs) = (assigned(a), assigned(b));
+        !mine.is_empty() && !theirs.is_empty() && mine.len() + theirs.len() == 4
+    };
+    while !settled(&a, &b) && Instant::now() < deadline {
+        a.poll(Duration::from_millis(20));
+        b.poll(Duration::from_millis(20));
+    }
+    assert!(
+        settled(&a, &b),
+        "a {:?}, b {:?}",
+        assigned(&a),
+        assigned(&b)
+    );
+    let (a_partitions, b_partitions) = (assigned(&a), assigned(&b));
+    let a_revokes_before = a_revokes.load(std::sync::atomic::Ordering::SeqCst);
+
+    // b's process goes away (a static member sends no LeaveGroup) and comes back.
+    drop(b);
+    let b = static_member(&address, "member-b", &b_revokes);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while assigned(&b).is_empty() && Instant::now() < deadline {
+        a.poll(Duration::from_millis(20));
+        b.poll(Duration::from_millis(20));
+    }
+    // A moment more, so that a rebalance, had one started, would reach "a".
+    let settle = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < settle {
+        a.poll(Duration::from_millis(20));
+        b.poll(Duration::from_millis(20));
+    }
+    assert_eq!(
+        assigned(&b),
+        b_partitions,
+        "b is back in its own partitions"
+    );
+    assert_eq!(assigned(&a), a_partitions);
+    assert_eq!(
+        a_revokes.load(std::sync::atomic::Ordering::SeqCst),
+        a_revokes_before,
+        "the other member went through no rebalance"
+    );
+}

@@ -11,8 +11,8 @@
 //!
 //! Static members (KIP-345) name a `group.instance.id`: one that restarts and joins again
 //! with an empty member id within its session timeout takes over its old membership under a
-//! new member id, with its assignment and without a round, unless it led the group or changed
-//! its protocols; the old member id is fenced (`FencedInstance`), so a zombie of the old
+//! new member id, with its assignment and without a round, unless it led the group or no longer
+//! offers the group's protocol; the old member id is fenced (`FencedInstance`), so a zombie of the old
 //! process cannot act for it.
 //!
 //! Each member's protocols are bounded (`MEMBER_METADATA_BYTES_MAX`) and so are the members of a
@@ -260,7 +260,12 @@ impl ClientAssigned {
             ));
         };
         let member_id = self.fresh_id(&member.client_id);
-        let unchanged = old.protocols == member.protocols;
+        // As Kafka: only a change of the group's protocol (assignor) takes a round; the
+        // metadata of a restarted consumer differs anyway (it owns nothing yet).
+        let keeps_protocol = member
+            .protocols
+            .iter()
+            .any(|(protocol, _)| *protocol == self.protocol_name);
         member.assignment = old.assignment;
         if let Some(instance) = &member.instance_id {
             self.instances.insert(instance.clone(), member_id.clone());
@@ -270,9 +275,10 @@ impl ClientAssigned {
             self.leader = member_id.clone();
         }
         self.members.insert(member_id.clone(), member);
-        // The leader must see every member's metadata again, and new protocols need a new
-        // choice: both take a round. Otherwise the group carries on as it was.
-        if led || !unchanged || self.phase != Phase::Stable {
+        // The leader must see every member's metadata again (Kafka answers it without a round,
+        // naming the old leader id, which clients then ignore; a round is what they expect),
+        // and a protocol the member dropped needs a new choice. Otherwise the group carries on.
+        if led || !keeps_protocol || self.phase != Phase::Stable {
             self.start_round();
             self.phase = Phase::Joining;
             if let Some(joined) = self.members.get_mut(&member_id) {
