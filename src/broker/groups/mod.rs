@@ -346,7 +346,7 @@ pub fn fetch_offsets(
 ) -> Vec<CommittedOffset> {
     let coordinator = state.coordinator.borrow();
     let committed = coordinator.groups.get(name).map(Group::committed);
-    let offsets = match committed {
+    match committed {
         None => Vec::new(),
         Some(committed) if partitions.is_empty() => committed
             .iter()
@@ -356,8 +356,7 @@ pub fn fetch_offsets(
             .into_iter()
             .filter_map(|(t, p)| committed.get(&(t.clone(), p)).map(|o| (t, p, *o)))
             .collect(),
-    };
-    offsets
+    }
 }
 
 pub fn list(state: &ShardState) -> Vec<GroupSummary> {
