@@ -6,6 +6,7 @@
 //! every shard install the new snapshot and open or close the partitions it owns.
 
 pub mod admin;
+pub mod configs;
 pub mod error;
 pub mod fd_budget;
 pub mod groups;

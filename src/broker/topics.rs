@@ -126,7 +126,10 @@ pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> BrokerRe
         "retention_bytes" | "retention_bytes_max" => config.retention_bytes_max = optional()?,
         "segment_bytes" | "segment_bytes_max" => config.segment_bytes_max = number()?,
         "segment_ms" | "segment_age_ms_max" => config.segment_age_ms_max = number()?,
-        "flush_ms" | "flush_interval_ms" => config.flush_interval_ms = optional()?,
+        // Kafka's "never" is Long.MAX_VALUE; ours is none.
+        "flush_ms" | "flush_interval_ms" => {
+            config.flush_interval_ms = optional()?.filter(|ms| *ms < i64::MAX as u64)
+        }
         "max_message_bytes" | "batch_bytes_max" => config.batch_bytes_max = number()? as usize,
         "record_bytes_max" => config.record_bytes_max = number()? as usize,
         "batch_decompressed_bytes_max" => config.batch_decompressed_bytes_max = number()? as usize,

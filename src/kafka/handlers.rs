@@ -57,6 +57,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 const NODE_ID: i32 = 0;
@@ -271,6 +273,12 @@ pub async fn handle(
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(groups::delete_offsets(&service, &ctx, request).await)
         }
+        RequestKind::DescribeConfigs(request) => {
+            ResponseKind::DescribeConfigs(super::admin::describe_configs(&service, &ctx, request))
+        }
+        RequestKind::DescribeCluster(request) => ResponseKind::DescribeCluster(
+            super::admin::describe_cluster(request, advertised_address),
+        ),
         // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a panic.
         _ => return api_versions_error(correlation_id),
     };

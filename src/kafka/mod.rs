@@ -9,6 +9,7 @@
 //! Kafka answers requests of one connection in the order they came (clients rely on it), and
 //! sends no answer at all to a produce with acks=0.
 
+pub mod admin;
 pub mod errors;
 pub mod fetch;
 pub mod groups;

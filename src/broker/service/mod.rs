@@ -4,12 +4,14 @@
 //! coordinator, shard 0 for topic changes), runs it there, and returns a domain result or a
 //! `BrokerError`. Nothing here knows a wire format.
 
+mod configs;
 mod context;
 mod groups;
 mod types;
 
 use std::rc::Rc;
 
+pub use super::configs::{ConfigEntry, ConfigType};
 pub use super::groups::client_assigned::{JoinRound, Joined, Synced};
 pub use super::groups::{
     CommittedOffset, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment,

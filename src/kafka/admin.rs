@@ -1,0 +1,117 @@
+//! Kafka's admin APIs over the broker service: DescribeConfigs (topic and broker settings by
+//! Kafka's names, types and sources) and DescribeCluster (this one node).
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::{INVALID_REQUEST, NONE, code_of};
+use crate::broker::service::{ConfigEntry, ConfigType, RequestContext, Service};
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// Kafka's ConfigSource values.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's cluster id for this node, as Metadata names it.
+pub const CLUSTER_ID: &str = "ringmq";
+pub const NODE_ID: i32 = 0;
+
+fn config_type(config_type: ConfigType) -> i8 {
+    match config_type {
+        ConfigType::Boolean => 1,
+        ConfigType::String => 2,
+        ConfigType::Int => 3,
+        ConfigType::Long => 5,
+    }
+}
+
+fn render(entry: ConfigEntry, source_when_set: i8) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(entry.name))
+        .with_value(Some(StrBytes::from_string(entry.value)))
+        .with_read_only(entry.read_only)
+        .with_config_source(if entry.is_default {
+            SOURCE_DEFAULT
+        } else {
+            source_when_set
+        })
+        .with_config_type(config_type(entry.config_type))
+}
+
+/// Kafka's DescribeConfigs: each resource once, the keys asked for (all when none are named).
+pub fn describe_configs(
+    service: &Service,
+    ctx: &RequestContext,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let mut seen = std::collections::HashSet::new();
+    let mut results = Vec::new();
+    for resource in request.resources {
+        if !seen.insert((resource.resource_type, resource.resource_name.clone())) {
+            continue;
+        }
+        let name = resource.resource_name.as_str().to_string();
+        let answer = DescribeConfigsResult::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let entries = match resource.resource_type {
+            RESOURCE_TOPIC => service
+                .topic_configs(ctx, &name)
+                .map(|entries| (entries, SOURCE_DYNAMIC_TOPIC)),
+            RESOURCE_BROKER if name.is_empty() || name == NODE_ID.to_string() => {
+                Ok((service.broker_configs(ctx), SOURCE_STATIC_BROKER))
+            }
+            other => {
+                let message = match other {
+                    RESOURCE_BROKER => format!("broker {name:?}: this node is {NODE_ID}"),
+                    _ => format!("resource type {other} has no settings here"),
+                };
+                results.push(
+                    answer
+                        .with_error_code(INVALID_REQUEST)
+                        .with_error_message(Some(StrBytes::from_string(message))),
+                );
+                continue;
+            }
+        };
+        let wanted: Option<std::collections::HashSet<String>> = resource
+            .configuration_keys
+            .map(|keys| keys.iter().map(|key| key.as_str().to_string()).collect());
+        results.push(match entries {
+            Ok((entries, source)) => answer.with_error_code(NONE).with_configs(
+                entries
+                    .into_iter()
+                    .filter(|e| wanted.as_ref().is_none_or(|keys| keys.contains(e.name)))
+                    .map(|entry| render(entry, source))
+                    .collect(),
+            ),
+            Err(error) => answer
+                .with_error_code(code_of(&error))
+                .with_error_message(Some(StrBytes::from_string(error.message))),
+        });
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Kafka's DescribeCluster: one node, which is also the controller.
+pub fn describe_cluster(
+    _request: DescribeClusterRequest,
+    advertised: &super::Advertised,
+) -> DescribeClusterResponse {
+    let node = DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(NODE_ID))
+        .with_host(StrBytes::from_string(advertised.host.to_string()))
+        .with_port(i32::from(advertised.port));
+    DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
+        .with_controller_id(BrokerId(NODE_ID))
+        .with_brokers(vec![node])
+}

@@ -1,0 +1,166 @@
+//! Kafka's admin APIs as Kafka tools call them: librdkafka's admin client (a client we did not
+//! write) describes a topic's and the broker's settings, and the exact bytes of DescribeConfigs
+//! and DescribeCluster answers are checked with requests encoded by hand.
+
+mod common;
+
+use common::kafka_wire::*;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_REQUEST: i16 = 42;
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+fn create_configured_topic(address: &str) {
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+            .with_name(topic("configured"))
+            .with_num_partitions(2)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_static_str("3600000"))),
+            ]),
+    ]);
+    match call(
+        address,
+        ApiKey::CreateTopics,
+        5,
+        RequestKind::CreateTopics(request),
+    ) {
+        ResponseKind::CreateTopics(response) => assert_eq!(response.topics[0].error_code, 0),
+        other => panic!("CreateTopics answered {other:?}"),
+    }
+}
+
+#[test]
+fn librdkafka_describes_a_topics_and_the_brokers_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    create_configured_topic(&address);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    let described = ringmq::runtime::block_on(admin.describe_configs(
+        &[
+            ResourceSpecifier::Topic("configured"),
+            ResourceSpecifier::Broker(0),
+        ],
+        &AdminOptions::new(),
+    ))
+    .unwrap();
+    let topic = described[0].as_ref().unwrap();
+    let retention = topic.get("retention.ms").unwrap();
+    assert_eq!(retention.value.as_deref(), Some("3600000"));
+    assert!(!retention.is_default && !retention.is_read_only);
+    let segment = topic.get("segment.bytes").unwrap();
+    assert_eq!(segment.value.as_deref(), Some("1073741824"));
+    assert!(segment.is_default);
+    let cleanup = topic.get("cleanup.policy").unwrap();
+    assert_eq!(cleanup.value.as_deref(), Some("delete"));
+    assert!(cleanup.is_read_only);
+    let broker = described[1].as_ref().unwrap();
+    let dirs = broker.get("log.dirs").unwrap();
+    assert_eq!(dirs.value.as_deref(), Some(dir.path().to_str().unwrap()));
+    assert!(dirs.is_read_only);
+}
+
+#[test]
+fn describe_configs_filters_keys_and_answers_unknown_resources_with_kafkas_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    create_configured_topic(&address);
+    let resource = |kind: i8, name: &'static str, keys: Option<Vec<&'static str>>| {
+        DescribeConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(StrBytes::from_static_str(name))
+            .with_configuration_keys(
+                keys.map(|keys| keys.into_iter().map(StrBytes::from_static_str).collect()),
+            )
+    };
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        resource(
+            2,
+            "configured",
+            Some(vec!["retention.ms", "segment.ms", "no.such.key"]),
+        ),
+        resource(2, "configured", None),
+        resource(2, "missing", None),
+        resource(4, "7", None),
+    ]);
+    let response = match call(
+        &address,
+        ApiKey::DescribeConfigs,
+        4,
+        RequestKind::DescribeConfigs(request),
+    ) {
+        ResponseKind::DescribeConfigs(response) => response,
+        other => panic!("DescribeConfigs answered {other:?}"),
+    };
+    assert_eq!(
+        response.results.len(),
+        3,
+        "a repeated resource is answered once"
+    );
+    let configured = &response.results[0];
+    assert_eq!(configured.error_code, 0);
+    let named: Vec<(String, Option<String>, i8, i8)> = configured
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_ref().map(|v| v.to_string()),
+                c.config_source,
+                c.config_type,
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (
+                "retention.ms".into(),
+                Some("3600000".into()),
+                SOURCE_DYNAMIC_TOPIC,
+                5
+            ),
+            (
+                "segment.ms".into(),
+                Some("604800000".into()),
+                SOURCE_DEFAULT,
+                5
+            ),
+        ]
+    );
+    assert_eq!(response.results[1].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(response.results[2].error_code, INVALID_REQUEST);
+
+    let cluster = match call(
+        &address,
+        ApiKey::DescribeCluster,
+        1,
+        RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+    ) {
+        ResponseKind::DescribeCluster(response) => response,
+        other => panic!("DescribeCluster answered {other:?}"),
+    };
+    assert_eq!(cluster.cluster_id.as_str(), "ringmq");
+    assert_eq!(cluster.brokers.len(), 1);
+    assert_eq!(
+        format!(
+            "{}:{}",
+            cluster.brokers[0].host.as_str(),
+            cluster.brokers[0].port
+        ),
+        address
+    );
+}
