@@ -966,3 +966,67 @@ fn promtool_check_metrics(body: &str) {
         Err(error) => common::tool_missing("promtool", &error),
     }
 }
+
+#[test]
+fn a_topic_grows_its_partitions_keeps_its_data_and_the_growth_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = TestBroker::start(dir.path(), 2);
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("growing", 2, &[]).await.unwrap();
+        for partition in 0..2 {
+            client
+                .produce(
+                    "growing",
+                    Some(partition),
+                    b"",
+                    AckLevel::Written,
+                    one_record(b"old"),
+                )
+                .await
+                .unwrap();
+        }
+        client.add_partitions("growing", 5).await.unwrap();
+        assert_eq!(
+            client.metadata(&["growing"]).await.unwrap()[0].partitions,
+            5
+        );
+        for partition in 2..5 {
+            let done = client
+                .produce(
+                    "growing",
+                    Some(partition),
+                    b"",
+                    AckLevel::Written,
+                    one_record(b"new"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(done.base_offset, 0, "partition {partition} starts empty");
+        }
+        assert_eq!(
+            code(client.add_partitions("growing", 5).await),
+            ErrorCode::InvalidConfig,
+            "a topic only grows"
+        );
+        assert_eq!(
+            code(client.add_partitions("growing", 3).await),
+            ErrorCode::InvalidConfig
+        );
+        assert_eq!(
+            code(client.add_partitions("absent", 3).await),
+            ErrorCode::UnknownTopic
+        );
+    });
+    broker.restart();
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        assert_eq!(
+            client.metadata(&["growing"]).await.unwrap()[0].partitions,
+            5
+        );
+        let mut values: Vec<Bytes> = values_of(&client, "growing").await;
+        values.sort();
+        assert_eq!(values, ["new", "new", "new", "old", "old"]);
+    });
+}

@@ -164,3 +164,96 @@ fn describe_configs_filters_keys_and_answers_unknown_resources_with_kafkas_codes
         address
     );
 }
+
+fn create_partitions(
+    address: &str,
+    topics: Vec<kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic>,
+    validate_only: bool,
+) -> Vec<(String, i16)> {
+    let request = CreatePartitionsRequest::default()
+        .with_topics(topics)
+        .with_validate_only(validate_only);
+    match call(
+        address,
+        ApiKey::CreatePartitions,
+        3,
+        RequestKind::CreatePartitions(request),
+    ) {
+        ResponseKind::CreatePartitions(response) => response
+            .results
+            .iter()
+            .map(|r| (r.name.0.to_string(), r.error_code))
+            .collect(),
+        other => panic!("CreatePartitions answered {other:?}"),
+    }
+}
+
+fn partition_count(address: &str, name: &'static str) -> usize {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(topic(name))),
+    ]));
+    match call(address, ApiKey::Metadata, 4, RequestKind::Metadata(request)) {
+        ResponseKind::Metadata(response) => response.topics[0].partitions.len(),
+        other => panic!("Metadata answered {other:?}"),
+    }
+}
+
+#[test]
+fn create_partitions_grows_topics_as_kafka_and_refuses_what_kafka_refuses() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    create_configured_topic(&address);
+    let grow = |name: &'static str, count: i32| {
+        CreatePartitionsTopic::default()
+            .with_name(topic(name))
+            .with_count(count)
+    };
+    assert_eq!(
+        create_partitions(&address, vec![grow("configured", 4)], true),
+        [("configured".to_string(), 0)]
+    );
+    assert_eq!(
+        partition_count(&address, "configured"),
+        2,
+        "validate_only changes nothing"
+    );
+    let elsewhere = grow("configured", 6).with_assignments(Some(vec![
+        CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1)]),
+    ]));
+    assert_eq!(
+        create_partitions(
+            &address,
+            vec![grow("configured", 2), grow("missing", 3), elsewhere],
+            false
+        ),
+        [
+            ("configured".to_string(), 37),
+            ("missing".to_string(), UNKNOWN_TOPIC_OR_PARTITION),
+            ("configured".to_string(), INVALID_REQUEST),
+        ]
+    );
+    assert_eq!(
+        create_partitions(&address, vec![grow("configured", 4)], false),
+        [("configured".to_string(), 0)]
+    );
+    assert_eq!(partition_count(&address, "configured"), 4);
+
+    // librdkafka produces to a new partition at once.
+    let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            rdkafka::producer::BaseRecord::<(), _>::to("configured")
+                .partition(3)
+                .payload("in a new partition"),
+        )
+        .unwrap();
+    use rdkafka::producer::Producer;
+    producer.flush(std::time::Duration::from_secs(10)).unwrap();
+}

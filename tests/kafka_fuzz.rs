@@ -17,6 +17,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -183,6 +186,19 @@ fn group_sample(api: ApiKey) -> RequestKind {
             ]))
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::CreatePartitions => RequestKind::CreatePartitions(
+            CreatePartitionsRequest::default()
+                .with_validate_only(true)
+                .with_topics(vec![
+                    CreatePartitionsTopic::default()
+                        .with_name(topic("fuzz"))
+                        .with_count(2)
+                        .with_assignments(Some(vec![
+                            CreatePartitionsAssignment::default()
+                                .with_broker_ids(vec![BrokerId(0)]),
+                        ])),
+                ]),
+        ),
         other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
     }
 }

@@ -77,6 +77,10 @@ fn sample(api: ApiKey) -> Request {
         ApiKey::DeleteTopic => Request::DeleteTopic {
             name: text("nothing"),
         },
+        ApiKey::AddPartitions => Request::AddPartitions {
+            name: text("fuzz"),
+            partitions: 3,
+        },
         ApiKey::Metadata => Request::Metadata {
             topics: vec![text("fuzz"), text("other")],
         },

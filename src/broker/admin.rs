@@ -134,6 +134,55 @@ pub async fn delete_topic(state: &ShardState, name: String) -> BrokerResult<()> 
     broadcast(state, next, Change::Deleted(name)).await
 }
 
+/// Checks that `name` may grow to `partitions` (Kafka's CreatePartitions); returns the topic as
+/// it would be.
+pub fn validate_partition_growth(
+    state: &ShardState,
+    name: &str,
+    partitions: u32,
+) -> BrokerResult<Arc<TopicMeta>> {
+    let current = state.topics();
+    let meta = current
+        .get(name)
+        .ok_or_else(|| BrokerError::unknown_topic(name))?;
+    if partitions <= meta.partitions || partitions > state.config.topic_partitions_max {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidPartitions,
+            format!(
+                "topic {name:?} has {} partitions; it may grow to {} at most, and only grow",
+                meta.partitions, state.config.topic_partitions_max
+            ),
+        ));
+    }
+    fd_budget::check_room(partitions - meta.partitions, &meta.config)
+        .map_err(|reason| BrokerError::new(ErrorKind::StorageFailed, reason))?;
+    Ok(Arc::new(TopicMeta {
+        partitions,
+        ..TopicMeta::clone(meta)
+    }))
+}
+
+/// Adds partitions to a topic. Its existing partitions and their data stay as they are; keys
+/// hash over the new count from now on, as in Kafka.
+pub async fn add_partitions(state: &ShardState, name: String, partitions: u32) -> BrokerResult<()> {
+    let _turn = admin_turn(state).await;
+    let grown = validate_partition_growth(state, &name, partitions)?;
+    let current = state.topics();
+    let before = current.get(&name).map_or(0, |meta| meta.partitions);
+    let mut by_name = current.by_name.clone();
+    by_name.insert(name.clone(), grown.clone());
+    let next = Arc::new(Topics { by_name });
+    save(state, next.clone()).await?;
+    let Err(error) = broadcast(state, next, Change::Created(grown)).await else {
+        tracing::info!(topic = %name, from = before, to = partitions, "added partitions");
+        return Ok(());
+    };
+    tracing::warn!(topic = %name, %error, "adding partitions failed; rolling it back");
+    save(state, current.clone()).await?;
+    broadcast(state, current, Change::Trimmed(name, before)).await?;
+    Err(error)
+}
+
 /// Writes the metadata file durably on the blocking pool: its fsyncs would stall every
 /// connection of shard 0.
 async fn save(state: &ShardState, topics: Arc<Topics>) -> BrokerResult<()> {
@@ -151,8 +200,11 @@ async fn save(state: &ShardState, topics: Arc<Topics>) -> BrokerResult<()> {
 
 #[derive(Clone)]
 enum Change {
+    /// A new topic, or more partitions of one: open what is not open yet.
     Created(Arc<TopicMeta>),
     Deleted(String),
+    /// A growth rolled back: partitions from this one on go.
+    Trimmed(String, u32),
 }
 
 /// Has every shard take the new snapshot and open or remove its partitions of the topic.
@@ -168,6 +220,10 @@ async fn broadcast(state: &ShardState, topics: Arc<Topics>, change: Change) -> B
                     Change::Created(meta) => partition::open_owned(&target, &meta, true).await,
                     Change::Deleted(name) => {
                         partition::remove_owned(&target, &name).await;
+                        Ok(())
+                    }
+                    Change::Trimmed(name, first) => {
+                        partition::remove_owned_from(&target, &name, first).await;
                         Ok(())
                     }
                 }

@@ -26,11 +26,17 @@ fn partition_labels(topic: &str, partition: u32) -> Vec<(String, String)> {
     ]
 }
 
-/// Opens the partitions of `topic` that `state`'s shard owns. For a newly created topic,
-/// leftovers of an earlier topic of the same name are removed first.
+/// Opens the partitions of `topic` that `state`'s shard owns and has not open yet. For a
+/// newly created topic (or partitions newly added), leftovers of an earlier topic of the same
+/// name are removed first.
 pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> Result<(), String> {
     for partition in 0..topic.partitions {
-        if owner_of(&topic.name, partition, state.shards()) != state.id {
+        let open = state
+            .logs
+            .borrow()
+            .get(&topic.name)
+            .is_some_and(|logs| logs.contains_key(&partition));
+        if open || owner_of(&topic.name, partition, state.shards()) != state.id {
             continue;
         }
         let dir = topics::partition_dir(&state.config.data_dir, &topic.name, partition);
@@ -56,8 +62,25 @@ pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> R
 
 /// Closes and deletes the partitions of `topic` that this shard owns.
 pub async fn remove_owned(state: &ShardState, topic: &str) {
-    let Some(logs) = state.logs.borrow_mut().remove(topic) else {
-        return;
+    remove_owned_from(state, topic, 0).await
+}
+
+/// Closes and deletes this shard's partitions `first..` of `topic` (a growth rolled back).
+pub async fn remove_owned_from(state: &ShardState, topic: &str, first: u32) {
+    let logs: Vec<(u32, PartitionLog)> = {
+        let mut all = state.logs.borrow_mut();
+        let Some(partitions) = all.get_mut(topic) else {
+            return;
+        };
+        let doomed: Vec<u32> = partitions.keys().copied().filter(|p| *p >= first).collect();
+        let logs = doomed
+            .into_iter()
+            .filter_map(|p| partitions.remove(&p).map(|log| (p, log)))
+            .collect();
+        if partitions.is_empty() {
+            all.remove(topic);
+        }
+        logs
     };
     for (partition, log) in logs {
         let _ = log.close().await;

@@ -1,4 +1,4 @@
-//! `ringmq topic create|list|describe|delete`.
+//! `ringmq topic create|list|describe|add-partitions|delete`.
 
 use std::process::ExitCode;
 
@@ -32,6 +32,15 @@ pub enum TopicCommand {
         #[command(flatten)]
         address: BrokerAddress,
         name: String,
+    },
+    /// Grow a topic to more partitions (existing data stays where it is).
+    AddPartitions {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+        /// The topic's new partition count.
+        #[arg(short, long)]
+        partitions: u32,
     },
     /// Delete a topic and all its data.
     Delete {
@@ -93,6 +102,18 @@ pub fn run(command: TopicCommand) -> ExitCode {
                         .map_err(|error| error.to_string())?;
                     println!("{partition}\t{start}\t{end}");
                 }
+            }
+            TopicCommand::AddPartitions {
+                address,
+                name,
+                partitions,
+            } => {
+                let client = connect(&address).await?;
+                client
+                    .add_partitions(&name, partitions)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                println!("topic {name} now has {partitions} partition(s)");
             }
             TopicCommand::Delete { address, name } => {
                 let client = connect(&address).await?;

@@ -149,6 +149,18 @@ impl Client {
             .map(drop)
     }
 
+    /// Grows `name` to `partitions` partitions (a topic only grows; its data stays where it
+    /// is, and keys hash over the new count from then on).
+    pub async fn add_partitions(&self, name: &str, partitions: u32) -> Result<()> {
+        self.connection
+            .request(Request::AddPartitions {
+                name: name.into(),
+                partitions,
+            })
+            .await
+            .map(drop)
+    }
+
     /// Deletes `name` and its data; `unknown_topic` if there is none.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.connection

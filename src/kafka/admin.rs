@@ -1,17 +1,19 @@
 //! Kafka's admin APIs over the broker service: DescribeConfigs (topic and broker settings by
-//! Kafka's names, types and sources) and DescribeCluster (this one node).
+//! Kafka's names, types and sources), DescribeCluster (this one node) and CreatePartitions.
 
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::{
-    BrokerId, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse,
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse, RequestKind,
+    ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{INVALID_REQUEST, NONE, code_of};
+use super::errors::{INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, NONE, code_of};
 use crate::broker::service::{ConfigEntry, ConfigType, RequestContext, Service};
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -23,6 +25,27 @@ const SOURCE_DEFAULT: i8 = 5;
 /// Kafka's cluster id for this node, as Metadata names it.
 pub const CLUSTER_ID: &str = "ringmq";
 pub const NODE_ID: i32 = 0;
+
+/// Answers an admin request; any other request is handed back.
+pub async fn respond(
+    service: &Service,
+    ctx: &RequestContext,
+    request: RequestKind,
+    advertised: &super::Advertised,
+) -> Result<ResponseKind, RequestKind> {
+    Ok(match request {
+        RequestKind::DescribeConfigs(request) => {
+            ResponseKind::DescribeConfigs(describe_configs(service, ctx, request))
+        }
+        RequestKind::DescribeCluster(request) => {
+            ResponseKind::DescribeCluster(describe_cluster(request, advertised))
+        }
+        RequestKind::CreatePartitions(request) => {
+            ResponseKind::CreatePartitions(create_partitions(service, ctx, request).await)
+        }
+        other => return Err(other),
+    })
+}
 
 fn config_type(config_type: ConfigType) -> i8 {
     match config_type {
@@ -114,4 +137,59 @@ pub fn describe_cluster(
         .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
         .with_controller_id(BrokerId(NODE_ID))
         .with_brokers(vec![node])
+}
+
+/// Kafka's CreatePartitions: each topic once; grows it to `count` partitions, all on this node
+/// (an assignment naming another broker is refused, as a replication factor above 1 is).
+pub async fn create_partitions(
+    service: &Service,
+    ctx: &RequestContext,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut seen = std::collections::HashSet::new();
+    let mut results = Vec::new();
+    for topic in request.topics {
+        let answer = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        if !seen.insert(topic.name.clone()) {
+            results.push(
+                answer
+                    .with_error_code(INVALID_REQUEST)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "the topic is named twice in one request",
+                    ))),
+            );
+            continue;
+        }
+        let elsewhere = topic.assignments.iter().flatten().any(|assignment| {
+            assignment
+                .broker_ids
+                .iter()
+                .any(|broker| broker.0 != NODE_ID)
+        });
+        if elsewhere {
+            results.push(
+                answer
+                    .with_error_code(INVALID_REPLICA_ASSIGNMENT)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "ringmq is a single node: every partition is on broker 0",
+                    ))),
+            );
+            continue;
+        }
+        let name = topic.name.0.as_str().to_string();
+        // A negative count cannot grow anything: the broker answers INVALID_PARTITIONS.
+        let count = u32::try_from(topic.count).unwrap_or(0);
+        let outcome = if request.validate_only {
+            service.validate_add_partitions(ctx, &name, count)
+        } else {
+            service.add_partitions(ctx, name, count).await
+        };
+        results.push(match outcome {
+            Ok(()) => answer.with_error_code(NONE),
+            Err(error) => answer
+                .with_error_code(code_of(&error))
+                .with_error_message(Some(StrBytes::from_string(error.message))),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
 }

@@ -17,7 +17,8 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    GroupId, ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    GroupId, ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse, RequestKind,
+    ResponseKind,
 };
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
@@ -29,6 +30,45 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors::{NONE, code_of};
 use super::handlers::bad_partition;
 use crate::broker::service::{JoinRound, RequestContext, Service};
+
+/// Answers a group request; any other request is handed back.
+pub async fn respond(
+    service: &Service,
+    ctx: &RequestContext,
+    request: RequestKind,
+) -> Result<ResponseKind, RequestKind> {
+    Ok(match request {
+        RequestKind::JoinGroup(request) => {
+            ResponseKind::JoinGroup(join(service, ctx, request).await)
+        }
+        RequestKind::SyncGroup(request) => {
+            ResponseKind::SyncGroup(sync(service, ctx, request).await)
+        }
+        RequestKind::Heartbeat(request) => {
+            ResponseKind::Heartbeat(heartbeat(service, ctx, request).await)
+        }
+        RequestKind::LeaveGroup(request) => {
+            ResponseKind::LeaveGroup(leave(service, ctx, request).await)
+        }
+        RequestKind::OffsetCommit(request) => {
+            ResponseKind::OffsetCommit(commit(service, ctx, request).await)
+        }
+        RequestKind::OffsetFetch(request) => {
+            ResponseKind::OffsetFetch(fetch_offsets(service, ctx, request).await)
+        }
+        RequestKind::ListGroups(_) => ResponseKind::ListGroups(list(service, ctx).await),
+        RequestKind::DescribeGroups(request) => {
+            ResponseKind::DescribeGroups(describe(service, ctx, request).await)
+        }
+        RequestKind::DeleteGroups(request) => {
+            ResponseKind::DeleteGroups(delete_groups(service, ctx, request).await)
+        }
+        RequestKind::OffsetDelete(request) => {
+            ResponseKind::OffsetDelete(delete_offsets(service, ctx, request).await)
+        }
+        other => return Err(other),
+    })
+}
 
 fn text(bytes: &StrBytes) -> String {
     bytes.as_str().to_string()

@@ -59,6 +59,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
 ];
 
 const NODE_ID: i32 = 0;
@@ -245,42 +246,17 @@ pub async fn handle(
                 .with_port(i32::from(advertised_address.port));
             ResponseKind::FindCoordinator(response)
         }
-        RequestKind::JoinGroup(request) => {
-            ResponseKind::JoinGroup(groups::join(&service, &ctx, request).await)
-        }
-        RequestKind::SyncGroup(request) => {
-            ResponseKind::SyncGroup(groups::sync(&service, &ctx, request).await)
-        }
-        RequestKind::Heartbeat(request) => {
-            ResponseKind::Heartbeat(groups::heartbeat(&service, &ctx, request).await)
-        }
-        RequestKind::LeaveGroup(request) => {
-            ResponseKind::LeaveGroup(groups::leave(&service, &ctx, request).await)
-        }
-        RequestKind::OffsetCommit(request) => {
-            ResponseKind::OffsetCommit(groups::commit(&service, &ctx, request).await)
-        }
-        RequestKind::OffsetFetch(request) => {
-            ResponseKind::OffsetFetch(groups::fetch_offsets(&service, &ctx, request).await)
-        }
-        RequestKind::ListGroups(_) => ResponseKind::ListGroups(groups::list(&service, &ctx).await),
-        RequestKind::DescribeGroups(request) => {
-            ResponseKind::DescribeGroups(groups::describe(&service, &ctx, request).await)
-        }
-        RequestKind::DeleteGroups(request) => {
-            ResponseKind::DeleteGroups(groups::delete_groups(&service, &ctx, request).await)
-        }
-        RequestKind::OffsetDelete(request) => {
-            ResponseKind::OffsetDelete(groups::delete_offsets(&service, &ctx, request).await)
-        }
-        RequestKind::DescribeConfigs(request) => {
-            ResponseKind::DescribeConfigs(super::admin::describe_configs(&service, &ctx, request))
-        }
-        RequestKind::DescribeCluster(request) => ResponseKind::DescribeCluster(
-            super::admin::describe_cluster(request, advertised_address),
-        ),
-        // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a panic.
-        _ => return api_versions_error(correlation_id),
+        other => match groups::respond(&service, &ctx, other).await {
+            Ok(response) => response,
+            Err(other) => {
+                match super::admin::respond(&service, &ctx, other, advertised_address).await {
+                    Ok(response) => response,
+                    // prepare() admits only the APIs in SUPPORTED; anything else is refused, never
+                    // a panic.
+                    Err(_) => return api_versions_error(correlation_id),
+                }
+            }
+        },
     };
     encode(api, version, correlation_id, response)
 }

@@ -28,6 +28,7 @@ pub enum ApiKey {
     ListGroups = 12,
     DescribeGroup = 13,
     DeleteGroup = 14,
+    AddPartitions = 15,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -47,6 +48,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::ListGroups, 0, 0),
     (ApiKey::DescribeGroup, 0, 0),
     (ApiKey::DeleteGroup, 0, 0),
+    (ApiKey::AddPartitions, 0, 0),
 ];
 
 impl ApiKey {
@@ -118,6 +120,11 @@ pub enum Request {
     },
     DeleteTopic {
         name: String,
+    },
+    /// Grows topic `name` to `partitions` partitions.
+    AddPartitions {
+        name: String,
+        partitions: u32,
     },
     /// Empty `topics` asks for every topic.
     Metadata {
@@ -355,6 +362,7 @@ impl Request {
             Request::ApiVersions => ApiKey::ApiVersions,
             Request::CreateTopic { .. } => ApiKey::CreateTopic,
             Request::DeleteTopic { .. } => ApiKey::DeleteTopic,
+            Request::AddPartitions { .. } => ApiKey::AddPartitions,
             Request::Metadata { .. } => ApiKey::Metadata,
             Request::Produce(_) => ApiKey::Produce,
             Request::Fetch(_) => ApiKey::Fetch,
@@ -385,6 +393,10 @@ impl Request {
                 put_configs(&mut writer, &configs);
             }
             Request::DeleteTopic { name } => writer.string(&name),
+            Request::AddPartitions { name, partitions } => {
+                writer.string(&name);
+                writer.u32(partitions);
+            }
             Request::Metadata { topics } => put_strings(&mut writer, &topics),
             Request::Produce(produce) => {
                 writer.string(&produce.topic);
@@ -467,6 +479,10 @@ impl Request {
                 name: reader.string()?,
                 partitions: reader.u32()?,
                 configs: read_configs(&mut reader)?,
+            },
+            ApiKey::AddPartitions => Request::AddPartitions {
+                name: reader.string()?,
+                partitions: reader.u32()?,
             },
             ApiKey::DeleteTopic => Request::DeleteTopic {
                 name: reader.string()?,

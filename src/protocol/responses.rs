@@ -116,6 +116,7 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         }
         ApiKey::CreateTopic
         | ApiKey::DeleteTopic
+        | ApiKey::AddPartitions
         | ApiKey::LeaveGroup
         | ApiKey::CommitOffsets
         | ApiKey::DeleteGroup => Response::Done,

@@ -13,7 +13,8 @@ use crate::broker::service::{
 use crate::broker::{BrokerError, ErrorKind, ShardState};
 use crate::protocol::messages::{self as wire, SUPPORTED_APIS};
 use crate::protocol::{
-    FetchResponse, OffsetSpec, ProduceResponse, ProtocolError, Request, Response, TopicMetadata,
+    self, FetchResponse, OffsetSpec, ProduceResponse, ProtocolError, Request, Response,
+    TopicMetadata,
 };
 
 /// Answers one native request.
@@ -49,27 +50,14 @@ pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response,
             service.delete_topic(&ctx, name).await.map_err(to_native)?;
             Ok(Response::Done)
         }
-        Request::Produce(produce) => {
-            let partition = match u32::try_from(produce.partition) {
-                Ok(index) => PartitionChoice::Index(index),
-                // The native protocol's -1: the broker picks the partition from the key.
-                Err(_) => PartitionChoice::ByKey(produce.key),
-            };
-            let produce = Produce {
-                topic: produce.topic,
-                partition,
-                acks: produce.acks,
-                records: produce.records,
-            };
-            let done = service.produce(&ctx, produce).await.map_err(to_native)?;
-            Ok(Response::Produce(ProduceResponse {
-                partition: done.partition,
-                base_offset: done.base_offset,
-                last_offset: done.last_offset,
-                log_start_offset: done.log_start_offset,
-                log_append_time_ms: done.log_append_time_ms.unwrap_or(-1),
-            }))
+        Request::AddPartitions { name, partitions } => {
+            service
+                .add_partitions(&ctx, name, partitions)
+                .await
+                .map_err(to_native)?;
+            Ok(Response::Done)
         }
+        Request::Produce(request) => produce(&service, &ctx, request).await,
         Request::Fetch(fetch) => {
             let fetch = Fetch {
                 topic: fetch.topic,
@@ -110,6 +98,32 @@ pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response,
             .await
             .map_err(to_native),
     }
+}
+
+async fn produce(
+    service: &Service,
+    ctx: &RequestContext,
+    produce: protocol::ProduceRequest,
+) -> Result<Response, ProtocolError> {
+    let partition = match u32::try_from(produce.partition) {
+        Ok(index) => PartitionChoice::Index(index),
+        // The native protocol's -1: the broker picks the partition from the key.
+        Err(_) => PartitionChoice::ByKey(produce.key),
+    };
+    let produce = Produce {
+        topic: produce.topic,
+        partition,
+        acks: produce.acks,
+        records: produce.records,
+    };
+    let done = service.produce(ctx, produce).await.map_err(to_native)?;
+    Ok(Response::Produce(ProduceResponse {
+        partition: done.partition,
+        base_offset: done.base_offset,
+        last_offset: done.last_offset,
+        log_start_offset: done.log_start_offset,
+        log_append_time_ms: done.log_append_time_ms.unwrap_or(-1),
+    }))
 }
 
 fn metadata(

@@ -154,6 +154,31 @@ impl Service {
         super::producer_ids::init(ctx.transactional_id.as_deref(), current)
     }
 
+    /// Grows a topic to `partitions` (it never shrinks); answered once every shard has opened
+    /// its new partitions. Existing data stays where it is.
+    pub async fn add_partitions(
+        &self,
+        ctx: &RequestContext,
+        topic: String,
+        partitions: u32,
+    ) -> BrokerResult<()> {
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                admin::add_partitions(&zero, topic, partitions).await
+            })
+            .await
+    }
+
+    /// Checks what `add_partitions` would check, changing nothing.
+    pub fn validate_add_partitions(
+        &self,
+        _ctx: &RequestContext,
+        topic: &str,
+        partitions: u32,
+    ) -> BrokerResult<()> {
+        admin::validate_partition_growth(&self.state, topic, partitions).map(|_| ())
+    }
+
     /// Deletes a topic and its data; answered once every shard has closed its partitions.
     pub async fn delete_topic(&self, ctx: &RequestContext, name: String) -> BrokerResult<()> {
         self.state

@@ -560,3 +560,31 @@ fn offsets_are_deleted_only_where_no_member_may_consume_them() {
         assert_eq!(unknown.kind, ErrorKind::UnknownGroup);
     });
 }
+
+#[test]
+fn a_topic_grows_but_never_shrinks() {
+    with_service(BrokerConfig::default(), |service, ctx| async move {
+        service.create_topic(&ctx, topic("t", 2)).await.unwrap();
+        service
+            .produce(&ctx, produce("t", 1, &["kept"]))
+            .await
+            .unwrap();
+        service.validate_add_partitions(&ctx, "t", 4).unwrap();
+        assert_eq!(service.topic(&ctx, "t").unwrap().partitions, 2);
+        service.add_partitions(&ctx, "t".into(), 4).await.unwrap();
+        assert_eq!(service.topic(&ctx, "t").unwrap().partitions, 4);
+        let done = service
+            .produce(&ctx, produce("t", 3, &["new"]))
+            .await
+            .unwrap();
+        assert_eq!(done.base_offset, 0);
+        let kept = service.fetch(&ctx, fetch("t", 1, 0)).await.unwrap();
+        assert_eq!(values(&kept), ["kept"]);
+        for (name, count) in [("t", 4), ("t", 3), ("t", 100_000)] {
+            let refused = service.add_partitions(&ctx, name.into(), count).await;
+            assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidPartitions);
+        }
+        let unknown = service.add_partitions(&ctx, "u".into(), 3).await;
+        assert_eq!(unknown.unwrap_err().kind, ErrorKind::UnknownTopic);
+    });
+}
