@@ -578,6 +578,27 @@ impl Drop for ThresholdWait<'_> {
 
 pub mod faults;
 
+/// (size, bytes available to an unprivileged writer) of the file system holding `path`. It
+/// blocks on the file system: call it on the blocking pool.
+pub fn file_system_capacity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated; `stats` is read only after the call filled it.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        stats.assume_init()
+    };
+    let block = stats.f_frsize;
+    Ok((
+        stats.f_blocks.saturating_mul(block),
+        stats.f_bavail.saturating_mul(block),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

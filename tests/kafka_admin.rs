@@ -257,3 +257,72 @@ fn create_partitions_grows_topics_as_kafka_and_refuses_what_kafka_refuses() {
     use rdkafka::producer::Producer;
     producer.flush(std::time::Duration::from_secs(10)).unwrap();
 }
+
+#[test]
+fn describe_log_dirs_reports_the_real_sizes_of_the_partitions_asked_for() {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    create_configured_topic(&address);
+    match call(
+        &address,
+        ApiKey::Produce,
+        3,
+        RequestKind::Produce(produce_request("configured", b"some bytes on disk")),
+    ) {
+        ResponseKind::Produce(response) => {
+            assert_eq!(response.responses[0].partition_responses[0].error_code, 0)
+        }
+        other => panic!("Produce answered {other:?}"),
+    }
+    let describe = |topics: Option<Vec<DescribableLogDirTopic>>| match call(
+        &address,
+        ApiKey::DescribeLogDirs,
+        4,
+        RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(topics)),
+    ) {
+        ResponseKind::DescribeLogDirs(response) => response,
+        other => panic!("DescribeLogDirs answered {other:?}"),
+    };
+    let all = describe(None);
+    assert_eq!(all.results.len(), 1);
+    let result = &all.results[0];
+    assert_eq!(result.log_dir.as_str(), dir.path().to_str().unwrap());
+    assert!(result.total_bytes >= result.usable_bytes && result.usable_bytes > 0);
+    let sizes: Vec<(String, i32, i64)> = result
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.partition_index, p.partition_size))
+        })
+        .collect();
+    let on_disk = |partition: i32| -> i64 {
+        std::fs::read_dir(dir.path().join(format!("topics/configured-{partition}")))
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+            .map(|entry| entry.metadata().unwrap().len() as i64)
+            .sum()
+    };
+    assert_eq!(
+        sizes,
+        [
+            ("configured".to_string(), 0, on_disk(0)),
+            ("configured".to_string(), 1, on_disk(1)),
+        ]
+    );
+    assert!(sizes[0].2 > 0, "the produced batch is counted");
+    let one = describe(Some(vec![
+        DescribableLogDirTopic::default()
+            .with_topic(topic("configured"))
+            .with_partitions(vec![1, 7]),
+    ]));
+    let named: Vec<i32> = one.results[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.partition_index)
+        .collect();
+    assert_eq!(named, [1]);
+}

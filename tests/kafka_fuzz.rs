@@ -186,6 +186,13 @@ fn group_sample(api: ApiKey) -> RequestKind {
             ]))
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(
+            DescribeLogDirsRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(topic("fuzz"))
+                    .with_partitions(vec![0, 1]),
+            ])),
+        ),
         ApiKey::CreatePartitions => RequestKind::CreatePartitions(
             CreatePartitionsRequest::default()
                 .with_validate_only(true)

@@ -271,6 +271,14 @@ impl ShardState {
         .await
     }
 
+    /// Runs `read` over the partition logs this shard owns, by topic then partition.
+    pub(crate) fn with_logs<R>(
+        &self,
+        read: impl FnOnce(&HashMap<String, HashMap<u32, PartitionLog>>) -> R,
+    ) -> R {
+        read(&self.logs.borrow())
+    }
+
     /// The partition count of `topic`, from this shard's snapshot.
     fn partitions_of(&self, topic: &str) -> BrokerResult<u32> {
         let topics = self.topics.borrow();

@@ -1,15 +1,19 @@
 //! Kafka's admin APIs over the broker service: DescribeConfigs (topic and broker settings by
-//! Kafka's names, types and sources), DescribeCluster (this one node) and CreatePartitions.
+//! Kafka's names, types and sources), DescribeCluster (this one node), CreatePartitions and
+//! DescribeLogDirs (the one data directory, with real sizes).
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
 use kafka_protocol::messages::{
     BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse, RequestKind,
-    ResponseKind,
+    DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeLogDirsRequest, DescribeLogDirsResponse, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -42,6 +46,9 @@ pub async fn respond(
         }
         RequestKind::CreatePartitions(request) => {
             ResponseKind::CreatePartitions(create_partitions(service, ctx, request).await)
+        }
+        RequestKind::DescribeLogDirs(request) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs(service, ctx, request).await)
         }
         other => return Err(other),
     })
@@ -192,4 +199,64 @@ pub async fn create_partitions(
         });
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Kafka's DescribeLogDirs: the one data directory with its capacity and every partition's size
+/// (of the named partitions only, when the request names topics).
+pub async fn describe_log_dirs(
+    service: &Service,
+    ctx: &RequestContext,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    let wanted: Option<std::collections::HashSet<(String, i32)>> =
+        request.topics.as_ref().map(|topics| {
+            topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |p| (t.topic.0.as_str().to_string(), *p))
+                })
+                .collect()
+        });
+    let names = wanted.as_ref().map(|wanted| {
+        wanted
+            .iter()
+            .map(|(topic, _)| topic.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    });
+    let dir = match service
+        .log_dir(ctx, names.map(|n| n.into_iter().collect()))
+        .await
+    {
+        Ok(dir) => dir,
+        Err(error) => return DescribeLogDirsResponse::default().with_error_code(code_of(&error)),
+    };
+    let mut topics: Vec<DescribeLogDirsTopic> = Vec::new();
+    for (topic, partition, size) in dir.partitions {
+        let index = i32::try_from(partition).unwrap_or(i32::MAX);
+        if wanted
+            .as_ref()
+            .is_some_and(|w| !w.contains(&(topic.clone(), index)))
+        {
+            continue;
+        }
+        let entry = DescribeLogDirsPartition::default()
+            .with_partition_index(index)
+            .with_partition_size(i64::try_from(size).unwrap_or(i64::MAX));
+        match topics.last_mut() {
+            Some(last) if last.name.0.as_str() == topic => last.partitions.push(entry),
+            _ => topics.push(
+                DescribeLogDirsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic)))
+                    .with_partitions(vec![entry]),
+            ),
+        }
+    }
+    let result = DescribeLogDirsResult::default()
+        .with_log_dir(StrBytes::from_string(dir.path))
+        .with_topics(topics)
+        .with_total_bytes(i64::try_from(dir.total_bytes).unwrap_or(i64::MAX))
+        .with_usable_bytes(i64::try_from(dir.usable_bytes).unwrap_or(i64::MAX));
+    DescribeLogDirsResponse::default().with_results(vec![result])
 }

@@ -6,6 +6,7 @@
 
 mod configs;
 mod context;
+mod disk;
 mod groups;
 mod types;
 
@@ -19,6 +20,7 @@ pub use super::groups::{
 };
 pub use super::producer_ids::ProducerIdentity;
 pub use context::{Principal, RequestContext};
+pub use disk::LogDir;
 pub use groups::JoinGroup;
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
