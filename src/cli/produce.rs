@@ -190,7 +190,8 @@ impl Sender {
         };
         let size = record_body_bytes_max(&record);
         if size > self.record_bytes_max {
-            return Ok(self.refuse(&label, size as u64, naming));
+            self.refuse(&label, size as u64, naming);
+            return Ok(());
         }
         let delivery = match self.partition {
             Some(partition) => self.producer.send_to(&self.topic, partition, record).await,
