@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::partitioner::Partitioner;
 use crate::storage::LogConfig;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +73,9 @@ pub struct BrokerConfig {
     /// Check every CRC of every sealed segment of every partition at start (slower start;
     /// damage at rest is then found, isolated and exported before the first read).
     pub verify_on_start: bool,
+    /// The key → partition rule of a native produce that lets the broker choose (partition -1):
+    /// murmur2, as Kafka's Java client and ringmq's own client and CLI; xxh3 was the rule before.
+    pub key_partitioner: Partitioner,
 }
 
 impl Default for BrokerConfig {
@@ -101,6 +105,7 @@ impl Default for BrokerConfig {
             startup_timeout_ms: 600_000,
             topic_defaults: LogConfig::default(),
             verify_on_start: false,
+            key_partitioner: Partitioner::Murmur2,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! `server` and `kafka` (the two protocols' front doors) -> `broker` (semantics) -> `shard`
 //! (thread-per-core, cross-shard calls) -> `storage` (partition logs), with `batch` (the record
 //! format), `protocol` (the wire codec), `runtime` (our seam over compio) and `config` as
-//! leaves. `client` is the Rust client; it uses only `protocol`, `batch` and `runtime`.
+//! leaves, and `partitioner` (the key → partition rules) shared by all. `client` is the Rust
+//! client; it uses only `protocol`, `batch`, `runtime` and `partitioner`.
 
 pub mod batch;
 pub mod broker;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod kafka;
 pub mod metrics;
 pub mod net;
+pub mod partitioner;
 pub mod protocol;
 pub mod runtime;
 pub mod server;

@@ -75,6 +75,15 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "broker::producer_ids",
         ],
     ),
+    // The key → partition rules, shared by the client, the CLI and the broker: a leaf.
+    (
+        "partitioner",
+        &[
+            "runtime", "batch", "storage", "shard", "broker", "protocol", "net", "server", "kafka",
+            "client", "cli", "config", "metrics",
+        ],
+    ),
+    // The client shares the key → partition rule through `partitioner`, not the broker.
     (
         "client",
         &[
@@ -83,10 +92,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "net",
             "shard",
             "cli",
-            "broker::groups",
-            "broker::service",
-            "broker::admin",
-            "broker::topics",
+            "broker",
             "storage::log",
             "storage::error",
         ],

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::TestBroker;
 use ringmq::batch::{BatchBuilder, Compression, Record};
-use ringmq::broker::partition::for_key;
 use ringmq::client::{
-    Client, ClientError, ConsumedRecord, Consumer, ConsumerConfig, Producer, ProducerConfig,
-    StartAt,
+    Client, ClientError, ConsumedRecord, Consumer, ConsumerConfig, Partitioner, Producer,
+    ProducerConfig, StartAt,
 };
 use ringmq::protocol::{ErrorCode, FetchRequest, OffsetSpec};
 use ringmq::runtime::{self, faults};
@@ -116,8 +115,8 @@ fn concurrent_keyed_producers_round_trip_and_survive_a_restart() {
         );
         assert_eq!(
             consumed.partition,
-            for_key(key.as_bytes(), 8),
-            "keyed partitioning"
+            Partitioner::Murmur2.partition(key.as_bytes(), 8),
+            "keyed partitioning: murmur2 by default"
         );
         let sequence: usize = value.rsplit_once("-s").unwrap().1.parse().unwrap();
         if let Some(previous) = last_sequence.insert(key.clone(), sequence) {

@@ -14,11 +14,6 @@ use crate::runtime;
 use crate::shard::owner_of;
 use crate::storage::{AckLevel, PartitionLog, dirsync};
 
-/// The partition a keyed record goes to: xxh3 of the key, modulo the partitions.
-pub fn for_key(key: &[u8], partitions: u32) -> u32 {
-    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(partitions.max(1))) as u32
-}
-
 fn partition_labels(topic: &str, partition: u32) -> Vec<(String, String)> {
     vec![
         ("topic".into(), topic.into()),
@@ -188,18 +183,4 @@ pub async fn list_offsets(
         high_watermark: log.high_watermark(),
         log_start_offset: log.log_start_offset(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_spread_and_stick() {
-        assert_eq!(for_key(b"user-1", 16), for_key(b"user-1", 16));
-        let used: std::collections::HashSet<u32> = (0..200)
-            .map(|n| for_key(format!("k{n}").as_bytes(), 16))
-            .collect();
-        assert_eq!(used.len(), 16);
-    }
 }

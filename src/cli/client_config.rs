@@ -8,6 +8,7 @@
 //! compression = "zstd"      # produce: none, gzip, snappy, lz4 or zstd
 //! linger_ms = 5             # produce
 //! record_bytes_max = 1048576  # produce: refuse larger records before sending
+//! partitioner = "murmur2"   # produce -K: murmur2, crc32 or xxh3
 //! format = "json"           # consume: value, kv, json or a template
 //! reset = "earliest"        # consume --group: earliest, latest or error
 //! ```
@@ -26,6 +27,7 @@ pub struct ClientConfig {
     pub compression: Option<String>,
     pub linger_ms: Option<u64>,
     pub record_bytes_max: Option<usize>,
+    pub partitioner: Option<String>,
     pub format: Option<String>,
     pub reset: Option<String>,
 }
@@ -48,7 +50,7 @@ pub struct BrokerAddress {
     #[arg(short = 'b', long = "broker", env = "RINGMQ_BROKER")]
     pub broker: Option<String>,
     /// A TOML file of client defaults (broker, acks, compression, linger_ms, record_bytes_max,
-    /// format, reset); see README.md.
+    /// partitioner, format, reset); see README.md.
     #[arg(long, env = "RINGMQ_CLIENT_CONFIG", value_name = "FILE")]
     pub client_config: Option<PathBuf>,
 }
@@ -75,7 +77,11 @@ mod tests {
     fn flags_win_over_the_file_which_wins_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("client.toml");
-        std::fs::write(&path, "broker = \"10.0.0.5:9400\"\nacks = \"written\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "broker = \"10.0.0.5:9400\"\nacks = \"written\"\npartitioner = \"crc32\"\n",
+        )
+        .unwrap();
         let from_file = BrokerAddress {
             broker: None,
             client_config: Some(path.clone()),
@@ -83,6 +89,7 @@ mod tests {
         let settings = from_file.settings().unwrap();
         assert_eq!(settings.broker.as_deref(), Some("10.0.0.5:9400"));
         assert_eq!(settings.acks.as_deref(), Some("written"));
+        assert_eq!(settings.partitioner.as_deref(), Some("crc32"));
         let flag = BrokerAddress {
             broker: Some("h:1".into()),
             client_config: Some(path.clone()),

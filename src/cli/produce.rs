@@ -23,7 +23,7 @@ use super::topic::connect_to;
 use super::{BrokerAddress, run_client};
 use crate::batch::{Compression, Header, Record};
 use crate::client::producer::Delivery;
-use crate::client::{ClientError, Producer, ProducerConfig, record_body_bytes_max};
+use crate::client::{ClientError, Partitioner, Producer, ProducerConfig, record_body_bytes_max};
 use crate::protocol::ErrorCode;
 use crate::runtime;
 use crate::storage::AckLevel;
@@ -56,6 +56,11 @@ pub struct ProduceArgs {
     /// Send every record to this partition instead of partitioning by key.
     #[arg(short, long)]
     partition: Option<u32>,
+    /// How a key picks its partition: murmur2 (Kafka's Java client, kafkajs, kafka-python,
+    /// aiokafka, librdkafka's murmur2_random), crc32 (librdkafka's default consistent_random)
+    /// or xxh3 (ringmq before murmur2) [default: the client config's, else murmur2].
+    #[arg(long, value_name = "RULE", conflicts_with = "partition")]
+    partitioner: Option<Partitioner>,
     /// none, gzip, snappy, lz4 or zstd [default: the client config's, else none].
     #[arg(long, value_parser = parse_compression)]
     compression: Option<Compression>,
@@ -185,7 +190,8 @@ impl Sender {
         };
         let size = record_body_bytes_max(&record);
         if size > self.record_bytes_max {
-            return Ok(self.refuse(&label, size as u64, naming));
+            self.refuse(&label, size as u64, naming);
+            return Ok(());
         }
         let delivery = match self.partition {
             Some(partition) => self.producer.send_to(&self.topic, partition, record).await,
@@ -284,9 +290,15 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
         (None, Some(name)) => parse_compression(name)?,
         (None, None) => Compression::None,
     };
+    let partitioner = match (args.partitioner, settings.partitioner.as_deref()) {
+        (Some(partitioner), _) => partitioner,
+        (None, Some(name)) => name.parse()?,
+        (None, None) => Partitioner::Murmur2,
+    };
     let config = ProducerConfig {
         acks,
         compression,
+        partitioner,
         linger_ms: args.linger_ms.or(settings.linger_ms).unwrap_or(5),
         inflight_batches_max: WINDOW_BATCHES,
         record_bytes_max,

@@ -54,6 +54,8 @@ use bytes::BytesMut;
 
 use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary};
 
+/// The key → partition rules a `ProducerConfig` chooses from.
+pub use crate::partitioner::Partitioner;
 pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 pub use group::{

@@ -1,7 +1,8 @@
 //! A batching producer: records gather per partition into RecordBatch v2 batches, sent when a
 //! batch reaches `batch_bytes` or has waited `linger_ms`, compressed with the chosen codec.
-//! Keyed records go to xxh3(key) mod partitions (the broker's own rule); unkeyed ones stick to a
-//! partition per batch, rotating. Each `send` returns the record's offset once acknowledged.
+//! Keyed records go to the partition `partitioner` gives (murmur2 by default, as Kafka's Java
+//! client, so that keys land where Kafka clients put them); unkeyed ones stick to a partition per
+//! batch, rotating. Each `send` returns the record's offset once acknowledged.
 //!
 //! Delivery: at-least-once with `retries > 0` (a retried batch whose first attempt did land is
 //! stored twice, and batches in flight together may land out of order on a retry), at-most-once
@@ -17,7 +18,7 @@ use futures_channel::oneshot;
 
 use super::{Client, ClientError, Result};
 use crate::batch::{BatchBuilder, Compression, HEADER_BYTES, Record};
-use crate::broker::partition::for_key;
+use crate::partitioner::Partitioner;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::runtime::{self, Notify};
 use crate::storage::AckLevel;
@@ -46,6 +47,10 @@ pub struct ProducerConfig {
     /// The broker's limit on one batch (the topic's `batch_bytes_max`): an open batch is sent
     /// before a record that would take it past this.
     pub batch_bytes_max: usize,
+    /// The key → partition rule of `send`: `Murmur2` (the default) agrees with Kafka's Java
+    /// client, kafkajs, kafka-python, aiokafka and librdkafka's `murmur2_random`; `Crc32` with
+    /// librdkafka's default `consistent_random`; `Xxh3` with ringmq before murmur2.
+    pub partitioner: Partitioner,
 }
 
 impl Default for ProducerConfig {
@@ -60,6 +65,17 @@ impl Default for ProducerConfig {
             inflight_batches_max: 64,
             record_bytes_max: 1 << 20,
             batch_bytes_max: 1 << 20,
+            partitioner: Partitioner::Murmur2,
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// This configuration with keys partitioned by `partitioner`.
+    pub fn with_partitioner(self, partitioner: Partitioner) -> ProducerConfig {
+        ProducerConfig {
+            partitioner,
+            ..self
         }
     }
 }
@@ -90,8 +106,9 @@ struct Shared {
 }
 
 #[derive(Clone)]
-/// Batches records per partition and sends them, keyed records to `for_key`'s partition and
-/// unkeyed ones to a sticky partition; each `send` returns a `Delivery` to await.
+/// Batches records per partition and sends them, keyed records to the partition their
+/// `partitioner` gives and unkeyed ones to a sticky partition; each `send` returns a `Delivery`
+/// to await.
 pub struct Producer {
     shared: Rc<Shared>,
 }
@@ -133,7 +150,7 @@ impl Producer {
     pub async fn send(&self, topic: &str, record: Record) -> Result<Delivery> {
         let partitions = self.partition_count(topic).await?;
         let partition = match &record.key {
-            Some(key) => for_key(key, partitions),
+            Some(key) => self.shared.config.partitioner.partition(key, partitions),
             None => {
                 *self
                     .shared

@@ -68,7 +68,7 @@ impl Service {
             PartitionChoice::Index(index) => *index,
             PartitionChoice::ByKey(key) => {
                 let partitions = self.state.partitions_of(&produce.topic)?;
-                partition::for_key(key, partitions)
+                self.state.config.key_partitioner.partition(key, partitions)
             }
         };
         self.state.check_partition(&produce.topic, index)?;

@@ -12,6 +12,7 @@ use crate::batch::{BatchBuilder, Compression, Record};
 use crate::broker::ShardState;
 use crate::broker::topics::Topics;
 use crate::config::BrokerConfig;
+use crate::partitioner::Partitioner;
 use crate::runtime;
 use crate::shard::Mailboxes;
 
@@ -148,7 +149,35 @@ fn a_keyed_produce_always_lands_on_the_same_partition() {
         }
         assert_eq!(partitions.len(), 1);
         let partition = *partitions.iter().next().unwrap();
-        assert_eq!(partition, crate::broker::partition::for_key(b"user-7", 8));
+        assert_eq!(partition, Partitioner::Murmur2.partition(b"user-7", 8));
+    });
+}
+
+#[test]
+fn a_keyed_produce_follows_the_configured_key_partitioner() {
+    // A key that the two rules place apart over 8 partitions.
+    let key = (0..100)
+        .map(|n| format!("user-{n}"))
+        .find(|key| {
+            Partitioner::Xxh3.partition(key.as_bytes(), 8)
+                != Partitioner::Murmur2.partition(key.as_bytes(), 8)
+        })
+        .unwrap();
+    let config = BrokerConfig {
+        key_partitioner: Partitioner::Xxh3,
+        ..BrokerConfig::default()
+    };
+    with_service(config, |service, ctx| async move {
+        service.create_topic(&ctx, topic("keyed", 8)).await.unwrap();
+        let keyed = Produce {
+            partition: PartitionChoice::ByKey(Bytes::from(key.clone())),
+            ..produce("keyed", 0, &["x"])
+        };
+        let done = service.produce(&ctx, keyed).await.unwrap();
+        assert_eq!(
+            done.partition,
+            Partitioner::Xxh3.partition(key.as_bytes(), 8)
+        );
     });
 }
 

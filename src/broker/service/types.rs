@@ -13,7 +13,7 @@ pub use crate::storage::AckLevel;
 pub enum PartitionChoice {
     /// This partition.
     Index(u32),
-    /// The partition the key hashes to (`partition::for_key`).
+    /// The partition the key goes to by the broker's `key_partitioner` (murmur2 unless set).
     ByKey(Bytes),
 }
 
