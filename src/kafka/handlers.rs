@@ -9,18 +9,15 @@ use kafka_protocol::messages::FindCoordinatorResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsResponse, DeleteTopicsResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsResponse, MetadataResponse,
-    ProduceRequest, ProduceResponse, ProducerId, RequestHeader, RequestKind, ResponseHeader,
-    ResponseKind, TopicName,
+    InitProducerIdRequest, InitProducerIdResponse, MetadataResponse, ProduceRequest,
+    ProduceResponse, ProducerId, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -31,8 +28,7 @@ use super::errors::{
 use super::groups;
 
 use crate::broker::service::{
-    AckLevel, NewTopic, OffsetQuery, PartitionChoice, Produce, ProducerIdentity, RequestContext,
-    Service,
+    AckLevel, NewTopic, PartitionChoice, Produce, ProducerIdentity, RequestContext, Service,
 };
 use crate::broker::{BrokerError, ErrorKind, ShardState};
 
@@ -223,7 +219,8 @@ pub async fn handle(
             ResponseKind::Fetch(super::fetch::fetch(&service, &ctx, state, request).await)
         }
         RequestKind::ListOffsets(request) => {
-            ResponseKind::ListOffsets(list_offsets(&service, &ctx, request).await)
+            let response = super::list_offsets::list_offsets(&service, &ctx, version, request);
+            ResponseKind::ListOffsets(response.await)
         }
         RequestKind::CreateTopics(request) => {
             ResponseKind::CreateTopics(create_topics(&service, &ctx, request).await)
@@ -398,43 +395,6 @@ async fn produce(
         );
     }
     ProduceResponse::default().with_responses(responses)
-}
-
-async fn list_offsets(
-    service: &Service,
-    ctx: &RequestContext,
-    request: kafka_protocol::messages::ListOffsetsRequest,
-) -> ListOffsetsResponse {
-    let mut topics = Vec::new();
-    for topic in request.topics {
-        let topic_text = name(&topic.name);
-        let mut partitions = Vec::new();
-        for partition in topic.partitions {
-            let query = match partition.timestamp {
-                -1 => OffsetQuery::Latest,
-                -2 => OffsetQuery::Earliest,
-                timestamp => OffsetQuery::AtOrAfter(timestamp.max(0)),
-            };
-            let answer = ListOffsetsPartitionResponse::default()
-                .with_partition_index(partition.partition_index)
-                .with_timestamp(-1)
-                .with_offset(-1);
-            let result = match u32::try_from(partition.partition_index) {
-                Ok(index) => service.list_offset(ctx, &topic_text, index, query).await,
-                Err(_) => Err(bad_partition(partition.partition_index)),
-            };
-            partitions.push(match result {
-                Ok(listed) => answer.with_offset(listed.offset.map_or(-1, |offset| offset as i64)),
-                Err(error) => answer.with_error_code(code_of(&error)),
-            });
-        }
-        topics.push(
-            ListOffsetsTopicResponse::default()
-                .with_name(topic.name)
-                .with_partitions(partitions),
-        );
-    }
-    ListOffsetsResponse::default().with_topics(topics)
 }
 
 async fn create_topics(

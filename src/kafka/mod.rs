@@ -13,6 +13,7 @@ pub mod errors;
 pub mod fetch;
 pub mod groups;
 pub mod handlers;
+pub mod list_offsets;
 
 use std::rc::Rc;
 

@@ -89,7 +89,8 @@ impl Service {
             .await
     }
 
-    /// A partition's start and end, or the first offset at or after a timestamp.
+    /// A partition's start and end, or the record (offset and timestamp) at or after a timestamp
+    /// or with the largest timestamp.
     pub async fn list_offset(
         &self,
         ctx: &RequestContext,

@@ -207,15 +207,71 @@ fn list_offset_finds_start_end_and_time() {
             .list_offset(&ctx, "t", 0, OffsetQuery::AtOrAfter(2_000))
             .await
             .unwrap();
-        assert_eq!(earliest.offset, Some(0));
-        assert_eq!(latest.offset, Some(3));
-        assert_eq!((at.offset, at.high_watermark), (Some(0), 3));
-        assert_eq!(after.offset, None);
+        assert_eq!((earliest.offset, earliest.timestamp_ms), (Some(0), None));
+        assert_eq!((latest.offset, latest.timestamp_ms), (Some(3), None));
+        assert_eq!(
+            (at.offset, at.timestamp_ms, at.high_watermark),
+            (Some(0), Some(1_000), 3)
+        );
+        assert_eq!((after.offset, after.timestamp_ms), (None, None));
         let error = service
             .list_offset(&ctx, "t", 1, OffsetQuery::Latest)
             .await
             .unwrap_err();
         assert_eq!(error.kind, ErrorKind::UnknownPartition);
+    });
+}
+
+/// One batch whose records carry these timestamps, in this order.
+fn timed_batch(timestamps: &[i64]) -> BytesMut {
+    let mut builder = BatchBuilder::new(Compression::None);
+    for (n, timestamp) in timestamps.iter().enumerate() {
+        builder.push(Record {
+            timestamp_ms: *timestamp,
+            key: None,
+            value: Some(Bytes::from(format!("v{n}"))),
+            headers: Vec::new(),
+        });
+    }
+    BytesMut::from(&builder.build()[..])
+}
+
+#[test]
+fn list_offset_by_time_answers_the_record_and_its_time_and_the_largest_time() {
+    with_service(BrokerConfig::default(), |service, ctx| async move {
+        service.create_topic(&ctx, topic("t", 1)).await.unwrap();
+        let list = |query| service.list_offset(&ctx, "t", 0, query);
+        let empty = list(OffsetQuery::MaxTimestamp).await.unwrap();
+        assert_eq!((empty.offset, empty.timestamp_ms), (None, None));
+        let t0 = 1_700_000_000_000;
+        // Offsets 0..=4 in one batch, t0 .. t0 + 4000; then 5..=8 out of order, with the
+        // largest time twice (offsets 6 and 8): the first of them is the answer.
+        let batches = [
+            timed_batch(&[t0, t0 + 1000, t0 + 2000, t0 + 3000, t0 + 4000]),
+            timed_batch(&[t0 + 500, t0 + 9000, t0 + 100, t0 + 9000]),
+        ];
+        for records in batches {
+            let produce = Produce {
+                topic: "t".into(),
+                partition: PartitionChoice::Index(0),
+                acks: AckLevel::Written,
+                records,
+            };
+            service.produce(&ctx, produce).await.unwrap();
+        }
+        let found = |listed: ListedOffset| (listed.offset, listed.timestamp_ms);
+        let inside = list(OffsetQuery::AtOrAfter(t0 + 2500)).await.unwrap();
+        assert_eq!(found(inside), (Some(3), Some(t0 + 3000)));
+        let exact = list(OffsetQuery::AtOrAfter(t0 + 4000)).await.unwrap();
+        assert_eq!(found(exact), (Some(4), Some(t0 + 4000)));
+        // Past the first batch: the second batch's first record at or after it.
+        let later = list(OffsetQuery::AtOrAfter(t0 + 4001)).await.unwrap();
+        assert_eq!(found(later), (Some(6), Some(t0 + 9000)));
+        let max = list(OffsetQuery::MaxTimestamp).await.unwrap();
+        assert_eq!(found(max), (Some(6), Some(t0 + 9000)));
+        assert_eq!(max.high_watermark, 9);
+        let past = list(OffsetQuery::AtOrAfter(t0 + 9001)).await.unwrap();
+        assert_eq!(found(past), (None, None));
     });
 }
 
