@@ -12,10 +12,23 @@ use common::kafka_wire::*;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
+use std::sync::Mutex;
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::ClientConfig;
 use rdkafka::TopicPartitionList;
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::util::Timeout;
 
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const LEADER_NOT_AVAILABLE: i16 = 5;
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
+const POLICY_VIOLATION: i16 = 44;
 const INVALID_REQUEST: i16 = 42;
 const UNSUPPORTED_VERSION: i16 = 35;
 
@@ -212,7 +225,7 @@ fn list_offsets_refuses_what_kafka_refuses_per_partition() {
     assert_serving(&address);
 }
 
-#[allow(dead_code)]
+/// A broker on ephemeral ports (two shards) with `change` made to its settings.
 fn broker_with(
     dir: &std::path::Path,
     change: impl FnOnce(&mut ringmq::config::BrokerConfig),
@@ -227,12 +240,261 @@ fn broker_with(
     };
     change(&mut config);
     let broker = TestBroker::start_with(config);
-    let address = broker
-        .handle
-        .as_ref()
-        .unwrap()
-        .kafka_address
-        .unwrap()
-        .to_string();
-    (broker, address)
+    let address = broker.handle.as_ref().unwrap().kafka_address.unwrap();
+    (broker, address.to_string())
+}
+
+/// Each delivery report librdkafka gives: (partition, offset) or its error code.
+#[derive(Default)]
+struct Deliveries(Mutex<Vec<Report>>);
+
+/// Where librdkafka stored a message, or the error code of its failure.
+type Report = Result<(i32, i64), Option<RDKafkaErrorCode>>;
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let outcome = match result {
+            Ok(message) => Ok((message.partition(), message.offset())),
+            Err((error, _)) => Err(error.rdkafka_error_code()),
+        };
+        self.0.lock().unwrap().push(outcome);
+    }
+}
+
+/// Sends one message to `topic` (partition chosen by librdkafka) and waits for its report.
+fn produce_with_librdkafka(address: &str, topic: &str) -> Vec<Report> {
+    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("acks", "all")
+        .set("message.timeout.ms", "5000")
+        .set("topic.metadata.propagation.max.ms", "1000")
+        .create_with_context(Deliveries::default())
+        .unwrap();
+    producer
+        .send(BaseRecord::<(), _>::to(topic).payload("first"))
+        .unwrap();
+    let _ = producer.flush(Timeout::After(Duration::from_secs(20)));
+    producer.context().0.lock().unwrap().clone()
+}
+
+fn names(names: &[String]) -> Vec<MetadataRequestTopic> {
+    names
+        .iter()
+        .map(|name| {
+            MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+        })
+        .collect()
+}
+
+/// Metadata for `topics` at `version`: each answered topic's (name, error code, partitions).
+fn metadata(
+    address: &str,
+    version: i16,
+    topics: &[String],
+    allow_auto_topic_creation: bool,
+) -> Vec<(String, i16, usize)> {
+    let request = MetadataRequest::default()
+        .with_topics(Some(names(topics)))
+        .with_allow_auto_topic_creation(allow_auto_topic_creation);
+    match call(
+        address,
+        ApiKey::Metadata,
+        version,
+        RequestKind::Metadata(request),
+    ) {
+        ResponseKind::Metadata(response) => response
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                (name, t.error_code, t.partitions.len())
+            })
+            .collect(),
+        other => panic!("Metadata answered {other:?}"),
+    }
+}
+
+fn one(name: &str) -> Vec<String> {
+    vec![name.to_string()]
+}
+
+#[test]
+fn librdkafka_producing_to_a_new_topic_creates_it_with_default_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker_with(dir.path(), |config| config.default_partitions = 3);
+    let reports = produce_with_librdkafka(&address, "born-on-produce");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let (partition, offset) = reports[0].unwrap();
+    assert!((0..3).contains(&partition), "{partition}");
+    assert_eq!(offset, 0);
+    // It exists, with default_partitions partitions; asked without creating anything.
+    assert_eq!(
+        metadata(&address, 4, &one("born-on-produce"), false),
+        vec![("born-on-produce".to_string(), 0, 3)]
+    );
+    let ends: Vec<(i16, i64, i64)> = (0..3)
+        .map(|index| {
+            let mut answers = list_offsets_of(&address, "born-on-produce", index);
+            answers.remove(0)
+        })
+        .collect();
+    let stored: i64 = ends.iter().map(|(_, end, _)| end).sum();
+    assert_eq!(
+        stored, 1,
+        "the one message, on the partition reported: {ends:?}"
+    );
+    assert_eq!(ends[partition as usize], (0, 1, -1));
+
+    // A Kafka Produce naming a topic nobody asked Metadata for creates it too.
+    let request = produce_request("born-on-raw-produce", b"value");
+    match call(&address, ApiKey::Produce, 3, RequestKind::Produce(request)) {
+        ResponseKind::Produce(response) => {
+            let partition = &response.responses[0].partition_responses[0];
+            assert_eq!((partition.error_code, partition.base_offset), (0, 0));
+        }
+        other => panic!("Produce answered {other:?}"),
+    }
+    assert_eq!(
+        metadata(&address, 12, &one("born-on-raw-produce"), false),
+        vec![("born-on-raw-produce".to_string(), 0, 3)]
+    );
+}
+
+/// Latest offset of one partition (`list_offsets` names partition 0 only).
+fn list_offsets_of(address: &str, name: &'static str, index: i32) -> Vec<(i16, i64, i64)> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic(name))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(index)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    match call(
+        address,
+        ApiKey::ListOffsets,
+        8,
+        RequestKind::ListOffsets(request),
+    ) {
+        ResponseKind::ListOffsets(response) => response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.offset, p.timestamp))
+            .collect(),
+        other => panic!("ListOffsets answered {other:?}"),
+    }
+}
+
+#[test]
+fn with_auto_creation_off_a_new_topic_stays_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker_with(dir.path(), |config| config.auto_create_topics = false);
+    let reports = produce_with_librdkafka(&address, "never-made");
+    assert_eq!(
+        reports,
+        vec![Err(Some(RDKafkaErrorCode::UnknownTopicOrPartition))]
+    );
+    let request = produce_request("never-made", b"value");
+    match call(&address, ApiKey::Produce, 3, RequestKind::Produce(request)) {
+        ResponseKind::Produce(response) => {
+            let partition = &response.responses[0].partition_responses[0];
+            assert_eq!(
+                (partition.error_code, partition.base_offset),
+                (UNKNOWN_TOPIC_OR_PARTITION, -1)
+            );
+        }
+        other => panic!("Produce answered {other:?}"),
+    }
+    // Metadata v1 (which always allows creation) and v12 allowing it: the broker says no.
+    for version in [1, 12] {
+        assert_eq!(
+            metadata(&address, version, &one("never-made"), true),
+            vec![("never-made".to_string(), UNKNOWN_TOPIC_OR_PARTITION, 0)]
+        );
+    }
+}
+
+#[test]
+fn metadata_creates_only_when_allowed_valid_and_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker_with(dir.path(), |config| {
+        config.default_partitions = 2;
+        config.topics_max = 40;
+    });
+    // allow_auto_topic_creation=false (v4+): nothing is created, however often asked.
+    for version in [4, 9, 12] {
+        assert_eq!(
+            metadata(&address, version, &one("not-yet"), false),
+            vec![("not-yet".to_string(), UNKNOWN_TOPIC_OR_PARTITION, 0)],
+            "v{version}"
+        );
+    }
+    // Allowed: created, then described at once; an invalid name never is.
+    let asked = vec![
+        "now-yes".to_string(),
+        "bad/name".to_string(),
+        "now-yes".to_string(),
+    ];
+    assert_eq!(
+        metadata(&address, 4, &asked, true),
+        vec![
+            ("now-yes".to_string(), 0, 2),
+            ("bad/name".to_string(), INVALID_TOPIC_EXCEPTION, 0),
+        ]
+    );
+    assert_eq!(
+        metadata(&address, 4, &one("bad/name"), false),
+        vec![("bad/name".to_string(), INVALID_TOPIC_EXCEPTION, 0)]
+    );
+    // CreateTopics with -1 partitions means the broker's default (KIP-464).
+    create_topic(&address, "by-default", -1);
+    assert_eq!(
+        metadata(&address, 4, &one("by-default"), false),
+        vec![("by-default".to_string(), 0, 2)]
+    );
+    // 100,000 unknown names in one request: each answered once, 32 created, the others told
+    // to retry; the next request creates up to topics_max (40 topics), then refuses.
+    let many: Vec<String> = (0..100_000).map(|n| format!("t{n}")).collect();
+    let first = metadata(&address, 12, &many, true);
+    assert_eq!(first.len(), 100_000);
+    let created = |answers: &[(String, i16, usize)]| {
+        answers
+            .iter()
+            .filter(|(_, code, parts)| (*code, *parts) == (0, 2))
+            .count()
+    };
+    assert_eq!(created(&first), 32);
+    assert!(
+        first[32..]
+            .iter()
+            .all(|(_, code, _)| *code == LEADER_NOT_AVAILABLE)
+    );
+    let second = metadata(&address, 12, &many, true);
+    assert_eq!(
+        created(&second),
+        38,
+        "now-yes, by-default, 32 and 6 more make 40"
+    );
+    let made: Vec<(String, i16, usize)> = (0..38).map(|n| (format!("t{n}"), 0, 2)).collect();
+    assert_eq!(second[..38], made[..]);
+    assert_eq!(first[..32], made[..32]);
+    assert!(
+        second[38..]
+            .iter()
+            .all(|(_, code, _)| *code == POLICY_VIOLATION)
+    );
+    let all = MetadataRequest::default().with_topics(None);
+    match call(&address, ApiKey::Metadata, 1, RequestKind::Metadata(all)) {
+        ResponseKind::Metadata(response) => assert_eq!(response.topics.len(), 40),
+        other => panic!("Metadata answered {other:?}"),
+    }
+    assert_serving(&address);
 }

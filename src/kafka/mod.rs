@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod groups;
 pub mod handlers;
 pub mod list_offsets;
+pub mod metadata;
 
 use std::rc::Rc;
 

@@ -341,6 +341,96 @@ fn topics_are_created_described_validated_and_deleted() {
     });
 }
 
+#[test]
+fn ensure_topic_creates_with_the_defaults_once_however_many_ask_at_once() {
+    let config = BrokerConfig {
+        default_partitions: 3,
+        ..BrokerConfig::default()
+    };
+    with_service(config, |service, ctx| async move {
+        service.check_auto_create(&ctx, "fresh").unwrap();
+        // Twenty connections auto-creating one topic at once: every one gets the topic.
+        let racing = (0..20).map(|_| service.ensure_topic(&ctx, "fresh"));
+        let answers = futures_util::future::join_all(racing).await;
+        for answer in answers {
+            let info = answer.unwrap();
+            assert_eq!((info.name.as_str(), info.partitions), ("fresh", 3));
+        }
+        let names: Vec<String> = service.topics(&ctx).into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["fresh"]);
+        let done = service
+            .produce(&ctx, produce("fresh", 2, &["a"]))
+            .await
+            .unwrap();
+        assert_eq!((done.partition, done.base_offset), (2, 0));
+        // An existing topic is described as it is, whatever the defaults.
+        service.create_topic(&ctx, topic("made", 5)).await.unwrap();
+        assert_eq!(
+            service.ensure_topic(&ctx, "made").await.unwrap().partitions,
+            5
+        );
+        let error = service.ensure_topic(&ctx, "no/slash").await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidTopicName);
+        assert_eq!(
+            service.check_auto_create(&ctx, "").unwrap_err().kind,
+            ErrorKind::InvalidTopicName
+        );
+        assert_eq!(
+            service.topics(&ctx).len(),
+            2,
+            "an invalid name is never created"
+        );
+    });
+}
+
+#[test]
+fn ensure_topic_creates_nothing_when_off_or_full() {
+    let off = BrokerConfig {
+        auto_create_topics: false,
+        ..BrokerConfig::default()
+    };
+    with_service(off, |service, ctx| async move {
+        let error = service.ensure_topic(&ctx, "missing").await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::UnknownTopic);
+        assert_eq!(
+            service.check_auto_create(&ctx, "missing").unwrap_err().kind,
+            ErrorKind::UnknownTopic
+        );
+        // Creation off still tells an impossible name from an unknown one, as Kafka does.
+        let error = service.ensure_topic(&ctx, "bad name").await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidTopicName);
+        assert!(service.topics(&ctx).is_empty());
+        service.create_topic(&ctx, topic("made", 2)).await.unwrap();
+        assert_eq!(
+            service.ensure_topic(&ctx, "made").await.unwrap().partitions,
+            2
+        );
+    });
+    let full = BrokerConfig {
+        topics_max: 2,
+        ..BrokerConfig::default()
+    };
+    with_service(full, |service, ctx| async move {
+        for name in ["one", "two"] {
+            assert_eq!(
+                service.ensure_topic(&ctx, name).await.unwrap().partitions,
+                1
+            );
+        }
+        let error = service.ensure_topic(&ctx, "three").await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::ResourceLimit);
+        assert_eq!(
+            error.message,
+            "the broker holds topics_max = 2 topics already"
+        );
+        assert_eq!(service.topics(&ctx).len(), 2);
+        assert_eq!(
+            service.ensure_topic(&ctx, "two").await.unwrap().partitions,
+            1
+        );
+    });
+}
+
 fn join(group: &str, member_id: &str, topics: &[&str]) -> JoinGroup {
     JoinGroup {
         group: group.into(),
