@@ -498,3 +498,28 @@ fn metadata_creates_only_when_allowed_valid_and_within_bounds() {
     }
     assert_serving(&address);
 }
+
+#[test]
+fn connections_auto_creating_one_topic_at_once_all_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker_with(dir.path(), |config| config.default_partitions = 4);
+    // Sixteen connections (spread over both shards) ask for the same new topic at once.
+    let start = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let askers: Vec<_> = (0..16)
+        .map(|_| {
+            let (address, start) = (address.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                metadata(&address, 9, &one("contended"), true)
+            })
+        })
+        .collect();
+    for asker in askers {
+        assert_eq!(asker.join().unwrap(), vec![("contended".to_string(), 0, 4)]);
+    }
+    let all = MetadataRequest::default().with_topics(None);
+    match call(&address, ApiKey::Metadata, 1, RequestKind::Metadata(all)) {
+        ResponseKind::Metadata(response) => assert_eq!(response.topics.len(), 1),
+        other => panic!("Metadata answered {other:?}"),
+    }
+}

@@ -276,6 +276,42 @@ fn list_offset_by_time_answers_the_record_and_its_time_and_the_largest_time() {
 }
 
 #[test]
+fn with_log_append_time_the_largest_time_is_the_first_batch_stamped_last() {
+    with_service(BrokerConfig::default(), |service, ctx| async move {
+        let stamped = NewTopic {
+            configs: vec![("message.timestamp.type".into(), "LogAppendTime".into())],
+            ..topic("stamped", 1)
+        };
+        service.create_topic(&ctx, stamped).await.unwrap();
+        let mut appended = Vec::new();
+        for values in [&["a", "b"][..], &["c", "d", "e"][..]] {
+            let done = service
+                .produce(&ctx, produce("stamped", 0, values))
+                .await
+                .unwrap();
+            appended.push((done.base_offset, done.log_append_time_ms.unwrap()));
+        }
+        // Every record has its batch's broker time; the answer is the first record of the
+        // first batch stamped with the latest time.
+        let latest = appended.iter().map(|(_, time)| *time).max().unwrap();
+        let first = appended.iter().find(|(_, time)| *time == latest).unwrap();
+        let max = service
+            .list_offset(&ctx, "stamped", 0, OffsetQuery::MaxTimestamp)
+            .await
+            .unwrap();
+        assert_eq!(
+            (max.offset, max.timestamp_ms),
+            (Some(first.0), Some(latest))
+        );
+        let at = service
+            .list_offset(&ctx, "stamped", 0, OffsetQuery::AtOrAfter(appended[0].1))
+            .await
+            .unwrap();
+        assert_eq!((at.offset, at.timestamp_ms), (Some(0), Some(appended[0].1)));
+    });
+}
+
+#[test]
 fn topics_are_created_described_validated_and_deleted() {
     let config = BrokerConfig {
         topics_max: 2,
