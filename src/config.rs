@@ -56,6 +56,12 @@ pub struct BrokerConfig {
     pub topics_max: usize,
     /// Partitions of a topic a single create may ask for.
     pub topic_partitions_max: u32,
+    /// Kafka clients' topics are created on first use (a Metadata request that allows it, or a
+    /// produce), with `default_partitions` and `topic_defaults`, as Kafka's
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// Partitions of a topic created on first use (Kafka's `num.partitions`).
+    pub default_partitions: u32,
     /// How often each consumer group's committed offsets and lag are published as metrics.
     pub group_lag_interval_ms: u64,
     /// How long a shutdown waits for in-flight requests before closing the logs anyway; also how
@@ -99,6 +105,8 @@ impl Default for BrokerConfig {
             fetch_bytes_max: 16 << 20,
             topics_max: 10_000,
             topic_partitions_max: 4096,
+            auto_create_topics: true,
+            default_partitions: 1,
             group_lag_interval_ms: 5_000,
             shutdown_grace_ms: 10_000,
             shard_call_timeout_ms: 330_000,
@@ -230,6 +238,11 @@ impl BrokerConfig {
                 "topic_partitions_max must be at least 1",
             ),
             (
+                self.default_partitions >= 1
+                    && self.default_partitions <= self.topic_partitions_max,
+                "default_partitions must be 1 to topic_partitions_max",
+            ),
+            (
                 self.shard_call_timeout_ms
                     > u64::from(self.fetch_wait_ms_max).max(self.produce_queue_wait_ms_max),
                 "shard_call_timeout_ms must be longer than fetch_wait_ms_max and produce_queue_wait_ms_max",
@@ -278,5 +291,28 @@ mod tests {
             config.validate().is_err(),
             "every interface and nothing advertised"
         );
+    }
+
+    #[test]
+    fn topics_are_created_on_first_use_with_one_partition_unless_set() {
+        let config = BrokerConfig::default();
+        assert!(config.auto_create_topics);
+        assert_eq!(config.default_partitions, 1);
+        let file: BrokerConfig =
+            toml::from_str("auto_create_topics = false\ndefault_partitions = 6\n").unwrap();
+        assert!(!file.auto_create_topics);
+        assert_eq!(file.default_partitions, 6);
+        assert_eq!(file.validate(), Ok(()));
+        for partitions in [0, 4097] {
+            let bad = BrokerConfig {
+                default_partitions: partitions,
+                ..BrokerConfig::default()
+            };
+            assert_eq!(
+                bad.validate(),
+                Err("default_partitions must be 1 to topic_partitions_max".to_string()),
+                "{partitions}"
+            );
+        }
     }
 }

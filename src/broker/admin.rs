@@ -39,6 +39,14 @@ async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
     }
 }
 
+/// The refusal of a topic beyond the broker's `topics_max`.
+pub fn topics_max_reached(topics_max: usize) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::ResourceLimit,
+        format!("the broker holds topics_max = {topics_max} topics already"),
+    )
+}
+
 /// Checks a topic creation against the current topics and the broker's limits, and returns
 /// the topic's settings: the broker's defaults with the request's changes.
 pub fn validate_new_topic(state: &ShardState, topic: &NewTopic) -> BrokerResult<LogConfig> {
@@ -56,13 +64,7 @@ pub fn validate_new_topic(state: &ShardState, topic: &NewTopic) -> BrokerResult<
         ));
     }
     if current.by_name.len() >= state.config.topics_max {
-        return Err(BrokerError::new(
-            ErrorKind::ResourceLimit,
-            format!(
-                "the broker holds topics_max = {} topics already",
-                state.config.topics_max
-            ),
-        ));
+        return Err(topics_max_reached(state.config.topics_max));
     }
     if *partitions == 0 || *partitions > state.config.topic_partitions_max {
         return Err(BrokerError::new(

@@ -173,13 +173,21 @@ pub async fn list_offsets(
     query: OffsetQuery,
 ) -> BrokerResult<ListedOffset> {
     let log = state.log(topic, partition)?;
-    let offset = match query {
-        OffsetQuery::Earliest => Some(log.log_start_offset()),
-        OffsetQuery::Latest => Some(log.high_watermark()),
-        OffsetQuery::AtOrAfter(timestamp) => log.offset_for_timestamp(timestamp).await?,
+    let found = match query {
+        OffsetQuery::Earliest => Some((log.log_start_offset(), None)),
+        OffsetQuery::Latest => Some((log.high_watermark(), None)),
+        OffsetQuery::AtOrAfter(timestamp) => log
+            .record_for_timestamp(timestamp)
+            .await?
+            .map(|record| (record.offset, Some(record.timestamp_ms))),
+        OffsetQuery::MaxTimestamp => log
+            .record_with_max_timestamp()
+            .await?
+            .map(|record| (record.offset, Some(record.timestamp_ms))),
     };
     Ok(ListedOffset {
-        offset,
+        offset: found.map(|(offset, _)| offset),
+        timestamp_ms: found.and_then(|(_, timestamp)| timestamp),
         high_watermark: log.high_watermark(),
         log_start_offset: log.log_start_offset(),
     })

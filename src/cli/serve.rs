@@ -27,6 +27,13 @@ pub struct ServeArgs {
     /// Prometheus /metrics listen address, empty to disable [default: 127.0.0.1:9401].
     #[arg(long, env = "RINGMQ_HTTP_LISTEN")]
     http_listen: Option<String>,
+    /// Create a Kafka client's topic on first use (Metadata that allows it, or a produce), as
+    /// Kafka's auto.create.topics.enable [default: true].
+    #[arg(long, env = "RINGMQ_AUTO_CREATE_TOPICS", value_name = "true|false")]
+    auto_create_topics: Option<bool>,
+    /// Partitions of a topic created on first use (Kafka's num.partitions) [default: 1].
+    #[arg(long, env = "RINGMQ_DEFAULT_PARTITIONS")]
+    default_partitions: Option<u32>,
     /// Shards (one thread per core, pinned); 0 for one per available core [default: 0].
     #[arg(long, env = "RINGMQ_SHARDS")]
     shards: Option<usize>,
@@ -52,6 +59,12 @@ impl ServeArgs {
         }
         if let Some(http_listen) = self.http_listen {
             config.http_listen = http_listen;
+        }
+        if let Some(auto_create_topics) = self.auto_create_topics {
+            config.auto_create_topics = auto_create_topics;
+        }
+        if let Some(default_partitions) = self.default_partitions {
+            config.default_partitions = default_partitions;
         }
         if let Some(shards) = self.shards {
             config.shards = shards;
@@ -106,4 +119,40 @@ pub fn run(args: ServeArgs) -> ExitCode {
     tracing::info!("signal received: finishing requests in flight, then fsync and close");
     server.shutdown();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn config(flags: &[&str]) -> Result<BrokerConfig, String> {
+        let parsed = <Serve as clap::Parser>::try_parse_from(
+            std::iter::once("serve").chain(flags.iter().copied()),
+        )
+        .map_err(|error| error.to_string())?;
+        parsed.args.into_config()
+    }
+
+    #[test]
+    fn auto_creation_and_its_partitions_are_set_by_flags() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(
+            (defaults.auto_create_topics, defaults.default_partitions),
+            (true, 1)
+        );
+        let set = config(&["--auto-create-topics", "false", "--default-partitions", "8"]).unwrap();
+        assert_eq!((set.auto_create_topics, set.default_partitions), (false, 8));
+        let refused = config(&["--default-partitions", "0"]).unwrap_err();
+        assert_eq!(
+            refused,
+            "default_partitions must be 1 to topic_partitions_max"
+        );
+        assert!(config(&["--auto-create-topics", "maybe"]).is_err());
+    }
 }

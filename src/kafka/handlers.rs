@@ -9,30 +9,21 @@ use kafka_protocol::messages::FindCoordinatorResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
-use kafka_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsResponse, DeleteTopicsResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsResponse, MetadataResponse,
-    ProduceRequest, ProduceResponse, ProducerId, RequestHeader, RequestKind, ResponseHeader,
-    ResponseKind, TopicName,
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+    RequestHeader, RequestKind, ResponseHeader, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::errors::{
-    INVALID_REPLICATION_FACTOR, INVALID_REQUIRED_ACKS, UNKNOWN_TOPIC_OR_PARTITION,
-    UNSUPPORTED_VERSION, code_of,
+    INVALID_REPLICATION_FACTOR, INVALID_REQUIRED_ACKS, UNSUPPORTED_VERSION, code_of,
 };
 use super::groups;
 
 use crate::broker::service::{
-    AckLevel, NewTopic, OffsetQuery, PartitionChoice, Produce, ProducerIdentity, RequestContext,
-    Service,
+    AckLevel, NewTopic, PartitionChoice, Produce, ProducerIdentity, RequestContext, Service,
 };
 use crate::broker::{BrokerError, ErrorKind, ShardState};
 
@@ -63,7 +54,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
-const NODE_ID: i32 = 0;
+pub(crate) const NODE_ID: i32 = 0;
 
 pub struct Prepared {
     api: ApiKey,
@@ -183,7 +174,7 @@ fn name(topic: &TopicName) -> String {
     topic.0.as_str().to_string()
 }
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
@@ -220,7 +211,8 @@ pub async fn handle(
             );
         }
         RequestKind::Metadata(request) => {
-            ResponseKind::Metadata(metadata(&service, &ctx, request, advertised_address))
+            let response = super::metadata::metadata(&service, &ctx, request, advertised_address);
+            ResponseKind::Metadata(response.await)
         }
         RequestKind::Produce(request) => {
             ResponseKind::Produce(produce(&service, &ctx, request).await)
@@ -229,7 +221,8 @@ pub async fn handle(
             ResponseKind::Fetch(super::fetch::fetch(&service, &ctx, state, request).await)
         }
         RequestKind::ListOffsets(request) => {
-            ResponseKind::ListOffsets(list_offsets(&service, &ctx, request).await)
+            let response = super::list_offsets::list_offsets(&service, &ctx, version, request);
+            ResponseKind::ListOffsets(response.await)
         }
         RequestKind::CreateTopics(request) => {
             ResponseKind::CreateTopics(create_topics(&service, &ctx, request).await)
@@ -262,73 +255,34 @@ pub async fn handle(
     encode(api, version, correlation_id, response)
 }
 
-fn metadata(
-    service: &Service,
-    ctx: &RequestContext,
-    request: kafka_protocol::messages::MetadataRequest,
-    advertised: &super::Advertised,
-) -> MetadataResponse {
-    // Each name once, as Kafka answers: a request repeating one name a million times must not
-    // cost a million lookups and answers.
-    let names: Option<Vec<String>> = request.topics.map(|topics| {
-        let mut seen = std::collections::HashSet::new();
-        topics
-            .iter()
-            .filter_map(|t| t.name.as_ref().map(name))
-            .filter(|n| seen.insert(n.clone()))
-            .collect()
-    });
-    let known = service.topics(ctx);
-    let topic = |name: &str, partitions: Option<u32>| {
-        let partition = |index: u32| {
-            MetadataResponsePartition::default()
-                .with_partition_index(index as i32)
-                .with_leader_id(BrokerId(NODE_ID))
-                .with_replica_nodes(vec![BrokerId(NODE_ID)])
-                .with_isr_nodes(vec![BrokerId(NODE_ID)])
-        };
-        MetadataResponseTopic::default()
-            .with_error_code(if partitions.is_some() {
-                0
-            } else {
-                UNKNOWN_TOPIC_OR_PARTITION
-            })
-            .with_name(Some(topic_name(name)))
-            .with_partitions((0..partitions.unwrap_or(0)).map(partition).collect())
-    };
-    let topics = match names {
-        None => known
-            .iter()
-            .map(|t| topic(&t.name, Some(t.partitions)))
-            .collect(),
-        Some(names) => {
-            let partitions: std::collections::HashMap<&str, u32> = known
-                .iter()
-                .map(|t| (t.name.as_str(), t.partitions))
-                .collect();
-            names
-                .iter()
-                .map(|n| topic(n, partitions.get(n.as_str()).copied()))
-                .collect()
-        }
-    };
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(NODE_ID))
-        .with_host(StrBytes::from_string(advertised.host.to_string()))
-        .with_port(i32::from(advertised.port));
-    MetadataResponse::default()
-        .with_brokers(vec![broker])
-        .with_cluster_id(Some(StrBytes::from_static_str("ringmq")))
-        .with_controller_id(BrokerId(NODE_ID))
-        .with_topics(topics)
-}
-
 /// A negative partition index from a Kafka client: Kafka's UNKNOWN_TOPIC_OR_PARTITION.
 pub(crate) fn bad_partition(index: i32) -> BrokerError {
     BrokerError::new(
         ErrorKind::UnknownPartition,
         format!("partition {index} does not exist"),
     )
+}
+
+/// A produce's topic, created on first use as the issue asks of produce too (ringmq's choice:
+/// Kafka creates only on Metadata, and answers a produce to an unknown topic
+/// UNKNOWN_TOPIC_OR_PARTITION, upon which its clients ask Metadata, which creates). Only a
+/// creation that was tried and failed is returned; a topic that may not be created (creation
+/// off, an invalid name, `topics_max` reached, this request's creations used up) is left to the
+/// produce, which answers UNKNOWN_TOPIC_OR_PARTITION as Kafka would.
+async fn create_on_produce(
+    service: &Service,
+    ctx: &RequestContext,
+    topic: &str,
+    creations: &mut usize,
+) -> Option<BrokerError> {
+    let allowed = service.topic(ctx, topic).is_err()
+        && service.check_auto_create(ctx, topic).is_ok()
+        && *creations < super::metadata::AUTO_CREATED_PER_REQUEST_MAX;
+    if !allowed {
+        return None;
+    }
+    *creations += 1;
+    service.ensure_topic(ctx, topic).await.err()
 }
 
 async fn produce(
@@ -344,8 +298,14 @@ async fn produce(
     // Kafka refuses any other acks with INVALID_REQUIRED_ACKS, storing nothing.
     let acks_valid = matches!(request.acks, -1..=1);
     let mut responses = Vec::new();
+    let mut creations = 0;
     for topic in request.topic_data {
         let topic_text = name(&topic.name);
+        let refused = match acks_valid {
+            true => create_on_produce(service, ctx, &topic_text, &mut creations).await,
+            false => None,
+        };
+        let refused = &refused;
         let appends = topic.partition_data.into_iter().map(|partition| {
             // Our native protocol reads a negative partition as "choose by key"; Kafka has no
             // such thing, and Kafka's broker answers UNKNOWN_TOPIC_OR_PARTITION.
@@ -365,9 +325,10 @@ async fn produce(
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1);
                 }
-                let result = match produce {
-                    Ok(produce) => service.produce(ctx, produce).await,
-                    Err(error) => Err(error),
+                let result = match (refused, produce) {
+                    (Some(error), _) => Err(error.clone()),
+                    (None, Ok(produce)) => service.produce(ctx, produce).await,
+                    (None, Err(error)) => Err(error),
                 };
                 match result {
                     Ok(done) => answer
@@ -393,43 +354,6 @@ async fn produce(
     ProduceResponse::default().with_responses(responses)
 }
 
-async fn list_offsets(
-    service: &Service,
-    ctx: &RequestContext,
-    request: kafka_protocol::messages::ListOffsetsRequest,
-) -> ListOffsetsResponse {
-    let mut topics = Vec::new();
-    for topic in request.topics {
-        let topic_text = name(&topic.name);
-        let mut partitions = Vec::new();
-        for partition in topic.partitions {
-            let query = match partition.timestamp {
-                -1 => OffsetQuery::Latest,
-                -2 => OffsetQuery::Earliest,
-                timestamp => OffsetQuery::AtOrAfter(timestamp.max(0)),
-            };
-            let answer = ListOffsetsPartitionResponse::default()
-                .with_partition_index(partition.partition_index)
-                .with_timestamp(-1)
-                .with_offset(-1);
-            let result = match u32::try_from(partition.partition_index) {
-                Ok(index) => service.list_offset(ctx, &topic_text, index, query).await,
-                Err(_) => Err(bad_partition(partition.partition_index)),
-            };
-            partitions.push(match result {
-                Ok(listed) => answer.with_offset(listed.offset.map_or(-1, |offset| offset as i64)),
-                Err(error) => answer.with_error_code(code_of(&error)),
-            });
-        }
-        topics.push(
-            ListOffsetsTopicResponse::default()
-                .with_name(topic.name)
-                .with_partitions(partitions),
-        );
-    }
-    ListOffsetsResponse::default().with_topics(topics)
-}
-
 async fn create_topics(
     service: &Service,
     ctx: &RequestContext,
@@ -437,8 +361,9 @@ async fn create_topics(
 ) -> CreateTopicsResponse {
     let mut topics = Vec::new();
     for topic in request.topics {
-        // -1 asks for the broker's default, which is one partition here.
-        let partitions = u32::try_from(topic.num_partitions).unwrap_or(1);
+        // -1 asks for the broker's default (KIP-464): `default_partitions`, Kafka's num.partitions.
+        let partitions =
+            u32::try_from(topic.num_partitions).unwrap_or_else(|_| service.default_partitions());
         let configs: Vec<(String, String)> = topic
             .configs
             .iter()

@@ -14,6 +14,8 @@ pub mod errors;
 pub mod fetch;
 pub mod groups;
 pub mod handlers;
+pub mod list_offsets;
+pub mod metadata;
 
 use std::rc::Rc;
 

@@ -43,6 +43,7 @@ mod read;
 mod retention;
 
 pub use metrics::describe_metrics;
+pub use read::TimedOffset;
 
 /// What an acknowledged append was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,4 +21,4 @@ pub mod tail_cache;
 
 pub use config::{AckLevel, LogConfig, TimestampType};
 pub use error::StorageError;
-pub use log::{AppendAck, PartitionLog, ReadResult};
+pub use log::{AppendAck, PartitionLog, ReadResult, TimedOffset};

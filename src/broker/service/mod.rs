@@ -93,7 +93,8 @@ impl Service {
             .await
     }
 
-    /// A partition's start and end, or the first offset at or after a timestamp.
+    /// A partition's start and end, or the record (offset and timestamp) at or after a timestamp
+    /// or with the largest timestamp.
     pub async fn list_offset(
         &self,
         ctx: &RequestContext,
@@ -108,6 +109,11 @@ impl Service {
                 partition::list_offsets(&owner, &name, index, query).await
             })
             .await
+    }
+
+    /// Partitions of a topic created without saying how many (`default_partitions`).
+    pub fn default_partitions(&self) -> u32 {
+        self.state.config.default_partitions
     }
 
     /// Every topic, by name.
@@ -138,6 +144,46 @@ impl Service {
                 admin::create_topic(&zero, topic).await
             })
             .await
+    }
+
+    /// A topic a client names before anyone created it (Kafka's auto-creation): the topic as it
+    /// is, or, when the broker's `auto_create_topics` allows, created first with the broker's
+    /// defaults (`default_partitions`, `topic_defaults`) through the same path as
+    /// `create_topic` (validation, `topics_max`, shard 0). A creation that another connection's
+    /// won meanwhile is that topic, not an error. An invalid name is refused as invalid, never
+    /// created; with creation off an unknown topic stays unknown.
+    pub async fn ensure_topic(&self, ctx: &RequestContext, name: &str) -> BrokerResult<TopicInfo> {
+        if let Ok(info) = self.topic(ctx, name) {
+            return Ok(info);
+        }
+        self.check_auto_create(ctx, name)?;
+        let topic = NewTopic {
+            name: name.to_string(),
+            partitions: self.state.config.default_partitions,
+            configs: Vec::new(),
+        };
+        match self.create_topic(ctx, topic).await {
+            Ok(()) => {}
+            Err(error) if error.kind == ErrorKind::TopicExists => {}
+            Err(error) => return Err(error),
+        }
+        self.topic(ctx, name)
+    }
+
+    /// Whether `ensure_topic` may create `name`, decided on this shard with no trip to shard 0:
+    /// a valid name (else `InvalidTopicName`), creation on (else `UnknownTopic`), room under
+    /// `topics_max` (else `ResourceLimit`). A request naming many unknown topics costs a lookup
+    /// for each that cannot be created, nothing more.
+    pub fn check_auto_create(&self, _ctx: &RequestContext, name: &str) -> BrokerResult<()> {
+        topics::validate_name(name)?;
+        let config = &self.state.config;
+        if !config.auto_create_topics {
+            return Err(BrokerError::unknown_topic(name));
+        }
+        if self.state.topics().by_name.len() >= config.topics_max {
+            return Err(admin::topics_max_reached(config.topics_max));
+        }
+        Ok(())
     }
 
     /// Checks what `create_topic` would check, without creating anything (Kafka's
@@ -197,6 +243,11 @@ fn topic_info(meta: &topics::TopicMeta) -> TopicInfo {
         partitions: meta.partitions,
         configs: topics::describe(&meta.config),
     }
+}
+
+/// Whether `name` could be a topic's name (`InvalidTopicName` if not).
+pub fn validate_topic_name(name: &str) -> BrokerResult<()> {
+    topics::validate_name(name)
 }
 
 /// A refusal for an argument the caller got wrong, with the reason.

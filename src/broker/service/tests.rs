@@ -236,15 +236,107 @@ fn list_offset_finds_start_end_and_time() {
             .list_offset(&ctx, "t", 0, OffsetQuery::AtOrAfter(2_000))
             .await
             .unwrap();
-        assert_eq!(earliest.offset, Some(0));
-        assert_eq!(latest.offset, Some(3));
-        assert_eq!((at.offset, at.high_watermark), (Some(0), 3));
-        assert_eq!(after.offset, None);
+        assert_eq!((earliest.offset, earliest.timestamp_ms), (Some(0), None));
+        assert_eq!((latest.offset, latest.timestamp_ms), (Some(3), None));
+        assert_eq!(
+            (at.offset, at.timestamp_ms, at.high_watermark),
+            (Some(0), Some(1_000), 3)
+        );
+        assert_eq!((after.offset, after.timestamp_ms), (None, None));
         let error = service
             .list_offset(&ctx, "t", 1, OffsetQuery::Latest)
             .await
             .unwrap_err();
         assert_eq!(error.kind, ErrorKind::UnknownPartition);
+    });
+}
+
+/// One batch whose records carry these timestamps, in this order.
+fn timed_batch(timestamps: &[i64]) -> BytesMut {
+    let mut builder = BatchBuilder::new(Compression::None);
+    for (n, timestamp) in timestamps.iter().enumerate() {
+        builder.push(Record {
+            timestamp_ms: *timestamp,
+            key: None,
+            value: Some(Bytes::from(format!("v{n}"))),
+            headers: Vec::new(),
+        });
+    }
+    BytesMut::from(&builder.build()[..])
+}
+
+#[test]
+fn list_offset_by_time_answers_the_record_and_its_time_and_the_largest_time() {
+    with_service(BrokerConfig::default(), |service, ctx| async move {
+        service.create_topic(&ctx, topic("t", 1)).await.unwrap();
+        let list = |query| service.list_offset(&ctx, "t", 0, query);
+        let empty = list(OffsetQuery::MaxTimestamp).await.unwrap();
+        assert_eq!((empty.offset, empty.timestamp_ms), (None, None));
+        let t0 = 1_700_000_000_000;
+        // Offsets 0..=4 in one batch, t0 .. t0 + 4000; then 5..=8 out of order, with the
+        // largest time twice (offsets 6 and 8): the first of them is the answer.
+        let batches = [
+            timed_batch(&[t0, t0 + 1000, t0 + 2000, t0 + 3000, t0 + 4000]),
+            timed_batch(&[t0 + 500, t0 + 9000, t0 + 100, t0 + 9000]),
+        ];
+        for records in batches {
+            let produce = Produce {
+                topic: "t".into(),
+                partition: PartitionChoice::Index(0),
+                acks: AckLevel::Written,
+                records,
+            };
+            service.produce(&ctx, produce).await.unwrap();
+        }
+        let found = |listed: ListedOffset| (listed.offset, listed.timestamp_ms);
+        let inside = list(OffsetQuery::AtOrAfter(t0 + 2500)).await.unwrap();
+        assert_eq!(found(inside), (Some(3), Some(t0 + 3000)));
+        let exact = list(OffsetQuery::AtOrAfter(t0 + 4000)).await.unwrap();
+        assert_eq!(found(exact), (Some(4), Some(t0 + 4000)));
+        // Past the first batch: the second batch's first record at or after it.
+        let later = list(OffsetQuery::AtOrAfter(t0 + 4001)).await.unwrap();
+        assert_eq!(found(later), (Some(6), Some(t0 + 9000)));
+        let max = list(OffsetQuery::MaxTimestamp).await.unwrap();
+        assert_eq!(found(max), (Some(6), Some(t0 + 9000)));
+        assert_eq!(max.high_watermark, 9);
+        let past = list(OffsetQuery::AtOrAfter(t0 + 9001)).await.unwrap();
+        assert_eq!(found(past), (None, None));
+    });
+}
+
+#[test]
+fn with_log_append_time_the_largest_time_is_the_first_batch_stamped_last() {
+    with_service(BrokerConfig::default(), |service, ctx| async move {
+        let stamped = NewTopic {
+            configs: vec![("message.timestamp.type".into(), "LogAppendTime".into())],
+            ..topic("stamped", 1)
+        };
+        service.create_topic(&ctx, stamped).await.unwrap();
+        let mut appended = Vec::new();
+        for values in [&["a", "b"][..], &["c", "d", "e"][..]] {
+            let done = service
+                .produce(&ctx, produce("stamped", 0, values))
+                .await
+                .unwrap();
+            appended.push((done.base_offset, done.log_append_time_ms.unwrap()));
+        }
+        // Every record has its batch's broker time; the answer is the first record of the
+        // first batch stamped with the latest time.
+        let latest = appended.iter().map(|(_, time)| *time).max().unwrap();
+        let first = appended.iter().find(|(_, time)| *time == latest).unwrap();
+        let max = service
+            .list_offset(&ctx, "stamped", 0, OffsetQuery::MaxTimestamp)
+            .await
+            .unwrap();
+        assert_eq!(
+            (max.offset, max.timestamp_ms),
+            (Some(first.0), Some(latest))
+        );
+        let at = service
+            .list_offset(&ctx, "stamped", 0, OffsetQuery::AtOrAfter(appended[0].1))
+            .await
+            .unwrap();
+        assert_eq!((at.offset, at.timestamp_ms), (Some(0), Some(appended[0].1)));
     });
 }
 
@@ -311,6 +403,96 @@ fn topics_are_created_described_validated_and_deleted() {
             ErrorKind::UnknownTopic
         );
         service.create_topic(&ctx, topic("c", 1)).await.unwrap();
+    });
+}
+
+#[test]
+fn ensure_topic_creates_with_the_defaults_once_however_many_ask_at_once() {
+    let config = BrokerConfig {
+        default_partitions: 3,
+        ..BrokerConfig::default()
+    };
+    with_service(config, |service, ctx| async move {
+        service.check_auto_create(&ctx, "fresh").unwrap();
+        // Twenty connections auto-creating one topic at once: every one gets the topic.
+        let racing = (0..20).map(|_| service.ensure_topic(&ctx, "fresh"));
+        let answers = futures_util::future::join_all(racing).await;
+        for answer in answers {
+            let info = answer.unwrap();
+            assert_eq!((info.name.as_str(), info.partitions), ("fresh", 3));
+        }
+        let names: Vec<String> = service.topics(&ctx).into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["fresh"]);
+        let done = service
+            .produce(&ctx, produce("fresh", 2, &["a"]))
+            .await
+            .unwrap();
+        assert_eq!((done.partition, done.base_offset), (2, 0));
+        // An existing topic is described as it is, whatever the defaults.
+        service.create_topic(&ctx, topic("made", 5)).await.unwrap();
+        assert_eq!(
+            service.ensure_topic(&ctx, "made").await.unwrap().partitions,
+            5
+        );
+        let error = service.ensure_topic(&ctx, "no/slash").await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidTopicName);
+        assert_eq!(
+            service.check_auto_create(&ctx, "").unwrap_err().kind,
+            ErrorKind::InvalidTopicName
+        );
+        assert_eq!(
+            service.topics(&ctx).len(),
+            2,
+            "an invalid name is never created"
+        );
+    });
+}
+
+#[test]
+fn ensure_topic_creates_nothing_when_off_or_full() {
+    let off = BrokerConfig {
+        auto_create_topics: false,
+        ..BrokerConfig::default()
+    };
+    with_service(off, |service, ctx| async move {
+        let error = service.ensure_topic(&ctx, "missing").await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::UnknownTopic);
+        assert_eq!(
+            service.check_auto_create(&ctx, "missing").unwrap_err().kind,
+            ErrorKind::UnknownTopic
+        );
+        // Creation off still tells an impossible name from an unknown one, as Kafka does.
+        let error = service.ensure_topic(&ctx, "bad name").await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidTopicName);
+        assert!(service.topics(&ctx).is_empty());
+        service.create_topic(&ctx, topic("made", 2)).await.unwrap();
+        assert_eq!(
+            service.ensure_topic(&ctx, "made").await.unwrap().partitions,
+            2
+        );
+    });
+    let full = BrokerConfig {
+        topics_max: 2,
+        ..BrokerConfig::default()
+    };
+    with_service(full, |service, ctx| async move {
+        for name in ["one", "two"] {
+            assert_eq!(
+                service.ensure_topic(&ctx, name).await.unwrap().partitions,
+                1
+            );
+        }
+        let error = service.ensure_topic(&ctx, "three").await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::ResourceLimit);
+        assert_eq!(
+            error.message,
+            "the broker holds topics_max = 2 topics already"
+        );
+        assert_eq!(service.topics(&ctx).len(), 2);
+        assert_eq!(
+            service.ensure_topic(&ctx, "two").await.unwrap().partitions,
+            1
+        );
     });
 }
 

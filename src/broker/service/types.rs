@@ -71,13 +71,20 @@ pub enum OffsetQuery {
     Latest,
     /// The first record whose timestamp is at or after this (ms since the epoch).
     AtOrAfter(i64),
+    /// The record with the largest timestamp, the first of them if several share it (Kafka's
+    /// MAX_TIMESTAMP, KIP-734).
+    MaxTimestamp,
 }
 
 /// A partition's offsets, as ListOffsets answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListedOffset {
-    /// None when no record is at or after the timestamp asked for.
+    /// None when no record is at or after the timestamp asked for (or, for the largest
+    /// timestamp, when the partition holds no record).
     pub offset: Option<u64>,
+    /// The found record's timestamp, for a lookup by time; None for the start and the end, which
+    /// name no record (Kafka answers -1 for them).
+    pub timestamp_ms: Option<i64>,
     pub high_watermark: u64,
     pub log_start_offset: u64,
 }

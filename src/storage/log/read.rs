@@ -22,6 +22,13 @@ use crate::storage::damage;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::segment_read::SegmentRead;
 
+/// A record's offset and timestamp, as a lookup by time finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOffset {
+    pub offset: u64,
+    pub timestamp_ms: i64,
+}
+
 /// How many times a read plans again because retention deleted its segment under it, or because
 /// it found damage that was not known.
 const READ_REPLANS_MAX: usize = 3;
@@ -198,16 +205,24 @@ impl PartitionLog {
         Ok(learned)
     }
 
-    /// The base offset of the first batch whose timestamp is at or after `timestamp_ms`, or None
-    /// if every batch is older. Precision is one batch, as stored.
+    /// The offset of the first record whose timestamp is at or after `timestamp_ms`, or None if
+    /// every record is older.
     pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        let found = self.record_for_timestamp(timestamp_ms).await?;
+        Ok(found.map(|record| record.offset))
+    }
+
+    /// The first record whose timestamp is at or after `timestamp_ms`, with that record's
+    /// timestamp, or None if every record is older: Kafka's ListOffsets by time. The time index
+    /// finds the batch; the batch is read to find the record.
+    pub async fn record_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimedOffset>> {
         for _ in 0..READ_REPLANS_MAX {
             let plan = {
                 let state = self.shared.state.borrow();
                 let found = state
                     .segments
                     .values()
-                    .find(|segment| segment.max_timestamp >= timestamp_ms);
+                    .find(|segment| !segment.is_empty() && segment.max_timestamp >= timestamp_ms);
                 let Some(segment) = found else {
                     return Ok(None);
                 };
@@ -236,38 +251,64 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// The offset of the first record of `bytes` (one whole batch whose largest timestamp is at
-    /// or after `timestamp_ms`) whose timestamp is at or after it: Kafka answers with the
-    /// record, not the batch. With LogAppendTime every record has the batch's time, so the
+    /// The record with the largest timestamp, the first of them when several share it (Kafka's
+    /// MAX_TIMESTAMP, KIP-734), or None when the log holds no record. Each segment knows its
+    /// largest batch timestamp, so this is a lookup of that timestamp, which no record passes.
+    pub async fn record_with_max_timestamp(&self) -> Result<Option<TimedOffset>> {
+        let max = {
+            let state = self.shared.state.borrow();
+            state
+                .segments
+                .values()
+                .filter(|segment| !segment.is_empty())
+                .map(|segment| segment.max_timestamp)
+                .max()
+        };
+        match max {
+            Some(max) => self.record_for_timestamp(max).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The first record of `bytes` (one whole batch whose largest timestamp is at or after
+    /// `timestamp_ms`) whose timestamp is at or after it, with its timestamp: Kafka answers with
+    /// the record, not the batch. With LogAppendTime every record has the batch's time, so the
     /// batch's first record is the one. The batch is checked under the append cap before it is
     /// inflated, like any batch on append: what is on disk is not trusted.
     fn record_at_or_after(
         &self,
         bytes: &[u8],
         timestamp_ms: i64,
-    ) -> std::result::Result<u64, batch::BatchError> {
+    ) -> std::result::Result<TimedOffset, batch::BatchError> {
         let header = batch::header(bytes)?;
-        let base_offset = u64::try_from(header.base_offset.get()).unwrap_or(0);
+        // The batch's start, with the batch's largest time (at or after the one asked for).
+        let start = TimedOffset {
+            offset: u64::try_from(header.base_offset.get()).unwrap_or(0),
+            timestamp_ms: header.max_timestamp.get(),
+        };
         if header.attributes.get() & batch::ATTRIBUTE_LOG_APPEND_TIME != 0 {
-            return Ok(base_offset);
+            return Ok(start);
         }
         let limits = self.config().append_limits();
         let mut inflate_budget = limits.decompressed_bytes_max;
         // A batch this broker would not take today (older data, or damage the read did not meet)
         // is answered at its start, which holds the time too; it is never inflated unchecked.
         if batch::validate_append(bytes, &limits, &mut inflate_budget).is_err() {
-            return Ok(base_offset);
+            return Ok(start);
         }
         let Ok(records) = batch::records::decode(bytes) else {
-            return Ok(base_offset);
+            return Ok(start);
         };
         let first = records
             .iter()
             .find(|stored| stored.record.timestamp_ms >= timestamp_ms)
-            .map_or(base_offset, |stored| {
-                u64::try_from(stored.offset).unwrap_or(base_offset)
+            .and_then(|stored| {
+                Some(TimedOffset {
+                    offset: u64::try_from(stored.offset).ok()?,
+                    timestamp_ms: stored.record.timestamp_ms,
+                })
             });
-        Ok(first)
+        Ok(first.unwrap_or(start))
     }
 
     /// A read handle on the segment at `base_offset`, or None if retention deleted it.

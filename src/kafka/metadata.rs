@@ -1,0 +1,118 @@
+//! Kafka's Metadata: this node as the only broker and the leader of every partition, and the
+//! topics asked for, created first when the request allows it (`allow_auto_topic_creation`,
+//! v4+; always for v0-3) and the broker's `auto_create_topics` is on, as Kafka's broker does
+//! (`KafkaApis.getTopicMetadata` with `auto.create.topics.enable`):
+//!
+//! - each name is answered once, however often the request repeats it;
+//! - an unknown topic with an invalid name is INVALID_TOPIC_EXCEPTION, never created;
+//! - a topic created here is described at once, with its partitions (Kafka creates in the
+//!   background and answers LEADER_NOT_AVAILABLE until the client asks again);
+//! - at most `AUTO_CREATED_PER_REQUEST_MAX` creations are tried per request (each one is a
+//!   durable metadata write on shard 0); further unknown topics get LEADER_NOT_AVAILABLE, which
+//!   clients retry, as they do while Kafka creates a topic. `topics_max` bounds them all.
+
+use std::collections::{HashMap, HashSet};
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::{LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION, code_of};
+use super::handlers::{NODE_ID, topic_name};
+use crate::broker::service::{RequestContext, Service};
+
+/// Topic creations one Metadata or Produce request may cause.
+pub const AUTO_CREATED_PER_REQUEST_MAX: usize = 32;
+
+/// Each name once, in the request's order: a request repeating one name a million times must not
+/// cost a million lookups and answers.
+fn distinct_names(request: &MetadataRequest) -> Option<Vec<String>> {
+    request.topics.as_ref().map(|topics| {
+        let mut seen = HashSet::new();
+        topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|name| name.0.as_str()))
+            .filter(|name| seen.insert(*name))
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn described(name: &str, partitions: u32) -> MetadataResponseTopic {
+    let partition = |index: u32| {
+        MetadataResponsePartition::default()
+            .with_partition_index(index as i32)
+            .with_leader_id(BrokerId(NODE_ID))
+            .with_replica_nodes(vec![BrokerId(NODE_ID)])
+            .with_isr_nodes(vec![BrokerId(NODE_ID)])
+    };
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_partitions((0..partitions).map(partition).collect())
+}
+
+fn refused(name: &str, error_code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(error_code)
+        .with_name(Some(topic_name(name)))
+}
+
+pub async fn metadata(
+    service: &Service,
+    ctx: &RequestContext,
+    request: MetadataRequest,
+    advertised: &super::Advertised,
+) -> MetadataResponse {
+    let names = distinct_names(&request);
+    let known = service.topics(ctx);
+    let topics = match names {
+        None => known
+            .iter()
+            .map(|t| described(&t.name, t.partitions))
+            .collect(),
+        Some(names) => {
+            let partitions: HashMap<&str, u32> = known
+                .iter()
+                .map(|t| (t.name.as_str(), t.partitions))
+                .collect();
+            let mut creations = 0;
+            let mut topics = Vec::with_capacity(names.len());
+            for name in &names {
+                if let Some(count) = partitions.get(name.as_str()) {
+                    topics.push(described(name, *count));
+                    continue;
+                }
+                let answer = if !request.allow_auto_topic_creation {
+                    // Kafka still says which names could never exist.
+                    match crate::broker::service::validate_topic_name(name) {
+                        Ok(()) => refused(name, UNKNOWN_TOPIC_OR_PARTITION),
+                        Err(error) => refused(name, code_of(&error)),
+                    }
+                } else if let Err(error) = service.check_auto_create(ctx, name) {
+                    refused(name, code_of(&error))
+                } else if creations >= AUTO_CREATED_PER_REQUEST_MAX {
+                    refused(name, LEADER_NOT_AVAILABLE)
+                } else {
+                    creations += 1;
+                    match service.ensure_topic(ctx, name).await {
+                        Ok(info) => described(name, info.partitions),
+                        Err(error) => refused(name, code_of(&error)),
+                    }
+                };
+                topics.push(answer);
+            }
+            topics
+        }
+    };
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(NODE_ID))
+        .with_host(StrBytes::from_string(advertised.host.to_string()))
+        .with_port(i32::from(advertised.port));
+    MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(StrBytes::from_static_str("ringmq")))
+        .with_controller_id(BrokerId(NODE_ID))
+        .with_topics(topics)
+}
