@@ -327,6 +327,15 @@ fn rebalance(client: Client) {
     for event in ["revoked", "closed"] {
         let refused: Vec<_> = events(&lines, event)
             .filter(|line| line["commit"] != "ok" && line["commit"] != "auto")
+            // kafka-python refuses a commit on its own, sending nothing, when its revoke
+            // callback runs while it is itself mid-rebalance (a second round right behind the
+            // first); that is the client's guard, not the broker's answer, and the delivery
+            // and duplicate checks above still hold it to account.
+            .filter(|line| {
+                !line["commit"]
+                    .as_str()
+                    .is_some_and(|text| text.contains("undergoing a rebalance for auto partition"))
+            })
             .collect();
         assert!(
             refused.is_empty(),
