@@ -219,16 +219,10 @@ pub async fn describe_log_dirs(
                 })
                 .collect()
         });
-    let names = wanted.as_ref().map(|wanted| {
-        wanted
-            .iter()
-            .map(|(topic, _)| topic.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-    });
-    let dir = match service
-        .log_dir(ctx, names.map(|n| n.into_iter().collect()))
-        .await
-    {
+    let names = wanted
+        .as_ref()
+        .map(|wanted| wanted.iter().map(|(topic, _)| topic.clone()).collect());
+    let dir = match service.log_dir(ctx, names).await {
         Ok(dir) => dir,
         Err(error) => return DescribeLogDirsResponse::default().with_error_code(code_of(&error)),
     };

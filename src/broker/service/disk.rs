@@ -1,6 +1,7 @@
 //! What the broker holds on disk: each partition's size, and the data directory's capacity,
 //! for Kafka's DescribeLogDirs and any admin tool.
 
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use super::{RequestContext, Service};
@@ -18,26 +19,16 @@ pub struct LogDir {
 }
 
 impl Service {
-    /// The data directory, with every partition (or those of `topics`) and its size.
+    /// The data directory, with every partition (or those of `topics`: a set, since a request
+    /// may name many thousands) and its size.
     pub async fn log_dir(
         &self,
         ctx: &RequestContext,
-        topics: Option<Vec<String>>,
+        topics: Option<HashSet<String>>,
     ) -> BrokerResult<LogDir> {
-        // A set: a request may name many thousands of topics.
-        let topics: Option<std::collections::HashSet<String>> =
-            topics.map(|names| names.into_iter().collect());
-        let mut partitions = Vec::new();
-        for shard in 0..self.state.shards() {
-            let wanted = topics.clone();
-            let sizes = self
-                .state
-                .on_shard_until(ctx.deadline, shard, move |state| async move {
-                    Ok::<_, BrokerError>(sizes(&state, wanted.as_ref()))
-                })
-                .await?;
-            partitions.extend(sizes);
-        }
+        let mut partitions = self
+            .on_every_shard(ctx, move |state| sizes(&state, topics.as_ref()))
+            .await?;
         partitions.sort();
         let path = self.state.config.data_dir.clone();
         let (total_bytes, usable_bytes) = crate::runtime::blocking({
@@ -61,10 +52,7 @@ impl Service {
 }
 
 /// The sizes of the partitions this shard owns (of `topics` only, when named).
-fn sizes(
-    state: &Rc<ShardState>,
-    topics: Option<&std::collections::HashSet<String>>,
-) -> Vec<(String, u32, u64)> {
+fn sizes(state: &Rc<ShardState>, topics: Option<&HashSet<String>>) -> Vec<(String, u32, u64)> {
     state.with_logs(|logs| {
         logs.iter()
             .filter(|(topic, _)| topics.is_none_or(|wanted| wanted.contains(*topic)))

@@ -3,12 +3,12 @@
 //! `join_group`, `heartbeat`, `leave_group`) and Kafka's (the leader divides them:
 //! `join_round`, `sync_round`, `round_heartbeat`, `leave_round`).
 
+use crate::broker::BrokerResult;
 use crate::broker::groups::client_assigned::{JoinRound, Joined, Synced};
 use crate::broker::groups::{
     self, CommittedOffset, GroupDescription, GroupSummary, KafkaView, MemberAssignment,
     OffsetDeletion, client_assigned,
 };
-use crate::broker::{BrokerError, BrokerResult, ShardState};
 
 use super::{RequestContext, Service};
 
@@ -218,23 +218,5 @@ impl Service {
             groups::delete(&c, group).await
         })
         .await
-    }
-
-    async fn on_every_shard<T: Send + 'static>(
-        &self,
-        ctx: &RequestContext,
-        list: fn(std::rc::Rc<ShardState>) -> Vec<T>,
-    ) -> BrokerResult<Vec<T>> {
-        let mut all = Vec::new();
-        for shard in 0..self.state.shards() {
-            let part = self
-                .state
-                .on_shard_until(ctx.deadline, shard, move |state| async move {
-                    Ok::<_, BrokerError>(list(state))
-                })
-                .await?;
-            all.extend(part);
-        }
-        Ok(all)
     }
 }

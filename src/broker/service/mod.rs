@@ -56,6 +56,27 @@ impl Service {
         self.state.on_coordinator(ctx.deadline, group, work).await
     }
 
+    /// Runs `gather` on every shard in turn, within the request's deadline, and joins what
+    /// each returns.
+    async fn on_every_shard<T, F>(&self, ctx: &RequestContext, gather: F) -> BrokerResult<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(Rc<ShardState>) -> Vec<T> + Clone + Send + 'static,
+    {
+        let mut all = Vec::new();
+        for shard in 0..self.state.shards() {
+            let gather = gather.clone();
+            let part = self
+                .state
+                .on_shard_until(ctx.deadline, shard, move |state| async move {
+                    Ok::<_, BrokerError>(gather(state))
+                })
+                .await?;
+            all.extend(part);
+        }
+        Ok(all)
+    }
+
     /// The shards (cores) the broker runs on.
     pub fn shards(&self) -> usize {
         self.state.shards()
