@@ -104,21 +104,10 @@ pub async fn create_topic(state: &ShardState, topic: NewTopic) -> BrokerResult<(
         config,
         created_ms: now_ms(),
     });
-    let mut by_name: BTreeMap<_, _> = current.by_name.clone();
-    by_name.insert(name.clone(), meta.clone());
-    let next = Arc::new(Topics { by_name });
-    save(state, next.clone()).await?;
-    let Err(error) = broadcast(state, next, Change::Created(meta)).await else {
-        tracing::info!(topic = %name, partitions, "created topic");
-        crate::metrics::revive("topic", &name);
-        return Ok(());
-    };
-    // A refused creation leaves no trace: the old metadata goes back before any partition of
-    // the topic is removed, so a crash here leaves at worst orphans that start-up removes.
-    tracing::warn!(topic = %name, %error, "topic creation failed; rolling it back");
-    save(state, current.clone()).await?;
-    broadcast(state, current, Change::Deleted(name)).await?;
-    Err(error)
+    install(state, current, meta, 0).await?;
+    tracing::info!(topic = %name, partitions, "created topic");
+    crate::metrics::revive("topic", &name);
+    Ok(())
 }
 
 pub async fn delete_topic(state: &ShardState, name: String) -> BrokerResult<()> {
@@ -171,17 +160,31 @@ pub async fn add_partitions(state: &ShardState, name: String, partitions: u32) -
     let grown = validate_partition_growth(state, &name, partitions)?;
     let current = state.topics();
     let before = current.get(&name).map_or(0, |meta| meta.partitions);
-    let mut by_name = current.by_name.clone();
-    by_name.insert(name.clone(), grown.clone());
+    install(state, current, grown, before).await?;
+    tracing::info!(topic = %name, from = before, to = partitions, "added partitions");
+    Ok(())
+}
+
+/// Writes `meta` into the topic metadata and has every shard open its partitions from
+/// `first_new` on. A refusal leaves no trace: the old metadata goes back before any new
+/// partition is removed, so a crash in between leaves at worst orphans that start-up removes.
+async fn install(
+    state: &ShardState,
+    current: Arc<Topics>,
+    meta: Arc<TopicMeta>,
+    first_new: u32,
+) -> BrokerResult<()> {
+    let name = meta.name.clone();
+    let mut by_name: BTreeMap<_, _> = current.by_name.clone();
+    by_name.insert(name.clone(), meta.clone());
     let next = Arc::new(Topics { by_name });
     save(state, next.clone()).await?;
-    let Err(error) = broadcast(state, next, Change::Created(grown)).await else {
-        tracing::info!(topic = %name, from = before, to = partitions, "added partitions");
+    let Err(error) = broadcast(state, next, Change::Created(meta)).await else {
         return Ok(());
     };
-    tracing::warn!(topic = %name, %error, "adding partitions failed; rolling it back");
+    tracing::warn!(topic = %name, %error, "the topic change failed; rolling it back");
     save(state, current.clone()).await?;
-    broadcast(state, current, Change::Trimmed(name, before)).await?;
+    broadcast(state, current, Change::Trimmed(name, first_new)).await?;
     Err(error)
 }
 
@@ -205,7 +208,7 @@ enum Change {
     /// A new topic, or more partitions of one: open what is not open yet.
     Created(Arc<TopicMeta>),
     Deleted(String),
-    /// A growth rolled back: partitions from this one on go.
+    /// A creation or growth rolled back: partitions from this one on go.
     Trimmed(String, u32),
 }
 
