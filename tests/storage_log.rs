@@ -764,6 +764,35 @@ fn an_idempotent_producers_retry_is_stored_once_and_gaps_and_fenced_epochs_are_r
     });
 }
 
+/// A retried batch asking for `fsynced`, whose original was only written, while the flusher's
+/// queue holds nothing but `written` appends: the flusher must still sync for it. (A waiter that
+/// asked for a sync only when the queue was empty slept until an unrelated fsync.)
+#[test]
+fn a_retry_asking_for_fsynced_behind_written_appends_is_synced_without_waiting_for_another() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime::block_on(async {
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), Vec::new())
+            .await
+            .unwrap();
+        log.append(idempotent_batch(1, 3, 42, 0, 0), AckLevel::Written)
+            .await
+            .unwrap();
+        // `join` polls the plain append first, so it is queued when the retry looks.
+        let both = futures_util::future::join(
+            log.append(batch(2, 2, 1), AckLevel::Written),
+            log.append(idempotent_batch(1, 3, 42, 0, 0), AckLevel::Fsynced),
+        );
+        let (other, retry) = runtime::timeout(std::time::Duration::from_secs(20), both)
+            .await
+            .expect("the retry is synced without any other fsync");
+        assert_eq!(other.unwrap().base_offset, 3);
+        let retry = retry.unwrap();
+        assert_eq!((retry.base_offset, retry.last_offset), (0, 2));
+        assert!(log.synced_offset() >= 3, "synced past the retried batch");
+        log.close().await.unwrap();
+    });
+}
+
 #[test]
 fn read_by_timestamp_finds_the_record_inside_a_compressed_batch() {
     let dir = tempfile::tempdir().unwrap();

@@ -218,12 +218,10 @@ impl PartitionLog {
                     return Ok(());
                 }
                 state.check_open()?;
-                if state.synced_offset <= last_offset
-                    && level == AckLevel::Fsynced
-                    && state.pending.is_empty()
-                {
+                if level == AckLevel::Fsynced && !state.sync_requested {
                     drop(state);
-                    // Nothing queued will sync it: ask the flusher for a sync of what is written.
+                    // The queued appends may all be `written` ones, whose group the flusher does
+                    // not sync: ask it for a sync of what is written, after whatever is queued.
                     self.shared.state.borrow_mut().sync_requested = true;
                     self.shared.work.notify();
                 }

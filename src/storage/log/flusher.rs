@@ -515,7 +515,10 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
     if state.read_files.len() > shared.config.open_segment_files_max {
         state.read_files.remove(0);
     }
+    let synced_offset = state.synced_offset;
     drop(state);
+    // Sealing synced everything below the new base: waiters for those offsets are done.
+    shared.synced.passed(synced_offset);
     info!(dir = %shared.store.dir().display(), segment = new_base, "rolled to a new segment");
     shared.publish_gauges();
     Ok(())
