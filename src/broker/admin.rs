@@ -82,9 +82,9 @@ pub fn validate_new_topic(state: &ShardState, topic: &NewTopic) -> BrokerResult<
     config
         .validate()
         .map_err(|reason| BrokerError::new(ErrorKind::InvalidConfig, reason))?;
-    // Storage could not open the partitions' files: the same failure as running out later.
+    // A limit of this machine, not a passing storage failure: retrying does not help.
     fd_budget::check_room(*partitions, &config)
-        .map_err(|reason| BrokerError::new(ErrorKind::StorageFailed, reason))?;
+        .map_err(|reason| BrokerError::new(ErrorKind::ResourceLimit, reason))?;
     if config.batch_bytes_max > state.config.frame_bytes_max {
         return Err(BrokerError::new(
             ErrorKind::InvalidConfig,
@@ -146,7 +146,7 @@ pub fn validate_partition_growth(
         ));
     }
     fd_budget::check_room(partitions - meta.partitions, &meta.config)
-        .map_err(|reason| BrokerError::new(ErrorKind::StorageFailed, reason))?;
+        .map_err(|reason| BrokerError::new(ErrorKind::ResourceLimit, reason))?;
     Ok(Arc::new(TopicMeta {
         partitions,
         ..TopicMeta::clone(meta)

@@ -230,7 +230,11 @@ impl ShardState {
     }
 
     /// Runs `work` on shard `target`: here directly, elsewhere through its mailbox, waiting for
-    /// the answer until `deadline` at most (and never past `shard_call_timeout_ms`).
+    /// the answer until `deadline` at most (and never past `shard_call_timeout_ms`). Work whose
+    /// deadline has passed is not started, here or there: its caller has been answered, or will
+    /// be, with TimedOut. Work here, once started, runs to its end, as work sent elsewhere does
+    /// (cancelling it halfway could leave a group or a topic change half done); what it waits on
+    /// is bounded by its own limits (the write queue's wait, the group's timeouts).
     pub(crate) async fn on_shard_until<R, E, F, Fut>(
         self: &Rc<Self>,
         deadline: Instant,
@@ -243,13 +247,15 @@ impl ShardState {
         F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<R, E>> + 'static,
     {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(E::from(CallError::TimedOut(Duration::ZERO)));
+        }
         if target == self.id {
             return work(self.clone()).await;
         }
         self.forwards.increment(1);
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(self.config.shard_call_timeout_ms));
+        let wait = left.min(Duration::from_millis(self.config.shard_call_timeout_ms));
         self.mailboxes
             .call(target, wait, work)
             .await

@@ -59,6 +59,18 @@ fn refused(name: &str, error_code: i16) -> MetadataResponseTopic {
         .with_name(Some(topic_name(name)))
 }
 
+/// The code for a name that auto-creation refused. A broker limit (`topics_max`) leaves the
+/// topic simply unknown, the answer Kafka's clients handle best; the operator reads why in the
+/// log. Other refusals (an invalid name, a failed creation) keep their own code.
+fn not_created(name: &str, error: &crate::broker::BrokerError) -> i16 {
+    if error.kind == crate::broker::ErrorKind::ResourceLimit {
+        tracing::warn!(topic = name, "not auto-creating: {}", error.message);
+        code_of(&crate::broker::BrokerError::unknown_topic(name))
+    } else {
+        code_of(error)
+    }
+}
+
 pub async fn metadata(
     service: &Service,
     ctx: &RequestContext,
@@ -91,14 +103,14 @@ pub async fn metadata(
                         Err(error) => refused(name, code_of(&error)),
                     }
                 } else if let Err(error) = service.check_auto_create(ctx, name) {
-                    refused(name, code_of(&error))
+                    refused(name, not_created(name, &error))
                 } else if creations >= AUTO_CREATED_PER_REQUEST_MAX {
                     refused(name, LEADER_NOT_AVAILABLE)
                 } else {
                     creations += 1;
                     match service.ensure_topic(ctx, name).await {
                         Ok(info) => described(name, info.partitions),
-                        Err(error) => refused(name, code_of(&error)),
+                        Err(error) => refused(name, not_created(name, &error)),
                     }
                 };
                 topics.push(answer);

@@ -86,8 +86,8 @@ impl<C: 'static> Mailboxes<C> {
     }
 
     /// Runs `work` on shard `target` with its context and returns its result here, or fails once
-    /// `deadline` has passed (queueing included). On a timeout the work may still run there
-    /// later; its result is dropped.
+    /// `deadline` has passed (queueing included). Work still queued at the timeout is skipped;
+    /// work already started runs to its end, and its result is dropped.
     pub async fn call<R, F, Fut>(
         &self,
         target: ShardId,
@@ -102,6 +102,11 @@ impl<C: 'static> Mailboxes<C> {
         let (sender, receiver) = futures_channel::oneshot::channel();
         let job: Job<C> = Box::new(move |context| {
             Box::pin(async move {
+                // Its caller gave up while it was queued: the answer would be dropped, and work
+                // nobody waits for only delays the work somebody does.
+                if sender.is_canceled() {
+                    return;
+                }
                 let _ = sender.send(work(context).await);
             })
         });
@@ -186,6 +191,31 @@ mod tests {
             let deadline = Duration::from_millis(50);
             let outcome = mailboxes.call(0, deadline, |_| async { 7 }).await;
             assert_eq!(outcome, Err(CallError::TimedOut(deadline)));
+        });
+    }
+
+    #[test]
+    fn work_whose_caller_timed_out_while_it_was_queued_never_runs() {
+        runtime::block_on(async {
+            let mailboxes: Mailboxes<()> = Mailboxes::new(1, 4);
+            let ran = Arc::new(AtomicBool::new(false));
+            let flag = ran.clone();
+            let deadline = Duration::from_millis(20);
+            let outcome = mailboxes
+                .call(0, deadline, move |_| async move {
+                    flag.store(true, Ordering::SeqCst);
+                })
+                .await;
+            assert_eq!(outcome, Err(CallError::TimedOut(deadline)));
+            runtime::spawn_detached({
+                let mailboxes = mailboxes.clone();
+                async move { mailboxes.serve(0, Rc::new(())).await }
+            });
+            // A later call is answered, so the inbox was served past the stale job.
+            let answered = mailboxes.call(0, Duration::from_secs(5), |_| async { 7 });
+            assert_eq!(answered.await, Ok(7));
+            assert!(!ran.load(Ordering::SeqCst), "the stale job ran");
+            mailboxes.close(0);
         });
     }
 
