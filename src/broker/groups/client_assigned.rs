@@ -79,6 +79,8 @@ pub struct ClientAssigned {
     leader: String,
     phase: Phase,
     round_deadline: Instant,
+    /// Member ids handed out so far: part of every new id, so no two are ever the same.
+    ids_issued: u64,
     /// Wakes joins and syncs waiting for the round or the assignment.
     changed: Rc<runtime::Notify>,
 }
@@ -93,6 +95,7 @@ impl ClientAssigned {
             leader: String::new(),
             phase: Phase::Empty,
             round_deadline: Instant::now(),
+            ids_issued: 0,
             changed: Rc::new(runtime::Notify::default()),
         }
     }
@@ -225,6 +228,9 @@ impl ClientAssigned {
                 format!("{member_id:?} is not a member of group {name:?}; join with an empty id"),
             ));
         };
+        // A member that rejoins under another instance id (or none) gives up its old one, so a
+        // later join naming the old one cannot take this membership.
+        self.instances.retain(|_, id| *id != member_id);
         if let Some(instance) = &member.instance_id {
             self.instances.insert(instance.clone(), member_id.clone());
         }
@@ -288,13 +294,19 @@ impl ClientAssigned {
         Ok(member_id)
     }
 
-    fn fresh_id(&self, client_id: &str) -> String {
-        format!(
+    /// A member id never handed out by this group before: the client id (as Kafka's ids
+    /// start), the time (ids from before a restart differ) and a serial number (ids within
+    /// one millisecond differ).
+    fn fresh_id(&mut self, client_id: &str) -> String {
+        self.ids_issued += 1;
+        let id = format!(
             "{}-{:x}-{}",
             client_id,
             crate::storage::log::now_ms(),
-            self.members.len()
-        )
+            self.ids_issued
+        );
+        debug_assert!(!self.members.contains_key(&id));
+        id
     }
 
     /// Drops the instance ids of members no longer in the group.

@@ -261,3 +261,42 @@ fn offsets_are_deleted_only_where_no_member_may_consume_them() {
         assert_eq!(unknown.kind, ErrorKind::UnknownGroup);
     });
 }
+
+/// A static member that rejoins under another instance id gives up the old one: a newcomer
+/// naming the old instance id is a new member, and does not take the rejoined member's place.
+#[test]
+fn a_member_that_changes_its_instance_id_no_longer_answers_to_the_old_one() {
+    with_service(BrokerConfig::default(), |service, ctx| async move {
+        let client_id = ctx.client_id.clone();
+        let round = move |member_id: &str, instance: &str| JoinRound {
+            group: "s".into(),
+            member_id: member_id.into(),
+            client_id: client_id.clone(),
+            instance_id: Some(instance.into()),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+        };
+        let first = service.join_round(&ctx, round("", "one")).await.unwrap();
+        let again = service
+            .join_round(&ctx, round(&first.member_id, "two"))
+            .await
+            .unwrap();
+        assert_eq!(again.member_id, first.member_id);
+        // The newcomer waits for the round; meanwhile the group is looked at.
+        let newcomer = runtime::spawn({
+            let (service, ctx) = (service.clone(), ctx.clone());
+            async move { service.join_round(&ctx, round("", "one")).await }
+        });
+        runtime::sleep(Duration::from_millis(100)).await;
+        let view = service
+            .describe_group_for_kafka(&ctx, "s".into())
+            .await
+            .unwrap();
+        let members: Vec<&str> = view.members.iter().map(|m| m.member_id.as_str()).collect();
+        assert_eq!(members.len(), 2, "{members:?}");
+        assert!(members.contains(&first.member_id.as_str()), "{members:?}");
+        drop(newcomer);
+    });
+}
