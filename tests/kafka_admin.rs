@@ -326,3 +326,68 @@ fn describe_log_dirs_reports_the_real_sizes_of_the_partitions_asked_for() {
         .collect();
     assert_eq!(named, [1]);
 }
+
+/// CreateTopics refuses what Kafka refuses, entry by entry, and creates the valid entries: a
+/// count of 0 or below -1, a replication factor of 0 or below -1, and a name given twice.
+#[test]
+fn create_topics_refuses_bad_counts_and_repeated_names_entry_by_entry() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    const INVALID_PARTITIONS: i16 = 37;
+    const INVALID_REPLICATION_FACTOR: i16 = 38;
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let entry = |name: &'static str, partitions: i32, replication: i16| {
+        CreatableTopic::default()
+            .with_name(topic(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication)
+    };
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        entry("minus-two", -2, 1),
+        entry("zero", 0, 1),
+        entry("zero-copies", 1, 0),
+        entry("minus-two-copies", 1, -2),
+        entry("twice", 1, 1),
+        entry("twice", 2, 1),
+        entry("fine", 3, -1),
+    ]);
+    let codes: Vec<(String, i16)> = match call(
+        &address,
+        ApiKey::CreateTopics,
+        5,
+        RequestKind::CreateTopics(request),
+    ) {
+        ResponseKind::CreateTopics(response) => response
+            .topics
+            .iter()
+            .map(|t| (t.name.to_string(), t.error_code))
+            .collect(),
+        other => panic!("CreateTopics answered {other:?}"),
+    };
+    let expected: Vec<(String, i16)> = [
+        ("minus-two", INVALID_PARTITIONS),
+        ("zero", INVALID_PARTITIONS),
+        ("zero-copies", INVALID_REPLICATION_FACTOR),
+        ("minus-two-copies", INVALID_REPLICATION_FACTOR),
+        ("twice", INVALID_REQUEST),
+        ("twice", INVALID_REQUEST),
+        ("fine", 0),
+    ]
+    .iter()
+    .map(|(name, code)| (name.to_string(), *code))
+    .collect();
+    assert_eq!(codes, expected);
+    let request = MetadataRequest::default().with_topics(None);
+    match call(&address, ApiKey::Metadata, 4, RequestKind::Metadata(request)) {
+        ResponseKind::Metadata(response) => {
+            let names: Vec<String> = response
+                .topics
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+                .collect();
+            assert_eq!(names, vec!["fine".to_string()]);
+            assert_eq!(response.topics[0].partitions.len(), 3);
+        }
+        other => panic!("Metadata answered {other:?}"),
+    }
+}

@@ -28,7 +28,6 @@ use rdkafka::util::Timeout;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const LEADER_NOT_AVAILABLE: i16 = 5;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
-const POLICY_VIOLATION: i16 = 44;
 const INVALID_REQUEST: i16 = 42;
 const UNSUPPORTED_VERSION: i16 = 35;
 

@@ -18,7 +18,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::errors::{
-    INVALID_REPLICATION_FACTOR, INVALID_REQUIRED_ACKS, UNSUPPORTED_VERSION, code_of,
+    INVALID_REPLICATION_FACTOR, INVALID_REQUEST, INVALID_REQUIRED_ACKS, UNSUPPORTED_VERSION,
+    code_of,
 };
 use super::groups;
 
@@ -360,10 +361,19 @@ async fn create_topics(
     request: kafka_protocol::messages::CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut topics = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let repeated: std::collections::HashSet<TopicName> = request
+        .topics
+        .iter()
+        .filter(|topic| !seen.insert(topic.name.clone()))
+        .map(|topic| topic.name.clone())
+        .collect();
     for topic in request.topics {
         // -1 asks for the broker's default (KIP-464): `default_partitions`, Kafka's num.partitions.
-        let partitions =
-            u32::try_from(topic.num_partitions).unwrap_or_else(|_| service.default_partitions());
+        let partitions = match topic.num_partitions {
+            -1 => service.default_partitions(),
+            count => u32::try_from(count).unwrap_or(0),
+        };
         let configs: Vec<(String, String)> = topic
             .configs
             .iter()
@@ -378,11 +388,22 @@ async fn create_topics(
             .with_name(topic.name.clone())
             .with_num_partitions(partitions as i32)
             .with_replication_factor(1);
-        if topic.replication_factor > 1 {
+        // Kafka answers every entry of a name given twice with INVALID_REQUEST, creating none.
+        if repeated.contains(&topic.name) {
+            result = result
+                .with_error_code(INVALID_REQUEST)
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "the request names this topic more than once",
+                )));
+            topics.push(result);
+            continue;
+        }
+        // -1 asks for the default, which is 1 here; 0 and below -1 are invalid, as in Kafka.
+        if !matches!(topic.replication_factor, -1 | 1) {
             result = result
                 .with_error_code(INVALID_REPLICATION_FACTOR)
                 .with_error_message(Some(StrBytes::from_static_str(
-                    "ringmq is a single node: replication factor 1",
+                    "ringmq is a single node: replication factor 1 (or -1 for the default)",
                 )));
             topics.push(result);
             continue;

@@ -322,18 +322,27 @@ pub async fn delete_offsets(
                     return ((topic, partition), Some(refusal));
                 }
                 let key = (topic, partition);
-                if group.committed().contains_key(&key) {
-                    doomed.push(key.clone());
+                if let Some(offset) = group.committed().get(&key) {
+                    doomed.push((key.clone(), *offset));
                 }
                 (key, None)
             })
             .collect();
         (outcomes, doomed)
     };
-    append(state, &name, Records::tombstones(&name, doomed.iter())).await?;
+    append(
+        state,
+        &name,
+        Records::tombstones(&name, doomed.iter().map(|(key, _)| key)),
+    )
+    .await?;
     if let Some(group) = state.coordinator.borrow_mut().groups.get_mut(&name) {
-        for (topic, partition) in &doomed {
-            group.forget_committed(topic, *partition);
+        for ((topic, partition), offset) in &doomed {
+            // A commit made while the tombstones were written lies after them in the log, and
+            // wins there: it must win here too.
+            if group.committed().get(&(topic.clone(), *partition)) == Some(offset) {
+                group.forget_committed(topic, *partition);
+            }
         }
     }
     Ok(outcomes)

@@ -186,6 +186,11 @@ impl PartitionLog {
         };
         let next_base = self.next_segment_base(base_offset);
         let mut state = self.shared.state.borrow_mut();
+        // Retention may have taken the segment while the scan ran (its file stays readable
+        // until closed): damage recorded for it now would outlive it as a phantom.
+        if !state.segments.contains_key(&base_offset) {
+            return Ok(true);
+        }
         state.damage.mark_verified(base_offset);
         let known = state.damage.skips(base_offset);
         let mut learned = false;
