@@ -132,7 +132,7 @@ impl ShardState {
     }
 
     /// The log of a partition this shard owns.
-    pub fn log(&self, topic: &str, partition: u32) -> BrokerResult<PartitionLog> {
+    pub(in crate::broker) fn log(&self, topic: &str, partition: u32) -> BrokerResult<PartitionLog> {
         self.logs
             .borrow()
             .get(topic)
@@ -235,7 +235,7 @@ impl ShardState {
     /// be, with TimedOut. Work here, once started, runs to its end, as work sent elsewhere does
     /// (cancelling it halfway could leave a group or a topic change half done); what it waits on
     /// is bounded by its own limits (the write queue's wait, the group's timeouts).
-    pub(crate) async fn on_shard_until<R, E, F, Fut>(
+    pub(in crate::broker) async fn on_shard_until<R, E, F, Fut>(
         self: &Rc<Self>,
         deadline: Instant,
         target: ShardId,
@@ -263,7 +263,7 @@ impl ShardState {
     }
 
     /// The end offset of a partition, from its owner wherever that is (the groups' lag).
-    pub(crate) async fn high_watermark(
+    pub(in crate::broker) async fn high_watermark(
         self: &Rc<Self>,
         topic: &str,
         partition: u32,
@@ -278,7 +278,7 @@ impl ShardState {
     }
 
     /// Runs `read` over the partition logs this shard owns, by topic then partition.
-    pub(crate) fn with_logs<R>(
+    pub(in crate::broker) fn with_logs<R>(
         &self,
         read: impl FnOnce(&HashMap<String, HashMap<u32, PartitionLog>>) -> R,
     ) -> R {
