@@ -52,6 +52,11 @@ pub struct BrokerConfig {
     pub fetch_wait_ms_max: u32,
     /// The largest fetch response (per partition).
     pub fetch_bytes_max: u32,
+    /// Kafka fetch sessions (KIP-227) one shard keeps (Kafka's
+    /// `max.incremental.fetch.session.cache.slots`); 0 serves every fetch in full.
+    pub kafka_fetch_sessions_max: usize,
+    /// Partitions all of one shard's fetch sessions hold together.
+    pub kafka_fetch_session_partitions_max: usize,
     /// Topics the broker holds at most.
     pub topics_max: usize,
     /// Partitions of a topic a single create may ask for.
@@ -103,6 +108,8 @@ impl Default for BrokerConfig {
             produce_queue_wait_ms_max: 10_000,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 16 << 20,
+            kafka_fetch_sessions_max: 1000,
+            kafka_fetch_session_partitions_max: 200_000,
             topics_max: 10_000,
             topic_partitions_max: 4096,
             auto_create_topics: true,

@@ -183,6 +183,7 @@ pub async fn handle(
     state: &Rc<ShardState>,
     prepared: Prepared,
     advertised_address: &super::Advertised,
+    sessions: &std::cell::RefCell<super::FetchSessions>,
 ) -> Vec<Bytes> {
     let Prepared {
         api,
@@ -219,7 +220,7 @@ pub async fn handle(
             ResponseKind::Produce(produce(&service, &ctx, request).await)
         }
         RequestKind::Fetch(request) => {
-            ResponseKind::Fetch(super::fetch::fetch(&service, &ctx, state, request).await)
+            ResponseKind::Fetch(super::fetch::fetch(&service, &ctx, state, sessions, request).await)
         }
         RequestKind::ListOffsets(request) => {
             let response = super::list_offsets::list_offsets(&service, &ctx, version, request);

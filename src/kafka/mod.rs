@@ -1,7 +1,8 @@
 //! The Kafka wire protocol, a second front door over the same engine: Kafka clients (librdkafka,
 //! the Java client, ...) produce and consume without change. Each Kafka request is decoded with
-//! the `kafka-protocol` crate and translated into the broker's own requests (`broker::handle`),
-//! so routing to partition owners, storage and errors are exactly those of the native protocol.
+//! the `kafka-protocol` crate and served by the broker service's typed operations
+//! (`broker::service`), so routing to partition owners, storage and errors are exactly those of
+//! the native protocol; `errors.rs` renders the service's errors as Kafka's codes.
 //! Record batches are Kafka's RecordBatch v2 on both sides, so they pass through untouched.
 //!
 //! This file is the adapter onto the connection layer (`net`), which gives Kafka the
@@ -12,11 +13,13 @@
 pub mod admin;
 pub mod errors;
 pub mod fetch;
+pub mod fetch_session;
 pub mod groups;
 pub mod handlers;
 pub mod list_offsets;
 pub mod metadata;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -24,6 +27,7 @@ use kafka_protocol::messages::RequestKind;
 
 use crate::broker::ShardState;
 use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
+use fetch_session::FetchSessions;
 
 /// The host and port Metadata and FindCoordinator name: where clients must connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,19 +36,28 @@ pub struct Advertised {
     pub port: u16,
 }
 
-/// The Kafka protocol's adapter; `advertised` is the address Metadata names.
+/// The Kafka protocol's adapter of one shard; `advertised` is the address Metadata names.
+/// Connections of the shard share its clones, and with them the shard's fetch sessions.
 #[derive(Clone)]
 pub(crate) struct Kafka {
     advertised: Advertised,
+    sessions: Rc<RefCell<FetchSessions>>,
 }
 
 impl Kafka {
-    pub(crate) fn new((host, port): (String, u16)) -> Kafka {
+    pub(crate) fn new((host, port): (String, u16), state: &ShardState) -> Kafka {
+        let sessions = FetchSessions::new(
+            state.id,
+            state.shards(),
+            state.config.kafka_fetch_sessions_max,
+            state.config.kafka_fetch_session_partitions_max,
+        );
         Kafka {
             advertised: Advertised {
                 host: host.into(),
                 port,
             },
+            sessions: Rc::new(RefCell::new(sessions)),
         }
     }
 }
@@ -97,7 +110,7 @@ impl Wire for Kafka {
     }
 
     async fn handle(self, state: Rc<ShardState>, request: KafkaRequest) -> Vec<Bytes> {
-        handlers::handle(&state, request.prepared, &self.advertised).await
+        handlers::handle(&state, request.prepared, &self.advertised, &self.sessions).await
     }
 }
 

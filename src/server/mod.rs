@@ -53,6 +53,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     crate::storage::log::describe_metrics();
     broker::describe_metrics();
     conn::describe_metrics();
+    crate::kafka::fetch_session::describe_metrics();
     crate::metrics::describe();
     let shards = config.shard_count();
 
@@ -291,7 +292,7 @@ fn run_shard(
                     state.clone(),
                     gate.clone(),
                     listener,
-                    crate::kafka::Kafka::new(advertised),
+                    crate::kafka::Kafka::new(advertised, &state),
                 )),
                 Err(error) => tracing::warn!(%error, "kafka listener unavailable"),
             }

@@ -8,6 +8,7 @@ mod configs;
 mod context;
 mod disk;
 mod groups;
+mod many;
 mod types;
 
 use std::rc::Rc;
@@ -22,6 +23,7 @@ pub use super::producer_ids::ProducerIdentity;
 pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;
+pub use many::PartitionEnds;
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
     Produced, TopicInfo,
