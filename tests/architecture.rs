@@ -84,6 +84,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "net",
             "protocol",
             "kafka::Kafka",
+            "kafka::describe_metrics",
             "broker",
             "shard",
             "storage::log",

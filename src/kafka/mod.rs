@@ -29,6 +29,11 @@ use crate::broker::ShardState;
 use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 use fetch_session::FetchSessions;
 
+/// Registers the help text of the Kafka door's own metrics.
+pub(crate) fn describe_metrics() {
+    fetch_session::describe_metrics();
+}
+
 /// The host and port Metadata and FindCoordinator name: where clients must connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Advertised {

@@ -53,7 +53,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     crate::storage::log::describe_metrics();
     broker::describe_metrics();
     conn::describe_metrics();
-    crate::kafka::fetch_session::describe_metrics();
+    crate::kafka::describe_metrics();
     crate::metrics::describe();
     let shards = config.shard_count();
 
