@@ -213,7 +213,8 @@ pub async fn handle(
             );
         }
         RequestKind::Metadata(request) => {
-            let response = super::metadata::metadata(&service, &ctx, request, advertised_address);
+            let response =
+                super::metadata::metadata(&service, &ctx, version, request, advertised_address);
             ResponseKind::Metadata(response.await)
         }
         RequestKind::Produce(request) => {

@@ -28,7 +28,12 @@ pub const AUTO_CREATED_PER_REQUEST_MAX: usize = 32;
 
 /// Each name once, in the request's order: a request repeating one name a million times must not
 /// cost a million lookups and answers.
-fn distinct_names(request: &MetadataRequest) -> Option<Vec<String>> {
+/// The topics asked about, each once; None for all of them: a null list (v1+), or an empty
+/// one in v0, which had no null.
+fn distinct_names(version: i16, request: &MetadataRequest) -> Option<Vec<String>> {
+    if version == 0 && request.topics.as_ref().is_some_and(Vec::is_empty) {
+        return None;
+    }
     request.topics.as_ref().map(|topics| {
         let mut seen = HashSet::new();
         topics
@@ -74,10 +79,11 @@ fn not_created(name: &str, error: &crate::broker::BrokerError) -> i16 {
 pub async fn metadata(
     service: &Service,
     ctx: &RequestContext,
+    version: i16,
     request: MetadataRequest,
     advertised: &super::Advertised,
 ) -> MetadataResponse {
-    let names = distinct_names(&request);
+    let names = distinct_names(version, &request);
     let known = service.topics(ctx);
     let topics = match names {
         None => known
