@@ -333,7 +333,7 @@ async fn group_loop(
             return Ok(stop);
         }
         if let Err(stop) = printer.flush() {
-            return Ok(stop?);
+            return stop;
         }
         if empty && !args.follow && at_end(client, consumer).await? {
             return Ok(Stop::End);

@@ -192,12 +192,14 @@ pub struct GroupSummary {
     pub members: u32,
 }
 
+/// (member id, client id, assigned partitions as (topic, partition)).
+pub type GroupMember = (String, String, Vec<(String, u32)>);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupDescription {
     pub summary: GroupSummary,
     pub strategy: String,
-    /// (member id, client id, assigned partitions)
-    pub members: Vec<(String, String, Vec<(String, u32)>)>,
+    pub members: Vec<GroupMember>,
     /// (topic, partition, committed offset)
     pub offsets: Vec<(String, u32, u64)>,
 }

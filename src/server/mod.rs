@@ -232,15 +232,15 @@ fn wait_until_ready(
     Ok(())
 }
 
+/// The Kafka listener of a shard, with the address it advertises.
+type KafkaListener = (std::net::TcpListener, (String, u16));
+
 fn run_shard(
     id: ShardId,
     config: Arc<BrokerConfig>,
     topics: Arc<Topics>,
     mailboxes: Mailboxes<ShardState>,
-    (listener, kafka): (
-        std::net::TcpListener,
-        Option<(std::net::TcpListener, (String, u16))>,
-    ),
+    (listener, kafka): (std::net::TcpListener, Option<KafkaListener>),
     http: Option<(
         std::net::TcpListener,
         metrics_exporter_prometheus::PrometheusHandle,
