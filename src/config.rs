@@ -24,6 +24,12 @@ pub struct BrokerConfig {
     pub kafka_advertised: String,
     /// The Prometheus /metrics listen address; empty to disable.
     pub http_listen: String,
+    /// TLS on the native listener (`[tls]`); off unless a certificate and key are given.
+    pub tls: TlsSettings,
+    /// TLS on the Kafka listener (`[kafka_tls]`), with its own certificate.
+    pub kafka_tls: TlsSettings,
+    /// TLS on the /metrics listener (`[http_tls]`).
+    pub http_tls: TlsSettings,
     /// Shards (threads, one per core); 0 means one per available core.
     pub shards: usize,
     /// Largest request frame accepted; a larger one gets an error and its connection is closed.
@@ -97,6 +103,9 @@ impl Default for BrokerConfig {
             kafka_listen: "127.0.0.1:9092".into(),
             kafka_advertised: String::new(),
             http_listen: "127.0.0.1:9401".into(),
+            tls: TlsSettings::default(),
+            kafka_tls: TlsSettings::default(),
+            http_tls: TlsSettings::default(),
             shards: 0,
             frame_bytes_max: 16 << 20,
             connection_inflight_bytes_max: 64 << 20,
@@ -121,6 +130,28 @@ impl Default for BrokerConfig {
             topic_defaults: LogConfig::default(),
             verify_on_start: false,
             key_partitioner: Partitioner::Murmur2,
+        }
+    }
+}
+
+/// One listener's TLS: its certificate chain and private key (PEM files), and for mutual TLS
+/// the authority whose certificates clients must present.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    pub client_ca_path: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    fn validate(&self, table: &str) -> Result<(), String> {
+        match (&self.cert_path, &self.key_path, &self.client_ca_path) {
+            (Some(_), Some(_), _) | (None, None, None) => Ok(()),
+            (None, None, Some(_)) => Err(format!(
+                "[{table}] client_ca_path needs cert_path and key_path (mutual TLS is TLS)"
+            )),
+            _ => Err(format!("[{table}] needs both cert_path and key_path")),
         }
     }
 }
@@ -207,6 +238,9 @@ impl BrokerConfig {
             self.kafka_advertised_at(bound)?;
         }
         self.http_listen_address()?;
+        self.tls.validate("tls")?;
+        self.kafka_tls.validate("kafka_tls")?;
+        self.http_tls.validate("http_tls")?;
         self.topic_defaults
             .validate()
             .map_err(|reason| format!("topic_defaults: {reason}"))?;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::client_config::Endpoint;
 use super::{BrokerAddress, run_client};
 use crate::client::Client;
 use crate::protocol::OffsetSpec;
@@ -129,12 +130,13 @@ pub fn run(command: TopicCommand) -> ExitCode {
 }
 
 pub(crate) async fn connect(address: &BrokerAddress) -> Result<Client, String> {
-    let settings = address.settings()?;
-    connect_to(settings.broker.as_deref().unwrap_or_default()).await
+    connect_to(&address.settings()?.endpoint()?).await
 }
 
-pub(crate) async fn connect_to(broker: &str) -> Result<Client, String> {
-    Client::connect(broker)
-        .await
-        .map_err(|error| error.to_string())
+pub(crate) async fn connect_to(endpoint: &Endpoint) -> Result<Client, String> {
+    let connected = match &endpoint.tls {
+        None => Client::connect(&endpoint.broker).await,
+        Some(tls) => Client::connect_tls(&endpoint.broker, tls).await,
+    };
+    connected.map_err(|error| error.to_string())
 }

@@ -15,6 +15,7 @@ use crate::protocol::codec::{
 };
 use crate::protocol::messages::{ApiKey, decode_response};
 use crate::protocol::{ErrorCode, ProtocolError, Request, Response};
+use crate::runtime::tls::Stream;
 use crate::runtime::{self, Notify, TcpStream};
 
 /// Responses larger than this are refused (and the connection dropped).
@@ -61,13 +62,55 @@ impl Drop for Closer {
     }
 }
 
+/// TLS to the broker: the authority that signed its certificate, the name its certificate is
+/// checked against, and for mutual TLS the client's own certificate and key.
+#[derive(Clone)]
+pub struct ClientTls {
+    config: std::sync::Arc<rustls::ClientConfig>,
+    server_name: String,
+}
+
+impl ClientTls {
+    /// From PEM files: `ca_path` holds the authority; `identity` is (certificate, key).
+    pub fn new(
+        ca_path: &std::path::Path,
+        server_name: &str,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<ClientTls, ClientError> {
+        let config = runtime::tls::client_config(ca_path, identity)
+            .map_err(|error| ClientError::Connection(format!("TLS settings: {error}")))?;
+        Ok(ClientTls {
+            config,
+            server_name: server_name.to_string(),
+        })
+    }
+}
+
 impl Connection {
     /// Connects to `address`, naming this client `client_id` in the broker's logs.
     pub async fn connect(address: &str, client_id: &str) -> Result<Connection, ClientError> {
-        let stream = TcpStream::connect(address)
+        Connection::connect_with(address, client_id, None).await
+    }
+
+    /// Connects to `address`, over TLS when `tls` is given (the handshake done before this
+    /// returns, so a refused certificate is this call's error).
+    pub async fn connect_with(
+        address: &str,
+        client_id: &str,
+        tls: Option<&ClientTls>,
+    ) -> Result<Connection, ClientError> {
+        let socket = TcpStream::connect(address)
             .await
             .map_err(|error| ClientError::Connection(format!("connect to {address}: {error}")))?;
-        let _ = stream.set_nodelay(true);
+        let _ = socket.set_nodelay(true);
+        let stream = match tls {
+            None => Stream::Plain(socket),
+            Some(tls) => Stream::connect_tls(socket, tls.config.clone(), &tls.server_name)
+                .await
+                .map_err(|error| {
+                    ClientError::Connection(format!("TLS handshake with {address}: {error}"))
+                })?,
+        };
         let shared = Rc::new(Shared {
             client_id: client_id.to_string(),
             next_correlation: Cell::new(1),
@@ -114,12 +157,12 @@ impl Connection {
     }
 }
 
-async fn write_loop(mut stream: TcpStream, shared: Rc<Shared>) {
+async fn write_loop(mut stream: Stream, shared: Rc<Shared>) {
     loop {
         let wrote = shared.wrote.wait();
         if shared.broken.borrow().is_some() {
             // Half-close: the broker answers by closing, which ends the read loop.
-            let _ = compio::io::AsyncWrite::shutdown(&mut stream).await;
+            let _ = stream.close().await;
             return;
         }
         let buffers = std::mem::take(&mut *shared.outbox.borrow_mut());
@@ -127,14 +170,14 @@ async fn write_loop(mut stream: TcpStream, shared: Rc<Shared>) {
             wrote.await;
             continue;
         }
-        if let Err(error) = runtime::send_all(&mut stream, buffers).await {
+        if let Err(error) = stream.send_all(buffers).await {
             shared.fail_all(format!("send failed: {error}"));
             return;
         }
     }
 }
 
-async fn read_loop(mut stream: TcpStream, shared: Rc<Shared>) {
+async fn read_loop(mut stream: Stream, shared: Rc<Shared>) {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
         loop {
@@ -160,7 +203,7 @@ async fn read_loop(mut stream: TcpStream, shared: Rc<Shared>) {
             return;
         }
         buffer.reserve(read_room(&buffer, READ_CHUNK_BYTES));
-        let (result, returned) = runtime::read_some(&mut stream, buffer).await;
+        let (result, returned) = stream.read_some(buffer).await;
         buffer = returned;
         match result {
             Ok(0) => {

@@ -56,7 +56,7 @@ use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary}
 
 /// The key → partition rules a `ProducerConfig` chooses from.
 pub use crate::partitioner::Partitioner;
-pub use connection::Connection;
+pub use connection::{ClientTls, Connection};
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 pub use group::{
     GroupConfig, GroupConsumer, GroupRecord, OffsetReset, ResetTo, plan_reset_offsets,
@@ -110,6 +110,13 @@ impl Client {
     pub async fn connect(address: &str) -> Result<Client> {
         Ok(Client {
             connection: Connection::connect(address, "ringmq-rust").await?,
+        })
+    }
+
+    /// Connects over TLS (see `ClientTls`).
+    pub async fn connect_tls(address: &str, tls: &ClientTls) -> Result<Client> {
+        Ok(Client {
+            connection: Connection::connect_with(address, "ringmq-rust", Some(tls)).await?,
         })
     }
 

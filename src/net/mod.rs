@@ -50,6 +50,7 @@
 mod gate;
 mod outbox;
 mod read;
+mod tls;
 
 use std::future::Future;
 use std::rc::Rc;
@@ -59,6 +60,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::broker::ShardState;
 use crate::runtime::{self, TcpListener, TcpStream};
+
+pub(crate) use tls::ListenerTls;
 
 pub(crate) use gate::{CloseReason, Gate, Listener, describe_metrics};
 
@@ -132,6 +135,7 @@ pub(crate) async fn accept_loop<W: Wire>(
     gate: Rc<Gate>,
     listener: TcpListener,
     wire: W,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 ) {
     loop {
         let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
@@ -151,14 +155,30 @@ pub(crate) async fn accept_loop<W: Wire>(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        runtime::spawn_detached(serve(state.clone(), gate.clone(), stream, wire.clone()));
+        runtime::spawn_detached(serve(
+            state.clone(),
+            gate.clone(),
+            (stream, tls.clone()),
+            wire.clone(),
+        ));
     }
 }
 
 /// Serves one connection until the peer or the broker ends it; every request admitted is
 /// answered (and its response written, if the peer still reads) before the socket closes.
-async fn serve<W: Wire>(state: Rc<ShardState>, gate: Rc<Gate>, stream: TcpStream, wire: W) {
+async fn serve<W: Wire>(
+    state: Rc<ShardState>,
+    gate: Rc<Gate>,
+    (socket, tls): (TcpStream, Option<std::sync::Arc<rustls::ServerConfig>>),
+    wire: W,
+) {
     gate.opened(W::LISTENER);
+    let limit = Duration::from_millis(state.config.request_read_timeout_ms);
+    let Some(stream) = tls::establish(socket, tls, limit).await else {
+        gate.closed(W::LISTENER, CloseReason::TlsHandshake);
+        gate.ended(W::LISTENER);
+        return;
+    };
     let shared = Rc::new(outbox::Shared::new(W::ORDERED));
     let writer = runtime::spawn(outbox::write_loop(
         stream.clone(),

@@ -8,24 +8,51 @@ use bytes::{Bytes, BytesMut};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::broker::ShardState;
+use crate::runtime::tls::Stream;
 use crate::runtime::{self, TcpListener, TcpStream};
 
 /// Request heads longer than this are refused.
 const REQUEST_BYTES_MAX: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn serve(state: Rc<ShardState>, listener: TcpListener, handle: PrometheusHandle) {
+pub async fn serve(
+    state: Rc<ShardState>,
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) {
     loop {
         let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
             return;
         };
-        if let Ok((stream, _)) = accepted {
-            runtime::spawn_detached(answer(stream, handle.clone()));
+        if let Ok((socket, _)) = accepted {
+            runtime::spawn_detached(answer(socket, handle.clone(), tls.clone()));
         }
     }
 }
 
-async fn answer(mut stream: TcpStream, handle: PrometheusHandle) {
+/// The stream of one HTTP connection: plain, or TLS once its handshake is done, all within
+/// `REQUEST_TIMEOUT`.
+async fn establish(
+    socket: TcpStream,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> Option<Stream> {
+    match tls {
+        None => Some(Stream::Plain(socket)),
+        Some(config) => runtime::timeout(REQUEST_TIMEOUT, Stream::accept_tls(socket, config))
+            .await?
+            .ok(),
+    }
+}
+
+async fn answer(
+    socket: TcpStream,
+    handle: PrometheusHandle,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) {
+    let Some(mut stream) = establish(socket, tls).await else {
+        return;
+    };
     let Some(Some(head)) = runtime::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else {
         return;
     };
@@ -57,11 +84,11 @@ async fn answer(mut stream: TcpStream, handle: PrometheusHandle) {
         "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = runtime::send_all(&mut stream, vec![Bytes::from(response)]).await;
+    let _ = stream.send_all(vec![Bytes::from(response)]).await;
     let _ = stream.close().await;
 }
 
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
+async fn read_head(stream: &mut Stream) -> Option<String> {
     let mut buffer = BytesMut::with_capacity(1024);
     loop {
         if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
@@ -71,7 +98,7 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
             return None;
         }
         buffer.reserve(1024);
-        let (result, returned) = runtime::read_some(stream, buffer).await;
+        let (result, returned) = stream.read_some(buffer).await;
         buffer = returned;
         if !matches!(result, Ok(read) if read > 0) {
             return None;

@@ -67,6 +67,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         http_address,
     } = bind(&config, shards)?;
 
+    let tls = conn::ListenerTls::from_config(&config)?;
     let mailboxes: Mailboxes<ShardState> = Mailboxes::new(shards, config.mailbox_jobs_max);
     let config = Arc::new(config);
     let (ready_sender, ready) = mpsc::channel();
@@ -104,7 +105,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
                 config.clone(),
                 topics.clone(),
                 mailboxes.clone(),
-                (listener, kafka),
+                (listener, kafka, tls.clone()),
                 http,
                 ready_sender.clone(),
             );
@@ -240,7 +241,11 @@ fn run_shard(
     config: Arc<BrokerConfig>,
     topics: Arc<Topics>,
     mailboxes: Mailboxes<ShardState>,
-    (listener, kafka): (std::net::TcpListener, Option<KafkaListener>),
+    (listener, kafka, tls): (
+        std::net::TcpListener,
+        Option<KafkaListener>,
+        conn::ListenerTls,
+    ),
     http: Option<(
         std::net::TcpListener,
         metrics_exporter_prometheus::PrometheusHandle,
@@ -285,6 +290,7 @@ fn run_shard(
             gate.clone(),
             listener,
             connection::Native,
+            tls.native.clone(),
         ));
         if let Some((kafka_listener, advertised)) = kafka {
             match TcpListener::from_std(kafka_listener) {
@@ -293,15 +299,19 @@ fn run_shard(
                     gate.clone(),
                     listener,
                     crate::kafka::Kafka::new(advertised, &state),
+                    tls.kafka.clone(),
                 )),
                 Err(error) => tracing::warn!(%error, "kafka listener unavailable"),
             }
         }
         if let Some((http_listener, handle)) = http {
             match TcpListener::from_std(http_listener) {
-                Ok(listener) => {
-                    runtime::spawn_detached(http::serve(state.clone(), listener, handle))
-                }
+                Ok(listener) => runtime::spawn_detached(http::serve(
+                    state.clone(),
+                    listener,
+                    handle,
+                    tls.http.clone(),
+                )),
                 Err(error) => tracing::warn!(%error, "metrics endpoint unavailable"),
             }
         }

@@ -1,0 +1,93 @@
+//! The listeners' TLS settings, read once at start-up (a bad certificate or key fails the
+//! start, not the first connection), and the handshake every connection of a TLS listener
+//! completes before it is served.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{BrokerConfig, TlsSettings};
+use crate::runtime::{self, TcpStream, tls::Stream};
+
+/// Each listener's TLS configuration; None serves plaintext.
+#[derive(Clone, Default)]
+pub(crate) struct ListenerTls {
+    pub native: Option<Arc<rustls::ServerConfig>>,
+    pub kafka: Option<Arc<rustls::ServerConfig>>,
+    pub http: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl ListenerTls {
+    pub(crate) fn from_config(config: &BrokerConfig) -> Result<ListenerTls, String> {
+        let native = server_config(&config.tls)
+            .map_err(|error| format!("tls (native listener): {error}"))?;
+        let kafka = server_config(&config.kafka_tls)
+            .map_err(|error| format!("kafka_tls (Kafka listener): {error}"))?;
+        let http = server_config(&config.http_tls)
+            .map_err(|error| format!("http_tls (metrics listener): {error}"))?;
+        let listeners = [
+            ("listen", config.listen_address().ok(), native.is_some()),
+            (
+                "kafka_listen",
+                config.kafka_listen_address().ok().flatten(),
+                kafka.is_some(),
+            ),
+            (
+                "http_listen",
+                config.http_listen_address().ok().flatten(),
+                http.is_some(),
+            ),
+        ];
+        for (setting, address, encrypted) in listeners {
+            if let Some(address) = address
+                && !address.ip().is_loopback()
+                && !encrypted
+            {
+                tracing::warn!(
+                    setting,
+                    %address,
+                    "a listener beyond this machine serves plaintext, without TLS or authentication: anyone who can reach it can read and write every topic"
+                );
+            }
+        }
+        Ok(ListenerTls {
+            native,
+            kafka,
+            http,
+        })
+    }
+}
+
+fn server_config(settings: &TlsSettings) -> std::io::Result<Option<Arc<rustls::ServerConfig>>> {
+    match (&settings.cert_path, &settings.key_path) {
+        (Some(cert), Some(key)) => {
+            runtime::tls::server_config(cert, key, settings.client_ca_path.as_deref()).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The connection's stream: the socket itself, or TLS over it once its handshake is done
+/// within `limit`. None when the handshake failed or took too long.
+pub(super) async fn establish(
+    socket: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limit: Duration,
+) -> Option<Stream> {
+    let Some(config) = tls else {
+        return Some(Stream::Plain(socket));
+    };
+    let handshake = Stream::accept_tls(socket, config);
+    let outcome = if limit.is_zero() {
+        Some(handshake.await)
+    } else {
+        runtime::timeout(limit, handshake).await
+    };
+    match outcome {
+        Some(Ok(stream)) => Some(stream),
+        Some(Err(error)) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            None
+        }
+        None => None,
+    }
+}
