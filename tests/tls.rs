@@ -447,3 +447,82 @@ fn megabytes_cross_tls_intact_both_ways() {
         }
     });
 }
+
+/// `ringmq serve` rereads its certificate and key on SIGHUP: new connections get the new ones,
+/// a connection opened before keeps working, and a bad file changes nothing.
+#[test]
+fn sighup_reloads_certificates_without_dropping_connections() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let first = pki(dir.path(), "first");
+    let second = pki(dir.path(), "second");
+    let (cert, key) = (dir.path().join("live.pem"), dir.path().join("live-key.pem"));
+    std::fs::copy(&first.server.0, &cert).unwrap();
+    std::fs::copy(&first.server.1, &key).unwrap();
+    let config = dir.path().join("broker.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\nkafka_listen = \"\"\nhttp_listen = \"\"\nshards = 2\n[tls]\ncert_path = {cert:?}\nkey_path = {key:?}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the broker logs its address").unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let (log_sender, log) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = log_sender.send(line);
+        }
+    });
+    let wait_for_log = |wanted: &str| loop {
+        let line = log
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no log line with {wanted:?}"));
+        if line.contains(wanted) {
+            return;
+        }
+    };
+    let hangup = || {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    };
+    runtime::block_on(async {
+        let trust_first = ClientTls::new(&first.ca, "localhost", None).unwrap();
+        let trust_second = ClientTls::new(&second.ca, "localhost", None).unwrap();
+        let before = Client::connect_tls(&address, &trust_first).await.unwrap();
+        before.create_topic("kept", 1, &[]).await.unwrap();
+        assert!(Client::connect_tls(&address, &trust_second).await.is_err());
+        std::fs::copy(&second.server.0, &cert).unwrap();
+        std::fs::copy(&second.server.1, &key).unwrap();
+        hangup();
+        wait_for_log("reloaded");
+        round_trip(&address, &trust_second, "after-reload")
+            .await
+            .unwrap();
+        assert!(Client::connect_tls(&address, &trust_first).await.is_err());
+        // The connection made before the reload still serves.
+        assert_eq!(before.metadata(&[]).await.unwrap().len(), 2);
+        // A broken file: nothing changes, and the log says why.
+        std::fs::write(&cert, "not a certificate").unwrap();
+        hangup();
+        wait_for_log("not reloaded");
+        round_trip(&address, &trust_second, "still-second")
+            .await
+            .unwrap();
+    });
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}

@@ -61,7 +61,7 @@ use bytes::{Bytes, BytesMut};
 use crate::broker::ShardState;
 use crate::runtime::{self, TcpListener, TcpStream};
 
-pub(crate) use tls::ListenerTls;
+pub(crate) use tls::{ListenerTls, SharedTls, Which};
 
 pub(crate) use gate::{CloseReason, Gate, Listener, describe_metrics};
 
@@ -135,7 +135,7 @@ pub(crate) async fn accept_loop<W: Wire>(
     gate: Rc<Gate>,
     listener: TcpListener,
     wire: W,
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    (tls, which): (SharedTls, Which),
 ) {
     loop {
         let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
@@ -158,7 +158,7 @@ pub(crate) async fn accept_loop<W: Wire>(
         runtime::spawn_detached(serve(
             state.clone(),
             gate.clone(),
-            (stream, tls.clone()),
+            (stream, ListenerTls::current(&tls, which)),
             wire.clone(),
         ));
     }

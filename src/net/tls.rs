@@ -2,11 +2,24 @@
 //! start, not the first connection), and the handshake every connection of a TLS listener
 //! completes before it is served.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::config::{BrokerConfig, TlsSettings};
 use crate::runtime::{self, TcpStream, tls::Stream};
+
+/// The listeners' TLS as every shard reads it at each accept; replaced whole by a reload
+/// (SIGHUP), after which new connections get the new certificates and open ones keep theirs.
+/// A lock on the accept path only, never on a connection's data path.
+pub(crate) type SharedTls = Arc<RwLock<ListenerTls>>;
+
+/// Which listener a configuration is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Which {
+    Native,
+    Kafka,
+    Http,
+}
 
 /// Each listener's TLS configuration; None serves plaintext.
 #[derive(Clone, Default)]
@@ -54,6 +67,30 @@ impl ListenerTls {
             kafka,
             http,
         })
+    }
+}
+
+impl ListenerTls {
+    /// The configuration of `which` listener now.
+    pub(crate) fn current(shared: &SharedTls, which: Which) -> Option<Arc<rustls::ServerConfig>> {
+        // A writer that panicked left a whole value behind (it only assigns): still usable.
+        let tls = shared
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match which {
+            Which::Native => tls.native.clone(),
+            Which::Kafka => tls.kafka.clone(),
+            Which::Http => tls.http.clone(),
+        }
+    }
+
+    /// Reads the certificate files again and, if every one is good, puts them in force.
+    pub(crate) fn reload(shared: &SharedTls, config: &BrokerConfig) -> Result<(), String> {
+        let fresh = ListenerTls::from_config(config)?;
+        *shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(())
     }
 }
 

@@ -15,18 +15,19 @@ use crate::runtime::{self, TcpListener, TcpStream};
 const REQUEST_BYTES_MAX: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn serve(
+pub(crate) async fn serve(
     state: Rc<ShardState>,
     listener: TcpListener,
     handle: PrometheusHandle,
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    tls: crate::net::SharedTls,
 ) {
     loop {
         let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
             return;
         };
         if let Ok((socket, _)) = accepted {
-            runtime::spawn_detached(answer(socket, handle.clone(), tls.clone()));
+            let config = crate::net::ListenerTls::current(&tls, crate::net::Which::Http);
+            runtime::spawn_detached(answer(socket, handle.clone(), config));
         }
     }
 }

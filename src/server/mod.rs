@@ -33,6 +33,8 @@ pub struct ServerHandle {
     mailboxes: Mailboxes<ShardState>,
     threads: Vec<std::thread::JoinHandle<()>>,
     shutdown_grace: Duration,
+    /// The listeners' TLS in force, and the settings it is read from again on a reload.
+    tls: (conn::SharedTls, Arc<BrokerConfig>),
 }
 
 /// Slack over the grace period for a shutdown phase's cross-shard call itself.
@@ -67,7 +69,9 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         http_address,
     } = bind(&config, shards)?;
 
-    let tls = conn::ListenerTls::from_config(&config)?;
+    let tls: conn::SharedTls = Arc::new(std::sync::RwLock::new(conn::ListenerTls::from_config(
+        &config,
+    )?));
     let mailboxes: Mailboxes<ShardState> = Mailboxes::new(shards, config.mailbox_jobs_max);
     let config = Arc::new(config);
     let (ready_sender, ready) = mpsc::channel();
@@ -86,7 +90,12 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         http.map(|listener| (listener, metrics_handle)),
     ));
     let threads = {
-        let (config, mailboxes, topics) = (config.clone(), mailboxes.clone(), topics.clone());
+        let (config, mailboxes, topics, tls) = (
+            config.clone(),
+            mailboxes.clone(),
+            topics.clone(),
+            tls.clone(),
+        );
         shard::spawn_threads(shards, move |id| {
             // Each shard takes its own listener (and shard 0 the HTTP one) exactly once.
             let (listener, kafka) = listeners[id]
@@ -120,6 +129,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         mailboxes,
         threads,
         shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+        tls: (tls, config.clone()),
     };
     if let Err(failure) = wait_until_ready(&ready, shards, &config) {
         if failure.stop_threads {
@@ -244,7 +254,7 @@ fn run_shard(
     (listener, kafka, tls): (
         std::net::TcpListener,
         Option<KafkaListener>,
-        conn::ListenerTls,
+        conn::SharedTls,
     ),
     http: Option<(
         std::net::TcpListener,
@@ -290,7 +300,7 @@ fn run_shard(
             gate.clone(),
             listener,
             connection::Native,
-            tls.native.clone(),
+            (tls.clone(), conn::Which::Native),
         ));
         if let Some((kafka_listener, advertised)) = kafka {
             match TcpListener::from_std(kafka_listener) {
@@ -299,7 +309,7 @@ fn run_shard(
                     gate.clone(),
                     listener,
                     crate::kafka::Kafka::new(advertised, &state),
-                    tls.kafka.clone(),
+                    (tls.clone(), conn::Which::Kafka),
                 )),
                 Err(error) => tracing::warn!(%error, "kafka listener unavailable"),
             }
@@ -310,7 +320,7 @@ fn run_shard(
                     state.clone(),
                     listener,
                     handle,
-                    tls.http.clone(),
+                    tls.clone(),
                 )),
                 Err(error) => tracing::warn!(%error, "metrics endpoint unavailable"),
             }
@@ -350,6 +360,13 @@ async fn drain_when_stopping(state: Rc<ShardState>, gate: Rc<Gate>) {
 }
 
 impl ServerHandle {
+    /// Reads every listener's certificate and key files again (`ringmq serve` does it on
+    /// SIGHUP): new connections get them, open connections keep what they started with. If any
+    /// file is bad, nothing changes and the error says which.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        conn::ListenerTls::reload(&self.tls.0, &self.tls.1)
+    }
+
     /// Stops the broker: no new requests, every request in flight answered, every log written,
     /// fsynced and closed, every shard thread ended.
     pub fn shutdown(self) {
