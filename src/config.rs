@@ -30,6 +30,9 @@ pub struct BrokerConfig {
     pub kafka_tls: TlsSettings,
     /// TLS on the /metrics listener (`[http_tls]`).
     pub http_tls: TlsSettings,
+    /// SASL mechanisms Kafka clients must authenticate with (`PLAIN`, `SCRAM-SHA-256`,
+    /// `SCRAM-SHA-512`); empty serves every client unauthenticated.
+    pub kafka_sasl_mechanisms: Vec<String>,
     /// Shards (threads, one per core); 0 means one per available core.
     pub shards: usize,
     /// Largest request frame accepted; a larger one gets an error and its connection is closed.
@@ -106,6 +109,7 @@ impl Default for BrokerConfig {
             tls: TlsSettings::default(),
             kafka_tls: TlsSettings::default(),
             http_tls: TlsSettings::default(),
+            kafka_sasl_mechanisms: Vec::new(),
             shards: 0,
             frame_bytes_max: 16 << 20,
             connection_inflight_bytes_max: 64 << 20,
@@ -241,6 +245,13 @@ impl BrokerConfig {
         self.tls.validate("tls")?;
         self.kafka_tls.validate("kafka_tls")?;
         self.http_tls.validate("http_tls")?;
+        for mechanism in &self.kafka_sasl_mechanisms {
+            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+                return Err(format!(
+                    "kafka_sasl_mechanisms: {mechanism:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                ));
+            }
+        }
         self.topic_defaults
             .validate()
             .map_err(|reason| format!("topic_defaults: {reason}"))?;

@@ -17,6 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("batch", &[]),
     ("partitioner", &[]),
     ("metrics", &[]),
+    // Authentication mechanisms (SCRAM, PLAIN), independent of protocols and of storage.
+    ("auth", &[]),
     ("storage", &["runtime", "batch"]),
     ("shard", &["runtime"]),
     // The broker's settings: its own, and the topic defaults that are storage's `LogConfig`.
@@ -33,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "partitioner",
             "metrics",
             "config",
+            "auth",
             "storage",
             "shard",
         ],
@@ -63,6 +66,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "partitioner",
             "metrics",
             "config",
+            "auth",
             "net",
             "broker::service",
             "broker::BrokerError",
@@ -116,7 +120,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "storage::AckLevel",
             "storage::fsck",
             "storage::log",
+            "storage::dirsync",
             "broker::fd_budget",
+            // `ringmq user` edits users.json offline, as `log verify` reads segments.
+            "broker::users",
+            "auth",
         ],
     ),
 ];

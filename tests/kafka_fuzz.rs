@@ -186,6 +186,35 @@ fn group_sample(api: ApiKey) -> RequestKind {
             ]))
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        ),
+        ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(
+            SaslAuthenticateRequest::default()
+                .with_auth_bytes(bytes::Bytes::from_static(b"\0fuzz\0password")),
+        ),
+        ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                kafka_protocol::messages::describe_user_scram_credentials_request::UserName::default()
+                    .with_name(StrBytes::from_static_str("fuzz")),
+            ])),
+        ),
+        ApiKey::AlterUserScramCredentials => RequestKind::AlterUserScramCredentials(
+            AlterUserScramCredentialsRequest::default()
+                .with_deletions(vec![
+                    kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                        .with_name(StrBytes::from_static_str("fuzz-gone"))
+                        .with_mechanism(1),
+                ])
+                .with_upsertions(vec![
+                    kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                        .with_name(StrBytes::from_static_str("fuzz"))
+                        .with_mechanism(2)
+                        .with_iterations(4096)
+                        .with_salt(bytes::Bytes::from_static(b"salt"))
+                        .with_salted_password(bytes::Bytes::from_static(&[7u8; 64])),
+                ]),
+        ),
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(
             DescribeLogDirsRequest::default().with_topics(Some(vec![
                 kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic::default()

@@ -16,7 +16,7 @@ use crate::storage::dirsync;
 use crate::storage::log::now_ms;
 
 /// Held while a topic change is under way on shard 0.
-struct AdminTurn<'a> {
+pub(super) struct AdminTurn<'a> {
     state: &'a ShardState,
 }
 
@@ -27,7 +27,7 @@ impl Drop for AdminTurn<'_> {
     }
 }
 
-async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
+pub(super) async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
     assert_eq!(state.id, 0, "topic changes run on shard 0");
     loop {
         let done = state.admin_done.wait();

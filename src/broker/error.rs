@@ -87,6 +87,13 @@ error_kinds! {
     FencedInstance => "fenced_instance",
     /// The group's members consume the topic, so its offsets cannot be deleted.
     GroupSubscribed => "group_subscribed",
+    /// No such user (or no credential of that mechanism for it).
+    UnknownUser => "unknown_user",
+    /// A credential the broker does not accept (iterations out of range, an unknown
+    /// mechanism, an empty salt or password).
+    InvalidCredential => "invalid_credential",
+    /// Wrong user name or password, or a malformed authentication exchange.
+    AuthenticationFailed => "authentication_failed",
 }
 
 impl ErrorKind {

@@ -14,6 +14,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod service;
 pub mod topics;
+pub mod users;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -47,6 +48,8 @@ pub struct ShardState {
     pub lifecycle: Lifecycle,
     /// The consumer groups this shard coordinates.
     coordinator: RefCell<groups::Coordinator>,
+    /// This shard's snapshot of the users and their credentials.
+    users: RefCell<Arc<users::Users>>,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -120,7 +123,18 @@ impl ShardState {
             forwards: metrics::counter!("ringmq_shard_forwards_total", "shard" => id.to_string()),
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
+            users: RefCell::new(Arc::new(users::Users::default())),
         }
+    }
+
+    /// This shard's snapshot of the users.
+    pub fn users(&self) -> Arc<users::Users> {
+        self.users.borrow().clone()
+    }
+
+    /// Puts a new snapshot of the users in force on this shard.
+    pub fn set_users(&self, users: Arc<users::Users>) {
+        *self.users.borrow_mut() = users;
     }
 
     pub fn shards(&self) -> usize {

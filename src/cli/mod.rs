@@ -13,6 +13,7 @@ pub mod produce;
 pub mod serve;
 pub mod stop;
 pub mod topic;
+pub mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,12 @@ enum Command {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+    /// Users who authenticate to the Kafka listener (SASL SCRAM and PLAIN), in a data
+    /// directory's users.json.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
     /// Inspect partition logs on disk (works while the broker is stopped).
     Log {
         #[command(subcommand)]
@@ -87,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group { command } => group::run(command),
+        Command::User { command } => user::run(command),
         Command::Completion { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "ringmq", &mut std::io::stdout());

@@ -139,6 +139,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
                             "SIGHUP: TLS certificates not reloaded; the previous ones stay in force"
                         ),
                     }
+                    match server.reload_users().await {
+                        Ok(()) => tracing::info!("SIGHUP: users.json reloaded"),
+                        Err(reason) => tracing::error!(
+                            %reason,
+                            "SIGHUP: users.json not reloaded; the previous users stay in force"
+                        ),
+                    }
                 }
             }
         }

@@ -53,6 +53,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeLogDirs, 1, 4),
+    // v0 sends the mechanism's messages without Kafka framing; clients use v1 when offered.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 pub(crate) const NODE_ID: i32 = 0;
@@ -69,6 +74,10 @@ impl Prepared {
     /// A produce with acks=0: Kafka clients expect no response.
     pub fn no_response(&self) -> bool {
         matches!(&self.request, RequestKind::Produce(produce) if produce.acks == 0)
+    }
+
+    pub fn api(&self) -> ApiKey {
+        self.api
     }
 
     /// The decoded request, for the connection layer's bound on its response.
@@ -179,12 +188,20 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
-pub async fn handle(
-    state: &Rc<ShardState>,
-    prepared: Prepared,
-    advertised_address: &super::Advertised,
-    sessions: &std::cell::RefCell<super::FetchSessions>,
-) -> Vec<Bytes> {
+/// What a connection's requests share: the advertised address, the shard's fetch sessions
+/// and the connection's SASL progress.
+pub struct Door<'a> {
+    pub advertised: &'a super::Advertised,
+    pub sessions: &'a std::cell::RefCell<super::FetchSessions>,
+    pub sasl: &'a std::cell::RefCell<super::sasl::Sasl>,
+}
+
+pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) -> Vec<Bytes> {
+    let Door {
+        advertised: advertised_address,
+        sessions,
+        sasl,
+    } = door;
     let Prepared {
         api,
         version,
@@ -193,10 +210,11 @@ pub async fn handle(
         request,
     } = prepared;
     let service = Service::new(state.clone());
-    let ctx = RequestContext::new(
+    let mut ctx = RequestContext::new(
         client_id.clone(),
         std::time::Duration::from_millis(state.config.shard_call_timeout_ms),
     );
+    ctx.principal = sasl.borrow().principal();
     let response = match request {
         RequestKind::ApiVersions(_) => {
             let error_code = if version > 3 { UNSUPPORTED_VERSION } else { 0 };
@@ -236,6 +254,22 @@ pub async fn handle(
         RequestKind::InitProducerId(request) => {
             ResponseKind::InitProducerId(init_producer_id(&service, &ctx, request))
         }
+        RequestKind::SaslHandshake(request) => ResponseKind::SaslHandshake(super::sasl::handshake(
+            &service,
+            &mut sasl.borrow_mut(),
+            request,
+        )),
+        RequestKind::SaslAuthenticate(request) => ResponseKind::SaslAuthenticate(
+            super::sasl::authenticate(&service, &mut sasl.borrow_mut(), request),
+        ),
+        RequestKind::DescribeUserScramCredentials(request) => {
+            ResponseKind::DescribeUserScramCredentials(super::sasl::describe_users(
+                &service, &ctx, request,
+            ))
+        }
+        RequestKind::AlterUserScramCredentials(request) => ResponseKind::AlterUserScramCredentials(
+            super::sasl::alter_users(&service, &ctx, request).await,
+        ),
         RequestKind::FindCoordinator(_) => {
             let response = FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(NODE_ID))

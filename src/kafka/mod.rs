@@ -18,6 +18,7 @@ pub mod groups;
 pub mod handlers;
 pub mod list_offsets;
 pub mod metadata;
+pub mod sasl;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -47,6 +48,8 @@ pub struct Advertised {
 pub(crate) struct Kafka {
     advertised: Advertised,
     sessions: Rc<RefCell<FetchSessions>>,
+    /// This connection's SASL progress (each connection gets its own: `for_connection`).
+    sasl: Rc<RefCell<sasl::Sasl>>,
 }
 
 impl Kafka {
@@ -63,6 +66,7 @@ impl Kafka {
                 port,
             },
             sessions: Rc::new(RefCell::new(sessions)),
+            sasl: Rc::default(),
         }
     }
 }
@@ -78,6 +82,14 @@ impl Wire for Kafka {
     const LISTENER: Listener = Listener::Kafka;
     const ORDERED: bool = true;
 
+    fn for_connection(&self) -> Self {
+        Kafka {
+            advertised: self.advertised.clone(),
+            sessions: self.sessions.clone(),
+            sasl: Rc::default(),
+        }
+    }
+
     fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<KafkaRequest> {
         let mut frame = frame.freeze();
         frame.advance(4.min(frame.len()));
@@ -86,6 +98,13 @@ impl Wire for Kafka {
             // Undecodable: answer what can be answered, then close.
             Err(answer) => return Decoded::Close(answer),
         };
+        let required = !state.config.kafka_sasl_mechanisms.is_empty();
+        if !self.sasl.borrow().admits(required, prepared.api()) {
+            // As Kafka: a request before authenticating, or after failing to, ends the
+            // connection without an answer.
+            tracing::debug!(api = ?prepared.api(), "kafka request before authentication; closing");
+            return Decoded::Close(None);
+        }
         let response_bytes_bound = response_bytes_bound(state, prepared.request());
         if response_bytes_bound > state.config.shard_inflight_bytes_max {
             // Its responses alone could exceed what the whole shard may hold.
@@ -115,7 +134,12 @@ impl Wire for Kafka {
     }
 
     async fn handle(self, state: Rc<ShardState>, request: KafkaRequest) -> Vec<Bytes> {
-        handlers::handle(&state, request.prepared, &self.advertised, &self.sessions).await
+        let door = handlers::Door {
+            advertised: &self.advertised,
+            sessions: &self.sessions,
+            sasl: &self.sasl,
+        };
+        handlers::handle(&state, request.prepared, door).await
     }
 }
 

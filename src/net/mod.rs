@@ -99,6 +99,12 @@ pub(crate) trait Wire: Clone + 'static {
         true
     }
 
+    /// The adapter for one new connection: a clone, plus whatever state is the connection's
+    /// own (Kafka's SASL progress).
+    fn for_connection(&self) -> Self {
+        self.clone()
+    }
+
     /// Serves the request; the encoded response, length prefix included.
     fn handle(
         self,
@@ -159,7 +165,7 @@ pub(crate) async fn accept_loop<W: Wire>(
             state.clone(),
             gate.clone(),
             (stream, ListenerTls::current(&tls, which)),
-            wire.clone(),
+            wire.for_connection(),
         ));
     }
 }

@@ -57,6 +57,9 @@ error_codes! {
     TimedOut = 26, "timed_out";
     InvalidRecord = 27, "invalid_record";
     GroupFull = 28, "group_full";
+    UnknownUser = 40, "unknown_user";
+    InvalidCredential = 41, "invalid_credential";
+    AuthenticationFailed = 42, "authentication_failed";
 }
 
 impl ErrorCode {

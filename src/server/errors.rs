@@ -17,6 +17,9 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
             ErrorCode::InvalidConfig
         }
         ErrorKind::InvalidGroupName => ErrorCode::InvalidConfig,
+        ErrorKind::UnknownUser => ErrorCode::UnknownUser,
+        ErrorKind::InvalidCredential => ErrorCode::InvalidCredential,
+        ErrorKind::AuthenticationFailed => ErrorCode::AuthenticationFailed,
         ErrorKind::InvalidRequest => ErrorCode::MalformedRequest,
         ErrorKind::RecordTooLarge => ErrorCode::RecordTooLarge,
         ErrorKind::CorruptBatch => ErrorCode::CorruptBatch,

@@ -49,6 +49,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
     let topics = Arc::new(Topics::load(&config.data_dir)?);
+    let users = Arc::new(crate::broker::users::Users::load(&config.data_dir)?);
     broker::admin::remove_orphan_partitions(&config.data_dir, &topics)
         .map_err(|error| error.to_string())?;
     let metrics_handle = crate::metrics::install();
@@ -93,7 +94,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         let (config, mailboxes, topics, tls) = (
             config.clone(),
             mailboxes.clone(),
-            topics.clone(),
+            (topics.clone(), users),
             tls.clone(),
         );
         shard::spawn_threads(shards, move |id| {
@@ -112,7 +113,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
             run_shard(
                 id,
                 config.clone(),
-                topics.clone(),
+                (topics.0.clone(), topics.1.clone()),
                 mailboxes.clone(),
                 (listener, kafka, tls.clone()),
                 http,
@@ -249,7 +250,7 @@ type KafkaListener = (std::net::TcpListener, (String, u16));
 fn run_shard(
     id: ShardId,
     config: Arc<BrokerConfig>,
-    topics: Arc<Topics>,
+    (topics, users): (Arc<Topics>, Arc<crate::broker::users::Users>),
     mailboxes: Mailboxes<ShardState>,
     (listener, kafka, tls): (
         std::net::TcpListener,
@@ -277,6 +278,7 @@ fn run_shard(
             mailboxes.clone(),
             topics,
         ));
+        state.set_users(users);
         // The inbox serves from the start: opening partitions may take a while, and other
         // shards may already send work here.
         let inbox = runtime::spawn({
@@ -365,6 +367,23 @@ impl ServerHandle {
     /// file is bad, nothing changes and the error says which.
     pub fn reload_tls(&self) -> Result<(), String> {
         conn::ListenerTls::reload(&self.tls.0, &self.tls.1)
+    }
+
+    /// Reads users.json again (after `ringmq user add` wrote it, say) and puts it in force on
+    /// every shard; a bad file changes nothing.
+    pub async fn reload_users(&self) -> Result<(), String> {
+        let users = Arc::new(crate::broker::users::Users::load(&self.tls.1.data_dir)?);
+        let deadline = Duration::from_millis(self.tls.1.shard_call_timeout_ms);
+        for shard in 0..self.shards {
+            let users = users.clone();
+            self.mailboxes
+                .call(shard, deadline, move |state| async move {
+                    state.set_users(users);
+                })
+                .await
+                .map_err(|error| format!("shard {shard}: {error}"))?;
+        }
+        Ok(())
     }
 
     /// Stops the broker: no new requests, every request in flight answered, every log written,

@@ -10,6 +10,7 @@ mod disk;
 mod groups;
 mod many;
 mod types;
+mod users;
 
 use std::rc::Rc;
 
@@ -20,6 +21,8 @@ pub use super::groups::{
     MemberDescription, OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
+pub use crate::auth::scram::{Credential, Mechanism};
+pub use crate::broker::users::UserChange;
 pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;
@@ -28,6 +31,7 @@ pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
     Produced, TopicInfo,
 };
+pub use users::authentication_failed;
 
 use super::error::{BrokerError, BrokerResult, ErrorKind};
 use super::{ShardState, admin, partition, topics};
