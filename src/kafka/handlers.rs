@@ -193,7 +193,7 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
 pub struct Door<'a> {
     pub advertised: &'a super::Advertised,
     pub sessions: &'a std::cell::RefCell<super::FetchSessions>,
-    pub sasl: &'a std::cell::RefCell<super::sasl::Sasl>,
+    pub sasl: &'a std::cell::RefCell<crate::broker::service::SaslSession>,
 }
 
 pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) -> Vec<Bytes> {

@@ -49,7 +49,7 @@ pub(crate) struct Kafka {
     advertised: Advertised,
     sessions: Rc<RefCell<FetchSessions>>,
     /// This connection's SASL progress (each connection gets its own: `for_connection`).
-    sasl: Rc<RefCell<sasl::Sasl>>,
+    sasl: Rc<RefCell<crate::broker::service::SaslSession>>,
 }
 
 impl Kafka {
@@ -99,7 +99,7 @@ impl Wire for Kafka {
             Err(answer) => return Decoded::Close(answer),
         };
         let required = !state.config.kafka_sasl_mechanisms.is_empty();
-        if !self.sasl.borrow().admits(required, prepared.api()) {
+        if !self.sasl.borrow().admits(required, sasl::is_sasl(prepared.api())) {
             // As Kafka: a request before authenticating, or after failing to, ends the
             // connection without an answer.
             tracing::debug!(api = ?prepared.api(), "kafka request before authentication; closing");

@@ -2,12 +2,11 @@
 //! its messages (PLAIN: one; SCRAM-SHA-256/512: two), as Kafka's brokers do. With
 //! `kafka_sasl_mechanisms` set, a connection may send nothing but ApiVersions and these two
 //! until it has authenticated; anything else, or anything after a failed authentication, closes
-//! it. Each connection has its own state (`Kafka::for_connection`).
+//! it. Each connection has its own `SaslSession` (the service's; `Kafka::for_connection`).
 //!
 //! The users' credentials (and their changes: DescribeUserScramCredentials,
 //! AlterUserScramCredentials) are the broker service's.
 
-use bytes::Bytes;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
@@ -23,53 +22,23 @@ use super::errors::{
     DUPLICATE_RESOURCE, ILLEGAL_SASL_STATE, UNACCEPTABLE_CREDENTIAL, UNSUPPORTED_SASL_MECHANISM,
     code_of,
 };
-use crate::auth::scram::ServerExchange;
+use crate::broker::ErrorKind;
 use crate::broker::service::{
-    Credential, Mechanism, Principal, RequestContext, Service, UserChange, authentication_failed,
+    Credential, HandshakeRefusal, Mechanism, Principal, RequestContext, SaslSession, Service,
+    UserChange,
 };
 
-/// Where one connection is in authenticating.
-#[derive(Default)]
-pub enum Sasl {
-    /// No mechanism chosen yet.
-    #[default]
-    Start,
-    /// SaslHandshake chose PLAIN.
-    Plain,
-    /// SaslHandshake chose a SCRAM mechanism; the exchange is under way.
-    Scram(ServerExchange),
-    Authenticated(Principal),
-    /// Authentication failed: the next request closes the connection.
-    Failed,
-}
-
-impl Sasl {
-    /// Whether `api` may be served on this connection now. `required`: the listener asks for
-    /// authentication.
-    pub fn admits(&self, required: bool, api: ApiKey) -> bool {
-        match self {
-            Sasl::Authenticated(_) => true,
-            Sasl::Failed => false,
-            _ if !required => true,
-            _ => matches!(
-                api,
-                ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
-            ),
-        }
-    }
-
-    /// Who this connection authenticated as.
-    pub fn principal(&self) -> Principal {
-        match self {
-            Sasl::Authenticated(principal) => principal.clone(),
-            _ => Principal::Anonymous,
-        }
-    }
+/// Whether `api` is part of authenticating (or asks for versions, which comes first).
+pub fn is_sasl(api: ApiKey) -> bool {
+    matches!(
+        api,
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+    )
 }
 
 pub fn handshake(
     service: &Service,
-    sasl: &mut Sasl,
+    sasl: &mut SaslSession,
     request: SaslHandshakeRequest,
 ) -> SaslHandshakeResponse {
     let enabled = service.kafka_sasl_mechanisms();
@@ -78,67 +47,29 @@ pub fn handshake(
         .map(|name| StrBytes::from_string(name.clone()))
         .collect();
     let response = SaslHandshakeResponse::default().with_mechanisms(offered);
-    if !matches!(sasl, Sasl::Start) {
-        return response.with_error_code(ILLEGAL_SASL_STATE);
+    match sasl.handshake(enabled, request.mechanism.as_str()) {
+        Ok(()) => response,
+        Err(HandshakeRefusal::Unsupported) => response.with_error_code(UNSUPPORTED_SASL_MECHANISM),
+        Err(HandshakeRefusal::AlreadyChosen) => response.with_error_code(ILLEGAL_SASL_STATE),
     }
-    let wanted = request.mechanism.as_str();
-    if !enabled.iter().any(|name| name == wanted) {
-        return response.with_error_code(UNSUPPORTED_SASL_MECHANISM);
-    }
-    *sasl = match Mechanism::from_name(wanted) {
-        Some(mechanism) => Sasl::Scram(ServerExchange::new(mechanism)),
-        None => Sasl::Plain,
-    };
-    response
 }
 
 pub fn authenticate(
     service: &Service,
-    sasl: &mut Sasl,
+    sasl: &mut SaslSession,
     request: SaslAuthenticateRequest,
 ) -> SaslAuthenticateResponse {
-    let state = std::mem::replace(sasl, Sasl::Failed);
-    let step = match state {
-        Sasl::Plain => plain(service, &request.auth_bytes)
-            .map(|principal| (Sasl::Authenticated(principal), Bytes::new())),
-        Sasl::Scram(mut exchange) => match exchange.user() {
-            None => {
-                let mechanism = exchange.mechanism();
-                exchange
-                    .client_first(&request.auth_bytes, |user| {
-                        service.scram_credential(user, mechanism)
-                    })
-                    .map(|server_first| (Sasl::Scram(exchange), Bytes::from(server_first)))
-                    .map_err(|_| authentication_failed())
-            }
-            Some(_) => exchange
-                .client_final(&request.auth_bytes)
-                .map(|(user, server_final)| {
-                    (
-                        Sasl::Authenticated(Principal::User(user)),
-                        Bytes::from(server_final),
-                    )
-                })
-                .map_err(|_| authentication_failed()),
-        },
-        // No handshake first, or authenticated already: Kafka's ILLEGAL_SASL_STATE.
-        other => {
-            *sasl = other;
-            return SaslAuthenticateResponse::default()
-                .with_error_code(ILLEGAL_SASL_STATE)
-                .with_error_message(Some(StrBytes::from_static_str(
-                    "SaslAuthenticate without a SaslHandshake first, or after authenticating",
-                )));
-        }
-    };
-    match step {
-        Ok((next, auth_bytes)) => {
-            if let Sasl::Authenticated(Principal::User(user)) = &next {
+    match sasl.step(service, &request.auth_bytes) {
+        Ok(auth_bytes) => {
+            if let Principal::User(user) = sasl.principal() {
                 tracing::debug!(user, "a Kafka client authenticated");
             }
-            *sasl = next;
             SaslAuthenticateResponse::default().with_auth_bytes(auth_bytes)
         }
+        // Kafka's ILLEGAL_SASL_STATE: no handshake first, or authenticated already.
+        Err(error) if error.kind == ErrorKind::InvalidRequest => SaslAuthenticateResponse::default()
+            .with_error_code(ILLEGAL_SASL_STATE)
+            .with_error_message(Some(StrBytes::from_string(error.message))),
         Err(error) => {
             metrics::counter!("ringmq_authentication_failures_total", "listener" => "kafka")
                 .increment(1);
@@ -147,11 +78,6 @@ pub fn authenticate(
                 .with_error_message(Some(StrBytes::from_string(error.message)))
         }
     }
-}
-
-fn plain(service: &Service, message: &[u8]) -> Result<Principal, crate::broker::BrokerError> {
-    let (user, password) = crate::auth::parse_plain(message).ok_or_else(authentication_failed)?;
-    service.authenticate_password(&user, &password)
 }
 
 /// Kafka's code for a SCRAM mechanism (`ScramMechanism`: 1 and 2).

@@ -9,6 +9,7 @@ mod context;
 mod disk;
 mod groups;
 mod many;
+mod sasl;
 mod types;
 mod users;
 
@@ -31,6 +32,7 @@ pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
     Produced, TopicInfo,
 };
+pub use sasl::{HandshakeRefusal, SaslSession};
 pub use users::authentication_failed;
 
 use super::error::{BrokerError, BrokerResult, ErrorKind};
