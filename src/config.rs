@@ -33,6 +33,8 @@ pub struct BrokerConfig {
     /// SASL mechanisms Kafka clients must authenticate with (`PLAIN`, `SCRAM-SHA-256`,
     /// `SCRAM-SHA-512`); empty serves every client unauthenticated.
     pub kafka_sasl_mechanisms: Vec<String>,
+    /// The same for the native listener.
+    pub sasl_mechanisms: Vec<String>,
     /// Shards (threads, one per core); 0 means one per available core.
     pub shards: usize,
     /// Largest request frame accepted; a larger one gets an error and its connection is closed.
@@ -110,6 +112,7 @@ impl Default for BrokerConfig {
             kafka_tls: TlsSettings::default(),
             http_tls: TlsSettings::default(),
             kafka_sasl_mechanisms: Vec::new(),
+            sasl_mechanisms: Vec::new(),
             shards: 0,
             frame_bytes_max: 16 << 20,
             connection_inflight_bytes_max: 64 << 20,
@@ -245,11 +248,17 @@ impl BrokerConfig {
         self.tls.validate("tls")?;
         self.kafka_tls.validate("kafka_tls")?;
         self.http_tls.validate("http_tls")?;
-        for mechanism in &self.kafka_sasl_mechanisms {
-            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
-                return Err(format!(
-                    "kafka_sasl_mechanisms: {mechanism:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-                ));
+        let listeners = [
+            ("kafka_sasl_mechanisms", &self.kafka_sasl_mechanisms),
+            ("sasl_mechanisms", &self.sasl_mechanisms),
+        ];
+        for (setting, mechanisms) in listeners {
+            for mechanism in mechanisms {
+                if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+                    return Err(format!(
+                        "{setting}: {mechanism:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                    ));
+                }
             }
         }
         self.topic_defaults

@@ -95,7 +95,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "storage::AckLevel",
         ],
     ),
-    // The client speaks the native protocol; the key -> partition rule is `partitioner`'s.
+    // The client speaks the native protocol; the key -> partition rule is `partitioner`'s, the
+    // SCRAM client side is `auth`'s.
     (
         "client",
         &[
@@ -103,6 +104,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "batch",
             "partitioner",
             "protocol",
+            "auth",
             "storage::AckLevel",
         ],
     ),

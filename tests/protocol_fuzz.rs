@@ -81,6 +81,12 @@ fn sample(api: ApiKey) -> Request {
             name: text("fuzz"),
             partitions: 3,
         },
+        ApiKey::SaslHandshake => Request::SaslHandshake {
+            mechanism: text("SCRAM-SHA-256"),
+        },
+        ApiKey::SaslAuthenticate => Request::SaslAuthenticate {
+            message: bytes::Bytes::from_static(b"n,,n=fuzz,r=nonce"),
+        },
         ApiKey::Metadata => Request::Metadata {
             topics: vec![text("fuzz"), text("other")],
         },

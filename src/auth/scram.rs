@@ -310,6 +310,89 @@ impl ServerExchange {
     }
 }
 
+/// The client's side of one SCRAM authentication (the Rust client's, and the tests').
+pub struct ClientExchange {
+    mechanism: Mechanism,
+    password: Vec<u8>,
+    client_first_bare: String,
+    nonce: String,
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ClientExchange {
+    /// Starts an exchange for `user`; returns it and client-first.
+    pub fn start(mechanism: Mechanism, user: &str, password: &[u8]) -> (ClientExchange, Vec<u8>) {
+        let mut random = [0u8; 18];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+        let nonce = STANDARD.encode(random);
+        let name = user.replace('=', "=3D").replace(',', "=2C");
+        let client_first_bare = format!("n={name},r={nonce}");
+        let first = format!("n,,{client_first_bare}").into_bytes();
+        let exchange = ClientExchange {
+            mechanism,
+            password: password.to_vec(),
+            client_first_bare,
+            nonce,
+            server_signature: None,
+        };
+        (exchange, first)
+    }
+
+    /// Reads server-first; returns client-final with the proof.
+    pub fn server_first(&mut self, message: &[u8]) -> Result<Vec<u8>, Refused> {
+        if message.len() > MESSAGE_BYTES_MAX {
+            return Err(Refused);
+        }
+        let text = std::str::from_utf8(message).map_err(|_| Refused)?;
+        let (mut nonce, mut salt, mut iterations) = (None, None, None);
+        for attribute in text.split(',') {
+            match attribute.split_once('=') {
+                Some(("r", value)) => nonce = Some(value),
+                Some(("s", value)) => salt = STANDARD.decode(value).ok(),
+                Some(("i", value)) => iterations = value.parse::<u32>().ok(),
+                _ => {}
+            }
+        }
+        let (nonce, salt, iterations) = (
+            nonce.ok_or(Refused)?,
+            salt.ok_or(Refused)?,
+            iterations.ok_or(Refused)?,
+        );
+        // The server's nonce extends ours; more iterations than a broker asks is an attack on
+        // the client's CPU.
+        if !nonce.starts_with(&self.nonce)
+            || !(ITERATIONS_MIN..=ITERATIONS_MAX).contains(&iterations)
+        {
+            return Err(Refused);
+        }
+        let salted = salted_password(self.mechanism, &self.password, &salt, iterations);
+        let client_key = sign(self.mechanism, &salted, b"Client Key");
+        let stored_key = digest::digest(self.mechanism.digest(), &client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        let signature = sign(self.mechanism, stored_key.as_ref(), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = sign(self.mechanism, &salted, b"Server Key");
+        self.server_signature = Some(sign(self.mechanism, &server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", STANDARD.encode(proof)).into_bytes())
+    }
+
+    /// Checks server-final: the broker proves it knew the credential too.
+    pub fn server_final(&self, message: &[u8]) -> Result<(), Refused> {
+        let text = std::str::from_utf8(message).map_err(|_| Refused)?;
+        let signature = text.strip_prefix("v=").ok_or(Refused)?;
+        let signature = STANDARD.decode(signature).map_err(|_| Refused)?;
+        match &self.server_signature {
+            Some(expected) if same_bytes(expected, &signature) => Ok(()),
+            _ => Err(Refused),
+        }
+    }
+}
+
 /// SCRAM escapes ',' and '=' in names as =2C and =3D; any other '=' is malformed.
 fn unescape_name(value: &str) -> Result<String, Refused> {
     let mut out = String::with_capacity(value.len());
@@ -415,6 +498,27 @@ mod tests {
             }
             assert!(credential.matches(mechanism, b"pencil"));
             assert!(!credential.matches(mechanism, b"pencil "));
+        }
+    }
+
+    #[test]
+    fn our_client_and_our_server_agree_and_the_client_checks_the_server() {
+        for mechanism in Mechanism::ALL {
+            let credential = Credential::new(mechanism, b"pw", ITERATIONS_MIN);
+            let (mut client, first) = ClientExchange::start(mechanism, "a,b", b"pw");
+            let mut server = ServerExchange::new(mechanism);
+            let challenge = server
+                .client_first(&first, |name| (name == "a,b").then(|| credential.clone()))
+                .unwrap();
+            let last = client.server_first(&challenge).unwrap();
+            let (user, server_final) = server.client_final(&last).unwrap();
+            assert_eq!(user, "a,b");
+            client.server_final(&server_final).unwrap();
+            assert_eq!(
+                client.server_final(b"v=AAAA"),
+                Err(Refused),
+                "a forged server proof"
+            );
         }
     }
 

@@ -15,13 +15,16 @@
 //! tls_cert = "me.pem"       # mutual TLS: this client's certificate and key
 //! tls_key = "me-key.pem"
 //! tls_server_name = "broker.example"  # default: the broker address's host
+//! user = "alice"            # authenticate (when the broker's listener asks for it)
+//! password = "..."          # or RINGMQ_PASSWORD; never a flag, which `ps` would show
+//! sasl_mechanism = "SCRAM-SHA-256"  # or SCRAM-SHA-512, PLAIN (over TLS only)
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::client::ClientTls;
+use crate::client::{ClientTls, SaslCredentials};
 
 pub const DEFAULT_BROKER: &str = "127.0.0.1:9400";
 
@@ -40,6 +43,9 @@ pub struct ClientConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_server_name: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub sasl_mechanism: Option<String>,
 }
 
 /// Where and how a client command connects: the broker's address, and TLS if configured.
@@ -47,6 +53,7 @@ pub struct ClientConfig {
 pub struct Endpoint {
     pub broker: String,
     pub tls: Option<ClientTls>,
+    pub sasl: Option<SaslCredentials>,
 }
 
 impl ClientConfig {
@@ -82,6 +89,13 @@ pub struct BrokerAddress {
     /// The name the broker's certificate must carry [default: the broker address's host].
     #[arg(long, env = "RINGMQ_TLS_SERVER_NAME")]
     pub tls_server_name: Option<String>,
+    /// Authenticate as this user; the password comes from RINGMQ_PASSWORD or the client
+    /// config's `password`.
+    #[arg(long, env = "RINGMQ_USER")]
+    pub user: Option<String>,
+    /// SCRAM-SHA-256 (the default), SCRAM-SHA-512, or PLAIN (over TLS only).
+    #[arg(long, env = "RINGMQ_SASL_MECHANISM")]
+    pub sasl_mechanism: Option<String>,
 }
 
 impl BrokerAddress {
@@ -98,6 +112,9 @@ impl BrokerAddress {
         config.tls_cert = self.tls_cert.clone().or(config.tls_cert);
         config.tls_key = self.tls_key.clone().or(config.tls_key);
         config.tls_server_name = self.tls_server_name.clone().or(config.tls_server_name);
+        config.user = self.user.clone().or(config.user);
+        config.sasl_mechanism = self.sasl_mechanism.clone().or(config.sasl_mechanism);
+        config.password = std::env::var("RINGMQ_PASSWORD").ok().or(config.password);
         Ok(config)
     }
 }
@@ -110,11 +127,31 @@ impl ClientConfig {
             .broker
             .clone()
             .unwrap_or_else(|| DEFAULT_BROKER.to_string());
+        let sasl = match (&self.user, &self.password) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(
+                    "--user needs a password: RINGMQ_PASSWORD or the client config's".into(),
+                );
+            }
+            (Some(user), Some(password)) => Some(SaslCredentials {
+                mechanism: self
+                    .sasl_mechanism
+                    .clone()
+                    .unwrap_or_else(|| "SCRAM-SHA-256".to_string()),
+                user: user.clone(),
+                password: password.clone(),
+            }),
+        };
         let Some(ca) = &self.tls_ca else {
             if self.tls_cert.is_some() || self.tls_key.is_some() {
                 return Err("--tls-cert and --tls-key need --tls-ca".into());
             }
-            return Ok(Endpoint { broker, tls: None });
+            return Ok(Endpoint {
+                broker,
+                tls: None,
+                sasl,
+            });
         };
         let identity = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
@@ -132,6 +169,7 @@ impl ClientConfig {
         Ok(Endpoint {
             broker,
             tls: Some(tls),
+            sasl,
         })
     }
 }

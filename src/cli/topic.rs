@@ -134,9 +134,11 @@ pub(crate) async fn connect(address: &BrokerAddress) -> Result<Client, String> {
 }
 
 pub(crate) async fn connect_to(endpoint: &Endpoint) -> Result<Client, String> {
-    let connected = match &endpoint.tls {
-        None => Client::connect(&endpoint.broker).await,
-        Some(tls) => Client::connect_tls(&endpoint.broker, tls).await,
-    };
-    connected.map_err(|error| error.to_string())
+    Client::connect_with(
+        &endpoint.broker,
+        endpoint.tls.as_ref(),
+        endpoint.sasl.as_ref(),
+    )
+    .await
+    .map_err(|error| error.to_string())
 }

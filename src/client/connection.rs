@@ -86,7 +86,58 @@ impl ClientTls {
     }
 }
 
+/// A user name and password to authenticate with, and the SASL mechanism (`SCRAM-SHA-256`,
+/// `SCRAM-SHA-512`, or `PLAIN`, which sends the password itself: over TLS only).
+#[derive(Clone)]
+pub struct SaslCredentials {
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512` or `PLAIN`.
+    pub mechanism: String,
+    /// The user's name.
+    pub user: String,
+    /// The user's password (SCRAM never sends it).
+    pub password: String,
+}
+
 impl Connection {
+    /// Authenticates this connection with `credentials` (before any other request).
+    pub async fn authenticate(&self, credentials: &SaslCredentials) -> Result<(), ClientError> {
+        let refused = |what: &str| ClientError::Connection(format!("authentication: {what}"));
+        let mechanism = credentials.mechanism.clone();
+        match self.request(Request::SaslHandshake { mechanism }).await? {
+            Response::SaslMechanisms(_) => {}
+            other => return Err(refused(&format!("unexpected answer {other:?}"))),
+        }
+        let exchange = |message: Vec<u8>| async move {
+            match self
+                .request(Request::SaslAuthenticate {
+                    message: bytes::Bytes::from(message),
+                })
+                .await?
+            {
+                Response::SaslMessage(answer) => Ok(answer),
+                other => Err(refused(&format!("unexpected answer {other:?}"))),
+            }
+        };
+        let password = credentials.password.as_bytes();
+        let Some(mechanism) = crate::auth::scram::Mechanism::from_name(&credentials.mechanism)
+        else {
+            // PLAIN: authorization id (empty), user, password.
+            let message = [b"" as &[u8], credentials.user.as_bytes(), password].join(&0u8);
+            exchange(message).await?;
+            return Ok(());
+        };
+        let (mut scram, first) =
+            crate::auth::scram::ClientExchange::start(mechanism, &credentials.user, password);
+        let challenge = exchange(first).await?;
+        let last = scram
+            .server_first(&challenge)
+            .map_err(|_| refused("the broker's SCRAM challenge is malformed"))?;
+        let server_final = exchange(last).await?;
+        scram
+            .server_final(&server_final)
+            .map_err(|_| refused("the broker could not prove it knows the credential"))
+    }
+
     /// Connects to `address`, naming this client `client_id` in the broker's logs.
     pub async fn connect(address: &str, client_id: &str) -> Result<Connection, ClientError> {
         Connection::connect_with(address, client_id, None).await

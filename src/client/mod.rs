@@ -56,7 +56,7 @@ use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary}
 
 /// The key → partition rules a `ProducerConfig` chooses from.
 pub use crate::partitioner::Partitioner;
-pub use connection::{ClientTls, Connection};
+pub use connection::{ClientTls, Connection, SaslCredentials};
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 pub use group::{
     GroupConfig, GroupConsumer, GroupRecord, OffsetReset, ResetTo, plan_reset_offsets,
@@ -115,9 +115,21 @@ impl Client {
 
     /// Connects over TLS (see `ClientTls`).
     pub async fn connect_tls(address: &str, tls: &ClientTls) -> Result<Client> {
-        Ok(Client {
-            connection: Connection::connect_with(address, "ringmq-rust", Some(tls)).await?,
-        })
+        Client::connect_with(address, Some(tls), None).await
+    }
+
+    /// Connects over TLS if `tls` is given, and authenticates with `credentials` if given,
+    /// before returning.
+    pub async fn connect_with(
+        address: &str,
+        tls: Option<&ClientTls>,
+        credentials: Option<&SaslCredentials>,
+    ) -> Result<Client> {
+        let connection = Connection::connect_with(address, "ringmq-rust", tls).await?;
+        if let Some(credentials) = credentials {
+            connection.authenticate(credentials).await?;
+        }
+        Ok(Client { connection })
     }
 
     /// The connection this client sends on, for raw requests.

@@ -99,7 +99,11 @@ impl Wire for Kafka {
             Err(answer) => return Decoded::Close(answer),
         };
         let required = !state.config.kafka_sasl_mechanisms.is_empty();
-        if !self.sasl.borrow().admits(required, sasl::is_sasl(prepared.api())) {
+        if !self
+            .sasl
+            .borrow()
+            .admits(required, sasl::is_sasl(prepared.api()))
+        {
             // As Kafka: a request before authenticating, or after failing to, ends the
             // connection without an answer.
             tracing::debug!(api = ?prepared.api(), "kafka request before authentication; closing");

@@ -67,9 +67,11 @@ pub fn authenticate(
             SaslAuthenticateResponse::default().with_auth_bytes(auth_bytes)
         }
         // Kafka's ILLEGAL_SASL_STATE: no handshake first, or authenticated already.
-        Err(error) if error.kind == ErrorKind::InvalidRequest => SaslAuthenticateResponse::default()
-            .with_error_code(ILLEGAL_SASL_STATE)
-            .with_error_message(Some(StrBytes::from_string(error.message))),
+        Err(error) if error.kind == ErrorKind::InvalidRequest => {
+            SaslAuthenticateResponse::default()
+                .with_error_code(ILLEGAL_SASL_STATE)
+                .with_error_message(Some(StrBytes::from_string(error.message)))
+        }
         Err(error) => {
             metrics::counter!("ringmq_authentication_failures_total", "listener" => "kafka")
                 .increment(1);

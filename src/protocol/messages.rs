@@ -29,6 +29,10 @@ pub enum ApiKey {
     DescribeGroup = 13,
     DeleteGroup = 14,
     AddPartitions = 15,
+    /// Chooses a SASL mechanism (when the listener asks for authentication).
+    SaslHandshake = 90,
+    /// One message of the chosen mechanism, answered by the broker's next.
+    SaslAuthenticate = 91,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -49,6 +53,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::DescribeGroup, 0, 0),
     (ApiKey::DeleteGroup, 0, 0),
     (ApiKey::AddPartitions, 0, 0),
+    (ApiKey::SaslHandshake, 0, 0),
+    (ApiKey::SaslAuthenticate, 0, 0),
 ];
 
 impl ApiKey {
@@ -129,6 +135,12 @@ pub enum Request {
     /// Empty `topics` asks for every topic.
     Metadata {
         topics: Vec<String>,
+    },
+    SaslHandshake {
+        mechanism: String,
+    },
+    SaslAuthenticate {
+        message: Bytes,
     },
     Produce(ProduceRequest),
     Fetch(FetchRequest),
@@ -251,6 +263,10 @@ pub enum Response {
     Offsets(Vec<(String, u32, u64)>),
     Groups(Vec<GroupSummary>),
     GroupDescription(GroupDescription),
+    /// The mechanisms the listener enables (also sent with a refused handshake's error).
+    SaslMechanisms(Vec<String>),
+    /// The broker's next message of the mechanism (empty when there is none).
+    SaslMessage(Bytes),
 }
 
 fn acks_to_wire(acks: AckLevel) -> u8 {
@@ -365,6 +381,8 @@ impl Request {
             Request::CreateTopic { .. } => ApiKey::CreateTopic,
             Request::DeleteTopic { .. } => ApiKey::DeleteTopic,
             Request::AddPartitions { .. } => ApiKey::AddPartitions,
+            Request::SaslHandshake { .. } => ApiKey::SaslHandshake,
+            Request::SaslAuthenticate { .. } => ApiKey::SaslAuthenticate,
             Request::Metadata { .. } => ApiKey::Metadata,
             Request::Produce(_) => ApiKey::Produce,
             Request::Fetch(_) => ApiKey::Fetch,
@@ -399,6 +417,8 @@ impl Request {
                 writer.string(&name);
                 writer.u32(partitions);
             }
+            Request::SaslHandshake { mechanism } => writer.string(&mechanism),
+            Request::SaslAuthenticate { message } => writer.bytes(&message),
             Request::Metadata { topics } => put_strings(&mut writer, &topics),
             Request::Produce(produce) => {
                 writer.string(&produce.topic);
@@ -485,6 +505,12 @@ impl Request {
             ApiKey::AddPartitions => Request::AddPartitions {
                 name: reader.string()?,
                 partitions: reader.u32()?,
+            },
+            ApiKey::SaslHandshake => Request::SaslHandshake {
+                mechanism: reader.string()?,
+            },
+            ApiKey::SaslAuthenticate => Request::SaslAuthenticate {
+                message: reader.bytes()?.freeze(),
             },
             ApiKey::DeleteTopic => Request::DeleteTopic {
                 name: reader.string()?,

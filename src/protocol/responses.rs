@@ -97,6 +97,13 @@ pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolErr
             }
             put_offsets(&mut writer, &description.offsets);
         }
+        Response::SaslMechanisms(mechanisms) => {
+            writer.u32(mechanisms.len() as u32);
+            for mechanism in &mechanisms {
+                writer.string(mechanism);
+            }
+        }
+        Response::SaslMessage(message) => writer.bytes(&message),
     }
     writer.finish()
 }
@@ -126,6 +133,15 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
             assignment: read_partitions(&mut reader)?,
         }),
         ApiKey::FetchOffsets => Response::Offsets(read_offsets(&mut reader)?),
+        ApiKey::SaslHandshake => {
+            let count = reader.count(2)?;
+            Response::SaslMechanisms(
+                (0..count)
+                    .map(|_| reader.string())
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        ApiKey::SaslAuthenticate => Response::SaslMessage(reader.bytes()?.freeze()),
         ApiKey::ListGroups => {
             let count = reader.count(12)?;
             Response::Groups(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::errors::to_native;
 use crate::broker::service::{
     Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment, NewTopic, OffsetQuery,
-    PartitionChoice, Produce, RequestContext, Service,
+    PartitionChoice, Principal, Produce, RequestContext, Service,
 };
 use crate::broker::{BrokerError, ErrorKind, ShardState};
 use crate::protocol::messages::{self as wire, SUPPORTED_APIS};
@@ -18,12 +18,17 @@ use crate::protocol::{
 };
 
 /// Answers one native request.
-pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response, ProtocolError> {
+pub async fn serve(
+    state: &Rc<ShardState>,
+    request: Request,
+    principal: Principal,
+) -> Result<Response, ProtocolError> {
     let service = Service::new(state.clone());
-    let ctx = RequestContext::new(
+    let mut ctx = RequestContext::new(
         String::new(),
         Duration::from_millis(state.config.shard_call_timeout_ms),
     );
+    ctx.principal = principal;
     match request {
         Request::ApiVersions => Ok(Response::ApiVersions {
             apis: SUPPORTED_APIS

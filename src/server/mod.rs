@@ -301,7 +301,7 @@ fn run_shard(
             state.clone(),
             gate.clone(),
             listener,
-            connection::Native,
+            connection::Native::default(),
             (tls.clone(), conn::Which::Native),
         ));
         if let Some((kafka_listener, advertised)) = kafka {

@@ -28,11 +28,11 @@ pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;
 pub use many::PartitionEnds;
+pub use sasl::{HandshakeRefusal, SaslSession};
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
     Produced, TopicInfo,
 };
-pub use sasl::{HandshakeRefusal, SaslSession};
 pub use users::authentication_failed;
 
 use super::error::{BrokerError, BrokerResult, ErrorKind};

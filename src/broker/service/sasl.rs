@@ -52,7 +52,11 @@ impl SaslSession {
     }
 
     /// Chooses `mechanism` among `enabled`.
-    pub fn handshake(&mut self, enabled: &[String], mechanism: &str) -> Result<(), HandshakeRefusal> {
+    pub fn handshake(
+        &mut self,
+        enabled: &[String],
+        mechanism: &str,
+    ) -> Result<(), HandshakeRefusal> {
         if !matches!(self, SaslSession::Start) {
             return Err(HandshakeRefusal::AlreadyChosen);
         }
@@ -84,7 +88,10 @@ impl SaslSession {
             SaslSession::Scram(mut exchange) => exchange
                 .client_final(message)
                 .map(|(user, last)| {
-                    (SaslSession::Authenticated(Principal::User(user)), Bytes::from(last))
+                    (
+                        SaslSession::Authenticated(Principal::User(user)),
+                        Bytes::from(last),
+                    )
                 })
                 .map_err(|_| authentication_failed()),
             other => {
