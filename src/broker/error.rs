@@ -87,6 +87,12 @@ error_kinds! {
     FencedInstance => "fenced_instance",
     /// The group's members consume the topic, so its offsets cannot be deleted.
     GroupSubscribed => "group_subscribed",
+    /// A KIP-848 member's epoch is not its current one (it missed a change): it must rejoin.
+    FencedMemberEpoch => "fenced_member_epoch",
+    /// A commit or offset fetch of a KIP-848 member carries an epoch that is not its current one.
+    StaleMemberEpoch => "stale_member_epoch",
+    /// A KIP-848 member named a server-side assignor the broker does not have.
+    UnsupportedAssignor => "unsupported_assignor",
 }
 
 impl ErrorKind {

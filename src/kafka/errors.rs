@@ -35,6 +35,9 @@ pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const INVALID_RECORD: i16 = 87;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
 
 /// Kafka's code for a broker error kind.
 pub fn kafka_code(kind: ErrorKind) -> i16 {
@@ -65,6 +68,9 @@ pub fn kafka_code(kind: ErrorKind) -> i16 {
         ErrorKind::GroupFull => GROUP_MAX_SIZE_REACHED,
         ErrorKind::FencedInstance => FENCED_INSTANCE_ID,
         ErrorKind::GroupSubscribed => GROUP_SUBSCRIBED_TO_TOPIC,
+        ErrorKind::FencedMemberEpoch => FENCED_MEMBER_EPOCH,
+        ErrorKind::StaleMemberEpoch => STALE_MEMBER_EPOCH,
+        ErrorKind::UnsupportedAssignor => UNSUPPORTED_ASSIGNOR,
     }
 }
 
