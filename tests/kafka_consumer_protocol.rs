@@ -83,11 +83,22 @@ struct Beat<'a> {
 
 impl Beat<'_> {
     fn send(&self, address: &str, id: Uuid, version: i16) -> ConsumerGroupHeartbeatResponse {
+        let rebalance_timeout_ms = if self.topics.is_some() { 30_000 } else { -1 };
+        self.send_with(address, id, version, rebalance_timeout_ms)
+    }
+
+    fn send_with(
+        &self,
+        address: &str,
+        id: Uuid,
+        version: i16,
+        rebalance_timeout_ms: i32,
+    ) -> ConsumerGroupHeartbeatResponse {
         let request = ConsumerGroupHeartbeatRequest::default()
             .with_group_id(GroupId(text(self.group)))
             .with_member_id(text(self.member))
             .with_member_epoch(self.epoch)
-            .with_rebalance_timeout_ms(if self.topics.is_some() { 30_000 } else { -1 })
+            .with_rebalance_timeout_ms(rebalance_timeout_ms)
             .with_subscribed_topic_names(
                 self.topics
                     .map(|names| names.iter().map(|n| TopicName(text(n))).collect()),
@@ -417,4 +428,49 @@ fn v0_joins_get_their_member_id_from_the_coordinator_and_classic_groups_are_not_
     assert_eq!(partitions[0].partitions, vec![0, 1]);
     assert_eq!(described.groups[1].error_code, GROUP_ID_NOT_FOUND);
     assert_eq!(described.groups[2].error_code, GROUP_ID_NOT_FOUND);
+}
+
+#[test]
+fn a_member_that_never_revokes_is_removed_after_its_rebalance_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker(dir.path());
+    create_topic(&address, "kip848", 2);
+    let id = topic_id(&address, "kip848");
+    let joining = |member| Beat {
+        group: "stuck",
+        member,
+        epoch: 0,
+        topics: Some(&[TOPIC]),
+        owned: Some(&[]),
+        assignor: None,
+    };
+    // m1 joins with a rebalance timeout of 300 ms, then m2 joins and m1 is asked to revoke.
+    let m1 = joining("m1").send_with(&address, id, 1, 300);
+    assert_eq!(assigned(&m1, id), Some((0..2).collect()));
+    let m2 = joining("m2").send(&address, id, 1);
+    let beat = |member, epoch, owned| Beat {
+        group: "stuck",
+        member,
+        epoch,
+        topics: None,
+        owned,
+        assignor: None,
+    };
+    let asked = beat("m1", m1.member_epoch, Some(&[0, 1])).send(&address, id, 1);
+    assert_eq!(assigned(&asked, id).map(|p| p.len()), Some(1));
+    // It keeps heartbeating (its session lives) but keeps both partitions: after its rebalance
+    // timeout it is removed, and m2 gets everything.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = beat("m1", m1.member_epoch, Some(&[0, 1])).send(&address, id, 1);
+        if held.error_code == UNKNOWN_MEMBER_ID {
+            break;
+        }
+        assert_eq!(held.error_code, NONE);
+        assert!(Instant::now() < deadline, "never removed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let all = beat("m2", m2.member_epoch, Some(&[])).send(&address, id, 1);
+    assert_eq!(all.error_code, NONE);
+    assert_eq!(assigned(&all, id), Some((0..2).collect()));
 }
