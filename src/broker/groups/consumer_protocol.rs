@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::assignment::{self, Strategy, TopicPartition};
 use super::views::{ConsumerGroupView, ConsumerHeartbeatReply, ConsumerMemberView};
-use super::{Generation, MEMBERS_PER_GROUP_MAX, group_full, unknown_member};
+use super::{Generation, MEMBERS_PER_GROUP_MAX, group_full, partition_counts, unknown_member};
 use crate::broker::ShardState;
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
 
@@ -469,17 +469,6 @@ fn rebalance_timeout(ms: i32) -> Duration {
     // member cannot hold partitions it will not revoke for longer than a session may last.
     let ms = u64::try_from(ms).unwrap_or(300_000);
     Duration::from_millis(ms.min(u64::from(super::SESSION_TIMEOUT_MS_MAX)))
-}
-
-/// The partition counts of `topics` in this shard's snapshot (absent topics have none).
-fn partition_counts(
-    state: &ShardState,
-    topics: impl Iterator<Item = String>,
-) -> BTreeMap<String, u32> {
-    let snapshot = state.topics();
-    topics
-        .filter_map(|topic| snapshot.get(&topic).map(|meta| (topic, meta.partitions)))
-        .collect()
 }
 
 /// Kafka's ConsumerGroupHeartbeat: a join (epoch 0), a heartbeat, or a leave (epoch -1, -2).

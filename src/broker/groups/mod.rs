@@ -29,7 +29,7 @@ mod group;
 mod offsets_log;
 mod views;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub use background::{expire_sessions, run_background};
 pub use broker_assigned::{heartbeat, join, leave};
@@ -204,6 +204,17 @@ pub async fn close(state: &ShardState) {
     for log in logs {
         let _ = log.close().await;
     }
+}
+
+/// The partition counts of `topics` in this shard's snapshot (absent topics have none).
+fn partition_counts(
+    state: &ShardState,
+    topics: impl Iterator<Item = String>,
+) -> BTreeMap<String, u32> {
+    let snapshot = state.topics();
+    topics
+        .filter_map(|topic| snapshot.get(&topic).map(|meta| (topic, meta.partitions)))
+        .collect()
 }
 
 /// Refuses a group that does not exist yet when the shard holds its maximum of groups.
