@@ -80,6 +80,12 @@ pub struct BrokerConfig {
     pub default_partitions: u32,
     /// How often each consumer group's committed offsets and lag are published as metrics.
     pub group_lag_interval_ms: u64,
+    /// How often KIP-848 consumers (`group.protocol=consumer`) are told to heartbeat (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`): how soon they learn of a new assignment.
+    pub group_consumer_heartbeat_interval_ms: u32,
+    /// A KIP-848 consumer silent this long is removed and its partitions go to the others
+    /// (Kafka's `group.consumer.session.timeout.ms`; the broker's setting, not the client's).
+    pub group_consumer_session_timeout_ms: u64,
     /// How long a shutdown waits for in-flight requests before closing the logs anyway; also how
     /// long closing one log (its last write and fdatasync) may take before shutdown goes on.
     pub shutdown_grace_ms: u64,
@@ -131,6 +137,8 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             group_lag_interval_ms: 5_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
             shutdown_grace_ms: 10_000,
             shard_call_timeout_ms: 330_000,
             startup_timeout_ms: 600_000,
@@ -311,6 +319,16 @@ impl BrokerConfig {
             (
                 self.startup_timeout_ms >= 1,
                 "startup_timeout_ms must be at least 1",
+            ),
+            (
+                (1..=300_000).contains(&self.group_consumer_heartbeat_interval_ms)
+                    && u64::from(self.group_consumer_heartbeat_interval_ms)
+                        < self.group_consumer_session_timeout_ms,
+                "group_consumer_heartbeat_interval_ms must be 1 to 300000 and below group_consumer_session_timeout_ms",
+            ),
+            (
+                (100..=3_600_000).contains(&self.group_consumer_session_timeout_ms),
+                "group_consumer_session_timeout_ms must be 100 to 3600000",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

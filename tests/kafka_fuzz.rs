@@ -32,7 +32,9 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -97,12 +99,12 @@ fn sample(api: ApiKey, version: i16) -> RequestKind {
                 .with_producer_epoch(-1),
         ),
         ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
-        other => group_sample(other),
+        other => group_sample(other, version),
     }
 }
 
 /// `sample` for the group APIs.
-fn group_sample(api: ApiKey) -> RequestKind {
+fn group_sample(api: ApiKey, version: i16) -> RequestKind {
     match api {
         ApiKey::JoinGroup => RequestKind::JoinGroup(
             JoinGroupRequest::default()
@@ -138,6 +140,18 @@ fn group_sample(api: ApiKey) -> RequestKind {
                         ]),
                 ]),
         ),
+        ApiKey::OffsetFetch if version >= 8 => {
+            let topics = vec![
+                OffsetFetchRequestTopics::default()
+                    .with_name(topic("fuzz"))
+                    .with_partition_indexes(vec![0, 1]),
+            ];
+            let member = group_of_fetch(version);
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
+                member.clone().with_topics(Some(topics)),
+                member.with_group_id(group("other")).with_topics(None),
+            ]))
+        }
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(
             OffsetFetchRequest::default()
                 .with_group_id(group("fuzz-group"))
@@ -159,7 +173,32 @@ fn group_sample(api: ApiKey) -> RequestKind {
         ApiKey::LeaveGroup => {
             RequestKind::LeaveGroup(LeaveGroupRequest::default().with_group_id(group("fuzz-group")))
         }
-        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::ListGroups => {
+            let states = (version >= 4).then(|| vec![StrBytes::from_static_str("Stable")]);
+            let types = (version >= 5).then(|| vec![StrBytes::from_static_str("consumer")]);
+            RequestKind::ListGroups(
+                ListGroupsRequest::default()
+                    .with_states_filter(states.unwrap_or_default())
+                    .with_types_filter(types.unwrap_or_default()),
+            )
+        }
+        ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group("fuzz-group"))
+                .with_member_id(StrBytes::from_static_str("fuzz-member"))
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(vec![topic("fuzz"), topic("other")]))
+                .with_server_assignor(Some(StrBytes::from_static_str("uniform")))
+                .with_topic_partitions(Some(vec![
+                    consumer_group_heartbeat_request::TopicPartitions::default()
+                        .with_topic_id(uuid::Uuid::from_u128(7))
+                        .with_partitions(vec![0, 1]),
+                ])),
+        ),
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![group("fuzz-group"), group("other")]),
+        ),
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(
             DeleteGroupsRequest::default().with_groups_names(vec![group("fuzz-group"), group("x")]),
         ),
@@ -237,6 +276,17 @@ fn group_sample(api: ApiKey) -> RequestKind {
         ),
         other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
     }
+}
+
+/// One group of an OffsetFetch v8+, with the KIP-848 member and epoch from v9.
+fn group_of_fetch(version: i16) -> OffsetFetchRequestGroup {
+    let group = OffsetFetchRequestGroup::default().with_group_id(group("fuzz-group"));
+    if version >= 9 {
+        return group
+            .with_member_id(Some(StrBytes::from_static_str("fuzz-member")))
+            .with_member_epoch(3);
+    }
+    group
 }
 
 // ---- the requests of issue 10, each claiming 0x7fffffff elements ----------------------------

@@ -43,6 +43,9 @@ pub const INVALID_RECORD: i16 = 87;
 pub const RESOURCE_NOT_FOUND: i16 = 91;
 pub const DUPLICATE_RESOURCE: i16 = 92;
 pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
 
 /// Kafka's code for a broker error kind.
 pub fn kafka_code(kind: ErrorKind) -> i16 {
@@ -76,6 +79,9 @@ pub fn kafka_code(kind: ErrorKind) -> i16 {
         ErrorKind::UnknownUser => RESOURCE_NOT_FOUND,
         ErrorKind::InvalidCredential => UNACCEPTABLE_CREDENTIAL,
         ErrorKind::AuthenticationFailed => SASL_AUTHENTICATION_FAILED,
+        ErrorKind::FencedMemberEpoch => FENCED_MEMBER_EPOCH,
+        ErrorKind::StaleMemberEpoch => STALE_MEMBER_EPOCH,
+        ErrorKind::UnsupportedAssignor => UNSUPPORTED_ASSIGNOR,
     }
 }
 

@@ -43,9 +43,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 4),
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 7),
-    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
@@ -58,6 +58,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub(crate) const NODE_ID: i32 = 0;
@@ -277,19 +279,35 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
                 .with_port(i32::from(advertised_address.port));
             ResponseKind::FindCoordinator(response)
         }
-        other => match groups::respond(&service, &ctx, other).await {
-            Ok(response) => response,
-            Err(other) => {
-                match super::admin::respond(&service, &ctx, other, advertised_address).await {
-                    Ok(response) => response,
-                    // prepare() admits only the APIs in SUPPORTED; anything else is refused, never
-                    // a panic.
-                    Err(_) => return api_versions_error(correlation_id),
-                }
-            }
+        other => match respond_other(&service, &ctx, version, other, advertised_address).await {
+            Some(response) => response,
+            // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a
+            // panic.
+            None => return api_versions_error(correlation_id),
         },
     };
     encode(api, version, correlation_id, response)
+}
+
+/// The group and admin APIs, each module trying its own.
+async fn respond_other(
+    service: &Service,
+    ctx: &RequestContext,
+    version: i16,
+    request: RequestKind,
+    advertised_address: &super::Advertised,
+) -> Option<ResponseKind> {
+    let request = match groups::respond(service, ctx, version, request).await {
+        Ok(response) => return Some(response),
+        Err(request) => request,
+    };
+    let request = match super::consumer_groups::respond(service, ctx, version, request).await {
+        Ok(response) => return Some(response),
+        Err(request) => request,
+    };
+    super::admin::respond(service, ctx, request, advertised_address)
+        .await
+        .ok()
 }
 
 /// A negative partition index from a Kafka client: Kafka's UNKNOWN_TOPIC_OR_PARTITION.

@@ -11,6 +11,7 @@
 //! sends no answer at all to a produce with acks=0.
 
 pub mod admin;
+pub mod consumer_groups;
 pub mod errors;
 pub mod fetch;
 pub mod fetch_session;

@@ -1,13 +1,16 @@
 //! The service's consumer-group operations. Each runs on the group's coordinator shard. Two
 //! kinds of membership share the offsets: ringmq's own (the broker divides the partitions:
-//! `join_group`, `heartbeat`, `leave_group`) and Kafka's (the leader divides them:
-//! `join_round`, `sync_round`, `round_heartbeat`, `leave_round`).
+//! `join_group`, `heartbeat`, `leave_group`), Kafka's classic one (the leader divides them:
+//! `join_round`, `sync_round`, `round_heartbeat`, `leave_round`) and Kafka's KIP-848 consumer
+//! protocol (the coordinator divides them and reconciles each member: `consumer_heartbeat`,
+//! `describe_consumer_group`).
 
 use crate::broker::BrokerResult;
 use crate::broker::groups::client_assigned::{JoinRound, Joined, Synced};
+use crate::broker::groups::consumer_protocol::{self, Beat};
 use crate::broker::groups::{
-    self, CommittedOffset, GroupDescription, GroupSummary, KafkaView, MemberAssignment,
-    OffsetDeletion, client_assigned,
+    self, CommittedOffset, ConsumerGroupView, ConsumerHeartbeatReply, GroupDescription,
+    GroupSummary, KafkaView, MemberAssignment, OffsetDeletion, client_assigned,
 };
 
 use super::{RequestContext, Service};
@@ -120,6 +123,48 @@ impl Service {
     ) -> BrokerResult<()> {
         self.on_coordinator(ctx, &group.clone(), move |c| async move {
             client_assigned::leave(&c, &group, members)
+        })
+        .await
+    }
+
+    /// Kafka's ConsumerGroupHeartbeat (KIP-848): a join with epoch 0, a heartbeat, or a leave
+    /// with epoch -1 or -2; answers with the member's epoch and, when it changed, its
+    /// partitions.
+    pub async fn consumer_heartbeat(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        beat: Beat,
+    ) -> BrokerResult<ConsumerHeartbeatReply> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            consumer_protocol::heartbeat(&c, &group, beat)
+        })
+        .await
+    }
+
+    /// A KIP-848 group with its epochs, assignor, and each member's partitions and target.
+    pub async fn describe_consumer_group(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+    ) -> BrokerResult<ConsumerGroupView> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            groups::consumer_describe(&c, &group)
+        })
+        .await
+    }
+
+    /// Checks that `member_id` of a KIP-848 group is at `member_epoch` (an OffsetFetch v9
+    /// with a member): UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH if not.
+    pub async fn check_member_epoch(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        member_id: String,
+        member_epoch: i32,
+    ) -> BrokerResult<()> {
+        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+            groups::check_member_epoch(&c, &group, &member_id, member_epoch)
         })
         .await
     }

@@ -17,9 +17,11 @@ use std::rc::Rc;
 
 pub use super::configs::{ConfigEntry, ConfigType};
 pub use super::groups::client_assigned::{JoinRound, Joined, Synced};
+pub use super::groups::consumer_protocol::{Assignor, Beat};
 pub use super::groups::{
-    CommittedOffset, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment,
-    MemberDescription, OffsetDeletion,
+    CommittedOffset, ConsumerGroupView, ConsumerHeartbeatReply, ConsumerMemberView,
+    GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment, MemberDescription,
+    OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
 pub use crate::auth::scram::{Credential, Mechanism};
@@ -269,6 +271,7 @@ impl Service {
 fn topic_info(meta: &topics::TopicMeta) -> TopicInfo {
     TopicInfo {
         name: meta.name.clone(),
+        id: meta.id(),
         partitions: meta.partitions,
         configs: topics::describe(&meta.config),
     }

@@ -102,6 +102,8 @@ pub struct NewTopic {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicInfo {
     pub name: String,
+    /// Kafka's topic id (a UUID's 16 bytes): stable across restarts, new for a re-created topic.
+    pub id: [u8; 16],
     pub partitions: u32,
     /// Every setting, by its Kafka name.
     pub configs: Vec<(String, String)>,

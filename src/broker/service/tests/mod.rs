@@ -542,4 +542,5 @@ fn a_topic_grows_but_never_shrinks() {
     });
 }
 
+mod consumer_groups;
 mod groups;
