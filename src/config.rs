@@ -35,6 +35,8 @@ pub struct BrokerConfig {
     pub kafka_sasl_mechanisms: Vec<String>,
     /// The same for the native listener.
     pub sasl_mechanisms: Vec<String>,
+    /// Principals (`User:name`) that ACLs never restrict.
+    pub super_users: Vec<String>,
     /// Shards (threads, one per core); 0 means one per available core.
     pub shards: usize,
     /// Largest request frame accepted; a larger one gets an error and its connection is closed.
@@ -119,6 +121,7 @@ impl Default for BrokerConfig {
             http_tls: TlsSettings::default(),
             kafka_sasl_mechanisms: Vec::new(),
             sasl_mechanisms: Vec::new(),
+            super_users: Vec::new(),
             shards: 0,
             frame_bytes_max: 16 << 20,
             connection_inflight_bytes_max: 64 << 20,
@@ -176,6 +179,11 @@ impl BrokerConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("{}: {error}", path.display()))?;
         toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
+    }
+
+    /// Whether ACLs are enforced: when any listener asks clients to authenticate.
+    pub fn authorization_enforced(&self) -> bool {
+        !self.kafka_sasl_mechanisms.is_empty() || !self.sasl_mechanisms.is_empty()
     }
 
     /// The shard count in force: the setting, or the cores available.

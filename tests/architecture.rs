@@ -126,6 +126,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "broker::fd_budget",
             // `ringmq user` edits users.json offline, as `log verify` reads segments.
             "broker::users",
+            "broker::acls",
             "auth",
         ],
     ),

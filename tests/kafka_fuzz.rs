@@ -254,6 +254,31 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                         .with_salted_password(bytes::Bytes::from_static(&[7u8; 64])),
                 ]),
         ),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
+            kafka_protocol::messages::create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_pattern_type(3)
+                .with_resource_name(StrBytes::from_static_str("fuzz"))
+                .with_principal(StrBytes::from_static_str("User:fuzz"))
+                .with_host(StrBytes::from_static_str("*"))
+                .with_operation(3)
+                .with_permission_type(3),
+        ])),
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+            kafka_protocol::messages::delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(StrBytes::from_static_str("fuzz")))
+                .with_pattern_type_filter(3)
+                .with_operation(1)
+                .with_permission_type(1),
+        ])),
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(
             DescribeLogDirsRequest::default().with_topics(Some(vec![
                 kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic::default()

@@ -46,6 +46,8 @@ fn broker(dir: &Path) -> (TestBroker, String) {
             "SCRAM-SHA-256".into(),
             "SCRAM-SHA-512".into(),
         ],
+        // Authentication is what these tests are about; ACLs are tests/acls.rs's.
+        super_users: vec!["User:alice".into(), "User:bob".into()],
         ..Default::default()
     });
     let address = broker.handle.as_ref().unwrap().kafka_address.unwrap();
@@ -512,7 +514,7 @@ fn ringmq_user_with_sighup_adds_and_removes_users_of_a_running_broker() {
             let line = log
                 .recv_timeout(std::time::Duration::from_secs(20))
                 .expect("the reload is logged");
-            if line.contains("users.json reloaded") {
+            if line.contains("acls.json reloaded") {
                 return;
             }
         }

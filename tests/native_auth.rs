@@ -32,6 +32,8 @@ fn broker(dir: &std::path::Path) -> TestBroker {
             "SCRAM-SHA-512".into(),
             "PLAIN".into(),
         ],
+        // Authentication is what these tests are about; ACLs are tests/acls.rs's.
+        super_users: vec!["User:alice".into(), "User:bob".into()],
         ..Default::default()
     })
 }

@@ -94,6 +94,12 @@ error_kinds! {
     InvalidCredential => "invalid_credential",
     /// Wrong user name or password, or a malformed authentication exchange.
     AuthenticationFailed => "authentication_failed",
+    /// The principal may not do that to the topic (ACLs).
+    TopicAuthorizationFailed => "topic_authorization_failed",
+    /// The principal may not do that to the group (ACLs).
+    GroupAuthorizationFailed => "group_authorization_failed",
+    /// The principal may not do that to the cluster (ACLs).
+    ClusterAuthorizationFailed => "cluster_authorization_failed",
     /// A KIP-848 member's epoch is not its current one (it missed a change): it must rejoin.
     FencedMemberEpoch => "fenced_member_epoch",
     /// A commit or offset fetch of a KIP-848 member carries an epoch that is not its current one.

@@ -5,6 +5,7 @@
 //! cross-shard mailbox; topic changes run on shard 0, which writes the metadata and then has
 //! every shard install the new snapshot and open or close the partitions it owns.
 
+pub mod acls;
 pub mod admin;
 pub mod configs;
 pub mod error;
@@ -50,6 +51,8 @@ pub struct ShardState {
     coordinator: RefCell<groups::Coordinator>,
     /// This shard's snapshot of the users and their credentials.
     users: RefCell<Arc<users::Users>>,
+    /// This shard's snapshot of the access control lists.
+    acls: RefCell<Arc<acls::Acls>>,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -124,7 +127,18 @@ impl ShardState {
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
             users: RefCell::new(Arc::new(users::Users::default())),
+            acls: RefCell::new(Arc::new(acls::Acls::default())),
         }
+    }
+
+    /// This shard's snapshot of the ACLs.
+    pub fn acls(&self) -> Arc<acls::Acls> {
+        self.acls.borrow().clone()
+    }
+
+    /// Puts a new snapshot of the ACLs in force on this shard.
+    pub fn set_acls(&self, acls: Arc<acls::Acls>) {
+        *self.acls.borrow_mut() = acls;
     }
 
     /// This shard's snapshot of the users.

@@ -161,13 +161,22 @@ pub(super) async fn change(
 
 /// Puts `users` in force on every shard.
 pub(super) async fn broadcast(state: &Rc<ShardState>, users: Arc<Users>) {
+    to_every_shard(state, move |there| there.set_users(users.clone())).await;
+}
+
+/// Runs `apply` on every shard, this one included, within `shard_call_timeout_ms` each: how a
+/// new snapshot (users, ACLs) reaches them all.
+pub(super) async fn to_every_shard<F>(state: &Rc<ShardState>, apply: F)
+where
+    F: Fn(&ShardState) + Clone + Send + 'static,
+{
     let deadline = std::time::Instant::now()
         + std::time::Duration::from_millis(state.config.shard_call_timeout_ms);
     for shard in 0..state.shards() {
-        let users = users.clone();
+        let apply = apply.clone();
         let _ = state
             .on_shard_until(deadline, shard, move |there| async move {
-                there.set_users(users);
+                apply(&there);
                 BrokerResult::Ok(())
             })
             .await;

@@ -2,6 +2,7 @@
 //! broker (`topic`, `produce`, `consume`), and the offline log inspector (`log`).
 //! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
 
+pub mod acl;
 pub mod client_config;
 pub mod consume;
 pub mod escape;
@@ -55,6 +56,12 @@ enum Command {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+    /// Access control lists in a data directory's acls.json (enforced once a listener asks
+    /// clients to authenticate).
+    Acl {
+        #[command(subcommand)]
+        command: acl::AclCommand,
+    },
     /// Users who authenticate to the Kafka listener (SASL SCRAM and PLAIN), in a data
     /// directory's users.json.
     User {
@@ -95,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group { command } => group::run(command),
         Command::User { command } => user::run(command),
+        Command::Acl { command } => acl::run(command),
         Command::Completion { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "ringmq", &mut std::io::stdout());

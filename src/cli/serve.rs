@@ -140,10 +140,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
                         ),
                     }
                     match server.reload_users().await {
-                        Ok(()) => tracing::info!("SIGHUP: users.json reloaded"),
+                        Ok(()) => tracing::info!("SIGHUP: users.json and acls.json reloaded"),
                         Err(reason) => tracing::error!(
                             %reason,
-                            "SIGHUP: users.json not reloaded; the previous users stay in force"
+                            "SIGHUP: users.json and acls.json not reloaded; the previous ones stay in force"
                         ),
                     }
                 }

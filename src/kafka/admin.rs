@@ -96,9 +96,9 @@ pub fn describe_configs(
             RESOURCE_TOPIC => service
                 .topic_configs(ctx, &name)
                 .map(|entries| (entries, SOURCE_DYNAMIC_TOPIC)),
-            RESOURCE_BROKER if name.is_empty() || name == NODE_ID.to_string() => {
-                Ok((service.broker_configs(ctx), SOURCE_STATIC_BROKER))
-            }
+            RESOURCE_BROKER if name.is_empty() || name == NODE_ID.to_string() => service
+                .broker_configs(ctx)
+                .map(|entries| (entries, SOURCE_STATIC_BROKER)),
             other => {
                 let message = match other {
                     RESOURCE_BROKER => format!("broker {name:?}: this node is {NODE_ID}"),

@@ -58,6 +58,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
@@ -272,6 +275,15 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
         RequestKind::AlterUserScramCredentials(request) => ResponseKind::AlterUserScramCredentials(
             super::sasl::alter_users(&service, &ctx, request).await,
         ),
+        RequestKind::CreateAcls(request) => {
+            ResponseKind::CreateAcls(super::acls::create(&service, &ctx, request).await)
+        }
+        RequestKind::DescribeAcls(request) => {
+            ResponseKind::DescribeAcls(super::acls::describe(&service, &ctx, request))
+        }
+        RequestKind::DeleteAcls(request) => {
+            ResponseKind::DeleteAcls(super::acls::delete(&service, &ctx, request).await)
+        }
         RequestKind::FindCoordinator(_) => {
             let response = FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(NODE_ID))

@@ -10,6 +10,7 @@
 //! Kafka answers requests of one connection in the order they came (clients rely on it), and
 //! sends no answer at all to a produce with acks=0.
 
+pub mod acls;
 pub mod admin;
 pub mod consumer_groups;
 pub mod errors;

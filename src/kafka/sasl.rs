@@ -109,8 +109,16 @@ pub fn describe_users(
             .map(|user| user.name.to_string())
             .collect()
     });
-    let results = service
-        .describe_users(ctx, names)
+    let described = match service.describe_users(ctx, names) {
+        Ok(described) => described,
+        // Not allowed to see the users at all: Kafka's top-level error.
+        Err(error) => {
+            return DescribeUserScramCredentialsResponse::default()
+                .with_error_code(code_of(&error))
+                .with_error_message(Some(StrBytes::from_string(error.message)));
+        }
+    };
+    let results = described
         .into_iter()
         .map(|(name, found)| {
             let result = DescribeUserScramCredentialsResult::default()

@@ -60,6 +60,7 @@ error_codes! {
     UnknownUser = 40, "unknown_user";
     InvalidCredential = 41, "invalid_credential";
     AuthenticationFailed = 42, "authentication_failed";
+    NotAuthorized = 43, "not_authorized";
 }
 
 impl ErrorCode {

@@ -20,6 +20,9 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::UnknownUser => ErrorCode::UnknownUser,
         ErrorKind::InvalidCredential => ErrorCode::InvalidCredential,
         ErrorKind::AuthenticationFailed => ErrorCode::AuthenticationFailed,
+        ErrorKind::TopicAuthorizationFailed
+        | ErrorKind::GroupAuthorizationFailed
+        | ErrorKind::ClusterAuthorizationFailed => ErrorCode::NotAuthorized,
         ErrorKind::InvalidRequest => ErrorCode::MalformedRequest,
         ErrorKind::RecordTooLarge => ErrorCode::RecordTooLarge,
         ErrorKind::CorruptBatch => ErrorCode::CorruptBatch,

@@ -50,6 +50,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
     let topics = Arc::new(Topics::load(&config.data_dir)?);
     let users = Arc::new(crate::broker::users::Users::load(&config.data_dir)?);
+    let acls = Arc::new(crate::broker::acls::Acls::load(&config.data_dir)?);
     broker::admin::remove_orphan_partitions(&config.data_dir, &topics)
         .map_err(|error| error.to_string())?;
     let metrics_handle = crate::metrics::install();
@@ -94,7 +95,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         let (config, mailboxes, topics, tls) = (
             config.clone(),
             mailboxes.clone(),
-            (topics.clone(), users),
+            (topics.clone(), (users, acls)),
             tls.clone(),
         );
         shard::spawn_threads(shards, move |id| {
@@ -244,13 +245,19 @@ fn wait_until_ready(
     Ok(())
 }
 
+/// Who may connect and what they may do: the users and the ACLs every shard starts with.
+type Access = (
+    Arc<crate::broker::users::Users>,
+    Arc<crate::broker::acls::Acls>,
+);
+
 /// The Kafka listener of a shard, with the address it advertises.
 type KafkaListener = (std::net::TcpListener, (String, u16));
 
 fn run_shard(
     id: ShardId,
     config: Arc<BrokerConfig>,
-    (topics, users): (Arc<Topics>, Arc<crate::broker::users::Users>),
+    (topics, (users, acls)): (Arc<Topics>, Access),
     mailboxes: Mailboxes<ShardState>,
     (listener, kafka, tls): (
         std::net::TcpListener,
@@ -279,6 +286,7 @@ fn run_shard(
             topics,
         ));
         state.set_users(users);
+        state.set_acls(acls);
         // The inbox serves from the start: opening partitions may take a while, and other
         // shards may already send work here.
         let inbox = runtime::spawn({
@@ -369,16 +377,19 @@ impl ServerHandle {
         conn::ListenerTls::reload(&self.tls.0, &self.tls.1)
     }
 
-    /// Reads users.json again (after `ringmq user add` wrote it, say) and puts it in force on
-    /// every shard; a bad file changes nothing.
+    /// Reads users.json and acls.json again (after `ringmq user add` or `ringmq acl add` wrote
+    /// them, say) and puts them in force on every shard; a bad file changes nothing.
     pub async fn reload_users(&self) -> Result<(), String> {
-        let users = Arc::new(crate::broker::users::Users::load(&self.tls.1.data_dir)?);
+        let data_dir = &self.tls.1.data_dir;
+        let users = Arc::new(crate::broker::users::Users::load(data_dir)?);
+        let acls = Arc::new(crate::broker::acls::Acls::load(data_dir)?);
         let deadline = Duration::from_millis(self.tls.1.shard_call_timeout_ms);
         for shard in 0..self.shards {
-            let users = users.clone();
+            let (users, acls) = (users.clone(), acls.clone());
             self.mailboxes
                 .call(shard, deadline, move |state| async move {
                     state.set_users(users);
+                    state.set_acls(acls);
                 })
                 .await
                 .map_err(|error| format!("shard {shard}: {error}"))?;

@@ -1,7 +1,7 @@
 //! The service's view of settings: a topic's and the broker's, by Kafka's names (see
 //! `broker::configs`), for Kafka's DescribeConfigs and any admin tool.
 
-use super::{RequestContext, Service};
+use super::{CLUSTER, Operation, RequestContext, ResourceType, Service};
 use crate::broker::BrokerResult;
 use crate::broker::configs::{self, ConfigEntry};
 
@@ -9,9 +9,10 @@ impl Service {
     /// A topic's settings, each marked when it equals the broker's topic default.
     pub fn topic_configs(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         topic: &str,
     ) -> BrokerResult<Vec<ConfigEntry>> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::DescribeConfigs)?;
         let topics = self.state.topics();
         let meta = topics
             .get(topic)
@@ -23,7 +24,13 @@ impl Service {
     }
 
     /// The broker's settings (read-only: it reads them at start).
-    pub fn broker_configs(&self, _ctx: &RequestContext) -> Vec<ConfigEntry> {
-        configs::broker_entries(&self.state.config)
+    pub fn broker_configs(&self, ctx: &RequestContext) -> BrokerResult<Vec<ConfigEntry>> {
+        self.authorize(
+            ctx,
+            ResourceType::Cluster,
+            CLUSTER,
+            Operation::DescribeConfigs,
+        )?;
+        Ok(configs::broker_entries(&self.state.config))
     }
 }

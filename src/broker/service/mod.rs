@@ -4,6 +4,7 @@
 //! coordinator, shard 0 for topic changes), runs it there, and returns a domain result or a
 //! `BrokerError`. Nothing here knows a wire format.
 
+mod acls;
 mod configs;
 mod context;
 mod disk;
@@ -25,7 +26,9 @@ pub use super::groups::{
 };
 pub use super::producer_ids::ProducerIdentity;
 pub use crate::auth::scram::{Credential, Mechanism};
+pub use crate::broker::acls::{Acl, AclFilter, Operation, PatternType, Permission, ResourceType};
 pub use crate::broker::users::UserChange;
+pub use acls::{CLUSTER, principal_name};
 pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;
@@ -52,10 +55,12 @@ impl Service {
     }
 
     /// Runs `work` on the coordinator of `group`, within the request's deadline.
+    /// The principal must be allowed `operation` on the group (ACLs).
     async fn on_coordinator<R, F, Fut>(
         &self,
         ctx: &RequestContext,
         group: &str,
+        operation: Operation,
         work: F,
     ) -> BrokerResult<R>
     where
@@ -63,6 +68,7 @@ impl Service {
         F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = BrokerResult<R>> + 'static,
     {
+        self.authorize(ctx, ResourceType::Group, group, operation)?;
         self.state.on_coordinator(ctx.deadline, group, work).await
     }
 
@@ -95,6 +101,7 @@ impl Service {
     /// Appends record batches to a partition, once its owner has validated them, and answers
     /// when they reach the durability `acks` asks for.
     pub async fn produce(&self, ctx: &RequestContext, produce: Produce) -> BrokerResult<Produced> {
+        self.authorize(ctx, ResourceType::Topic, &produce.topic, Operation::Write)?;
         let index = match &produce.partition {
             PartitionChoice::Index(index) => *index,
             PartitionChoice::ByKey(key) => {
@@ -115,6 +122,7 @@ impl Service {
     /// Reads whole batches from `offset`; with `min_bytes` not there yet, waits for them up to
     /// `max_wait_ms` (capped by the broker's `fetch_wait_ms_max`).
     pub async fn fetch(&self, ctx: &RequestContext, fetch: Fetch) -> BrokerResult<Fetched> {
+        self.authorize(ctx, ResourceType::Topic, &fetch.topic, Operation::Read)?;
         self.state.check_partition(&fetch.topic, fetch.partition)?;
         let (topic, index) = (fetch.topic.clone(), fetch.partition);
         self.state
@@ -133,6 +141,7 @@ impl Service {
         index: u32,
         query: OffsetQuery,
     ) -> BrokerResult<ListedOffset> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Describe)?;
         self.state.check_partition(topic, index)?;
         let name = topic.to_string();
         self.state
@@ -148,17 +157,21 @@ impl Service {
     }
 
     /// Every topic, by name.
-    pub fn topics(&self, _ctx: &RequestContext) -> Vec<TopicInfo> {
+    pub fn topics(&self, ctx: &RequestContext) -> Vec<TopicInfo> {
         self.state
             .topics()
             .by_name
             .values()
+            .filter(|meta| {
+                self.is_authorized(ctx, ResourceType::Topic, &meta.name, Operation::Describe)
+            })
             .map(|meta| topic_info(meta))
             .collect()
     }
 
     /// One topic.
-    pub fn topic(&self, _ctx: &RequestContext, name: &str) -> BrokerResult<TopicInfo> {
+    pub fn topic(&self, ctx: &RequestContext, name: &str) -> BrokerResult<TopicInfo> {
+        self.authorize(ctx, ResourceType::Topic, name, Operation::Describe)?;
         let topics = self.state.topics();
         let meta = topics
             .get(name)
@@ -169,6 +182,7 @@ impl Service {
     /// Creates a topic; answered once every shard has opened its partitions, so the client
     /// can produce to any of them at once through any connection.
     pub async fn create_topic(&self, ctx: &RequestContext, topic: NewTopic) -> BrokerResult<()> {
+        self.authorize_creation(ctx, &topic.name)?;
         topics::validate_name(&topic.name)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
@@ -219,7 +233,8 @@ impl Service {
 
     /// Checks what `create_topic` would check, without creating anything (Kafka's
     /// `validate_only`).
-    pub fn validate_new_topic(&self, _ctx: &RequestContext, topic: &NewTopic) -> BrokerResult<()> {
+    pub fn validate_new_topic(&self, ctx: &RequestContext, topic: &NewTopic) -> BrokerResult<()> {
+        self.authorize_creation(ctx, &topic.name)?;
         admin::validate_new_topic(&self.state, topic).map(|_| ())
     }
 
@@ -230,6 +245,21 @@ impl Service {
         ctx: &RequestContext,
         current: Option<ProducerIdentity>,
     ) -> BrokerResult<ProducerIdentity> {
+        // Kafka 3.0's rule: IdempotentWrite on the cluster, or Write on any topic.
+        let may = self.is_authorized(
+            ctx,
+            ResourceType::Cluster,
+            CLUSTER,
+            Operation::IdempotentWrite,
+        ) || self.may_write_some_topic(ctx);
+        if !may {
+            self.authorize(
+                ctx,
+                ResourceType::Cluster,
+                CLUSTER,
+                Operation::IdempotentWrite,
+            )?;
+        }
         super::producer_ids::init(ctx.transactional_id.as_deref(), current)
     }
 
@@ -241,6 +271,7 @@ impl Service {
         topic: String,
         partitions: u32,
     ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, &topic, Operation::Alter)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::add_partitions(&zero, topic, partitions).await
@@ -251,15 +282,17 @@ impl Service {
     /// Checks what `add_partitions` would check, changing nothing.
     pub fn validate_add_partitions(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         topic: &str,
         partitions: u32,
     ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Alter)?;
         admin::validate_partition_growth(&self.state, topic, partitions).map(|_| ())
     }
 
     /// Deletes a topic and its data; answered once every shard has closed its partitions.
     pub async fn delete_topic(&self, ctx: &RequestContext, name: String) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, &name, Operation::Delete)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::delete_topic(&zero, name).await

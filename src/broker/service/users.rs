@@ -2,7 +2,7 @@
 //! (their messages are theirs), and ask here for credentials, to check a password, and to change
 //! the users.
 
-use super::{Principal, RequestContext, Service};
+use super::{CLUSTER, Operation, Principal, RequestContext, ResourceType, Service};
 use crate::auth::scram::{Credential, Mechanism};
 use crate::broker::users::{self, UserChange};
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
@@ -40,11 +40,12 @@ impl Service {
     /// not exist is UnknownUser.
     pub fn describe_users(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         names: Option<Vec<String>>,
-    ) -> Vec<(String, BrokerResult<UserMechanisms>)> {
+    ) -> BrokerResult<Vec<(String, BrokerResult<UserMechanisms>)>> {
+        self.authorize(ctx, ResourceType::Cluster, CLUSTER, Operation::Describe)?;
         let all = self.state.users().describe();
-        match names {
+        Ok(match names {
             None => all
                 .into_iter()
                 .map(|(name, found)| (name, Ok(found)))
@@ -62,7 +63,7 @@ impl Service {
                     (name, found)
                 })
                 .collect(),
-        }
+        })
     }
 
     /// Sets and removes credentials, durably, on every shard before the answer; one outcome
@@ -72,6 +73,7 @@ impl Service {
         ctx: &RequestContext,
         changes: Vec<UserChange>,
     ) -> BrokerResult<Vec<BrokerResult<()>>> {
+        self.authorize(ctx, ResourceType::Cluster, CLUSTER, Operation::Alter)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |shard0| async move {
                 BrokerResult::Ok(users::change(&shard0, changes).await)
