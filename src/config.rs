@@ -37,6 +37,10 @@ pub struct BrokerConfig {
     pub sasl_mechanisms: Vec<String>,
     /// Principals (`User:name`) that ACLs never restrict.
     pub super_users: Vec<String>,
+    /// /metrics answers only requests with `Authorization: Bearer <this>`; empty: no token.
+    pub http_bearer_token: String,
+    /// /metrics answers requests with basic credentials `user:password`; empty: none.
+    pub http_basic_auth: String,
     /// Shards (threads, one per core); 0 means one per available core.
     pub shards: usize,
     /// Largest request frame accepted; a larger one gets an error and its connection is closed.
@@ -122,6 +126,8 @@ impl Default for BrokerConfig {
             kafka_sasl_mechanisms: Vec::new(),
             sasl_mechanisms: Vec::new(),
             super_users: Vec::new(),
+            http_bearer_token: String::new(),
+            http_basic_auth: String::new(),
             shards: 0,
             frame_bytes_max: 16 << 20,
             connection_inflight_bytes_max: 64 << 20,

@@ -526,3 +526,80 @@ fn sighup_reloads_certificates_without_dropping_connections() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+/// /metrics behind a bearer token or basic credentials (here over TLS, as they should be):
+/// without them 401, with either 200; /health stays open.
+#[test]
+fn metrics_ask_for_a_token_or_basic_credentials_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pki(dir.path(), "good");
+    let data = tempfile::tempdir().unwrap();
+    let settings = TlsSettings {
+        cert_path: Some(good.server.0.clone()),
+        key_path: Some(good.server.1.clone()),
+        client_ca_path: None,
+    };
+    let broker = TestBroker::start_with(BrokerConfig {
+        data_dir: data.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: "127.0.0.1:0".into(),
+        kafka_listen: String::new(),
+        shards: 1,
+        http_tls: settings,
+        http_bearer_token: "s3cret".into(),
+        http_basic_auth: "prometheus:pw".into(),
+        ..Default::default()
+    });
+    let http = broker.http_address();
+    runtime::block_on(async {
+        let get = |path: &'static str, header: &'static str| {
+            let (http, ca) = (http.clone(), good.ca.clone());
+            async move {
+                https_request(
+                    &http,
+                    &ca,
+                    &format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n{header}\r\n"),
+                )
+                .await
+            }
+        };
+        assert!(get("/metrics", "").await.starts_with("HTTP/1.1 401"));
+        assert!(
+            get("/metrics", "authorization: Bearer wrong\r\n")
+                .await
+                .starts_with("HTTP/1.1 401")
+        );
+        assert!(
+            get("/metrics", "Authorization: Bearer s3cret\r\n")
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
+        // base64("prometheus:pw")
+        let basic = get("/metrics", "authorization: Basic cHJvbWV0aGV1czpwdw==\r\n").await;
+        assert!(basic.starts_with("HTTP/1.1 200"), "{basic}");
+        assert!(get("/health", "").await.starts_with("HTTP/1.1 200"));
+    });
+}
+
+/// Sends `request` (its head) over TLS; the whole response as text.
+async fn https_request(address: &str, ca: &Path, request: &str) -> String {
+    let config = runtime::tls::client_config(ca, None).unwrap();
+    let socket = runtime::TcpStream::connect(address).await.unwrap();
+    let mut stream = runtime::tls::Stream::connect_tls(socket, config, "localhost")
+        .await
+        .unwrap();
+    stream
+        .send_all(vec![bytes::Bytes::from(request.to_string())])
+        .await
+        .unwrap();
+    let mut response = bytes::BytesMut::new();
+    loop {
+        response.reserve(64 * 1024);
+        let (read, returned) = stream.read_some(response).await;
+        response = returned;
+        if !matches!(read, Ok(count) if count > 0) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}

@@ -1,5 +1,7 @@
 //! The Prometheus endpoint: a deliberately tiny HTTP/1.1 server on shard 0 answering
 //! `GET /metrics` (the text exposition format) and `GET /health`. One request per connection.
+//! /metrics may ask for a bearer token or basic credentials (`http_bearer_token`,
+//! `http_basic_auth`); /health stays open for load balancers and orchestrators.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -21,13 +23,15 @@ pub(crate) async fn serve(
     handle: PrometheusHandle,
     tls: crate::net::SharedTls,
 ) {
+    let allowed = Rc::new(credentials(&state.config));
     loop {
         let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
             return;
         };
         if let Ok((socket, _)) = accepted {
             let config = crate::net::ListenerTls::current(&tls, crate::net::Which::Http);
-            runtime::spawn_detached(answer(socket, handle.clone(), config));
+            let allowed = allowed.clone();
+            runtime::spawn_detached(answer(socket, handle.clone(), config, allowed));
         }
     }
 }
@@ -50,6 +54,7 @@ async fn answer(
     socket: TcpStream,
     handle: PrometheusHandle,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    allowed: Rc<Vec<String>>,
 ) {
     let Some(mut stream) = establish(socket, tls).await else {
         return;
@@ -63,7 +68,18 @@ async fn answer(
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
+    let authorized = allowed.is_empty()
+        || authorization(&head).is_some_and(|given| {
+            allowed
+                .iter()
+                .any(|wanted| same_bytes(wanted.as_bytes(), given.as_bytes()))
+        });
     let (status, content_type, body) = match (method, path) {
+        ("GET", "/metrics") if !authorized => (
+            "401 Unauthorized",
+            "text/plain",
+            "credentials required (http_bearer_token or http_basic_auth)\n".to_string(),
+        ),
         ("GET", "/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4",
@@ -87,6 +103,37 @@ async fn answer(
     );
     let _ = stream.send_all(vec![Bytes::from(response)]).await;
     let _ = stream.close().await;
+}
+
+/// The Authorization header values /metrics accepts: `Bearer <token>` and `Basic <base64 of
+/// user:password>`, from the settings; empty when /metrics is open.
+fn credentials(config: &crate::config::BrokerConfig) -> Vec<String> {
+    use base64::Engine;
+    let mut allowed = Vec::new();
+    if !config.http_bearer_token.is_empty() {
+        allowed.push(format!("Bearer {}", config.http_bearer_token));
+    }
+    if !config.http_basic_auth.is_empty() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&config.http_basic_auth);
+        allowed.push(format!("Basic {encoded}"));
+    }
+    allowed
+}
+
+/// The request's Authorization header value.
+fn authorization(head: &str) -> Option<&str> {
+    head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("authorization")
+            .then(|| value.trim())
+    })
+}
+
+/// Equality that takes as long whatever bytes differ (a token check must not leak how much
+/// of a guess was right).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 async fn read_head(stream: &mut Stream) -> Option<String> {
