@@ -37,6 +37,11 @@ pub struct BrokerConfig {
     pub sasl_mechanisms: Vec<String>,
     /// Principals (`User:name`) that ACLs never restrict.
     pub super_users: Vec<String>,
+    /// Bytes per second each principal (or unauthenticated client id) may produce, per shard;
+    /// 0: no limit. Over it, answers are held back (Kafka's `throttle_time_ms`).
+    pub quota_produce_bytes_per_second: u64,
+    /// The same for fetched bytes.
+    pub quota_fetch_bytes_per_second: u64,
     /// /metrics answers only requests with `Authorization: Bearer <this>`; empty: no token.
     pub http_bearer_token: String,
     /// /metrics answers requests with basic credentials `user:password`; empty: none.
@@ -127,6 +132,8 @@ impl Default for BrokerConfig {
             sasl_mechanisms: Vec::new(),
             super_users: Vec::new(),
             http_bearer_token: String::new(),
+            quota_produce_bytes_per_second: 0,
+            quota_fetch_bytes_per_second: 0,
             http_basic_auth: String::new(),
             shards: 0,
             frame_bytes_max: 16 << 20,

@@ -13,6 +13,7 @@ pub mod fd_budget;
 pub mod groups;
 pub mod partition;
 pub mod producer_ids;
+pub mod quotas;
 pub mod service;
 pub mod topics;
 pub mod users;
@@ -53,6 +54,8 @@ pub struct ShardState {
     users: RefCell<Arc<users::Users>>,
     /// This shard's snapshot of the access control lists.
     acls: RefCell<Arc<acls::Acls>>,
+    /// The quota buckets of the clients this shard serves.
+    pub(in crate::broker) quotas: RefCell<quotas::QuotaBuckets>,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -128,6 +131,7 @@ impl ShardState {
             coordinator: RefCell::new(groups::Coordinator::default()),
             users: RefCell::new(Arc::new(users::Users::default())),
             acls: RefCell::new(Arc::new(acls::Acls::default())),
+            quotas: RefCell::new(quotas::QuotaBuckets::default()),
         }
     }
 

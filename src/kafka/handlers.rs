@@ -24,7 +24,8 @@ use super::errors::{
 use super::groups;
 
 use crate::broker::service::{
-    AckLevel, NewTopic, PartitionChoice, Produce, ProducerIdentity, RequestContext, Service,
+    AckLevel, NewTopic, PartitionChoice, Produce, ProducerIdentity, QuotaKind, RequestContext,
+    Service,
 };
 use crate::broker::{BrokerError, ErrorKind, ShardState};
 
@@ -241,10 +242,26 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
             ResponseKind::Metadata(response.await)
         }
         RequestKind::Produce(request) => {
-            ResponseKind::Produce(produce(&service, &ctx, request).await)
+            let bytes: usize = request
+                .topic_data
+                .iter()
+                .flat_map(|topic| &topic.partition_data)
+                .map(|partition| partition.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            let response = produce(&service, &ctx, request).await;
+            let throttle = service.charge_quota(&ctx, QuotaKind::ProduceBytes, bytes as u64);
+            ResponseKind::Produce(response.with_throttle_time_ms(throttled(throttle).await))
         }
         RequestKind::Fetch(request) => {
-            ResponseKind::Fetch(super::fetch::fetch(&service, &ctx, state, sessions, request).await)
+            let response = super::fetch::fetch(&service, &ctx, state, sessions, request).await;
+            let bytes: usize = response
+                .responses
+                .iter()
+                .flat_map(|topic| &topic.partitions)
+                .map(|partition| partition.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            let throttle = service.charge_quota(&ctx, QuotaKind::FetchBytes, bytes as u64);
+            ResponseKind::Fetch(response.with_throttle_time_ms(throttled(throttle).await))
         }
         RequestKind::ListOffsets(request) => {
             let response = super::list_offsets::list_offsets(&service, &ctx, version, request);
@@ -320,6 +337,16 @@ async fn respond_other(
     super::admin::respond(service, ctx, request, advertised_address)
         .await
         .ok()
+}
+
+/// Holds the answer back for `throttle` (a client over its quota), and says so in Kafka's
+/// `throttle_time_ms`: the answer is late, the connection stays.
+async fn throttled(throttle: std::time::Duration) -> i32 {
+    if throttle.is_zero() {
+        return 0;
+    }
+    crate::runtime::sleep(throttle).await;
+    i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX)
 }
 
 /// A negative partition index from a Kafka client: Kafka's UNKNOWN_TOPIC_OR_PARTITION.

@@ -8,8 +8,14 @@ use std::time::Duration;
 use super::errors::to_native;
 use crate::broker::service::{
     Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment, NewTopic, OffsetQuery,
-    PartitionChoice, Principal, Produce, RequestContext, Service,
+    PartitionChoice, Principal, Produce, QuotaKind, RequestContext, Service,
 };
+
+async fn hold_back(throttle: Duration) {
+    if !throttle.is_zero() {
+        crate::runtime::sleep(throttle).await;
+    }
+}
 use crate::broker::{BrokerError, ErrorKind, ShardState};
 use crate::protocol::messages::{self as wire, SUPPORTED_APIS};
 use crate::protocol::{
@@ -62,7 +68,14 @@ pub async fn serve(
                 .map_err(to_native)?;
             Ok(Response::Done)
         }
-        Request::Produce(request) => produce(&service, &ctx, request).await,
+        Request::Produce(request) => {
+            let bytes = request.records.len() as u64;
+            let answer = produce(&service, &ctx, request).await;
+            // Over its quota, the client's answer is late (the native protocol has no field
+            // that says so); the connection stays.
+            hold_back(service.charge_quota(&ctx, QuotaKind::ProduceBytes, bytes)).await;
+            answer
+        }
         Request::Fetch(fetch) => {
             let fetch = Fetch {
                 topic: fetch.topic,
@@ -73,6 +86,8 @@ pub async fn serve(
                 max_wait_ms: fetch.max_wait_ms,
             };
             let fetched = service.fetch(&ctx, fetch).await.map_err(to_native)?;
+            let bytes = fetched.size_bytes() as u64;
+            hold_back(service.charge_quota(&ctx, QuotaKind::FetchBytes, bytes)).await;
             Ok(Response::Fetch(FetchResponse {
                 high_watermark: fetched.high_watermark,
                 log_start_offset: fetched.log_start_offset,

@@ -10,6 +10,7 @@ mod context;
 mod disk;
 mod groups;
 mod many;
+mod quotas;
 mod sasl;
 mod types;
 mod users;
@@ -27,6 +28,7 @@ pub use super::groups::{
 pub use super::producer_ids::ProducerIdentity;
 pub use crate::auth::scram::{Credential, Mechanism};
 pub use crate::broker::acls::{Acl, AclFilter, Operation, PatternType, Permission, ResourceType};
+pub use crate::broker::quotas::QuotaKind;
 pub use crate::broker::users::UserChange;
 pub use acls::{CLUSTER, principal_name};
 pub use context::{Principal, RequestContext};
