@@ -396,3 +396,94 @@ fn create_topics_refuses_bad_counts_and_repeated_names_entry_by_entry() {
         other => panic!("Metadata answered {other:?}"),
     }
 }
+
+/// DescribeTopicPartitions (KIP-966): topics in name order, pages of at most the asked number
+/// of partitions, a cursor to the next page, and unknown names answered as such.
+#[test]
+fn describe_topic_partitions_pages_through_topics_with_a_cursor() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    for (name, partitions) in [("b-topic", 3), ("a-topic", 2), ("c-topic", 1)] {
+        let request = CreateTopicsRequest::default().with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(topic(name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ]);
+        call(
+            &address,
+            ApiKey::CreateTopics,
+            5,
+            RequestKind::CreateTopics(request),
+        );
+    }
+    // (topic, partitions) of each page, and the cursor after it.
+    let page = |cursor: Option<(&'static str, i32)>, names: &[&'static str]| {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                names
+                    .iter()
+                    .map(|n| TopicRequest::default().with_name(topic(n)))
+                    .collect(),
+            )
+            .with_response_partition_limit(2)
+            .with_cursor(cursor.map(|(name, index)| {
+                Cursor::default()
+                    .with_topic_name(topic(name))
+                    .with_partition_index(index)
+            }));
+        match call(
+            &address,
+            ApiKey::DescribeTopicPartitions,
+            0,
+            RequestKind::DescribeTopicPartitions(request),
+        ) {
+            ResponseKind::DescribeTopicPartitions(response) => {
+                let topics: Vec<(String, i16, Vec<i32>)> = response
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                        (
+                            name,
+                            t.error_code,
+                            t.partitions.iter().map(|p| p.partition_index).collect(),
+                        )
+                    })
+                    .collect();
+                let next = response
+                    .next_cursor
+                    .map(|c| (c.topic_name.to_string(), c.partition_index));
+                (topics, next)
+            }
+            other => panic!("DescribeTopicPartitions answered {other:?}"),
+        }
+    };
+    let s = |text: &str| text.to_string();
+    assert_eq!(
+        page(None, &[]),
+        (vec![(s("a-topic"), 0, vec![0, 1])], Some((s("b-topic"), 0)))
+    );
+    assert_eq!(
+        page(Some(("b-topic", 0)), &[]),
+        (vec![(s("b-topic"), 0, vec![0, 1])], Some((s("b-topic"), 2)))
+    );
+    assert_eq!(
+        page(Some(("b-topic", 2)), &[]),
+        (
+            vec![(s("b-topic"), 0, vec![2]), (s("c-topic"), 0, vec![0])],
+            None
+        )
+    );
+    assert_eq!(
+        page(None, &["c-topic", "nope"]),
+        (
+            vec![
+                (s("c-topic"), 0, vec![0]),
+                (s("nope"), UNKNOWN_TOPIC_OR_PARTITION, vec![])
+            ],
+            None
+        )
+    );
+}

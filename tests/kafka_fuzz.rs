@@ -254,6 +254,19 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                         .with_salted_password(bytes::Bytes::from_static(&[7u8; 64])),
                 ]),
         ),
+        ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(
+            DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    kafka_protocol::messages::describe_topic_partitions_request::TopicRequest::default()
+                        .with_name(topic("fuzz")),
+                ])
+                .with_response_partition_limit(10)
+                .with_cursor(Some(
+                    kafka_protocol::messages::describe_topic_partitions_request::Cursor::default()
+                        .with_topic_name(topic("fuzz"))
+                        .with_partition_index(1),
+                )),
+        ),
         ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
             kafka_protocol::messages::create_acls_request::AclCreation::default()
                 .with_resource_type(2)

@@ -59,6 +59,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
@@ -291,6 +292,9 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
         }
         RequestKind::AlterUserScramCredentials(request) => ResponseKind::AlterUserScramCredentials(
             super::sasl::alter_users(&service, &ctx, request).await,
+        ),
+        RequestKind::DescribeTopicPartitions(request) => ResponseKind::DescribeTopicPartitions(
+            super::describe_partitions::describe(&service, &ctx, request),
         ),
         RequestKind::CreateAcls(request) => {
             ResponseKind::CreateAcls(super::acls::create(&service, &ctx, request).await)

@@ -13,6 +13,7 @@
 pub mod acls;
 pub mod admin;
 pub mod consumer_groups;
+pub mod describe_partitions;
 pub mod errors;
 pub mod fetch;
 pub mod fetch_session;
