@@ -487,3 +487,66 @@ fn describe_topic_partitions_pages_through_topics_with_a_cursor() {
         )
     );
 }
+
+/// DescribeProducers after an idempotent librdkafka producer wrote 10 records to partition 0:
+/// one producer, its epoch and last sequence; an unknown partition answered as such.
+#[test]
+fn describe_producers_shows_an_idempotent_librdkafka_producer() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    create_configured_topic(&address);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for n in 0..10 {
+        let value = format!("v{n}");
+        producer
+            .send(
+                BaseRecord::<(), _>::to("configured")
+                    .partition(0)
+                    .payload(&value),
+            )
+            .unwrap();
+    }
+    producer.flush(std::time::Duration::from_secs(30)).unwrap();
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default()
+            .with_name(topic("configured"))
+            .with_partition_indexes(vec![0, 1, 7]),
+    ]);
+    match call(
+        &address,
+        ApiKey::DescribeProducers,
+        0,
+        RequestKind::DescribeProducers(request),
+    ) {
+        ResponseKind::DescribeProducers(response) => {
+            let partitions = &response.topics[0].partitions;
+            assert_eq!(partitions.len(), 3);
+            let first = &partitions[0];
+            assert_eq!(first.error_code, 0);
+            assert_eq!(first.active_producers.len(), 1, "{first:?}");
+            let state = &first.active_producers[0];
+            assert!(state.producer_id.0 >= 0);
+            assert_eq!((state.producer_epoch, state.last_sequence), (0, 9));
+            assert!(state.last_timestamp > 0);
+            assert_eq!(
+                (state.coordinator_epoch, state.current_txn_start_offset),
+                (-1, -1)
+            );
+            assert_eq!(
+                (
+                    partitions[1].error_code,
+                    partitions[1].active_producers.len()
+                ),
+                (0, 0)
+            );
+            assert_eq!(partitions[2].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        other => panic!("DescribeProducers answered {other:?}"),
+    }
+}

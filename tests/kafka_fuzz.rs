@@ -267,6 +267,13 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                         .with_partition_index(1),
                 )),
         ),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(
+            DescribeProducersRequest::default().with_topics(vec![
+                kafka_protocol::messages::describe_producers_request::TopicRequest::default()
+                    .with_name(topic("fuzz"))
+                    .with_partition_indexes(vec![0, 1, -1]),
+            ]),
+        ),
         ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
             kafka_protocol::messages::create_acls_request::AclCreation::default()
                 .with_resource_type(2)

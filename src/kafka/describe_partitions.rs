@@ -1,4 +1,5 @@
-//! Kafka's DescribeTopicPartitions (KIP-966): topics and their partitions, paged. Topics go
+//! Kafka's DescribeTopicPartitions (KIP-966) and DescribeProducers: what is known of a topic's
+//! partitions. DescribeTopicPartitions: topics and their partitions, paged. Topics go
 //! in name order (all of them, or those named); an answer holds at most
 //! `response_partition_limit` partitions (and never more than `PARTITIONS_PER_ANSWER_MAX`), and
 //! a cursor (topic, partition) says where the next page starts. One node leads every partition,
@@ -112,4 +113,64 @@ fn partition(index: u32) -> DescribeTopicPartitionsResponsePartition {
         .with_isr_nodes(vec![BrokerId(NODE_ID)])
         .with_eligible_leader_replicas(Some(Vec::new()))
         .with_last_known_elr(Some(Vec::new()))
+}
+
+/// Kafka's DescribeProducers: for each partition asked, the idempotent producers its log
+/// remembers (no transactions here: coordinator epoch -1, no open transaction). Bounded by the
+/// request: one answer per distinct partition it names.
+pub async fn producers(
+    service: &Service,
+    ctx: &RequestContext,
+    request: kafka_protocol::messages::DescribeProducersRequest,
+) -> kafka_protocol::messages::DescribeProducersResponse {
+    use kafka_protocol::messages::ProducerId;
+    use kafka_protocol::messages::describe_producers_response::{
+        PartitionResponse, ProducerState, TopicResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut seen = std::collections::HashSet::new();
+        let mut partitions = Vec::new();
+        for index in topic
+            .partition_indexes
+            .into_iter()
+            .filter(|i| seen.insert(*i))
+        {
+            let answer = PartitionResponse::default().with_partition_index(index);
+            let found = match u32::try_from(index) {
+                Ok(partition) => {
+                    service
+                        .partition_producers(ctx, &topic.name.0, partition)
+                        .await
+                }
+                Err(_) => Err(super::handlers::bad_partition(index)),
+            };
+            partitions.push(match found {
+                Ok(producers) => answer.with_active_producers(
+                    producers
+                        .into_iter()
+                        .map(|producer| {
+                            ProducerState::default()
+                                .with_producer_id(ProducerId(producer.producer_id))
+                                .with_producer_epoch(i32::from(producer.epoch))
+                                .with_last_sequence(producer.last_sequence)
+                                .with_last_timestamp(producer.last_timestamp)
+                                .with_coordinator_epoch(-1)
+                                .with_current_txn_start_offset(-1)
+                        })
+                        .collect(),
+                ),
+                Err(error) => answer
+                    .with_error_code(code_of(&error))
+                    .with_error_message(Some(StrBytes::from_string(error.message))),
+            });
+        }
+        topics.push(
+            TopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    kafka_protocol::messages::DescribeProducersResponse::default().with_topics(topics)
 }

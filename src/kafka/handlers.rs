@@ -60,6 +60,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
@@ -295,6 +296,9 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
         ),
         RequestKind::DescribeTopicPartitions(request) => ResponseKind::DescribeTopicPartitions(
             super::describe_partitions::describe(&service, &ctx, request),
+        ),
+        RequestKind::DescribeProducers(request) => ResponseKind::DescribeProducers(
+            super::describe_partitions::producers(&service, &ctx, request).await,
         ),
         RequestKind::CreateAcls(request) => {
             ResponseKind::CreateAcls(super::acls::create(&service, &ctx, request).await)

@@ -273,6 +273,11 @@ impl PartitionLog {
         self.shared.state.borrow().log_start_offset()
     }
 
+    /// The idempotent producers this partition remembers (Kafka's DescribeProducers).
+    pub fn producers(&self) -> Vec<super::producer_state::ProducerView> {
+        self.shared.state.borrow().producers.views()
+    }
+
     /// One past the last readable offset (Kafka's high watermark and log end offset).
     pub fn high_watermark(&self) -> u64 {
         self.shared.state.borrow().high_watermark

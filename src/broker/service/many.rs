@@ -21,6 +21,29 @@ pub struct PartitionEnds {
 }
 
 impl Service {
+    /// The idempotent producers `topic`'s `partition` remembers, from its owner; needs Read on
+    /// the topic.
+    pub async fn partition_producers(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        partition: u32,
+    ) -> BrokerResult<Vec<crate::storage::producer_state::ProducerView>> {
+        self.authorize(
+            ctx,
+            super::ResourceType::Topic,
+            topic,
+            super::Operation::Read,
+        )?;
+        self.state.check_partition(topic, partition)?;
+        let name = topic.to_string();
+        self.state
+            .on_owner(ctx.deadline, topic, partition, move |owner| async move {
+                Ok(owner.log(&name, partition)?.producers())
+            })
+            .await
+    }
+
     /// The ends of each of `partitions` (answers in the same order), each partition's owner
     /// asked once for all of its own.
     pub async fn partition_ends(
