@@ -550,3 +550,220 @@ fn describe_producers_shows_an_idempotent_librdkafka_producer() {
         other => panic!("DescribeProducers answered {other:?}"),
     }
 }
+
+/// IncrementalAlterConfigs and AlterConfigs change a topic's settings live, durably, and as
+/// Kafka refuses what it refuses; librdkafka's AdminClient (AlterConfigs) replaces the set.
+#[test]
+fn topic_settings_change_live_survive_a_restart_and_revert() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    const INVALID_CONFIG: i16 = 40;
+    const MESSAGE_TOO_LARGE: i16 = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut broker, address) = kafka_broker(dir.path());
+    create_configured_topic(&address);
+    // (resource type, name, [(setting, operation, value)]) per resource.
+    type Changes = Vec<(
+        i8,
+        &'static str,
+        Vec<(&'static str, i8, Option<&'static str>)>,
+    )>;
+    let change = |address: &str, resources: Changes, validate_only: bool| {
+        let resources = resources
+            .into_iter()
+            .map(|(kind, name, configs)| {
+                AlterConfigsResource::default()
+                    .with_resource_type(kind)
+                    .with_resource_name(StrBytes::from_static_str(name))
+                    .with_configs(
+                        configs
+                            .into_iter()
+                            .map(|(key, operation, value)| {
+                                AlterableConfig::default()
+                                    .with_name(StrBytes::from_static_str(key))
+                                    .with_config_operation(operation)
+                                    .with_value(value.map(StrBytes::from_static_str))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(resources)
+            .with_validate_only(validate_only);
+        match call(
+            address,
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            RequestKind::IncrementalAlterConfigs(request),
+        ) {
+            ResponseKind::IncrementalAlterConfigs(response) => response
+                .responses
+                .iter()
+                .map(|r| r.error_code)
+                .collect::<Vec<_>>(),
+            other => panic!("IncrementalAlterConfigs answered {other:?}"),
+        }
+    };
+    let setting = |address: &str, key: &'static str| {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("configured"))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str(key)])),
+        ]);
+        match call(
+            address,
+            ApiKey::DescribeConfigs,
+            4,
+            RequestKind::DescribeConfigs(request),
+        ) {
+            ResponseKind::DescribeConfigs(response) => {
+                let entry = &response.results[0].configs[0];
+                (
+                    entry
+                        .value
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    entry.config_source,
+                )
+            }
+            other => panic!("DescribeConfigs answered {other:?}"),
+        }
+    };
+    let produce_bytes = |address: &str, bytes: usize| {
+        let partition = kafka_protocol::messages::produce_request::PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(batch(&vec![b'x'; bytes])));
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                kafka_protocol::messages::produce_request::TopicProduceData::default()
+                    .with_name(topic("configured"))
+                    .with_partition_data(vec![partition]),
+            ]);
+        match call(address, ApiKey::Produce, 8, RequestKind::Produce(request)) {
+            ResponseKind::Produce(response) => {
+                response.responses[0].partition_responses[0].error_code
+            }
+            other => panic!("Produce answered {other:?}"),
+        }
+    };
+    assert_eq!(produce_bytes(&address, 3000), 0);
+    // validate_only changes nothing; a real SET is live at once.
+    assert_eq!(
+        change(
+            &address,
+            vec![(
+                2,
+                "configured",
+                vec![("max.message.bytes", 0, Some("2000"))]
+            )],
+            true
+        ),
+        [0]
+    );
+    assert_eq!(produce_bytes(&address, 3000), 0);
+    assert_eq!(
+        change(
+            &address,
+            vec![(
+                2,
+                "configured",
+                vec![("max.message.bytes", 0, Some("2000"))]
+            )],
+            false
+        ),
+        [0]
+    );
+    assert_eq!(produce_bytes(&address, 3000), MESSAGE_TOO_LARGE);
+    assert_eq!(
+        setting(&address, "max.message.bytes"),
+        ("2000".to_string(), SOURCE_DYNAMIC_TOPIC)
+    );
+    // Refusals, each for its own resource.
+    let refused = change(
+        &address,
+        vec![
+            (
+                2,
+                "configured",
+                vec![("cleanup.policy", 0, Some("compact"))],
+            ),
+            (2, "missing-topic", vec![("retention.ms", 0, Some("1000"))]),
+            (2, "twice", vec![]),
+            (2, "twice", vec![]),
+            (4, "0", vec![("log.retention.ms", 0, Some("1000"))]),
+        ],
+        false,
+    );
+    assert_eq!(
+        refused,
+        [
+            INVALID_CONFIG,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST
+        ]
+    );
+    assert_eq!(
+        change(
+            &address,
+            vec![(2, "configured", vec![("no.such.setting", 0, Some("1"))])],
+            false
+        ),
+        [INVALID_CONFIG]
+    );
+    assert_eq!(
+        change(
+            &address,
+            vec![(2, "configured", vec![("retention.ms", 2, Some("1"))])],
+            false
+        ),
+        [INVALID_CONFIG]
+    );
+    // The change survives a restart; DELETE reverts to the default.
+    broker.restart();
+    let address = broker
+        .handle
+        .as_ref()
+        .unwrap()
+        .kafka_address
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        setting(&address, "max.message.bytes"),
+        ("2000".to_string(), SOURCE_DYNAMIC_TOPIC)
+    );
+    assert_eq!(produce_bytes(&address, 3000), MESSAGE_TOO_LARGE);
+    assert_eq!(
+        change(
+            &address,
+            vec![(2, "configured", vec![("max.message.bytes", 1, None)])],
+            false
+        ),
+        [0]
+    );
+    assert_eq!(setting(&address, "max.message.bytes").1, SOURCE_DEFAULT);
+    assert_eq!(produce_bytes(&address, 3000), 0);
+    // librdkafka's alter_configs (AlterConfigs) replaces the whole set: retention.ms as given,
+    // and the retention.ms of 3600000 set at creation is gone with everything not named.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("configured")).set("segment.ms", "60000");
+    let results =
+        ringmq::runtime::block_on(admin.alter_configs(&[alter], &AdminOptions::new())).unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    assert_eq!(
+        setting(&address, "segment.ms"),
+        ("60000".to_string(), SOURCE_DYNAMIC_TOPIC)
+    );
+    assert_eq!(setting(&address, "retention.ms").1, SOURCE_DEFAULT);
+}

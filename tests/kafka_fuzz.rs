@@ -267,6 +267,35 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                         .with_partition_index(1),
                 )),
         ),
+        ApiKey::AlterConfigs => RequestKind::AlterConfigs(
+            AlterConfigsRequest::default()
+                .with_validate_only(true)
+                .with_resources(vec![
+                    kafka_protocol::messages::alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("fuzz"))
+                        .with_configs(vec![
+                            kafka_protocol::messages::alter_configs_request::AlterableConfig::default()
+                                .with_name(StrBytes::from_static_str("retention.ms"))
+                                .with_value(Some(StrBytes::from_static_str("60000"))),
+                        ]),
+                ]),
+        ),
+        ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::default()
+                .with_validate_only(true)
+                .with_resources(vec![
+                    kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("fuzz"))
+                        .with_configs(vec![
+                            kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default()
+                                .with_name(StrBytes::from_static_str("retention.ms"))
+                                .with_config_operation(0)
+                                .with_value(Some(StrBytes::from_static_str("60000"))),
+                        ]),
+                ]),
+        ),
         ApiKey::DescribeProducers => RequestKind::DescribeProducers(
             DescribeProducersRequest::default().with_topics(vec![
                 kafka_protocol::messages::describe_producers_request::TopicRequest::default()

@@ -31,7 +31,19 @@ pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> R
             .borrow()
             .get(&topic.name)
             .is_some_and(|logs| logs.contains_key(&partition));
-        if open || owner_of(&topic.name, partition, state.shards()) != state.id {
+        if owner_of(&topic.name, partition, state.shards()) != state.id {
+            continue;
+        }
+        if open {
+            // Open already: its settings follow the metadata's (a topic's settings changed).
+            let log = state
+                .log(&topic.name, partition)
+                .map_err(|error| error.message)?;
+            let mut config = topic.config.clone();
+            config.verify_on_start |= state.config.verify_on_start;
+            if log.config() != config {
+                log.set_config(config).map_err(|error| error.to_string())?;
+            }
             continue;
         }
         let dir = topics::partition_dir(&state.config.data_dir, &topic.name, partition);

@@ -60,6 +60,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DescribeAcls, 1, 3),
@@ -296,6 +298,12 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
         ),
         RequestKind::DescribeTopicPartitions(request) => ResponseKind::DescribeTopicPartitions(
             super::describe_partitions::describe(&service, &ctx, request),
+        ),
+        RequestKind::AlterConfigs(request) => {
+            ResponseKind::AlterConfigs(super::alter_configs::replace(&service, &ctx, request).await)
+        }
+        RequestKind::IncrementalAlterConfigs(request) => ResponseKind::IncrementalAlterConfigs(
+            super::alter_configs::incremental(&service, &ctx, request).await,
         ),
         RequestKind::DescribeProducers(request) => ResponseKind::DescribeProducers(
             super::describe_partitions::producers(&service, &ctx, request).await,

@@ -12,6 +12,7 @@
 
 pub mod acls;
 pub mod admin;
+pub mod alter_configs;
 pub mod consumer_groups;
 pub mod describe_partitions;
 pub mod errors;

@@ -90,7 +90,9 @@ pub struct PartitionLog {
 struct Shared {
     /// The partition's directory and its sealed segments.
     store: SegmentStore,
-    config: LogConfig,
+    /// The partition's settings; replaced whole by `set_config` (a topic's settings changed
+    /// while it runs). Borrowed only within a statement, never across an await.
+    config: RefCell<LogConfig>,
     state: RefCell<State>,
     /// Wakes the flusher: appends are queued, or a close was asked for.
     work: Notify,
@@ -244,7 +246,7 @@ impl PartitionLog {
         };
         let shared = Rc::new(Shared {
             store,
-            config,
+            config: RefCell::new(config),
             state: RefCell::new(state),
             work: Notify::default(),
             space: Notify::default(),
@@ -264,8 +266,20 @@ impl PartitionLog {
         self.shared.store.dir()
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.shared.config
+    /// The settings in force now.
+    pub fn config(&self) -> LogConfig {
+        self.shared.config().clone()
+    }
+
+    /// Puts new settings in force without a restart: the next append checks the new limits,
+    /// the next roll the new segment size, the next retention pass the new retention, the
+    /// flusher the new flush interval. `direct_io` stays as the log was opened (its files are).
+    pub fn set_config(&self, mut config: LogConfig) -> Result<()> {
+        config.validate().map_err(StorageError::InvalidConfig)?;
+        config.direct_io = self.shared.config().direct_io;
+        *self.shared.config.borrow_mut() = config;
+        self.shared.work.notify();
+        Ok(())
     }
 
     /// The first offset still in the log.
@@ -358,6 +372,11 @@ impl PartitionLog {
 }
 
 impl Shared {
+    /// The settings in force (a short borrow: never held across an await).
+    fn config(&self) -> std::cell::Ref<'_, LogConfig> {
+        self.config.borrow()
+    }
+
     /// Wakes every waiter of the log, for what is beside the offsets: a close, a failure.
     fn wake_all_waiters(&self) {
         self.written.wake_all();

@@ -3,6 +3,7 @@
 
 use super::{CLUSTER, Operation, RequestContext, ResourceType, Service};
 use crate::broker::BrokerResult;
+use crate::broker::admin::{self, ConfigChange};
 use crate::broker::configs::{self, ConfigEntry};
 
 impl Service {
@@ -32,5 +33,27 @@ impl Service {
             Operation::DescribeConfigs,
         )?;
         Ok(configs::broker_entries(&self.state.config))
+    }
+
+    /// Changes a topic's settings (`replace_all`: Kafka's AlterConfigs, whatever is not named
+    /// reverts to the default), durably and on every partition before the answer; with
+    /// `validate_only`, only checks. Needs AlterConfigs on the topic.
+    pub async fn alter_topic_config(
+        &self,
+        ctx: &RequestContext,
+        topic: String,
+        changes: Vec<ConfigChange>,
+        (replace_all, validate_only): (bool, bool),
+    ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, &topic, Operation::AlterConfigs)?;
+        if validate_only {
+            return admin::validate_config_changes(&self.state, &topic, &changes, replace_all)
+                .map(|_| ());
+        }
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                admin::alter_topic_config(&zero, topic, changes, replace_all).await
+            })
+            .await
     }
 }

@@ -17,6 +17,7 @@ mod users;
 
 use std::rc::Rc;
 
+pub use super::admin::ConfigChange;
 pub use super::configs::{ConfigEntry, ConfigType};
 pub use super::groups::client_assigned::{JoinRound, Joined, Synced};
 pub use super::groups::consumer_protocol::{Assignor, Beat};

@@ -342,7 +342,7 @@ impl PartitionLog {
             return Ok(None);
         }
         state.read_files.push((base_offset, file.clone()));
-        if state.read_files.len() > self.shared.config.open_segment_files_max {
+        if state.read_files.len() > self.shared.config().open_segment_files_max {
             state.read_files.remove(0);
         }
         Ok(Some(file))

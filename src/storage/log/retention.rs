@@ -48,11 +48,11 @@ impl Shared {
             .collect();
         for (base, size_bytes, max_timestamp) in sealed {
             let by_age = self
-                .config
+                .config()
                 .retention_ms
                 .is_some_and(|retention| max_timestamp < now_ms.saturating_sub(retention as i64));
             let by_size = self
-                .config
+                .config()
                 .retention_bytes_max
                 .is_some_and(|limit| total.saturating_sub(size_bytes) >= limit);
             if !by_age && !by_size {
@@ -95,7 +95,7 @@ pub(super) async fn run_retention(shared: Rc<Shared>) {
 }
 
 async fn check_periodically(shared: &Shared) {
-    let period = Duration::from_millis(shared.config.retention_check_interval_ms);
+    let period = Duration::from_millis(shared.config().retention_check_interval_ms);
     loop {
         let stop = shared.lifecycle.wait();
         if shared.state.borrow().closing {
