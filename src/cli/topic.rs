@@ -43,6 +43,19 @@ pub enum TopicCommand {
         #[arg(short, long)]
         partitions: u32,
     },
+    /// Change a topic's settings while it runs.
+    Alter {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+        /// A setting to change, as key=value (the keys `topic create --config` takes);
+        /// repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A setting to put back to the broker's default; repeatable.
+        #[arg(long = "reset", value_name = "KEY")]
+        reset: Vec<String>,
+    },
     /// Delete a topic and all its data.
     Delete {
         #[command(flatten)]
@@ -115,6 +128,30 @@ pub fn run(command: TopicCommand) -> ExitCode {
                     .await
                     .map_err(|error| error.to_string())?;
                 println!("topic {name} now has {partitions} partition(s)");
+            }
+            TopicCommand::Alter {
+                address,
+                name,
+                set,
+                reset,
+            } => {
+                let pairs: Vec<(&str, &str)> = set
+                    .iter()
+                    .map(|pair| {
+                        pair.split_once('=')
+                            .ok_or_else(|| format!("--set {pair:?} is not KEY=VALUE"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                if pairs.is_empty() && reset.is_empty() {
+                    return Err("nothing to change: give --set KEY=VALUE or --reset KEY".into());
+                }
+                let reset: Vec<&str> = reset.iter().map(String::as_str).collect();
+                let client = connect(&address).await?;
+                client
+                    .alter_topic(&name, &pairs, &reset)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                println!("changed topic {name}'s settings");
             }
             TopicCommand::Delete { address, name } => {
                 let client = connect(&address).await?;

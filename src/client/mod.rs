@@ -182,6 +182,27 @@ impl Client {
             .map(drop)
     }
 
+    /// Changes topic `name`'s settings while it runs: `set` (key, value) pairs, and `reset`
+    /// keys back to the broker's defaults. In force on every partition when this returns.
+    pub async fn alter_topic(
+        &self,
+        name: &str,
+        set: &[(&str, &str)],
+        reset: &[&str],
+    ) -> Result<()> {
+        self.connection
+            .request(Request::AlterTopicConfig {
+                name: name.into(),
+                set: set
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                reset: reset.iter().map(|k| k.to_string()).collect(),
+            })
+            .await
+            .map(drop)
+    }
+
     /// Deletes `name` and its data; `unknown_topic` if there is none.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.connection

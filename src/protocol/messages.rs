@@ -29,6 +29,8 @@ pub enum ApiKey {
     DescribeGroup = 13,
     DeleteGroup = 14,
     AddPartitions = 15,
+    /// Changes a topic's settings (set some, revert some to the broker's default).
+    AlterTopicConfig = 30,
     /// Chooses a SASL mechanism (when the listener asks for authentication).
     SaslHandshake = 90,
     /// One message of the chosen mechanism, answered by the broker's next.
@@ -53,6 +55,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::DescribeGroup, 0, 0),
     (ApiKey::DeleteGroup, 0, 0),
     (ApiKey::AddPartitions, 0, 0),
+    (ApiKey::AlterTopicConfig, 0, 0),
     (ApiKey::SaslHandshake, 0, 0),
     (ApiKey::SaslAuthenticate, 0, 0),
 ];
@@ -135,6 +138,12 @@ pub enum Request {
     /// Empty `topics` asks for every topic.
     Metadata {
         topics: Vec<String>,
+    },
+    /// Sets `set` and reverts `reset` to the broker's defaults, on topic `name`.
+    AlterTopicConfig {
+        name: String,
+        set: Vec<(String, String)>,
+        reset: Vec<String>,
     },
     SaslHandshake {
         mechanism: String,
@@ -381,6 +390,7 @@ impl Request {
             Request::CreateTopic { .. } => ApiKey::CreateTopic,
             Request::DeleteTopic { .. } => ApiKey::DeleteTopic,
             Request::AddPartitions { .. } => ApiKey::AddPartitions,
+            Request::AlterTopicConfig { .. } => ApiKey::AlterTopicConfig,
             Request::SaslHandshake { .. } => ApiKey::SaslHandshake,
             Request::SaslAuthenticate { .. } => ApiKey::SaslAuthenticate,
             Request::Metadata { .. } => ApiKey::Metadata,
@@ -416,6 +426,11 @@ impl Request {
             Request::AddPartitions { name, partitions } => {
                 writer.string(&name);
                 writer.u32(partitions);
+            }
+            Request::AlterTopicConfig { name, set, reset } => {
+                writer.string(&name);
+                put_configs(&mut writer, &set);
+                put_strings(&mut writer, &reset);
             }
             Request::SaslHandshake { mechanism } => writer.string(&mechanism),
             Request::SaslAuthenticate { message } => writer.bytes(&message),
@@ -505,6 +520,16 @@ impl Request {
             ApiKey::AddPartitions => Request::AddPartitions {
                 name: reader.string()?,
                 partitions: reader.u32()?,
+            },
+            ApiKey::AlterTopicConfig => Request::AlterTopicConfig {
+                name: reader.string()?,
+                set: read_configs(&mut reader)?,
+                reset: {
+                    let count = reader.count(2)?;
+                    (0..count)
+                        .map(|_| reader.string())
+                        .collect::<Result<_, _>>()?
+                },
             },
             ApiKey::SaslHandshake => Request::SaslHandshake {
                 mechanism: reader.string()?,

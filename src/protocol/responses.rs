@@ -124,6 +124,7 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         ApiKey::CreateTopic
         | ApiKey::DeleteTopic
         | ApiKey::AddPartitions
+        | ApiKey::AlterTopicConfig
         | ApiKey::LeaveGroup
         | ApiKey::CommitOffsets
         | ApiKey::DeleteGroup => Response::Done,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::errors::to_native;
 use crate::broker::service::{
-    Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment, NewTopic, OffsetQuery,
-    PartitionChoice, Principal, Produce, QuotaKind, RequestContext, Service,
+    ConfigChange, Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment, NewTopic,
+    OffsetQuery, PartitionChoice, Principal, Produce, QuotaKind, RequestContext, Service,
 };
 
 async fn hold_back(throttle: Duration) {
@@ -59,6 +59,18 @@ pub async fn serve(
         }
         Request::DeleteTopic { name } => {
             service.delete_topic(&ctx, name).await.map_err(to_native)?;
+            Ok(Response::Done)
+        }
+        Request::AlterTopicConfig { name, set, reset } => {
+            let changes = set
+                .into_iter()
+                .map(|(key, value)| ConfigChange::Set(key, value))
+                .chain(reset.into_iter().map(ConfigChange::Delete))
+                .collect();
+            service
+                .alter_topic_config(&ctx, name, changes, (false, false))
+                .await
+                .map_err(to_native)?;
             Ok(Response::Done)
         }
         Request::AddPartitions { name, partitions } => {
