@@ -56,20 +56,31 @@ async fn apply(
     }
 }
 
-/// Kafka answers every entry of a resource named twice in one request with INVALID_REQUEST.
-fn repeated<'a>(resources: impl Iterator<Item = (i8, &'a str)>) -> HashMap<(i8, String), usize> {
-    let mut seen = HashMap::new();
-    for (resource_type, name) in resources {
-        *seen.entry((resource_type, name.to_string())).or_insert(0) += 1;
+/// Each resource's outcome, in order: a resource named twice in one request is answered
+/// INVALID_REQUEST every time (as Kafka does), the others are applied one after another.
+async fn alter_all(
+    service: &Service,
+    ctx: &RequestContext,
+    resources: Vec<(i8, &str, Asked)>,
+    modes: (bool, bool),
+) -> Vec<Outcome> {
+    let mut seen: HashMap<(i8, &str), usize> = HashMap::new();
+    for (resource_type, name, _) in &resources {
+        *seen.entry((*resource_type, *name)).or_insert(0) += 1;
     }
-    seen
-}
-
-fn twice() -> Outcome {
-    (
-        INVALID_REQUEST,
-        Some("the request names this resource more than once".into()),
-    )
+    let mut outcomes = Vec::with_capacity(resources.len());
+    for (resource_type, name, asked) in resources {
+        let outcome = if seen.get(&(resource_type, name)).copied().unwrap_or(0) > 1 {
+            (
+                INVALID_REQUEST,
+                Some("the request names this resource more than once".into()),
+            )
+        } else {
+            apply(service, ctx, (resource_type, name), asked, modes).await
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
 }
 
 pub async fn incremental(
@@ -78,45 +89,49 @@ pub async fn incremental(
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-    let seen = repeated(
-        request
-            .resources
+    let asked = request.resources.iter().map(|resource| {
+        let changes: Asked = resource
+            .configs
             .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
-    );
-    let mut responses = Vec::with_capacity(request.resources.len());
-    for resource in &request.resources {
-        let key = (resource.resource_type, resource.resource_name.to_string());
-        let outcome = if seen.get(&key).copied().unwrap_or(0) > 1 {
-            twice()
-        } else {
-            let asked: Asked = resource
-                .configs
-                .iter()
-                .map(|config| {
-                    let name = config.name.to_string();
-                    match (config.config_operation, &config.value) {
-                        (SET, Some(value)) => Ok(ConfigChange::Set(name, value.to_string())),
-                        (SET, None) => Err((INVALID_REQUEST, Some(format!("{name}: SET without a value")))),
-                        (DELETE, _) => Ok(ConfigChange::Delete(name)),
-                        _ => Err((
-                            INVALID_CONFIG,
-                            Some(format!("{name}: APPEND and SUBTRACT apply to list settings, which {name} is not")),
+            .map(|config| {
+                let name = config.name.to_string();
+                match (config.config_operation, &config.value) {
+                    (SET, Some(value)) => Ok(ConfigChange::Set(name, value.to_string())),
+                    (SET, None) => Err((
+                        INVALID_REQUEST,
+                        Some(format!("{name}: SET without a value")),
+                    )),
+                    (DELETE, _) => Ok(ConfigChange::Delete(name)),
+                    _ => Err((
+                        INVALID_CONFIG,
+                        Some(format!(
+                            "{name}: APPEND and SUBTRACT apply to list settings, which {name} is not"
                         )),
-                    }
-                })
-                .collect();
-            let target = (resource.resource_type, resource.resource_name.as_str());
-            apply(service, ctx, target, asked, (false, request.validate_only)).await
-        };
-        responses.push(
+                    )),
+                }
+            })
+            .collect();
+        (resource.resource_type, resource.resource_name.as_str(), changes)
+    });
+    let outcomes = alter_all(
+        service,
+        ctx,
+        asked.collect(),
+        (false, request.validate_only),
+    )
+    .await;
+    let responses = request
+        .resources
+        .iter()
+        .zip(outcomes)
+        .map(|(resource, (code, message))| {
             AlterConfigsResourceResponse::default()
-                .with_error_code(outcome.0)
-                .with_error_message(outcome.1.map(StrBytes::from_string))
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string))
                 .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone()),
-        );
-    }
+                .with_resource_name(resource.resource_name.clone())
+        })
+        .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -126,40 +141,37 @@ pub async fn replace(
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-    let seen = repeated(
-        request
-            .resources
+    let asked = request.resources.iter().map(|resource| {
+        // A null value leaves the setting out, so it reverts with the others.
+        let changes: Asked = Ok(resource
+            .configs
             .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
-    );
-    let mut responses = Vec::with_capacity(request.resources.len());
-    for resource in &request.resources {
-        let key = (resource.resource_type, resource.resource_name.to_string());
-        let outcome = if seen.get(&key).copied().unwrap_or(0) > 1 {
-            twice()
-        } else {
-            // A null value leaves the setting out, so it reverts with the others.
-            let asked: Asked = Ok(resource
-                .configs
-                .iter()
-                .filter_map(|config| {
-                    let value = config.value.as_ref()?;
-                    Some(ConfigChange::Set(
-                        config.name.to_string(),
-                        value.to_string(),
-                    ))
-                })
-                .collect());
-            let target = (resource.resource_type, resource.resource_name.as_str());
-            apply(service, ctx, target, asked, (true, request.validate_only)).await
-        };
-        responses.push(
+            .filter_map(|config| {
+                let value = config.value.as_ref()?;
+                Some(ConfigChange::Set(
+                    config.name.to_string(),
+                    value.to_string(),
+                ))
+            })
+            .collect());
+        (
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            changes,
+        )
+    });
+    let outcomes = alter_all(service, ctx, asked.collect(), (true, request.validate_only)).await;
+    let responses = request
+        .resources
+        .iter()
+        .zip(outcomes)
+        .map(|(resource, (code, message))| {
             AlterConfigsResourceResponse::default()
-                .with_error_code(outcome.0)
-                .with_error_message(outcome.1.map(StrBytes::from_string))
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string))
                 .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone()),
-        );
-    }
+                .with_resource_name(resource.resource_name.clone())
+        })
+        .collect();
     AlterConfigsResponse::default().with_responses(responses)
 }
