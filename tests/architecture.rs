@@ -89,6 +89,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "protocol",
             "kafka::Kafka",
             "kafka::describe_metrics",
+            "auth",
             "broker",
             "shard",
             "storage::log",

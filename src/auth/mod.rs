@@ -4,6 +4,16 @@
 
 pub mod scram;
 
+/// Equality that takes as long whatever bytes differ: a proof or token check must not tell an
+/// attacker how much of a guess was right.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .fold(0u8, |difference, (x, y)| difference | (x ^ y))
+            == 0
+}
+
 /// SASL/PLAIN's one message (RFC 4616): authorization id, user, password, separated by NUL.
 /// An authorization id other than the user's own is refused (no impersonation).
 pub fn parse_plain(message: &[u8]) -> Option<(String, Vec<u8>)> {

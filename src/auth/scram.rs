@@ -10,6 +10,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::{digest, hmac, pbkdf2};
+
+use super::same_bytes;
 use std::num::NonZeroU32;
 
 /// Iterations for new credentials: Kafka's minimum for SCRAM-SHA-256 and -512 is 4096.
@@ -138,16 +140,6 @@ fn salted_password(mechanism: Mechanism, password: &[u8], salt: &[u8], iteration
     let rounds = NonZeroU32::new(iterations.max(1)).unwrap_or(NonZeroU32::MIN);
     pbkdf2::derive(mechanism.pbkdf2(), rounds, salt, password, &mut out);
     out
-}
-
-/// Equality that takes as long whatever bytes differ: a proof check must not tell an attacker
-/// how much of a guess was right.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .fold(0u8, |difference, (x, y)| difference | (x ^ y))
-            == 0
 }
 
 fn sign(mechanism: Mechanism, key: &[u8], message: &[u8]) -> Vec<u8> {

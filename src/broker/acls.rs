@@ -6,8 +6,7 @@
 //! broker. Kept in `acls.json` beside `users.json`, changed on shard 0 and handed to every shard
 //! as a snapshot, so checking a request reads only its own shard's copy.
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -146,24 +145,13 @@ pub struct Acls {
 }
 
 impl Acls {
+    /// The saved acls, or none when no file was ever saved.
     pub fn load(data_dir: &Path) -> Result<Acls, String> {
-        let path = data_dir.join(ACLS_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|error| format!("{}: {error}", path.display())),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Acls::default()),
-            Err(error) => Err(format!("{}: {error}", path.display())),
-        }
+        super::json_file::load(data_dir, ACLS_FILE)
     }
 
     pub fn save(&self, data_dir: &Path) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        let temporary = data_dir.join(format!("{ACLS_FILE}.tmp"));
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, data_dir.join(ACLS_FILE))?;
-        crate::storage::dirsync::sync_dir(data_dir)
+        super::json_file::save(data_dir, ACLS_FILE, self)
     }
 
     pub fn rules(&self) -> &[Acl] {

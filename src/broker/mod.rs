@@ -11,6 +11,7 @@ pub mod configs;
 pub mod error;
 pub mod fd_budget;
 pub mod groups;
+pub mod json_file;
 pub mod partition;
 pub mod producer_ids;
 pub mod quotas;

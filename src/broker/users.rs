@@ -4,8 +4,7 @@
 //! a new immutable snapshot, so authenticating a connection reads only its own shard's copy.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use std::rc::Rc;
@@ -28,23 +27,11 @@ pub struct Users {
 impl Users {
     /// The saved users, or none when no file was ever saved.
     pub fn load(data_dir: &Path) -> Result<Users, String> {
-        let path = data_dir.join(USERS_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|error| format!("{}: {error}", path.display())),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Users::default()),
-            Err(error) => Err(format!("{}: {error}", path.display())),
-        }
+        super::json_file::load(data_dir, USERS_FILE)
     }
 
     pub fn save(&self, data_dir: &Path) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        let temporary = data_dir.join(format!("{USERS_FILE}.tmp"));
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, data_dir.join(USERS_FILE))?;
-        crate::storage::dirsync::sync_dir(data_dir)
+        super::json_file::save(data_dir, USERS_FILE, self)
     }
 
     pub fn credential(&self, user: &str, mechanism: Mechanism) -> Option<Credential> {
