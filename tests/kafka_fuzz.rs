@@ -328,6 +328,19 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                 .with_operation(1)
                 .with_permission_type(1),
         ])),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(
+            DeleteRecordsRequest::default()
+                .with_timeout_ms(1000)
+                .with_topics(vec![
+                    kafka_protocol::messages::delete_records_request::DeleteRecordsTopic::default()
+                        .with_name(topic("fuzz"))
+                        .with_partitions(vec![
+                            kafka_protocol::messages::delete_records_request::DeleteRecordsPartition::default()
+                                .with_partition_index(0)
+                                .with_offset(0),
+                        ]),
+                ]),
+        ),
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(
             DescribeLogDirsRequest::default().with_topics(Some(vec![
                 kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic::default()

@@ -14,6 +14,7 @@ pub mod acls;
 pub mod admin;
 pub mod alter_configs;
 pub mod consumer_groups;
+pub mod delete_records;
 pub mod describe_partitions;
 pub mod errors;
 pub mod fetch;

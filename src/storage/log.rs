@@ -41,9 +41,11 @@ mod flusher;
 mod metrics;
 mod read;
 mod retention;
+mod start;
 
 pub use metrics::describe_metrics;
 pub use read::TimedOffset;
+pub use start::START_CHECKPOINT_FILE;
 
 /// What an acknowledged append was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,8 +108,11 @@ struct Shared {
     synced: ThresholdNotify,
     /// Wakes retries waiting for a queued append's outcome (written or failed).
     settled: Notify,
-    /// Wakes whoever waits for the background tasks to stop.
+    /// Wakes whoever waits for the background tasks to stop (and retention, when a new log
+    /// start leaves segments to delete).
     lifecycle: Notify,
+    /// Wakes a move of the log start waiting for another's checkpoint write to finish.
+    checkpoint_turn: Notify,
     metrics: LogMetrics,
 }
 
@@ -142,6 +147,11 @@ struct State {
     producers: ProducerStates,
     /// Damage isolated in sealed segments: reads step over it.
     damage: DamageMap,
+    /// The start DeleteRecords set (durable in the start checkpoint); the log starts at the
+    /// larger of this and the oldest segment's base.
+    start_floor: u64,
+    /// A write of the start checkpoint is under way (they take turns; close waits for it).
+    checkpoint_writing: bool,
     /// Set when the log can no longer guarantee what it wrote (an fdatasync failed).
     failure: Option<StorageError>,
     closing: bool,
@@ -209,6 +219,7 @@ impl PartitionLog {
             segments,
             damage,
             producer_batches,
+            start_floor,
         } = opened;
         let active = segments
             .values()
@@ -239,6 +250,9 @@ impl PartitionLog {
             tail: TailCache::new(config.tail_cache_bytes_max),
             producers: ProducerStates::rebuilt(&producer_batches),
             damage,
+            // Recovery may have cut a torn tail below the checkpointed start.
+            start_floor: start_floor.unwrap_or(0).min(end),
+            checkpoint_writing: false,
             failure: None,
             closing: false,
             flusher_stopped: false,
@@ -254,6 +268,7 @@ impl PartitionLog {
             synced: ThresholdNotify::default(),
             settled: Notify::default(),
             lifecycle: Notify::default(),
+            checkpoint_turn: Notify::default(),
             metrics,
         });
         shared.publish_gauges();
@@ -348,7 +363,7 @@ impl PartitionLog {
     }
 
     /// Writes and fsyncs everything queued, stops the background tasks (waiting for a
-    /// retention deletion under way), and refuses further appends. Reads keep working on what is
+    /// retention deletion or a start checkpoint write under way), and refuses further appends. Reads keep working on what is
     /// there.
     pub async fn close(&self) -> Result<()> {
         self.shared.state.borrow_mut().closing = true;
@@ -359,7 +374,7 @@ impl PartitionLog {
             let stopped = self.shared.lifecycle.wait();
             {
                 let state = self.shared.state.borrow();
-                if state.flusher_stopped && state.retention_stopped {
+                if state.flusher_stopped && state.retention_stopped && !state.checkpoint_writing {
                     return match &state.failure {
                         Some(failure) => Err(failure.clone()),
                         None => Ok(()),
@@ -382,6 +397,7 @@ impl Shared {
         self.written.wake_all();
         self.synced.wake_all();
         self.settled.notify();
+        self.checkpoint_turn.notify();
     }
 }
 
@@ -391,6 +407,8 @@ struct Opened {
     damage: DamageMap,
     /// The active segment's recent batches, for idempotent producers' state.
     producer_batches: Vec<BatchInfo>,
+    /// The start DeleteRecords set, from the start checkpoint.
+    start_floor: Option<u64>,
 }
 
 /// The blocking part of opening a log: the directory made durable, every segment recovered,
@@ -408,16 +426,18 @@ fn recover_at_open(store: &SegmentStore, config: &LogConfig) -> Result<Opened> {
         segments,
         damage,
         producer_batches,
+        start_floor: start::read_checkpoint(store.dir())?,
     })
 }
 
 impl State {
     fn log_start_offset(&self) -> u64 {
-        *self
+        let oldest = *self
             .segments
             .keys()
             .next()
-            .expect("a log has at least one segment")
+            .expect("a log has at least one segment");
+        oldest.max(self.start_floor)
     }
 
     fn size_bytes(&self) -> u64 {

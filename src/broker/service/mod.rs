@@ -11,6 +11,7 @@ mod disk;
 mod groups;
 mod many;
 mod quotas;
+mod records;
 mod sasl;
 mod types;
 mod users;
@@ -39,7 +40,7 @@ pub use many::PartitionEnds;
 pub use sasl::{HandshakeRefusal, SaslSession};
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
-    Produced, TopicInfo,
+    Produced, RecordsBefore, TopicInfo,
 };
 pub use users::authentication_failed;
 

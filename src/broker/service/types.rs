@@ -108,3 +108,13 @@ pub struct TopicInfo {
     /// Every setting, by its Kafka name.
     pub configs: Vec<(String, String)>,
 }
+
+/// Where DeleteRecords moves a partition's start to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordsBefore {
+    /// The high watermark: every record there is now goes.
+    HighWatermark,
+    /// This offset (past the high watermark: `OffsetOutOfRange`; at or before the start:
+    /// nothing changes).
+    Offset(u64),
+}
