@@ -35,6 +35,7 @@ pub enum ApiKey {
     SaslHandshake = 90,
     /// One message of the chosen mechanism, answered by the broker's next.
     SaslAuthenticate = 91,
+    DeleteRecords = 16,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -58,6 +59,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::AlterTopicConfig, 0, 0),
     (ApiKey::SaslHandshake, 0, 0),
     (ApiKey::SaslAuthenticate, 0, 0),
+    (ApiKey::DeleteRecords, 0, 0),
 ];
 
 impl ApiKey {
@@ -134,6 +136,13 @@ pub enum Request {
     AddPartitions {
         name: String,
         partitions: u32,
+    },
+    /// Moves the partition's start to `before` (-1: its high watermark), deleting the records
+    /// before it.
+    DeleteRecords {
+        topic: String,
+        partition: u32,
+        before: i64,
     },
     /// Empty `topics` asks for every topic.
     Metadata {
@@ -276,6 +285,10 @@ pub enum Response {
     SaslMechanisms(Vec<String>),
     /// The broker's next message of the mechanism (empty when there is none).
     SaslMessage(Bytes),
+    /// The partition's start after a DeleteRecords.
+    DeleteRecords {
+        log_start_offset: u64,
+    },
 }
 
 fn acks_to_wire(acks: AckLevel) -> u8 {
@@ -393,6 +406,7 @@ impl Request {
             Request::AlterTopicConfig { .. } => ApiKey::AlterTopicConfig,
             Request::SaslHandshake { .. } => ApiKey::SaslHandshake,
             Request::SaslAuthenticate { .. } => ApiKey::SaslAuthenticate,
+            Request::DeleteRecords { .. } => ApiKey::DeleteRecords,
             Request::Metadata { .. } => ApiKey::Metadata,
             Request::Produce(_) => ApiKey::Produce,
             Request::Fetch(_) => ApiKey::Fetch,
@@ -434,6 +448,15 @@ impl Request {
             }
             Request::SaslHandshake { mechanism } => writer.string(&mechanism),
             Request::SaslAuthenticate { message } => writer.bytes(&message),
+            Request::DeleteRecords {
+                topic,
+                partition,
+                before,
+            } => {
+                writer.string(&topic);
+                writer.u32(partition);
+                writer.i64(before);
+            }
             Request::Metadata { topics } => put_strings(&mut writer, &topics),
             Request::Produce(produce) => {
                 writer.string(&produce.topic);
@@ -536,6 +559,11 @@ impl Request {
             },
             ApiKey::SaslAuthenticate => Request::SaslAuthenticate {
                 message: reader.bytes()?.freeze(),
+            },
+            ApiKey::DeleteRecords => Request::DeleteRecords {
+                topic: reader.string()?,
+                partition: reader.u32()?,
+                before: reader.i64()?,
             },
             ApiKey::DeleteTopic => Request::DeleteTopic {
                 name: reader.string()?,

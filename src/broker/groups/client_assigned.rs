@@ -316,7 +316,7 @@ impl ClientAssigned {
     }
 
     /// Fails when `instance_id` now belongs to another member than `member_id`.
-    fn check_instance(
+    pub(super) fn check_instance(
         &self,
         name: &str,
         member_id: &str,
