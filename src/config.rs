@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::partitioner::Partitioner;
@@ -42,6 +44,12 @@ pub struct BrokerConfig {
     pub quota_produce_bytes_per_second: u64,
     /// The same for fetched bytes.
     pub quota_fetch_bytes_per_second: u64,
+    /// Requests per second each principal (or client id) may make, per shard; 0: no limit.
+    /// Authentication and ApiVersions are not counted.
+    pub quota_requests_per_second: u64,
+    /// Quotas of particular principals (`User:alice`) or client ids (`client-id:loader`),
+    /// instead of the defaults above: `[quota_overrides."User:alice"]`.
+    pub quota_overrides: BTreeMap<String, QuotaOverride>,
     /// /metrics answers only requests with `Authorization: Bearer <this>`; empty: no token.
     pub http_bearer_token: String,
     /// /metrics answers requests with basic credentials `user:password`; empty: none.
@@ -134,6 +142,8 @@ impl Default for BrokerConfig {
             http_bearer_token: String::new(),
             quota_produce_bytes_per_second: 0,
             quota_fetch_bytes_per_second: 0,
+            quota_requests_per_second: 0,
+            quota_overrides: BTreeMap::new(),
             http_basic_auth: String::new(),
             shards: 0,
             frame_bytes_max: 16 << 20,
@@ -176,6 +186,16 @@ pub struct TlsSettings {
     /// How a client certificate names the connection's principal, on a listener with mutual
     /// TLS and no SASL (with SASL, the SASL user is the principal, as in Kafka).
     pub principal: CertificatePrincipal,
+}
+
+/// One principal's or client id's own quotas; a rate left out is the broker's default, 0 is
+/// no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaOverride {
+    pub produce_bytes_per_second: Option<u64>,
+    pub fetch_bytes_per_second: Option<u64>,
+    pub requests_per_second: Option<u64>,
 }
 
 /// The principal a client certificate stands for.
@@ -307,6 +327,13 @@ impl BrokerConfig {
                         "{setting}: {mechanism:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
                     ));
                 }
+            }
+        }
+        for entity in self.quota_overrides.keys() {
+            if !(entity.starts_with("User:") || entity.starts_with("client-id:")) {
+                return Err(format!(
+                    "quota_overrides: {entity:?} is neither \"User:name\" nor \"client-id:name\""
+                ));
             }
         }
         self.topic_defaults

@@ -1,4 +1,4 @@
-//! Byte-rate quotas: a producer over its quota is slowed to it (its answers held back), never
+//! Quotas of bytes and of requests: a client over its quota is slowed to it (its answers held back), never
 //! disconnected; Kafka's answer says by how much in `throttle_time_ms`; the throttling is
 //! counted.
 
@@ -129,4 +129,109 @@ fn kafka_answers_say_how_long_they_were_held_back() {
     );
     // The connection was not closed: the broker serves the next request.
     assert_serving(&address);
+}
+
+fn broker_with(dir: &std::path::Path, config: ringmq::config::BrokerConfig) -> TestBroker {
+    TestBroker::start_with(ringmq::config::BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: "127.0.0.1:0".into(),
+        kafka_listen: "127.0.0.1:0".into(),
+        shards: 1,
+        ..config
+    })
+}
+
+#[test]
+fn a_native_client_is_slowed_to_its_request_rate_within_ten_percent() {
+    const RATE: u64 = 50;
+    const REQUESTS: u64 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ringmq::config::BrokerConfig {
+        quota_requests_per_second: RATE,
+        ..Default::default()
+    };
+    let broker = broker_with(dir.path(), config);
+    let address = broker.address();
+    runtime::block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        let started = Instant::now();
+        for _ in 0..REQUESTS {
+            client.metadata(&[]).await.unwrap();
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        // A full bucket (one second of the rate) passes at once; the rest goes at the rate.
+        let rate = (REQUESTS - RATE) as f64 / elapsed;
+        assert!(
+            (0.9 * RATE as f64..=1.1 * RATE as f64).contains(&rate),
+            "{REQUESTS} requests in {elapsed:.2} s: {rate:.1}/s against a quota of {RATE}/s"
+        );
+    });
+}
+
+#[test]
+fn a_client_ids_own_quota_replaces_the_default_and_kafka_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ringmq::config::BrokerConfig::default();
+    // No default quota; the Kafka test client ("fuzz") may make one request a second.
+    config.quota_overrides.insert(
+        "client-id:fuzz".into(),
+        ringmq::config::QuotaOverride {
+            requests_per_second: Some(1),
+            ..Default::default()
+        },
+    );
+    let broker = broker_with(dir.path(), config);
+    let kafka = broker
+        .handle
+        .as_ref()
+        .unwrap()
+        .kafka_address
+        .unwrap()
+        .to_string();
+    create_topic(&kafka, "limited", 1);
+    // The creation took the second's one request: this produce waits about a second, and
+    // its answer says so.
+    let partition = PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(batch_of(1024).freeze()));
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic("limited"))
+                .with_partition_data(vec![partition]),
+        ]);
+    let throttle = match call(&kafka, ApiKey::Produce, 9, RequestKind::Produce(request)) {
+        ResponseKind::Produce(response) => {
+            assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+            response.throttle_time_ms
+        }
+        other => panic!("Produce answered {other:?}"),
+    };
+    assert!(
+        (700..=1000).contains(&throttle),
+        "throttle_time_ms {throttle}"
+    );
+    // Another client (the native one, no override) has no quota at all: at fuzz's rate these
+    // would take 200 s.
+    let started = Instant::now();
+    runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        for _ in 0..200 {
+            client.metadata(&["limited"]).await.unwrap();
+        }
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = http_get(&broker.http_address(), "/metrics");
+    assert!(
+        metrics.contains("ringmq_quota_throttled_requests_total{kind=\"requests\"}"),
+        "{metrics}"
+    );
+    assert_serving(&kafka);
 }

@@ -1,5 +1,5 @@
 //! Quotas: how many bytes a principal (or, unauthenticated, a client id) may produce and fetch
-//! per second. Each is a token bucket holding at most one second of its rate: traffic takes
+//! per second, and how many requests it may make. Each is a token bucket holding at most one second of its rate: traffic takes
 //! from it, time refills it, and a client that drives it below zero is throttled for as long as
 //! the refill takes (capped at `THROTTLE_MAX`). Throttling delays the answer (and Kafka's
 //! `throttle_time_ms` says by how much); it never disconnects.
@@ -21,6 +21,8 @@ pub const ENTITIES_MAX: usize = 10_000;
 pub enum QuotaKind {
     ProduceBytes,
     FetchBytes,
+    /// Requests (each costs 1).
+    Requests,
 }
 
 impl QuotaKind {
@@ -28,6 +30,7 @@ impl QuotaKind {
         match self {
             QuotaKind::ProduceBytes => "produce",
             QuotaKind::FetchBytes => "fetch",
+            QuotaKind::Requests => "requests",
         }
     }
 }

@@ -226,6 +226,14 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
         std::time::Duration::from_millis(state.config.shard_call_timeout_ms),
     );
     ctx.principal = sasl.borrow().principal();
+    // The request quota counts every request but the ones that authenticate or ask for
+    // versions; its hold-back is folded into Produce's and Fetch's byte throttle (the larger
+    // of the two, as Kafka does) and, for the rest, delays the answer.
+    let mut pending = if matches!(api, ApiKey::ApiVersions) || super::sasl::is_sasl(api) {
+        std::time::Duration::ZERO
+    } else {
+        service.charge_quota(&ctx, QuotaKind::Requests, 1)
+    };
     let response = match request {
         RequestKind::ApiVersions(_) => {
             let error_code = if version > 3 { UNSUPPORTED_VERSION } else { 0 };
@@ -255,6 +263,7 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
                 .sum();
             let response = produce(&service, &ctx, request).await;
             let throttle = service.charge_quota(&ctx, QuotaKind::ProduceBytes, bytes as u64);
+            let throttle = throttle.max(std::mem::take(&mut pending));
             ResponseKind::Produce(response.with_throttle_time_ms(throttled(throttle).await))
         }
         RequestKind::Fetch(request) => {
@@ -266,6 +275,7 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
                 .map(|partition| partition.records.as_ref().map_or(0, Bytes::len))
                 .sum();
             let throttle = service.charge_quota(&ctx, QuotaKind::FetchBytes, bytes as u64);
+            let throttle = throttle.max(std::mem::take(&mut pending));
             ResponseKind::Fetch(response.with_throttle_time_ms(throttled(throttle).await))
         }
         RequestKind::ListOffsets(request) => {
@@ -332,6 +342,7 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
             None => return api_versions_error(correlation_id),
         },
     };
+    throttled(pending).await;
     encode(api, version, correlation_id, response)
 }
 

@@ -36,6 +36,30 @@ pub async fn serve(
         Duration::from_millis(state.config.shard_call_timeout_ms),
     );
     ctx.principal = principal;
+    // The request quota counts all but authentication and ApiVersions; Produce and Fetch fold
+    // it into their byte throttle (the larger of the two), the rest are answered that late.
+    let counted = !matches!(
+        request,
+        Request::ApiVersions | Request::SaslHandshake { .. } | Request::SaslAuthenticate { .. }
+    );
+    let mut pending = if counted {
+        service.charge_quota(&ctx, QuotaKind::Requests, 1)
+    } else {
+        Duration::ZERO
+    };
+    let answer = serve_request(&service, &ctx, request, &mut pending).await;
+    hold_back(pending).await;
+    answer
+}
+
+/// `serve` once the context is built; `pending` is the request quota's hold-back, which
+/// Produce and Fetch take over.
+async fn serve_request(
+    service: &Service,
+    ctx: &RequestContext,
+    request: Request,
+    pending: &mut Duration,
+) -> Result<Response, ProtocolError> {
     match request {
         Request::ApiVersions => Ok(Response::ApiVersions {
             apis: SUPPORTED_APIS
@@ -44,7 +68,7 @@ pub async fn serve(
                 .collect(),
             broker_version: env!("CARGO_PKG_VERSION").to_string(),
         }),
-        Request::Metadata { topics } => metadata(&service, &ctx, topics),
+        Request::Metadata { topics } => metadata(service, ctx, topics),
         Request::CreateTopic {
             name,
             partitions,
@@ -55,11 +79,11 @@ pub async fn serve(
                 partitions,
                 configs,
             };
-            service.create_topic(&ctx, topic).await.map_err(to_native)?;
+            service.create_topic(ctx, topic).await.map_err(to_native)?;
             Ok(Response::Done)
         }
         Request::DeleteTopic { name } => {
-            service.delete_topic(&ctx, name).await.map_err(to_native)?;
+            service.delete_topic(ctx, name).await.map_err(to_native)?;
             Ok(Response::Done)
         }
         Request::AlterTopicConfig { name, set, reset } => {
@@ -69,31 +93,32 @@ pub async fn serve(
                 .chain(reset.into_iter().map(ConfigChange::Delete))
                 .collect();
             service
-                .alter_topic_config(&ctx, name, changes, (false, false))
+                .alter_topic_config(ctx, name, changes, (false, false))
                 .await
                 .map_err(to_native)?;
             Ok(Response::Done)
         }
         Request::AddPartitions { name, partitions } => {
             service
-                .add_partitions(&ctx, name, partitions)
+                .add_partitions(ctx, name, partitions)
                 .await
                 .map_err(to_native)?;
             Ok(Response::Done)
         }
         Request::Produce(request) => {
             let bytes = request.records.len() as u64;
-            let answer = produce(&service, &ctx, request).await;
+            let answer = produce(service, ctx, request).await;
             // Over its quota, the client's answer is late (the native protocol has no field
             // that says so); the connection stays.
-            hold_back(service.charge_quota(&ctx, QuotaKind::ProduceBytes, bytes)).await;
+            let throttle = service.charge_quota(ctx, QuotaKind::ProduceBytes, bytes);
+            hold_back(throttle.max(std::mem::take(pending))).await;
             answer
         }
         Request::DeleteRecords {
             topic,
             partition,
             before,
-        } => delete_records(&service, &ctx, &topic, partition, before).await,
+        } => delete_records(service, ctx, &topic, partition, before).await,
         Request::Fetch(fetch) => {
             let fetch = Fetch {
                 topic: fetch.topic,
@@ -103,9 +128,10 @@ pub async fn serve(
                 min_bytes: fetch.min_bytes,
                 max_wait_ms: fetch.max_wait_ms,
             };
-            let fetched = service.fetch(&ctx, fetch).await.map_err(to_native)?;
+            let fetched = service.fetch(ctx, fetch).await.map_err(to_native)?;
             let bytes = fetched.size_bytes() as u64;
-            hold_back(service.charge_quota(&ctx, QuotaKind::FetchBytes, bytes)).await;
+            let throttle = service.charge_quota(ctx, QuotaKind::FetchBytes, bytes);
+            hold_back(throttle.max(std::mem::take(pending))).await;
             Ok(Response::Fetch(FetchResponse {
                 high_watermark: fetched.high_watermark,
                 log_start_offset: fetched.log_start_offset,
@@ -123,7 +149,7 @@ pub async fn serve(
                 OffsetSpec::Timestamp(timestamp) => OffsetQuery::AtOrAfter(timestamp),
             };
             let listed = service
-                .list_offset(&ctx, &topic, partition, query)
+                .list_offset(ctx, &topic, partition, query)
                 .await
                 .map_err(to_native)?;
             Ok(Response::ListOffsets {
@@ -132,9 +158,7 @@ pub async fn serve(
                 log_start_offset: listed.log_start_offset,
             })
         }
-        group_request => groups(&service, &ctx, group_request)
-            .await
-            .map_err(to_native),
+        group_request => groups(service, ctx, group_request).await.map_err(to_native),
     }
 }
 

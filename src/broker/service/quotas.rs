@@ -1,5 +1,6 @@
-//! Quotas through the service: the adapters report each produce's and fetch's bytes, and hold
-//! the answer back for as long as this says (`broker::quotas`).
+//! Quotas through the service: the adapters report each request, and each produce's and
+//! fetch's bytes, and hold the answer back for as long as this says (`broker::quotas`). A
+//! principal's (or client id's) own rates in `quota_overrides` replace the defaults.
 
 use std::time::{Duration, Instant};
 
@@ -11,17 +12,31 @@ impl Service {
     /// its answer back.
     pub fn charge_quota(&self, ctx: &RequestContext, kind: QuotaKind, bytes: u64) -> Duration {
         let config = &self.state.config;
-        let rate = match kind {
+        let default = match kind {
             QuotaKind::ProduceBytes => config.quota_produce_bytes_per_second,
             QuotaKind::FetchBytes => config.quota_fetch_bytes_per_second,
+            QuotaKind::Requests => config.quota_requests_per_second,
         };
-        if rate == 0 {
+        // The common case, no quotas at all, costs no allocation per request.
+        if default == 0 && config.quota_overrides.is_empty() {
             return Duration::ZERO;
         }
         let entity = match &ctx.principal {
             Principal::User(user) => format!("User:{user}"),
             Principal::Anonymous => format!("client-id:{}", ctx.client_id),
         };
+        let rate = config
+            .quota_overrides
+            .get(&entity)
+            .and_then(|own| match kind {
+                QuotaKind::ProduceBytes => own.produce_bytes_per_second,
+                QuotaKind::FetchBytes => own.fetch_bytes_per_second,
+                QuotaKind::Requests => own.requests_per_second,
+            })
+            .unwrap_or(default);
+        if rate == 0 {
+            return Duration::ZERO;
+        }
         let throttle =
             self.state
                 .quotas
