@@ -354,6 +354,18 @@ pub fn describe_metrics() {
         "Time the owner shard spent reading for a fetch, long-poll waiting excluded."
     );
     describe_gauge!(
+        "ringmq_quota_buckets",
+        "Clients (principals or client ids) whose quota the shard tracks (at most 10,000 a shard)."
+    );
+    describe_counter!(
+        "ringmq_quota_throttled_requests_total",
+        "Answers held back because their client was over a quota, by kind (produce, fetch, requests)."
+    );
+    describe_counter!(
+        "ringmq_quota_throttle_milliseconds_total",
+        "Time answers were held back for quotas, by kind."
+    );
+    describe_gauge!(
         "ringmq_group_committed_offset",
         "A consumer group's committed offset for a partition."
     );

@@ -37,11 +37,13 @@ impl Service {
         if rate == 0 {
             return Duration::ZERO;
         }
-        let throttle =
-            self.state
-                .quotas
-                .borrow_mut()
-                .charge(&entity, kind, rate, bytes, Instant::now());
+        let (throttle, tracked) = {
+            let mut quotas = self.state.quotas.borrow_mut();
+            let throttle = quotas.charge(&entity, kind, rate, bytes, Instant::now());
+            (throttle, quotas.len())
+        };
+        metrics::gauge!("ringmq_quota_buckets", "shard" => self.state.id.to_string())
+            .set(tracked as f64);
         if !throttle.is_zero() {
             metrics::counter!("ringmq_quota_throttle_milliseconds_total", "kind" => kind.name())
                 .increment(u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX));
