@@ -59,6 +59,18 @@ pub struct BrokerConfig {
     pub kafka_fetch_session_partitions_max: usize,
     /// Topics the broker holds at most.
     pub topics_max: usize,
+    /// Exchanges the broker holds at most.
+    pub exchanges_max: usize,
+    /// Bindings one exchange holds at most.
+    pub exchange_bindings_max: usize,
+    /// The longest routing key, and the longest binding key or pattern, in bytes.
+    pub routing_key_bytes_max: usize,
+    /// The longest header name or value a headers binding may name, in bytes.
+    pub routing_header_bytes_max: usize,
+    /// Headers one headers binding may name.
+    pub binding_headers_max: usize,
+    /// Records one publish through an exchange may carry (they are decoded to be routed).
+    pub publish_records_max: usize,
     /// Partitions of a topic a single create may ask for.
     pub topic_partitions_max: u32,
     /// Kafka clients' topics are created on first use (a Metadata request that allows it, or a
@@ -111,6 +123,12 @@ impl Default for BrokerConfig {
             kafka_fetch_sessions_max: 1000,
             kafka_fetch_session_partitions_max: 200_000,
             topics_max: 10_000,
+            exchanges_max: 1_000,
+            exchange_bindings_max: 20_000,
+            routing_key_bytes_max: 255,
+            routing_header_bytes_max: 255,
+            binding_headers_max: 32,
+            publish_records_max: 10_000,
             topic_partitions_max: 4096,
             auto_create_topics: true,
             default_partitions: 1,
@@ -239,6 +257,16 @@ impl BrokerConfig {
             (
                 self.fetch_bytes_max >= 1,
                 "fetch_bytes_max must be at least 1",
+            ),
+            (
+                self.exchanges_max >= 1 && self.exchange_bindings_max >= 1,
+                "exchanges_max and exchange_bindings_max must be at least 1",
+            ),
+            (
+                self.routing_key_bytes_max >= 1
+                    && self.routing_header_bytes_max >= 1
+                    && self.publish_records_max >= 1,
+                "routing_key_bytes_max, routing_header_bytes_max and publish_records_max must be at least 1",
             ),
             (
                 self.topic_partitions_max >= 1,

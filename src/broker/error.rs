@@ -87,6 +87,12 @@ error_kinds! {
     FencedInstance => "fenced_instance",
     /// The group's members consume the topic, so its offsets cannot be deleted.
     GroupSubscribed => "group_subscribed",
+    /// No exchange of that name.
+    UnknownExchange => "unknown_exchange",
+    /// An exchange of that name exists with another type or alternate exchange.
+    ExchangeExists => "exchange_exists",
+    /// A mandatory publish matched no binding (nor alternate exchange); nothing was stored.
+    Unroutable => "unroutable",
 }
 
 impl ErrorKind {

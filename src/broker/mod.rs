@@ -7,11 +7,13 @@
 
 pub mod admin;
 pub mod configs;
+pub mod durable_file;
 pub mod error;
 pub mod fd_budget;
 pub mod groups;
 pub mod partition;
 pub mod producer_ids;
+pub mod routing;
 pub mod service;
 pub mod topics;
 
@@ -38,6 +40,8 @@ pub struct ShardState {
     pub config: Arc<BrokerConfig>,
     pub mailboxes: Mailboxes<ShardState>,
     topics: RefCell<Arc<Topics>>,
+    /// Every exchange and its bindings, compiled: replaced whole by shard 0 at each change.
+    exchanges: RefCell<Arc<routing::store::Exchanges>>,
     /// The partition logs this shard owns, by topic, then partition.
     logs: RefCell<HashMap<String, HashMap<u32, PartitionLog>>>,
     /// Serializes topic changes on shard 0 (they await between steps).
@@ -108,12 +112,14 @@ impl ShardState {
         config: Arc<BrokerConfig>,
         mailboxes: Mailboxes<ShardState>,
         topics: Arc<Topics>,
+        exchanges: Arc<routing::store::Exchanges>,
     ) -> ShardState {
         ShardState {
             id,
             config,
             mailboxes,
             topics: RefCell::new(topics),
+            exchanges: RefCell::new(exchanges),
             logs: RefCell::new(HashMap::new()),
             admin_busy: std::cell::Cell::new(false),
             admin_done: crate::runtime::Notify::default(),
@@ -129,6 +135,14 @@ impl ShardState {
 
     pub fn topics(&self) -> Arc<Topics> {
         self.topics.borrow().clone()
+    }
+
+    pub(in crate::broker) fn exchanges(&self) -> Arc<routing::store::Exchanges> {
+        self.exchanges.borrow().clone()
+    }
+
+    pub(in crate::broker) fn set_exchanges(&self, exchanges: Arc<routing::store::Exchanges>) {
+        *self.exchanges.borrow_mut() = exchanges;
     }
 
     /// The log of a partition this shard owns.

@@ -67,6 +67,11 @@ pub fn kafka_code(kind: ErrorKind) -> i16 {
         ErrorKind::GroupFull => GROUP_MAX_SIZE_REACHED,
         ErrorKind::FencedInstance => FENCED_INSTANCE_ID,
         ErrorKind::GroupSubscribed => GROUP_SUBSCRIBED_TO_TOPIC,
+        // Kafka has no exchanges and its adapter never routes; should one of these reach a
+        // Kafka client, "the request is not valid here" is what it means.
+        ErrorKind::UnknownExchange | ErrorKind::ExchangeExists | ErrorKind::Unroutable => {
+            INVALID_REQUEST
+        }
     }
 }
 

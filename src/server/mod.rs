@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use crate::broker::routing::store::Exchanges;
 use crate::broker::topics::Topics;
 use crate::broker::{self, ShardState};
 use crate::config::BrokerConfig;
@@ -47,11 +48,15 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
     let topics = Arc::new(Topics::load(&config.data_dir)?);
+    let exchanges = Arc::new(Exchanges::load(&config.data_dir)?);
     broker::admin::remove_orphan_partitions(&config.data_dir, &topics)
         .map_err(|error| error.to_string())?;
     let metrics_handle = crate::metrics::install();
     crate::storage::log::describe_metrics();
     broker::describe_metrics();
+    broker::routing::describe_metrics();
+    broker::routing::publish_limits(&config);
+    broker::routing::publish_gauges(&exchanges);
     conn::describe_metrics();
     crate::kafka::fetch_session::describe_metrics();
     crate::metrics::describe();
@@ -85,7 +90,8 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         http.map(|listener| (listener, metrics_handle)),
     ));
     let threads = {
-        let (config, mailboxes, topics) = (config.clone(), mailboxes.clone(), topics.clone());
+        let (config, mailboxes) = (config.clone(), mailboxes.clone());
+        let metadata = (topics.clone(), exchanges.clone());
         shard::spawn_threads(shards, move |id| {
             // Each shard takes its own listener (and shard 0 the HTTP one) exactly once.
             let (listener, kafka) = listeners[id]
@@ -102,7 +108,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
             run_shard(
                 id,
                 config.clone(),
-                topics.clone(),
+                metadata.clone(),
                 mailboxes.clone(),
                 (listener, kafka),
                 http,
@@ -235,7 +241,7 @@ fn wait_until_ready(
 fn run_shard(
     id: ShardId,
     config: Arc<BrokerConfig>,
-    topics: Arc<Topics>,
+    (topics, exchanges): (Arc<Topics>, Arc<Exchanges>),
     mailboxes: Mailboxes<ShardState>,
     (listener, kafka): (
         std::net::TcpListener,
@@ -261,6 +267,7 @@ fn run_shard(
             config.clone(),
             mailboxes.clone(),
             topics,
+            exchanges,
         ));
         // The inbox serves from the start: opening partitions may take a while, and other
         // shards may already send work here.

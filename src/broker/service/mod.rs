@@ -7,6 +7,7 @@
 mod configs;
 mod context;
 mod disk;
+mod exchanges;
 mod groups;
 mod many;
 mod types;
@@ -20,6 +21,11 @@ pub use super::groups::{
     MemberDescription, OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
+pub use super::routing::admin::NewExchange;
+pub use super::routing::model::{Binding, Destination, ExchangeKind, ExchangeMeta, HeaderMatch};
+pub use super::routing::publish::{
+    CopyOutcome, EXCHANGE_HEADER, Publish, Published, ROUTING_KEY_HEADER,
+};
 pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;

@@ -1,0 +1,79 @@
+//! The service's routing operations: exchanges and their bindings (changed on shard 0, like
+//! topics), and publishing through an exchange (routed on the shard that received it).
+
+use super::{RequestContext, Service};
+use crate::broker::error::BrokerResult;
+use crate::broker::routing::admin::{self, NewExchange};
+use crate::broker::routing::model::{Binding, ExchangeMeta};
+use crate::broker::routing::publish::{self, Publish, Published};
+
+impl Service {
+    /// Creates an exchange; answered once every shard has it.
+    pub async fn create_exchange(&self, ctx: &RequestContext, new: NewExchange) -> BrokerResult<()> {
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                admin::create(&zero, new).await
+            })
+            .await
+    }
+
+    /// Deletes an exchange, and the bindings of other exchanges to it.
+    pub async fn delete_exchange(&self, ctx: &RequestContext, name: String) -> BrokerResult<()> {
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                admin::delete(&zero, name).await
+            })
+            .await
+    }
+
+    /// Binds `exchange` to a topic or another exchange.
+    pub async fn bind(
+        &self,
+        ctx: &RequestContext,
+        exchange: String,
+        binding: Binding,
+    ) -> BrokerResult<()> {
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                admin::bind(&zero, exchange, binding).await
+            })
+            .await
+    }
+
+    /// Removes a binding of `exchange` (none there: nothing changes).
+    pub async fn unbind(
+        &self,
+        ctx: &RequestContext,
+        exchange: String,
+        binding: Binding,
+    ) -> BrokerResult<()> {
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                admin::unbind(&zero, exchange, binding).await
+            })
+            .await
+    }
+
+    /// The exchanges named (every exchange when `names` is empty), with their bindings.
+    pub fn exchanges(&self, _ctx: &RequestContext, names: &[String]) -> BrokerResult<Vec<ExchangeMeta>> {
+        let exchanges = self.state.exchanges();
+        if names.is_empty() {
+            return Ok(exchanges.by_name.values().map(|x| x.meta.clone()).collect());
+        }
+        names
+            .iter()
+            .map(|name| {
+                exchanges
+                    .get(name)
+                    .map(|exchange| exchange.meta.clone())
+                    .ok_or_else(|| admin::unknown_exchange(name))
+            })
+            .collect()
+    }
+
+    /// Publishes records through an exchange: one copy to each matched topic, answered when
+    /// every copy reached `acks` or failed (the answer says which).
+    pub async fn publish(&self, ctx: &RequestContext, request: Publish) -> BrokerResult<Published> {
+        publish::publish(&self.state, ctx.deadline, request).await
+    }
+}
