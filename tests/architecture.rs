@@ -126,6 +126,7 @@ const NATIVE_ADAPTER: &[&str] = &[
     "server/connection.rs",
     "server/dispatch.rs",
     "server/errors.rs",
+    "server/routing.rs",
 ];
 const ADAPTER_MAY_NAME: &[&str] = &[
     "broker::service",

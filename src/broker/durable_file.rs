@@ -62,10 +62,18 @@ mod tests {
         assert_eq!(load(dir.path(), "x.json", 100).unwrap(), None);
         save(dir.path(), "x.json", "[1,2]").unwrap();
         assert_eq!(load(dir.path(), "x.json", 100).unwrap().unwrap(), "[1,2]");
-        assert!(load(dir.path(), "x.json", 10).unwrap_err().contains("larger"));
+        assert!(
+            load(dir.path(), "x.json", 10)
+                .unwrap_err()
+                .contains("larger")
+        );
         let path = dir.path().join("x.json");
         let damaged = fs::read_to_string(&path).unwrap().replace("[1,2]", "[1,3]");
         fs::write(&path, damaged).unwrap();
-        assert!(load(dir.path(), "x.json", 100).unwrap_err().contains("checksum"));
+        assert!(
+            load(dir.path(), "x.json", 100)
+                .unwrap_err()
+                .contains("checksum")
+        );
     }
 }

@@ -5,6 +5,7 @@
 pub mod client_config;
 pub mod consume;
 pub mod escape;
+pub mod exchange;
 pub mod group;
 pub mod input;
 pub mod offsets;
@@ -43,6 +44,11 @@ enum Command {
     Topic {
         #[command(subcommand)]
         command: topic::TopicCommand,
+    },
+    /// Create, bind, unbind, list, describe and delete exchanges (RabbitMQ-style routing).
+    Exchange {
+        #[command(subcommand)]
+        command: exchange::ExchangeCommand,
     },
     /// Produce records from stdin (one per line, or per -D delimiter) or whole files; exits 0
     /// only once every record is acknowledged.
@@ -84,6 +90,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Topic { command } => topic::run(command),
+        Command::Exchange { command } => exchange::run(command),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group { command } => group::run(command),

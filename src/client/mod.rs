@@ -46,6 +46,7 @@
 
 pub mod connection;
 pub mod consumer;
+mod exchanges;
 pub mod group;
 pub mod producer;
 pub mod threaded;

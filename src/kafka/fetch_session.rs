@@ -351,12 +351,11 @@ mod tests {
         let entries = (0..partitions)
             .map(|p| FetchPartition::default().with_partition(p))
             .collect();
-        FetchRequest::default()
-            .with_topics(vec![
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_static_str("t")))
-                    .with_partitions(entries),
-            ])
+        FetchRequest::default().with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(entries),
+        ])
     }
 
     fn answer(partitions: i32) -> FetchResponse {
@@ -382,7 +381,9 @@ mod tests {
         assert_eq!((sessions.sessions(), sessions.partitions_held()), (50, 200));
         let id = *ids.iter().next().unwrap();
         // Forgetting two partitions of a session gives their room back.
-        let mut forget = FetchRequest::default().with_session_id(id).with_session_epoch(1);
+        let mut forget = FetchRequest::default()
+            .with_session_id(id)
+            .with_session_epoch(1);
         forget.forgotten_topics_data = vec![
             kafka_protocol::messages::fetch_request::ForgottenTopic::default()
                 .with_topic(TopicName(StrBytes::from_static_str("t")))
@@ -391,7 +392,9 @@ mod tests {
         assert!(matches!(sessions.open(&forget), Opened::Incremental { .. }));
         assert_eq!(sessions.partitions_held(), 198);
         // Closing gives back the rest.
-        let close = FetchRequest::default().with_session_id(id).with_session_epoch(-1);
+        let close = FetchRequest::default()
+            .with_session_id(id)
+            .with_session_epoch(-1);
         assert!(matches!(sessions.open(&close), Opened::Sessionless));
         assert_eq!((sessions.sessions(), sessions.partitions_held()), (49, 196));
     }

@@ -9,6 +9,7 @@ use super::error::{ErrorCode, ProtocolError};
 use crate::storage::AckLevel;
 
 pub use super::responses::{decode_response, encode_response};
+pub use super::routing::{RoutingRequest, RoutingResponse};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
@@ -29,6 +30,13 @@ pub enum ApiKey {
     DescribeGroup = 13,
     DeleteGroup = 14,
     AddPartitions = 15,
+    // Routing (`routing.rs`) starts at 60: other ranges are taken by work under way.
+    CreateExchange = 60,
+    DeleteExchange = 61,
+    Bind = 62,
+    Unbind = 63,
+    ListExchanges = 64,
+    Publish = 65,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -49,6 +57,12 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::DescribeGroup, 0, 0),
     (ApiKey::DeleteGroup, 0, 0),
     (ApiKey::AddPartitions, 0, 0),
+    (ApiKey::CreateExchange, 0, 0),
+    (ApiKey::DeleteExchange, 0, 0),
+    (ApiKey::Bind, 0, 0),
+    (ApiKey::Unbind, 0, 0),
+    (ApiKey::ListExchanges, 0, 0),
+    (ApiKey::Publish, 0, 0),
 ];
 
 impl ApiKey {
@@ -174,6 +188,8 @@ pub enum Request {
     DeleteGroup {
         group: String,
     },
+    /// Exchanges, bindings and publishing through an exchange (`routing.rs`).
+    Routing(RoutingRequest),
 }
 
 /// A member's view of its group after a join or heartbeat.
@@ -249,9 +265,10 @@ pub enum Response {
     Offsets(Vec<(String, u32, u64)>),
     Groups(Vec<GroupSummary>),
     GroupDescription(GroupDescription),
+    Routing(RoutingResponse),
 }
 
-fn acks_to_wire(acks: AckLevel) -> u8 {
+pub(super) fn acks_to_wire(acks: AckLevel) -> u8 {
     match acks {
         AckLevel::None => 0,
         AckLevel::Written => 1,
@@ -259,7 +276,7 @@ fn acks_to_wire(acks: AckLevel) -> u8 {
     }
 }
 
-fn acks_from_wire(value: u8) -> Result<AckLevel, ProtocolError> {
+pub(super) fn acks_from_wire(value: u8) -> Result<AckLevel, ProtocolError> {
     match value {
         0 => Ok(AckLevel::None),
         1 => Ok(AckLevel::Written),
@@ -375,6 +392,7 @@ impl Request {
             Request::ListGroups => ApiKey::ListGroups,
             Request::DescribeGroup { .. } => ApiKey::DescribeGroup,
             Request::DeleteGroup { .. } => ApiKey::DeleteGroup,
+            Request::Routing(routing) => routing.api_key(),
         }
     }
 
@@ -467,6 +485,7 @@ impl Request {
             Request::DescribeGroup { group } | Request::DeleteGroup { group } => {
                 writer.string(&group)
             }
+            Request::Routing(routing) => routing.encode(&mut writer),
         }
         writer.finish()
     }
@@ -556,6 +575,12 @@ impl Request {
             ApiKey::DeleteGroup => Request::DeleteGroup {
                 group: reader.string()?,
             },
+            ApiKey::CreateExchange
+            | ApiKey::DeleteExchange
+            | ApiKey::Bind
+            | ApiKey::Unbind
+            | ApiKey::ListExchanges
+            | ApiKey::Publish => Request::Routing(RoutingRequest::decode(api, &mut reader)?),
         };
         reader.finish()?;
         Ok(request)

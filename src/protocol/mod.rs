@@ -8,6 +8,7 @@ pub mod codec;
 pub mod error;
 pub mod messages;
 mod responses;
+pub mod routing;
 
 pub use error::{ErrorCode, ProtocolError};
 pub use messages::{

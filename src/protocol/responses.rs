@@ -97,6 +97,7 @@ pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolErr
             }
             put_offsets(&mut writer, &description.offsets);
         }
+        Response::Routing(routing) => routing.encode(&mut writer),
     }
     writer.finish()
 }
@@ -119,7 +120,14 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         | ApiKey::AddPartitions
         | ApiKey::LeaveGroup
         | ApiKey::CommitOffsets
-        | ApiKey::DeleteGroup => Response::Done,
+        | ApiKey::DeleteGroup
+        | ApiKey::CreateExchange
+        | ApiKey::DeleteExchange
+        | ApiKey::Bind
+        | ApiKey::Unbind => Response::Done,
+        ApiKey::ListExchanges | ApiKey::Publish => {
+            Response::Routing(RoutingResponse::decode(api, &mut reader)?)
+        }
         ApiKey::JoinGroup | ApiKey::Heartbeat => Response::Group(GroupAssignment {
             member_id: reader.string()?,
             generation: reader.u32()?,

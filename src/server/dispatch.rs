@@ -94,6 +94,7 @@ pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response,
                 log_start_offset: listed.log_start_offset,
             })
         }
+        Request::Routing(routing) => super::routing::serve(&service, &ctx, routing).await,
         group_request => groups(&service, &ctx, group_request)
             .await
             .map_err(to_native),

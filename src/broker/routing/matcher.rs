@@ -139,7 +139,9 @@ impl Matcher {
             ExchangeKind::Direct => {
                 let mut keys: HashMap<String, Vec<u32>> = HashMap::new();
                 for (index, binding) in bindings.iter().enumerate() {
-                    keys.entry(binding.key.clone()).or_default().push(index as u32);
+                    keys.entry(binding.key.clone())
+                        .or_default()
+                        .push(index as u32);
                 }
                 Matcher::Direct(keys)
             }
@@ -199,8 +201,12 @@ pub fn headers_match(
         })
     };
     match mode {
-        HeaderMatch::All | HeaderMatch::AllWithX => considered.into_iter().all(|pair| satisfied(pair)),
-        HeaderMatch::Any | HeaderMatch::AnyWithX => considered.into_iter().any(|pair| satisfied(pair)),
+        HeaderMatch::All | HeaderMatch::AllWithX => {
+            considered.into_iter().all(|pair| satisfied(pair))
+        }
+        HeaderMatch::Any | HeaderMatch::AnyWithX => {
+            considered.into_iter().any(|pair| satisfied(pair))
+        }
     }
 }
 

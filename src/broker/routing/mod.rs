@@ -24,9 +24,8 @@ pub(crate) struct ExchangeMetrics {
 
 impl ExchangeMetrics {
     pub fn of(exchange: &str) -> ExchangeMetrics {
-        let counter = |name: &'static str| {
-            metrics::counter!(name, "exchange" => exchange.to_string())
-        };
+        let counter =
+            |name: &'static str| metrics::counter!(name, "exchange" => exchange.to_string());
         ExchangeMetrics {
             published: counter("ringmq_exchange_published_total"),
             routed: counter("ringmq_exchange_routed_copies_total"),

@@ -167,7 +167,11 @@ pub fn validate_routing_key(key: &str, limits: &Limits) -> BrokerResult<()> {
 }
 
 /// Checks a binding's own fields (not whether its destination exists).
-pub fn validate_binding(kind: ExchangeKind, binding: &Binding, limits: &Limits) -> BrokerResult<()> {
+pub fn validate_binding(
+    kind: ExchangeKind,
+    binding: &Binding,
+    limits: &Limits,
+) -> BrokerResult<()> {
     validate_routing_key(&binding.key, limits)?;
     let invalid = |why: String| BrokerError::new(ErrorKind::InvalidRequest, why);
     if binding.headers.len() > limits.binding_headers_max {

@@ -81,7 +81,12 @@ pub fn route<'a>(
             continue;
         }
         for index in matched.iter() {
-            match exchange.meta.bindings.get(*index as usize).map(|b| &b.destination) {
+            match exchange
+                .meta
+                .bindings
+                .get(*index as usize)
+                .map(|b| &b.destination)
+            {
                 Some(Destination::Topic(topic)) => topics.push(topic),
                 Some(Destination::Exchange(next)) => work.push(next),
                 None => {}
@@ -126,7 +131,11 @@ fn decode(records: &[u8], state: &ShardState) -> BrokerResult<Vec<Record>> {
 }
 
 /// Publishes through an exchange: routes, appends the copies, and answers with each outcome.
-pub async fn publish(state: &Rc<ShardState>, deadline: Instant, publish: Publish) -> BrokerResult<Published> {
+pub async fn publish(
+    state: &Rc<ShardState>,
+    deadline: Instant,
+    publish: Publish,
+) -> BrokerResult<Published> {
     let exchanges = state.exchanges();
     let name = publish.exchange.as_str();
     if exchanges.get(name).is_none() {
@@ -139,7 +148,15 @@ pub async fn publish(state: &Rc<ShardState>, deadline: Instant, publish: Publish
     let mut matched = Vec::new();
     let routes: Vec<Vec<&str>> = records
         .iter()
-        .map(|record| route(&exchanges, name, &publish.routing_key, &record.headers, &mut matched))
+        .map(|record| {
+            route(
+                &exchanges,
+                name,
+                &publish.routing_key,
+                &record.headers,
+                &mut matched,
+            )
+        })
         .collect();
     let unroutable = routes.iter().filter(|topics| topics.is_empty()).count();
     metrics.unroutable.increment(unroutable as u64);
@@ -230,7 +247,12 @@ async fn append_all(
 
 /// The copies of `indices`, with the routing headers, as batches of at most `batch_bytes_max`
 /// (each batch holds at least one record).
-fn copies(publish: &Publish, records: &[Record], indices: &[usize], batch_bytes_max: usize) -> BytesMut {
+fn copies(
+    publish: &Publish,
+    records: &[Record],
+    indices: &[usize],
+    batch_bytes_max: usize,
+) -> BytesMut {
     let exchange = Bytes::copy_from_slice(publish.exchange.as_bytes());
     let key = Bytes::copy_from_slice(publish.routing_key.as_bytes());
     let mut out = BytesMut::new();

@@ -67,7 +67,10 @@ impl Exchanges {
         for meta in metas {
             check_saved(&meta).map_err(|why| format!("{}: {why}", path.display()))?;
             let name = meta.name.clone();
-            if by_name.insert(name.clone(), Arc::new(Exchange::new(meta))).is_some() {
+            if by_name
+                .insert(name.clone(), Arc::new(Exchange::new(meta)))
+                .is_some()
+            {
                 return Err(format!("{}: exchange {name:?} twice", path.display()));
             }
         }

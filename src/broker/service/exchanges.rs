@@ -9,7 +9,11 @@ use crate::broker::routing::publish::{self, Publish, Published};
 
 impl Service {
     /// Creates an exchange; answered once every shard has it.
-    pub async fn create_exchange(&self, ctx: &RequestContext, new: NewExchange) -> BrokerResult<()> {
+    pub async fn create_exchange(
+        &self,
+        ctx: &RequestContext,
+        new: NewExchange,
+    ) -> BrokerResult<()> {
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::create(&zero, new).await
@@ -55,7 +59,11 @@ impl Service {
     }
 
     /// The exchanges named (every exchange when `names` is empty), with their bindings.
-    pub fn exchanges(&self, _ctx: &RequestContext, names: &[String]) -> BrokerResult<Vec<ExchangeMeta>> {
+    pub fn exchanges(
+        &self,
+        _ctx: &RequestContext,
+        names: &[String],
+    ) -> BrokerResult<Vec<ExchangeMeta>> {
         let exchanges = self.state.exchanges();
         if names.is_empty() {
             return Ok(exchanges.by_name.values().map(|x| x.meta.clone()).collect());

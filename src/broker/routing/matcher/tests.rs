@@ -82,7 +82,11 @@ fn rabbitmqs_edge_cases() {
         ("order.#", "order", true),
     ];
     for (pattern, key, expected) in cases {
-        assert_eq!(naive_str(pattern, key), *expected, "naive {pattern:?} {key:?}");
+        assert_eq!(
+            naive_str(pattern, key),
+            *expected,
+            "naive {pattern:?} {key:?}"
+        );
         let found = !trie_matches(&[pattern], key).is_empty();
         assert_eq!(found, *expected, "trie {pattern:?} {key:?}");
     }
@@ -143,30 +147,61 @@ fn header(key: &str, value: &str) -> Header {
 fn direct_fanout_and_headers() {
     let direct = Matcher::new(
         ExchangeKind::Direct,
-        &[binding("a", &[], HeaderMatch::All), binding("b", &[], HeaderMatch::All), binding("a", &[], HeaderMatch::All)],
+        &[
+            binding("a", &[], HeaderMatch::All),
+            binding("b", &[], HeaderMatch::All),
+            binding("a", &[], HeaderMatch::All),
+        ],
     );
     let mut out = Vec::new();
     direct.matches("a", &[], &mut out);
     assert_eq!(out, vec![0, 2]);
     direct.matches("a.b", &[], &mut out);
     assert!(out.is_empty());
-    let fanout = Matcher::new(ExchangeKind::Fanout, &vec![binding("x", &[], HeaderMatch::All); 3]);
+    let fanout = Matcher::new(
+        ExchangeKind::Fanout,
+        &vec![binding("x", &[], HeaderMatch::All); 3],
+    );
     fanout.matches("anything", &[], &mut out);
     assert_eq!(out, vec![0, 1, 2]);
 
-    let all = binding("", &[("format", Some("pdf")), ("type", Some("report"))], HeaderMatch::All);
-    let any = binding("", &[("format", Some("pdf")), ("type", Some("log"))], HeaderMatch::Any);
+    let all = binding(
+        "",
+        &[("format", Some("pdf")), ("type", Some("report"))],
+        HeaderMatch::All,
+    );
+    let any = binding(
+        "",
+        &[("format", Some("pdf")), ("type", Some("log"))],
+        HeaderMatch::Any,
+    );
     let present = binding("", &[("urgent", None)], HeaderMatch::All);
     let x_only = binding("", &[("x-kind", Some("a"))], HeaderMatch::AnyWithX);
     let headers = Matcher::new(ExchangeKind::Headers, &[all, any, present, x_only]);
-    headers.matches("", &[header("format", "pdf"), header("type", "report")], &mut out);
+    headers.matches(
+        "",
+        &[header("format", "pdf"), header("type", "report")],
+        &mut out,
+    );
     assert_eq!(out, vec![0, 1]);
     headers.matches("", &[header("type", "log"), header("urgent", "")], &mut out);
     assert_eq!(out, vec![1, 2]);
     headers.matches("", &[header("x-kind", "a")], &mut out);
     assert_eq!(out, vec![3]);
     // `x-` headers do not count for plain all/any: all with only x- names matches everything.
-    assert!(headers_match(&[("x-a".into(), Some("1".into()))], HeaderMatch::All, &[]));
-    assert!(!headers_match(&[("x-a".into(), Some("1".into()))], HeaderMatch::Any, &[]));
-    assert!(!headers_match(&[("x-a".into(), Some("1".into()))], HeaderMatch::AllWithX, &[]));
+    assert!(headers_match(
+        &[("x-a".into(), Some("1".into()))],
+        HeaderMatch::All,
+        &[]
+    ));
+    assert!(!headers_match(
+        &[("x-a".into(), Some("1".into()))],
+        HeaderMatch::Any,
+        &[]
+    ));
+    assert!(!headers_match(
+        &[("x-a".into(), Some("1".into()))],
+        HeaderMatch::AllWithX,
+        &[]
+    ));
 }
