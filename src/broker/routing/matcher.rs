@@ -124,13 +124,16 @@ impl Walk<'_> {
     }
 }
 
+/// A headers binding's named headers (value None: present with any value) and how they combine.
+type HeadersBinding = (Vec<(String, Option<String>)>, HeaderMatch);
+
 /// One exchange's bindings, compiled for its type.
 #[derive(Debug)]
 pub enum Matcher {
     Direct(HashMap<String, Vec<u32>>),
     Topic(TopicTrie),
     Fanout(u32),
-    Headers(Vec<(Vec<(String, Option<String>)>, HeaderMatch)>),
+    Headers(Vec<HeadersBinding>),
 }
 
 impl Matcher {
