@@ -204,12 +204,8 @@ pub fn headers_match(
         })
     };
     match mode {
-        HeaderMatch::All | HeaderMatch::AllWithX => {
-            considered.into_iter().all(|pair| satisfied(pair))
-        }
-        HeaderMatch::Any | HeaderMatch::AnyWithX => {
-            considered.into_iter().any(|pair| satisfied(pair))
-        }
+        HeaderMatch::All | HeaderMatch::AllWithX => considered.into_iter().all(satisfied),
+        HeaderMatch::Any | HeaderMatch::AnyWithX => considered.into_iter().any(satisfied),
     }
 }
 
