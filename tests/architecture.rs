@@ -17,6 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("batch", &[]),
     ("partitioner", &[]),
     ("metrics", &[]),
+    // Authentication mechanisms (SCRAM, PLAIN), independent of protocols and of storage.
+    ("auth", &[]),
     ("storage", &["runtime", "batch"]),
     ("shard", &["runtime"]),
     // The broker's settings: its own, and the topic defaults that are storage's `LogConfig`.
@@ -33,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "partitioner",
             "metrics",
             "config",
+            "auth",
             "storage",
             "shard",
         ],
@@ -63,6 +66,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "partitioner",
             "metrics",
             "config",
+            "auth",
             "net",
             "broker::service",
             "broker::BrokerError",
@@ -84,13 +88,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "net",
             "protocol",
             "kafka::Kafka",
+            "kafka::describe_metrics",
+            "auth",
             "broker",
             "shard",
             "storage::log",
             "storage::AckLevel",
         ],
     ),
-    // The client speaks the native protocol; the key -> partition rule is `partitioner`'s.
+    // The client speaks the native protocol; the key -> partition rule is `partitioner`'s, the
+    // SCRAM client side is `auth`'s.
     (
         "client",
         &[
@@ -98,6 +105,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "batch",
             "partitioner",
             "protocol",
+            "auth",
             "storage::AckLevel",
         ],
     ),
@@ -115,7 +123,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "storage::AckLevel",
             "storage::fsck",
             "storage::log",
+            "storage::dirsync",
             "broker::fd_budget",
+            // `ringmq user` edits users.json offline, as `log verify` reads segments.
+            "broker::users",
+            "broker::acls",
+            "auth",
         ],
     ),
 ];

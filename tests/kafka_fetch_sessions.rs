@@ -235,3 +235,63 @@ fn a_full_cache_serves_new_consumers_in_full_without_evicting_active_sessions() 
     // The slot is free again for a session that fits.
     assert!(second.fetch(request(0, 0, &two)).session_id > 0);
 }
+
+/// The case sessions are for: a consumer of 4,000 partitions, three of which get a record. The
+/// incremental fetch names nothing and is answered with exactly those three; the full fetch
+/// names and answers all 4,000.
+#[test]
+fn a_consumer_of_four_thousand_partitions_gets_only_the_three_that_changed() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    const TOPICS: [&str; 4] = ["w0", "w1", "w2", "w3"];
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    let mut connection = Connection::open(&address);
+    let creations = TOPICS
+        .iter()
+        .map(|name| {
+            CreatableTopic::default()
+                .with_name(topic(name))
+                .with_num_partitions(1000)
+                .with_replication_factor(1)
+        })
+        .collect();
+    let creation = CreateTopicsRequest::default()
+        .with_timeout_ms(60_000)
+        .with_topics(creations);
+    match connection.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(creation)) {
+        ResponseKind::CreateTopics(response) => {
+            assert!(
+                response.topics.iter().all(|t| t.error_code == 0),
+                "{response:?}"
+            )
+        }
+        other => panic!("CreateTopics answered {other:?}"),
+    }
+    let everything: Vec<(&'static str, i32, i64)> = TOPICS
+        .iter()
+        .flat_map(|name| (0..1000).map(move |p| (*name, p, 0)))
+        .collect();
+    let full = connection.fetch(request(0, 0, &everything));
+    assert_eq!(full.error_code, 0);
+    assert_eq!(answered(&full).len(), 4000);
+    let id = full.session_id;
+    assert!(id > 0);
+    for (name, partition) in [("w0", 17), ("w2", 999), ("w3", 0)] {
+        connection.produce(name, partition, b"news");
+    }
+    let changed = answered(&connection.fetch(request(id, 1, &[])));
+    assert_eq!(
+        changed,
+        vec![
+            ("w0".to_string(), 17, 1, true),
+            ("w2".to_string(), 999, 1, true),
+            ("w3".to_string(), 0, 1, true),
+        ]
+    );
+    // Nothing new since: an empty answer, not 4,000 partitions.
+    let consumed = [("w0", 17, 1), ("w2", 999, 1), ("w3", 0, 1)];
+    assert_eq!(
+        answered(&connection.fetch(request(id, 2, &consumed))),
+        vec![]
+    );
+}

@@ -53,6 +53,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::test_runner::{Config, TestRunner};
 use ringmq::protocol::codec::{REQUEST_HEADER_BYTES, ResponseHeader};
+use ringmq::protocol::routing::{
+    BindingSpec, ExchangeType, MatchMode, PublishRequest, RoutingRequest,
+};
 use ringmq::protocol::{ErrorCode, FetchRequest, OffsetSpec, ProduceRequest};
 use ringmq::storage::AckLevel;
 
@@ -80,6 +83,17 @@ fn sample(api: ApiKey) -> Request {
         ApiKey::AddPartitions => Request::AddPartitions {
             name: text("fuzz"),
             partitions: 3,
+        },
+        ApiKey::AlterTopicConfig => Request::AlterTopicConfig {
+            name: text("fuzz"),
+            set: vec![(text("retention_ms"), text("60000"))],
+            reset: vec![text("segment_bytes")],
+        },
+        ApiKey::SaslHandshake => Request::SaslHandshake {
+            mechanism: text("SCRAM-SHA-256"),
+        },
+        ApiKey::SaslAuthenticate => Request::SaslAuthenticate {
+            message: bytes::Bytes::from_static(b"n,,n=fuzz,r=nonce"),
         },
         ApiKey::Metadata => Request::Metadata {
             topics: vec![text("fuzz"), text("other")],
@@ -133,6 +147,52 @@ fn sample(api: ApiKey) -> Request {
         ApiKey::ListGroups => Request::ListGroups,
         ApiKey::DescribeGroup => Request::DescribeGroup { group: text("g") },
         ApiKey::DeleteGroup => Request::DeleteGroup { group: text("g") },
+        ApiKey::CreateExchange
+        | ApiKey::DeleteExchange
+        | ApiKey::Bind
+        | ApiKey::Unbind
+        | ApiKey::ListExchanges
+        | ApiKey::Publish => Request::Routing(routing_sample(api)),
+    }
+}
+
+/// A routing request of `api` with something in every array.
+fn routing_sample(api: ApiKey) -> RoutingRequest {
+    let text = |s: &str| s.to_string();
+    let binding = BindingSpec {
+        to_exchange: false,
+        destination: text("fuzz"),
+        key: text("order.#"),
+        header_match: MatchMode::Any,
+        headers: vec![(text("region"), Some(text("eu"))), (text("kind"), None)],
+    };
+    match api {
+        ApiKey::CreateExchange => RoutingRequest::CreateExchange {
+            name: text("fuzz-x"),
+            kind: ExchangeType::Topic,
+            alternate_exchange: text("fuzz-alt"),
+        },
+        ApiKey::DeleteExchange => RoutingRequest::DeleteExchange {
+            name: text("nothing"),
+        },
+        ApiKey::Bind => RoutingRequest::Bind {
+            exchange: text("fuzz-x"),
+            binding,
+        },
+        ApiKey::Unbind => RoutingRequest::Unbind {
+            exchange: text("fuzz-x"),
+            binding,
+        },
+        ApiKey::ListExchanges => RoutingRequest::ListExchanges {
+            names: vec![text("fuzz-x"), text("other")],
+        },
+        _ => RoutingRequest::Publish(PublishRequest {
+            exchange: text("fuzz-x"),
+            routing_key: text("order.eu.new"),
+            mandatory: true,
+            acks: AckLevel::Written,
+            records: BytesMut::from(&batch_bytes(b"fuzz-value")[..]),
+        }),
     }
 }
 

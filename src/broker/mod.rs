@@ -5,17 +5,20 @@
 //! cross-shard mailbox; topic changes run on shard 0, which writes the metadata and then has
 //! every shard install the new snapshot and open or close the partitions it owns.
 
+pub mod acls;
 pub mod admin;
 pub mod configs;
-pub mod durable_file;
 pub mod error;
 pub mod fd_budget;
 pub mod groups;
+pub mod json_file;
 pub mod partition;
 pub mod producer_ids;
+pub mod quotas;
 pub mod routing;
 pub mod service;
 pub mod topics;
+pub mod users;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -51,6 +54,12 @@ pub struct ShardState {
     pub lifecycle: Lifecycle,
     /// The consumer groups this shard coordinates.
     coordinator: RefCell<groups::Coordinator>,
+    /// This shard's snapshot of the users and their credentials.
+    users: RefCell<Arc<users::Users>>,
+    /// This shard's snapshot of the access control lists.
+    acls: RefCell<Arc<acls::Acls>>,
+    /// The quota buckets of the clients this shard serves.
+    pub(in crate::broker) quotas: RefCell<quotas::QuotaBuckets>,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -126,7 +135,30 @@ impl ShardState {
             forwards: metrics::counter!("ringmq_shard_forwards_total", "shard" => id.to_string()),
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
+            users: RefCell::new(Arc::new(users::Users::default())),
+            acls: RefCell::new(Arc::new(acls::Acls::default())),
+            quotas: RefCell::new(quotas::QuotaBuckets::default()),
         }
+    }
+
+    /// This shard's snapshot of the ACLs.
+    pub fn acls(&self) -> Arc<acls::Acls> {
+        self.acls.borrow().clone()
+    }
+
+    /// Puts a new snapshot of the ACLs in force on this shard.
+    pub fn set_acls(&self, acls: Arc<acls::Acls>) {
+        *self.acls.borrow_mut() = acls;
+    }
+
+    /// This shard's snapshot of the users.
+    pub fn users(&self) -> Arc<users::Users> {
+        self.users.borrow().clone()
+    }
+
+    /// Puts a new snapshot of the users in force on this shard.
+    pub fn set_users(&self, users: Arc<users::Users>) {
+        *self.users.borrow_mut() = users;
     }
 
     pub fn shards(&self) -> usize {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::durable_file;
 use super::error::{BrokerError, BrokerResult, ErrorKind};
+use super::json_file;
 use crate::storage::{LogConfig, TimestampType};
 
 pub const METADATA_FILE: &str = "topics.json";
@@ -36,6 +36,20 @@ pub struct Topics {
     pub by_name: BTreeMap<String, Arc<TopicMeta>>,
 }
 
+impl TopicMeta {
+    /// The topic's id, as Kafka's topic UUIDs (Metadata v10+, KIP-848 assignments): derived
+    /// from the name and the creation time, both durable, so it is the same after a restart and
+    /// differs for a topic deleted and created again under the same name. Never all zeros
+    /// (Kafka's "no id").
+    pub fn id(&self) -> [u8; 16] {
+        let mut key = Vec::with_capacity(self.name.len() + 8);
+        key.extend_from_slice(self.name.as_bytes());
+        key.extend_from_slice(&self.created_ms.to_be_bytes());
+        let id = xxhash_rust::xxh3::xxh3_128(&key).max(1);
+        id.to_be_bytes()
+    }
+}
+
 impl Topics {
     pub fn get(&self, name: &str) -> Option<&Arc<TopicMeta>> {
         self.by_name.get(name)
@@ -43,7 +57,7 @@ impl Topics {
 
     /// Reads the metadata file in `data_dir`; a missing file is an empty broker.
     pub fn load(data_dir: &Path) -> Result<Topics, String> {
-        let Some(body) = durable_file::load(data_dir, METADATA_FILE, METADATA_FILE_BYTES_MAX)?
+        let Some(body) = json_file::load_checked(data_dir, METADATA_FILE, METADATA_FILE_BYTES_MAX)?
         else {
             return Ok(Topics::default());
         };
@@ -61,7 +75,7 @@ impl Topics {
     pub fn save(&self, data_dir: &Path) -> io::Result<()> {
         let topics: Vec<&TopicMeta> = self.by_name.values().map(|topic| topic.as_ref()).collect();
         let body = serde_json::to_string_pretty(&topics).map_err(io::Error::other)?;
-        durable_file::save(data_dir, METADATA_FILE, &body)
+        json_file::save_checked(data_dir, METADATA_FILE, &body)
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::client_config::Endpoint;
 use super::input::{Item, Splitter};
 use super::produce::find;
 use super::topic::{connect, connect_to};
@@ -216,7 +217,7 @@ pub fn run(command: ExchangeCommand) -> ExitCode {
 
 /// What `ringmq produce --exchange` publishes with.
 pub struct PublishInput {
-    pub broker: String,
+    pub endpoint: Endpoint,
     pub exchange: String,
     pub routing_key: String,
     pub mandatory: bool,
@@ -231,7 +232,7 @@ pub struct PublishInput {
 /// publish acknowledged before the next is read: order is kept and memory bounded. Fails at
 /// the first publish any of whose copies failed, naming them.
 pub async fn publish_stdin(input: PublishInput) -> Result<(), String> {
-    let client = connect_to(&input.broker).await?;
+    let client = connect_to(&input.endpoint).await?;
     let mut splitter = Some(Splitter::new(
         std::io::stdin(),
         input.delimiter.clone(),

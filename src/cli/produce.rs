@@ -296,12 +296,12 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
     } else {
         args.delimiter.0.clone()
     };
-    let broker = settings.broker.clone().unwrap_or_default();
+    let endpoint = settings.endpoint()?;
     let topic = match (args.topic.clone(), args.exchange.clone()) {
         (Some(topic), _) => topic,
         (None, Some(exchange)) => {
             return super::exchange::publish_stdin(super::exchange::PublishInput {
-                broker,
+                endpoint,
                 exchange,
                 routing_key: args.routing_key.clone(),
                 mandatory: args.mandatory,
@@ -318,7 +318,7 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
         }
         (None, None) => return Err("name a topic or --exchange".into()),
     };
-    let client = connect_to(&broker).await?;
+    let client = connect_to(&endpoint).await?;
     let (topic_record_max, batch_bytes_max) = topic_limits(&client, &topic).await?;
     let record_bytes_max = args
         .record_bytes_max

@@ -68,7 +68,10 @@ pub enum Opened {
     /// Serve the request as it is, then `create` a session from it and its answer.
     New,
     /// Serve `expanded` (every partition of the session), then `trim` the answer.
-    Incremental { id: i32, expanded: FetchRequest },
+    Incremental {
+        id: i32,
+        expanded: Box<FetchRequest>,
+    },
     /// Answer with this top-level error and nothing else.
     Refused(i16),
 }
@@ -164,7 +167,7 @@ impl FetchSessions {
         };
         session.next_epoch = next_epoch(epoch);
         session.last_used = Instant::now();
-        let expanded = expand(request, &session.partitions);
+        let expanded = Box::new(expand(request, &session.partitions));
         Opened::Incremental { id, expanded }
     }
 

@@ -10,7 +10,12 @@
 //! Kafka answers requests of one connection in the order they came (clients rely on it), and
 //! sends no answer at all to a produce with acks=0.
 
+pub mod acls;
 pub mod admin;
+pub mod alter_configs;
+pub mod consumer_groups;
+pub mod delete_records;
+pub mod describe_partitions;
 pub mod errors;
 pub mod fetch;
 pub mod fetch_session;
@@ -18,6 +23,7 @@ pub mod groups;
 pub mod handlers;
 pub mod list_offsets;
 pub mod metadata;
+pub mod sasl;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,6 +34,11 @@ use kafka_protocol::messages::RequestKind;
 use crate::broker::ShardState;
 use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 use fetch_session::FetchSessions;
+
+/// Registers the help text of the Kafka door's own metrics.
+pub(crate) fn describe_metrics() {
+    fetch_session::describe_metrics();
+}
 
 /// The host and port Metadata and FindCoordinator name: where clients must connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +53,8 @@ pub struct Advertised {
 pub(crate) struct Kafka {
     advertised: Advertised,
     sessions: Rc<RefCell<FetchSessions>>,
+    /// This connection's SASL progress (each connection gets its own: `for_connection`).
+    sasl: Rc<RefCell<crate::broker::service::SaslSession>>,
 }
 
 impl Kafka {
@@ -58,6 +71,7 @@ impl Kafka {
                 port,
             },
             sessions: Rc::new(RefCell::new(sessions)),
+            sasl: Rc::default(),
         }
     }
 }
@@ -73,6 +87,14 @@ impl Wire for Kafka {
     const LISTENER: Listener = Listener::Kafka;
     const ORDERED: bool = true;
 
+    fn for_connection(&self) -> Self {
+        Kafka {
+            advertised: self.advertised.clone(),
+            sessions: self.sessions.clone(),
+            sasl: Rc::default(),
+        }
+    }
+
     fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<KafkaRequest> {
         let mut frame = frame.freeze();
         frame.advance(4.min(frame.len()));
@@ -81,6 +103,17 @@ impl Wire for Kafka {
             // Undecodable: answer what can be answered, then close.
             Err(answer) => return Decoded::Close(answer),
         };
+        let required = !state.config.kafka_sasl_mechanisms.is_empty();
+        if !self
+            .sasl
+            .borrow()
+            .admits(required, sasl::is_sasl(prepared.api()))
+        {
+            // As Kafka: a request before authenticating, or after failing to, ends the
+            // connection without an answer.
+            tracing::debug!(api = ?prepared.api(), "kafka request before authentication; closing");
+            return Decoded::Close(None);
+        }
         let response_bytes_bound = response_bytes_bound(state, prepared.request());
         if response_bytes_bound > state.config.shard_inflight_bytes_max {
             // Its responses alone could exceed what the whole shard may hold.
@@ -110,7 +143,12 @@ impl Wire for Kafka {
     }
 
     async fn handle(self, state: Rc<ShardState>, request: KafkaRequest) -> Vec<Bytes> {
-        handlers::handle(&state, request.prepared, &self.advertised, &self.sessions).await
+        let door = handlers::Door {
+            advertised: &self.advertised,
+            sessions: &self.sessions,
+            sasl: &self.sasl,
+        };
+        handlers::handle(&state, request.prepared, door).await
     }
 }
 

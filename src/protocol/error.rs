@@ -57,6 +57,10 @@ error_codes! {
     TimedOut = 26, "timed_out";
     InvalidRecord = 27, "invalid_record";
     GroupFull = 28, "group_full";
+    UnknownUser = 40, "unknown_user";
+    InvalidCredential = 41, "invalid_credential";
+    AuthenticationFailed = 42, "authentication_failed";
+    NotAuthorized = 43, "not_authorized";
     // Routing's codes start at 60, as its API keys do, clear of codes being added meanwhile.
     UnknownExchange = 60, "unknown_exchange";
     ExchangeExists = 61, "exchange_exists";

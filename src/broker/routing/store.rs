@@ -1,5 +1,5 @@
 //! The exchanges, durable: every exchange with its bindings in `<data_dir>/exchanges.json`,
-//! written as the topic metadata is (`durable_file`: checksum, temp file, fsync, rename, fsync
+//! written as the topic metadata is (`json_file`: checksum, temp file, fsync, rename, fsync
 //! of the directory), and each exchange's matcher compiled on load. A shard reads an immutable
 //! snapshot; shard 0 makes a new one for every change and hands it to every shard.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::matcher::Matcher;
 use super::model::{self, ExchangeMeta};
-use crate::broker::durable_file;
+use crate::broker::json_file;
 
 pub const EXCHANGES_FILE: &str = "exchanges.json";
 /// The file is refused past this size before it is read: it is read from disk, so hostile.
@@ -57,7 +57,8 @@ impl Exchanges {
     /// Reads `exchanges.json` in `data_dir`; a missing file is a broker without exchanges.
     pub fn load(data_dir: &Path) -> Result<Exchanges, String> {
         let path = data_dir.join(EXCHANGES_FILE);
-        let Some(body) = durable_file::load(data_dir, EXCHANGES_FILE, EXCHANGES_FILE_BYTES_MAX)?
+        let Some(body) =
+            json_file::load_checked(data_dir, EXCHANGES_FILE, EXCHANGES_FILE_BYTES_MAX)?
         else {
             return Ok(Exchanges::default());
         };
@@ -81,7 +82,7 @@ impl Exchanges {
     pub fn save(&self, data_dir: &Path) -> io::Result<()> {
         let metas: Vec<&ExchangeMeta> = self.by_name.values().map(|x| &x.meta).collect();
         let body = serde_json::to_string(&metas).map_err(io::Error::other)?;
-        durable_file::save(data_dir, EXCHANGES_FILE, &body)
+        json_file::save_checked(data_dir, EXCHANGES_FILE, &body)
     }
 }
 
@@ -144,12 +145,12 @@ mod tests {
         let mut bad = sample();
         bad.name = "../etc".into();
         let body = serde_json::to_string(&vec![bad]).unwrap();
-        durable_file::save(dir.path(), EXCHANGES_FILE, &body).unwrap();
+        json_file::save_checked(dir.path(), EXCHANGES_FILE, &body).unwrap();
         assert!(Exchanges::load(dir.path()).is_err());
         let body = serde_json::to_string(&vec![sample(), sample()]).unwrap();
-        durable_file::save(dir.path(), EXCHANGES_FILE, &body).unwrap();
+        json_file::save_checked(dir.path(), EXCHANGES_FILE, &body).unwrap();
         assert!(Exchanges::load(dir.path()).unwrap_err().contains("twice"));
-        durable_file::save(dir.path(), EXCHANGES_FILE, "{\"not\": \"a list\"}").unwrap();
+        json_file::save_checked(dir.path(), EXCHANGES_FILE, "{\"not\": \"a list\"}").unwrap();
         assert!(Exchanges::load(dir.path()).is_err());
     }
 }

@@ -21,6 +21,29 @@ pub struct PartitionEnds {
 }
 
 impl Service {
+    /// The idempotent producers `topic`'s `partition` remembers, from its owner; needs Read on
+    /// the topic.
+    pub async fn partition_producers(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        partition: u32,
+    ) -> BrokerResult<Vec<crate::storage::producer_state::ProducerView>> {
+        self.authorize(
+            ctx,
+            super::ResourceType::Topic,
+            topic,
+            super::Operation::Read,
+        )?;
+        self.state.check_partition(topic, partition)?;
+        let name = topic.to_string();
+        self.state
+            .on_owner(ctx.deadline, topic, partition, move |owner| async move {
+                Ok(owner.log(&name, partition)?.producers())
+            })
+            .await
+    }
+
     /// The ends of each of `partitions` (answers in the same order), each partition's owner
     /// asked once for all of its own.
     pub async fn partition_ends(
@@ -32,7 +55,15 @@ impl Service {
         answers.resize_with(partitions.len(), || None);
         let mut by_owner: HashMap<ShardId, Vec<(usize, String, u32)>> = HashMap::new();
         for (slot, &(topic, partition)) in partitions.iter().enumerate() {
-            match self.state.check_partition(topic, partition) {
+            let checked = self
+                .authorize(
+                    ctx,
+                    super::ResourceType::Topic,
+                    topic,
+                    super::Operation::Read,
+                )
+                .and_then(|()| self.state.check_partition(topic, partition));
+            match checked {
                 Err(error) => answers[slot] = Some(Err(error)),
                 Ok(()) => by_owner
                     .entry(owner_of(topic, partition, self.state.shards()))
@@ -84,7 +115,13 @@ impl Service {
             Duration::from_millis(u64::from(wait_ms.min(self.state.config.fetch_wait_ms_max)));
         let mut by_owner: HashMap<ShardId, Vec<(String, u32, u64)>> = HashMap::new();
         for &(topic, partition, offset) in partitions {
-            if self.state.check_partition(topic, partition).is_ok() {
+            let readable = self.is_authorized(
+                ctx,
+                super::ResourceType::Topic,
+                topic,
+                super::Operation::Read,
+            );
+            if readable && self.state.check_partition(topic, partition).is_ok() {
                 by_owner
                     .entry(owner_of(topic, partition, self.state.shards()))
                     .or_default()
