@@ -608,3 +608,133 @@ fn the_cli_creates_binds_publishes_describes_unbinds_and_deletes() {
     let (ok, _, err) = ringmq(&address, &["exchange", "describe", "cli"]);
     assert!(!ok && err.contains("unknown_exchange"), "{err}");
 }
+
+/// A broker that asks for SCRAM and enforces ACLs: `admin` is a super user, `bob` may only
+/// write `allowed`, `carol` may alter the cluster (so change exchanges) and nothing else.
+fn broker_with_acls(dir: &std::path::Path) -> TestBroker {
+    use ringmq::auth::scram::{Credential, ITERATIONS_MIN, Mechanism};
+    use ringmq::broker::acls::{Acl, Acls, Operation, PatternType, Permission, ResourceType};
+    let mut users = ringmq::broker::users::Users::default();
+    for user in ["admin", "bob", "carol"] {
+        let password = format!("{user}-pw");
+        let credential =
+            Credential::new(Mechanism::ScramSha256, password.as_bytes(), ITERATIONS_MIN);
+        users
+            .upsert(user, Mechanism::ScramSha256, credential)
+            .unwrap();
+    }
+    users.save(dir).unwrap();
+    let mut acls = Acls::default();
+    let allow = |principal: &str, resource_type, name: &str, operation| Acl {
+        principal: principal.into(),
+        host: "*".into(),
+        resource_type,
+        pattern_type: PatternType::Literal,
+        name: name.into(),
+        operation,
+        permission: Permission::Allow,
+    };
+    acls.add(allow(
+        "User:bob",
+        ResourceType::Topic,
+        "allowed",
+        Operation::Write,
+    ))
+    .unwrap();
+    acls.add(allow(
+        "User:carol",
+        ResourceType::Cluster,
+        "kafka-cluster",
+        Operation::Alter,
+    ))
+    .unwrap();
+    acls.save(dir).unwrap();
+    TestBroker::start_with(ringmq::config::BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: String::new(),
+        shards: 2,
+        sasl_mechanisms: vec!["SCRAM-SHA-256".into()],
+        super_users: vec!["User:admin".into()],
+        ..Default::default()
+    })
+}
+
+async fn login(address: &str, user: &str) -> Client {
+    let credentials = ringmq::client::SaslCredentials {
+        mechanism: "SCRAM-SHA-256".into(),
+        user: user.into(),
+        password: format!("{user}-pw"),
+    };
+    Client::connect_with(address, None, Some(&credentials))
+        .await
+        .unwrap()
+}
+
+#[test]
+fn exchanges_are_authorized_on_the_cluster_and_publishes_on_every_destination_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker_with_acls(dir.path());
+    let address = broker.address();
+    ringmq::runtime::block_on(async {
+        let (admin, bob, carol) = (
+            login(&address, "admin").await,
+            login(&address, "bob").await,
+            login(&address, "carol").await,
+        );
+        topics(&admin, &["allowed", "secret"]).await;
+
+        // Changing and listing exchanges is the cluster's: bob may do neither.
+        let refused = bob
+            .create_exchange("mine", ExchangeType::Direct, None)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Some(ErrorCode::NotAuthorized), "{refused}");
+        let refused = bob.exchanges(&[]).await.unwrap_err();
+        assert_eq!(refused.code(), Some(ErrorCode::NotAuthorized), "{refused}");
+
+        // Alter on the cluster is enough to create, bind, list and delete (Alter implies Describe).
+        carol
+            .create_exchange("fan", ExchangeType::Fanout, None)
+            .await
+            .unwrap();
+        carol
+            .create_exchange("direct", ExchangeType::Direct, None)
+            .await
+            .unwrap();
+        for (exchange, topic) in [("fan", "allowed"), ("fan", "secret"), ("direct", "allowed")] {
+            carol.bind(exchange, to_topic(topic, "k")).await.unwrap();
+        }
+        assert_eq!(carol.exchanges(&[]).await.unwrap().len(), 2);
+        let refused = bob
+            .unbind("fan", to_topic("secret", "k"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Some(ErrorCode::NotAuthorized), "{refused}");
+        let refused = bob.delete_exchange("fan").await.unwrap_err();
+        assert_eq!(refused.code(), Some(ErrorCode::NotAuthorized), "{refused}");
+
+        // bob may write `allowed`: a publish routed only there is stored.
+        publish(&bob, "direct", "k", "only-allowed").await;
+        // Routed to `secret` as well: refused by name, and no copy stored anywhere.
+        let refused = bob
+            .publish(
+                "fan",
+                "k",
+                vec![record("both", &[])],
+                AckLevel::Written,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Some(ErrorCode::NotAuthorized), "{refused}");
+        assert!(refused.to_string().contains("secret"), "{refused}");
+        assert_eq!(values(&read_all(&admin, "allowed").await), ["only-allowed"]);
+        assert!(read_all(&admin, "secret").await.is_empty());
+
+        // The super user passes everywhere.
+        publish(&admin, "fan", "k", "from-admin").await;
+        assert_eq!(values(&read_all(&admin, "secret").await), ["from-admin"]);
+        carol.delete_exchange("fan").await.unwrap();
+    });
+}

@@ -130,11 +130,14 @@ fn decode(records: &[u8], state: &ShardState) -> BrokerResult<Vec<Record>> {
     Ok(decoded)
 }
 
-/// Publishes through an exchange: routes, appends the copies, and answers with each outcome.
+/// Publishes through an exchange: routes, asks `may_write` for every topic a record is routed
+/// to (the first refusal refuses the whole publish, before anything is stored), appends the
+/// copies, and answers with each outcome.
 pub async fn publish(
     state: &Rc<ShardState>,
     deadline: Instant,
     publish: Publish,
+    may_write: impl Fn(&str) -> BrokerResult<()>,
 ) -> BrokerResult<Published> {
     let exchanges = state.exchanges();
     let name = publish.exchange.as_str();
@@ -170,6 +173,10 @@ pub async fn publish(
             ),
         ));
     }
+    let mut destinations: Vec<&str> = routes.iter().flatten().copied().collect();
+    destinations.sort_unstable();
+    destinations.dedup();
+    destinations.into_iter().try_for_each(&may_write)?;
     let groups = group_by_partition(state, &records, &routes);
     let copies = append_all(state, deadline, &publish, &records, groups).await;
     let routed: u64 = copies

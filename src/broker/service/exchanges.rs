@@ -1,7 +1,12 @@
 //! The service's routing operations: exchanges and their bindings (changed on shard 0, like
-//! topics), and publishing through an exchange (routed on the shard that received it).
+//! topics), and publishing through an exchange (routed on the shard that received it). Each
+//! asks `authorize` first: changing exchanges and bindings is Alter on the cluster (or Create,
+//! Delete for creating, deleting), listing them Describe on the cluster, and a publish needs
+//! Write on every topic one of its records is routed to, checked before anything is stored.
 
+use super::acls::CLUSTER;
 use super::{RequestContext, Service};
+use crate::broker::acls::{Operation, ResourceType};
 use crate::broker::error::BrokerResult;
 use crate::broker::routing::admin::{self, NewExchange};
 use crate::broker::routing::model::{Binding, ExchangeMeta};
@@ -14,6 +19,7 @@ impl Service {
         ctx: &RequestContext,
         new: NewExchange,
     ) -> BrokerResult<()> {
+        self.authorize_exchange_change(ctx, Operation::Create)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::create(&zero, new).await
@@ -23,6 +29,7 @@ impl Service {
 
     /// Deletes an exchange, and the bindings of other exchanges to it.
     pub async fn delete_exchange(&self, ctx: &RequestContext, name: String) -> BrokerResult<()> {
+        self.authorize_exchange_change(ctx, Operation::Delete)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::delete(&zero, name).await
@@ -37,6 +44,7 @@ impl Service {
         exchange: String,
         binding: Binding,
     ) -> BrokerResult<()> {
+        self.authorize_exchange_change(ctx, Operation::Alter)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::bind(&zero, exchange, binding).await
@@ -51,6 +59,7 @@ impl Service {
         exchange: String,
         binding: Binding,
     ) -> BrokerResult<()> {
+        self.authorize_exchange_change(ctx, Operation::Alter)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::unbind(&zero, exchange, binding).await
@@ -61,9 +70,10 @@ impl Service {
     /// The exchanges named (every exchange when `names` is empty), with their bindings.
     pub fn exchanges(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         names: &[String],
     ) -> BrokerResult<Vec<ExchangeMeta>> {
+        self.authorize(ctx, ResourceType::Cluster, CLUSTER, Operation::Describe)?;
         let exchanges = self.state.exchanges();
         if names.is_empty() {
             return Ok(exchanges.by_name.values().map(|x| x.meta.clone()).collect());
@@ -81,7 +91,23 @@ impl Service {
 
     /// Publishes records through an exchange: one copy to each matched topic, answered when
     /// every copy reached `acks` or failed (the answer says which).
+    /// A record routed to a topic the principal may not Write refuses the whole publish with
+    /// `topic_authorization_failed`, storing nothing.
     pub async fn publish(&self, ctx: &RequestContext, request: Publish) -> BrokerResult<Published> {
-        publish::publish(&self.state, ctx.deadline, request).await
+        let may_write =
+            |topic: &str| self.authorize(ctx, ResourceType::Topic, topic, Operation::Write);
+        publish::publish(&self.state, ctx.deadline, request, may_write).await
+    }
+
+    /// Changing exchanges or bindings: Alter on the cluster, or `operation` itself on it.
+    fn authorize_exchange_change(
+        &self,
+        ctx: &RequestContext,
+        operation: Operation,
+    ) -> BrokerResult<()> {
+        if self.is_authorized(ctx, ResourceType::Cluster, CLUSTER, Operation::Alter) {
+            return Ok(());
+        }
+        self.authorize(ctx, ResourceType::Cluster, CLUSTER, operation)
     }
 }
