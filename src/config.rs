@@ -93,6 +93,15 @@ pub struct BrokerConfig {
     pub binding_headers_max: usize,
     /// Records one publish through an exchange may carry (they are decoded to be routed).
     pub publish_records_max: usize,
+    /// Requests one connection may have awaiting a direct reply.
+    pub reply_pending_max: usize,
+    /// Direct replies one connection may have waiting to be received, and their bytes.
+    pub reply_queue_max: usize,
+    pub reply_queue_bytes_max: usize,
+    /// Temporary reply destinations (topics) one connection may hold.
+    pub reply_temporary_max: usize,
+    /// The longest a request may wait for its reply.
+    pub reply_timeout_ms_max: u64,
     /// Partitions of a topic a single create may ask for.
     pub topic_partitions_max: u32,
     /// Kafka clients' topics are created on first use (a Metadata request that allows it, or a
@@ -167,6 +176,11 @@ impl Default for BrokerConfig {
             routing_header_bytes_max: 255,
             binding_headers_max: 32,
             publish_records_max: 10_000,
+            reply_pending_max: 10_000,
+            reply_queue_max: 10_000,
+            reply_queue_bytes_max: 16 << 20,
+            reply_temporary_max: 16,
+            reply_timeout_ms_max: 300_000,
             topic_partitions_max: 4096,
             auto_create_topics: true,
             default_partitions: 1,
@@ -350,6 +364,13 @@ impl BrokerConfig {
                     && self.routing_header_bytes_max >= 1
                     && self.publish_records_max >= 1,
                 "routing_key_bytes_max, routing_header_bytes_max and publish_records_max must be at least 1",
+            ),
+            (
+                self.reply_pending_max >= 1
+                    && self.reply_queue_max >= 1
+                    && self.reply_queue_bytes_max >= 1
+                    && self.reply_timeout_ms_max >= 1,
+                "reply_pending_max, reply_queue_max, reply_queue_bytes_max and reply_timeout_ms_max must be at least 1",
             ),
             (
                 self.topic_partitions_max >= 1,

@@ -140,6 +140,7 @@ const NATIVE_ADAPTER: &[&str] = &[
     "server/dispatch.rs",
     "server/errors.rs",
     "server/routing.rs",
+    "server/replies.rs",
 ];
 const ADAPTER_MAY_NAME: &[&str] = &[
     "broker::service",

@@ -53,6 +53,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::test_runner::{Config, TestRunner};
 use ringmq::protocol::codec::{REQUEST_HEADER_BYTES, ResponseHeader};
+use ringmq::protocol::replies::{ReplyMode, ReplyRequest};
 use ringmq::protocol::routing::{
     BindingSpec, ExchangeType, MatchMode, PublishRequest, RoutingRequest,
 };
@@ -153,6 +154,27 @@ fn sample(api: ApiKey) -> Request {
         | ApiKey::Unbind
         | ApiKey::ListExchanges
         | ApiKey::Publish => Request::Routing(routing_sample(api)),
+        ApiKey::DeclareReplyTo => Request::Replies(ReplyRequest::DeclareReplyTo {
+            mode: ReplyMode::Temporary,
+        }),
+        ApiKey::SendRequest => Request::Replies(ReplyRequest::SendRequest {
+            destination: text("fuzz"),
+            reply_to: text("ringmq.reply-to.0.1.0123456789abcdef"),
+            correlation_id: text("c-1"),
+            timeout_ms: 1000,
+            acks: AckLevel::Written,
+            records: BytesMut::from(&batch_bytes(b"question")[..]),
+        }),
+        ApiKey::Reply => Request::Replies(ReplyRequest::Reply {
+            reply_to: text("ringmq.reply-to.0.1.0123456789abcdef"),
+            correlation_id: text("c-1"),
+            acks: AckLevel::Written,
+            records: BytesMut::from(&batch_bytes(b"answer")[..]),
+        }),
+        ApiKey::ReceiveReplies => Request::Replies(ReplyRequest::ReceiveReplies {
+            max_replies: 16,
+            max_wait_ms: 0,
+        }),
     }
 }
 

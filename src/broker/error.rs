@@ -112,6 +112,13 @@ error_kinds! {
     ExchangeExists => "exchange_exists",
     /// A mandatory publish matched no binding (nor alternate exchange); nothing was stored.
     Unroutable => "unroutable",
+    /// A reply-to that names no live reply destination this request may use (malformed, or
+    /// another connection's), or a receive on a connection with no direct reply-to.
+    UnknownReplyDestination => "unknown_reply_destination",
+    /// A temporary reply destination read by a connection other than the one it belongs to.
+    ExclusiveDestination => "exclusive_destination",
+    /// The connection has `reply_pending_max` requests awaiting replies already.
+    TooManyPendingRequests => "too_many_pending_requests",
 }
 
 impl ErrorKind {

@@ -15,6 +15,8 @@ pub mod json_file;
 pub mod partition;
 pub mod producer_ids;
 pub mod quotas;
+pub mod rebatch;
+pub mod replies;
 pub mod routing;
 pub mod service;
 pub mod topics;
@@ -60,6 +62,8 @@ pub struct ShardState {
     acls: RefCell<Arc<acls::Acls>>,
     /// The quota buckets of the clients this shard serves.
     pub(in crate::broker) quotas: RefCell<quotas::QuotaBuckets>,
+    /// The request/reply state of this shard's connections (direct inboxes, temporary topics).
+    pub(in crate::broker) replies: replies::inbox::Replies,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -138,6 +142,7 @@ impl ShardState {
             users: RefCell::new(Arc::new(users::Users::default())),
             acls: RefCell::new(Arc::new(acls::Acls::default())),
             quotas: RefCell::new(quotas::QuotaBuckets::default()),
+            replies: replies::inbox::Replies::default(),
         }
     }
 

@@ -65,6 +65,10 @@ error_codes! {
     UnknownExchange = 60, "unknown_exchange";
     ExchangeExists = 61, "exchange_exists";
     Unroutable = 62, "unroutable";
+    // Request/reply's codes follow routing's.
+    UnknownReplyDestination = 63, "unknown_reply_destination";
+    ExclusiveDestination = 64, "exclusive_destination";
+    TooManyPendingRequests = 65, "too_many_pending_requests";
 }
 
 impl ErrorCode {

@@ -8,6 +8,7 @@ use super::codec::{FrameWriter, Reader, RequestHeader};
 use super::error::{ErrorCode, ProtocolError};
 use crate::storage::AckLevel;
 
+pub use super::replies::{ReplyRequest, ReplyResponse};
 pub use super::responses::{decode_response, encode_response};
 pub use super::routing::{RoutingRequest, RoutingResponse};
 
@@ -43,6 +44,11 @@ pub enum ApiKey {
     Unbind = 63,
     ListExchanges = 64,
     Publish = 65,
+    // Request/reply (`replies.rs`) follows routing.
+    DeclareReplyTo = 66,
+    SendRequest = 67,
+    Reply = 68,
+    ReceiveReplies = 69,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -72,6 +78,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::Unbind, 0, 0),
     (ApiKey::ListExchanges, 0, 0),
     (ApiKey::Publish, 0, 0),
+    (ApiKey::DeclareReplyTo, 0, 0),
+    (ApiKey::SendRequest, 0, 0),
+    (ApiKey::Reply, 0, 0),
+    (ApiKey::ReceiveReplies, 0, 0),
 ];
 
 impl ApiKey {
@@ -211,6 +221,8 @@ pub enum Request {
     },
     /// Exchanges, bindings and publishing through an exchange (`routing.rs`).
     Routing(RoutingRequest),
+    /// Request/reply: reply destinations, requests, replies (`replies.rs`).
+    Replies(ReplyRequest),
 }
 
 /// A member's view of its group after a join or heartbeat.
@@ -293,6 +305,7 @@ pub enum Response {
     /// The broker's next message of the mechanism (empty when there is none).
     SaslMessage(Bytes),
     Routing(RoutingResponse),
+    Replies(ReplyResponse),
 }
 
 pub(super) fn acks_to_wire(acks: AckLevel) -> u8 {
@@ -423,6 +436,7 @@ impl Request {
             Request::DescribeGroup { .. } => ApiKey::DescribeGroup,
             Request::DeleteGroup { .. } => ApiKey::DeleteGroup,
             Request::Routing(routing) => routing.api_key(),
+            Request::Replies(replies) => replies.api_key(),
         }
     }
 
@@ -523,6 +537,7 @@ impl Request {
                 writer.string(&group)
             }
             Request::Routing(routing) => routing.encode(&mut writer),
+            Request::Replies(replies) => replies.encode(&mut writer),
         }
         writer.finish()
     }
@@ -634,6 +649,10 @@ impl Request {
             | ApiKey::Unbind
             | ApiKey::ListExchanges
             | ApiKey::Publish => Request::Routing(RoutingRequest::decode(api, &mut reader)?),
+            ApiKey::DeclareReplyTo
+            | ApiKey::SendRequest
+            | ApiKey::Reply
+            | ApiKey::ReceiveReplies => Request::Replies(ReplyRequest::decode(api, &mut reader)?),
         };
         reader.finish()?;
         Ok(request)

@@ -27,7 +27,7 @@ use crate::protocol::{
 pub async fn serve(
     state: &Rc<ShardState>,
     request: Request,
-    principal: Principal,
+    (principal, connection): (Principal, u64),
 ) -> Result<Response, ProtocolError> {
     let service = Service::new(state.clone());
     let mut ctx = RequestContext::new(
@@ -35,6 +35,7 @@ pub async fn serve(
         Duration::from_millis(state.config.shard_call_timeout_ms),
     );
     ctx.principal = principal;
+    ctx.connection = connection;
     match request {
         Request::ApiVersions => Ok(Response::ApiVersions {
             apis: SUPPORTED_APIS
@@ -127,6 +128,7 @@ pub async fn serve(
             })
         }
         Request::Routing(routing) => super::routing::serve(&service, &ctx, routing).await,
+        Request::Replies(replies) => super::replies::serve(&service, &ctx, replies).await,
         group_request => groups(&service, &ctx, group_request)
             .await
             .map_err(to_native),

@@ -51,6 +51,9 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::UnknownExchange => ErrorCode::UnknownExchange,
         ErrorKind::ExchangeExists => ErrorCode::ExchangeExists,
         ErrorKind::Unroutable => ErrorCode::Unroutable,
+        ErrorKind::UnknownReplyDestination => ErrorCode::UnknownReplyDestination,
+        ErrorKind::ExclusiveDestination => ErrorCode::ExclusiveDestination,
+        ErrorKind::TooManyPendingRequests => ErrorCode::TooManyPendingRequests,
     }
 }
 

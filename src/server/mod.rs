@@ -10,6 +10,7 @@ pub mod connection;
 mod dispatch;
 pub mod errors;
 pub mod http;
+mod replies;
 mod routing;
 
 use std::net::SocketAddr;
@@ -50,7 +51,14 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
-    let topics = Arc::new(Topics::load(&config.data_dir)?);
+    let mut topics = Topics::load(&config.data_dir)?;
+    // Temporary reply topics outlive their connections only if the broker was killed.
+    if broker::replies::drop_temporary_topics(&mut topics) > 0 {
+        topics
+            .save(&config.data_dir)
+            .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
+    }
+    let topics = Arc::new(topics);
     let exchanges = Arc::new(Exchanges::load(&config.data_dir)?);
     let users = Arc::new(crate::broker::users::Users::load(&config.data_dir)?);
     let acls = Arc::new(crate::broker::acls::Acls::load(&config.data_dir)?);
@@ -62,6 +70,8 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     broker::routing::describe_metrics();
     broker::routing::publish_limits(&config);
     broker::routing::publish_gauges(&exchanges);
+    broker::replies::describe_metrics();
+    broker::replies::publish_limits(&config);
     conn::describe_metrics();
     crate::kafka::describe_metrics();
     crate::metrics::describe();

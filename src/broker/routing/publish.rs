@@ -15,10 +15,11 @@ use bytes::{Bytes, BytesMut};
 use super::admin::unknown_exchange;
 use super::model::{self, Destination};
 use super::store::Exchanges;
-use crate::batch::{self, BatchBuilder, Compression, Header, Record};
+use crate::batch::{Header, Record};
 use crate::broker::error::{BrokerError, BrokerResult, ErrorKind};
+use crate::broker::rebatch;
 use crate::broker::{ShardState, partition};
-use crate::storage::{AckLevel, StorageError};
+use crate::storage::AckLevel;
 
 /// The headers every routed copy carries.
 pub const EXCHANGE_HEADER: &str = "x-exchange";
@@ -98,38 +99,6 @@ pub fn route<'a>(
     topics
 }
 
-/// Decodes the publish's records, refusing more than `records_max` before decoding them.
-fn decode(records: &[u8], state: &ShardState) -> BrokerResult<Vec<Record>> {
-    let defaults = &state.config.topic_defaults;
-    let limits = batch::Limits {
-        batch_bytes_max: defaults.batch_bytes_max,
-        record_bytes_max: defaults.record_bytes_max,
-    };
-    let records_max = state.config.publish_records_max;
-    let invalid = |error| BrokerError::from(StorageError::InvalidBatch(error));
-    let mut decoded = Vec::new();
-    let mut rest = records;
-    while !rest.is_empty() {
-        let info = batch::validate(rest, limits).map_err(invalid)?;
-        let count = usize::try_from(info.records_count).unwrap_or(usize::MAX);
-        if decoded.len().saturating_add(count) > records_max {
-            return Err(BrokerError::new(
-                ErrorKind::RecordTooLarge,
-                format!("a publish carries at most publish_records_max = {records_max} records"),
-            ));
-        }
-        let (whole, after) = rest.split_at(info.size_bytes.min(rest.len()));
-        decoded.extend(
-            batch::records::decode(whole)
-                .map_err(invalid)?
-                .into_iter()
-                .map(|stored| stored.record),
-        );
-        rest = after;
-    }
-    Ok(decoded)
-}
-
 /// Publishes through an exchange: routes, asks `may_write` for every topic a record is routed
 /// to (the first refusal refuses the whole publish, before anything is stored), appends the
 /// copies, and answers with each outcome.
@@ -145,7 +114,14 @@ pub async fn publish(
         return Err(unknown_exchange(name));
     }
     model::validate_routing_key(&publish.routing_key, &super::admin::limits(&state.config))?;
-    let records = decode(&publish.records, state)?;
+    let records = rebatch::decode(
+        &publish.records,
+        state,
+        (
+            state.config.publish_records_max,
+            "a publish (publish_records_max)",
+        ),
+    )?;
     let metrics = super::ExchangeMetrics::of(name);
     metrics.published.increment(records.len() as u64);
     let mut matched = Vec::new();
@@ -252,8 +228,7 @@ async fn append_all(
     futures_util::future::join_all(appends).await
 }
 
-/// The copies of `indices`, with the routing headers, as batches of at most `batch_bytes_max`
-/// (each batch holds at least one record).
+/// The copies of `indices`, with the routing headers, as batches of at most `batch_bytes_max`.
 fn copies(
     publish: &Publish,
     records: &[Record],
@@ -262,39 +237,20 @@ fn copies(
 ) -> BytesMut {
     let exchange = Bytes::copy_from_slice(publish.exchange.as_bytes());
     let key = Bytes::copy_from_slice(publish.routing_key.as_bytes());
-    let mut out = BytesMut::new();
-    let mut builder = BatchBuilder::new(Compression::None);
-    for record in indices.iter().filter_map(|index| records.get(*index)) {
-        let mut copy = record.clone();
-        copy.headers.push(Header {
-            key: EXCHANGE_HEADER.into(),
-            value: Some(exchange.clone()),
+    let copies = indices
+        .iter()
+        .filter_map(|index| records.get(*index))
+        .map(|record| {
+            let mut copy = record.clone();
+            copy.headers.push(Header {
+                key: EXCHANGE_HEADER.into(),
+                value: Some(exchange.clone()),
+            });
+            copy.headers.push(Header {
+                key: ROUTING_KEY_HEADER.into(),
+                value: Some(key.clone()),
+            });
+            copy
         });
-        copy.headers.push(Header {
-            key: ROUTING_KEY_HEADER.into(),
-            value: Some(key.clone()),
-        });
-        let size = copy_size(&copy);
-        if !builder.is_empty() && builder.size_bytes().saturating_add(size) > batch_bytes_max {
-            let full = std::mem::replace(&mut builder, BatchBuilder::new(Compression::None));
-            out.extend_from_slice(&full.build());
-        }
-        builder.push(copy);
-    }
-    if !builder.is_empty() {
-        out.extend_from_slice(&builder.build());
-    }
-    out
-}
-
-/// A record's size in a batch, over-estimated by the varints' worst case.
-fn copy_size(record: &Record) -> usize {
-    let field = |bytes: Option<&Bytes>| bytes.map_or(0, Bytes::len).saturating_add(10);
-    record.headers.iter().fold(
-        field(record.key.as_ref()).saturating_add(field(record.value.as_ref())) + 40,
-        |size, header| {
-            size.saturating_add(header.key.len() + 10)
-                .saturating_add(field(header.value.as_ref()))
-        },
-    )
+    rebatch::encode(copies, batch_bytes_max)
 }

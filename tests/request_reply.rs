@@ -1,0 +1,491 @@
+//! Request/reply over TCP: a real broker on an ephemeral loopback port, the Rust client's
+//! `Requester` and `Responder` and the raw calls. Checks that every reply reaches the request
+//! with its correlation id, that a late reply is dropped and counted and never answers the next
+//! request, that a temporary reply destination is its connection's alone and goes with it, and
+//! that direct replies are never stored.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use common::TestBroker;
+use ringmq::batch::Record;
+use ringmq::client::replies::{CORRELATION_ID_HEADER, REPLY_TO_HEADER, header_text, reply_value};
+use ringmq::client::{Client, Consumer, ConsumerConfig, Responder, StartAt};
+use ringmq::protocol::replies::{ReplyMode, ReplyStatus};
+use ringmq::protocol::{ErrorCode, FetchRequest};
+
+fn request(value: &str) -> Record {
+    Record::new(0, Some(value.as_bytes()), Some(value.as_bytes()))
+}
+
+fn text(record: &Record) -> String {
+    String::from_utf8(record.value.clone().unwrap_or_default().to_vec()).unwrap()
+}
+
+/// The value of one sample on /metrics (0 when absent).
+fn metric(http_address: &str, sample: &str) -> f64 {
+    let mut stream = std::net::TcpStream::connect(http_address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+const LATE: &str = "ringmq_replies_total{outcome=\"late\"} ";
+const DELIVERED: &str = "ringmq_replies_total{outcome=\"delivered\"} ";
+const NO_REQUESTER: &str = "ringmq_replies_total{outcome=\"no_requester\"} ";
+
+/// Answers "a:<value>" to every request of `topic`'s `partition` until `stop` is set.
+async fn respond_until(
+    address: String,
+    topic: &'static str,
+    partition: u32,
+    stop: Rc<std::cell::Cell<bool>>,
+) {
+    let client = Client::connect(&address).await.unwrap();
+    let mut responder = Responder::new(client, topic, Some(vec![partition]), StartAt::Earliest)
+        .await
+        .unwrap();
+    while !stop.get() {
+        responder
+            .serve_once(|request| Some(reply_value(format!("a:{}", text(request)))))
+            .await
+            .unwrap();
+    }
+}
+
+#[test]
+fn every_reply_reaches_its_own_request_by_correlation_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    ringmq::runtime::block_on(async {
+        let admin = Client::connect(&address).await.unwrap();
+        admin.create_topic("rpc", 2, &[]).await.unwrap();
+        let stop = Rc::new(std::cell::Cell::new(false));
+        let responders: Vec<_> = (0..2)
+            .map(|partition| {
+                ringmq::runtime::spawn(respond_until(
+                    address.clone(),
+                    "rpc",
+                    partition,
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        let requesters = [
+            Client::connect(&address)
+                .await
+                .unwrap()
+                .requester()
+                .await
+                .unwrap(),
+            Client::connect(&address)
+                .await
+                .unwrap()
+                .requester()
+                .await
+                .unwrap(),
+        ];
+        assert_ne!(requesters[0].reply_to(), requesters[1].reply_to());
+        assert!(requesters[0].reply_to().starts_with("ringmq.reply-to."));
+        let calls = (0..600).map(|index| {
+            let requester = &requesters[index % 2];
+            async move {
+                let question = format!("q-{index}");
+                let reply = requester
+                    .request("rpc", request(&question), Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                assert_eq!(text(&reply), format!("a:{question}"));
+                assert!(header_text(&reply, CORRELATION_ID_HEADER).is_some());
+            }
+        });
+        futures_util::future::join_all(calls).await;
+        for requester in &requesters {
+            assert_eq!(requester.late_replies(), 0);
+            assert_eq!(requester.pending(), 0);
+        }
+        stop.set(true);
+        for responder in responders {
+            responder.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_late_reply_is_dropped_counted_and_never_answers_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let (address, http) = (broker.address(), broker.http_address());
+    ringmq::runtime::block_on(async {
+        let responder = Client::connect(&address).await.unwrap();
+        responder.create_topic("slow", 1, &[]).await.unwrap();
+        let mut requests = Consumer::new(
+            responder.clone(),
+            "slow",
+            None,
+            StartAt::Earliest,
+            ConsumerConfig::default(),
+        )
+        .await
+        .unwrap();
+        let requester = Client::connect(&address)
+            .await
+            .unwrap()
+            .requester()
+            .await
+            .unwrap();
+        let late_before = metric(&http, LATE);
+
+        // The first request times out: its responder is slow.
+        let first = requester
+            .request("slow", request("first"), Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(first.code(), Some(ErrorCode::TimedOut), "{first}");
+        // The broker's deadline counts from when it got the request, a little after the
+        // client's: wait past it, so the reply below is late for the broker too.
+        ringmq::runtime::sleep(Duration::from_millis(200)).await;
+        let first_request = requests.poll().await.unwrap().remove(0).record;
+        assert_eq!(text(&first_request), "first");
+
+        // The second is waiting when the first's reply finally comes.
+        let second = requester.request("slow", request("second"), Duration::from_secs(30));
+        let answer = async {
+            let mut seen = Vec::new();
+            while seen.is_empty() {
+                seen = requests.poll().await.unwrap();
+            }
+            let second_request = seen.remove(0).record;
+            assert_eq!(text(&second_request), "second");
+            let late = responder
+                .respond(&first_request, reply_value("answer to first"))
+                .await
+                .unwrap();
+            assert_eq!(late, ReplyStatus::Late);
+            let on_time = responder
+                .respond(&second_request, reply_value("answer to second"))
+                .await
+                .unwrap();
+            assert_eq!(on_time, ReplyStatus::Delivered);
+            // Answering twice: the second answer is late too.
+            let again = responder
+                .respond(&second_request, reply_value("answer to second, again"))
+                .await
+                .unwrap();
+            assert_eq!(again, ReplyStatus::Late);
+        };
+        let (second, ()) = futures_util::join!(second, answer);
+        assert_eq!(text(&second.unwrap()), "answer to second");
+        assert_eq!(requester.late_replies(), 0, "the broker dropped them");
+        assert!(metric(&http, LATE) >= late_before + 2.0);
+        assert!(
+            metric(&http, "ringmq_reply_pending{shard=\"0\"} ")
+                + metric(&http, "ringmq_reply_pending{shard=\"1\"} ")
+                == 0.0
+        );
+    });
+}
+
+#[test]
+fn a_temporary_reply_destination_is_its_connections_alone_and_goes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    ringmq::runtime::block_on(async {
+        let other = Client::connect(&address).await.unwrap();
+        other.create_topic("jobs", 1, &[]).await.unwrap();
+        let owner = Client::connect(&address).await.unwrap();
+        let temporary = owner.declare_reply_to(ReplyMode::Temporary).await.unwrap();
+        assert!(temporary.starts_with("tmp.reply."), "{temporary}");
+        assert_eq!(other.metadata(&[&temporary]).await.unwrap().len(), 1);
+
+        owner
+            .send_request(
+                "jobs",
+                (&temporary, "job-1"),
+                request("job"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        let job = read(&other, "jobs").await.remove(0);
+        assert_eq!(header_text(&job, REPLY_TO_HEADER), Some(temporary.as_str()));
+        let stored = other.respond(&job, reply_value("done")).await.unwrap();
+        assert_eq!(stored, ReplyStatus::Stored);
+        let replies = read(&owner, &temporary).await;
+        assert_eq!(replies.len(), 1);
+        assert_eq!(text(&replies[0]), "done");
+        assert_eq!(
+            header_text(&replies[0], CORRELATION_ID_HEADER),
+            Some("job-1")
+        );
+
+        // Only its connection reads it, or names it as a reply-to; nobody else creates such names.
+        let refused = fetch(&other, &temporary).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Some(ErrorCode::ExclusiveDestination),
+            "{refused}"
+        );
+        let refused = other
+            .send_request(
+                "jobs",
+                (&temporary, "x"),
+                request("x"),
+                Duration::from_secs(1),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Some(ErrorCode::ExclusiveDestination),
+            "{refused}"
+        );
+        let refused = other.delete_topic(&temporary).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Some(ErrorCode::ExclusiveDestination),
+            "{refused}"
+        );
+        let refused = other
+            .create_topic("tmp.reply.mine", 1, &[])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Some(ErrorCode::InvalidTopicName),
+            "{refused}"
+        );
+
+        // The connection closes: the topic and its data go.
+        drop(owner);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while other.metadata(&[&temporary]).await.is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{temporary} outlived its connection"
+            );
+            ringmq::runtime::sleep(Duration::from_millis(50)).await;
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("topics"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["jobs-0"]);
+    });
+}
+
+#[test]
+fn direct_replies_are_never_stored_and_reach_only_a_live_requester() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let (address, http) = (broker.address(), broker.http_address());
+    ringmq::runtime::block_on(async {
+        let responder = Client::connect(&address).await.unwrap();
+        responder.create_topic("asks", 1, &[]).await.unwrap();
+        let delivered_before = metric(&http, DELIVERED);
+        let requester_client = Client::connect(&address).await.unwrap();
+        let requester = requester_client.requester().await.unwrap();
+        let reply_to = requester.reply_to().to_string();
+        let ask = requester.request("asks", request("ping"), Duration::from_secs(30));
+        let answer = async {
+            let mut asked = Vec::new();
+            while asked.is_empty() {
+                asked = read(&responder, "asks").await;
+            }
+            assert_eq!(asked.len(), 1);
+            let status = responder
+                .respond(&asked[0], reply_value("pong"))
+                .await
+                .unwrap();
+            assert_eq!(status, ReplyStatus::Delivered);
+            asked.remove(0)
+        };
+        let (reply, asked) = futures_util::join!(ask, answer);
+        assert_eq!(text(&reply.unwrap()), "pong");
+        assert!(metric(&http, DELIVERED) > delivered_before);
+
+        // Nothing was stored but the request: no other topic, no other directory, one record.
+        let topics: Vec<String> = responder
+            .metadata(&[])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|topic| topic.name)
+            .collect();
+        assert_eq!(topics, ["asks"]);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("topics"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["asks-0"]);
+        assert_eq!(read(&responder, "asks").await.len(), 1);
+
+        // Hostile or foreign reply-to names are refused; a gone requester's replies are dropped.
+        let refused = responder
+            .reply("ringmq.reply-to.not-a-name", "c", reply_value("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Some(ErrorCode::UnknownReplyDestination),
+            "{refused}"
+        );
+        let refused = responder
+            .send_request(
+                "asks",
+                (&reply_to, "mine"),
+                request("x"),
+                Duration::from_secs(1),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Some(ErrorCode::UnknownReplyDestination),
+            "{refused}"
+        );
+        let gone_before = metric(&http, NO_REQUESTER);
+        drop(requester);
+        drop(requester_client);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = responder
+                .respond(&asked, reply_value("pong"))
+                .await
+                .unwrap();
+            if status == ReplyStatus::NoRequester {
+                break;
+            }
+            assert_eq!(status, ReplyStatus::Late);
+            assert!(
+                Instant::now() < deadline,
+                "the requester's inbox outlived it"
+            );
+            ringmq::runtime::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(metric(&http, NO_REQUESTER) > gone_before);
+    });
+}
+
+#[test]
+fn requests_awaiting_replies_are_bounded_per_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_with(ringmq::config::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: String::new(),
+        kafka_listen: String::new(),
+        shards: 1,
+        reply_pending_max: 2,
+        ..Default::default()
+    });
+    ringmq::runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("nobody", 1, &[]).await.unwrap();
+        let requester = client.requester().await.unwrap();
+        let wait = Duration::from_millis(1500);
+        let (first, second, third) = futures_util::join!(
+            requester.request("nobody", request("1"), wait),
+            requester.request("nobody", request("2"), wait),
+            async {
+                ringmq::runtime::sleep(Duration::from_millis(200)).await;
+                requester.request("nobody", request("3"), wait).await
+            },
+        );
+        assert_eq!(first.unwrap_err().code(), Some(ErrorCode::TimedOut));
+        assert_eq!(second.unwrap_err().code(), Some(ErrorCode::TimedOut));
+        let third = third.unwrap_err();
+        assert_eq!(
+            third.code(),
+            Some(ErrorCode::TooManyPendingRequests),
+            "{third}"
+        );
+        // Their timeouts passed: room again.
+        let fourth = requester
+            .request("nobody", request("4"), Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert_eq!(fourth.code(), Some(ErrorCode::TimedOut));
+    });
+}
+
+async fn fetch(client: &Client, topic: &str) -> ringmq::client::Result<Vec<Record>> {
+    let fetched = client
+        .fetch(FetchRequest {
+            topic: topic.into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 1 << 20,
+            min_bytes: 0,
+            max_wait_ms: 0,
+        })
+        .await?;
+    let bytes: Vec<u8> = fetched.records.concat();
+    Ok(ringmq::batch::iter_framed(&bytes)
+        .flat_map(|(_, batch)| ringmq::batch::records::decode(batch).unwrap())
+        .map(|stored| stored.record)
+        .collect())
+}
+
+async fn read(client: &Client, topic: &str) -> Vec<Record> {
+    fetch(client, topic).await.unwrap()
+}
+
+/// tests/deploy.rs checks every dashboard metric against a broker's export; this checks the
+/// routing and request/reply panels' names the same way, with the workload that makes them.
+#[test]
+fn the_dashboards_routing_and_reply_panels_name_exported_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    ringmq::runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("t", 1, &[]).await.unwrap();
+        let fanout = ringmq::protocol::routing::ExchangeType::Fanout;
+        client.create_exchange("x", fanout, None).await.unwrap();
+        let binding = ringmq::protocol::routing::BindingSpec {
+            destination: "t".into(),
+            ..Default::default()
+        };
+        client.bind("x", binding).await.unwrap();
+        let records = vec![request("y")];
+        let acks = ringmq::storage::AckLevel::Written;
+        client.publish("x", "", records, acks, false).await.unwrap();
+        let reply_to = client.declare_reply_to(ReplyMode::Direct).await.unwrap();
+        let wait = Duration::from_secs(10);
+        client
+            .send_request("t", (&reply_to, "c"), request("q"), wait)
+            .await
+            .unwrap();
+        client
+            .reply(&reply_to, "c", reply_value("a"))
+            .await
+            .unwrap();
+    });
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dashboard =
+        std::fs::read_to_string(root.join("deploy/grafana/ringmq-dashboard.json")).unwrap();
+    let mut stream = std::net::TcpStream::connect(broker.http_address()).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut exported = String::new();
+    stream.read_to_string(&mut exported).unwrap();
+    let names: Vec<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("ringmq_exchange_") || word.starts_with("ringmq_repl"))
+        .collect();
+    assert!(names.len() >= 9, "{names:?}");
+    for name in names {
+        let sampled = |after: &str| exported.contains(&format!("\n{name}{after}"));
+        assert!(sampled("{") || sampled(" "), "{name} is not exported");
+    }
+}
