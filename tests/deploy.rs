@@ -289,26 +289,7 @@ fn the_dashboard_and_alerts_name_only_exported_metrics() {
             .await
             .unwrap();
         // Routing and request/reply, for their panels' counters and gauges.
-        let fanout = ringmq::protocol::routing::ExchangeType::Fanout;
-        client.create_exchange("x", fanout, None).await.unwrap();
-        let binding = ringmq::protocol::routing::BindingSpec {
-            destination: "t".into(),
-            ..Default::default()
-        };
-        client.bind("x", binding).await.unwrap();
-        let record = || ringmq::batch::Record::new(1, None, Some(b"y"));
-        client
-            .publish("x", "", vec![record()], AckLevel::Written, false)
-            .await
-            .unwrap();
-        let direct = ringmq::protocol::replies::ReplyMode::Direct;
-        let reply_to = client.declare_reply_to(direct).await.unwrap();
-        let wait = std::time::Duration::from_secs(10);
-        client
-            .send_request("t", (&reply_to, "c"), record(), wait)
-            .await
-            .unwrap();
-        client.reply(&reply_to, "c", record()).await.unwrap();
+        common::routing_and_reply_workload(&client, "t").await;
     });
     // The group gauges are published every 50 ms; wait for them (generously, for a loaded machine).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -6,16 +6,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::TestBroker;
+use common::{TestBroker, metric};
 use ringmq::batch::Record;
 use ringmq::client::replies::{CORRELATION_ID_HEADER, REPLY_TO_HEADER, header_text, reply_value};
 use ringmq::client::{Client, Consumer, ConsumerConfig, Responder, StartAt};
+use ringmq::protocol::ErrorCode;
 use ringmq::protocol::replies::{ReplyMode, ReplyStatus};
-use ringmq::protocol::{ErrorCode, FetchRequest};
 
 fn request(value: &str) -> Record {
     Record::new(0, Some(value.as_bytes()), Some(value.as_bytes()))
@@ -23,20 +22,6 @@ fn request(value: &str) -> Record {
 
 fn text(record: &Record) -> String {
     String::from_utf8(record.value.clone().unwrap_or_default().to_vec()).unwrap()
-}
-
-/// The value of one sample on /metrics (0 when absent).
-fn metric(http_address: &str, sample: &str) -> f64 {
-    let mut stream = std::net::TcpStream::connect(http_address).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .lines()
-        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 const LATE: &str = "ringmq_replies_total{outcome=\"late\"} ";
@@ -231,40 +216,28 @@ fn a_temporary_reply_destination_is_its_connections_alone_and_goes_with_it() {
         );
 
         // Only its connection reads it, or names it as a reply-to; nobody else creates such names.
-        let refused = fetch(&other, &temporary).await.unwrap_err();
-        assert_eq!(
-            refused.code(),
-            Some(ErrorCode::ExclusiveDestination),
-            "{refused}"
+        refused(
+            fetch(&other, &temporary).await,
+            ErrorCode::ExclusiveDestination,
         );
-        let refused = other
-            .send_request(
-                "jobs",
-                (&temporary, "x"),
-                request("x"),
-                Duration::from_secs(1),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(
-            refused.code(),
-            Some(ErrorCode::ExclusiveDestination),
-            "{refused}"
+        refused(
+            other
+                .send_request(
+                    "jobs",
+                    (&temporary, "x"),
+                    request("x"),
+                    Duration::from_secs(1),
+                )
+                .await,
+            ErrorCode::ExclusiveDestination,
         );
-        let refused = other.delete_topic(&temporary).await.unwrap_err();
-        assert_eq!(
-            refused.code(),
-            Some(ErrorCode::ExclusiveDestination),
-            "{refused}"
+        refused(
+            other.delete_topic(&temporary).await,
+            ErrorCode::ExclusiveDestination,
         );
-        let refused = other
-            .create_topic("tmp.reply.mine", 1, &[])
-            .await
-            .unwrap_err();
-        assert_eq!(
-            refused.code(),
-            Some(ErrorCode::InvalidTopicName),
-            "{refused}"
+        refused(
+            other.create_topic("tmp.reply.mine", 1, &[]).await,
+            ErrorCode::InvalidTopicName,
         );
 
         // The connection closes: the topic and its data go.
@@ -277,11 +250,7 @@ fn a_temporary_reply_destination_is_its_connections_alone_and_goes_with_it() {
             );
             ringmq::runtime::sleep(Duration::from_millis(50)).await;
         }
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("topics"))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(left, ["jobs-0"]);
+        assert_eq!(partition_dirs(dir.path()), ["jobs-0"]);
     });
 }
 
@@ -324,36 +293,26 @@ fn direct_replies_are_never_stored_and_reach_only_a_live_requester() {
             .map(|topic| topic.name)
             .collect();
         assert_eq!(topics, ["asks"]);
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("topics"))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(left, ["asks-0"]);
+        assert_eq!(partition_dirs(dir.path()), ["asks-0"]);
         assert_eq!(read(&responder, "asks").await.len(), 1);
 
         // Hostile or foreign reply-to names are refused; a gone requester's replies are dropped.
-        let refused = responder
-            .reply("ringmq.reply-to.not-a-name", "c", reply_value("x"))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            refused.code(),
-            Some(ErrorCode::UnknownReplyDestination),
-            "{refused}"
+        refused(
+            responder
+                .reply("ringmq.reply-to.not-a-name", "c", reply_value("x"))
+                .await,
+            ErrorCode::UnknownReplyDestination,
         );
-        let refused = responder
-            .send_request(
-                "asks",
-                (&reply_to, "mine"),
-                request("x"),
-                Duration::from_secs(1),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(
-            refused.code(),
-            Some(ErrorCode::UnknownReplyDestination),
-            "{refused}"
+        refused(
+            responder
+                .send_request(
+                    "asks",
+                    (&reply_to, "mine"),
+                    request("x"),
+                    Duration::from_secs(1),
+                )
+                .await,
+            ErrorCode::UnknownReplyDestination,
         );
         let gone_before = metric(&http, NO_REQUESTER);
         drop(requester);
@@ -420,22 +379,22 @@ fn requests_awaiting_replies_are_bounded_per_connection() {
     });
 }
 
+/// Asserts the call failed with `code`.
+fn refused<T: std::fmt::Debug>(result: ringmq::client::Result<T>, code: ErrorCode) {
+    let error = result.unwrap_err();
+    assert_eq!(error.code(), Some(code), "{error}");
+}
+
+/// The partition directories in the broker's data.
+fn partition_dirs(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("topics"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
 async fn fetch(client: &Client, topic: &str) -> ringmq::client::Result<Vec<Record>> {
-    let fetched = client
-        .fetch(FetchRequest {
-            topic: topic.into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 1 << 20,
-            min_bytes: 0,
-            max_wait_ms: 0,
-        })
-        .await?;
-    let bytes: Vec<u8> = fetched.records.concat();
-    Ok(ringmq::batch::iter_framed(&bytes)
-        .flat_map(|(_, batch)| ringmq::batch::records::decode(batch).unwrap())
-        .map(|stored| stored.record)
-        .collect())
+    common::fetch_records(client, topic).await
 }
 
 async fn read(client: &Client, topic: &str) -> Vec<Record> {
@@ -451,34 +410,12 @@ fn the_dashboards_routing_and_reply_panels_name_exported_metrics() {
     ringmq::runtime::block_on(async {
         let client = Client::connect(&broker.address()).await.unwrap();
         client.create_topic("t", 1, &[]).await.unwrap();
-        let fanout = ringmq::protocol::routing::ExchangeType::Fanout;
-        client.create_exchange("x", fanout, None).await.unwrap();
-        let binding = ringmq::protocol::routing::BindingSpec {
-            destination: "t".into(),
-            ..Default::default()
-        };
-        client.bind("x", binding).await.unwrap();
-        let records = vec![request("y")];
-        let acks = ringmq::storage::AckLevel::Written;
-        client.publish("x", "", records, acks, false).await.unwrap();
-        let reply_to = client.declare_reply_to(ReplyMode::Direct).await.unwrap();
-        let wait = Duration::from_secs(10);
-        client
-            .send_request("t", (&reply_to, "c"), request("q"), wait)
-            .await
-            .unwrap();
-        client
-            .reply(&reply_to, "c", reply_value("a"))
-            .await
-            .unwrap();
+        common::routing_and_reply_workload(&client, "t").await;
     });
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dashboard =
         std::fs::read_to_string(root.join("deploy/grafana/ringmq-dashboard.json")).unwrap();
-    let mut stream = std::net::TcpStream::connect(broker.http_address()).unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-    let mut exported = String::new();
-    stream.read_to_string(&mut exported).unwrap();
+    let exported = common::scrape(&broker.http_address());
     let names: Vec<&str> = dashboard
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|word| word.starts_with("ringmq_exchange_") || word.starts_with("ringmq_repl"))

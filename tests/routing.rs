@@ -4,15 +4,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::Command;
 
 use bytes::Bytes;
-use common::TestBroker;
+use common::{TestBroker, metric};
 use ringmq::batch::{Header, Record};
 use ringmq::client::Client;
+use ringmq::protocol::ErrorCode;
 use ringmq::protocol::routing::{BindingSpec, ExchangeType, MatchMode, PublishResponse};
-use ringmq::protocol::{ErrorCode, FetchRequest};
 use ringmq::storage::AckLevel;
 
 fn to_topic(topic: &str, key: &str) -> BindingSpec {
@@ -44,22 +44,7 @@ fn record(value: &str, headers: &[(&str, &str)]) -> Record {
 
 /// Every record of partition 0 of `topic`, in offset order.
 async fn read_all(client: &Client, topic: &str) -> Vec<Record> {
-    let fetched = client
-        .fetch(FetchRequest {
-            topic: topic.into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 1 << 20,
-            min_bytes: 0,
-            max_wait_ms: 0,
-        })
-        .await
-        .unwrap();
-    let bytes: Vec<u8> = fetched.records.concat();
-    ringmq::batch::iter_framed(&bytes)
-        .flat_map(|(_, batch)| ringmq::batch::records::decode(batch).unwrap())
-        .map(|stored| stored.record)
-        .collect()
+    common::fetch_records(client, topic).await.unwrap()
 }
 
 fn values(records: &[Record]) -> Vec<String> {
@@ -288,20 +273,6 @@ fn exchange_to_exchange_bindings_with_a_cycle_deliver_one_copy_per_topic() {
         let a = client.exchanges(&["a"]).await.unwrap();
         assert_eq!(a[0].bindings, vec![to_topic("t1", "k.*")]);
     });
-}
-
-/// The value of one sample on /metrics (0 when absent).
-fn metric(http_address: &str, sample: &str) -> f64 {
-    let mut stream = std::net::TcpStream::connect(http_address).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .lines()
-        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[test]

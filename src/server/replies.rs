@@ -45,7 +45,11 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some(state) = self.used.borrow_mut().take() {
+        // While the shard stops (its runtime may be going away) nothing is spawned: the inbox
+        // goes with the shard, and temporary topics are dropped at the next start.
+        if let Some(state) = self.used.borrow_mut().take()
+            && !state.lifecycle.stopping.get()
+        {
             let id = self.id;
             crate::runtime::spawn_detached(async move {
                 Service::new(state).close_connection(id).await;

@@ -196,9 +196,7 @@ pub fn publish_limits(config: &crate::config::BrokerConfig) {
         ("reply_queue_bytes_max", config.reply_queue_bytes_max),
         ("reply_temporary_max", config.reply_temporary_max),
     ];
-    for (setting, value) in limits {
-        metrics::gauge!("ringmq_reply_limit", "setting" => setting).set(value as f64);
-    }
+    crate::metrics::limit_gauges("ringmq_reply_limit", &limits);
 }
 
 #[cfg(test)]

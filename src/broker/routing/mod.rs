@@ -54,9 +54,7 @@ pub(crate) fn publish_limits(config: &crate::config::BrokerConfig) {
         ("binding_headers_max", config.binding_headers_max),
         ("publish_records_max", config.publish_records_max),
     ];
-    for (setting, value) in limits {
-        metrics::gauge!("ringmq_routing_limit", "setting" => setting).set(value as f64);
-    }
+    crate::metrics::limit_gauges("ringmq_routing_limit", &limits);
 }
 
 /// Registers the help text of the routing metrics.

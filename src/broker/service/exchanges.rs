@@ -4,8 +4,12 @@
 //! Delete for creating, deleting), listing them Describe on the cluster, and a publish needs
 //! Write on every topic one of its records is routed to, checked before anything is stored.
 
+use std::future::Future;
+use std::rc::Rc;
+
 use super::acls::CLUSTER;
 use super::{RequestContext, Service};
+use crate::broker::ShardState;
 use crate::broker::acls::{Operation, ResourceType};
 use crate::broker::error::BrokerResult;
 use crate::broker::routing::admin::{self, NewExchange};
@@ -19,22 +23,18 @@ impl Service {
         ctx: &RequestContext,
         new: NewExchange,
     ) -> BrokerResult<()> {
-        self.authorize_exchange_change(ctx, Operation::Create)?;
-        self.state
-            .on_shard_until(ctx.deadline, 0, move |zero| async move {
-                admin::create(&zero, new).await
-            })
-            .await
+        self.change_exchanges(ctx, Operation::Create, move |zero| async move {
+            admin::create(&zero, new).await
+        })
+        .await
     }
 
     /// Deletes an exchange, and the bindings of other exchanges to it.
     pub async fn delete_exchange(&self, ctx: &RequestContext, name: String) -> BrokerResult<()> {
-        self.authorize_exchange_change(ctx, Operation::Delete)?;
-        self.state
-            .on_shard_until(ctx.deadline, 0, move |zero| async move {
-                admin::delete(&zero, name).await
-            })
-            .await
+        self.change_exchanges(ctx, Operation::Delete, move |zero| async move {
+            admin::delete(&zero, name).await
+        })
+        .await
     }
 
     /// Binds `exchange` to a topic or another exchange.
@@ -44,12 +44,10 @@ impl Service {
         exchange: String,
         binding: Binding,
     ) -> BrokerResult<()> {
-        self.authorize_exchange_change(ctx, Operation::Alter)?;
-        self.state
-            .on_shard_until(ctx.deadline, 0, move |zero| async move {
-                admin::bind(&zero, exchange, binding).await
-            })
-            .await
+        self.change_exchanges(ctx, Operation::Alter, move |zero| async move {
+            admin::bind(&zero, exchange, binding).await
+        })
+        .await
     }
 
     /// Removes a binding of `exchange` (none there: nothing changes).
@@ -59,12 +57,28 @@ impl Service {
         exchange: String,
         binding: Binding,
     ) -> BrokerResult<()> {
-        self.authorize_exchange_change(ctx, Operation::Alter)?;
-        self.state
-            .on_shard_until(ctx.deadline, 0, move |zero| async move {
-                admin::unbind(&zero, exchange, binding).await
-            })
-            .await
+        self.change_exchanges(ctx, Operation::Alter, move |zero| async move {
+            admin::unbind(&zero, exchange, binding).await
+        })
+        .await
+    }
+
+    /// One change to the exchanges, authorized (Alter on the cluster, or `operation` on it),
+    /// then made on shard 0, which every change goes through.
+    async fn change_exchanges<F, Fut>(
+        &self,
+        ctx: &RequestContext,
+        operation: Operation,
+        change: F,
+    ) -> BrokerResult<()>
+    where
+        F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
+        Fut: Future<Output = BrokerResult<()>> + 'static,
+    {
+        if !self.is_authorized(ctx, ResourceType::Cluster, CLUSTER, Operation::Alter) {
+            self.authorize(ctx, ResourceType::Cluster, CLUSTER, operation)?;
+        }
+        self.state.on_shard_until(ctx.deadline, 0, change).await
     }
 
     /// The exchanges named (every exchange when `names` is empty), with their bindings.
@@ -97,17 +111,5 @@ impl Service {
         let may_write =
             |topic: &str| self.authorize(ctx, ResourceType::Topic, topic, Operation::Write);
         publish::publish(&self.state, ctx.deadline, request, may_write).await
-    }
-
-    /// Changing exchanges or bindings: Alter on the cluster, or `operation` itself on it.
-    fn authorize_exchange_change(
-        &self,
-        ctx: &RequestContext,
-        operation: Operation,
-    ) -> BrokerResult<()> {
-        if self.is_authorized(ctx, ResourceType::Cluster, CLUSTER, Operation::Alter) {
-            return Ok(());
-        }
-        self.authorize(ctx, ResourceType::Cluster, CLUSTER, operation)
     }
 }
