@@ -2,7 +2,8 @@
 //! `Requester` and `Responder` and the raw calls. Checks that every reply reaches the request
 //! with its correlation id, that a late reply is dropped and counted and never answers the next
 //! request, that a temporary reply destination is its connection's alone and goes with it, and
-//! that direct replies are never stored.
+//! that direct replies are never stored; and the load (10,000 concurrent requests, 4
+//! responders, one responder dying mid-request).
 
 mod common;
 
@@ -104,6 +105,108 @@ fn every_reply_reaches_its_own_request_by_correlation_id() {
             responder.await.unwrap();
         }
     });
+}
+
+/// The load: 10,000 concurrent requests from one requester, 4 responders (one per
+/// partition); one more responder takes a request and dies without answering: that request
+/// times out, no other request gets a wrong reply.
+#[test]
+fn ten_thousand_concurrent_requests_with_four_responders_and_one_that_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    ringmq::runtime::block_on(async {
+        let admin = Client::connect(&address).await.unwrap();
+        admin.create_topic("rpc4", 4, &[]).await.unwrap();
+        admin.create_topic("doomed", 1, &[]).await.unwrap();
+        let stop = Rc::new(std::cell::Cell::new(false));
+        let responders: Vec<_> = (0..4)
+            .map(|partition| {
+                let serve = respond_until(address.clone(), "rpc4", partition, stop.clone());
+                ringmq::runtime::spawn(serve)
+            })
+            .collect();
+        let requester = Client::connect(&address)
+            .await
+            .unwrap()
+            .requester()
+            .await
+            .unwrap();
+        // The doomed responder reads its request, then its connection closes unanswered.
+        let dying = async {
+            let client = Client::connect(&address).await.unwrap();
+            let mut requests = Consumer::new(
+                client,
+                "doomed",
+                None,
+                StartAt::Earliest,
+                ConsumerConfig::default(),
+            )
+            .await
+            .unwrap();
+            let mut taken = Vec::new();
+            while taken.is_empty() {
+                taken = requests.poll().await.unwrap();
+            }
+            drop(requests);
+        };
+        // On its own connection: the 10,000 others fill this one's reply_pending_max.
+        let other = Client::connect(&address)
+            .await
+            .unwrap()
+            .requester()
+            .await
+            .unwrap();
+        let unanswered = other.request("doomed", request("lost"), Duration::from_secs(2));
+        let calls = (0..10_000).map(|index| {
+            let requester = &requester;
+            async move {
+                let question = format!("q-{index}");
+                let reply = requester
+                    .request("rpc4", request(&question), Duration::from_secs(120))
+                    .await
+                    .unwrap();
+                assert_eq!(text(&reply), format!("a:{question}"));
+            }
+        });
+        let (lost, (), _) =
+            futures_util::join!(unanswered, dying, futures_util::future::join_all(calls));
+        refused(lost, ErrorCode::TimedOut);
+        assert_eq!(requester.late_replies() + other.late_replies(), 0);
+        assert_eq!(requester.pending(), 0);
+        stop.set(true);
+        for responder in responders {
+            responder.await.unwrap();
+        }
+    });
+}
+
+/// A broker killed while a connection held a temporary reply topic drops it at start.
+#[test]
+fn temporary_reply_topics_do_not_survive_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address) = common::serve(dir.path());
+    let temporary = ringmq::runtime::block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        client.create_topic("kept", 1, &[]).await.unwrap();
+        let temporary = client.declare_reply_to(ReplyMode::Temporary).await.unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        temporary
+    });
+    assert!(partition_dirs(dir.path()).contains(&format!("{temporary}-0")));
+    let (mut child, address) = common::serve(dir.path());
+    ringmq::runtime::block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        refused(
+            client.metadata(&[&temporary]).await,
+            ErrorCode::UnknownTopic,
+        );
+        assert_eq!(client.metadata(&["kept"]).await.unwrap().len(), 1);
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(partition_dirs(dir.path()), ["kept-0"]);
 }
 
 #[test]

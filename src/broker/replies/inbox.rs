@@ -75,6 +75,8 @@ pub struct Replies {
     queued: Cell<usize>,
     queued_bytes: Cell<usize>,
     temporary: Cell<usize>,
+    /// The shard's gauges (pending, queued, queued bytes, temporary), made on first use.
+    gauges: std::cell::OnceCell<[metrics::Gauge; 4]>,
 }
 
 impl Replies {
@@ -307,15 +309,24 @@ impl Replies {
     }
 
     fn gauges(&self, shard: usize) {
-        let shard = shard.to_string();
-        metrics::gauge!("ringmq_reply_pending", "shard" => shard.clone())
-            .set(self.pending.get() as f64);
-        metrics::gauge!("ringmq_reply_queued", "shard" => shard.clone())
-            .set(self.queued.get() as f64);
-        metrics::gauge!("ringmq_reply_queued_bytes", "shard" => shard.clone())
-            .set(self.queued_bytes.get() as f64);
-        metrics::gauge!("ringmq_reply_temporary_destinations", "shard" => shard)
-            .set(self.temporary.get() as f64);
+        let gauges = self.gauges.get_or_init(|| {
+            let gauge = |name: &'static str| metrics::gauge!(name, "shard" => shard.to_string());
+            [
+                gauge("ringmq_reply_pending"),
+                gauge("ringmq_reply_queued"),
+                gauge("ringmq_reply_queued_bytes"),
+                gauge("ringmq_reply_temporary_destinations"),
+            ]
+        });
+        let values = [
+            self.pending.get(),
+            self.queued.get(),
+            self.queued_bytes.get(),
+            self.temporary.get(),
+        ];
+        for (gauge, value) in gauges.iter().zip(values) {
+            gauge.set(value as f64);
+        }
     }
 }
 
