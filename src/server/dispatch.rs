@@ -11,7 +11,9 @@ use crate::broker::service::{
     OffsetQuery, PartitionChoice, Principal, Produce, QuotaKind, RequestContext, Service,
 };
 
-async fn hold_back(throttle: Duration) {
+/// Holds an answer back for a client over its quota (the native protocol has no field that
+/// says so; the connection stays).
+pub(super) async fn hold_back(throttle: Duration) {
     if !throttle.is_zero() {
         crate::runtime::sleep(throttle).await;
     }

@@ -8,11 +8,12 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::dispatch::hold_back;
 use super::errors::to_native;
 use crate::batch::{BatchBuilder, Compression};
 use crate::broker::ShardState;
 use crate::broker::service::{
-    Delivery, ReplyOutcome, RequestContext, SendReply, SendRequest, Service,
+    Delivery, QuotaKind, ReplyOutcome, RequestContext, SendReply, SendRequest, Service,
 };
 use crate::protocol::replies::{ReplyMode, ReplyRequest, ReplyResponse, ReplyStatus};
 use crate::protocol::{ProtocolError, Response};
@@ -82,6 +83,7 @@ pub async fn serve(
             acks,
             records,
         } => {
+            let bytes = records.len() as u64;
             let request = SendRequest {
                 destination,
                 reply_to,
@@ -90,10 +92,9 @@ pub async fn serve(
                 acks,
                 records,
             };
-            let sent = service
-                .send_request(ctx, request)
-                .await
-                .map_err(to_native)?;
+            let sent = service.send_request(ctx, request).await;
+            hold_back(service.charge_quota(ctx, QuotaKind::ProduceBytes, bytes)).await;
+            let sent = sent.map_err(to_native)?;
             ReplyResponse::Sent {
                 partition: sent.partition,
                 offset: sent.base_offset,
@@ -105,13 +106,16 @@ pub async fn serve(
             acks,
             records,
         } => {
+            let bytes = records.len() as u64;
             let reply = SendReply {
                 reply_to,
                 correlation_id,
                 acks,
                 records,
             };
-            let outcome = service.reply(ctx, reply).await.map_err(to_native)?;
+            let outcome = service.reply(ctx, reply).await;
+            hold_back(service.charge_quota(ctx, QuotaKind::ProduceBytes, bytes)).await;
+            let outcome = outcome.map_err(to_native)?;
             let (status, partition, offset) = match outcome {
                 ReplyOutcome::Stored(stored) => {
                     (ReplyStatus::Stored, stored.partition, stored.base_offset)
@@ -140,6 +144,8 @@ pub async fn serve(
                 replies.into_iter().for_each(|reply| builder.push(reply));
                 records.extend_from_slice(&builder.build());
             }
+            let bytes = records.len() as u64;
+            hold_back(service.charge_quota(ctx, QuotaKind::FetchBytes, bytes)).await;
             ReplyResponse::Received { records }
         }
     };
