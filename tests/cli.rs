@@ -253,3 +253,101 @@ fn topic_alter_changes_settings_of_a_running_topic() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+#[test]
+fn topic_delete_records_moves_the_start_which_consumers_and_a_restart_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, address) = serve(dir.path());
+    let topic = |args: &[&str]| {
+        let mut command = ringmq();
+        command.args(["topic"]).args(args).args(["-b", &address]);
+        run(&mut command, "")
+    };
+    assert_eq!(topic(&["create", "trim", "--partitions", "2"]).0, 0);
+    let lines: String = (0..10).map(|n| format!("line {n}\n")).collect();
+    let (code, _, err) = run(
+        ringmq().args(["produce", "-b", &address, "trim", "-p", "0"]),
+        &lines,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = topic(&[
+        "delete-records",
+        "trim",
+        "--partition",
+        "0",
+        "--before",
+        "4",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "topic trim partition 0 now starts at offset 4\n"),
+        "{err}"
+    );
+    let (code, out, _) = run(
+        ringmq().args(["consume", "-b", &address, "trim", "-p", "0"]),
+        "",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        (4..10).map(|n| format!("line {n}\n")).collect::<String>()
+    );
+    let (code, _, err) = topic(&[
+        "delete-records",
+        "trim",
+        "--partition",
+        "0",
+        "--before",
+        "11",
+    ]);
+    assert!(
+        code == 1 && err.contains("offset_out_of_range"),
+        "{code} {err}"
+    );
+    let (code, _, err) = topic(&[
+        "delete-records",
+        "trim",
+        "--partition",
+        "2",
+        "--before",
+        "0",
+    ]);
+    assert!(code == 1 && err.contains("bad_partition"), "{code} {err}");
+    let (code, _, err) = topic(&[
+        "delete-records",
+        "trim",
+        "--partition",
+        "0",
+        "--before",
+        "x",
+    ]);
+    assert!(code != 0 && err.contains("\"x\""), "{code} {err}");
+    let (code, out, err) = topic(&[
+        "delete-records",
+        "trim",
+        "--partition",
+        "1",
+        "--before",
+        "end",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "topic trim partition 1 now starts at offset 0\n"),
+        "an empty partition's end is 0: {err}"
+    );
+
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert_eq!(server.wait().unwrap().code(), Some(0));
+    let (mut server, address) = serve(dir.path());
+    let (code, out, _) = run(
+        ringmq().args(["topic", "describe", "-b", &address, "trim"]),
+        "",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("\n0\t4\t10\n"),
+        "the start survives a restart: {out}"
+    );
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert_eq!(server.wait().unwrap().code(), Some(0));
+}

@@ -95,6 +95,63 @@ fn heartbeat(address: &str, member_id: &str, instance: Option<&str>, generation:
     }
 }
 
+/// OffsetCommit v7 (the first with an instance id) of offset `offset` for static-0; its code.
+fn commit(
+    address: &str,
+    member_id: &str,
+    instance: Option<&str>,
+    generation: i32,
+    offset: i64,
+) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let request = OffsetCommitRequest::default()
+        .with_group_id(group("static"))
+        .with_member_id(text(member_id))
+        .with_group_instance_id(instance.map(text))
+        .with_generation_id_or_member_epoch(generation)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic("static-topic"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset),
+                ]),
+        ]);
+    match call(
+        address,
+        ApiKey::OffsetCommit,
+        7,
+        RequestKind::OffsetCommit(request),
+    ) {
+        ResponseKind::OffsetCommit(response) => response.topics[0].partitions[0].error_code,
+        other => panic!("OffsetCommit answered {other:?}"),
+    }
+}
+
+/// The group's committed offset of static-topic 0 (OffsetFetch v7).
+fn committed(address: &str) -> i64 {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let request = OffsetFetchRequest::default()
+        .with_group_id(group("static"))
+        .with_topics(Some(vec![
+            OffsetFetchRequestTopic::default()
+                .with_name(topic("static-topic"))
+                .with_partition_indexes(vec![0]),
+        ]));
+    match call(
+        address,
+        ApiKey::OffsetFetch,
+        7,
+        RequestKind::OffsetFetch(request),
+    ) {
+        ResponseKind::OffsetFetch(response) => response.topics[0].partitions[0].committed_offset,
+        other => panic!("OffsetFetch answered {other:?}"),
+    }
+}
+
 #[test]
 fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,6 +220,25 @@ fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance() {
     );
     let fenced = join(&address, &b_id, "instance-b");
     assert_eq!(fenced.error_code, FENCED_INSTANCE_ID);
+    // Its commits are fenced too (the offsets it would overwrite are the new process's), and
+    // the new process commits.
+    assert_eq!(
+        commit(&address, &b_id, Some("instance-b"), generation, 7),
+        FENCED_INSTANCE_ID
+    );
+    assert_eq!(
+        commit(&address, &b_id, None, generation, 7),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        commit(&address, &new_b, Some("instance-b"), generation, 9),
+        NONE
+    );
+    assert_eq!(
+        committed(&address),
+        9,
+        "the zombie's commits changed nothing"
+    );
 
     // Leaving by instance id (LeaveGroup v3+) removes the current member and starts a round.
     let request = LeaveGroupRequest::default()

@@ -96,6 +96,11 @@ fn sample(api: ApiKey) -> Request {
         ApiKey::SaslAuthenticate => Request::SaslAuthenticate {
             message: bytes::Bytes::from_static(b"n,,n=fuzz,r=nonce"),
         },
+        ApiKey::DeleteRecords => Request::DeleteRecords {
+            topic: text("fuzz"),
+            partition: 0,
+            before: -1,
+        },
         ApiKey::Metadata => Request::Metadata {
             topics: vec![text("fuzz"), text("other")],
         },

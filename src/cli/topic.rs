@@ -1,4 +1,4 @@
-//! `ringmq topic create|list|describe|add-partitions|delete`.
+//! `ringmq topic create|list|describe|add-partitions|delete-records|delete`.
 
 use std::process::ExitCode;
 
@@ -55,6 +55,19 @@ pub enum TopicCommand {
         /// A setting to put back to the broker's default; repeatable.
         #[arg(long = "reset", value_name = "KEY")]
         reset: Vec<String>,
+    },
+    /// Delete a partition's records before an offset (Kafka's DeleteRecords): its start moves
+    /// there, durably, and the space comes back as whole segments fall below it.
+    DeleteRecords {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+        #[arg(short, long)]
+        partition: u32,
+        /// The partition's new start: an offset, or `end` for its high watermark (everything).
+        /// Long only: `-b` is the broker's address.
+        #[arg(long, value_name = "OFFSET|end")]
+        before: String,
     },
     /// Delete a topic and all its data.
     Delete {
@@ -153,6 +166,12 @@ pub fn run(command: TopicCommand) -> ExitCode {
                     .map_err(|error| error.to_string())?;
                 println!("changed topic {name}'s settings");
             }
+            TopicCommand::DeleteRecords {
+                address,
+                name,
+                partition,
+                before,
+            } => delete_records(&address, &name, partition, &before).await?,
             TopicCommand::Delete { address, name } => {
                 let client = connect(&address).await?;
                 client
@@ -164,6 +183,28 @@ pub fn run(command: TopicCommand) -> ExitCode {
         }
         Ok(())
     })
+}
+
+async fn delete_records(
+    address: &BrokerAddress,
+    name: &str,
+    partition: u32,
+    before: &str,
+) -> Result<(), String> {
+    let before =
+        match before {
+            "end" => None,
+            offset => Some(offset.parse::<u64>().map_err(|_| {
+                format!("--before {offset:?} is not an offset (0 or more) or \"end\"")
+            })?),
+        };
+    let client = connect(address).await?;
+    let start = client
+        .delete_records(name, partition, before)
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("topic {name} partition {partition} now starts at offset {start}");
+    Ok(())
 }
 
 pub(crate) async fn connect(address: &BrokerAddress) -> Result<Client, String> {

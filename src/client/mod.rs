@@ -206,6 +206,31 @@ impl Client {
             .map(drop)
     }
 
+    /// Deletes the records of `topic`'s `partition` before `before` (None: all of them, up to
+    /// its high watermark) by moving the partition's start there, durably; returns the new
+    /// start. `offset_out_of_range` past the high watermark; an offset at or before the start
+    /// changes nothing.
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: u32,
+        before: Option<u64>,
+    ) -> Result<u64> {
+        let before = match before {
+            None => -1,
+            Some(offset) => i64::try_from(offset).unwrap_or(i64::MAX),
+        };
+        let request = Request::DeleteRecords {
+            topic: topic.into(),
+            partition,
+            before,
+        };
+        match self.connection.request(request).await? {
+            Response::DeleteRecords { log_start_offset } => Ok(log_start_offset),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Deletes `name` and its data; `unknown_topic` if there is none.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.connection

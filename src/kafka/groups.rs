@@ -30,7 +30,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{NONE, code_of};
 use super::handlers::bad_partition;
-use crate::broker::service::{JoinRound, RequestContext, Service};
+use crate::broker::service::{Committer, JoinRound, RequestContext, Service};
 
 /// Answers a group request; any other request is handed back.
 pub async fn respond(
@@ -212,7 +212,10 @@ pub async fn commit(
         .commit_offsets(
             ctx,
             text(&request.group_id.0),
-            text(&request.member_id),
+            Committer {
+                member_id: text(&request.member_id),
+                instance_id: request.group_instance_id.as_ref().map(text),
+            },
             i64::from(request.generation_id_or_member_epoch),
             offsets,
         )

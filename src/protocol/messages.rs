@@ -37,6 +37,7 @@ pub enum ApiKey {
     SaslHandshake = 90,
     /// One message of the chosen mechanism, answered by the broker's next.
     SaslAuthenticate = 91,
+    DeleteRecords = 16,
     // Routing (`routing.rs`) starts at 60: other ranges are taken by work under way.
     CreateExchange = 60,
     DeleteExchange = 61,
@@ -72,6 +73,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::AlterTopicConfig, 0, 0),
     (ApiKey::SaslHandshake, 0, 0),
     (ApiKey::SaslAuthenticate, 0, 0),
+    (ApiKey::DeleteRecords, 0, 0),
     (ApiKey::CreateExchange, 0, 0),
     (ApiKey::DeleteExchange, 0, 0),
     (ApiKey::Bind, 0, 0),
@@ -158,6 +160,13 @@ pub enum Request {
     AddPartitions {
         name: String,
         partitions: u32,
+    },
+    /// Moves the partition's start to `before` (-1: its high watermark), deleting the records
+    /// before it.
+    DeleteRecords {
+        topic: String,
+        partition: u32,
+        before: i64,
     },
     /// Empty `topics` asks for every topic.
     Metadata {
@@ -304,6 +313,10 @@ pub enum Response {
     SaslMechanisms(Vec<String>),
     /// The broker's next message of the mechanism (empty when there is none).
     SaslMessage(Bytes),
+    /// The partition's start after a DeleteRecords.
+    DeleteRecords {
+        log_start_offset: u64,
+    },
     Routing(RoutingResponse),
     Replies(ReplyResponse),
 }
@@ -423,6 +436,7 @@ impl Request {
             Request::AlterTopicConfig { .. } => ApiKey::AlterTopicConfig,
             Request::SaslHandshake { .. } => ApiKey::SaslHandshake,
             Request::SaslAuthenticate { .. } => ApiKey::SaslAuthenticate,
+            Request::DeleteRecords { .. } => ApiKey::DeleteRecords,
             Request::Metadata { .. } => ApiKey::Metadata,
             Request::Produce(_) => ApiKey::Produce,
             Request::Fetch(_) => ApiKey::Fetch,
@@ -466,6 +480,15 @@ impl Request {
             }
             Request::SaslHandshake { mechanism } => writer.string(&mechanism),
             Request::SaslAuthenticate { message } => writer.bytes(&message),
+            Request::DeleteRecords {
+                topic,
+                partition,
+                before,
+            } => {
+                writer.string(&topic);
+                writer.u32(partition);
+                writer.i64(before);
+            }
             Request::Metadata { topics } => put_strings(&mut writer, &topics),
             Request::Produce(produce) => {
                 writer.string(&produce.topic);
@@ -570,6 +593,11 @@ impl Request {
             },
             ApiKey::SaslAuthenticate => Request::SaslAuthenticate {
                 message: reader.bytes()?.freeze(),
+            },
+            ApiKey::DeleteRecords => Request::DeleteRecords {
+                topic: reader.string()?,
+                partition: reader.u32()?,
+                before: reader.i64()?,
             },
             ApiKey::DeleteTopic => Request::DeleteTopic {
                 name: reader.string()?,

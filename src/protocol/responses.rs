@@ -104,6 +104,7 @@ pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolErr
             }
         }
         Response::SaslMessage(message) => writer.bytes(&message),
+        Response::DeleteRecords { log_start_offset } => writer.u64(log_start_offset),
         Response::Routing(routing) => routing.encode(&mut writer),
         Response::Replies(replies) => replies.encode(&mut writer),
     }
@@ -209,6 +210,9 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
             log_start_offset: reader.u64()?,
             records: vec![reader.bytes()?.freeze()],
         }),
+        ApiKey::DeleteRecords => Response::DeleteRecords {
+            log_start_offset: reader.u64()?,
+        },
         ApiKey::ListOffsets => {
             let offset = reader.i64()?;
             Response::ListOffsets {

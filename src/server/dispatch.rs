@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::errors::to_native;
 use crate::broker::service::{
-    ConfigChange, Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment, NewTopic,
-    OffsetQuery, PartitionChoice, Principal, Produce, QuotaKind, RequestContext, Service,
+    Committer, ConfigChange, Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment,
+    NewTopic, OffsetQuery, PartitionChoice, Principal, Produce, QuotaKind, RecordsBefore,
+    RequestContext, Service,
 };
 
 /// Holds an answer back for a client over its quota (the native protocol has no field that
@@ -91,6 +92,11 @@ pub async fn serve(
             hold_back(service.charge_quota(&ctx, QuotaKind::ProduceBytes, bytes)).await;
             answer
         }
+        Request::DeleteRecords {
+            topic,
+            partition,
+            before,
+        } => delete_records(&service, &ctx, &topic, partition, before).await,
         Request::Fetch(fetch) => {
             let fetch = Fetch {
                 topic: fetch.topic,
@@ -135,6 +141,31 @@ pub async fn serve(
             .await
             .map_err(to_native),
     }
+}
+
+/// Moves a partition's start to `before`; -1 is its high watermark, as in Kafka, and any other
+/// negative offset is out of range.
+async fn delete_records(
+    service: &Service,
+    ctx: &RequestContext,
+    topic: &str,
+    partition: u32,
+    before: i64,
+) -> Result<Response, ProtocolError> {
+    let before = match before {
+        -1 => RecordsBefore::HighWatermark,
+        offset => RecordsBefore::Offset(u64::try_from(offset).map_err(|_| {
+            to_native(BrokerError::new(
+                ErrorKind::OffsetOutOfRange,
+                format!("offset {offset}: only -1 (the high watermark) or 0 and up"),
+            ))
+        })?),
+    };
+    let log_start_offset = service
+        .delete_records(ctx, topic, partition, before)
+        .await
+        .map_err(to_native)?;
+    Ok(Response::DeleteRecords { log_start_offset })
 }
 
 async fn produce(
@@ -232,7 +263,13 @@ async fn groups(
         } => {
             let generation = i64::from(generation);
             service
-                .commit_offsets(ctx, group, member_id, generation, offsets)
+                .commit_offsets(
+                    ctx,
+                    group,
+                    Committer::member(member_id),
+                    generation,
+                    offsets,
+                )
                 .await?;
             Ok(Response::Done)
         }

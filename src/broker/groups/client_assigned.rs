@@ -237,6 +237,7 @@ impl ClientAssigned {
         self.start_round();
         self.phase = Phase::Joining;
         self.members.insert(member_id.clone(), member);
+        tracing::debug!(group = %name, member = %member_id, members = self.members.len(), "member joins; round under way");
         Ok(member_id)
     }
 
@@ -316,7 +317,7 @@ impl ClientAssigned {
     }
 
     /// Fails when `instance_id` now belongs to another member than `member_id`.
-    fn check_instance(
+    pub(super) fn check_instance(
         &self,
         name: &str,
         member_id: &str,
@@ -508,7 +509,19 @@ fn round(coordinator: &mut Coordinator, name: &str, member_id: String) -> Broker
     let (kind, generation) = coordinator
         .client_assigned(name)
         .ok_or_else(|| error(ErrorKind::UnknownMember, "the group went away"))?;
-    kind.try_finish_round(generation);
+    let waited = kind.round_deadline;
+    if kind.try_finish_round(generation) {
+        // Rounds that end by their deadline, not because all joined, are the slow ones.
+        let by_deadline = Instant::now() >= waited;
+        tracing::info!(
+            group = %name,
+            generation = generation.get(),
+            members = kind.members.len(),
+            leader = %kind.leader,
+            by_deadline,
+            "join round over"
+        );
+    }
     if !kind.members.contains_key(&member_id) {
         return Err(error(
             ErrorKind::UnknownMember,

@@ -13,7 +13,8 @@ use super::broker_assigned::BrokerAssigned;
 use super::client_assigned::{ClientAssigned, Phase};
 use super::consumer_protocol::ConsumerProtocol;
 use super::views::{
-    ConsumerGroupView, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberDescription,
+    Committer, ConsumerGroupView, GroupDescription, GroupSummary, KafkaMember, KafkaView,
+    MemberDescription,
 };
 use super::{Generation, assignment::Strategy, unknown_member};
 use crate::broker::ShardState;
@@ -231,14 +232,15 @@ impl Group {
         }
     }
 
-    /// Whether `member_id` may commit for `generation`; with no member id, only for a group
+    /// Whether `member` may commit for `generation`; with no member id, only for a group
     /// without members (an administrator's reset).
     pub(super) fn check_commit(
         &self,
         name: &str,
-        member_id: &str,
+        member: &Committer,
         generation: i64,
     ) -> BrokerResult<()> {
+        let member_id = member.member_id.as_str();
         let current = self.generation.get();
         if member_id.is_empty() {
             let members = self.members();
@@ -254,6 +256,9 @@ impl Group {
         }
         match &self.membership {
             Membership::ClientAssigned(kind) => {
+                // Kafka checks the instance first: a zombie whose instance id rejoined as
+                // another member is fenced, not merely unknown, so it stops for good.
+                kind.check_instance(name, member_id, member.instance_id.as_deref())?;
                 if !kind.has_member(member_id) {
                     return Err(unknown_member(name, member_id));
                 }

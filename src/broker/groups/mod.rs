@@ -36,7 +36,7 @@ pub use broker_assigned::{heartbeat, join, leave};
 pub use offsets_log::{CRASH_AT_ENV, OFFSETS_LOG, OFFSETS_PARTITIONS};
 
 pub use views::{
-    CommittedOffset, ConsumerGroupView, ConsumerHeartbeatReply, ConsumerMemberView,
+    CommittedOffset, Committer, ConsumerGroupView, ConsumerHeartbeatReply, ConsumerMemberView,
     GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment, MemberDescription,
 };
 
@@ -269,14 +269,15 @@ pub async fn commit(
     generation: u32,
     offsets: Vec<(String, u32, u64)>,
 ) -> BrokerResult<()> {
-    commit_at(state, name, member_id, i64::from(generation), offsets).await
+    let member = Committer::member(member_id);
+    commit_at(state, name, member, i64::from(generation), offsets).await
 }
 
 /// `commit` for either kind of group; with no member, for a group without members.
 pub async fn commit_at(
     state: &ShardState,
     name: String,
-    member_id: String,
+    member: Committer,
     generation: i64,
     offsets: Vec<(String, u32, u64)>,
 ) -> BrokerResult<()> {
@@ -291,8 +292,10 @@ pub async fn commit_at(
         let coordinator = state.coordinator.borrow();
         check_room_for(&coordinator, &name)?;
         match coordinator.groups.get(&name) {
-            Some(group) => group.check_commit(&name, &member_id, generation)?,
-            None if !member_id.is_empty() => return Err(unknown_member(&name, &member_id)),
+            Some(group) => group.check_commit(&name, &member, generation)?,
+            None if !member.member_id.is_empty() => {
+                return Err(unknown_member(&name, &member.member_id));
+            }
             None => {}
         }
     }
@@ -317,7 +320,7 @@ pub fn check_member_epoch(
     let coordinator = state.coordinator.borrow();
     match coordinator.groups.get(name) {
         Some(group) if group.uses_consumer_protocol() => {
-            group.check_commit(name, member_id, i64::from(member_epoch))
+            group.check_commit(name, &Committer::member(member_id), i64::from(member_epoch))
         }
         _ => Ok(()),
     }

@@ -15,6 +15,24 @@ pub struct MemberAssignment {
 /// A committed offset: (topic, partition, offset).
 pub type CommittedOffset = (String, u32, u64);
 
+/// Who commits offsets: a member (empty for a group without members, as tools resetting
+/// offsets do) and, for a static member, its `group.instance.id`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Committer {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+impl Committer {
+    /// A member with no instance id (or, when empty, no member at all).
+    pub fn member(member_id: impl Into<String>) -> Committer {
+        Committer {
+            member_id: member_id.into(),
+            instance_id: None,
+        }
+    }
+}
+
 /// A group in one line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSummary {

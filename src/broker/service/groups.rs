@@ -9,7 +9,7 @@ use crate::broker::BrokerResult;
 use crate::broker::groups::client_assigned::{JoinRound, Joined, Synced};
 use crate::broker::groups::consumer_protocol::{self, Beat};
 use crate::broker::groups::{
-    self, CommittedOffset, ConsumerGroupView, ConsumerHeartbeatReply, GroupDescription,
+    self, CommittedOffset, Committer, ConsumerGroupView, ConsumerHeartbeatReply, GroupDescription,
     GroupSummary, KafkaView, MemberAssignment, OffsetDeletion, client_assigned,
 };
 
@@ -181,12 +181,14 @@ impl Service {
     }
 
     /// Commits offsets as a member of `generation`, or, with an empty `member_id` and a
-    /// negative generation, for a group without members (tools resetting offsets).
+    /// negative generation, for a group without members (tools resetting offsets). A static
+    /// member names its `instance_id`: a commit from a member that instance no longer is
+    /// (a zombie of a restarted instance) is fenced.
     pub async fn commit_offsets(
         &self,
         ctx: &RequestContext,
         group: String,
-        member_id: String,
+        member: Committer,
         generation: i64,
         offsets: Vec<CommittedOffset>,
     ) -> BrokerResult<()> {
@@ -194,7 +196,7 @@ impl Service {
             self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
         }
         self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
-            groups::commit_at(&c, group, member_id, generation, offsets).await
+            groups::commit_at(&c, group, member, generation, offsets).await
         })
         .await
     }

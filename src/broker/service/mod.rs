@@ -25,7 +25,7 @@ pub use super::configs::{ConfigEntry, ConfigType};
 pub use super::groups::client_assigned::{JoinRound, Joined, Synced};
 pub use super::groups::consumer_protocol::{Assignor, Beat};
 pub use super::groups::{
-    CommittedOffset, ConsumerGroupView, ConsumerHeartbeatReply, ConsumerMemberView,
+    CommittedOffset, Committer, ConsumerGroupView, ConsumerHeartbeatReply, ConsumerMemberView,
     GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment, MemberDescription,
     OffsetDeletion,
 };

@@ -45,7 +45,7 @@ fn consumer_protocol_members_reconcile_commit_by_epoch_and_leave() {
             service.commit_offsets(
                 &ctx,
                 "g".into(),
-                member.into(),
+                Committer::member(member),
                 i64::from(epoch),
                 vec![("t".to_string(), 0, 5)],
             )

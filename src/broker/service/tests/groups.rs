@@ -49,7 +49,7 @@ fn broker_assigned_members_split_the_partitions_commit_and_leave() {
             .commit_offsets(
                 &ctx,
                 "g".into(),
-                member.clone(),
+                Committer::member(member.clone()),
                 generation,
                 offsets.clone(),
             )
@@ -59,7 +59,7 @@ fn broker_assigned_members_split_the_partitions_commit_and_leave() {
             .commit_offsets(
                 &ctx,
                 "g".into(),
-                member.clone(),
+                Committer::member(member.clone()),
                 generation - 1,
                 offsets.clone(),
             )
@@ -217,7 +217,7 @@ fn offsets_are_deleted_only_where_no_member_may_consume_them() {
     with_service(BrokerConfig::default(), |service, ctx| async move {
         let offsets = vec![("a".to_string(), 0, 1), ("b".to_string(), 0, 2)];
         service
-            .commit_offsets(&ctx, "k".into(), String::new(), -1, offsets)
+            .commit_offsets(&ctx, "k".into(), Committer::default(), -1, offsets)
             .await
             .unwrap();
         let round = JoinRound {
