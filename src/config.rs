@@ -205,6 +205,21 @@ pub struct TlsSettings {
     pub cert_path: Option<PathBuf>,
     pub key_path: Option<PathBuf>,
     pub client_ca_path: Option<PathBuf>,
+    /// How a client certificate names the connection's principal, on a listener with mutual
+    /// TLS and no SASL (with SASL, the SASL user is the principal, as in Kafka).
+    pub principal: CertificatePrincipal,
+}
+
+/// The principal a client certificate stands for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificatePrincipal {
+    /// `User:` and the whole subject as Kafka writes it (`User:CN=alice,O=example`), Kafka's
+    /// default.
+    #[default]
+    Dn,
+    /// `User:` and the subject's common name (`User:alice`): the name a SASL user has.
+    Cn,
 }
 
 impl TlsSettings {
@@ -226,9 +241,13 @@ impl BrokerConfig {
         toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
     }
 
-    /// Whether ACLs are enforced: when any listener asks clients to authenticate.
+    /// Whether ACLs are enforced: when any listener asks clients to authenticate, by SASL or
+    /// by a client certificate.
     pub fn authorization_enforced(&self) -> bool {
-        !self.kafka_sasl_mechanisms.is_empty() || !self.sasl_mechanisms.is_empty()
+        !self.kafka_sasl_mechanisms.is_empty()
+            || !self.sasl_mechanisms.is_empty()
+            || self.tls.client_ca_path.is_some()
+            || self.kafka_tls.client_ca_path.is_some()
     }
 
     /// The shard count in force: the setting, or the cores available.

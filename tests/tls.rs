@@ -12,7 +12,7 @@ use std::process::Command;
 use common::TestBroker;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use ringmq::client::{Client, ClientTls};
-use ringmq::config::{BrokerConfig, TlsSettings};
+use ringmq::config::{BrokerConfig, CertificatePrincipal, TlsSettings};
 use ringmq::runtime;
 
 /// An authority, and what it signed, as PEM files in `dir`.
@@ -64,12 +64,32 @@ fn pki(dir: &Path, name: &str) -> Pki {
 }
 
 fn broker(data: &Path, pki: &Pki, mutual: bool) -> TestBroker {
+    // With mutual TLS the certificate's subject is the principal and the ACLs are enforced:
+    // the client's certificate (CN=alice) is a super user here.
+    broker_with(
+        data,
+        pki,
+        mutual,
+        CertificatePrincipal::Dn,
+        &["User:CN=alice"],
+    )
+}
+
+fn broker_with(
+    data: &Path,
+    pki: &Pki,
+    mutual: bool,
+    principal: CertificatePrincipal,
+    super_users: &[&str],
+) -> TestBroker {
     let settings = TlsSettings {
         cert_path: Some(pki.server.0.clone()),
         key_path: Some(pki.server.1.clone()),
         client_ca_path: mutual.then(|| pki.ca.clone()),
+        principal,
     };
     TestBroker::start_with(BrokerConfig {
+        super_users: super_users.iter().map(|user| user.to_string()).collect(),
         data_dir: data.to_path_buf(),
         listen: "127.0.0.1:0".into(),
         http_listen: "127.0.0.1:0".into(),
@@ -234,6 +254,48 @@ fn mutual_tls_admits_only_clients_with_a_certificate_of_its_authority() {
     });
 }
 
+/// With mutual TLS and no SASL, the client certificate names the principal the ACLs judge:
+/// its whole subject (Kafka's default) or its common name, as the listener says.
+#[test]
+fn a_client_certificate_names_the_principal_the_acls_judge() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pki(dir.path(), "good");
+    let identity = Some((good.client.0.as_path(), good.client.1.as_path()));
+    let tls = ClientTls::new(&good.ca, "localhost", identity).unwrap();
+    let cases = [
+        // Nobody is a super user and no rule allows alice: refused, by name.
+        (
+            CertificatePrincipal::Dn,
+            "User:CN=bob",
+            Some("not_authorized"),
+        ),
+        (CertificatePrincipal::Dn, "User:CN=alice", None),
+        // By common name, alice is the same principal a SASL user alice would be.
+        (CertificatePrincipal::Cn, "User:alice", None),
+        (
+            CertificatePrincipal::Cn,
+            "User:CN=alice",
+            Some("not_authorized"),
+        ),
+    ];
+    for (index, (principal, super_user, refusal)) in cases.into_iter().enumerate() {
+        let data = tempfile::tempdir().unwrap();
+        let broker = broker_with(data.path(), &good, true, principal, &[super_user]);
+        let address = broker.address();
+        let outcome = runtime::block_on(round_trip(&address, &tls, &format!("certified-{index}")));
+        match refusal {
+            None => outcome.unwrap_or_else(|error| panic!("{principal:?} {super_user}: {error}")),
+            Some(code) => {
+                let error = outcome.unwrap_err();
+                assert!(
+                    error.contains(code) && error.contains("alice"),
+                    "{principal:?} {super_user}: {error}"
+                );
+            }
+        }
+    }
+}
+
 /// kafka-python over the Kafka listener with TLS (`security_protocol="SSL"`), checking the
 /// broker's certificate against the test's authority.
 #[test]
@@ -300,7 +362,7 @@ fn a_listener_with_half_its_tls_settings_does_not_start() {
         tls: TlsSettings {
             cert_path: Some(dir.path().join("absent.pem")),
             key_path: Some(dir.path().join("absent-key.pem")),
-            client_ca_path: None,
+            ..TlsSettings::default()
         },
         ..Default::default()
     };
@@ -537,7 +599,7 @@ fn metrics_ask_for_a_token_or_basic_credentials_when_configured() {
     let settings = TlsSettings {
         cert_path: Some(good.server.0.clone()),
         key_path: Some(good.server.1.clone()),
-        client_ca_path: None,
+        ..TlsSettings::default()
     };
     let broker = TestBroker::start_with(BrokerConfig {
         data_dir: data.path().to_path_buf(),

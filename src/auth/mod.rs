@@ -1,7 +1,9 @@
 //! Authentication mechanisms, independent of any protocol or of where credentials are kept:
-//! SCRAM (`scram.rs`) and PLAIN's message format. The protocol adapters run the exchanges; the
+//! SCRAM (`scram.rs`), PLAIN's message format, and principals named by client certificates
+//! (`certificate.rs`). The protocol adapters run the exchanges; the
 //! broker keeps the credentials (`broker::users`).
 
+pub mod certificate;
 pub mod scram;
 
 /// Equality that takes as long whatever bytes differ: a proof or token check must not tell an

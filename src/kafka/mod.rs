@@ -95,6 +95,17 @@ impl Wire for Kafka {
         }
     }
 
+    fn client_certificate(&self, state: &ShardState, certificate: &[u8]) {
+        use crate::broker::service::SaslSession;
+        if !state.config.kafka_sasl_mechanisms.is_empty() {
+            return;
+        }
+        if let Some(session) = SaslSession::certified(certificate, state.config.kafka_tls.principal)
+        {
+            *self.sasl.borrow_mut() = session;
+        }
+    }
+
     fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<KafkaRequest> {
         let mut frame = frame.freeze();
         frame.advance(4.min(frame.len()));

@@ -105,6 +105,10 @@ pub(crate) trait Wire: Clone + 'static {
         self.clone()
     }
 
+    /// The connection's client certificate (DER, verified by the TLS handshake), when the
+    /// listener asks for one: the adapter may take the connection's principal from it.
+    fn client_certificate(&self, _state: &ShardState, _certificate: &[u8]) {}
+
     /// Serves the request; the encoded response, length prefix included.
     fn handle(
         self,
@@ -185,6 +189,9 @@ async fn serve<W: Wire>(
         gate.ended(W::LISTENER);
         return;
     };
+    if let Some(certificate) = stream.peer_certificate() {
+        wire.client_certificate(&state, &certificate);
+    }
     let shared = Rc::new(outbox::Shared::new(W::ORDERED));
     let writer = runtime::spawn(outbox::write_loop(
         stream.clone(),

@@ -39,6 +39,15 @@ impl Wire for Native {
         Native::default()
     }
 
+    fn client_certificate(&self, state: &ShardState, certificate: &[u8]) {
+        if !state.config.sasl_mechanisms.is_empty() {
+            return;
+        }
+        if let Some(session) = SaslSession::certified(certificate, state.config.tls.principal) {
+            *self.sasl.borrow_mut() = session;
+        }
+    }
+
     fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<NativeRequest> {
         let decoded = decode(frame);
         let Decoded::Request(request) = &decoded else {

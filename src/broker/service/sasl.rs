@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::{Principal, Service, authentication_failed};
 use crate::auth::scram::{Mechanism, ServerExchange};
 use crate::broker::{BrokerError, ErrorKind};
+use crate::config::CertificatePrincipal;
 
 /// Where one connection is in authenticating.
 #[derive(Default)]
@@ -41,6 +42,22 @@ impl SaslSession {
             SaslSession::Authenticated(_) => true,
             SaslSession::Failed => false,
             _ => !required || sasl_request,
+        }
+    }
+
+    /// The session of a connection whose client certificate (DER, already verified by TLS)
+    /// names its principal; None when the certificate names nobody.
+    pub fn certified(certificate: &[u8], from: CertificatePrincipal) -> Option<SaslSession> {
+        let name = match from {
+            CertificatePrincipal::Dn => crate::auth::certificate::subject_dn(certificate),
+            CertificatePrincipal::Cn => crate::auth::certificate::common_name(certificate),
+        };
+        match name {
+            Some(name) => Some(SaslSession::Authenticated(Principal::User(name))),
+            None => {
+                tracing::info!("a client certificate without a usable subject: anonymous");
+                None
+            }
         }
     }
 
