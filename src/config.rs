@@ -89,6 +89,27 @@ pub struct BrokerConfig {
     pub kafka_fetch_session_partitions_max: usize,
     /// Topics the broker holds at most.
     pub topics_max: usize,
+    /// Exchanges the broker holds at most.
+    pub exchanges_max: usize,
+    /// Bindings one exchange holds at most.
+    pub exchange_bindings_max: usize,
+    /// The longest routing key, and the longest binding key or pattern, in bytes.
+    pub routing_key_bytes_max: usize,
+    /// The longest header name or value a headers binding may name, in bytes.
+    pub routing_header_bytes_max: usize,
+    /// Headers one headers binding may name.
+    pub binding_headers_max: usize,
+    /// Records one publish through an exchange may carry (they are decoded to be routed).
+    pub publish_records_max: usize,
+    /// Requests one connection may have awaiting a direct reply.
+    pub reply_pending_max: usize,
+    /// Direct replies one connection may have waiting to be received, and their bytes.
+    pub reply_queue_max: usize,
+    pub reply_queue_bytes_max: usize,
+    /// Temporary reply destinations (topics) one connection may hold.
+    pub reply_temporary_max: usize,
+    /// The longest a request may wait for its reply.
+    pub reply_timeout_ms_max: u64,
     /// Partitions of a topic a single create may ask for.
     pub topic_partitions_max: u32,
     /// Kafka clients' topics are created on first use (a Metadata request that allows it, or a
@@ -159,6 +180,17 @@ impl Default for BrokerConfig {
             kafka_fetch_sessions_max: 1000,
             kafka_fetch_session_partitions_max: 200_000,
             topics_max: 10_000,
+            exchanges_max: 1_000,
+            exchange_bindings_max: 20_000,
+            routing_key_bytes_max: 255,
+            routing_header_bytes_max: 255,
+            binding_headers_max: 32,
+            publish_records_max: 10_000,
+            reply_pending_max: 10_000,
+            reply_queue_max: 10_000,
+            reply_queue_bytes_max: 16 << 20,
+            reply_temporary_max: 16,
+            reply_timeout_ms_max: 300_000,
             topic_partitions_max: 4096,
             auto_create_topics: true,
             default_partitions: 1,
@@ -368,6 +400,23 @@ impl BrokerConfig {
             (
                 self.fetch_bytes_max >= 1,
                 "fetch_bytes_max must be at least 1",
+            ),
+            (
+                self.exchanges_max >= 1 && self.exchange_bindings_max >= 1,
+                "exchanges_max and exchange_bindings_max must be at least 1",
+            ),
+            (
+                self.routing_key_bytes_max >= 1
+                    && self.routing_header_bytes_max >= 1
+                    && self.publish_records_max >= 1,
+                "routing_key_bytes_max, routing_header_bytes_max and publish_records_max must be at least 1",
+            ),
+            (
+                self.reply_pending_max >= 1
+                    && self.reply_queue_max >= 1
+                    && self.reply_queue_bytes_max >= 1
+                    && self.reply_timeout_ms_max >= 1,
+                "reply_pending_max, reply_queue_max, reply_queue_bytes_max and reply_timeout_ms_max must be at least 1",
             ),
             (
                 self.topic_partitions_max >= 1,

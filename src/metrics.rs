@@ -145,6 +145,14 @@ fn escape_label_value(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Configuration limits as gauges labelled by setting, so fill-level gauges can be read
+/// against what bounds them.
+pub fn limit_gauges(name: &'static str, limits: &[(&'static str, usize)]) {
+    for (setting, value) in limits {
+        metrics::gauge!(name, "setting" => *setting).set(*value as f64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,8 @@ const NATIVE_ADAPTER: &[&str] = &[
     "server/connection.rs",
     "server/dispatch.rs",
     "server/errors.rs",
+    "server/routing.rs",
+    "server/replies.rs",
 ];
 const ADAPTER_MAY_NAME: &[&str] = &[
     "broker::service",

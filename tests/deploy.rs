@@ -288,6 +288,8 @@ fn the_dashboard_and_alerts_name_only_exported_metrics() {
             .commit_offsets("g", "", 0, vec![("t".into(), 0, 1)])
             .await
             .unwrap();
+        // Routing and request/reply, for their panels' counters and gauges.
+        common::routing_and_reply_workload(&client, "t").await;
     });
     // The group gauges are published every 50 ms; wait for them (generously, for a loaded machine).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

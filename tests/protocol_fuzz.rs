@@ -53,6 +53,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::test_runner::{Config, TestRunner};
 use ringmq::protocol::codec::{REQUEST_HEADER_BYTES, ResponseHeader};
+use ringmq::protocol::replies::{ReplyMode, ReplyRequest};
+use ringmq::protocol::routing::{
+    BindingSpec, ExchangeType, MatchMode, PublishRequest, RoutingRequest,
+};
 use ringmq::protocol::{ErrorCode, FetchRequest, OffsetSpec, ProduceRequest};
 use ringmq::storage::AckLevel;
 
@@ -149,6 +153,73 @@ fn sample(api: ApiKey) -> Request {
         ApiKey::ListGroups => Request::ListGroups,
         ApiKey::DescribeGroup => Request::DescribeGroup { group: text("g") },
         ApiKey::DeleteGroup => Request::DeleteGroup { group: text("g") },
+        ApiKey::CreateExchange
+        | ApiKey::DeleteExchange
+        | ApiKey::Bind
+        | ApiKey::Unbind
+        | ApiKey::ListExchanges
+        | ApiKey::Publish => Request::Routing(routing_sample(api)),
+        ApiKey::DeclareReplyTo => Request::Replies(ReplyRequest::DeclareReplyTo {
+            mode: ReplyMode::Temporary,
+        }),
+        ApiKey::SendRequest => Request::Replies(ReplyRequest::SendRequest {
+            destination: text("fuzz"),
+            reply_to: text("ringmq.reply-to.0.1.0123456789abcdef"),
+            correlation_id: text("c-1"),
+            timeout_ms: 1000,
+            acks: AckLevel::Written,
+            records: BytesMut::from(&batch_bytes(b"question")[..]),
+        }),
+        ApiKey::Reply => Request::Replies(ReplyRequest::Reply {
+            reply_to: text("ringmq.reply-to.0.1.0123456789abcdef"),
+            correlation_id: text("c-1"),
+            acks: AckLevel::Written,
+            records: BytesMut::from(&batch_bytes(b"answer")[..]),
+        }),
+        ApiKey::ReceiveReplies => Request::Replies(ReplyRequest::ReceiveReplies {
+            max_replies: 16,
+            max_wait_ms: 0,
+        }),
+    }
+}
+
+/// A routing request of `api` with something in every array.
+fn routing_sample(api: ApiKey) -> RoutingRequest {
+    let text = |s: &str| s.to_string();
+    let binding = BindingSpec {
+        to_exchange: false,
+        destination: text("fuzz"),
+        key: text("order.#"),
+        header_match: MatchMode::Any,
+        headers: vec![(text("region"), Some(text("eu"))), (text("kind"), None)],
+    };
+    match api {
+        ApiKey::CreateExchange => RoutingRequest::CreateExchange {
+            name: text("fuzz-x"),
+            kind: ExchangeType::Topic,
+            alternate_exchange: text("fuzz-alt"),
+        },
+        ApiKey::DeleteExchange => RoutingRequest::DeleteExchange {
+            name: text("nothing"),
+        },
+        ApiKey::Bind => RoutingRequest::Bind {
+            exchange: text("fuzz-x"),
+            binding,
+        },
+        ApiKey::Unbind => RoutingRequest::Unbind {
+            exchange: text("fuzz-x"),
+            binding,
+        },
+        ApiKey::ListExchanges => RoutingRequest::ListExchanges {
+            names: vec![text("fuzz-x"), text("other")],
+        },
+        _ => RoutingRequest::Publish(PublishRequest {
+            exchange: text("fuzz-x"),
+            routing_key: text("order.eu.new"),
+            mandatory: true,
+            acks: AckLevel::Written,
+            records: BytesMut::from(&batch_bytes(b"fuzz-value")[..]),
+        }),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::storage::dirsync;
 use crate::storage::log::now_ms;
 
 /// Held while a topic change is under way on shard 0.
-pub(super) struct AdminTurn<'a> {
+pub(in crate::broker) struct AdminTurn<'a> {
     state: &'a ShardState,
 }
 
@@ -27,8 +27,9 @@ impl Drop for AdminTurn<'_> {
     }
 }
 
-pub(super) async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
-    assert_eq!(state.id, 0, "topic changes run on shard 0");
+/// Waits for the turn of one metadata change (topics or exchanges) on shard 0.
+pub(in crate::broker) async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
+    assert_eq!(state.id, 0, "metadata changes run on shard 0");
     loop {
         let done = state.admin_done.wait();
         if !state.admin_busy.get() {
@@ -299,14 +300,17 @@ async fn install(
 async fn save(state: &ShardState, topics: Arc<Topics>) -> BrokerResult<()> {
     let data_dir = state.config.data_dir.clone();
     let saved = crate::runtime::blocking(move || topics.save(&data_dir)).await;
-    saved.map_err(|error| {
-        let kind = if error.raw_os_error() == Some(libc::ENOSPC) {
-            ErrorKind::DiskFull
-        } else {
-            ErrorKind::StorageFailed
-        };
-        BrokerError::new(kind, format!("writing topic metadata: {error}"))
-    })
+    saved.map_err(|error| metadata_write_failed("topic metadata", &error))
+}
+
+/// The refusal of a change whose metadata file could not be written.
+pub(in crate::broker) fn metadata_write_failed(what: &str, error: &std::io::Error) -> BrokerError {
+    let kind = if error.raw_os_error() == Some(libc::ENOSPC) {
+        ErrorKind::DiskFull
+    } else {
+        ErrorKind::StorageFailed
+    };
+    BrokerError::new(kind, format!("writing {what}: {error}"))
 }
 
 #[derive(Clone)]

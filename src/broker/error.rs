@@ -106,6 +106,19 @@ error_kinds! {
     StaleMemberEpoch => "stale_member_epoch",
     /// A KIP-848 member named a server-side assignor the broker does not have.
     UnsupportedAssignor => "unsupported_assignor",
+    /// No exchange of that name.
+    UnknownExchange => "unknown_exchange",
+    /// An exchange of that name exists with another type or alternate exchange.
+    ExchangeExists => "exchange_exists",
+    /// A mandatory publish matched no binding (nor alternate exchange); nothing was stored.
+    Unroutable => "unroutable",
+    /// A reply-to that names no live reply destination this request may use (malformed, or
+    /// another connection's), or a receive on a connection with no direct reply-to.
+    UnknownReplyDestination => "unknown_reply_destination",
+    /// A temporary reply destination read by a connection other than the one it belongs to.
+    ExclusiveDestination => "exclusive_destination",
+    /// The connection has `reply_pending_max` requests awaiting replies already.
+    TooManyPendingRequests => "too_many_pending_requests",
 }
 
 impl ErrorKind {

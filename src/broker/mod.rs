@@ -15,6 +15,9 @@ pub mod json_file;
 pub mod partition;
 pub mod producer_ids;
 pub mod quotas;
+pub mod rebatch;
+pub mod replies;
+pub mod routing;
 pub mod service;
 pub mod topics;
 pub mod users;
@@ -42,6 +45,8 @@ pub struct ShardState {
     pub config: Arc<BrokerConfig>,
     pub mailboxes: Mailboxes<ShardState>,
     topics: RefCell<Arc<Topics>>,
+    /// Every exchange and its bindings, compiled: replaced whole by shard 0 at each change.
+    exchanges: RefCell<Arc<routing::store::Exchanges>>,
     /// The partition logs this shard owns, by topic, then partition.
     logs: RefCell<HashMap<String, HashMap<u32, PartitionLog>>>,
     /// Serializes topic changes on shard 0 (they await between steps).
@@ -57,6 +62,8 @@ pub struct ShardState {
     acls: RefCell<Arc<acls::Acls>>,
     /// The quota buckets of the clients this shard serves.
     pub(in crate::broker) quotas: RefCell<quotas::QuotaBuckets>,
+    /// The request/reply state of this shard's connections (direct inboxes, temporary topics).
+    pub(in crate::broker) replies: replies::inbox::Replies,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -118,12 +125,14 @@ impl ShardState {
         config: Arc<BrokerConfig>,
         mailboxes: Mailboxes<ShardState>,
         topics: Arc<Topics>,
+        exchanges: Arc<routing::store::Exchanges>,
     ) -> ShardState {
         ShardState {
             id,
             config,
             mailboxes,
             topics: RefCell::new(topics),
+            exchanges: RefCell::new(exchanges),
             logs: RefCell::new(HashMap::new()),
             admin_busy: std::cell::Cell::new(false),
             admin_done: crate::runtime::Notify::default(),
@@ -133,6 +142,7 @@ impl ShardState {
             users: RefCell::new(Arc::new(users::Users::default())),
             acls: RefCell::new(Arc::new(acls::Acls::default())),
             quotas: RefCell::new(quotas::QuotaBuckets::default()),
+            replies: replies::inbox::Replies::default(),
         }
     }
 
@@ -162,6 +172,14 @@ impl ShardState {
 
     pub fn topics(&self) -> Arc<Topics> {
         self.topics.borrow().clone()
+    }
+
+    pub(in crate::broker) fn exchanges(&self) -> Arc<routing::store::Exchanges> {
+        self.exchanges.borrow().clone()
+    }
+
+    pub(in crate::broker) fn set_exchanges(&self, exchanges: Arc<routing::store::Exchanges>) {
+        *self.exchanges.borrow_mut() = exchanges;
     }
 
     /// The log of a partition this shard owns.

@@ -6,19 +6,21 @@
 //! start rather than read as some other set of topics.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{BrokerError, BrokerResult, ErrorKind};
+use super::json_file;
 use crate::storage::{LogConfig, TimestampType};
 
 pub const METADATA_FILE: &str = "topics.json";
 pub const TOPICS_DIR: &str = "topics";
 pub const TOPIC_NAME_BYTES_MAX: usize = 200;
+/// The metadata file is refused past this size: 10,000 topics take about 6 MiB.
+const METADATA_FILE_BYTES_MAX: u64 = 256 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMeta {
@@ -55,25 +57,12 @@ impl Topics {
 
     /// Reads the metadata file in `data_dir`; a missing file is an empty broker.
     pub fn load(data_dir: &Path) -> Result<Topics, String> {
-        let path = data_dir.join(METADATA_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Topics::default()),
-            Err(error) => return Err(format!("{}: {error}", path.display())),
+        let Some(body) = json_file::load_checked(data_dir, METADATA_FILE, METADATA_FILE_BYTES_MAX)?
+        else {
+            return Ok(Topics::default());
         };
-        let (checksum_line, body) = text
-            .split_once('\n')
-            .ok_or_else(|| format!("{}: no checksum line", path.display()))?;
-        let expected = checksum_line.strip_prefix("xxh3:").unwrap_or_default();
-        let actual = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(body.as_bytes()));
-        if expected != actual {
-            return Err(format!(
-                "{}: checksum {expected:?} does not match the content ({actual}); refusing to guess the topics",
-                path.display()
-            ));
-        }
-        let topics: Vec<TopicMeta> =
-            serde_json::from_str(body).map_err(|error| format!("{}: {error}", path.display()))?;
+        let topics: Vec<TopicMeta> = serde_json::from_str(&body)
+            .map_err(|error| format!("{}: {error}", data_dir.join(METADATA_FILE).display()))?;
         Ok(Topics {
             by_name: topics
                 .into_iter()
@@ -86,13 +75,7 @@ impl Topics {
     pub fn save(&self, data_dir: &Path) -> io::Result<()> {
         let topics: Vec<&TopicMeta> = self.by_name.values().map(|topic| topic.as_ref()).collect();
         let body = serde_json::to_string_pretty(&topics).map_err(io::Error::other)?;
-        let checksum = xxhash_rust::xxh3::xxh3_64(body.as_bytes());
-        let temporary = data_dir.join(format!("{METADATA_FILE}.tmp"));
-        let mut file = fs::File::create(&temporary)?;
-        write!(file, "xxh3:{checksum:016x}\n{body}")?;
-        file.sync_all()?;
-        fs::rename(&temporary, data_dir.join(METADATA_FILE))?;
-        fs::File::open(data_dir)?.sync_all()
+        json_file::save_checked(data_dir, METADATA_FILE, &body)
     }
 }
 
@@ -261,10 +244,10 @@ mod tests {
         topics.save(dir.path()).unwrap();
         assert_eq!(Topics::load(dir.path()).unwrap(), topics);
         let path = dir.path().join(METADATA_FILE);
-        let damaged = fs::read_to_string(&path)
+        let damaged = std::fs::read_to_string(&path)
             .unwrap()
             .replace("\"partitions\": 3", "\"partitions\": 4");
-        fs::write(&path, damaged).unwrap();
+        std::fs::write(&path, damaged).unwrap();
         assert!(Topics::load(dir.path()).unwrap_err().contains("checksum"));
     }
 }

@@ -6,6 +6,7 @@ pub mod acl;
 pub mod client_config;
 pub mod consume;
 pub mod escape;
+pub mod exchange;
 pub mod group;
 pub mod input;
 pub mod offsets;
@@ -45,6 +46,11 @@ enum Command {
     Topic {
         #[command(subcommand)]
         command: topic::TopicCommand,
+    },
+    /// Create, bind, unbind, list, describe and delete exchanges (RabbitMQ-style routing).
+    Exchange {
+        #[command(subcommand)]
+        command: exchange::ExchangeCommand,
     },
     /// Produce records from stdin (one per line, or per -D delimiter) or whole files; exits 0
     /// only once every record is acknowledged.
@@ -98,6 +104,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Topic { command } => topic::run(command),
+        Command::Exchange { command } => exchange::run(command),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group { command } => group::run(command),

@@ -42,7 +42,19 @@ const RECORD_BYTES_MAX_DEFAULT: usize = 1 << 20;
 pub struct ProduceArgs {
     #[command(flatten)]
     address: BrokerAddress,
-    topic: String,
+    /// The topic (omitted with --exchange).
+    #[arg(required_unless_present = "exchange")]
+    topic: Option<String>,
+    /// Publish through this exchange instead of to a topic: up to 1000 records a publish, each
+    /// acknowledged (every copy of it) before the next.
+    #[arg(long, conflicts_with_all = ["topic", "partition", "files"])]
+    exchange: Option<String>,
+    /// The routing key of every record published through --exchange.
+    #[arg(long, default_value = "", requires = "exchange")]
+    routing_key: String,
+    /// Fail (storing nothing of that publish) if a record matches no binding.
+    #[arg(long, requires = "exchange")]
+    mandatory: bool,
     /// Split each record at the first SEP into key and value (records without SEP have no
     /// key); escapes allowed (\t, \x00, ...).
     #[arg(short = 'K', long, value_name = "SEP", value_parser = escape::delimiter)]
@@ -226,7 +238,7 @@ impl Sender {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(super) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
@@ -274,17 +286,44 @@ pub fn run(args: ProduceArgs) -> ExitCode {
 async fn produce(args: ProduceArgs) -> Result<(), String> {
     let settings = args.address.settings()?;
     let headers = headers(&args.headers)?;
-    let client = connect_to(&settings.endpoint()?).await?;
-    let (topic_record_max, batch_bytes_max) = topic_limits(&client, &args.topic).await?;
-    let record_bytes_max = args
-        .record_bytes_max
-        .or(settings.record_bytes_max)
-        .unwrap_or(topic_record_max);
     let acks = match (args.acks, settings.acks.as_deref()) {
         (Some(acks), _) => acks,
         (None, Some(name)) => parse_acks(name)?,
         (None, None) => AckLevel::Fsynced,
     };
+    let delimiter = if args.nul {
+        vec![0]
+    } else {
+        args.delimiter.0.clone()
+    };
+    let endpoint = settings.endpoint()?;
+    let topic = match (args.topic.clone(), args.exchange.clone()) {
+        (Some(topic), _) => topic,
+        (None, Some(exchange)) => {
+            return super::exchange::publish_stdin(super::exchange::PublishInput {
+                endpoint,
+                exchange,
+                routing_key: args.routing_key.clone(),
+                mandatory: args.mandatory,
+                acks,
+                key_separator: args.key_separator.clone().map(|separator| separator.0),
+                headers,
+                delimiter,
+                record_bytes_max: args
+                    .record_bytes_max
+                    .or(settings.record_bytes_max)
+                    .unwrap_or(RECORD_BYTES_MAX_DEFAULT),
+            })
+            .await;
+        }
+        (None, None) => return Err("name a topic or --exchange".into()),
+    };
+    let client = connect_to(&endpoint).await?;
+    let (topic_record_max, batch_bytes_max) = topic_limits(&client, &topic).await?;
+    let record_bytes_max = args
+        .record_bytes_max
+        .or(settings.record_bytes_max)
+        .unwrap_or(topic_record_max);
     let compression = match (args.compression, settings.compression.as_deref()) {
         (Some(compression), _) => compression,
         (None, Some(name)) => parse_compression(name)?,
@@ -305,11 +344,6 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
         batch_bytes_max,
         ..ProducerConfig::default()
     };
-    let delimiter = if args.nul {
-        vec![0]
-    } else {
-        args.delimiter.0.clone()
-    };
     let naming = std::rc::Rc::new(Naming {
         unit: if delimiter == b"\n" { "line" } else { "record" },
         files: args.files.clone(),
@@ -322,7 +356,7 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
     let producer = Producer::new(client, config);
     let mut sender = Sender {
         producer: producer.clone(),
-        topic: args.topic.clone(),
+        topic: topic.clone(),
         partition: args.partition,
         key_separator: args.key_separator.clone().map(|separator| separator.0),
         headers,
@@ -343,7 +377,7 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
         .map_err(|_| "the acknowledgement reader failed".to_string())?;
     sent?;
     if args.verbose {
-        print_summary(&args.topic, &summary, refused);
+        print_summary(&topic, &summary, refused);
     }
     let failed = summary.failed + refused;
     if failed > 0 {

@@ -46,8 +46,10 @@
 
 pub mod connection;
 pub mod consumer;
+mod exchanges;
 pub mod group;
 pub mod producer;
+pub mod replies;
 pub mod threaded;
 
 use bytes::BytesMut;
@@ -63,6 +65,7 @@ pub use group::{
     reset_offsets,
 };
 pub use producer::{Producer, ProducerConfig, RecordAck, record_body_bytes_max};
+pub use replies::{Requester, Responder};
 pub use threaded::ThreadedClient;
 
 use crate::protocol::{

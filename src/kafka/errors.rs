@@ -88,6 +88,16 @@ pub fn kafka_code(kind: ErrorKind) -> i16 {
         ErrorKind::FencedMemberEpoch => FENCED_MEMBER_EPOCH,
         ErrorKind::StaleMemberEpoch => STALE_MEMBER_EPOCH,
         ErrorKind::UnsupportedAssignor => UNSUPPORTED_ASSIGNOR,
+        // Kafka has no exchanges and its adapter never routes; should one of these reach a
+        // Kafka client, "the request is not valid here" is what it means.
+        ErrorKind::UnknownExchange
+        | ErrorKind::ExchangeExists
+        | ErrorKind::Unroutable
+        | ErrorKind::UnknownReplyDestination
+        | ErrorKind::TooManyPendingRequests => INVALID_REQUEST,
+        // A temporary reply topic is its native connection's alone: to a Kafka client, reading
+        // it is not allowed.
+        ErrorKind::ExclusiveDestination => TOPIC_AUTHORIZATION_FAILED,
     }
 }
 

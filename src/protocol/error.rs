@@ -61,6 +61,14 @@ error_codes! {
     InvalidCredential = 41, "invalid_credential";
     AuthenticationFailed = 42, "authentication_failed";
     NotAuthorized = 43, "not_authorized";
+    // Routing's codes start at 60, as its API keys do, clear of codes being added meanwhile.
+    UnknownExchange = 60, "unknown_exchange";
+    ExchangeExists = 61, "exchange_exists";
+    Unroutable = 62, "unroutable";
+    // Request/reply's codes follow routing's.
+    UnknownReplyDestination = 63, "unknown_reply_destination";
+    ExclusiveDestination = 64, "exclusive_destination";
+    TooManyPendingRequests = 65, "too_many_pending_requests";
 }
 
 impl ErrorCode {

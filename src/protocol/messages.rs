@@ -8,7 +8,9 @@ use super::codec::{FrameWriter, Reader, RequestHeader};
 use super::error::{ErrorCode, ProtocolError};
 use crate::storage::AckLevel;
 
+pub use super::replies::{ReplyRequest, ReplyResponse};
 pub use super::responses::{decode_response, encode_response};
+pub use super::routing::{RoutingRequest, RoutingResponse};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
@@ -36,6 +38,18 @@ pub enum ApiKey {
     /// One message of the chosen mechanism, answered by the broker's next.
     SaslAuthenticate = 91,
     DeleteRecords = 16,
+    // Routing (`routing.rs`) starts at 60: other ranges are taken by work under way.
+    CreateExchange = 60,
+    DeleteExchange = 61,
+    Bind = 62,
+    Unbind = 63,
+    ListExchanges = 64,
+    Publish = 65,
+    // Request/reply (`replies.rs`) follows routing.
+    DeclareReplyTo = 66,
+    SendRequest = 67,
+    Reply = 68,
+    ReceiveReplies = 69,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -60,6 +74,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::SaslHandshake, 0, 0),
     (ApiKey::SaslAuthenticate, 0, 0),
     (ApiKey::DeleteRecords, 0, 0),
+    (ApiKey::CreateExchange, 0, 0),
+    (ApiKey::DeleteExchange, 0, 0),
+    (ApiKey::Bind, 0, 0),
+    (ApiKey::Unbind, 0, 0),
+    (ApiKey::ListExchanges, 0, 0),
+    (ApiKey::Publish, 0, 0),
+    (ApiKey::DeclareReplyTo, 0, 0),
+    (ApiKey::SendRequest, 0, 0),
+    (ApiKey::Reply, 0, 0),
+    (ApiKey::ReceiveReplies, 0, 0),
 ];
 
 impl ApiKey {
@@ -204,6 +228,10 @@ pub enum Request {
     DeleteGroup {
         group: String,
     },
+    /// Exchanges, bindings and publishing through an exchange (`routing.rs`).
+    Routing(RoutingRequest),
+    /// Request/reply: reply destinations, requests, replies (`replies.rs`).
+    Replies(ReplyRequest),
 }
 
 /// A member's view of its group after a join or heartbeat.
@@ -289,9 +317,11 @@ pub enum Response {
     DeleteRecords {
         log_start_offset: u64,
     },
+    Routing(RoutingResponse),
+    Replies(ReplyResponse),
 }
 
-fn acks_to_wire(acks: AckLevel) -> u8 {
+pub(super) fn acks_to_wire(acks: AckLevel) -> u8 {
     match acks {
         AckLevel::None => 0,
         AckLevel::Written => 1,
@@ -299,7 +329,7 @@ fn acks_to_wire(acks: AckLevel) -> u8 {
     }
 }
 
-fn acks_from_wire(value: u8) -> Result<AckLevel, ProtocolError> {
+pub(super) fn acks_from_wire(value: u8) -> Result<AckLevel, ProtocolError> {
     match value {
         0 => Ok(AckLevel::None),
         1 => Ok(AckLevel::Written),
@@ -419,6 +449,8 @@ impl Request {
             Request::ListGroups => ApiKey::ListGroups,
             Request::DescribeGroup { .. } => ApiKey::DescribeGroup,
             Request::DeleteGroup { .. } => ApiKey::DeleteGroup,
+            Request::Routing(routing) => routing.api_key(),
+            Request::Replies(replies) => replies.api_key(),
         }
     }
 
@@ -527,6 +559,8 @@ impl Request {
             Request::DescribeGroup { group } | Request::DeleteGroup { group } => {
                 writer.string(&group)
             }
+            Request::Routing(routing) => routing.encode(&mut writer),
+            Request::Replies(replies) => replies.encode(&mut writer),
         }
         writer.finish()
     }
@@ -637,6 +671,16 @@ impl Request {
             ApiKey::DeleteGroup => Request::DeleteGroup {
                 group: reader.string()?,
             },
+            ApiKey::CreateExchange
+            | ApiKey::DeleteExchange
+            | ApiKey::Bind
+            | ApiKey::Unbind
+            | ApiKey::ListExchanges
+            | ApiKey::Publish => Request::Routing(RoutingRequest::decode(api, &mut reader)?),
+            ApiKey::DeclareReplyTo
+            | ApiKey::SendRequest
+            | ApiKey::Reply
+            | ApiKey::ReceiveReplies => Request::Replies(ReplyRequest::decode(api, &mut reader)?),
         };
         reader.finish()?;
         Ok(request)

@@ -7,7 +7,9 @@
 pub mod codec;
 pub mod error;
 pub mod messages;
+pub mod replies;
 mod responses;
+pub mod routing;
 
 pub use error::{ErrorCode, ProtocolError};
 pub use messages::{

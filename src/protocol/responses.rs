@@ -105,6 +105,8 @@ pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolErr
         }
         Response::SaslMessage(message) => writer.bytes(&message),
         Response::DeleteRecords { log_start_offset } => writer.u64(log_start_offset),
+        Response::Routing(routing) => routing.encode(&mut writer),
+        Response::Replies(replies) => replies.encode(&mut writer),
     }
     writer.finish()
 }
@@ -128,7 +130,17 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         | ApiKey::AlterTopicConfig
         | ApiKey::LeaveGroup
         | ApiKey::CommitOffsets
-        | ApiKey::DeleteGroup => Response::Done,
+        | ApiKey::DeleteGroup
+        | ApiKey::CreateExchange
+        | ApiKey::DeleteExchange
+        | ApiKey::Bind
+        | ApiKey::Unbind => Response::Done,
+        ApiKey::ListExchanges | ApiKey::Publish => {
+            Response::Routing(RoutingResponse::decode(api, &mut reader)?)
+        }
+        ApiKey::DeclareReplyTo | ApiKey::SendRequest | ApiKey::Reply | ApiKey::ReceiveReplies => {
+            Response::Replies(ReplyResponse::decode(api, &mut reader)?)
+        }
         ApiKey::JoinGroup | ApiKey::Heartbeat => Response::Group(GroupAssignment {
             member_id: reader.string()?,
             generation: reader.u32()?,

@@ -16,10 +16,12 @@ use crate::protocol::codec::{REQUEST_HEADER_BYTES, Reader, RequestHeader};
 use crate::protocol::messages::{ApiKey, SUPPORTED_APIS, encode_response};
 use crate::protocol::{ErrorCode, ProtocolError, Request, Response};
 
-/// The native protocol's adapter: one per connection (`for_connection`), for its SASL state.
+/// The native protocol's adapter: one per connection (`for_connection`), for its SASL state
+/// and its identity (request/reply's destinations are the connection's own).
 #[derive(Clone, Default)]
 pub(crate) struct Native {
     sasl: Rc<RefCell<SaslSession>>,
+    connection: Rc<super::replies::Connection>,
 }
 
 /// A decoded native request and the correlation id its response must carry.
@@ -93,7 +95,11 @@ impl Wire for Native {
             Request::SaslAuthenticate { message } => self.authenticate(&state, &message),
             other => {
                 let principal = self.sasl.borrow().principal();
-                super::dispatch::serve(&state, other, principal).await
+                if matches!(other, Request::Replies(_)) {
+                    self.connection.uses_replies(&state);
+                }
+                let connection = self.connection.id;
+                super::dispatch::serve(&state, other, (principal, connection)).await
             }
         };
         if let Err(error) = &result {

@@ -12,7 +12,9 @@ use crate::broker::service::{
     RequestContext, Service,
 };
 
-async fn hold_back(throttle: Duration) {
+/// Holds an answer back for a client over its quota (the native protocol has no field that
+/// says so; the connection stays).
+pub(super) async fn hold_back(throttle: Duration) {
     if !throttle.is_zero() {
         crate::runtime::sleep(throttle).await;
     }
@@ -28,7 +30,7 @@ use crate::protocol::{
 pub async fn serve(
     state: &Rc<ShardState>,
     request: Request,
-    principal: Principal,
+    (principal, connection): (Principal, u64),
 ) -> Result<Response, ProtocolError> {
     let service = Service::new(state.clone());
     let mut ctx = RequestContext::new(
@@ -36,6 +38,7 @@ pub async fn serve(
         Duration::from_millis(state.config.shard_call_timeout_ms),
     );
     ctx.principal = principal;
+    ctx.connection = connection;
     // The request quota counts all but authentication and ApiVersions; Produce and Fetch fold
     // it into their byte throttle (the larger of the two), the rest are answered that late.
     let counted = !matches!(
@@ -158,6 +161,8 @@ async fn serve_request(
                 log_start_offset: listed.log_start_offset,
             })
         }
+        Request::Routing(routing) => super::routing::serve(service, ctx, routing).await,
+        Request::Replies(replies) => super::replies::serve(service, ctx, replies).await,
         group_request => groups(service, ctx, group_request).await.map_err(to_native),
     }
 }

@@ -48,6 +48,12 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::GroupNotEmpty | ErrorKind::GroupSubscribed => ErrorCode::GroupNotEmpty,
         ErrorKind::UnknownGroup => ErrorCode::UnknownGroup,
         ErrorKind::GroupFull => ErrorCode::GroupFull,
+        ErrorKind::UnknownExchange => ErrorCode::UnknownExchange,
+        ErrorKind::ExchangeExists => ErrorCode::ExchangeExists,
+        ErrorKind::Unroutable => ErrorCode::Unroutable,
+        ErrorKind::UnknownReplyDestination => ErrorCode::UnknownReplyDestination,
+        ErrorKind::ExclusiveDestination => ErrorCode::ExclusiveDestination,
+        ErrorKind::TooManyPendingRequests => ErrorCode::TooManyPendingRequests,
     }
 }
 

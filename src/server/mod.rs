@@ -10,12 +10,15 @@ pub mod connection;
 mod dispatch;
 pub mod errors;
 pub mod http;
+mod replies;
+mod routing;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use crate::broker::routing::store::Exchanges;
 use crate::broker::topics::Topics;
 use crate::broker::{self, ShardState};
 use crate::config::BrokerConfig;
@@ -48,7 +51,15 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
-    let topics = Arc::new(Topics::load(&config.data_dir)?);
+    let mut topics = Topics::load(&config.data_dir)?;
+    // Temporary reply topics outlive their connections only if the broker was killed.
+    if broker::replies::drop_temporary_topics(&mut topics) > 0 {
+        topics
+            .save(&config.data_dir)
+            .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
+    }
+    let topics = Arc::new(topics);
+    let exchanges = Arc::new(Exchanges::load(&config.data_dir)?);
     let users = Arc::new(crate::broker::users::Users::load(&config.data_dir)?);
     let acls = Arc::new(crate::broker::acls::Acls::load(&config.data_dir)?);
     broker::admin::remove_orphan_partitions(&config.data_dir, &topics)
@@ -56,6 +67,11 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     let metrics_handle = crate::metrics::install();
     crate::storage::log::describe_metrics();
     broker::describe_metrics();
+    broker::routing::describe_metrics();
+    broker::routing::publish_limits(&config);
+    broker::routing::publish_gauges(&exchanges);
+    broker::replies::describe_metrics();
+    broker::replies::publish_limits(&config);
     conn::describe_metrics();
     crate::kafka::describe_metrics();
     crate::metrics::describe();
@@ -92,12 +108,8 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         http.map(|listener| (listener, metrics_handle)),
     ));
     let threads = {
-        let (config, mailboxes, topics, tls) = (
-            config.clone(),
-            mailboxes.clone(),
-            (topics.clone(), (users, acls)),
-            tls.clone(),
-        );
+        let (config, mailboxes, tls) = (config.clone(), mailboxes.clone(), tls.clone());
+        let metadata = (topics.clone(), exchanges.clone(), (users, acls));
         shard::spawn_threads(shards, move |id| {
             // Each shard takes its own listener (and shard 0 the HTTP one) exactly once.
             let (listener, kafka) = listeners[id]
@@ -114,7 +126,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
             run_shard(
                 id,
                 config.clone(),
-                (topics.0.clone(), topics.1.clone()),
+                metadata.clone(),
                 mailboxes.clone(),
                 (listener, kafka, tls.clone()),
                 http,
@@ -257,7 +269,7 @@ type KafkaListener = (std::net::TcpListener, (String, u16));
 fn run_shard(
     id: ShardId,
     config: Arc<BrokerConfig>,
-    (topics, (users, acls)): (Arc<Topics>, Access),
+    (topics, exchanges, (users, acls)): (Arc<Topics>, Arc<Exchanges>, Access),
     mailboxes: Mailboxes<ShardState>,
     (listener, kafka, tls): (
         std::net::TcpListener,
@@ -284,6 +296,7 @@ fn run_shard(
             config.clone(),
             mailboxes.clone(),
             topics,
+            exchanges,
         ));
         state.set_users(users);
         state.set_acls(acls);

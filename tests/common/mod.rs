@@ -229,3 +229,74 @@ pub fn overwrite(request: &mut [u8], at: usize, bytes: &[u8]) {
     let end = (at + bytes.len()).min(request.len());
     request[at..end].copy_from_slice(&bytes[..end - at]);
 }
+
+/// The broker's /metrics page.
+pub fn scrape(http_address: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(http_address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The value of one sample on /metrics (0 when absent); `sample` ends where the value starts.
+pub fn metric(http_address: &str, sample: &str) -> f64 {
+    scrape(http_address)
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// One publish through a fanout exchange `x` to `topic` and one direct request/reply on
+/// `client`'s connection: what makes the routing and request/reply metrics appear.
+pub async fn routing_and_reply_workload(client: &ringmq::client::Client, topic: &str) {
+    use ringmq::protocol::replies::ReplyMode;
+    use ringmq::protocol::routing::{BindingSpec, ExchangeType};
+    client
+        .create_exchange("x", ExchangeType::Fanout, None)
+        .await
+        .unwrap();
+    let binding = BindingSpec {
+        destination: topic.into(),
+        ..Default::default()
+    };
+    client.bind("x", binding).await.unwrap();
+    let record = || Record::new(1, None, Some(b"y"));
+    let acks = ringmq::storage::AckLevel::Written;
+    client
+        .publish("x", "", vec![record()], acks, false)
+        .await
+        .unwrap();
+    let reply_to = client.declare_reply_to(ReplyMode::Direct).await.unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    client
+        .send_request(topic, (&reply_to, "c"), record(), wait)
+        .await
+        .unwrap();
+    client.reply(&reply_to, "c", record()).await.unwrap();
+}
+
+/// Every record of partition 0 of `topic`, in offset order, over the native protocol.
+pub async fn fetch_records(
+    client: &ringmq::client::Client,
+    topic: &str,
+) -> ringmq::client::Result<Vec<Record>> {
+    let fetched = client
+        .fetch(ringmq::protocol::FetchRequest {
+            topic: topic.into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 1 << 20,
+            min_bytes: 0,
+            max_wait_ms: 0,
+        })
+        .await?;
+    let bytes: Vec<u8> = fetched.records.concat();
+    Ok(ringmq::batch::iter_framed(&bytes)
+        .flat_map(|(_, batch)| records::decode(batch).unwrap())
+        .map(|stored| stored.record)
+        .collect())
+}

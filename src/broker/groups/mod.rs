@@ -531,6 +531,7 @@ mod tests {
             Arc::new(BrokerConfig::default()),
             Mailboxes::new(1, 4),
             Arc::new(Topics::default()),
+            Default::default(),
         ))
     }
 

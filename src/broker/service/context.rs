@@ -25,6 +25,9 @@ pub struct RequestContext {
     pub deadline: Instant,
     /// The producer's transactional id; None until transactions are served.
     pub transactional_id: Option<String>,
+    /// The native connection the request came on, unique in the broker's run (0: none, as
+    /// for Kafka requests): what request/reply's exclusive destinations belong to.
+    pub connection: u64,
 }
 
 impl RequestContext {
@@ -35,6 +38,7 @@ impl RequestContext {
             principal: Principal::Anonymous,
             deadline: Instant::now() + timeout,
             transactional_id: None,
+            connection: 0,
         }
     }
 

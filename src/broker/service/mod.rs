@@ -8,10 +8,12 @@ mod acls;
 mod configs;
 mod context;
 mod disk;
+mod exchanges;
 mod groups;
 mod many;
 mod quotas;
 mod records;
+mod replies;
 mod sasl;
 mod types;
 mod users;
@@ -28,6 +30,12 @@ pub use super::groups::{
     OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
+pub use super::replies::inbox::Delivery;
+pub use super::routing::admin::NewExchange;
+pub use super::routing::model::{Binding, Destination, ExchangeKind, ExchangeMeta, HeaderMatch};
+pub use super::routing::publish::{
+    CopyOutcome, EXCHANGE_HEADER, Publish, Published, ROUTING_KEY_HEADER,
+};
 pub use crate::auth::scram::{Credential, Mechanism};
 pub use crate::broker::acls::{Acl, AclFilter, Operation, PatternType, Permission, ResourceType};
 pub use crate::broker::quotas::QuotaKind;
@@ -37,6 +45,7 @@ pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;
 pub use many::PartitionEnds;
+pub use replies::{ReplyOutcome, SendReply, SendRequest};
 pub use sasl::{HandshakeRefusal, SaslSession};
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
@@ -127,6 +136,7 @@ impl Service {
     /// `max_wait_ms` (capped by the broker's `fetch_wait_ms_max`).
     pub async fn fetch(&self, ctx: &RequestContext, fetch: Fetch) -> BrokerResult<Fetched> {
         self.authorize(ctx, ResourceType::Topic, &fetch.topic, Operation::Read)?;
+        self.check_exclusive(ctx, &fetch.topic)?;
         self.state.check_partition(&fetch.topic, fetch.partition)?;
         let (topic, index) = (fetch.topic.clone(), fetch.partition);
         self.state
@@ -188,6 +198,7 @@ impl Service {
     pub async fn create_topic(&self, ctx: &RequestContext, topic: NewTopic) -> BrokerResult<()> {
         self.authorize_creation(ctx, &topic.name)?;
         topics::validate_name(&topic.name)?;
+        super::replies::check_user_topic_name(&topic.name)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::create_topic(&zero, topic).await
@@ -225,6 +236,7 @@ impl Service {
     /// for each that cannot be created, nothing more.
     pub fn check_auto_create(&self, _ctx: &RequestContext, name: &str) -> BrokerResult<()> {
         topics::validate_name(name)?;
+        super::replies::check_user_topic_name(name)?;
         let config = &self.state.config;
         if !config.auto_create_topics {
             return Err(BrokerError::unknown_topic(name));
@@ -297,6 +309,7 @@ impl Service {
     /// Deletes a topic and its data; answered once every shard has closed its partitions.
     pub async fn delete_topic(&self, ctx: &RequestContext, name: String) -> BrokerResult<()> {
         self.authorize(ctx, ResourceType::Topic, &name, Operation::Delete)?;
+        self.check_exclusive(ctx, &name)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::delete_topic(&zero, name).await

@@ -35,6 +35,7 @@ where
             config,
             mailboxes.clone(),
             Arc::new(Topics::default()),
+            Default::default(),
         ));
         // Topic changes reach every shard, this one included, through its mailbox.
         let inbox = state.clone();

@@ -1,0 +1,321 @@
+//! The client's request/reply: the calls (declare a reply destination, send a request, reply,
+//! receive direct replies), a [`Requester`] that sends requests over the connection's direct
+//! reply-to and waits for each reply by its correlation id, and a [`Responder`] that answers the
+//! requests it consumes. A reply that comes after its request timed out (or twice) matches no
+//! waiting request: it is dropped and counted ([`Requester::late_replies`]); correlation ids are
+//! never reused, so a late reply can never answer a later request.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_channel::oneshot;
+
+use super::{Client, ClientError, Consumer, ConsumerConfig, Result, StartAt, unexpected};
+use crate::batch::{BatchBuilder, Compression, Record};
+use crate::protocol::replies::{ReplyMode, ReplyRequest, ReplyResponse, ReplyStatus};
+use crate::protocol::{ErrorCode, ProtocolError, Request, Response};
+use crate::storage::AckLevel;
+
+/// The header naming where a request's reply goes (AMQP's `reply-to`).
+pub const REPLY_TO_HEADER: &str = "reply-to";
+/// The header a reply carries back unchanged (AMQP's `correlation-id`).
+pub const CORRELATION_ID_HEADER: &str = "correlation-id";
+
+/// Replies one receive asks for at most.
+const RECEIVE_BATCH: u32 = 1024;
+/// How long one receive waits for a reply before asking again.
+const RECEIVE_WAIT_MS: u32 = 500;
+
+fn one_batch(record: Record) -> BytesMut {
+    let mut builder = BatchBuilder::new(Compression::None);
+    builder.push(record);
+    BytesMut::from(&builder.build()[..])
+}
+
+/// A header's value as text, if the record has it.
+pub fn header_text<'a>(record: &'a Record, key: &str) -> Option<&'a str> {
+    record
+        .headers
+        .iter()
+        .find(|header| header.key == key)
+        .and_then(|header| header.value.as_deref())
+        .and_then(|value| std::str::from_utf8(value).ok())
+}
+
+impl Client {
+    async fn replies(&self, request: ReplyRequest) -> Result<ReplyResponse> {
+        match self.connection.request(Request::Replies(request)).await? {
+            Response::Replies(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Declares this connection's direct reply-to (`Direct`: replies come to this connection,
+    /// never stored) or a new temporary reply topic (`Temporary`: only this connection reads
+    /// it; deleted when it closes). Returns the name to send as `reply-to`.
+    pub async fn declare_reply_to(&self, mode: ReplyMode) -> Result<String> {
+        match self.replies(ReplyRequest::DeclareReplyTo { mode }).await? {
+            ReplyResponse::Declared { destination } => Ok(destination),
+            other => Err(unexpected(Response::Replies(other))),
+        }
+    }
+
+    /// Appends `message` to the topic `destination` with `reply-to` and `correlation-id`
+    /// headers; with this connection's direct reply-to, the broker keeps a reply for
+    /// `timeout`. Returns the request's partition and offset.
+    pub async fn send_request(
+        &self,
+        destination: &str,
+        (reply_to, correlation_id): (&str, &str),
+        message: Record,
+        timeout: Duration,
+    ) -> Result<(u32, u64)> {
+        let request = ReplyRequest::SendRequest {
+            destination: destination.into(),
+            reply_to: reply_to.into(),
+            correlation_id: correlation_id.into(),
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            acks: AckLevel::Written,
+            records: one_batch(message),
+        };
+        match self.replies(request).await? {
+            ReplyResponse::Sent { partition, offset } => Ok((partition, offset)),
+            other => Err(unexpected(Response::Replies(other))),
+        }
+    }
+
+    /// Sends `reply` to `reply_to` with `correlation_id`: what became of it (a direct reply
+    /// may be dropped: late, no requester, or its queue full).
+    pub async fn reply(
+        &self,
+        reply_to: &str,
+        correlation_id: &str,
+        reply: Record,
+    ) -> Result<ReplyStatus> {
+        let request = ReplyRequest::Reply {
+            reply_to: reply_to.into(),
+            correlation_id: correlation_id.into(),
+            acks: AckLevel::Written,
+            records: one_batch(reply),
+        };
+        match self.replies(request).await? {
+            ReplyResponse::Replied { status, .. } => Ok(status),
+            other => Err(unexpected(Response::Replies(other))),
+        }
+    }
+
+    /// Replies to a request record by its `reply-to` and `correlation-id` headers.
+    pub async fn respond(&self, request: &Record, reply: Record) -> Result<ReplyStatus> {
+        let (Some(reply_to), Some(correlation_id)) = (
+            header_text(request, REPLY_TO_HEADER),
+            header_text(request, CORRELATION_ID_HEADER),
+        ) else {
+            return Err(ClientError::Server(ProtocolError::new(
+                ErrorCode::MalformedRequest,
+                "the request has no reply-to or correlation-id header",
+            )));
+        };
+        self.reply(reply_to, correlation_id, reply).await
+    }
+
+    /// Up to `max` direct replies to this connection, waiting up to `wait` for the first.
+    pub async fn receive_replies(&self, max: u32, wait: Duration) -> Result<Vec<Record>> {
+        let request = ReplyRequest::ReceiveReplies {
+            max_replies: max,
+            max_wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+        };
+        match self.replies(request).await? {
+            ReplyResponse::Received { records } => crate::batch::iter_framed(&records)
+                .map(|(_, batch)| crate::batch::records::decode(batch))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(|batches| batches.into_iter().flatten().map(|s| s.record).collect())
+                .map_err(|error| ClientError::Connection(format!("replies: {error}"))),
+            other => Err(unexpected(Response::Replies(other))),
+        }
+    }
+
+    /// A requester on this connection (it declares the connection's direct reply-to).
+    pub async fn requester(&self) -> Result<Requester> {
+        Requester::new(self.clone()).await
+    }
+}
+
+/// The requests awaiting replies, by correlation id.
+struct Waiting {
+    replies: RefCell<HashMap<String, oneshot::Sender<Record>>>,
+    late: Cell<u64>,
+}
+
+/// Sends requests and waits for their replies over one connection's direct reply-to. Cheap
+/// requests may run concurrently (one connection carries them all); dropping the requester
+/// stops its receiving task.
+pub struct Requester {
+    client: Client,
+    reply_to: String,
+    prefix: String,
+    next: Cell<u64>,
+    waiting: Rc<Waiting>,
+    _receiver: compio::runtime::JoinHandle<()>,
+}
+
+impl Requester {
+    /// Declares the connection's direct reply-to and starts receiving on it.
+    pub async fn new(client: Client) -> Result<Requester> {
+        let reply_to = client.declare_reply_to(ReplyMode::Direct).await?;
+        let waiting = Rc::new(Waiting {
+            replies: RefCell::default(),
+            late: Cell::new(0),
+        });
+        let receiver = crate::runtime::spawn(receive(client.clone(), Rc::downgrade(&waiting)));
+        let mut nonce = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
+        Ok(Requester {
+            client,
+            reply_to,
+            prefix: format!("{:016x}", u64::from_le_bytes(nonce)),
+            next: Cell::new(0),
+            waiting,
+            _receiver: receiver,
+        })
+    }
+
+    /// The direct reply-to this requester's requests carry.
+    pub fn reply_to(&self) -> &str {
+        &self.reply_to
+    }
+
+    /// Replies that came for no waiting request (after their timeout, or twice): dropped.
+    pub fn late_replies(&self) -> u64 {
+        self.waiting.late.get()
+    }
+
+    /// Requests awaiting their reply now.
+    pub fn pending(&self) -> usize {
+        self.waiting.replies.borrow().len()
+    }
+
+    /// Sends `message` to the topic `destination` and waits up to `timeout` for its reply;
+    /// `timed_out` (ErrorCode::TimedOut) if none came by then.
+    pub async fn request(
+        &self,
+        destination: &str,
+        message: Record,
+        timeout: Duration,
+    ) -> Result<Record> {
+        let number = self.next.get();
+        self.next.set(number + 1);
+        let correlation_id = format!("{}-{number}", self.prefix);
+        let (sender, reply) = oneshot::channel();
+        self.waiting
+            .replies
+            .borrow_mut()
+            .insert(correlation_id.clone(), sender);
+        let forget = || self.waiting.replies.borrow_mut().remove(&correlation_id);
+        let deadline = std::time::Instant::now() + timeout;
+        let ids = (self.reply_to.as_str(), correlation_id.as_str());
+        if let Err(error) = self
+            .client
+            .send_request(destination, ids, message, timeout)
+            .await
+        {
+            forget();
+            return Err(error);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let sleep = std::pin::pin!(crate::runtime::sleep(left));
+        match futures_util::future::select(reply, sleep).await {
+            futures_util::future::Either::Left((Ok(record), _)) => Ok(record),
+            futures_util::future::Either::Left((Err(_), _)) => Err(ClientError::Connection(
+                "the connection closed before the reply came".into(),
+            )),
+            futures_util::future::Either::Right(_) => {
+                forget();
+                Err(ClientError::Server(ProtocolError::new(
+                    ErrorCode::TimedOut,
+                    format!("no reply to {correlation_id} within {timeout:?}"),
+                )))
+            }
+        }
+    }
+}
+
+/// Receives direct replies until the requester is dropped or the connection fails, handing
+/// each to the request waiting for its correlation id.
+async fn receive(client: Client, waiting: Weak<Waiting>) {
+    let wait = Duration::from_millis(u64::from(RECEIVE_WAIT_MS));
+    loop {
+        let received = client.receive_replies(RECEIVE_BATCH, wait).await;
+        let Some(waiting) = waiting.upgrade() else {
+            return;
+        };
+        let Ok(replies) = received else {
+            // The connection failed: every waiting request learns it now.
+            waiting.replies.borrow_mut().clear();
+            return;
+        };
+        for reply in replies {
+            let sender = header_text(&reply, CORRELATION_ID_HEADER)
+                .and_then(|id| waiting.replies.borrow_mut().remove(id));
+            match sender {
+                Some(sender) => drop(sender.send(reply)),
+                None => waiting.late.set(waiting.late.get() + 1),
+            }
+        }
+    }
+}
+
+/// Answers the requests of a topic: consumes them and replies to each by its headers.
+pub struct Responder {
+    client: Client,
+    consumer: Consumer,
+}
+
+impl Responder {
+    /// Consumes `topic` (the `partitions` given, or all) from `start`.
+    pub async fn new(
+        client: Client,
+        topic: &str,
+        partitions: Option<Vec<u32>>,
+        start: StartAt,
+    ) -> Result<Responder> {
+        let consumer = Consumer::new(
+            client.clone(),
+            topic,
+            partitions,
+            start,
+            ConsumerConfig::default(),
+        )
+        .await?;
+        Ok(Responder { client, consumer })
+    }
+
+    /// Polls once and replies to each request `handler` answers (None: no reply); requests
+    /// without reply headers are skipped. Returns how many replies it sent.
+    pub async fn serve_once(
+        &mut self,
+        mut handler: impl FnMut(&Record) -> Option<Record>,
+    ) -> Result<usize> {
+        let mut sent = 0;
+        for consumed in self.consumer.poll().await? {
+            let request = &consumed.record;
+            if header_text(request, CORRELATION_ID_HEADER).is_none() {
+                continue;
+            }
+            if let Some(reply) = handler(request) {
+                self.client.respond(request, reply).await?;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// A reply record with `value` (a convenience for handlers).
+pub fn reply_value(value: impl Into<Bytes>) -> Record {
+    let mut record = Record::new(0, None, None);
+    record.value = Some(value.into());
+    record
+}
