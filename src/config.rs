@@ -35,6 +35,10 @@ pub struct BrokerConfig {
     /// SASL mechanisms Kafka clients must authenticate with (`PLAIN`, `SCRAM-SHA-256`,
     /// `SCRAM-SHA-512`); empty serves every client unauthenticated.
     pub kafka_sasl_mechanisms: Vec<String>,
+    /// How long a Kafka client's SASL authentication holds before it must authenticate again
+    /// on the same connection (KIP-368, Kafka's `connections.max.reauth.ms`); a request after
+    /// that closes the connection. 0: forever.
+    pub kafka_sasl_session_lifetime_ms: u64,
     /// The same for the native listener.
     pub sasl_mechanisms: Vec<String>,
     /// Principals (`User:name`) that ACLs never restrict.
@@ -158,6 +162,7 @@ impl Default for BrokerConfig {
             kafka_tls: TlsSettings::default(),
             http_tls: TlsSettings::default(),
             kafka_sasl_mechanisms: Vec::new(),
+            kafka_sasl_session_lifetime_ms: 0,
             sasl_mechanisms: Vec::new(),
             super_users: Vec::new(),
             http_bearer_token: String::new(),

@@ -1,6 +1,7 @@
 //! SASL on the Kafka listener, with clients we did not write: kafka-python with PLAIN,
 //! SCRAM-SHA-256 and SCRAM-SHA-512, kafkajs with SCRAM-SHA-512; wrong passwords and
-//! unauthenticated clients refused; the exact codes of a bad handshake; users changed through
+//! unauthenticated clients refused; the exact codes of a bad handshake; re-authentication
+//! (KIP-368) by hand and by librdkafka; users changed through
 //! AlterUserScramCredentials, seen by DescribeUserScramCredentials, kept across a restart.
 
 mod common;
@@ -29,16 +30,24 @@ const DUPLICATE_RESOURCE: i16 = 92;
 /// A broker whose Kafka listener asks for SASL, with `alice` (password `alice-secret`) for both
 /// SCRAM mechanisms already in its users.json.
 fn broker(dir: &Path) -> (TestBroker, String) {
+    broker_with(dir, &["alice"], 0)
+}
+
+/// `broker` with `users` (each with the password `<name>-secret`) and a session lifetime.
+fn broker_with(dir: &Path, names: &[&str], session_lifetime_ms: u64) -> (TestBroker, String) {
     let mut users = Users::default();
-    for mechanism in Mechanism::ALL {
-        let credential = Credential::new(mechanism, b"alice-secret", ITERATIONS_MIN);
-        users.upsert("alice", mechanism, credential).unwrap();
+    for name in names {
+        for mechanism in Mechanism::ALL {
+            let password = format!("{name}-secret");
+            let credential = Credential::new(mechanism, password.as_bytes(), ITERATIONS_MIN);
+            users.upsert(name, mechanism, credential).unwrap();
+        }
     }
     users.save(dir).unwrap();
     let broker = TestBroker::start_with(ringmq::config::BrokerConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".into(),
-        http_listen: String::new(),
+        http_listen: "127.0.0.1:0".into(),
         kafka_listen: "127.0.0.1:0".into(),
         shards: 2,
         kafka_sasl_mechanisms: vec![
@@ -46,6 +55,7 @@ fn broker(dir: &Path) -> (TestBroker, String) {
             "SCRAM-SHA-256".into(),
             "SCRAM-SHA-512".into(),
         ],
+        kafka_sasl_session_lifetime_ms: session_lifetime_ms,
         // Authentication is what these tests are about; ACLs are tests/acls.rs's.
         super_users: vec!["User:alice".into(), "User:bob".into()],
         ..Default::default()
@@ -542,4 +552,130 @@ fn ringmq_user_with_sighup_adds_and_removes_users_of_a_running_broker() {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
+}
+
+/// KIP-368: SaslAuthenticate says how long the authentication holds; the client renews it on
+/// the same connection as the same principal; a request after it ran out, or a renewal as
+/// someone else, ends the connection.
+#[test]
+fn authentication_expires_and_is_renewed_on_the_same_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker_with(dir.path(), &["alice", "bob"], 1_000);
+    let mut connection = open(&address);
+    assert_eq!(connection.handshake("PLAIN").error_code, 0);
+    let first = connection.authenticate(b"\0alice\0alice-secret");
+    assert_eq!((first.error_code, first.session_lifetime_ms), (0, 1_000));
+    assert!(matches!(
+        connection.metadata(),
+        Some(ResponseKind::Metadata(_))
+    ));
+    // Renewed before it runs out, twice, across more than the lifetime: still served.
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        assert_eq!(connection.handshake("PLAIN").error_code, 0);
+        let renewed = connection.authenticate(b"\0alice\0alice-secret");
+        assert_eq!(
+            (renewed.error_code, renewed.session_lifetime_ms),
+            (0, 1_000)
+        );
+        assert!(matches!(
+            connection.metadata(),
+            Some(ResponseKind::Metadata(_))
+        ));
+    }
+    // Renewing as someone else fails, and the connection is done.
+    assert_eq!(connection.handshake("PLAIN").error_code, 0);
+    let other = connection.authenticate(b"\0bob\0bob-secret");
+    assert_eq!(other.error_code, SASL_AUTHENTICATION_FAILED);
+    assert!(
+        other
+            .error_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("principal"),
+        "{other:?}"
+    );
+    assert!(connection.metadata().is_none());
+    // Not renewed in time: the next request closes the connection, unanswered.
+    let mut lapsed = open(&address);
+    assert_eq!(lapsed.handshake("PLAIN").error_code, 0);
+    assert_eq!(lapsed.authenticate(b"\0alice\0alice-secret").error_code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    assert!(lapsed.metadata().is_none(), "served after the lifetime");
+    // Without a lifetime (the default), none is announced and nothing expires.
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker(dir.path());
+    let mut forever = open(&address);
+    assert_eq!(forever.handshake("PLAIN").error_code, 0);
+    let answer = forever.authenticate(b"\0alice\0alice-secret");
+    assert_eq!((answer.error_code, answer.session_lifetime_ms), (0, 0));
+    assert_eq!(forever.handshake("PLAIN").error_code, ILLEGAL_SASL_STATE);
+}
+
+/// librdkafka (a client we did not write) renews its authentication before the lifetime ends:
+/// a producer that runs for several lifetimes keeps its connection and loses nothing.
+#[test]
+fn librdkafka_renews_its_authentication_and_keeps_producing() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::util::Timeout;
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, address) = broker_with(dir.path(), &["alice"], 1_500);
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", "alice")
+        .set("sasl.password", "alice-secret")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    // Four lifetimes of steady traffic.
+    while started.elapsed() < std::time::Duration::from_secs(6) {
+        let value = format!("renewed-{sent}");
+        producer
+            .send(
+                BaseRecord::<(), _>::to("renewals")
+                    .partition(0)
+                    .payload(&value),
+            )
+            .map_err(|(error, _)| error)
+            .unwrap();
+        sent += 1;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        producer.flush(Timeout::After(std::time::Duration::from_secs(20))),
+        Ok(())
+    );
+    assert_eq!(producer.in_flight_count(), 0, "every message acknowledged");
+    let mut connection = open(&address);
+    assert_eq!(connection.handshake("PLAIN").error_code, 0);
+    assert_eq!(
+        connection.authenticate(b"\0alice\0alice-secret").error_code,
+        0
+    );
+    let request = ListOffsetsRequest::default().with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("renewals")))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1),
+            ]),
+    ]);
+    let end = match connection.call(ApiKey::ListOffsets, 4, RequestKind::ListOffsets(request)) {
+        Some(ResponseKind::ListOffsets(response)) => response.topics[0].partitions[0].offset,
+        other => panic!("ListOffsets answered {other:?}"),
+    };
+    assert_eq!(end, sent, "every message stored once");
+    // It renewed rather than reconnected: the other test of this file renews exactly twice,
+    // so a third renewal is librdkafka's (the metrics are the whole test process's).
+    let renewals = common::metric(
+        &broker.http_address(),
+        "ringmq_kafka_reauthentications_total",
+    );
+    assert!(renewals >= 3.0, "{renewals} renewals");
 }

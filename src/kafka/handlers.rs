@@ -204,7 +204,7 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
 pub struct Door<'a> {
     pub advertised: &'a super::Advertised,
     pub sessions: &'a std::cell::RefCell<super::FetchSessions>,
-    pub sasl: &'a std::cell::RefCell<crate::broker::service::SaslSession>,
+    pub sasl: &'a std::cell::RefCell<super::sasl::KafkaSasl>,
 }
 
 pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) -> Vec<Bytes> {
@@ -297,7 +297,7 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
             request,
         )),
         RequestKind::SaslAuthenticate(request) => ResponseKind::SaslAuthenticate(
-            super::sasl::authenticate(&service, &mut sasl.borrow_mut(), request),
+            super::sasl::authenticate(&service, &mut sasl.borrow_mut(), version, request),
         ),
         RequestKind::DescribeUserScramCredentials(request) => {
             ResponseKind::DescribeUserScramCredentials(super::sasl::describe_users(

@@ -38,6 +38,10 @@ use fetch_session::FetchSessions;
 /// Registers the help text of the Kafka door's own metrics.
 pub(crate) fn describe_metrics() {
     fetch_session::describe_metrics();
+    metrics::describe_counter!(
+        "ringmq_kafka_reauthentications_total",
+        "Kafka connections that renewed their SASL authentication (KIP-368)."
+    );
 }
 
 /// The host and port Metadata and FindCoordinator name: where clients must connect.
@@ -54,7 +58,7 @@ pub(crate) struct Kafka {
     advertised: Advertised,
     sessions: Rc<RefCell<FetchSessions>>,
     /// This connection's SASL progress (each connection gets its own: `for_connection`).
-    sasl: Rc<RefCell<crate::broker::service::SaslSession>>,
+    sasl: Rc<RefCell<sasl::KafkaSasl>>,
 }
 
 impl Kafka {
@@ -102,7 +106,7 @@ impl Wire for Kafka {
         }
         if let Some(session) = SaslSession::certified(certificate, state.config.kafka_tls.principal)
         {
-            *self.sasl.borrow_mut() = session;
+            self.sasl.borrow_mut().session = session;
         }
     }
 
@@ -118,10 +122,10 @@ impl Wire for Kafka {
         if !self
             .sasl
             .borrow()
-            .admits(required, sasl::is_sasl(prepared.api()))
+            .admits(required, prepared.api(), std::time::Instant::now())
         {
-            // As Kafka: a request before authenticating, or after failing to, ends the
-            // connection without an answer.
+            // As Kafka: a request before authenticating, after failing to, or after the
+            // authentication's lifetime, ends the connection without an answer.
             tracing::debug!(api = ?prepared.api(), "kafka request before authentication; closing");
             return Decoded::Close(None);
         }

@@ -2,7 +2,14 @@
 //! its messages (PLAIN: one; SCRAM-SHA-256/512: two), as Kafka's brokers do. With
 //! `kafka_sasl_mechanisms` set, a connection may send nothing but ApiVersions and these two
 //! until it has authenticated; anything else, or anything after a failed authentication, closes
-//! it. Each connection has its own `SaslSession` (the service's; `Kafka::for_connection`).
+//! it. Each connection has its own `KafkaSasl` (the service's `SaslSession` plus KIP-368's
+//! state; `Kafka::for_connection`).
+//!
+//! Re-authentication (KIP-368): with `kafka_sasl_session_lifetime_ms`, SaslAuthenticate (v1+)
+//! tells the client how long its authentication holds; before then the client runs
+//! SaslHandshake and SaslAuthenticate again on the same connection, as the same principal (a
+//! different one fails and closes the connection, as in Kafka). A request other than those two
+//! after the lifetime ends closes the connection.
 //!
 //! The users' credentials (and their changes: DescribeUserScramCredentials,
 //! AlterUserScramCredentials) are the broker service's.
@@ -17,10 +24,11 @@ use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use std::time::{Duration, Instant};
 
 use super::errors::{
-    DUPLICATE_RESOURCE, ILLEGAL_SASL_STATE, UNACCEPTABLE_CREDENTIAL, UNSUPPORTED_SASL_MECHANISM,
-    code_of,
+    DUPLICATE_RESOURCE, ILLEGAL_SASL_STATE, SASL_AUTHENTICATION_FAILED, UNACCEPTABLE_CREDENTIAL,
+    UNSUPPORTED_SASL_MECHANISM, code_of,
 };
 use crate::broker::ErrorKind;
 use crate::broker::service::{
@@ -36,9 +44,37 @@ pub fn is_sasl(api: ApiKey) -> bool {
     )
 }
 
+/// One Kafka connection's authentication.
+#[derive(Default)]
+pub struct KafkaSasl {
+    pub session: SaslSession,
+    /// When the authentication stops holding (KIP-368); None: never.
+    expires_at: Option<Instant>,
+    /// During a re-authentication: the principal it must end as.
+    renewing: Option<Principal>,
+}
+
+impl KafkaSasl {
+    /// Whether `api` may be served now: `required` says the listener asks for SASL.
+    pub fn admits(&self, required: bool, api: ApiKey, now: Instant) -> bool {
+        let renewal = matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+        if let Some(expires_at) = self.expires_at
+            && now >= expires_at
+            && !renewal
+        {
+            return false;
+        }
+        self.session.admits(required, is_sasl(api))
+    }
+
+    pub fn principal(&self) -> Principal {
+        self.session.principal()
+    }
+}
+
 pub fn handshake(
     service: &Service,
-    sasl: &mut SaslSession,
+    sasl: &mut KafkaSasl,
     request: SaslHandshakeRequest,
 ) -> SaslHandshakeResponse {
     let enabled = service.kafka_sasl_mechanisms();
@@ -47,7 +83,17 @@ pub fn handshake(
         .map(|name| StrBytes::from_string(name.clone()))
         .collect();
     let response = SaslHandshakeResponse::default().with_mechanisms(offered);
-    match sasl.handshake(enabled, request.mechanism.as_str()) {
+    // An authenticated connection starts over only where sessions expire (KIP-368).
+    if service.kafka_sasl_session_lifetime() > Duration::ZERO
+        && let SaslSession::Authenticated(principal) = &sasl.session
+        && enabled
+            .iter()
+            .any(|name| name == request.mechanism.as_str())
+    {
+        sasl.renewing = Some(principal.clone());
+        sasl.session = SaslSession::Start;
+    }
+    match sasl.session.handshake(enabled, request.mechanism.as_str()) {
         Ok(()) => response,
         Err(HandshakeRefusal::Unsupported) => response.with_error_code(UNSUPPORTED_SASL_MECHANISM),
         Err(HandshakeRefusal::AlreadyChosen) => response.with_error_code(ILLEGAL_SASL_STATE),
@@ -56,30 +102,54 @@ pub fn handshake(
 
 pub fn authenticate(
     service: &Service,
-    sasl: &mut SaslSession,
+    sasl: &mut KafkaSasl,
+    version: i16,
     request: SaslAuthenticateRequest,
 ) -> SaslAuthenticateResponse {
-    match sasl.step(service, &request.auth_bytes) {
+    match sasl.session.step(service, &request.auth_bytes) {
         Ok(auth_bytes) => {
-            if let Principal::User(user) = sasl.principal() {
+            let response = SaslAuthenticateResponse::default().with_auth_bytes(auth_bytes);
+            let SaslSession::Authenticated(principal) = &sasl.session else {
+                // A SCRAM exchange under way: its next message comes.
+                return response;
+            };
+            if let Some(before) = sasl.renewing.take() {
+                if before != *principal {
+                    let message = format!(
+                        "re-authentication may not change the principal ({before:?} to {principal:?}); closing the connection"
+                    );
+                    sasl.session = SaslSession::Failed;
+                    return failed(SASL_AUTHENTICATION_FAILED, message);
+                }
+                metrics::counter!("ringmq_kafka_reauthentications_total").increment(1);
+            }
+            if let Principal::User(user) = principal {
                 tracing::debug!(user, "a Kafka client authenticated");
             }
-            SaslAuthenticateResponse::default().with_auth_bytes(auth_bytes)
+            let lifetime = service.kafka_sasl_session_lifetime();
+            if lifetime.is_zero() || version < 1 {
+                return response;
+            }
+            sasl.expires_at = Some(Instant::now() + lifetime);
+            response
+                .with_session_lifetime_ms(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX))
         }
         // Kafka's ILLEGAL_SASL_STATE: no handshake first, or authenticated already.
         Err(error) if error.kind == ErrorKind::InvalidRequest => {
-            SaslAuthenticateResponse::default()
-                .with_error_code(ILLEGAL_SASL_STATE)
-                .with_error_message(Some(StrBytes::from_string(error.message)))
+            failed(ILLEGAL_SASL_STATE, error.message)
         }
         Err(error) => {
             metrics::counter!("ringmq_authentication_failures_total", "listener" => "kafka")
                 .increment(1);
-            SaslAuthenticateResponse::default()
-                .with_error_code(code_of(&error))
-                .with_error_message(Some(StrBytes::from_string(error.message)))
+            failed(code_of(&error), error.message)
         }
     }
+}
+
+fn failed(code: i16, message: String) -> SaslAuthenticateResponse {
+    SaslAuthenticateResponse::default()
+        .with_error_code(code)
+        .with_error_message(Some(StrBytes::from_string(message)))
 }
 
 /// Kafka's code for a SCRAM mechanism (`ScramMechanism`: 1 and 2).

@@ -36,6 +36,11 @@ impl Service {
         &self.state.config.kafka_sasl_mechanisms
     }
 
+    /// How long a Kafka client's authentication holds (KIP-368); zero: forever.
+    pub fn kafka_sasl_session_lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.state.config.kafka_sasl_session_lifetime_ms)
+    }
+
     /// The users (or those named) with their mechanisms and iterations; a named user that does
     /// not exist is UnknownUser.
     pub fn describe_users(
