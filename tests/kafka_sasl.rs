@@ -679,3 +679,24 @@ fn librdkafka_renews_its_authentication_and_keeps_producing() {
     );
     assert!(renewals >= 3.0, "{renewals} renewals");
 }
+
+#[test]
+fn confluent_kafka_authenticates_with_both_scram_mechanisms() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker(dir.path());
+    for (mechanism, topic) in [("SCRAM-SHA-256", "ck-256"), ("SCRAM-SHA-512", "ck-512")] {
+        let Some(outcome) = common::clients::confluent_kafka(
+            &address,
+            (mechanism, "alice", "alice-secret"),
+            topic,
+            None,
+        ) else {
+            return;
+        };
+        outcome.unwrap_or_else(|stderr| panic!("{mechanism}: {stderr}"));
+        let wrong =
+            common::clients::confluent_kafka(&address, (mechanism, "alice", "wrong"), "ck-x", None);
+        let stderr = wrong.unwrap().unwrap_err();
+        assert!(stderr.contains("uthentication"), "{mechanism}: {stderr}");
+    }
+}

@@ -1,8 +1,9 @@
 //! TLS on both listeners, with a certificate authority made in the test (rcgen): the Rust client
 //! over TLS, kafka-python (a client we did not write, on Python's own ssl module) over the Kafka
-//! listener, and the refusals: a plaintext client, an untrusted broker certificate, and, with
-//! mutual TLS, a client without a certificate or with one from another authority. A refused
-//! connection never harms the broker's other connections.
+//! listener, confluent-kafka (librdkafka on OpenSSL) over SASL_SSL, and the refusals: a
+//! plaintext client, an untrusted broker certificate, and, with mutual TLS, a client without a
+//! certificate or with one from another authority. A refused connection never harms the
+//! broker's other connections.
 
 mod common;
 
@@ -664,4 +665,60 @@ async fn https_request(address: &str, ca: &Path, request: &str) -> String {
         }
     }
     String::from_utf8_lossy(&response).into_owned()
+}
+
+/// confluent-kafka (librdkafka with OpenSSL) over `SASL_SSL`: TLS checked against the test's
+/// authority, then SCRAM-SHA-512 inside it, as Kafka deployments run it; a wrong password and a
+/// client that does not trust the broker's authority are refused.
+#[test]
+fn confluent_kafka_authenticates_with_scram_over_tls() {
+    use ringmq::auth::scram::{Credential, ITERATIONS_MIN, Mechanism};
+    let dir = tempfile::tempdir().unwrap();
+    let good = pki(dir.path(), "good");
+    let other = pki(dir.path(), "other");
+    let data = tempfile::tempdir().unwrap();
+    let mut users = ringmq::broker::users::Users::default();
+    let credential = Credential::new(Mechanism::ScramSha512, b"alice-secret", ITERATIONS_MIN);
+    users
+        .upsert("alice", Mechanism::ScramSha512, credential)
+        .unwrap();
+    users.save(data.path()).unwrap();
+    let broker = TestBroker::start_with(BrokerConfig {
+        data_dir: data.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: String::new(),
+        kafka_listen: "127.0.0.1:0".into(),
+        shards: 2,
+        kafka_tls: TlsSettings {
+            cert_path: Some(good.server.0.clone()),
+            key_path: Some(good.server.1.clone()),
+            ..TlsSettings::default()
+        },
+        kafka_sasl_mechanisms: vec!["SCRAM-SHA-512".into()],
+        super_users: vec!["User:alice".into()],
+        ..Default::default()
+    });
+    // The certificate names localhost, so the client connects by that name.
+    let port = broker
+        .handle
+        .as_ref()
+        .unwrap()
+        .kafka_address
+        .unwrap()
+        .port();
+    let address = format!("localhost:{port}");
+    let alice = ("SCRAM-SHA-512", "alice", "alice-secret");
+    let Some(outcome) =
+        common::clients::confluent_kafka(&address, alice, "sasl-ssl", Some(&good.ca))
+    else {
+        return;
+    };
+    outcome.unwrap();
+    let wrong = ("SCRAM-SHA-512", "alice", "wrong");
+    let refused = common::clients::confluent_kafka(&address, wrong, "sasl-ssl-x", Some(&good.ca));
+    let stderr = refused.unwrap().unwrap_err();
+    assert!(stderr.contains("uthentication"), "{stderr}");
+    let untrusting =
+        common::clients::confluent_kafka(&address, alice, "sasl-ssl-y", Some(&other.ca));
+    assert!(untrusting.unwrap().is_err(), "a broker it cannot verify");
 }

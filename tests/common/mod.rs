@@ -3,7 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod kafka_wire;
+
+/// Where tools/test installs the Kafka clients of other projects.
+pub fn clients_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
 
 use bytes::{Bytes, BytesMut};
 use ringmq::batch::{BatchBuilder, Compression, Record, records};
