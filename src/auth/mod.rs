@@ -5,6 +5,7 @@
 
 pub mod certificate;
 pub mod scram;
+pub mod sigv4;
 
 /// Equality that takes as long whatever bytes differ: a proof or token check must not tell an
 /// attacker how much of a guess was right.
