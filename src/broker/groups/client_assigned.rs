@@ -509,10 +509,9 @@ fn round(coordinator: &mut Coordinator, name: &str, member_id: String) -> Broker
     let (kind, generation) = coordinator
         .client_assigned(name)
         .ok_or_else(|| error(ErrorKind::UnknownMember, "the group went away"))?;
-    let waited = kind.round_deadline;
+    // Rounds that end by their deadline, not because all joined, are the slow ones.
+    let by_deadline = !kind.members.values().all(|m| m.joined_this_round);
     if kind.try_finish_round(generation) {
-        // Rounds that end by their deadline, not because all joined, are the slow ones.
-        let by_deadline = Instant::now() >= waited;
         tracing::info!(
             group = %name,
             generation = generation.get(),
