@@ -378,7 +378,12 @@ fn create_topics_refuses_bad_counts_and_repeated_names_entry_by_entry() {
     .collect();
     assert_eq!(codes, expected);
     let request = MetadataRequest::default().with_topics(None);
-    match call(&address, ApiKey::Metadata, 4, RequestKind::Metadata(request)) {
+    match call(
+        &address,
+        ApiKey::Metadata,
+        4,
+        RequestKind::Metadata(request),
+    ) {
         ResponseKind::Metadata(response) => {
             let names: Vec<String> = response
                 .topics

@@ -6,12 +6,14 @@
 //! every shard install the new snapshot and open or close the partitions it owns.
 
 pub mod admin;
+pub mod compaction;
 pub mod configs;
 pub mod error;
 pub mod fd_budget;
 pub mod groups;
 pub mod partition;
 pub mod producer_ids;
+pub mod queues;
 pub mod service;
 pub mod topics;
 
@@ -47,6 +49,8 @@ pub struct ShardState {
     pub lifecycle: Lifecycle,
     /// The consumer groups this shard coordinates.
     coordinator: RefCell<groups::Coordinator>,
+    /// The queue groups of the partitions this shard owns.
+    queues: RefCell<queues::ShardQueues>,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -120,6 +124,7 @@ impl ShardState {
             forwards: metrics::counter!("ringmq_shard_forwards_total", "shard" => id.to_string()),
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
+            queues: RefCell::new(queues::ShardQueues::default()),
         }
     }
 
@@ -156,9 +161,11 @@ impl ShardState {
         groups::open(self).await
     }
 
-    /// Starts the shard's background work: group session expiry and lag metrics.
+    /// Starts the shard's background work: group session expiry and lag metrics, queue lock
+    /// expiry and metrics.
     pub fn spawn_background(self: &Rc<Self>) {
         crate::runtime::spawn_detached(groups::run_background(self.clone()));
+        crate::runtime::spawn_detached(queues::background::run(self.clone()));
     }
 
     /// Writes, fsyncs and closes every log this shard owns, all at once, each within
@@ -171,6 +178,12 @@ impl ShardState {
             .is_none()
         {
             tracing::error!(shard = self.id, "closing the offsets logs timed out");
+        }
+        if crate::runtime::timeout(grace, queues::close(self))
+            .await
+            .is_none()
+        {
+            tracing::error!(shard = self.id, "closing the queue journals timed out");
         }
         let logs: Vec<PartitionLog> = self
             .logs
@@ -195,7 +208,7 @@ impl ShardState {
     }
 
     /// Runs `work` on the shard that owns `partition` of `topic`, giving up at `deadline`.
-    async fn on_owner<R, E, F, Fut>(
+    pub(crate) async fn on_owner<R, E, F, Fut>(
         self: &Rc<Self>,
         deadline: Instant,
         topic: &str,
@@ -310,6 +323,7 @@ impl ShardState {
 /// Registers the help text of every metric the broker layer emits.
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    queues::metrics::describe_metrics();
     describe_histogram!(
         "ringmq_produce_latency_seconds",
         Unit::Seconds,

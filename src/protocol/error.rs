@@ -57,6 +57,11 @@ error_codes! {
     TimedOut = 26, "timed_out";
     InvalidRecord = 27, "invalid_record";
     GroupFull = 28, "group_full";
+    // Queues' codes start at 40, clear of codes other work adds meanwhile.
+    UnknownQueueGroup = 40, "unknown_queue_group";
+    QueueGroupExists = 41, "queue_group_exists";
+    LockNotHeld = 42, "lock_not_held";
+    LockExpired = 43, "lock_expired";
 }
 
 impl ErrorCode {

@@ -38,6 +38,10 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::GroupNotEmpty | ErrorKind::GroupSubscribed => ErrorCode::GroupNotEmpty,
         ErrorKind::UnknownGroup => ErrorCode::UnknownGroup,
         ErrorKind::GroupFull => ErrorCode::GroupFull,
+        ErrorKind::UnknownQueueGroup => ErrorCode::UnknownQueueGroup,
+        ErrorKind::QueueGroupExists => ErrorCode::QueueGroupExists,
+        ErrorKind::LockNotHeld => ErrorCode::LockNotHeld,
+        ErrorKind::LockExpired => ErrorCode::LockExpired,
     }
 }
 
