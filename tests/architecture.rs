@@ -104,6 +104,7 @@ const NATIVE_ADAPTER: &[&str] = &[
     "server/connection.rs",
     "server/dispatch.rs",
     "server/errors.rs",
+    "server/queues.rs",
 ];
 const BROKER_INTERNALS: &[&str] = &[
     "storage",
@@ -114,6 +115,8 @@ const BROKER_INTERNALS: &[&str] = &[
     "broker::topics",
     "broker::fd_budget",
     "broker::producer_ids",
+    "broker::queues",
+    "broker::compaction",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

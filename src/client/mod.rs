@@ -48,6 +48,7 @@ pub mod connection;
 pub mod consumer;
 pub mod group;
 pub mod producer;
+pub mod queue;
 pub mod threaded;
 
 use bytes::BytesMut;
@@ -63,6 +64,7 @@ pub use group::{
     reset_offsets,
 };
 pub use producer::{Producer, ProducerConfig, RecordAck, record_body_bytes_max};
+pub use queue::{QueueConsumer, QueueConsumerConfig};
 pub use threaded::ThreadedClient;
 
 use crate::protocol::{

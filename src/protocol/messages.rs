@@ -8,6 +8,7 @@ use super::codec::{FrameWriter, Reader, RequestHeader};
 use super::error::{ErrorCode, ProtocolError};
 use crate::storage::AckLevel;
 
+pub use super::queues::{QueueRequest, QueueResponse};
 pub use super::responses::{decode_response, encode_response};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,13 @@ pub enum ApiKey {
     DescribeGroup = 13,
     DeleteGroup = 14,
     AddPartitions = 15,
+    // Queues take keys from 40 up (`queues.rs`).
+    CreateQueueGroup = 40,
+    DescribeQueueGroup = 41,
+    ListQueueGroups = 42,
+    DeleteQueueGroup = 43,
+    Receive = 44,
+    Settle = 45,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -49,6 +57,12 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::DescribeGroup, 0, 0),
     (ApiKey::DeleteGroup, 0, 0),
     (ApiKey::AddPartitions, 0, 0),
+    (ApiKey::CreateQueueGroup, 0, 0),
+    (ApiKey::DescribeQueueGroup, 0, 0),
+    (ApiKey::ListQueueGroups, 0, 0),
+    (ApiKey::DeleteQueueGroup, 0, 0),
+    (ApiKey::Receive, 0, 0),
+    (ApiKey::Settle, 0, 0),
 ];
 
 impl ApiKey {
@@ -174,6 +188,8 @@ pub enum Request {
     DeleteGroup {
         group: String,
     },
+    /// A queue request (api keys 40 to 45).
+    Queue(QueueRequest),
 }
 
 /// A member's view of its group after a join or heartbeat.
@@ -249,6 +265,7 @@ pub enum Response {
     Offsets(Vec<(String, u32, u64)>),
     Groups(Vec<GroupSummary>),
     GroupDescription(GroupDescription),
+    Queue(QueueResponse),
 }
 
 fn acks_to_wire(acks: AckLevel) -> u8 {
@@ -375,6 +392,7 @@ impl Request {
             Request::ListGroups => ApiKey::ListGroups,
             Request::DescribeGroup { .. } => ApiKey::DescribeGroup,
             Request::DeleteGroup { .. } => ApiKey::DeleteGroup,
+            Request::Queue(queue) => queue.api_key(),
         }
     }
 
@@ -467,6 +485,7 @@ impl Request {
             Request::DescribeGroup { group } | Request::DeleteGroup { group } => {
                 writer.string(&group)
             }
+            Request::Queue(queue) => queue.encode(&mut writer),
         }
         writer.finish()
     }
@@ -556,6 +575,12 @@ impl Request {
             ApiKey::DeleteGroup => Request::DeleteGroup {
                 group: reader.string()?,
             },
+            ApiKey::CreateQueueGroup
+            | ApiKey::DescribeQueueGroup
+            | ApiKey::ListQueueGroups
+            | ApiKey::DeleteQueueGroup
+            | ApiKey::Receive
+            | ApiKey::Settle => Request::Queue(QueueRequest::decode(api, &mut reader)?),
         };
         reader.finish()?;
         Ok(request)

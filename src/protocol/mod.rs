@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod error;
 pub mod messages;
+pub mod queues;
 mod responses;
 
 pub use error::{ErrorCode, ProtocolError};

@@ -97,6 +97,7 @@ pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolErr
             }
             put_offsets(&mut writer, &description.offsets);
         }
+        Response::Queue(queue) => queue.encode(&mut writer),
     }
     writer.finish()
 }
@@ -120,6 +121,15 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         | ApiKey::LeaveGroup
         | ApiKey::CommitOffsets
         | ApiKey::DeleteGroup => Response::Done,
+        ApiKey::CreateQueueGroup
+        | ApiKey::DescribeQueueGroup
+        | ApiKey::ListQueueGroups
+        | ApiKey::DeleteQueueGroup
+        | ApiKey::Receive
+        | ApiKey::Settle => match super::queues::QueueResponse::decode(api, &mut reader)? {
+            Some(queue) => Response::Queue(queue),
+            None => Response::Done,
+        },
         ApiKey::JoinGroup | ApiKey::Heartbeat => Response::Group(GroupAssignment {
             member_id: reader.string()?,
             generation: reader.u32()?,

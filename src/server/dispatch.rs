@@ -94,6 +94,9 @@ pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response,
                 log_start_offset: listed.log_start_offset,
             })
         }
+        Request::Queue(queue) => super::queues::serve(&service, &ctx, queue)
+            .await
+            .map_err(to_native),
         group_request => groups(&service, &ctx, group_request)
             .await
             .map_err(to_native),

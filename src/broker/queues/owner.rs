@@ -337,6 +337,12 @@ pub async fn settle(
     }
     let now = now_ms();
     let (acked, dead_letters) = queues.with_group(group, |queue| {
+        let action = match action {
+            Action::Extend { visibility_ms } => Action::Extend {
+                visibility_ms: settings::visibility_for(queue.settings(), visibility_ms)?,
+            },
+            other => other,
+        };
         for &(first, last) in &ranges {
             queue.check(consumer, first, last, now)?;
         }

@@ -8,6 +8,7 @@ mod configs;
 mod context;
 mod disk;
 mod groups;
+mod queues;
 mod types;
 
 use std::rc::Rc;
@@ -19,9 +20,12 @@ pub use super::groups::{
     MemberDescription, OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
+pub use super::queues::state::Stats as QueueStats;
+pub use super::queues::{Action as SettleAction, ReceivedMessage, View as QueueView};
 pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;
+pub use queues::{NewQueueGroup, QueueGroupDescription, QueuePartition, Receive, Settle};
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
     Produced, TopicInfo,
