@@ -600,3 +600,88 @@ fn bad_requests_get_exact_errors() {
         );
     });
 }
+
+/// Runs the `ringmq` binary with `args`; returns (exit code, stdout, stderr).
+fn ringmq(args: &[String]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_queue_commands_as_a_user_drives_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        all.extend(["--broker".to_string(), address.clone()]);
+        all
+    };
+    let (code, out, err) = ringmq(&with(&[
+        "queue",
+        "create",
+        "jobs",
+        "-c",
+        "max_deliveries=2",
+    ]));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "created queue jobs\n", "")
+    );
+    block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        let mut builder = BatchBuilder::new(Compression::None);
+        for value in ["one", "two", "three"] {
+            builder.push(Record::new(0, None, Some(value.as_bytes())));
+        }
+        let batch = BytesMut::from(&builder.build()[..]);
+        client
+            .produce("jobs", Some(0), b"", AckLevel::Fsynced, batch)
+            .await
+            .unwrap();
+    });
+    // Without --ack the message stays locked: the next receive gets the next one.
+    let (code, out, _) = ringmq(&with(&[
+        "queue",
+        "receive",
+        "jobs",
+        "--visibility-ms",
+        "60000",
+    ]));
+    assert_eq!((code, out.as_str()), (0, "0\t0\t1\tone\n"));
+    let (code, out, _) = ringmq(&with(&["queue", "receive", "jobs", "--ack", "-n", "5"]));
+    assert_eq!((code, out.as_str()), (0, "0\t1\t1\ttwo\n0\t2\t1\tthree\n"));
+    let (code, out, _) = ringmq(&with(&["queue", "receive", "jobs", "--wait-ms", "0"]));
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (code, out, _) = ringmq(&with(&["queue", "list"]));
+    assert_eq!((code, out.as_str()), (0, "jobs\tjobs\n"));
+    let (code, out, _) = ringmq(&with(&["queue", "describe", "jobs"]));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("queue group jobs of topic jobs\n"), "{out}");
+    assert!(out.contains("  max_deliveries = 2\n"), "{out}");
+    assert!(
+        out.contains("partition\tsettled_below\tcursor\tavailable\tin_flight"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n0\t0\t3\t0\t1\t"),
+        "one locked, none available: {out}"
+    );
+    let (code, _, err) = ringmq(&with(&["queue", "describe", "jobs", "--group", "nope"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown_queue_group"), "{err}");
+    let (code, out, _) = ringmq(&with(&["queue", "delete", "jobs", "--topic"]));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "deleted queue group jobs of jobs\ndeleted topic jobs\n")
+    );
+    let (code, out, _) = ringmq(&with(&["queue", "list"]));
+    assert_eq!((code, out.as_str()), (0, ""));
+}

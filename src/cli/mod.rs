@@ -1,5 +1,5 @@
 //! The `ringmq` command line: the broker (`serve`), client commands that reach a running
-//! broker (`topic`, `produce`, `consume`), and the offline log inspector (`log`).
+//! broker (`topic`, `produce`, `consume`, `group`, `queue`), and the offline log inspector (`log`).
 //! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
 
 pub mod client_config;
@@ -10,6 +10,7 @@ pub mod input;
 pub mod offsets;
 pub mod output;
 pub mod produce;
+pub mod queue;
 pub mod serve;
 pub mod stop;
 pub mod topic;
@@ -54,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+    /// Work queues: create, list, describe and delete queue groups; receive (and ack).
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
+    },
     /// Inspect partition logs on disk (works while the broker is stopped).
     Log {
         #[command(subcommand)]
@@ -87,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group { command } => group::run(command),
+        Command::Queue { command } => queue::run(command),
         Command::Completion { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "ringmq", &mut std::io::stdout());

@@ -488,4 +488,56 @@ mod tests {
         );
         assert!(groups.is_empty(), "invalid settings from disk are skipped");
     }
+
+    #[test]
+    fn a_mostly_superseded_journal_is_compacted_at_open_and_keeps_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::runtime::block_on(async {
+            let (log, groups) = open(dir.path(), "t", 0, true).await.unwrap().unwrap();
+            assert!(groups.is_empty());
+            let define = Entry::Define {
+                start: 0,
+                settings: settings(),
+            };
+            let mut entries = vec![("g".to_string(), define)];
+            for offset in 0..500 {
+                let acquired = Entry::Acquired {
+                    first: offset,
+                    last: offset,
+                    deliveries: 1,
+                    first_delivery_ms: 5,
+                    last_delivery_ms: 5,
+                };
+                let acked = Entry::Settled {
+                    first: offset,
+                    last: offset,
+                    archived: false,
+                };
+                entries.extend([("g".to_string(), acquired), ("g".to_string(), acked)]);
+            }
+            let held = Entry::Acquired {
+                first: 500,
+                last: 509,
+                deliveries: 2,
+                first_delivery_ms: 5,
+                last_delivery_ms: 6,
+            };
+            entries.push(("g".to_string(), held));
+            append(&log, &entries).await.unwrap();
+            log.close().await.unwrap();
+            for _ in 0..2 {
+                let (log, groups) = open(dir.path(), "t", 0, false).await.unwrap().unwrap();
+                assert!(
+                    log.high_watermark() < 10,
+                    "compacted to {}",
+                    log.high_watermark()
+                );
+                let view = groups["g"].view(510);
+                assert_eq!((view.settled_below, view.cursor), (500, 510));
+                assert_eq!((view.available, view.in_flight, view.spans), (10, 0, 1));
+                log.close().await.unwrap();
+            }
+            assert!(!dir.path().join(JOURNALS_DIR).join("t-0.retired").exists());
+        });
+    }
 }
