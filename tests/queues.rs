@@ -54,6 +54,9 @@ fn value(message: &QueueMessage) -> String {
     String::from_utf8(message.value.as_ref().unwrap().to_vec()).unwrap()
 }
 
+/// (partition, offset, value, deliveries) of an acknowledged message.
+type Acked = (u32, u64, String, u32);
+
 fn code(error: ClientError) -> ErrorCode {
     error
         .code()
@@ -70,7 +73,7 @@ fn competing_consumers_acknowledge_each_message_exactly_once() {
         admin.create_topic("jobs", 4, &[]).await.unwrap();
         let produced = produce(&admin, "jobs", 4, 25_000).await;
         let total = produced.len();
-        let acked: Rc<RefCell<Vec<(u32, u64, String, u32)>>> = Rc::default();
+        let acked: Rc<RefCell<Vec<Acked>>> = Rc::default();
         let done = Rc::new(Cell::new(0usize));
         let consumers = (0..4).map(|_| {
             let (acked, done, address) = (acked.clone(), done.clone(), address.clone());
@@ -93,7 +96,7 @@ fn competing_consumers_acknowledge_each_message_exactly_once() {
             }
         });
         futures_util::future::join_all(consumers).await;
-        let acked = acked.borrow();
+        let acked = acked.borrow().clone();
         assert_eq!(
             acked.len(),
             total,

@@ -2,8 +2,6 @@
 //! operation (`Service::create_queue_group`, `receive`, `settle`, ...), each result its
 //! response; errors go through `errors.rs` like every other request's.
 
-use bytes::Bytes;
-
 use crate::batch::Header;
 use crate::broker::BrokerError;
 use crate::broker::service::{
@@ -93,7 +91,7 @@ fn message(message: ReceivedMessage) -> QueueMessage {
         headers: message
             .headers
             .into_iter()
-            .map(|Header { key, value }| (key, value.map(Bytes::from)))
+            .map(|Header { key, value }| (key, value))
             .collect(),
     }
 }

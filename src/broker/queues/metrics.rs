@@ -23,7 +23,7 @@ pub struct QueueMetrics {
 
 impl QueueMetrics {
     pub fn new(topic: &str, group: &str, partition: u32) -> QueueMetrics {
-        let labels = vec![
+        let labels = [
             Label::new("topic", topic.to_string()),
             Label::new("group", group.to_string()),
             Label::new("partition", partition.to_string()),
