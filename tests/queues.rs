@@ -396,17 +396,25 @@ fn a_restart_keeps_acks_and_returns_locked_messages() {
     assert_eq!(settled, 100);
 }
 
+/// A broker process, SIGKILLed when dropped (a failed assertion included).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_sigkill_keeps_acks_and_returns_locked_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, address) = common::serve(dir.path());
+    let (child, address) = common::serve(dir.path());
     let (acked, locked) = block_on(receive_and_ack_some(&address));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let (mut child, address) = common::serve(dir.path());
+    drop(Killed(child));
+    let (child, address) = common::serve(dir.path());
+    let _broker = Killed(child);
     block_on(check_after_restart(&address, &acked, &locked));
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
