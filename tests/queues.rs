@@ -208,6 +208,26 @@ fn headers(record: &Record) -> HashMap<String, String> {
         .collect()
 }
 
+/// Checks a dead letter of "mail" against (value, offset, delivery count, reason).
+fn check_letter(letter: &Record, (value, offset, count, reason): (&str, &str, &str, &str)) {
+    assert_eq!(letter.value.as_deref(), Some(value.as_bytes()));
+    assert_eq!(letter.key.as_deref(), Some(&b"the-key"[..]));
+    let headers = headers(letter);
+    assert_eq!(headers["trace"], "t-1", "the original headers are kept");
+    assert_eq!(headers["ringmq.dlq.topic"], "mail");
+    assert_eq!(headers["ringmq.dlq.partition"], "0");
+    assert_eq!(headers["ringmq.dlq.offset"], offset);
+    assert_eq!(headers["ringmq.dlq.group"], "senders");
+    assert_eq!(headers["ringmq.dlq.delivery_count"], count);
+    assert_eq!(headers["ringmq.dlq.reason"], reason);
+    let first: u64 = headers["ringmq.dlq.first_delivery_ms"].parse().unwrap();
+    let last: u64 = headers["ringmq.dlq.last_delivery_ms"].parse().unwrap();
+    assert!(first > 1_600_000_000_000 && first <= last, "{first} {last}");
+    if count == "3" {
+        assert!(last > first, "three deliveries at three times");
+    }
+}
+
 #[test]
 fn failing_handlers_dead_letter_with_every_header() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,23 +294,8 @@ fn failing_handlers_dead_letter_with_every_header() {
             ("rejected", "1", "1", "rejected"),
             ("abandoned", "2", "3", "lock expired 3 times"),
         ];
-        for (letter, (value, offset, count, reason)) in letters.iter().zip(expected) {
-            assert_eq!(letter.value.as_deref(), Some(value.as_bytes()));
-            assert_eq!(letter.key.as_deref(), Some(&b"the-key"[..]));
-            let headers = headers(letter);
-            assert_eq!(headers["trace"], "t-1", "the original headers are kept");
-            assert_eq!(headers["ringmq.dlq.topic"], "mail");
-            assert_eq!(headers["ringmq.dlq.partition"], "0");
-            assert_eq!(headers["ringmq.dlq.offset"], offset);
-            assert_eq!(headers["ringmq.dlq.group"], "senders");
-            assert_eq!(headers["ringmq.dlq.delivery_count"], count);
-            assert_eq!(headers["ringmq.dlq.reason"], reason);
-            let first: u64 = headers["ringmq.dlq.first_delivery_ms"].parse().unwrap();
-            let last: u64 = headers["ringmq.dlq.last_delivery_ms"].parse().unwrap();
-            assert!(first > 1_600_000_000_000 && first <= last, "{first} {last}");
-            if count == "3" {
-                assert!(last > first, "three deliveries at three times");
-            }
+        for (letter, expected) in letters.iter().zip(expected) {
+            check_letter(letter, expected);
         }
         assert!(
             consumer.receive().await.unwrap().is_empty(),
@@ -417,11 +422,10 @@ fn a_sigkill_keeps_acks_and_returns_locked_messages() {
     block_on(check_after_restart(&address, &acked, &locked));
 }
 
-#[test]
-fn bad_requests_get_exact_errors() {
-    let dir = tempfile::tempdir().unwrap();
+/// A broker with small queue limits and topic "t" of 20 messages on 1 partition.
+fn limited_broker(dir: &std::path::Path) -> TestBroker {
     let mut broker_config = ringmq::config::BrokerConfig {
-        data_dir: dir.path().into(),
+        data_dir: dir.into(),
         listen: "127.0.0.1:0".into(),
         http_listen: String::new(),
         kafka_listen: String::new(),
@@ -435,180 +439,131 @@ fn bad_requests_get_exact_errors() {
         let client = Client::connect(&broker.address()).await.unwrap();
         client.create_topic("t", 1, &[]).await.unwrap();
         produce(&client, "t", 1, 20).await;
-        let quiet = |id: &str, visibility_timeout_ms| {
-            QueueConsumer::with_id(
-                client.clone(),
-                "t",
-                "g",
-                id,
-                QueueConsumerConfig {
-                    max_messages: 100,
-                    wait_ms: 0,
-                    visibility_timeout_ms,
-                    create: false,
-                },
-            )
-        };
-        let a = quiet("a", 0);
+    });
+    broker
+}
+
+/// The error code of a failed call.
+fn failed<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ErrorCode {
+    code(result.unwrap_err())
+}
+
+/// A consumer of group "g" on "t" that never waits nor creates the group.
+fn quiet(client: &Client, id: &str, visibility_timeout_ms: u32) -> QueueConsumer {
+    let config = QueueConsumerConfig {
+        max_messages: 100,
+        wait_ms: 0,
+        visibility_timeout_ms,
+        create: false,
+    };
+    QueueConsumer::with_id(client.clone(), "t", "g", id, config)
+}
+
+#[test]
+fn queue_group_admin_errors_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = limited_broker(dir.path());
+    block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        let unknown = ErrorCode::UnknownQueueGroup;
+        assert_eq!(failed(quiet(&client, "a", 0).receive().await), unknown);
+        assert_eq!(failed(client.describe_queue_group("t", "g").await), unknown);
+        assert_eq!(failed(client.delete_queue_group("t", "g").await), unknown);
+        let bad = [("max_deliveries", "0")];
+        let invalid = ErrorCode::InvalidConfig;
         assert_eq!(
-            code(a.receive().await.unwrap_err()),
-            ErrorCode::UnknownQueueGroup
+            failed(client.create_queue_group("t", "g", &bad).await),
+            invalid
         );
+        let unknown_key = [("colour", "red")];
         assert_eq!(
-            code(client.describe_queue_group("t", "g").await.unwrap_err()),
-            ErrorCode::UnknownQueueGroup
+            failed(client.create_queue_group("t", "g", &unknown_key).await),
+            invalid
         );
+        let missing = client.create_queue_group("nope", "g", &[]).await;
+        assert_eq!(failed(missing), ErrorCode::UnknownTopic);
+        client.create_queue_group("t", "g", &[]).await.unwrap();
+        let again = client.create_queue_group("t", "g", &[]).await;
+        assert_eq!(failed(again), ErrorCode::QueueGroupExists);
+        client.create_queue_group("t", "g2", &[]).await.unwrap();
+        // groups_per_topic_max: a resource limit, which the native protocol calls invalid_config.
         assert_eq!(
-            code(client.delete_queue_group("t", "g").await.unwrap_err()),
-            ErrorCode::UnknownQueueGroup
+            failed(client.create_queue_group("t", "g3", &[]).await),
+            invalid
         );
-        assert_eq!(
-            code(
-                client
-                    .create_queue_group("t", "g", &[("max_deliveries", "0")])
-                    .await
-                    .unwrap_err()
-            ),
-            ErrorCode::InvalidConfig
-        );
-        assert_eq!(
-            code(
-                client
-                    .create_queue_group("t", "g", &[("colour", "red")])
-                    .await
-                    .unwrap_err()
-            ),
-            ErrorCode::InvalidConfig
-        );
-        assert_eq!(
-            code(
-                client
-                    .create_queue_group("nope", "g", &[])
-                    .await
-                    .unwrap_err()
-            ),
-            ErrorCode::UnknownTopic
-        );
+        let listed = client.list_queue_groups().await.unwrap();
+        let expected = vec![
+            ("t".to_string(), "g".to_string()),
+            ("t".into(), "g2".into()),
+        ];
+        assert_eq!(listed, expected);
+        // Deleting the group ends it; its first consumer creates it again (implicitly).
+        client.delete_queue_group("t", "g").await.unwrap();
+        assert_eq!(failed(quiet(&client, "a", 0).receive().await), unknown);
+        let implicit = QueueConsumer::new(client.clone(), "t", "g", config(0, 0));
+        let got = implicit.receive_up_to(100).await.unwrap();
+        assert_eq!(got.len(), 20, "from the earliest offset");
+    });
+}
+
+#[test]
+fn receive_and_settle_errors_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = limited_broker(dir.path());
+    block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
         client
             .create_queue_group("t", "g", &[("max_unacked", "5")])
             .await
             .unwrap();
-        assert_eq!(
-            code(client.create_queue_group("t", "g", &[]).await.unwrap_err()),
-            ErrorCode::QueueGroupExists
-        );
-        client.create_queue_group("t", "g2", &[]).await.unwrap();
-        assert_eq!(
-            code(client.create_queue_group("t", "g3", &[]).await.unwrap_err()),
-            ErrorCode::InvalidConfig,
-            "groups_per_topic_max (a resource limit; the native protocol says invalid_config)"
-        );
-        assert_eq!(
-            client.list_queue_groups().await.unwrap(),
-            vec![("t".into(), "g".into()), ("t".into(), "g2".into())]
-        );
+        let (a, b) = (quiet(&client, "a", 0), quiet(&client, "b", 100));
+        let malformed = ErrorCode::MalformedRequest;
         // Limits: messages per receive, the consumer's max_unacked.
-        assert_eq!(
-            code(a.receive_up_to(0).await.unwrap_err()),
-            ErrorCode::MalformedRequest
-        );
-        assert_eq!(
-            code(a.receive_up_to(101).await.unwrap_err()),
-            ErrorCode::MalformedRequest
-        );
+        assert_eq!(failed(a.receive_up_to(0).await), malformed);
+        assert_eq!(failed(a.receive_up_to(101).await), malformed);
         let got = a.receive().await.unwrap();
-        assert_eq!(
-            got.iter().map(|m| m.offset).collect::<Vec<_>>(),
-            vec![0, 1, 2, 3, 4],
-            "max_unacked"
-        );
+        let offsets: Vec<u64> = got.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, vec![0, 1, 2, 3, 4], "max_unacked");
         assert!(
             a.receive().await.unwrap().is_empty(),
             "a holds its max_unacked"
         );
         // Not held: another consumer's message, a never-delivered one, one settled already.
-        let b = quiet("b", 100);
-        assert_eq!(
-            code(b.ack(&got[0]).await.unwrap_err()),
-            ErrorCode::LockNotHeld
-        );
+        let not_held = ErrorCode::LockNotHeld;
+        assert_eq!(failed(b.ack(&got[0]).await), not_held);
         let mut undelivered = got[0].clone();
         undelivered.offset = 15;
-        assert_eq!(
-            code(a.ack(&undelivered).await.unwrap_err()),
-            ErrorCode::LockNotHeld
-        );
+        assert_eq!(failed(a.ack(&undelivered).await), not_held);
         a.ack(&got[0]).await.unwrap();
-        assert_eq!(
-            code(a.ack(&got[0]).await.unwrap_err()),
-            ErrorCode::LockNotHeld
-        );
+        assert_eq!(failed(a.ack(&got[0]).await), not_held);
         // A settle is all or nothing on a partition: 1..=4 held, 5 not.
-        let refused = a
-            .settle(SettleAction::Ack, vec![(0, 1, 5)])
-            .await
-            .unwrap_err();
-        assert_eq!(code(refused), ErrorCode::LockNotHeld);
+        assert_eq!(
+            failed(a.settle(SettleAction::Ack, vec![(0, 1, 5)]).await),
+            not_held
+        );
         a.settle(SettleAction::Ack, ranges_of(&got[1..]))
             .await
             .unwrap();
         // An expired lock.
         let late = b.receive_up_to(1).await.unwrap();
         ringmq::runtime::sleep(Duration::from_millis(400)).await;
+        assert_eq!(failed(b.ack(&late[0]).await), ErrorCode::LockExpired);
         assert_eq!(
-            code(b.ack(&late[0]).await.unwrap_err()),
-            ErrorCode::LockExpired
-        );
-        assert_eq!(
-            code(b.extend(&late[0], 1_000).await.unwrap_err()),
+            failed(b.extend(&late[0], 1_000).await),
             ErrorCode::LockExpired
         );
         // Bad arguments.
+        let too_long = SettleAction::Release { delay_ms: u32::MAX };
+        assert_eq!(failed(b.settle(too_long, vec![(0, 5, 5)]).await), malformed);
+        let no_partition = b.settle(SettleAction::Ack, vec![(3, 5, 5)]).await;
+        assert_eq!(failed(no_partition), ErrorCode::BadPartition);
         assert_eq!(
-            code(
-                b.settle(
-                    SettleAction::Release { delay_ms: u32::MAX },
-                    vec![(0, 5, 5)]
-                )
-                .await
-                .unwrap_err()
-            ),
-            ErrorCode::MalformedRequest
+            failed(b.settle(SettleAction::Ack, vec![(0, 6, 5)]).await),
+            malformed
         );
-        assert_eq!(
-            code(
-                b.settle(SettleAction::Ack, vec![(3, 5, 5)])
-                    .await
-                    .unwrap_err()
-            ),
-            ErrorCode::BadPartition
-        );
-        assert_eq!(
-            code(
-                b.settle(SettleAction::Ack, vec![(0, 6, 5)])
-                    .await
-                    .unwrap_err()
-            ),
-            ErrorCode::MalformedRequest
-        );
-        let unnamed =
-            QueueConsumer::with_id(client.clone(), "t", "g", "", QueueConsumerConfig::default());
-        assert_eq!(
-            code(unnamed.receive().await.unwrap_err()),
-            ErrorCode::MalformedRequest
-        );
-        // Deleting the group ends it; its first consumer creates it again (implicitly).
-        client.delete_queue_group("t", "g").await.unwrap();
-        assert_eq!(
-            code(a.receive().await.unwrap_err()),
-            ErrorCode::UnknownQueueGroup
-        );
-        let implicit = QueueConsumer::new(client.clone(), "t", "g", config(0, 0));
-        assert_eq!(
-            implicit.receive_up_to(100).await.unwrap().len(),
-            20,
-            "from the earliest offset"
-        );
+        let config = QueueConsumerConfig::default();
+        let unnamed = QueueConsumer::with_id(client.clone(), "t", "g", "", config);
+        assert_eq!(failed(unnamed.receive().await), malformed);
     });
 }
 

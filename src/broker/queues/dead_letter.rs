@@ -49,9 +49,14 @@ pub async fn write(
     letter: DeadLetter,
 ) -> BrokerResult<()> {
     let result = write_once(state, queues, group, letter).await;
-    if let Err(error) = &result {
-        tracing::warn!(topic = %queues.topic, partition = queues.partition, group, %error, "writing dead letters failed; retrying in the background");
-        queues.retry_later(group, letter);
+    match &result {
+        // The group was deleted meanwhile: its messages have no state left to archive.
+        Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {}
+        Err(error) => {
+            tracing::warn!(topic = %queues.topic, partition = queues.partition, group, %error, "writing dead letters failed; retrying in the background");
+            queues.retry_later(group, letter);
+        }
+        Ok(()) => {}
     }
     result
 }

@@ -59,9 +59,15 @@ pub async fn define(
         StartAt::Earliest => log.log_start_offset(),
         StartAt::Latest => log.high_watermark(),
     };
+    // In memory first, with no await since the check above, so that a concurrent define (two
+    // first consumers at once) sees it and the journal never holds two definitions; receives
+    // journal after it, so its record comes first.
     let entry = Entry::Define { start, settings };
-    queues.journal(group, vec![entry.clone()]).await?;
-    super::journal::fold(&mut queues.groups.borrow_mut(), group, entry, topic);
+    super::journal::fold(&mut queues.groups.borrow_mut(), group, entry.clone(), topic);
+    if let Err(error) = queues.journal(group, vec![entry]).await {
+        queues.groups.borrow_mut().remove(group);
+        return Err(error);
+    }
     Ok(true)
 }
 

@@ -355,6 +355,9 @@ impl Service {
                 },
             ))
         });
+        if partitions == 0 {
+            return Ok(());
+        }
         let (first, _, _) = futures_util::future::select_all(waits).await;
         first.map(|_| ())
     }
