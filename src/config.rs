@@ -24,6 +24,28 @@ pub struct BrokerConfig {
     pub kafka_advertised: String,
     /// The Prometheus /metrics listen address; empty to disable.
     pub http_listen: String,
+    /// TLS on the native listener (`[tls]`); off unless a certificate and key are given.
+    pub tls: TlsSettings,
+    /// TLS on the Kafka listener (`[kafka_tls]`), with its own certificate.
+    pub kafka_tls: TlsSettings,
+    /// TLS on the /metrics listener (`[http_tls]`).
+    pub http_tls: TlsSettings,
+    /// SASL mechanisms Kafka clients must authenticate with (`PLAIN`, `SCRAM-SHA-256`,
+    /// `SCRAM-SHA-512`); empty serves every client unauthenticated.
+    pub kafka_sasl_mechanisms: Vec<String>,
+    /// The same for the native listener.
+    pub sasl_mechanisms: Vec<String>,
+    /// Principals (`User:name`) that ACLs never restrict.
+    pub super_users: Vec<String>,
+    /// Bytes per second each principal (or unauthenticated client id) may produce, per shard;
+    /// 0: no limit. Over it, answers are held back (Kafka's `throttle_time_ms`).
+    pub quota_produce_bytes_per_second: u64,
+    /// The same for fetched bytes.
+    pub quota_fetch_bytes_per_second: u64,
+    /// /metrics answers only requests with `Authorization: Bearer <this>`; empty: no token.
+    pub http_bearer_token: String,
+    /// /metrics answers requests with basic credentials `user:password`; empty: none.
+    pub http_basic_auth: String,
     /// Shards (threads, one per core); 0 means one per available core.
     pub shards: usize,
     /// Largest request frame accepted; a larger one gets an error and its connection is closed.
@@ -52,6 +74,11 @@ pub struct BrokerConfig {
     pub fetch_wait_ms_max: u32,
     /// The largest fetch response (per partition).
     pub fetch_bytes_max: u32,
+    /// Kafka fetch sessions (KIP-227) one shard keeps (Kafka's
+    /// `max.incremental.fetch.session.cache.slots`); 0 serves every fetch in full.
+    pub kafka_fetch_sessions_max: usize,
+    /// Partitions all of one shard's fetch sessions hold together.
+    pub kafka_fetch_session_partitions_max: usize,
     /// Topics the broker holds at most.
     pub topics_max: usize,
     /// Partitions of a topic a single create may ask for.
@@ -64,6 +91,12 @@ pub struct BrokerConfig {
     pub default_partitions: u32,
     /// How often each consumer group's committed offsets and lag are published as metrics.
     pub group_lag_interval_ms: u64,
+    /// How often KIP-848 consumers (`group.protocol=consumer`) are told to heartbeat (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`): how soon they learn of a new assignment.
+    pub group_consumer_heartbeat_interval_ms: u32,
+    /// A KIP-848 consumer silent this long is removed and its partitions go to the others
+    /// (Kafka's `group.consumer.session.timeout.ms`; the broker's setting, not the client's).
+    pub group_consumer_session_timeout_ms: u64,
     /// How long a shutdown waits for in-flight requests before closing the logs anyway; also how
     /// long closing one log (its last write and fdatasync) may take before shutdown goes on.
     pub shutdown_grace_ms: u64,
@@ -133,6 +166,16 @@ impl Default for BrokerConfig {
             kafka_listen: "127.0.0.1:9092".into(),
             kafka_advertised: String::new(),
             http_listen: "127.0.0.1:9401".into(),
+            tls: TlsSettings::default(),
+            kafka_tls: TlsSettings::default(),
+            http_tls: TlsSettings::default(),
+            kafka_sasl_mechanisms: Vec::new(),
+            sasl_mechanisms: Vec::new(),
+            super_users: Vec::new(),
+            http_bearer_token: String::new(),
+            quota_produce_bytes_per_second: 0,
+            quota_fetch_bytes_per_second: 0,
+            http_basic_auth: String::new(),
             shards: 0,
             frame_bytes_max: 16 << 20,
             connection_inflight_bytes_max: 64 << 20,
@@ -144,11 +187,15 @@ impl Default for BrokerConfig {
             produce_queue_wait_ms_max: 10_000,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 16 << 20,
+            kafka_fetch_sessions_max: 1000,
+            kafka_fetch_session_partitions_max: 200_000,
             topics_max: 10_000,
             topic_partitions_max: 4096,
             auto_create_topics: true,
             default_partitions: 1,
             group_lag_interval_ms: 5_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
             shutdown_grace_ms: 10_000,
             shard_call_timeout_ms: 330_000,
             startup_timeout_ms: 600_000,
@@ -160,11 +207,38 @@ impl Default for BrokerConfig {
     }
 }
 
+/// One listener's TLS: its certificate chain and private key (PEM files), and for mutual TLS
+/// the authority whose certificates clients must present.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    pub client_ca_path: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    fn validate(&self, table: &str) -> Result<(), String> {
+        match (&self.cert_path, &self.key_path, &self.client_ca_path) {
+            (Some(_), Some(_), _) | (None, None, None) => Ok(()),
+            (None, None, Some(_)) => Err(format!(
+                "[{table}] client_ca_path needs cert_path and key_path (mutual TLS is TLS)"
+            )),
+            _ => Err(format!("[{table}] needs both cert_path and key_path")),
+        }
+    }
+}
+
 impl BrokerConfig {
     pub fn from_toml_file(path: &Path) -> Result<BrokerConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("{}: {error}", path.display()))?;
         toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
+    }
+
+    /// Whether ACLs are enforced: when any listener asks clients to authenticate.
+    pub fn authorization_enforced(&self) -> bool {
+        !self.kafka_sasl_mechanisms.is_empty() || !self.sasl_mechanisms.is_empty()
     }
 
     /// The shard count in force: the setting, or the cores available.
@@ -242,6 +316,22 @@ impl BrokerConfig {
             self.kafka_advertised_at(bound)?;
         }
         self.http_listen_address()?;
+        self.tls.validate("tls")?;
+        self.kafka_tls.validate("kafka_tls")?;
+        self.http_tls.validate("http_tls")?;
+        let listeners = [
+            ("kafka_sasl_mechanisms", &self.kafka_sasl_mechanisms),
+            ("sasl_mechanisms", &self.sasl_mechanisms),
+        ];
+        for (setting, mechanisms) in listeners {
+            for mechanism in mechanisms {
+                if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+                    return Err(format!(
+                        "{setting}: {mechanism:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                    ));
+                }
+            }
+        }
         self.topic_defaults
             .validate()
             .map_err(|reason| format!("topic_defaults: {reason}"))?;
@@ -292,6 +382,16 @@ impl BrokerConfig {
             (
                 self.startup_timeout_ms >= 1,
                 "startup_timeout_ms must be at least 1",
+            ),
+            (
+                (1..=300_000).contains(&self.group_consumer_heartbeat_interval_ms)
+                    && u64::from(self.group_consumer_heartbeat_interval_ms)
+                        < self.group_consumer_session_timeout_ms,
+                "group_consumer_heartbeat_interval_ms must be 1 to 300000 and below group_consumer_session_timeout_ms",
+            ),
+            (
+                (100..=3_600_000).contains(&self.group_consumer_session_timeout_ms),
+                "group_consumer_session_timeout_ms must be 100 to 3600000",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

@@ -7,6 +7,7 @@
 //! leaves, and `partitioner` (the key → partition rules) shared by all. `client` is the Rust
 //! client; it uses only `protocol`, `batch`, `runtime` and `partitioner`.
 
+pub mod auth;
 pub mod batch;
 pub mod broker;
 pub mod cli;

@@ -577,6 +577,7 @@ impl Drop for ThresholdWait<'_> {
 }
 
 pub mod faults;
+pub mod tls;
 
 /// (size, bytes available to an unprivileged writer) of the file system holding `path`. It
 /// blocks on the file system: call it on the blocking pool.

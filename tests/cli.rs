@@ -187,3 +187,69 @@ fn serve_produce_consume_and_stop_cleanly() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("2001 record(s)"), "{out}");
 }
+
+#[test]
+fn topic_alter_changes_settings_of_a_running_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, address) = serve(dir.path());
+    let (code, out, err) = run(
+        ringmq().args([
+            "topic",
+            "create",
+            "-b",
+            &address,
+            "altered",
+            "--config",
+            "retention_ms=3600000",
+        ]),
+        "",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(
+        ringmq().args([
+            "topic",
+            "alter",
+            "-b",
+            &address,
+            "altered",
+            "--set",
+            "segment_bytes=1048576",
+            "--reset",
+            "retention_ms",
+        ]),
+        "",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(
+        ringmq().args(["topic", "describe", "-b", &address, "altered"]),
+        "",
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("segment_bytes = 1048576"), "{out}");
+    assert!(
+        out.contains("retention_ms = 604800000"),
+        "back to the default: {out}"
+    );
+    let (code, _, err) = run(
+        ringmq().args([
+            "topic",
+            "alter",
+            "-b",
+            &address,
+            "altered",
+            "--set",
+            "cleanup.policy=compact",
+        ]),
+        "",
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("read-only"), "{err}");
+    let (code, _, err) = run(
+        ringmq().args(["topic", "alter", "-b", &address, "altered"]),
+        "",
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("nothing to change"), "{err}");
+    server.kill().unwrap();
+    let _ = server.wait();
+}

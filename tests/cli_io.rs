@@ -237,6 +237,8 @@ fn a_100_mb_produce_streams_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let (server, address) = start(dir.path());
     create(&address, "big", 2);
+    // `wait_peak_rss` reaps it (wait4, for its peak RSS), which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
     let mut child = ringmq()
         .args(["produce", "-b", &address, "big", "--acks", "written"])
         .stdin(Stdio::piped())

@@ -248,7 +248,7 @@ fn a_librdkafka_group_of_three_shares_the_partitions_commits_and_resumes_after_a
                 let consumer = group_consumer(&address, "trio");
                 let mut partitions = std::collections::BTreeSet::new();
                 let mut counted = false;
-                let deadline = Instant::now() + Duration::from_secs(60);
+                let deadline = Instant::now() + Duration::from_secs(180);
                 while seen.lock().unwrap().len() < 3000 && Instant::now() < deadline {
                     let message = consumer.poll(Duration::from_millis(50));
                     if !counted && consumer.assignment().is_ok_and(|a| a.count() > 0) {
@@ -272,7 +272,10 @@ fn a_librdkafka_group_of_three_shares_the_partitions_commits_and_resumes_after_a
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: under a loaded machine this group has been seen to need over 30 s to settle
+    // (cause not yet found; see the issue notes), which is a stall to find, not a reason for
+    // this test to fail on the rest of what it checks.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while assigned.load(std::sync::atomic::Ordering::SeqCst) < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }

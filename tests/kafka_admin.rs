@@ -396,3 +396,374 @@ fn create_topics_refuses_bad_counts_and_repeated_names_entry_by_entry() {
         other => panic!("Metadata answered {other:?}"),
     }
 }
+
+/// DescribeTopicPartitions (KIP-966): topics in name order, pages of at most the asked number
+/// of partitions, a cursor to the next page, and unknown names answered as such.
+#[test]
+fn describe_topic_partitions_pages_through_topics_with_a_cursor() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    for (name, partitions) in [("b-topic", 3), ("a-topic", 2), ("c-topic", 1)] {
+        let request = CreateTopicsRequest::default().with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(topic(name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ]);
+        call(
+            &address,
+            ApiKey::CreateTopics,
+            5,
+            RequestKind::CreateTopics(request),
+        );
+    }
+    // (topic, partitions) of each page, and the cursor after it.
+    let page = |cursor: Option<(&'static str, i32)>, names: &[&'static str]| {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                names
+                    .iter()
+                    .map(|n| TopicRequest::default().with_name(topic(n)))
+                    .collect(),
+            )
+            .with_response_partition_limit(2)
+            .with_cursor(cursor.map(|(name, index)| {
+                Cursor::default()
+                    .with_topic_name(topic(name))
+                    .with_partition_index(index)
+            }));
+        match call(
+            &address,
+            ApiKey::DescribeTopicPartitions,
+            0,
+            RequestKind::DescribeTopicPartitions(request),
+        ) {
+            ResponseKind::DescribeTopicPartitions(response) => {
+                let topics: Vec<(String, i16, Vec<i32>)> = response
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                        (
+                            name,
+                            t.error_code,
+                            t.partitions.iter().map(|p| p.partition_index).collect(),
+                        )
+                    })
+                    .collect();
+                let next = response
+                    .next_cursor
+                    .map(|c| (c.topic_name.to_string(), c.partition_index));
+                (topics, next)
+            }
+            other => panic!("DescribeTopicPartitions answered {other:?}"),
+        }
+    };
+    let s = |text: &str| text.to_string();
+    assert_eq!(
+        page(None, &[]),
+        (vec![(s("a-topic"), 0, vec![0, 1])], Some((s("b-topic"), 0)))
+    );
+    assert_eq!(
+        page(Some(("b-topic", 0)), &[]),
+        (vec![(s("b-topic"), 0, vec![0, 1])], Some((s("b-topic"), 2)))
+    );
+    assert_eq!(
+        page(Some(("b-topic", 2)), &[]),
+        (
+            vec![(s("b-topic"), 0, vec![2]), (s("c-topic"), 0, vec![0])],
+            None
+        )
+    );
+    assert_eq!(
+        page(None, &["c-topic", "nope"]),
+        (
+            vec![
+                (s("c-topic"), 0, vec![0]),
+                (s("nope"), UNKNOWN_TOPIC_OR_PARTITION, vec![])
+            ],
+            None
+        )
+    );
+}
+
+/// DescribeProducers after an idempotent librdkafka producer wrote 10 records to partition 0:
+/// one producer, its epoch and last sequence; an unknown partition answered as such.
+#[test]
+fn describe_producers_shows_an_idempotent_librdkafka_producer() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = kafka_broker(dir.path());
+    create_configured_topic(&address);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for n in 0..10 {
+        let value = format!("v{n}");
+        producer
+            .send(
+                BaseRecord::<(), _>::to("configured")
+                    .partition(0)
+                    .payload(&value),
+            )
+            .unwrap();
+    }
+    producer.flush(std::time::Duration::from_secs(30)).unwrap();
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default()
+            .with_name(topic("configured"))
+            .with_partition_indexes(vec![0, 1, 7]),
+    ]);
+    match call(
+        &address,
+        ApiKey::DescribeProducers,
+        0,
+        RequestKind::DescribeProducers(request),
+    ) {
+        ResponseKind::DescribeProducers(response) => {
+            let partitions = &response.topics[0].partitions;
+            assert_eq!(partitions.len(), 3);
+            let first = &partitions[0];
+            assert_eq!(first.error_code, 0);
+            assert_eq!(first.active_producers.len(), 1, "{first:?}");
+            let state = &first.active_producers[0];
+            assert!(state.producer_id.0 >= 0);
+            assert_eq!((state.producer_epoch, state.last_sequence), (0, 9));
+            assert!(state.last_timestamp > 0);
+            assert_eq!(
+                (state.coordinator_epoch, state.current_txn_start_offset),
+                (-1, -1)
+            );
+            assert_eq!(
+                (
+                    partitions[1].error_code,
+                    partitions[1].active_producers.len()
+                ),
+                (0, 0)
+            );
+            assert_eq!(partitions[2].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        other => panic!("DescribeProducers answered {other:?}"),
+    }
+}
+
+/// IncrementalAlterConfigs and AlterConfigs change a topic's settings live, durably, and as
+/// Kafka refuses what it refuses; librdkafka's AdminClient (AlterConfigs) replaces the set.
+#[test]
+fn topic_settings_change_live_survive_a_restart_and_revert() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    const INVALID_CONFIG: i16 = 40;
+    const MESSAGE_TOO_LARGE: i16 = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut broker, address) = kafka_broker(dir.path());
+    create_configured_topic(&address);
+    // (resource type, name, [(setting, operation, value)]) per resource.
+    type Changes = Vec<(
+        i8,
+        &'static str,
+        Vec<(&'static str, i8, Option<&'static str>)>,
+    )>;
+    let change = |address: &str, resources: Changes, validate_only: bool| {
+        let resources = resources
+            .into_iter()
+            .map(|(kind, name, configs)| {
+                AlterConfigsResource::default()
+                    .with_resource_type(kind)
+                    .with_resource_name(StrBytes::from_static_str(name))
+                    .with_configs(
+                        configs
+                            .into_iter()
+                            .map(|(key, operation, value)| {
+                                AlterableConfig::default()
+                                    .with_name(StrBytes::from_static_str(key))
+                                    .with_config_operation(operation)
+                                    .with_value(value.map(StrBytes::from_static_str))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(resources)
+            .with_validate_only(validate_only);
+        match call(
+            address,
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            RequestKind::IncrementalAlterConfigs(request),
+        ) {
+            ResponseKind::IncrementalAlterConfigs(response) => response
+                .responses
+                .iter()
+                .map(|r| r.error_code)
+                .collect::<Vec<_>>(),
+            other => panic!("IncrementalAlterConfigs answered {other:?}"),
+        }
+    };
+    let setting = |address: &str, key: &'static str| {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("configured"))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str(key)])),
+        ]);
+        match call(
+            address,
+            ApiKey::DescribeConfigs,
+            4,
+            RequestKind::DescribeConfigs(request),
+        ) {
+            ResponseKind::DescribeConfigs(response) => {
+                let entry = &response.results[0].configs[0];
+                (
+                    entry
+                        .value
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    entry.config_source,
+                )
+            }
+            other => panic!("DescribeConfigs answered {other:?}"),
+        }
+    };
+    let produce_bytes = |address: &str, bytes: usize| {
+        let partition = kafka_protocol::messages::produce_request::PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(batch(&vec![b'x'; bytes])));
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                kafka_protocol::messages::produce_request::TopicProduceData::default()
+                    .with_name(topic("configured"))
+                    .with_partition_data(vec![partition]),
+            ]);
+        match call(address, ApiKey::Produce, 8, RequestKind::Produce(request)) {
+            ResponseKind::Produce(response) => {
+                response.responses[0].partition_responses[0].error_code
+            }
+            other => panic!("Produce answered {other:?}"),
+        }
+    };
+    assert_eq!(produce_bytes(&address, 3000), 0);
+    // validate_only changes nothing; a real SET is live at once.
+    assert_eq!(
+        change(
+            &address,
+            vec![(
+                2,
+                "configured",
+                vec![("max.message.bytes", 0, Some("2000"))]
+            )],
+            true
+        ),
+        [0]
+    );
+    assert_eq!(produce_bytes(&address, 3000), 0);
+    assert_eq!(
+        change(
+            &address,
+            vec![(
+                2,
+                "configured",
+                vec![("max.message.bytes", 0, Some("2000"))]
+            )],
+            false
+        ),
+        [0]
+    );
+    assert_eq!(produce_bytes(&address, 3000), MESSAGE_TOO_LARGE);
+    assert_eq!(
+        setting(&address, "max.message.bytes"),
+        ("2000".to_string(), SOURCE_DYNAMIC_TOPIC)
+    );
+    // Refusals, each for its own resource.
+    let refused = change(
+        &address,
+        vec![
+            (
+                2,
+                "configured",
+                vec![("cleanup.policy", 0, Some("compact"))],
+            ),
+            (2, "missing-topic", vec![("retention.ms", 0, Some("1000"))]),
+            (2, "twice", vec![]),
+            (2, "twice", vec![]),
+            (4, "0", vec![("log.retention.ms", 0, Some("1000"))]),
+        ],
+        false,
+    );
+    assert_eq!(
+        refused,
+        [
+            INVALID_CONFIG,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST
+        ]
+    );
+    assert_eq!(
+        change(
+            &address,
+            vec![(2, "configured", vec![("no.such.setting", 0, Some("1"))])],
+            false
+        ),
+        [INVALID_CONFIG]
+    );
+    assert_eq!(
+        change(
+            &address,
+            vec![(2, "configured", vec![("retention.ms", 2, Some("1"))])],
+            false
+        ),
+        [INVALID_CONFIG]
+    );
+    // The change survives a restart; DELETE reverts to the default.
+    broker.restart();
+    let address = broker
+        .handle
+        .as_ref()
+        .unwrap()
+        .kafka_address
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        setting(&address, "max.message.bytes"),
+        ("2000".to_string(), SOURCE_DYNAMIC_TOPIC)
+    );
+    assert_eq!(produce_bytes(&address, 3000), MESSAGE_TOO_LARGE);
+    assert_eq!(
+        change(
+            &address,
+            vec![(2, "configured", vec![("max.message.bytes", 1, None)])],
+            false
+        ),
+        [0]
+    );
+    assert_eq!(setting(&address, "max.message.bytes").1, SOURCE_DEFAULT);
+    assert_eq!(produce_bytes(&address, 3000), 0);
+    // librdkafka's alter_configs (AlterConfigs) replaces the whole set: retention.ms as given,
+    // and the retention.ms of 3600000 set at creation is gone with everything not named.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &address)
+        .create()
+        .unwrap();
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("configured")).set("segment.ms", "60000");
+    let results =
+        ringmq::runtime::block_on(admin.alter_configs(&[alter], &AdminOptions::new())).unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    assert_eq!(
+        setting(&address, "segment.ms"),
+        ("60000".to_string(), SOURCE_DYNAMIC_TOPIC)
+    );
+    assert_eq!(setting(&address, "retention.ms").1, SOURCE_DEFAULT);
+}

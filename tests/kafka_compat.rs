@@ -497,6 +497,9 @@ fn metadata_creates_only_when_allowed_valid_and_within_bounds() {
         ResponseKind::Metadata(response) => assert_eq!(response.topics.len(), 40),
         other => panic!("Metadata answered {other:?}"),
     }
+    // An empty list means every topic in v0 (which has no null list), and none from v1 on.
+    assert_eq!(metadata(&address, 0, &[], true).len(), 40, "v0: all");
+    assert_eq!(metadata(&address, 1, &[], true).len(), 0, "v1: none");
     assert_serving(&address);
 }
 

@@ -32,7 +32,9 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -97,12 +99,12 @@ fn sample(api: ApiKey, version: i16) -> RequestKind {
                 .with_producer_epoch(-1),
         ),
         ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
-        other => group_sample(other),
+        other => group_sample(other, version),
     }
 }
 
 /// `sample` for the group APIs.
-fn group_sample(api: ApiKey) -> RequestKind {
+fn group_sample(api: ApiKey, version: i16) -> RequestKind {
     match api {
         ApiKey::JoinGroup => RequestKind::JoinGroup(
             JoinGroupRequest::default()
@@ -138,6 +140,18 @@ fn group_sample(api: ApiKey) -> RequestKind {
                         ]),
                 ]),
         ),
+        ApiKey::OffsetFetch if version >= 8 => {
+            let topics = vec![
+                OffsetFetchRequestTopics::default()
+                    .with_name(topic("fuzz"))
+                    .with_partition_indexes(vec![0, 1]),
+            ];
+            let member = group_of_fetch(version);
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
+                member.clone().with_topics(Some(topics)),
+                member.with_group_id(group("other")).with_topics(None),
+            ]))
+        }
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(
             OffsetFetchRequest::default()
                 .with_group_id(group("fuzz-group"))
@@ -159,7 +173,32 @@ fn group_sample(api: ApiKey) -> RequestKind {
         ApiKey::LeaveGroup => {
             RequestKind::LeaveGroup(LeaveGroupRequest::default().with_group_id(group("fuzz-group")))
         }
-        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::ListGroups => {
+            let states = (version >= 4).then(|| vec![StrBytes::from_static_str("Stable")]);
+            let types = (version >= 5).then(|| vec![StrBytes::from_static_str("consumer")]);
+            RequestKind::ListGroups(
+                ListGroupsRequest::default()
+                    .with_states_filter(states.unwrap_or_default())
+                    .with_types_filter(types.unwrap_or_default()),
+            )
+        }
+        ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group("fuzz-group"))
+                .with_member_id(StrBytes::from_static_str("fuzz-member"))
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(vec![topic("fuzz"), topic("other")]))
+                .with_server_assignor(Some(StrBytes::from_static_str("uniform")))
+                .with_topic_partitions(Some(vec![
+                    consumer_group_heartbeat_request::TopicPartitions::default()
+                        .with_topic_id(uuid::Uuid::from_u128(7))
+                        .with_partitions(vec![0, 1]),
+                ])),
+        ),
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![group("fuzz-group"), group("other")]),
+        ),
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(
             DeleteGroupsRequest::default().with_groups_names(vec![group("fuzz-group"), group("x")]),
         ),
@@ -186,6 +225,122 @@ fn group_sample(api: ApiKey) -> RequestKind {
             ]))
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        ),
+        ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(
+            SaslAuthenticateRequest::default()
+                .with_auth_bytes(bytes::Bytes::from_static(b"\0fuzz\0password")),
+        ),
+        ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                kafka_protocol::messages::describe_user_scram_credentials_request::UserName::default()
+                    .with_name(StrBytes::from_static_str("fuzz")),
+            ])),
+        ),
+        ApiKey::AlterUserScramCredentials => RequestKind::AlterUserScramCredentials(
+            AlterUserScramCredentialsRequest::default()
+                .with_deletions(vec![
+                    kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                        .with_name(StrBytes::from_static_str("fuzz-gone"))
+                        .with_mechanism(1),
+                ])
+                .with_upsertions(vec![
+                    kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                        .with_name(StrBytes::from_static_str("fuzz"))
+                        .with_mechanism(2)
+                        .with_iterations(4096)
+                        .with_salt(bytes::Bytes::from_static(b"salt"))
+                        .with_salted_password(bytes::Bytes::from_static(&[7u8; 64])),
+                ]),
+        ),
+        ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(
+            DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    kafka_protocol::messages::describe_topic_partitions_request::TopicRequest::default()
+                        .with_name(topic("fuzz")),
+                ])
+                .with_response_partition_limit(10)
+                .with_cursor(Some(
+                    kafka_protocol::messages::describe_topic_partitions_request::Cursor::default()
+                        .with_topic_name(topic("fuzz"))
+                        .with_partition_index(1),
+                )),
+        ),
+        ApiKey::AlterConfigs => RequestKind::AlterConfigs(
+            AlterConfigsRequest::default()
+                .with_validate_only(true)
+                .with_resources(vec![
+                    kafka_protocol::messages::alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("fuzz"))
+                        .with_configs(vec![
+                            kafka_protocol::messages::alter_configs_request::AlterableConfig::default()
+                                .with_name(StrBytes::from_static_str("retention.ms"))
+                                .with_value(Some(StrBytes::from_static_str("60000"))),
+                        ]),
+                ]),
+        ),
+        ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::default()
+                .with_validate_only(true)
+                .with_resources(vec![
+                    kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("fuzz"))
+                        .with_configs(vec![
+                            kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default()
+                                .with_name(StrBytes::from_static_str("retention.ms"))
+                                .with_config_operation(0)
+                                .with_value(Some(StrBytes::from_static_str("60000"))),
+                        ]),
+                ]),
+        ),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(
+            DescribeProducersRequest::default().with_topics(vec![
+                kafka_protocol::messages::describe_producers_request::TopicRequest::default()
+                    .with_name(topic("fuzz"))
+                    .with_partition_indexes(vec![0, 1, -1]),
+            ]),
+        ),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
+            kafka_protocol::messages::create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_pattern_type(3)
+                .with_resource_name(StrBytes::from_static_str("fuzz"))
+                .with_principal(StrBytes::from_static_str("User:fuzz"))
+                .with_host(StrBytes::from_static_str("*"))
+                .with_operation(3)
+                .with_permission_type(3),
+        ])),
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+            kafka_protocol::messages::delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(StrBytes::from_static_str("fuzz")))
+                .with_pattern_type_filter(3)
+                .with_operation(1)
+                .with_permission_type(1),
+        ])),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(
+            DeleteRecordsRequest::default()
+                .with_timeout_ms(1000)
+                .with_topics(vec![
+                    kafka_protocol::messages::delete_records_request::DeleteRecordsTopic::default()
+                        .with_name(topic("fuzz"))
+                        .with_partitions(vec![
+                            kafka_protocol::messages::delete_records_request::DeleteRecordsPartition::default()
+                                .with_partition_index(0)
+                                .with_offset(0),
+                        ]),
+                ]),
+        ),
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(
             DescribeLogDirsRequest::default().with_topics(Some(vec![
                 kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic::default()
@@ -208,6 +363,17 @@ fn group_sample(api: ApiKey) -> RequestKind {
         ),
         other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
     }
+}
+
+/// One group of an OffsetFetch v8+, with the KIP-848 member and epoch from v9.
+fn group_of_fetch(version: i16) -> OffsetFetchRequestGroup {
+    let group = OffsetFetchRequestGroup::default().with_group_id(group("fuzz-group"));
+    if version >= 9 {
+        return group
+            .with_member_id(Some(StrBytes::from_static_str("fuzz-member")))
+            .with_member_epoch(3);
+    }
+    group
 }
 
 // ---- the requests of issue 10, each claiming 0x7fffffff elements ----------------------------

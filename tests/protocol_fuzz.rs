@@ -82,6 +82,17 @@ fn sample(api: ApiKey) -> Request {
             name: text("fuzz"),
             partitions: 3,
         },
+        ApiKey::AlterTopicConfig => Request::AlterTopicConfig {
+            name: text("fuzz"),
+            set: vec![(text("retention_ms"), text("60000"))],
+            reset: vec![text("segment_bytes")],
+        },
+        ApiKey::SaslHandshake => Request::SaslHandshake {
+            mechanism: text("SCRAM-SHA-256"),
+        },
+        ApiKey::SaslAuthenticate => Request::SaslAuthenticate {
+            message: bytes::Bytes::from_static(b"n,,n=fuzz,r=nonce"),
+        },
         ApiKey::Metadata => Request::Metadata {
             topics: vec![text("fuzz"), text("other")],
         },

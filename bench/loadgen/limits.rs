@@ -41,7 +41,11 @@ pub fn measure(dir: &Path, bytes: u64, seconds: Duration) -> std::io::Result<ser
 /// the last fdatasync) returns.
 fn sequential_write(path: &Path, bytes: u64, fdatasync_each: bool) -> std::io::Result<f64> {
     let _ = std::fs::remove_file(path);
-    let file = OpenOptions::new().create(true).write(true).open(path)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     let block = vec![0x5au8; BLOCK_BYTES];
     let started = Instant::now();
     let mut written = 0u64;
@@ -64,7 +68,11 @@ fn small_appends(
     seconds: Duration,
 ) -> std::io::Result<(f64, hdrhistogram::Histogram<u64>)> {
     let _ = std::fs::remove_file(path);
-    let file = OpenOptions::new().create(true).write(true).open(path)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     let block = vec![0xa5u8; SMALL_APPEND_BYTES];
     let mut latency = histogram();
     let started = Instant::now();

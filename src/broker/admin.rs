@@ -16,7 +16,7 @@ use crate::storage::dirsync;
 use crate::storage::log::now_ms;
 
 /// Held while a topic change is under way on shard 0.
-struct AdminTurn<'a> {
+pub(super) struct AdminTurn<'a> {
     state: &'a ShardState,
 }
 
@@ -27,7 +27,7 @@ impl Drop for AdminTurn<'_> {
     }
 }
 
-async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
+pub(super) async fn admin_turn(state: &ShardState) -> AdminTurn<'_> {
     assert_eq!(state.id, 0, "topic changes run on shard 0");
     loop {
         let done = state.admin_done.wait();
@@ -162,6 +162,112 @@ pub async fn add_partitions(state: &ShardState, name: String, partitions: u32) -
     let before = current.get(&name).map_or(0, |meta| meta.partitions);
     install(state, current, grown, before).await?;
     tracing::info!(topic = %name, from = before, to = partitions, "added partitions");
+    Ok(())
+}
+
+/// One change to a topic's settings (Kafka's IncrementalAlterConfigs SET and DELETE).
+#[derive(Clone, Debug)]
+pub enum ConfigChange {
+    Set(String, String),
+    /// Back to the broker's default.
+    Delete(String),
+}
+
+/// Settings a topic keeps whatever is asked (Kafka's read-only ones here).
+const READ_ONLY_SETTINGS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "direct_io",
+    "direct.io",
+];
+
+/// The topic's settings after `changes`: applied to its current settings, or, with
+/// `replace_all` (Kafka's AlterConfigs), to the broker's defaults, so whatever is not named
+/// reverts. Checked as topic creation checks them.
+pub fn validate_config_changes(
+    state: &ShardState,
+    name: &str,
+    changes: &[ConfigChange],
+    replace_all: bool,
+) -> BrokerResult<Arc<TopicMeta>> {
+    let current = state.topics();
+    let meta = current
+        .get(name)
+        .ok_or_else(|| BrokerError::unknown_topic(name))?;
+    let defaults = &state.config.topic_defaults;
+    let mut config = if replace_all {
+        defaults.clone()
+    } else {
+        meta.config.clone()
+    };
+    let default_values = topics::describe(defaults);
+    for change in changes {
+        let key = match change {
+            ConfigChange::Set(key, _) | ConfigChange::Delete(key) => key,
+        };
+        if READ_ONLY_SETTINGS.contains(&key.as_str()) {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidConfig,
+                format!("{key} is read-only on ringmq"),
+            ));
+        }
+        match change {
+            ConfigChange::Set(key, value) => topics::apply_setting(&mut config, key, value)?,
+            ConfigChange::Delete(key) => {
+                let default = default_values
+                    .iter()
+                    .find(|(name, _)| *name == described_name(key))
+                    .map(|(_, value)| value.clone());
+                match default {
+                    Some(value) => topics::apply_setting(&mut config, key, &value)?,
+                    // Unknown names are refused as a SET of them would be.
+                    None => topics::apply_setting(&mut config, key, "")?,
+                }
+            }
+        }
+    }
+    config
+        .validate()
+        .map_err(|reason| BrokerError::new(ErrorKind::InvalidConfig, reason))?;
+    if config.batch_bytes_max > state.config.frame_bytes_max {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidConfig,
+            "batch_bytes_max exceeds the broker's frame_bytes_max",
+        ));
+    }
+    Ok(Arc::new(TopicMeta {
+        config,
+        ..TopicMeta::clone(meta)
+    }))
+}
+
+/// The name `topics::describe` gives the setting `key` (Kafka's dotted names and our
+/// alternatives alike), for reverting it to the default.
+fn described_name(key: &str) -> String {
+    match key.replace('.', "_").as_str() {
+        "flush_ms" => "flush_interval_ms".into(),
+        "max_message_bytes" => "batch_bytes_max".into(),
+        "retention_bytes_max" => "retention_bytes".into(),
+        "segment_bytes_max" => "segment_bytes".into(),
+        "segment_age_ms_max" => "segment_ms".into(),
+        "message_timestamp_type" => "timestamp_type".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Changes a topic's settings: saved, then in force on every partition before the answer.
+pub async fn alter_topic_config(
+    state: &ShardState,
+    name: String,
+    changes: Vec<ConfigChange>,
+    replace_all: bool,
+) -> BrokerResult<()> {
+    let _turn = admin_turn(state).await;
+    let changed = validate_config_changes(state, &name, &changes, replace_all)?;
+    let current = state.topics();
+    let partitions = changed.partitions;
+    install(state, current, changed, partitions).await?;
+    tracing::info!(topic = %name, ?changes, "changed the topic's settings");
     Ok(())
 }
 

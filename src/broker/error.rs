@@ -96,6 +96,25 @@ error_kinds! {
     LockNotHeld => "lock_not_held",
     /// The consumer's lock on the message expired before its settle.
     LockExpired => "lock_expired",
+    /// No such user (or no credential of that mechanism for it).
+    UnknownUser => "unknown_user",
+    /// A credential the broker does not accept (iterations out of range, an unknown
+    /// mechanism, an empty salt or password).
+    InvalidCredential => "invalid_credential",
+    /// Wrong user name or password, or a malformed authentication exchange.
+    AuthenticationFailed => "authentication_failed",
+    /// The principal may not do that to the topic (ACLs).
+    TopicAuthorizationFailed => "topic_authorization_failed",
+    /// The principal may not do that to the group (ACLs).
+    GroupAuthorizationFailed => "group_authorization_failed",
+    /// The principal may not do that to the cluster (ACLs).
+    ClusterAuthorizationFailed => "cluster_authorization_failed",
+    /// A KIP-848 member's epoch is not its current one (it missed a change): it must rejoin.
+    FencedMemberEpoch => "fenced_member_epoch",
+    /// A commit or offset fetch of a KIP-848 member carries an epoch that is not its current one.
+    StaleMemberEpoch => "stale_member_epoch",
+    /// A KIP-848 member named a server-side assignor the broker does not have.
+    UnsupportedAssignor => "unsupported_assignor",
 }
 
 impl ErrorKind {

@@ -5,17 +5,21 @@
 //! cross-shard mailbox; topic changes run on shard 0, which writes the metadata and then has
 //! every shard install the new snapshot and open or close the partitions it owns.
 
+pub mod acls;
 pub mod admin;
 pub mod compaction;
 pub mod configs;
 pub mod error;
 pub mod fd_budget;
 pub mod groups;
+pub mod json_file;
 pub mod partition;
 pub mod producer_ids;
 pub mod queues;
+pub mod quotas;
 pub mod service;
 pub mod topics;
+pub mod users;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -51,6 +55,12 @@ pub struct ShardState {
     coordinator: RefCell<groups::Coordinator>,
     /// The queue groups of the partitions this shard owns.
     queues: RefCell<queues::ShardQueues>,
+    /// This shard's snapshot of the users and their credentials.
+    users: RefCell<Arc<users::Users>>,
+    /// This shard's snapshot of the access control lists.
+    acls: RefCell<Arc<acls::Acls>>,
+    /// The quota buckets of the clients this shard serves.
+    pub(in crate::broker) quotas: RefCell<quotas::QuotaBuckets>,
 }
 
 /// Where a shard is in its shutdown. The server drives it; handlers consult it.
@@ -125,7 +135,30 @@ impl ShardState {
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
             queues: RefCell::new(queues::ShardQueues::default()),
+            users: RefCell::new(Arc::new(users::Users::default())),
+            acls: RefCell::new(Arc::new(acls::Acls::default())),
+            quotas: RefCell::new(quotas::QuotaBuckets::default()),
         }
+    }
+
+    /// This shard's snapshot of the ACLs.
+    pub fn acls(&self) -> Arc<acls::Acls> {
+        self.acls.borrow().clone()
+    }
+
+    /// Puts a new snapshot of the ACLs in force on this shard.
+    pub fn set_acls(&self, acls: Arc<acls::Acls>) {
+        *self.acls.borrow_mut() = acls;
+    }
+
+    /// This shard's snapshot of the users.
+    pub fn users(&self) -> Arc<users::Users> {
+        self.users.borrow().clone()
+    }
+
+    /// Puts a new snapshot of the users in force on this shard.
+    pub fn set_users(&self, users: Arc<users::Users>) {
+        *self.users.borrow_mut() = users;
     }
 
     pub fn shards(&self) -> usize {
@@ -137,7 +170,7 @@ impl ShardState {
     }
 
     /// The log of a partition this shard owns.
-    pub fn log(&self, topic: &str, partition: u32) -> BrokerResult<PartitionLog> {
+    pub(in crate::broker) fn log(&self, topic: &str, partition: u32) -> BrokerResult<PartitionLog> {
         self.logs
             .borrow()
             .get(topic)
@@ -248,7 +281,7 @@ impl ShardState {
     /// be, with TimedOut. Work here, once started, runs to its end, as work sent elsewhere does
     /// (cancelling it halfway could leave a group or a topic change half done); what it waits on
     /// is bounded by its own limits (the write queue's wait, the group's timeouts).
-    pub(crate) async fn on_shard_until<R, E, F, Fut>(
+    pub(in crate::broker) async fn on_shard_until<R, E, F, Fut>(
         self: &Rc<Self>,
         deadline: Instant,
         target: ShardId,
@@ -276,7 +309,7 @@ impl ShardState {
     }
 
     /// The end offset of a partition, from its owner wherever that is (the groups' lag).
-    pub(crate) async fn high_watermark(
+    pub(in crate::broker) async fn high_watermark(
         self: &Rc<Self>,
         topic: &str,
         partition: u32,
@@ -291,7 +324,7 @@ impl ShardState {
     }
 
     /// Runs `read` over the partition logs this shard owns, by topic then partition.
-    pub(crate) fn with_logs<R>(
+    pub(in crate::broker) fn with_logs<R>(
         &self,
         read: impl FnOnce(&HashMap<String, HashMap<u32, PartitionLog>>) -> R,
     ) -> R {

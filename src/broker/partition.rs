@@ -1,5 +1,6 @@
 //! What the owner shard does for one partition: produce, fetch with long polling, list offsets,
-//! and opening its logs. Everything here runs on the shard that owns the partition.
+//! delete records before an offset, and opening its logs. Everything here runs on the shard
+//! that owns the partition.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use metrics::Label;
 
 use super::ShardState;
 use super::error::BrokerResult;
-use super::service::{Fetch, Fetched, ListedOffset, OffsetQuery, Produced};
+use super::service::{Fetch, Fetched, ListedOffset, OffsetQuery, Produced, RecordsBefore};
 use super::topics::{self, TopicMeta};
 use crate::runtime;
 use crate::shard::owner_of;
@@ -31,7 +32,19 @@ pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> R
             .borrow()
             .get(&topic.name)
             .is_some_and(|logs| logs.contains_key(&partition));
-        if open || owner_of(&topic.name, partition, state.shards()) != state.id {
+        if owner_of(&topic.name, partition, state.shards()) != state.id {
+            continue;
+        }
+        if open {
+            // Open already: its settings follow the metadata's (a topic's settings changed).
+            let log = state
+                .log(&topic.name, partition)
+                .map_err(|error| error.message)?;
+            let mut config = topic.config.clone();
+            config.verify_on_start |= state.config.verify_on_start;
+            if log.config() != config {
+                log.set_config(config).map_err(|error| error.to_string())?;
+            }
             continue;
         }
         let dir = topics::partition_dir(&state.config.data_dir, &topic.name, partition);
@@ -194,4 +207,20 @@ pub async fn list_offsets(
         high_watermark: log.high_watermark(),
         log_start_offset: log.log_start_offset(),
     })
+}
+
+/// Moves the partition's start to `before` (Kafka's DeleteRecords), durably; returns the new
+/// start (its low watermark).
+pub async fn delete_records(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    before: RecordsBefore,
+) -> BrokerResult<u64> {
+    let log = state.log(topic, partition)?;
+    let offset = match before {
+        RecordsBefore::HighWatermark => log.high_watermark(),
+        RecordsBefore::Offset(offset) => offset,
+    };
+    Ok(log.delete_records_before(offset).await?)
 }

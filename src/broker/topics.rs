@@ -34,6 +34,20 @@ pub struct Topics {
     pub by_name: BTreeMap<String, Arc<TopicMeta>>,
 }
 
+impl TopicMeta {
+    /// The topic's id, as Kafka's topic UUIDs (Metadata v10+, KIP-848 assignments): derived
+    /// from the name and the creation time, both durable, so it is the same after a restart and
+    /// differs for a topic deleted and created again under the same name. Never all zeros
+    /// (Kafka's "no id").
+    pub fn id(&self) -> [u8; 16] {
+        let mut key = Vec::with_capacity(self.name.len() + 8);
+        key.extend_from_slice(self.name.as_bytes());
+        key.extend_from_slice(&self.created_ms.to_be_bytes());
+        let id = xxhash_rust::xxh3::xxh3_128(&key).max(1);
+        id.to_be_bytes()
+    }
+}
+
 impl Topics {
     pub fn get(&self, name: &str) -> Option<&Arc<TopicMeta>> {
         self.by_name.get(name)

@@ -11,6 +11,7 @@ use std::io::{BufWriter, StdoutLock, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::client_config::Endpoint;
 use super::escape;
 use super::output::{self, Format, Printed};
 use super::stop::{Interrupts, Stop, is_closed_pipe};
@@ -103,7 +104,7 @@ impl Printer {
 
 /// Connects again after a lost connection: 100 ms, doubling up to 5 s, until it works or a
 /// signal comes.
-async fn reconnect(broker: &str, interrupts: &mut Interrupts) -> Result<Client, Stop> {
+async fn reconnect(broker: &Endpoint, interrupts: &mut Interrupts) -> Result<Client, Stop> {
     let mut backoff = Duration::from_millis(100);
     loop {
         interrupts.run(crate::runtime::sleep(backoff)).await?;
@@ -141,7 +142,7 @@ pub fn run(args: ConsumeArgs) -> ExitCode {
     run_client_code("consume", async move {
         let settings = args.address.settings()?;
         let mut printer = printer(&args, settings.format.as_deref())?;
-        let broker = settings.broker.clone().unwrap_or_default();
+        let broker = settings.endpoint()?;
         let mut interrupts = Interrupts::install();
         let client = connect_to(&broker).await?;
         let stop = if args.group.is_some() {
@@ -170,7 +171,7 @@ pub fn run(args: ConsumeArgs) -> ExitCode {
 async fn plain(
     args: &ConsumeArgs,
     client: Client,
-    broker: &str,
+    broker: &Endpoint,
     printer: &mut Printer,
     interrupts: &mut Interrupts,
 ) -> Result<Stop, String> {
@@ -228,7 +229,7 @@ async fn in_group(
     args: &ConsumeArgs,
     reset: &str,
     client: Client,
-    broker: &str,
+    broker: &Endpoint,
     printer: &mut Printer,
     interrupts: &mut Interrupts,
 ) -> Result<Stop, String> {
@@ -280,7 +281,7 @@ async fn group_loop(
     args: &ConsumeArgs,
     consumer: &mut GroupConsumer,
     client: &mut Client,
-    broker: &str,
+    broker: &Endpoint,
     printer: &mut Printer,
     interrupts: &mut Interrupts,
 ) -> Result<Stop, String> {
@@ -333,7 +334,7 @@ async fn group_loop(
             return Ok(stop);
         }
         if let Err(stop) = printer.flush() {
-            return Ok(stop?);
+            return stop;
         }
         if empty && !args.follow && at_end(client, consumer).await? {
             return Ok(Stop::End);

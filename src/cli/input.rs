@@ -61,37 +61,35 @@ impl<R: Read> Splitter<R> {
 
     /// The next item that is whole in what was read already, without reading.
     pub fn next_buffered(&mut self) -> Option<Item> {
-        loop {
-            if let Some(position) = self.find() {
-                let record = self.pending.split_to(position).freeze();
-                self.pending.advance(self.delimiter.len());
-                self.scanned = 0;
-                return Some(match self.skipping.take() {
-                    Some(skipped) => Item::Oversized {
-                        bytes: skipped + position as u64,
-                    },
-                    None => Item::Record(record),
-                });
-            }
+        if let Some(position) = self.find() {
+            let record = self.pending.split_to(position).freeze();
+            self.pending.advance(self.delimiter.len());
+            self.scanned = 0;
+            return Some(match self.skipping.take() {
+                Some(skipped) => Item::Oversized {
+                    bytes: skipped + position as u64,
+                },
+                None => Item::Record(record),
+            });
+        }
+        self.scanned = self.pending.len();
+        // Keep what could be the start of a delimiter split across reads.
+        let keep = self.delimiter.len() - 1;
+        if self.pending.len() > self.record_bytes_max + keep {
+            let drop = self.pending.len() - keep;
+            *self.skipping.get_or_insert(0) += drop as u64;
+            self.pending.advance(drop);
             self.scanned = self.pending.len();
-            // Keep what could be the start of a delimiter split across reads.
-            let keep = self.delimiter.len() - 1;
-            if self.pending.len() > self.record_bytes_max + keep {
-                let drop = self.pending.len() - keep;
-                *self.skipping.get_or_insert(0) += drop as u64;
-                self.pending.advance(drop);
-                self.scanned = self.pending.len();
-            }
-            if !self.eof {
-                return None;
-            }
-            return match (self.skipping.take(), self.pending.is_empty()) {
-                (Some(skipped), _) => Some(Item::Oversized {
-                    bytes: skipped + self.pending.split().len() as u64,
-                }),
-                (None, true) => None,
-                (None, false) => Some(Item::Record(self.pending.split().freeze())),
-            };
+        }
+        if !self.eof {
+            return None;
+        }
+        match (self.skipping.take(), self.pending.is_empty()) {
+            (Some(skipped), _) => Some(Item::Oversized {
+                bytes: skipped + self.pending.split().len() as u64,
+            }),
+            (None, true) => None,
+            (None, false) => Some(Item::Record(self.pending.split().freeze())),
         }
     }
 

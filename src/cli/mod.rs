@@ -2,6 +2,7 @@
 //! broker (`topic`, `produce`, `consume`, `group`, `queue`), and the offline log inspector (`log`).
 //! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
 
+pub mod acl;
 pub mod client_config;
 pub mod consume;
 pub mod escape;
@@ -14,6 +15,7 @@ pub mod queue;
 pub mod serve;
 pub mod stop;
 pub mod topic;
+pub mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +62,18 @@ enum Command {
         #[command(subcommand)]
         command: queue::QueueCommand,
     },
+    /// Access control lists in a data directory's acls.json (enforced once a listener asks
+    /// clients to authenticate).
+    Acl {
+        #[command(subcommand)]
+        command: acl::AclCommand,
+    },
+    /// Users who authenticate to the Kafka listener (SASL SCRAM and PLAIN), in a data
+    /// directory's users.json.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
     /// Inspect partition logs on disk (works while the broker is stopped).
     Log {
         #[command(subcommand)]
@@ -94,6 +108,8 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group { command } => group::run(command),
         Command::Queue { command } => queue::run(command),
+        Command::User { command } => user::run(command),
+        Command::Acl { command } => acl::run(command),
         Command::Completion { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "ringmq", &mut std::io::stdout());

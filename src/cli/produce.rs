@@ -274,7 +274,7 @@ pub fn run(args: ProduceArgs) -> ExitCode {
 async fn produce(args: ProduceArgs) -> Result<(), String> {
     let settings = args.address.settings()?;
     let headers = headers(&args.headers)?;
-    let client = connect_to(settings.broker.as_deref().unwrap_or_default()).await?;
+    let client = connect_to(&settings.endpoint()?).await?;
     let (topic_record_max, batch_bytes_max) = topic_limits(&client, &args.topic).await?;
     let record_bytes_max = args
         .record_bytes_max

@@ -99,7 +99,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
     // process-wide handler sets a flag), so polling it once here registers it, and the wait
     // below may run on another runtime.
     let mut signal = Box::pin(crate::runtime::termination_signal());
+    // SIGHUP (reload the TLS certificates) is caught from here on too: its default would end
+    // the process.
+    let mut hangup = Box::pin(crate::runtime::signal(libc::SIGHUP));
     let early = crate::runtime::block_on(std::future::poll_fn(|context| {
+        let _ = hangup.as_mut().poll(context);
         std::task::Poll::Ready(signal.as_mut().poll(context))
     }));
     if early.is_ready() {
@@ -113,7 +117,40 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(error) = crate::runtime::block_on(signal) {
+    let waited = crate::runtime::block_on(async {
+        loop {
+            let either = futures_util::future::select(signal.as_mut(), hangup.as_mut()).await;
+            match either {
+                futures_util::future::Either::Left((result, _)) => return result,
+                futures_util::future::Either::Right((result, _)) => {
+                    result?;
+                    // The next SIGHUP is caught before this one's handler goes away.
+                    let mut next = Box::pin(crate::runtime::signal(libc::SIGHUP));
+                    std::future::poll_fn(|context| {
+                        let _ = next.as_mut().poll(context);
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    hangup = next;
+                    match server.reload_tls() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificates and keys reloaded"),
+                        Err(reason) => tracing::error!(
+                            %reason,
+                            "SIGHUP: TLS certificates not reloaded; the previous ones stay in force"
+                        ),
+                    }
+                    match server.reload_users().await {
+                        Ok(()) => tracing::info!("SIGHUP: users.json and acls.json reloaded"),
+                        Err(reason) => tracing::error!(
+                            %reason,
+                            "SIGHUP: users.json and acls.json not reloaded; the previous ones stay in force"
+                        ),
+                    }
+                }
+            }
+        }
+    });
+    if let Err(error) = waited {
         eprintln!("ringmq serve: cannot wait for signals: {error}");
     }
     tracing::info!("signal received: finishing requests in flight, then fsync and close");

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::client_config::Endpoint;
 use super::{BrokerAddress, run_client};
 use crate::client::Client;
 use crate::protocol::OffsetSpec;
@@ -41,6 +42,19 @@ pub enum TopicCommand {
         /// The topic's new partition count.
         #[arg(short, long)]
         partitions: u32,
+    },
+    /// Change a topic's settings while it runs.
+    Alter {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+        /// A setting to change, as key=value (the keys `topic create --config` takes);
+        /// repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A setting to put back to the broker's default; repeatable.
+        #[arg(long = "reset", value_name = "KEY")]
+        reset: Vec<String>,
     },
     /// Delete a topic and all its data.
     Delete {
@@ -115,6 +129,30 @@ pub fn run(command: TopicCommand) -> ExitCode {
                     .map_err(|error| error.to_string())?;
                 println!("topic {name} now has {partitions} partition(s)");
             }
+            TopicCommand::Alter {
+                address,
+                name,
+                set,
+                reset,
+            } => {
+                let pairs: Vec<(&str, &str)> = set
+                    .iter()
+                    .map(|pair| {
+                        pair.split_once('=')
+                            .ok_or_else(|| format!("--set {pair:?} is not KEY=VALUE"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                if pairs.is_empty() && reset.is_empty() {
+                    return Err("nothing to change: give --set KEY=VALUE or --reset KEY".into());
+                }
+                let reset: Vec<&str> = reset.iter().map(String::as_str).collect();
+                let client = connect(&address).await?;
+                client
+                    .alter_topic(&name, &pairs, &reset)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                println!("changed topic {name}'s settings");
+            }
             TopicCommand::Delete { address, name } => {
                 let client = connect(&address).await?;
                 client
@@ -129,12 +167,15 @@ pub fn run(command: TopicCommand) -> ExitCode {
 }
 
 pub(crate) async fn connect(address: &BrokerAddress) -> Result<Client, String> {
-    let settings = address.settings()?;
-    connect_to(settings.broker.as_deref().unwrap_or_default()).await
+    connect_to(&address.settings()?.endpoint()?).await
 }
 
-pub(crate) async fn connect_to(broker: &str) -> Result<Client, String> {
-    Client::connect(broker)
-        .await
-        .map_err(|error| error.to_string())
+pub(crate) async fn connect_to(endpoint: &Endpoint) -> Result<Client, String> {
+    Client::connect_with(
+        &endpoint.broker,
+        endpoint.tls.as_ref(),
+        endpoint.sasl.as_ref(),
+    )
+    .await
+    .map_err(|error| error.to_string())
 }

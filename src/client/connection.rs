@@ -15,6 +15,7 @@ use crate::protocol::codec::{
 };
 use crate::protocol::messages::{ApiKey, decode_response};
 use crate::protocol::{ErrorCode, ProtocolError, Request, Response};
+use crate::runtime::tls::Stream;
 use crate::runtime::{self, Notify, TcpStream};
 
 /// Responses larger than this are refused (and the connection dropped).
@@ -61,13 +62,106 @@ impl Drop for Closer {
     }
 }
 
+/// TLS to the broker: the authority that signed its certificate, the name its certificate is
+/// checked against, and for mutual TLS the client's own certificate and key.
+#[derive(Clone)]
+pub struct ClientTls {
+    config: std::sync::Arc<rustls::ClientConfig>,
+    server_name: String,
+}
+
+impl ClientTls {
+    /// From PEM files: `ca_path` holds the authority; `identity` is (certificate, key).
+    pub fn new(
+        ca_path: &std::path::Path,
+        server_name: &str,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<ClientTls, ClientError> {
+        let config = runtime::tls::client_config(ca_path, identity)
+            .map_err(|error| ClientError::Connection(format!("TLS settings: {error}")))?;
+        Ok(ClientTls {
+            config,
+            server_name: server_name.to_string(),
+        })
+    }
+}
+
+/// A user name and password to authenticate with, and the SASL mechanism (`SCRAM-SHA-256`,
+/// `SCRAM-SHA-512`, or `PLAIN`, which sends the password itself: over TLS only).
+#[derive(Clone)]
+pub struct SaslCredentials {
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512` or `PLAIN`.
+    pub mechanism: String,
+    /// The user's name.
+    pub user: String,
+    /// The user's password (SCRAM never sends it).
+    pub password: String,
+}
+
 impl Connection {
+    /// Authenticates this connection with `credentials` (before any other request).
+    pub async fn authenticate(&self, credentials: &SaslCredentials) -> Result<(), ClientError> {
+        let refused = |what: &str| ClientError::Connection(format!("authentication: {what}"));
+        let mechanism = credentials.mechanism.clone();
+        match self.request(Request::SaslHandshake { mechanism }).await? {
+            Response::SaslMechanisms(_) => {}
+            other => return Err(refused(&format!("unexpected answer {other:?}"))),
+        }
+        let exchange = |message: Vec<u8>| async move {
+            match self
+                .request(Request::SaslAuthenticate {
+                    message: bytes::Bytes::from(message),
+                })
+                .await?
+            {
+                Response::SaslMessage(answer) => Ok(answer),
+                other => Err(refused(&format!("unexpected answer {other:?}"))),
+            }
+        };
+        let password = credentials.password.as_bytes();
+        let Some(mechanism) = crate::auth::scram::Mechanism::from_name(&credentials.mechanism)
+        else {
+            // PLAIN: authorization id (empty), user, password.
+            let message = [b"" as &[u8], credentials.user.as_bytes(), password].join(&0u8);
+            exchange(message).await?;
+            return Ok(());
+        };
+        let (mut scram, first) =
+            crate::auth::scram::ClientExchange::start(mechanism, &credentials.user, password);
+        let challenge = exchange(first).await?;
+        let last = scram
+            .server_first(&challenge)
+            .map_err(|_| refused("the broker's SCRAM challenge is malformed"))?;
+        let server_final = exchange(last).await?;
+        scram
+            .server_final(&server_final)
+            .map_err(|_| refused("the broker could not prove it knows the credential"))
+    }
+
     /// Connects to `address`, naming this client `client_id` in the broker's logs.
     pub async fn connect(address: &str, client_id: &str) -> Result<Connection, ClientError> {
-        let stream = TcpStream::connect(address)
+        Connection::connect_with(address, client_id, None).await
+    }
+
+    /// Connects to `address`, over TLS when `tls` is given (the handshake done before this
+    /// returns, so a refused certificate is this call's error).
+    pub async fn connect_with(
+        address: &str,
+        client_id: &str,
+        tls: Option<&ClientTls>,
+    ) -> Result<Connection, ClientError> {
+        let socket = TcpStream::connect(address)
             .await
             .map_err(|error| ClientError::Connection(format!("connect to {address}: {error}")))?;
-        let _ = stream.set_nodelay(true);
+        let _ = socket.set_nodelay(true);
+        let stream = match tls {
+            None => Stream::Plain(socket),
+            Some(tls) => Stream::connect_tls(socket, tls.config.clone(), &tls.server_name)
+                .await
+                .map_err(|error| {
+                    ClientError::Connection(format!("TLS handshake with {address}: {error}"))
+                })?,
+        };
         let shared = Rc::new(Shared {
             client_id: client_id.to_string(),
             next_correlation: Cell::new(1),
@@ -114,12 +208,12 @@ impl Connection {
     }
 }
 
-async fn write_loop(mut stream: TcpStream, shared: Rc<Shared>) {
+async fn write_loop(mut stream: Stream, shared: Rc<Shared>) {
     loop {
         let wrote = shared.wrote.wait();
         if shared.broken.borrow().is_some() {
             // Half-close: the broker answers by closing, which ends the read loop.
-            let _ = compio::io::AsyncWrite::shutdown(&mut stream).await;
+            let _ = stream.close().await;
             return;
         }
         let buffers = std::mem::take(&mut *shared.outbox.borrow_mut());
@@ -127,14 +221,14 @@ async fn write_loop(mut stream: TcpStream, shared: Rc<Shared>) {
             wrote.await;
             continue;
         }
-        if let Err(error) = runtime::send_all(&mut stream, buffers).await {
+        if let Err(error) = stream.send_all(buffers).await {
             shared.fail_all(format!("send failed: {error}"));
             return;
         }
     }
 }
 
-async fn read_loop(mut stream: TcpStream, shared: Rc<Shared>) {
+async fn read_loop(mut stream: Stream, shared: Rc<Shared>) {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
         loop {
@@ -160,7 +254,7 @@ async fn read_loop(mut stream: TcpStream, shared: Rc<Shared>) {
             return;
         }
         buffer.reserve(read_room(&buffer, READ_CHUNK_BYTES));
-        let (result, returned) = runtime::read_some(&mut stream, buffer).await;
+        let (result, returned) = stream.read_some(buffer).await;
         buffer = returned;
         match result {
             Ok(0) => {

@@ -57,7 +57,7 @@ use crate::protocol::messages::{GroupAssignment, GroupDescription, GroupSummary}
 
 /// The key → partition rules a `ProducerConfig` chooses from.
 pub use crate::partitioner::Partitioner;
-pub use connection::Connection;
+pub use connection::{ClientTls, Connection, SaslCredentials};
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 pub use group::{
     GroupConfig, GroupConsumer, GroupRecord, OffsetReset, ResetTo, plan_reset_offsets,
@@ -115,6 +115,25 @@ impl Client {
         })
     }
 
+    /// Connects over TLS (see `ClientTls`).
+    pub async fn connect_tls(address: &str, tls: &ClientTls) -> Result<Client> {
+        Client::connect_with(address, Some(tls), None).await
+    }
+
+    /// Connects over TLS if `tls` is given, and authenticates with `credentials` if given,
+    /// before returning.
+    pub async fn connect_with(
+        address: &str,
+        tls: Option<&ClientTls>,
+        credentials: Option<&SaslCredentials>,
+    ) -> Result<Client> {
+        let connection = Connection::connect_with(address, "ringmq-rust", tls).await?;
+        if let Some(credentials) = credentials {
+            connection.authenticate(credentials).await?;
+        }
+        Ok(Client { connection })
+    }
+
     /// The connection this client sends on, for raw requests.
     pub fn connection(&self) -> &Connection {
         &self.connection
@@ -160,6 +179,27 @@ impl Client {
             .request(Request::AddPartitions {
                 name: name.into(),
                 partitions,
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Changes topic `name`'s settings while it runs: `set` (key, value) pairs, and `reset`
+    /// keys back to the broker's defaults. In force on every partition when this returns.
+    pub async fn alter_topic(
+        &self,
+        name: &str,
+        set: &[(&str, &str)],
+        reset: &[&str],
+    ) -> Result<()> {
+        self.connection
+            .request(Request::AlterTopicConfig {
+                name: name.into(),
+                set: set
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                reset: reset.iter().map(|k| k.to_string()).collect(),
             })
             .await
             .map(drop)

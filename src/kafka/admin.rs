@@ -1,6 +1,7 @@
 //! Kafka's admin APIs over the broker service: DescribeConfigs (topic and broker settings by
 //! Kafka's names, types and sources), DescribeCluster (this one node), CreatePartitions and
-//! DescribeLogDirs (the one data directory, with real sizes).
+//! DescribeLogDirs (the one data directory, with real sizes), and routes DeleteRecords to
+//! `delete_records.rs`.
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -50,6 +51,9 @@ pub async fn respond(
         RequestKind::DescribeLogDirs(request) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs(service, ctx, request).await)
         }
+        RequestKind::DeleteRecords(request) => ResponseKind::DeleteRecords(
+            super::delete_records::delete_records(service, ctx, request).await,
+        ),
         other => return Err(other),
     })
 }
@@ -96,9 +100,9 @@ pub fn describe_configs(
             RESOURCE_TOPIC => service
                 .topic_configs(ctx, &name)
                 .map(|entries| (entries, SOURCE_DYNAMIC_TOPIC)),
-            RESOURCE_BROKER if name.is_empty() || name == NODE_ID.to_string() => {
-                Ok((service.broker_configs(ctx), SOURCE_STATIC_BROKER))
-            }
+            RESOURCE_BROKER if name.is_empty() || name == NODE_ID.to_string() => service
+                .broker_configs(ctx)
+                .map(|entries| (entries, SOURCE_STATIC_BROKER)),
             other => {
                 let message = match other {
                     RESOURCE_BROKER => format!("broker {name:?}: this node is {NODE_ID}"),

@@ -13,11 +13,16 @@ pub const REQUEST_TIMED_OUT: i16 = 7;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub const INVALID_GROUP_ID: i16 = 24;
 pub const UNKNOWN_MEMBER_ID: i16 = 25;
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
@@ -29,7 +34,10 @@ pub const POLICY_VIOLATION: i16 = 44;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
 pub const NON_EMPTY_GROUP: i16 = 68;
+pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
@@ -37,6 +45,12 @@ pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const INVALID_RECORD: i16 = 87;
 /// KIP-932's code for acknowledging a record the share consumer does not hold.
 pub const INVALID_RECORD_STATE: i16 = 121;
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+pub const DUPLICATE_RESOURCE: i16 = 92;
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
 
 /// Kafka's code for a broker error kind.
 pub fn kafka_code(kind: ErrorKind) -> i16 {
@@ -72,6 +86,15 @@ pub fn kafka_code(kind: ErrorKind) -> i16 {
         // Kafka creates groups implicitly and has no "exists" code for them.
         ErrorKind::QueueGroupExists => INVALID_REQUEST,
         ErrorKind::LockNotHeld | ErrorKind::LockExpired => INVALID_RECORD_STATE,
+        ErrorKind::UnknownUser => RESOURCE_NOT_FOUND,
+        ErrorKind::InvalidCredential => UNACCEPTABLE_CREDENTIAL,
+        ErrorKind::AuthenticationFailed => SASL_AUTHENTICATION_FAILED,
+        ErrorKind::TopicAuthorizationFailed => TOPIC_AUTHORIZATION_FAILED,
+        ErrorKind::GroupAuthorizationFailed => GROUP_AUTHORIZATION_FAILED,
+        ErrorKind::ClusterAuthorizationFailed => CLUSTER_AUTHORIZATION_FAILED,
+        ErrorKind::FencedMemberEpoch => FENCED_MEMBER_EPOCH,
+        ErrorKind::StaleMemberEpoch => STALE_MEMBER_EPOCH,
+        ErrorKind::UnsupportedAssignor => UNSUPPORTED_ASSIGNOR,
     }
 }
 

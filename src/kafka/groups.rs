@@ -13,17 +13,18 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    GroupId, ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse, RequestKind,
-    ResponseKind,
+    GroupId, ListGroupsRequest, ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    RequestKind, ResponseKind,
 };
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -35,6 +36,7 @@ use crate::broker::service::{JoinRound, RequestContext, Service};
 pub async fn respond(
     service: &Service,
     ctx: &RequestContext,
+    version: i16,
     request: RequestKind,
 ) -> Result<ResponseKind, RequestKind> {
     Ok(match request {
@@ -54,9 +56,11 @@ pub async fn respond(
             ResponseKind::OffsetCommit(commit(service, ctx, request).await)
         }
         RequestKind::OffsetFetch(request) => {
-            ResponseKind::OffsetFetch(fetch_offsets(service, ctx, request).await)
+            ResponseKind::OffsetFetch(fetch_offsets(service, ctx, version, request).await)
         }
-        RequestKind::ListGroups(_) => ResponseKind::ListGroups(list(service, ctx).await),
+        RequestKind::ListGroups(request) => {
+            ResponseKind::ListGroups(list(service, ctx, request).await)
+        }
         RequestKind::DescribeGroups(request) => {
             ResponseKind::DescribeGroups(describe(service, ctx, request).await)
         }
@@ -241,19 +245,111 @@ pub async fn commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// One group's committed offsets as OffsetFetch answers them: of the asked partitions (-1 for
+/// none), or of every partition with one when `topics` is None.
+type FetchedTopics = Vec<(TopicName, Vec<(i32, i64)>)>;
+
+/// Kafka's OffsetFetch: one group (v1-7) or several (v8+, each with the KIP-848 member and
+/// epoch at v9, checked in KIP-848 groups).
 pub async fn fetch_offsets(
     service: &Service,
     ctx: &RequestContext,
+    version: i16,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
-    let committed = match service
-        .committed_offsets(ctx, text(&request.group_id.0), Vec::new())
-        .await
+    if version < 8 {
+        let asked = request.topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|t| (t.name, t.partition_indexes))
+                .collect()
+        });
+        let (code, topics) = group_offsets(service, ctx, &request.group_id, None, asked).await;
+        let topics = topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(index, offset)| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(index)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(StrBytes::from_static_str("")))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return OffsetFetchResponse::default()
+            .with_error_code(code)
+            .with_topics(topics);
+    }
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for group in request.groups {
+        let member = group
+            .member_id
+            .as_ref()
+            .filter(|id| !id.is_empty())
+            .map(|id| (text(id), group.member_epoch));
+        let asked = group.topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|t| (t.name, t.partition_indexes))
+                .collect()
+        });
+        let (code, topics) = group_offsets(service, ctx, &group.group_id, member, asked).await;
+        let topics = topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                OffsetFetchResponseTopics::default()
+                    .with_name(name)
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(index, offset)| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(index)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(StrBytes::from_static_str("")))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        groups.push(
+            OffsetFetchResponseGroup::default()
+                .with_group_id(group.group_id)
+                .with_error_code(code)
+                .with_topics(topics),
+        );
+    }
+    OffsetFetchResponse::default().with_groups(groups)
+}
+
+/// One group's part of an OffsetFetch: its error code and its topics.
+async fn group_offsets(
+    service: &Service,
+    ctx: &RequestContext,
+    group: &GroupId,
+    member: Option<(String, i32)>,
+    asked: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> (i16, FetchedTopics) {
+    let name = text(&group.0);
+    if let Some((member_id, epoch)) = member
+        && let Err(error) = service
+            .check_member_epoch(ctx, name.clone(), member_id, epoch)
+            .await
     {
+        return (code_of(&error), Vec::new());
+    }
+    let committed = match service.committed_offsets(ctx, name, Vec::new()).await {
         Ok(committed) => committed,
-        Err(error) => {
-            return OffsetFetchResponse::default().with_error_code(code_of(&error));
-        }
+        Err(error) => return (code_of(&error), Vec::new()),
     };
     // A map, not a scan per asked partition: a request may ask for millions.
     let by_partition: std::collections::HashMap<(&str, u32), u64> = committed
@@ -266,27 +362,15 @@ pub async fn fetch_offsets(
             .and_then(|p| by_partition.get(&(topic, p)))
             .map_or(-1, |offset| i64::try_from(*offset).unwrap_or(i64::MAX))
     };
-    let partition = |topic: &str, index: i32| {
-        OffsetFetchResponsePartition::default()
-            .with_partition_index(index)
-            .with_committed_offset(offset_of(topic, index))
-            .with_committed_leader_epoch(-1)
-            .with_metadata(Some(StrBytes::from_static_str("")))
-    };
-    let topics = match request.topics {
+    let topics = match asked {
         Some(topics) => topics
-            .iter()
-            .map(|topic| {
-                let name = text(&topic.name.0);
-                OffsetFetchResponseTopic::default()
-                    .with_name(topic.name.clone())
-                    .with_partitions(
-                        topic
-                            .partition_indexes
-                            .iter()
-                            .map(|p| partition(&name, *p))
-                            .collect(),
-                    )
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let offsets = partitions
+                    .iter()
+                    .map(|p| (*p, offset_of(topic.0.as_str(), *p)))
+                    .collect();
+                (topic, offsets)
             })
             .collect(),
         None => {
@@ -295,36 +379,46 @@ pub async fn fetch_offsets(
             names
                 .into_iter()
                 .map(|name| {
-                    let partitions = committed
+                    let offsets = committed
                         .iter()
                         .filter(|(t, _, _)| t == name)
-                        .map(|(_, p, _)| partition(name, *p as i32))
+                        .map(|(_, p, _)| {
+                            let index = i32::try_from(*p).unwrap_or(i32::MAX);
+                            (index, offset_of(name, index))
+                        })
                         .collect();
-                    OffsetFetchResponseTopic::default()
-                        .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
-                            name.clone(),
-                        )))
-                        .with_partitions(partitions)
+                    (TopicName(StrBytes::from_string(name.clone())), offsets)
                 })
                 .collect()
         }
     };
-    OffsetFetchResponse::default().with_topics(topics)
+    (NONE, topics)
 }
 
-/// Every group of every coordinator shard.
-pub async fn list(service: &Service, ctx: &RequestContext) -> ListGroupsResponse {
+/// Every group of every coordinator shard, of the asked states (v4+) and types (v5+; classic
+/// or consumer), each matched without regard to case, as Kafka does.
+pub async fn list(
+    service: &Service,
+    ctx: &RequestContext,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
     let listed = match service.list_groups_for_kafka(ctx).await {
         Ok(listed) => listed,
         Err(error) => return ListGroupsResponse::default().with_error_code(code_of(&error)),
     };
+    let wanted = |filter: &[StrBytes], value: &str| {
+        filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+    };
     let groups = listed
         .into_iter()
+        .filter(|g| wanted(&request.states_filter, g.state))
+        .filter(|g| wanted(&request.types_filter, g.group_type))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.name)))
                 .with_protocol_type(StrBytes::from_string(g.protocol_type))
                 .with_group_state(StrBytes::from_static_str(g.state))
+                .with_group_type(StrBytes::from_static_str(g.group_type))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

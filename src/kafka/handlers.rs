@@ -24,7 +24,8 @@ use super::errors::{
 use super::groups;
 
 use crate::broker::service::{
-    AckLevel, NewTopic, PartitionChoice, Produce, ProducerIdentity, RequestContext, Service,
+    AckLevel, NewTopic, PartitionChoice, Produce, ProducerIdentity, QuotaKind, RequestContext,
+    Service,
 };
 use crate::broker::{BrokerError, ErrorKind, ShardState};
 
@@ -43,9 +44,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 4),
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 7),
-    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
@@ -53,6 +54,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DeleteRecords, 0, 2),
+    // v0 sends the mechanism's messages without Kafka framing; clients use v1 when offered.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub(crate) const NODE_ID: i32 = 0;
@@ -69,6 +85,10 @@ impl Prepared {
     /// A produce with acks=0: Kafka clients expect no response.
     pub fn no_response(&self) -> bool {
         matches!(&self.request, RequestKind::Produce(produce) if produce.acks == 0)
+    }
+
+    pub fn api(&self) -> ApiKey {
+        self.api
     }
 
     /// The decoded request, for the connection layer's bound on its response.
@@ -179,11 +199,20 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
-pub async fn handle(
-    state: &Rc<ShardState>,
-    prepared: Prepared,
-    advertised_address: &super::Advertised,
-) -> Vec<Bytes> {
+/// What a connection's requests share: the advertised address, the shard's fetch sessions
+/// and the connection's SASL progress.
+pub struct Door<'a> {
+    pub advertised: &'a super::Advertised,
+    pub sessions: &'a std::cell::RefCell<super::FetchSessions>,
+    pub sasl: &'a std::cell::RefCell<crate::broker::service::SaslSession>,
+}
+
+pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) -> Vec<Bytes> {
+    let Door {
+        advertised: advertised_address,
+        sessions,
+        sasl,
+    } = door;
     let Prepared {
         api,
         version,
@@ -192,10 +221,11 @@ pub async fn handle(
         request,
     } = prepared;
     let service = Service::new(state.clone());
-    let ctx = RequestContext::new(
+    let mut ctx = RequestContext::new(
         client_id.clone(),
         std::time::Duration::from_millis(state.config.shard_call_timeout_ms),
     );
+    ctx.principal = sasl.borrow().principal();
     let response = match request {
         RequestKind::ApiVersions(_) => {
             let error_code = if version > 3 { UNSUPPORTED_VERSION } else { 0 };
@@ -212,14 +242,31 @@ pub async fn handle(
             );
         }
         RequestKind::Metadata(request) => {
-            let response = super::metadata::metadata(&service, &ctx, request, advertised_address);
+            let response =
+                super::metadata::metadata(&service, &ctx, version, request, advertised_address);
             ResponseKind::Metadata(response.await)
         }
         RequestKind::Produce(request) => {
-            ResponseKind::Produce(produce(&service, &ctx, request).await)
+            let bytes: usize = request
+                .topic_data
+                .iter()
+                .flat_map(|topic| &topic.partition_data)
+                .map(|partition| partition.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            let response = produce(&service, &ctx, request).await;
+            let throttle = service.charge_quota(&ctx, QuotaKind::ProduceBytes, bytes as u64);
+            ResponseKind::Produce(response.with_throttle_time_ms(throttled(throttle).await))
         }
         RequestKind::Fetch(request) => {
-            ResponseKind::Fetch(super::fetch::fetch(&service, &ctx, state, request).await)
+            let response = super::fetch::fetch(&service, &ctx, state, sessions, request).await;
+            let bytes: usize = response
+                .responses
+                .iter()
+                .flat_map(|topic| &topic.partitions)
+                .map(|partition| partition.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            let throttle = service.charge_quota(&ctx, QuotaKind::FetchBytes, bytes as u64);
+            ResponseKind::Fetch(response.with_throttle_time_ms(throttled(throttle).await))
         }
         RequestKind::ListOffsets(request) => {
             let response = super::list_offsets::list_offsets(&service, &ctx, version, request);
@@ -234,6 +281,43 @@ pub async fn handle(
         RequestKind::InitProducerId(request) => {
             ResponseKind::InitProducerId(init_producer_id(&service, &ctx, request))
         }
+        RequestKind::SaslHandshake(request) => ResponseKind::SaslHandshake(super::sasl::handshake(
+            &service,
+            &mut sasl.borrow_mut(),
+            request,
+        )),
+        RequestKind::SaslAuthenticate(request) => ResponseKind::SaslAuthenticate(
+            super::sasl::authenticate(&service, &mut sasl.borrow_mut(), request),
+        ),
+        RequestKind::DescribeUserScramCredentials(request) => {
+            ResponseKind::DescribeUserScramCredentials(super::sasl::describe_users(
+                &service, &ctx, request,
+            ))
+        }
+        RequestKind::AlterUserScramCredentials(request) => ResponseKind::AlterUserScramCredentials(
+            super::sasl::alter_users(&service, &ctx, request).await,
+        ),
+        RequestKind::DescribeTopicPartitions(request) => ResponseKind::DescribeTopicPartitions(
+            super::describe_partitions::describe(&service, &ctx, request),
+        ),
+        RequestKind::AlterConfigs(request) => {
+            ResponseKind::AlterConfigs(super::alter_configs::replace(&service, &ctx, request).await)
+        }
+        RequestKind::IncrementalAlterConfigs(request) => ResponseKind::IncrementalAlterConfigs(
+            super::alter_configs::incremental(&service, &ctx, request).await,
+        ),
+        RequestKind::DescribeProducers(request) => ResponseKind::DescribeProducers(
+            super::describe_partitions::producers(&service, &ctx, request).await,
+        ),
+        RequestKind::CreateAcls(request) => {
+            ResponseKind::CreateAcls(super::acls::create(&service, &ctx, request).await)
+        }
+        RequestKind::DescribeAcls(request) => {
+            ResponseKind::DescribeAcls(super::acls::describe(&service, &ctx, request))
+        }
+        RequestKind::DeleteAcls(request) => {
+            ResponseKind::DeleteAcls(super::acls::delete(&service, &ctx, request).await)
+        }
         RequestKind::FindCoordinator(_) => {
             let response = FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(NODE_ID))
@@ -241,19 +325,45 @@ pub async fn handle(
                 .with_port(i32::from(advertised_address.port));
             ResponseKind::FindCoordinator(response)
         }
-        other => match groups::respond(&service, &ctx, other).await {
-            Ok(response) => response,
-            Err(other) => {
-                match super::admin::respond(&service, &ctx, other, advertised_address).await {
-                    Ok(response) => response,
-                    // prepare() admits only the APIs in SUPPORTED; anything else is refused, never
-                    // a panic.
-                    Err(_) => return api_versions_error(correlation_id),
-                }
-            }
+        other => match respond_other(&service, &ctx, version, other, advertised_address).await {
+            Some(response) => response,
+            // prepare() admits only the APIs in SUPPORTED; anything else is refused, never a
+            // panic.
+            None => return api_versions_error(correlation_id),
         },
     };
     encode(api, version, correlation_id, response)
+}
+
+/// The group and admin APIs, each module trying its own.
+async fn respond_other(
+    service: &Service,
+    ctx: &RequestContext,
+    version: i16,
+    request: RequestKind,
+    advertised_address: &super::Advertised,
+) -> Option<ResponseKind> {
+    let request = match groups::respond(service, ctx, version, request).await {
+        Ok(response) => return Some(response),
+        Err(request) => request,
+    };
+    let request = match super::consumer_groups::respond(service, ctx, version, request).await {
+        Ok(response) => return Some(response),
+        Err(request) => request,
+    };
+    super::admin::respond(service, ctx, request, advertised_address)
+        .await
+        .ok()
+}
+
+/// Holds the answer back for `throttle` (a client over its quota), and says so in Kafka's
+/// `throttle_time_ms`: the answer is late, the connection stays.
+async fn throttled(throttle: std::time::Duration) -> i32 {
+    if throttle.is_zero() {
+        return 0;
+    }
+    crate::runtime::sleep(throttle).await;
+    i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX)
 }
 
 /// A negative partition index from a Kafka client: Kafka's UNKNOWN_TOPIC_OR_PARTITION.

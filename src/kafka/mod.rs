@@ -1,7 +1,8 @@
 //! The Kafka wire protocol, a second front door over the same engine: Kafka clients (librdkafka,
 //! the Java client, ...) produce and consume without change. Each Kafka request is decoded with
-//! the `kafka-protocol` crate and translated into the broker's own requests (`broker::handle`),
-//! so routing to partition owners, storage and errors are exactly those of the native protocol.
+//! the `kafka-protocol` crate and served by the broker service's typed operations
+//! (`broker::service`), so routing to partition owners, storage and errors are exactly those of
+//! the native protocol; `errors.rs` renders the service's errors as Kafka's codes.
 //! Record batches are Kafka's RecordBatch v2 on both sides, so they pass through untouched.
 //!
 //! This file is the adapter onto the connection layer (`net`), which gives Kafka the
@@ -9,14 +10,22 @@
 //! Kafka answers requests of one connection in the order they came (clients rely on it), and
 //! sends no answer at all to a produce with acks=0.
 
+pub mod acls;
 pub mod admin;
+pub mod alter_configs;
+pub mod consumer_groups;
+pub mod delete_records;
+pub mod describe_partitions;
 pub mod errors;
 pub mod fetch;
+pub mod fetch_session;
 pub mod groups;
 pub mod handlers;
 pub mod list_offsets;
 pub mod metadata;
+pub mod sasl;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -24,6 +33,12 @@ use kafka_protocol::messages::RequestKind;
 
 use crate::broker::ShardState;
 use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
+use fetch_session::FetchSessions;
+
+/// Registers the help text of the Kafka door's own metrics.
+pub(crate) fn describe_metrics() {
+    fetch_session::describe_metrics();
+}
 
 /// The host and port Metadata and FindCoordinator name: where clients must connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,19 +47,31 @@ pub struct Advertised {
     pub port: u16,
 }
 
-/// The Kafka protocol's adapter; `advertised` is the address Metadata names.
+/// The Kafka protocol's adapter of one shard; `advertised` is the address Metadata names.
+/// Connections of the shard share its clones, and with them the shard's fetch sessions.
 #[derive(Clone)]
 pub(crate) struct Kafka {
     advertised: Advertised,
+    sessions: Rc<RefCell<FetchSessions>>,
+    /// This connection's SASL progress (each connection gets its own: `for_connection`).
+    sasl: Rc<RefCell<crate::broker::service::SaslSession>>,
 }
 
 impl Kafka {
-    pub(crate) fn new((host, port): (String, u16)) -> Kafka {
+    pub(crate) fn new((host, port): (String, u16), state: &ShardState) -> Kafka {
+        let sessions = FetchSessions::new(
+            state.id,
+            state.shards(),
+            state.config.kafka_fetch_sessions_max,
+            state.config.kafka_fetch_session_partitions_max,
+        );
         Kafka {
             advertised: Advertised {
                 host: host.into(),
                 port,
             },
+            sessions: Rc::new(RefCell::new(sessions)),
+            sasl: Rc::default(),
         }
     }
 }
@@ -60,6 +87,14 @@ impl Wire for Kafka {
     const LISTENER: Listener = Listener::Kafka;
     const ORDERED: bool = true;
 
+    fn for_connection(&self) -> Self {
+        Kafka {
+            advertised: self.advertised.clone(),
+            sessions: self.sessions.clone(),
+            sasl: Rc::default(),
+        }
+    }
+
     fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<KafkaRequest> {
         let mut frame = frame.freeze();
         frame.advance(4.min(frame.len()));
@@ -68,6 +103,17 @@ impl Wire for Kafka {
             // Undecodable: answer what can be answered, then close.
             Err(answer) => return Decoded::Close(answer),
         };
+        let required = !state.config.kafka_sasl_mechanisms.is_empty();
+        if !self
+            .sasl
+            .borrow()
+            .admits(required, sasl::is_sasl(prepared.api()))
+        {
+            // As Kafka: a request before authenticating, or after failing to, ends the
+            // connection without an answer.
+            tracing::debug!(api = ?prepared.api(), "kafka request before authentication; closing");
+            return Decoded::Close(None);
+        }
         let response_bytes_bound = response_bytes_bound(state, prepared.request());
         if response_bytes_bound > state.config.shard_inflight_bytes_max {
             // Its responses alone could exceed what the whole shard may hold.
@@ -97,7 +143,12 @@ impl Wire for Kafka {
     }
 
     async fn handle(self, state: Rc<ShardState>, request: KafkaRequest) -> Vec<Bytes> {
-        handlers::handle(&state, request.prepared, &self.advertised).await
+        let door = handlers::Door {
+            advertised: &self.advertised,
+            sessions: &self.sessions,
+            sasl: &self.sasl,
+        };
+        handlers::handle(&state, request.prepared, door).await
     }
 }
 

@@ -38,14 +38,18 @@ pub(crate) enum CloseReason {
     Refused,
     /// A frame that could not be decoded: the byte stream is out of step.
     Malformed,
+    /// The TLS handshake failed (an untrusted or missing client certificate, a plaintext
+    /// client, a protocol error) or did not finish within `request_read_timeout_ms`.
+    TlsHandshake,
 }
 
-const REASONS: [CloseReason; 5] = [
+const REASONS: [CloseReason; 6] = [
     CloseReason::Idle,
     CloseReason::ReadTimeout,
     CloseReason::TooLarge,
     CloseReason::Refused,
     CloseReason::Malformed,
+    CloseReason::TlsHandshake,
 ];
 
 impl CloseReason {
@@ -56,6 +60,7 @@ impl CloseReason {
             CloseReason::TooLarge => "too_large",
             CloseReason::Refused => "refused",
             CloseReason::Malformed => "malformed",
+            CloseReason::TlsHandshake => "tls_handshake",
         }
     }
 }

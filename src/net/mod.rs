@@ -50,6 +50,7 @@
 mod gate;
 mod outbox;
 mod read;
+mod tls;
 
 use std::future::Future;
 use std::rc::Rc;
@@ -59,6 +60,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::broker::ShardState;
 use crate::runtime::{self, TcpListener, TcpStream};
+
+pub(crate) use tls::{ListenerTls, SharedTls, Which};
 
 pub(crate) use gate::{CloseReason, Gate, Listener, describe_metrics};
 
@@ -94,6 +97,12 @@ pub(crate) trait Wire: Clone + 'static {
     /// False for a request that gets no response (Kafka's produce with acks=0).
     fn answers(&self, _request: &Self::Request) -> bool {
         true
+    }
+
+    /// The adapter for one new connection: a clone, plus whatever state is the connection's
+    /// own (Kafka's SASL progress).
+    fn for_connection(&self) -> Self {
+        self.clone()
     }
 
     /// Serves the request; the encoded response, length prefix included.
@@ -132,6 +141,7 @@ pub(crate) async fn accept_loop<W: Wire>(
     gate: Rc<Gate>,
     listener: TcpListener,
     wire: W,
+    (tls, which): (SharedTls, Which),
 ) {
     loop {
         let Some(accepted) = state.lifecycle.unless_stopping(listener.accept()).await else {
@@ -151,14 +161,30 @@ pub(crate) async fn accept_loop<W: Wire>(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        runtime::spawn_detached(serve(state.clone(), gate.clone(), stream, wire.clone()));
+        runtime::spawn_detached(serve(
+            state.clone(),
+            gate.clone(),
+            (stream, ListenerTls::current(&tls, which)),
+            wire.for_connection(),
+        ));
     }
 }
 
 /// Serves one connection until the peer or the broker ends it; every request admitted is
 /// answered (and its response written, if the peer still reads) before the socket closes.
-async fn serve<W: Wire>(state: Rc<ShardState>, gate: Rc<Gate>, stream: TcpStream, wire: W) {
+async fn serve<W: Wire>(
+    state: Rc<ShardState>,
+    gate: Rc<Gate>,
+    (socket, tls): (TcpStream, Option<std::sync::Arc<rustls::ServerConfig>>),
+    wire: W,
+) {
     gate.opened(W::LISTENER);
+    let limit = Duration::from_millis(state.config.request_read_timeout_ms);
+    let Some(stream) = tls::establish(socket, tls, limit).await else {
+        gate.closed(W::LISTENER, CloseReason::TlsHandshake);
+        gate.ended(W::LISTENER);
+        return;
+    };
     let shared = Rc::new(outbox::Shared::new(W::ORDERED));
     let writer = runtime::spawn(outbox::write_loop(
         stream.clone(),

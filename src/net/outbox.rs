@@ -12,7 +12,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::gate::{Gate, InFlight};
-use crate::runtime::{self, Notify, TcpStream};
+use crate::runtime::Notify;
+use crate::runtime::tls::Stream;
 
 /// Where a response goes: a numbered place in request order, or anywhere (out of order).
 #[derive(Clone, Copy, Debug)]
@@ -147,7 +148,7 @@ impl Shared {
 
 /// Sends responses as they become sendable, in vectored sends; after a failed send (the peer is
 /// gone) drops them instead, still releasing their bytes.
-pub(super) async fn write_loop(mut stream: TcpStream, shared: Rc<Shared>, gate: Rc<Gate>) {
+pub(super) async fn write_loop(mut stream: Stream, shared: Rc<Shared>, gate: Rc<Gate>) {
     let mut failed = false;
     loop {
         let filled = shared.filled.wait();
@@ -164,7 +165,7 @@ pub(super) async fn write_loop(mut stream: TcpStream, shared: Rc<Shared>, gate: 
         }
         let bytes = buffers.iter().map(Bytes::len).sum();
         shared.sending.set(bytes);
-        if !failed && runtime::send_all(&mut stream, buffers).await.is_err() {
+        if !failed && stream.send_all(buffers).await.is_err() {
             failed = true;
         }
         shared.sending.set(0);

@@ -14,7 +14,7 @@ use super::outbox::Shared;
 use super::{Decoded, Wire};
 use crate::broker::ShardState;
 use crate::protocol::codec::{FrameStatus, frame_status};
-use crate::runtime::{self, TcpStream};
+use crate::runtime::{self, tls::Stream};
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -26,7 +26,7 @@ pub(super) async fn read_loop<W: Wire>(
     state: &Rc<ShardState>,
     gate: &Rc<Gate>,
     wire: &W,
-    mut stream: TcpStream,
+    mut stream: Stream,
     shared: &Rc<Shared>,
 ) -> Ended {
     let frame_bytes_max = state.config.frame_bytes_max;
@@ -217,13 +217,13 @@ enum Read {
 /// connection is done: the stream ended, failed, or the shard is stopping.
 async fn read_more(
     state: &ShardState,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     mut buffer: BytesMut,
 ) -> Option<BytesMut> {
     buffer.reserve(crate::protocol::codec::read_room(&buffer, READ_CHUNK_BYTES));
     let (result, buffer) = state
         .lifecycle
-        .unless_stopping(runtime::read_some(stream, buffer))
+        .unless_stopping(stream.read_some(buffer))
         .await?;
     matches!(result, Ok(read) if read > 0).then_some(buffer)
 }
@@ -233,7 +233,7 @@ async fn read_more(
 /// the connection may stay silent for `idle_timeout_ms`. Zero disables either.
 async fn read(
     state: &ShardState,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buffer: BytesMut,
     shared: &Shared,
     frame_started: Option<Instant>,

@@ -57,11 +57,15 @@ error_codes! {
     TimedOut = 26, "timed_out";
     InvalidRecord = 27, "invalid_record";
     GroupFull = 28, "group_full";
-    // Queues' codes start at 40, clear of codes other work adds meanwhile.
-    UnknownQueueGroup = 40, "unknown_queue_group";
-    QueueGroupExists = 41, "queue_group_exists";
-    LockNotHeld = 42, "lock_not_held";
-    LockExpired = 43, "lock_expired";
+    UnknownUser = 40, "unknown_user";
+    InvalidCredential = 41, "invalid_credential";
+    AuthenticationFailed = 42, "authentication_failed";
+    NotAuthorized = 43, "not_authorized";
+    // Queues' codes are 50-59 (60-69 are routing's).
+    UnknownQueueGroup = 50, "unknown_queue_group";
+    QueueGroupExists = 51, "queue_group_exists";
+    LockNotHeld = 52, "lock_not_held";
+    LockExpired = 53, "lock_expired";
 }
 
 impl ErrorCode {

@@ -37,6 +37,12 @@ pub enum ApiKey {
     DeleteQueueGroup = 43,
     Receive = 44,
     Settle = 45,
+    /// Changes a topic's settings (set some, revert some to the broker's default).
+    AlterTopicConfig = 30,
+    /// Chooses a SASL mechanism (when the listener asks for authentication).
+    SaslHandshake = 90,
+    /// One message of the chosen mechanism, answered by the broker's next.
+    SaslAuthenticate = 91,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -63,6 +69,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::DeleteQueueGroup, 0, 0),
     (ApiKey::Receive, 0, 0),
     (ApiKey::Settle, 0, 0),
+    (ApiKey::AlterTopicConfig, 0, 0),
+    (ApiKey::SaslHandshake, 0, 0),
+    (ApiKey::SaslAuthenticate, 0, 0),
 ];
 
 impl ApiKey {
@@ -144,6 +153,18 @@ pub enum Request {
     Metadata {
         topics: Vec<String>,
     },
+    /// Sets `set` and reverts `reset` to the broker's defaults, on topic `name`.
+    AlterTopicConfig {
+        name: String,
+        set: Vec<(String, String)>,
+        reset: Vec<String>,
+    },
+    SaslHandshake {
+        mechanism: String,
+    },
+    SaslAuthenticate {
+        message: Bytes,
+    },
     Produce(ProduceRequest),
     Fetch(FetchRequest),
     ListOffsets {
@@ -208,12 +229,14 @@ pub struct GroupSummary {
     pub members: u32,
 }
 
+/// (member id, client id, assigned partitions as (topic, partition)).
+pub type GroupMember = (String, String, Vec<(String, u32)>);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupDescription {
     pub summary: GroupSummary,
     pub strategy: String,
-    /// (member id, client id, assigned partitions)
-    pub members: Vec<(String, String, Vec<(String, u32)>)>,
+    pub members: Vec<GroupMember>,
     /// (topic, partition, committed offset)
     pub offsets: Vec<(String, u32, u64)>,
 }
@@ -266,6 +289,10 @@ pub enum Response {
     Groups(Vec<GroupSummary>),
     GroupDescription(GroupDescription),
     Queue(QueueResponse),
+    /// The mechanisms the listener enables (also sent with a refused handshake's error).
+    SaslMechanisms(Vec<String>),
+    /// The broker's next message of the mechanism (empty when there is none).
+    SaslMessage(Bytes),
 }
 
 fn acks_to_wire(acks: AckLevel) -> u8 {
@@ -380,6 +407,9 @@ impl Request {
             Request::CreateTopic { .. } => ApiKey::CreateTopic,
             Request::DeleteTopic { .. } => ApiKey::DeleteTopic,
             Request::AddPartitions { .. } => ApiKey::AddPartitions,
+            Request::AlterTopicConfig { .. } => ApiKey::AlterTopicConfig,
+            Request::SaslHandshake { .. } => ApiKey::SaslHandshake,
+            Request::SaslAuthenticate { .. } => ApiKey::SaslAuthenticate,
             Request::Metadata { .. } => ApiKey::Metadata,
             Request::Produce(_) => ApiKey::Produce,
             Request::Fetch(_) => ApiKey::Fetch,
@@ -415,6 +445,13 @@ impl Request {
                 writer.string(&name);
                 writer.u32(partitions);
             }
+            Request::AlterTopicConfig { name, set, reset } => {
+                writer.string(&name);
+                put_configs(&mut writer, &set);
+                put_strings(&mut writer, &reset);
+            }
+            Request::SaslHandshake { mechanism } => writer.string(&mechanism),
+            Request::SaslAuthenticate { message } => writer.bytes(&message),
             Request::Metadata { topics } => put_strings(&mut writer, &topics),
             Request::Produce(produce) => {
                 writer.string(&produce.topic);
@@ -502,6 +539,22 @@ impl Request {
             ApiKey::AddPartitions => Request::AddPartitions {
                 name: reader.string()?,
                 partitions: reader.u32()?,
+            },
+            ApiKey::AlterTopicConfig => Request::AlterTopicConfig {
+                name: reader.string()?,
+                set: read_configs(&mut reader)?,
+                reset: {
+                    let count = reader.count(2)?;
+                    (0..count)
+                        .map(|_| reader.string())
+                        .collect::<Result<_, _>>()?
+                },
+            },
+            ApiKey::SaslHandshake => Request::SaslHandshake {
+                mechanism: reader.string()?,
+            },
+            ApiKey::SaslAuthenticate => Request::SaslAuthenticate {
+                message: reader.bytes()?.freeze(),
             },
             ApiKey::DeleteTopic => Request::DeleteTopic {
                 name: reader.string()?,

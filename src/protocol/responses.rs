@@ -98,6 +98,13 @@ pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolErr
             put_offsets(&mut writer, &description.offsets);
         }
         Response::Queue(queue) => queue.encode(&mut writer),
+        Response::SaslMechanisms(mechanisms) => {
+            writer.u32(mechanisms.len() as u32);
+            for mechanism in &mechanisms {
+                writer.string(mechanism);
+            }
+        }
+        Response::SaslMessage(message) => writer.bytes(&message),
     }
     writer.finish()
 }
@@ -118,6 +125,7 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         ApiKey::CreateTopic
         | ApiKey::DeleteTopic
         | ApiKey::AddPartitions
+        | ApiKey::AlterTopicConfig
         | ApiKey::LeaveGroup
         | ApiKey::CommitOffsets
         | ApiKey::DeleteGroup => Response::Done,
@@ -136,6 +144,15 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
             assignment: read_partitions(&mut reader)?,
         }),
         ApiKey::FetchOffsets => Response::Offsets(read_offsets(&mut reader)?),
+        ApiKey::SaslHandshake => {
+            let count = reader.count(2)?;
+            Response::SaslMechanisms(
+                (0..count)
+                    .map(|_| reader.string())
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        ApiKey::SaslAuthenticate => Response::SaslMessage(reader.bytes()?.freeze()),
         ApiKey::ListGroups => {
             let count = reader.count(12)?;
             Response::Groups(

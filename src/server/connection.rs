@@ -3,20 +3,24 @@
 //! complete, matched by correlation id. A frame that is too large or unreadable gets an error
 //! response, then the connection closes; nothing it sent touches any other connection.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use zerocopy::FromBytes;
 
 use crate::broker::ShardState;
+use crate::broker::service::{HandshakeRefusal, SaslSession, Service};
 use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 use crate::protocol::codec::{REQUEST_HEADER_BYTES, Reader, RequestHeader};
 use crate::protocol::messages::{ApiKey, SUPPORTED_APIS, encode_response};
-use crate::protocol::{ErrorCode, ProtocolError, Request};
+use crate::protocol::{ErrorCode, ProtocolError, Request, Response};
 
-/// The native protocol's adapter.
-#[derive(Clone, Copy)]
-pub(crate) struct Native;
+/// The native protocol's adapter: one per connection (`for_connection`), for its SASL state.
+#[derive(Clone, Default)]
+pub(crate) struct Native {
+    sasl: Rc<RefCell<SaslSession>>,
+}
 
 /// A decoded native request and the correlation id its response must carry.
 pub(crate) struct NativeRequest {
@@ -29,8 +33,30 @@ impl Wire for Native {
     const LISTENER: Listener = Listener::Native;
     const ORDERED: bool = false;
 
-    fn decode(&self, _state: &ShardState, frame: BytesMut) -> Decoded<NativeRequest> {
-        decode(frame)
+    fn for_connection(&self) -> Self {
+        Native::default()
+    }
+
+    fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<NativeRequest> {
+        let decoded = decode(frame);
+        let Decoded::Request(request) = &decoded else {
+            return decoded;
+        };
+        let required = !state.config.sasl_mechanisms.is_empty();
+        let sasl_request = matches!(
+            request.request,
+            Request::ApiVersions | Request::SaslHandshake { .. } | Request::SaslAuthenticate { .. }
+        );
+        if self.sasl.borrow().admits(required, sasl_request) {
+            return decoded;
+        }
+        let message =
+            "authentication required: SaslHandshake, then SaslAuthenticate; closing the connection";
+        Decoded::Close(Some(error(
+            request.correlation_id,
+            ErrorCode::AuthenticationFailed,
+            message.to_string(),
+        )))
     }
 
     fn too_large(&self, size: usize, limit: usize) -> Option<Vec<Bytes>> {
@@ -53,11 +79,54 @@ impl Wire for Native {
     }
 
     async fn handle(self, state: Rc<ShardState>, request: NativeRequest) -> Vec<Bytes> {
-        let result = super::dispatch::serve(&state, request.request).await;
+        let result = match request.request {
+            Request::SaslHandshake { mechanism } => self.handshake(&state, &mechanism),
+            Request::SaslAuthenticate { message } => self.authenticate(&state, &message),
+            other => {
+                let principal = self.sasl.borrow().principal();
+                super::dispatch::serve(&state, other, principal).await
+            }
+        };
         if let Err(error) = &result {
             crate::metrics::count_error("native", error.code.name());
         }
         encode_response(request.correlation_id, result)
+    }
+}
+
+impl Native {
+    fn handshake(&self, state: &ShardState, mechanism: &str) -> Result<Response, ProtocolError> {
+        let enabled = &state.config.sasl_mechanisms;
+        match self.sasl.borrow_mut().handshake(enabled, mechanism) {
+            Ok(()) => Ok(Response::SaslMechanisms(enabled.clone())),
+            Err(HandshakeRefusal::Unsupported) => Err(ProtocolError::new(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "mechanism {mechanism:?} is not enabled; this listener offers {}",
+                    enabled.join(", ")
+                ),
+            )),
+            Err(HandshakeRefusal::AlreadyChosen) => Err(ProtocolError::new(
+                ErrorCode::MalformedRequest,
+                "a mechanism was chosen already on this connection",
+            )),
+        }
+    }
+
+    fn authenticate(
+        &self,
+        state: &Rc<ShardState>,
+        message: &[u8],
+    ) -> Result<Response, ProtocolError> {
+        let service = Service::new(state.clone());
+        let stepped = self.sasl.borrow_mut().step(&service, message);
+        stepped.map(Response::SaslMessage).map_err(|error| {
+            if error.kind != crate::broker::ErrorKind::InvalidRequest {
+                metrics::counter!("ringmq_authentication_failures_total", "listener" => "native")
+                    .increment(1);
+            }
+            super::errors::to_native(error)
+        })
     }
 }
 

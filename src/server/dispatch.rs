@@ -7,9 +7,15 @@ use std::time::Duration;
 
 use super::errors::to_native;
 use crate::broker::service::{
-    Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment, NewTopic, OffsetQuery,
-    PartitionChoice, Produce, RequestContext, Service,
+    ConfigChange, Fetch, GroupDescription, GroupSummary, JoinGroup, MemberAssignment, NewTopic,
+    OffsetQuery, PartitionChoice, Principal, Produce, QuotaKind, RequestContext, Service,
 };
+
+async fn hold_back(throttle: Duration) {
+    if !throttle.is_zero() {
+        crate::runtime::sleep(throttle).await;
+    }
+}
 use crate::broker::{BrokerError, ErrorKind, ShardState};
 use crate::protocol::messages::{self as wire, SUPPORTED_APIS};
 use crate::protocol::{
@@ -18,12 +24,17 @@ use crate::protocol::{
 };
 
 /// Answers one native request.
-pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response, ProtocolError> {
+pub async fn serve(
+    state: &Rc<ShardState>,
+    request: Request,
+    principal: Principal,
+) -> Result<Response, ProtocolError> {
     let service = Service::new(state.clone());
-    let ctx = RequestContext::new(
+    let mut ctx = RequestContext::new(
         String::new(),
         Duration::from_millis(state.config.shard_call_timeout_ms),
     );
+    ctx.principal = principal;
     match request {
         Request::ApiVersions => Ok(Response::ApiVersions {
             apis: SUPPORTED_APIS
@@ -50,6 +61,18 @@ pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response,
             service.delete_topic(&ctx, name).await.map_err(to_native)?;
             Ok(Response::Done)
         }
+        Request::AlterTopicConfig { name, set, reset } => {
+            let changes = set
+                .into_iter()
+                .map(|(key, value)| ConfigChange::Set(key, value))
+                .chain(reset.into_iter().map(ConfigChange::Delete))
+                .collect();
+            service
+                .alter_topic_config(&ctx, name, changes, (false, false))
+                .await
+                .map_err(to_native)?;
+            Ok(Response::Done)
+        }
         Request::AddPartitions { name, partitions } => {
             service
                 .add_partitions(&ctx, name, partitions)
@@ -57,7 +80,14 @@ pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response,
                 .map_err(to_native)?;
             Ok(Response::Done)
         }
-        Request::Produce(request) => produce(&service, &ctx, request).await,
+        Request::Produce(request) => {
+            let bytes = request.records.len() as u64;
+            let answer = produce(&service, &ctx, request).await;
+            // Over its quota, the client's answer is late (the native protocol has no field
+            // that says so); the connection stays.
+            hold_back(service.charge_quota(&ctx, QuotaKind::ProduceBytes, bytes)).await;
+            answer
+        }
         Request::Fetch(fetch) => {
             let fetch = Fetch {
                 topic: fetch.topic,
@@ -68,6 +98,8 @@ pub async fn serve(state: &Rc<ShardState>, request: Request) -> Result<Response,
                 max_wait_ms: fetch.max_wait_ms,
             };
             let fetched = service.fetch(&ctx, fetch).await.map_err(to_native)?;
+            let bytes = fetched.size_bytes() as u64;
+            hold_back(service.charge_quota(&ctx, QuotaKind::FetchBytes, bytes)).await;
             Ok(Response::Fetch(FetchResponse {
                 high_watermark: fetched.high_watermark,
                 log_start_offset: fetched.log_start_offset,

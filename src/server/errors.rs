@@ -17,6 +17,12 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
             ErrorCode::InvalidConfig
         }
         ErrorKind::InvalidGroupName => ErrorCode::InvalidConfig,
+        ErrorKind::UnknownUser => ErrorCode::UnknownUser,
+        ErrorKind::InvalidCredential => ErrorCode::InvalidCredential,
+        ErrorKind::AuthenticationFailed => ErrorCode::AuthenticationFailed,
+        ErrorKind::TopicAuthorizationFailed
+        | ErrorKind::GroupAuthorizationFailed
+        | ErrorKind::ClusterAuthorizationFailed => ErrorCode::NotAuthorized,
         ErrorKind::InvalidRequest => ErrorCode::MalformedRequest,
         ErrorKind::RecordTooLarge => ErrorCode::RecordTooLarge,
         ErrorKind::CorruptBatch => ErrorCode::CorruptBatch,
@@ -31,7 +37,11 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::TimedOut => ErrorCode::TimedOut,
         // The native protocol has no static members; a fenced one is no longer a member.
         ErrorKind::UnknownMember | ErrorKind::FencedInstance => ErrorCode::UnknownMember,
-        ErrorKind::IllegalGeneration => ErrorCode::IllegalGeneration,
+        // A KIP-848 member's epoch is its generation: an old one is an illegal generation.
+        ErrorKind::IllegalGeneration
+        | ErrorKind::FencedMemberEpoch
+        | ErrorKind::StaleMemberEpoch => ErrorCode::IllegalGeneration,
+        ErrorKind::UnsupportedAssignor => ErrorCode::InvalidConfig,
         ErrorKind::RebalanceInProgress => ErrorCode::RebalanceInProgress,
         ErrorKind::InconsistentGroupProtocol => ErrorCode::InconsistentGroupProtocol,
         // "The operation needs a group without members" is what the native protocol says.

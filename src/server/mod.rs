@@ -34,6 +34,8 @@ pub struct ServerHandle {
     mailboxes: Mailboxes<ShardState>,
     threads: Vec<std::thread::JoinHandle<()>>,
     shutdown_grace: Duration,
+    /// The listeners' TLS in force, and the settings it is read from again on a reload.
+    tls: (conn::SharedTls, Arc<BrokerConfig>),
 }
 
 /// Slack over the grace period for a shutdown phase's cross-shard call itself.
@@ -48,12 +50,15 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|error| format!("{}: {error}", config.data_dir.display()))?;
     let topics = Arc::new(Topics::load(&config.data_dir)?);
+    let users = Arc::new(crate::broker::users::Users::load(&config.data_dir)?);
+    let acls = Arc::new(crate::broker::acls::Acls::load(&config.data_dir)?);
     broker::admin::remove_orphan_partitions(&config.data_dir, &topics)
         .map_err(|error| error.to_string())?;
     let metrics_handle = crate::metrics::install();
     crate::storage::log::describe_metrics();
     broker::describe_metrics();
     conn::describe_metrics();
+    crate::kafka::describe_metrics();
     crate::metrics::describe();
     let shards = config.shard_count();
 
@@ -67,6 +72,9 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         http_address,
     } = bind(&config, shards)?;
 
+    let tls: conn::SharedTls = Arc::new(std::sync::RwLock::new(conn::ListenerTls::from_config(
+        &config,
+    )?));
     let mailboxes: Mailboxes<ShardState> = Mailboxes::new(shards, config.mailbox_jobs_max);
     let config = Arc::new(config);
     let (ready_sender, ready) = mpsc::channel();
@@ -85,7 +93,12 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         http.map(|listener| (listener, metrics_handle)),
     ));
     let threads = {
-        let (config, mailboxes, topics) = (config.clone(), mailboxes.clone(), topics.clone());
+        let (config, mailboxes, topics, tls) = (
+            config.clone(),
+            mailboxes.clone(),
+            (topics.clone(), (users, acls)),
+            tls.clone(),
+        );
         shard::spawn_threads(shards, move |id| {
             // Each shard takes its own listener (and shard 0 the HTTP one) exactly once.
             let (listener, kafka) = listeners[id]
@@ -102,9 +115,9 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
             run_shard(
                 id,
                 config.clone(),
-                topics.clone(),
+                (topics.0.clone(), topics.1.clone()),
                 mailboxes.clone(),
-                (listener, kafka),
+                (listener, kafka, tls.clone()),
                 http,
                 ready_sender.clone(),
             );
@@ -119,6 +132,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         mailboxes,
         threads,
         shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+        tls: (tls, config.clone()),
     };
     if let Err(failure) = wait_until_ready(&ready, shards, &config) {
         if failure.stop_threads {
@@ -232,14 +246,24 @@ fn wait_until_ready(
     Ok(())
 }
 
+/// Who may connect and what they may do: the users and the ACLs every shard starts with.
+type Access = (
+    Arc<crate::broker::users::Users>,
+    Arc<crate::broker::acls::Acls>,
+);
+
+/// The Kafka listener of a shard, with the address it advertises.
+type KafkaListener = (std::net::TcpListener, (String, u16));
+
 fn run_shard(
     id: ShardId,
     config: Arc<BrokerConfig>,
-    topics: Arc<Topics>,
+    (topics, (users, acls)): (Arc<Topics>, Access),
     mailboxes: Mailboxes<ShardState>,
-    (listener, kafka): (
+    (listener, kafka, tls): (
         std::net::TcpListener,
-        Option<(std::net::TcpListener, (String, u16))>,
+        Option<KafkaListener>,
+        conn::SharedTls,
     ),
     http: Option<(
         std::net::TcpListener,
@@ -262,6 +286,8 @@ fn run_shard(
             mailboxes.clone(),
             topics,
         ));
+        state.set_users(users);
+        state.set_acls(acls);
         // The inbox serves from the start: opening partitions may take a while, and other
         // shards may already send work here.
         let inbox = runtime::spawn({
@@ -284,7 +310,8 @@ fn run_shard(
             state.clone(),
             gate.clone(),
             listener,
-            connection::Native,
+            connection::Native::default(),
+            (tls.clone(), conn::Which::Native),
         ));
         if let Some((kafka_listener, advertised)) = kafka {
             match TcpListener::from_std(kafka_listener) {
@@ -292,16 +319,20 @@ fn run_shard(
                     state.clone(),
                     gate.clone(),
                     listener,
-                    crate::kafka::Kafka::new(advertised),
+                    crate::kafka::Kafka::new(advertised, &state),
+                    (tls.clone(), conn::Which::Kafka),
                 )),
                 Err(error) => tracing::warn!(%error, "kafka listener unavailable"),
             }
         }
         if let Some((http_listener, handle)) = http {
             match TcpListener::from_std(http_listener) {
-                Ok(listener) => {
-                    runtime::spawn_detached(http::serve(state.clone(), listener, handle))
-                }
+                Ok(listener) => runtime::spawn_detached(http::serve(
+                    state.clone(),
+                    listener,
+                    handle,
+                    tls.clone(),
+                )),
                 Err(error) => tracing::warn!(%error, "metrics endpoint unavailable"),
             }
         }
@@ -340,6 +371,33 @@ async fn drain_when_stopping(state: Rc<ShardState>, gate: Rc<Gate>) {
 }
 
 impl ServerHandle {
+    /// Reads every listener's certificate and key files again (`ringmq serve` does it on
+    /// SIGHUP): new connections get them, open connections keep what they started with. If any
+    /// file is bad, nothing changes and the error says which.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        conn::ListenerTls::reload(&self.tls.0, &self.tls.1)
+    }
+
+    /// Reads users.json and acls.json again (after `ringmq user add` or `ringmq acl add` wrote
+    /// them, say) and puts them in force on every shard; a bad file changes nothing.
+    pub async fn reload_users(&self) -> Result<(), String> {
+        let data_dir = &self.tls.1.data_dir;
+        let users = Arc::new(crate::broker::users::Users::load(data_dir)?);
+        let acls = Arc::new(crate::broker::acls::Acls::load(data_dir)?);
+        let deadline = Duration::from_millis(self.tls.1.shard_call_timeout_ms);
+        for shard in 0..self.shards {
+            let (users, acls) = (users.clone(), acls.clone());
+            self.mailboxes
+                .call(shard, deadline, move |state| async move {
+                    state.set_users(users);
+                    state.set_acls(acls);
+                })
+                .await
+                .map_err(|error| format!("shard {shard}: {error}"))?;
+        }
+        Ok(())
+    }
+
     /// Stops the broker: no new requests, every request in flight answered, every log written,
     /// fsynced and closed, every shard thread ended.
     pub fn shutdown(self) {

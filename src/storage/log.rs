@@ -41,9 +41,11 @@ mod flusher;
 mod metrics;
 mod read;
 mod retention;
+mod start;
 
 pub use metrics::describe_metrics;
 pub use read::TimedOffset;
+pub use start::START_CHECKPOINT_FILE;
 
 /// What an acknowledged append was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +92,9 @@ pub struct PartitionLog {
 struct Shared {
     /// The partition's directory and its sealed segments.
     store: SegmentStore,
-    config: LogConfig,
+    /// The partition's settings; replaced whole by `set_config` (a topic's settings changed
+    /// while it runs). Borrowed only within a statement, never across an await.
+    config: RefCell<LogConfig>,
     state: RefCell<State>,
     /// Wakes the flusher: appends are queued, or a close was asked for.
     work: Notify,
@@ -104,8 +108,11 @@ struct Shared {
     synced: ThresholdNotify,
     /// Wakes retries waiting for a queued append's outcome (written or failed).
     settled: Notify,
-    /// Wakes whoever waits for the background tasks to stop.
+    /// Wakes whoever waits for the background tasks to stop (and retention, when a new log
+    /// start leaves segments to delete).
     lifecycle: Notify,
+    /// Wakes a move of the log start waiting for another's checkpoint write to finish.
+    checkpoint_turn: Notify,
     metrics: LogMetrics,
 }
 
@@ -140,6 +147,11 @@ struct State {
     producers: ProducerStates,
     /// Damage isolated in sealed segments: reads step over it.
     damage: DamageMap,
+    /// The start DeleteRecords set (durable in the start checkpoint); the log starts at the
+    /// larger of this and the oldest segment's base.
+    start_floor: u64,
+    /// A write of the start checkpoint is under way (they take turns; close waits for it).
+    checkpoint_writing: bool,
     /// Set when the log can no longer guarantee what it wrote (an fdatasync failed).
     failure: Option<StorageError>,
     closing: bool,
@@ -207,6 +219,7 @@ impl PartitionLog {
             segments,
             damage,
             producer_batches,
+            start_floor,
         } = opened;
         let active = segments
             .values()
@@ -237,6 +250,9 @@ impl PartitionLog {
             tail: TailCache::new(config.tail_cache_bytes_max),
             producers: ProducerStates::rebuilt(&producer_batches),
             damage,
+            // Recovery may have cut a torn tail below the checkpointed start.
+            start_floor: start_floor.unwrap_or(0).min(end),
+            checkpoint_writing: false,
             failure: None,
             closing: false,
             flusher_stopped: false,
@@ -244,7 +260,7 @@ impl PartitionLog {
         };
         let shared = Rc::new(Shared {
             store,
-            config,
+            config: RefCell::new(config),
             state: RefCell::new(state),
             work: Notify::default(),
             space: Notify::default(),
@@ -252,6 +268,7 @@ impl PartitionLog {
             synced: ThresholdNotify::default(),
             settled: Notify::default(),
             lifecycle: Notify::default(),
+            checkpoint_turn: Notify::default(),
             metrics,
         });
         shared.publish_gauges();
@@ -264,13 +281,30 @@ impl PartitionLog {
         self.shared.store.dir()
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.shared.config
+    /// The settings in force now.
+    pub fn config(&self) -> LogConfig {
+        self.shared.config().clone()
+    }
+
+    /// Puts new settings in force without a restart: the next append checks the new limits,
+    /// the next roll the new segment size, the next retention pass the new retention, the
+    /// flusher the new flush interval. `direct_io` stays as the log was opened (its files are).
+    pub fn set_config(&self, mut config: LogConfig) -> Result<()> {
+        config.validate().map_err(StorageError::InvalidConfig)?;
+        config.direct_io = self.shared.config().direct_io;
+        *self.shared.config.borrow_mut() = config;
+        self.shared.work.notify();
+        Ok(())
     }
 
     /// The first offset still in the log.
     pub fn log_start_offset(&self) -> u64 {
         self.shared.state.borrow().log_start_offset()
+    }
+
+    /// The idempotent producers this partition remembers (Kafka's DescribeProducers).
+    pub fn producers(&self) -> Vec<super::producer_state::ProducerView> {
+        self.shared.state.borrow().producers.views()
     }
 
     /// One past the last readable offset (Kafka's high watermark and log end offset).
@@ -329,7 +363,7 @@ impl PartitionLog {
     }
 
     /// Writes and fsyncs everything queued, stops the background tasks (waiting for a
-    /// retention deletion under way), and refuses further appends. Reads keep working on what is
+    /// retention deletion or a start checkpoint write under way), and refuses further appends. Reads keep working on what is
     /// there.
     pub async fn close(&self) -> Result<()> {
         self.shared.state.borrow_mut().closing = true;
@@ -340,7 +374,7 @@ impl PartitionLog {
             let stopped = self.shared.lifecycle.wait();
             {
                 let state = self.shared.state.borrow();
-                if state.flusher_stopped && state.retention_stopped {
+                if state.flusher_stopped && state.retention_stopped && !state.checkpoint_writing {
                     return match &state.failure {
                         Some(failure) => Err(failure.clone()),
                         None => Ok(()),
@@ -353,11 +387,17 @@ impl PartitionLog {
 }
 
 impl Shared {
+    /// The settings in force (a short borrow: never held across an await).
+    fn config(&self) -> std::cell::Ref<'_, LogConfig> {
+        self.config.borrow()
+    }
+
     /// Wakes every waiter of the log, for what is beside the offsets: a close, a failure.
     fn wake_all_waiters(&self) {
         self.written.wake_all();
         self.synced.wake_all();
         self.settled.notify();
+        self.checkpoint_turn.notify();
     }
 }
 
@@ -367,6 +407,8 @@ struct Opened {
     damage: DamageMap,
     /// The active segment's recent batches, for idempotent producers' state.
     producer_batches: Vec<BatchInfo>,
+    /// The start DeleteRecords set, from the start checkpoint.
+    start_floor: Option<u64>,
 }
 
 /// The blocking part of opening a log: the directory made durable, every segment recovered,
@@ -384,16 +426,18 @@ fn recover_at_open(store: &SegmentStore, config: &LogConfig) -> Result<Opened> {
         segments,
         damage,
         producer_batches,
+        start_floor: start::read_checkpoint(store.dir())?,
     })
 }
 
 impl State {
     fn log_start_offset(&self) -> u64 {
-        *self
+        let oldest = *self
             .segments
             .keys()
             .next()
-            .expect("a log has at least one segment")
+            .expect("a log has at least one segment");
+        oldest.max(self.start_floor)
     }
 
     fn size_bytes(&self) -> u64 {

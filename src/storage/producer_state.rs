@@ -44,8 +44,19 @@ struct RecentBatch {
 struct Producer {
     epoch: i16,
     last_sequence: i32,
+    /// The largest timestamp of its last batch (Kafka's DescribeProducers shows it).
+    last_timestamp: i64,
     recent: VecDeque<RecentBatch>,
     last_seen: u64,
+}
+
+/// One idempotent producer as a partition knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
 }
 
 /// What to do with a batch.
@@ -147,6 +158,7 @@ impl ProducerStates {
             .or_insert_with(|| Producer {
                 epoch: info.producer_epoch,
                 last_sequence: -1,
+                last_timestamp: -1,
                 recent: VecDeque::new(),
                 last_seen: clock,
             });
@@ -155,6 +167,7 @@ impl ProducerStates {
             producer.recent.clear();
         }
         producer.last_sequence = last_sequence(info);
+        producer.last_timestamp = info.max_timestamp;
         producer.last_seen = clock;
         producer.recent.push_back(RecentBatch {
             first_sequence: info.base_sequence,
@@ -175,6 +188,22 @@ impl ProducerStates {
                 .expect("not empty");
             self.producers.remove(&oldest);
         }
+    }
+
+    /// Every producer this partition remembers, by id.
+    pub fn views(&self) -> Vec<ProducerView> {
+        let mut views: Vec<ProducerView> = self
+            .producers
+            .iter()
+            .map(|(id, producer)| ProducerView {
+                producer_id: *id,
+                epoch: producer.epoch,
+                last_sequence: producer.last_sequence,
+                last_timestamp: producer.last_timestamp,
+            })
+            .collect();
+        views.sort_by_key(|view| view.producer_id);
+        views
     }
 
     /// Forgets a producer whose batches were not written after all (a failed write), so that

@@ -13,7 +13,7 @@ use super::assignment::{self, Assignment, Strategy};
 use super::views::{MemberAssignment, MemberDescription};
 use super::{
     Generation, MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN,
-    check_member_metadata, group_full, unknown_member, validate_name,
+    check_member_metadata, group_full, partition_counts, unknown_member, validate_name,
 };
 use crate::broker::ShardState;
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
@@ -157,17 +157,6 @@ impl BrokerAssigned {
             partitions: self.assignment.get(member_id).cloned().unwrap_or_default(),
         }
     }
-}
-
-/// The partition counts of `topics` in this shard's snapshot (absent topics have none).
-fn partition_counts(
-    state: &ShardState,
-    topics: impl Iterator<Item = String>,
-) -> BTreeMap<String, u32> {
-    let snapshot = state.topics();
-    topics
-        .filter_map(|topic| snapshot.get(&topic).map(|meta| (topic, meta.partitions)))
-        .collect()
 }
 
 pub fn join(

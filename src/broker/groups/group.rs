@@ -1,5 +1,6 @@
-//! One consumer group: its generation, its membership (none yet, broker-assigned or
-//! client-assigned: a group is one kind at a time) and its committed offsets.
+//! One consumer group: its generation, its membership (none yet, broker-assigned,
+//! client-assigned or KIP-848's consumer protocol: a group is one kind at a time) and its
+//! committed offsets.
 //!
 //! The fields are private so that the rules binding them live in one place: which kind of
 //! member may join, who may commit for which generation, what state a group reports. The
@@ -10,7 +11,10 @@ use std::collections::BTreeMap;
 
 use super::broker_assigned::BrokerAssigned;
 use super::client_assigned::{ClientAssigned, Phase};
-use super::views::{GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberDescription};
+use super::consumer_protocol::ConsumerProtocol;
+use super::views::{
+    ConsumerGroupView, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberDescription,
+};
 use super::{Generation, assignment::Strategy, unknown_member};
 use crate::broker::ShardState;
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
@@ -34,6 +38,9 @@ enum Membership {
     BrokerAssigned(BrokerAssigned),
     /// Kafka's JoinGroup/SyncGroup: the leader divides them.
     ClientAssigned(ClientAssigned),
+    /// KIP-848's ConsumerGroupHeartbeat: the coordinator divides them and reconciles each
+    /// member with member epochs.
+    ConsumerProtocol(ConsumerProtocol),
 }
 
 impl Group {
@@ -43,6 +50,7 @@ impl Group {
             Membership::Empty => 0,
             Membership::BrokerAssigned(kind) => kind.members(),
             Membership::ClientAssigned(kind) => kind.members(),
+            Membership::ConsumerProtocol(kind) => kind.members(),
         }
     }
 
@@ -66,6 +74,7 @@ impl Group {
             Membership::Empty => false,
             Membership::BrokerAssigned(kind) => kind.subscribes_to(topic),
             Membership::ClientAssigned(kind) => kind.members() > 0,
+            Membership::ConsumerProtocol(kind) => kind.subscribes_to(topic),
         }
     }
 
@@ -86,7 +95,10 @@ impl Group {
                     format!("group {name:?} has members of the Kafka protocol"),
                 ));
             }
-            Membership::ClientAssigned(_) | Membership::Empty => {}
+            Membership::ConsumerProtocol(kind) if kind.members() > 0 => {
+                return Err(consumer_protocol_in_use(name));
+            }
+            _ => {}
         }
         let mut kind = BrokerAssigned::new(strategy);
         let admitted = admit(&mut kind, &mut self.generation)?;
@@ -122,12 +134,63 @@ impl Group {
                     format!("group {name:?} has members of ringmq's own protocol"),
                 ));
             }
+            // As Kafka's coordinator without migration (`group.consumer.migration.policy`
+            // disabled): a classic join to a consumer group with members is inconsistent.
+            Membership::ConsumerProtocol(kind) if kind.members() > 0 => {
+                return Err(consumer_protocol_in_use(name));
+            }
             _ => {}
         }
         let mut kind = ClientAssigned::new(protocol_type.to_string());
         let admitted = admit(&mut kind, &mut self.generation)?;
         self.membership = Membership::ClientAssigned(kind);
         Ok(admitted)
+    }
+
+    /// Runs `admit` on this group's KIP-848 membership, made if the group has no members of
+    /// another kind; a group with such members is "not a consumer group", as Kafka says it
+    /// (GROUP_ID_NOT_FOUND).
+    pub(super) fn join_consumer_protocol<R>(
+        &mut self,
+        name: &str,
+        admit: impl FnOnce(&mut ConsumerProtocol, &mut Generation) -> BrokerResult<R>,
+    ) -> BrokerResult<R> {
+        let others = self.members();
+        match &mut self.membership {
+            Membership::ConsumerProtocol(kind) => return admit(kind, &mut self.generation),
+            _ if others > 0 => return Err(not_a_consumer_group(name)),
+            _ => {}
+        }
+        let mut kind = ConsumerProtocol::default();
+        let admitted = admit(&mut kind, &mut self.generation)?;
+        self.membership = Membership::ConsumerProtocol(kind);
+        Ok(admitted)
+    }
+
+    /// This group's KIP-848 membership, for a member's heartbeat or leave.
+    pub(super) fn consumer_protocol(
+        &mut self,
+        name: &str,
+        member_id: &str,
+    ) -> BrokerResult<(&mut ConsumerProtocol, &mut Generation)> {
+        let others = self.members();
+        match &mut self.membership {
+            Membership::ConsumerProtocol(kind) => Ok((kind, &mut self.generation)),
+            _ if others > 0 => Err(not_a_consumer_group(name)),
+            _ => Err(unknown_member(name, member_id)),
+        }
+    }
+
+    pub(super) fn uses_consumer_protocol(&self) -> bool {
+        matches!(self.membership, Membership::ConsumerProtocol(_))
+    }
+
+    /// The group as ConsumerGroupDescribe shows it; None unless it is a KIP-848 group.
+    pub(super) fn consumer_view(&self, name: &str) -> Option<ConsumerGroupView> {
+        match &self.membership {
+            Membership::ConsumerProtocol(kind) => Some(kind.view(name, self.generation)),
+            _ => None,
+        }
     }
 
     pub(super) fn broker_assigned(&mut self) -> Option<(&mut BrokerAssigned, &mut Generation)> {
@@ -157,6 +220,12 @@ impl Group {
                 let expired = kind.expire_sessions();
                 if !expired.is_empty() {
                     tracing::info!(group = %name, members = ?expired, "sessions expired; rebalancing");
+                }
+            }
+            Membership::ConsumerProtocol(kind) => {
+                let expired = kind.expire_sessions(state, &mut self.generation);
+                if !expired.is_empty() {
+                    tracing::info!(group = %name, members = ?expired, "consumers expired (session or revocation timeout)");
                 }
             }
         }
@@ -218,6 +287,17 @@ impl Group {
                 }
                 Ok(())
             }
+            // KIP-848: the member epoch is the generation (Kafka's STALE_MEMBER_EPOCH).
+            Membership::ConsumerProtocol(kind) => match kind.member_epoch(member_id) {
+                None => Err(unknown_member(name, member_id)),
+                Some(epoch) if i64::from(epoch) != generation => Err(BrokerError::new(
+                    ErrorKind::StaleMemberEpoch,
+                    format!(
+                        "member epoch {generation} is stale: {member_id:?} of group {name:?} is at {epoch}; heartbeat first"
+                    ),
+                )),
+                Some(_) => Ok(()),
+            },
             Membership::BrokerAssigned(_) | Membership::Empty => {
                 Err(unknown_member(name, member_id))
             }
@@ -234,6 +314,11 @@ impl Group {
                 Phase::Empty => "empty",
             },
             Membership::BrokerAssigned(kind) if kind.members() > 0 => "stable",
+            Membership::ConsumerProtocol(kind) => match kind.state() {
+                "Stable" => "stable",
+                "Empty" => "empty",
+                _ => "reconciling",
+            },
             Membership::BrokerAssigned(_) | Membership::Empty => "empty",
         }
     }
@@ -274,6 +359,19 @@ impl Group {
                     .collect();
                 (strategy, members)
             }
+            Membership::ConsumerProtocol(kind) => {
+                let view = kind.view(name, self.generation);
+                let members = view
+                    .members
+                    .into_iter()
+                    .map(|member| MemberDescription {
+                        member_id: member.member_id,
+                        client_id: member.client_id,
+                        partitions: member.assigned,
+                    })
+                    .collect();
+                (format!("{} (consumer protocol)", view.assignor), members)
+            }
         };
         GroupDescription {
             summary: self.summary(name),
@@ -310,6 +408,28 @@ impl Group {
                     .collect(),
             ),
             Membership::Empty => ("ringmq".to_string(), String::new(), Vec::new()),
+            // KIP-848 groups show their own state names and no classic metadata.
+            Membership::ConsumerProtocol(kind) => {
+                let view = kind.view(name, self.generation);
+                let members = view
+                    .members
+                    .into_iter()
+                    .map(|member| KafkaMember {
+                        member_id: member.member_id,
+                        client_id: member.client_id,
+                        metadata: Default::default(),
+                        assignment: Default::default(),
+                    })
+                    .collect();
+                return KafkaView {
+                    name: name.to_string(),
+                    state: view.state,
+                    group_type: "consumer",
+                    protocol_type: "consumer".to_string(),
+                    protocol_name: view.assignor.to_string(),
+                    members,
+                };
+            }
         };
         let state = match self.state() {
             "preparing-rebalance" => "PreparingRebalance",
@@ -320,9 +440,24 @@ impl Group {
         KafkaView {
             name: name.to_string(),
             state,
+            group_type: "classic",
             protocol_type,
             protocol_name,
             members,
         }
     }
+}
+
+fn consumer_protocol_in_use(name: &str) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::InconsistentGroupProtocol,
+        format!("group {name:?} has members of the consumer protocol (KIP-848)"),
+    )
+}
+
+fn not_a_consumer_group(name: &str) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::UnknownGroup,
+        format!("group {name:?} is not a consumer group: it has members of another protocol"),
+    )
 }

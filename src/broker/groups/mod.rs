@@ -24,19 +24,20 @@ pub mod assignment;
 mod background;
 mod broker_assigned;
 pub mod client_assigned;
+pub mod consumer_protocol;
 mod group;
 mod offsets_log;
 mod views;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub use background::{expire_sessions, run_background};
 pub use broker_assigned::{heartbeat, join, leave};
 pub use offsets_log::{CRASH_AT_ENV, OFFSETS_LOG, OFFSETS_PARTITIONS};
 
 pub use views::{
-    CommittedOffset, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment,
-    MemberDescription,
+    CommittedOffset, ConsumerGroupView, ConsumerHeartbeatReply, ConsumerMemberView,
+    GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment, MemberDescription,
 };
 
 use crate::broker::{BrokerError, BrokerResult, ErrorKind, ShardState};
@@ -45,6 +46,7 @@ use crate::storage::PartitionLog;
 use assignment::Strategy;
 use broker_assigned::BrokerAssigned;
 use client_assigned::ClientAssigned;
+use consumer_protocol::ConsumerProtocol;
 use group::Group;
 use offsets_log::Records;
 
@@ -117,6 +119,28 @@ impl Coordinator {
             .join_client_assigned(name, protocol_type, admit)
     }
 
+    /// Runs `admit` on the KIP-848 membership of `name`, as `join_broker_assigned` does.
+    fn join_consumer_protocol<R>(
+        &mut self,
+        name: &str,
+        admit: impl FnOnce(&mut ConsumerProtocol, &mut Generation) -> BrokerResult<R>,
+    ) -> BrokerResult<R> {
+        self.group_for_join(name)?
+            .join_consumer_protocol(name, admit)
+    }
+
+    /// The KIP-848 membership of `name` that `member_id` heartbeats to.
+    fn consumer_protocol(
+        &mut self,
+        name: &str,
+        member_id: &str,
+    ) -> BrokerResult<(&mut ConsumerProtocol, &mut Generation)> {
+        self.groups
+            .get_mut(name)
+            .ok_or_else(|| unknown_member(name, member_id))?
+            .consumer_protocol(name, member_id)
+    }
+
     /// The broker-assigned membership of `name`, if it has one.
     fn broker_assigned(&mut self, name: &str) -> Option<(&mut BrokerAssigned, &mut Generation)> {
         self.groups.get_mut(name)?.broker_assigned()
@@ -180,6 +204,17 @@ pub async fn close(state: &ShardState) {
     for log in logs {
         let _ = log.close().await;
     }
+}
+
+/// The partition counts of `topics` in this shard's snapshot (absent topics have none).
+fn partition_counts(
+    state: &ShardState,
+    topics: impl Iterator<Item = String>,
+) -> BTreeMap<String, u32> {
+    let snapshot = state.topics();
+    topics
+        .filter_map(|topic| snapshot.get(&topic).map(|meta| (topic, meta.partitions)))
+        .collect()
 }
 
 /// Refuses a group that does not exist yet when the shard holds its maximum of groups.
@@ -268,6 +303,24 @@ pub async fn commit_at(
         group.set_committed(topic, partition, offset);
     }
     Ok(())
+}
+
+/// Whether `member_id` may fetch offsets at `member_epoch` (OffsetFetch v9): in a KIP-848
+/// group, the commit rule without writing anything (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH).
+/// Groups of the other kinds answer offset fetches to anyone, as before.
+pub fn check_member_epoch(
+    state: &ShardState,
+    name: &str,
+    member_id: &str,
+    member_epoch: i32,
+) -> BrokerResult<()> {
+    let coordinator = state.coordinator.borrow();
+    match coordinator.groups.get(name) {
+        Some(group) if group.uses_consumer_protocol() => {
+            group.check_commit(name, member_id, i64::from(member_epoch))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Appends `records` durably to the group's offsets-log partition.
@@ -424,6 +477,22 @@ pub fn kafka_list(state: &ShardState) -> Vec<KafkaView> {
         .collect()
 }
 
+/// A KIP-848 group as ConsumerGroupDescribe shows it: GROUP_ID_NOT_FOUND when there is no such
+/// group or it is of another kind, as Kafka answers.
+pub fn consumer_describe(state: &ShardState, name: &str) -> BrokerResult<ConsumerGroupView> {
+    let coordinator = state.coordinator.borrow();
+    let group = coordinator
+        .groups
+        .get(name)
+        .ok_or_else(|| unknown_group(name))?;
+    group.consumer_view(name).ok_or_else(|| {
+        BrokerError::new(
+            ErrorKind::UnknownGroup,
+            format!("group {name:?} is not a consumer group"),
+        )
+    })
+}
+
 /// One group as Kafka shows it (Dead, with no members, when unknown).
 pub fn kafka_describe(state: &ShardState, name: &str) -> KafkaView {
     match state.coordinator.borrow().groups.get(name) {
@@ -431,6 +500,7 @@ pub fn kafka_describe(state: &ShardState, name: &str) -> KafkaView {
         None => KafkaView {
             name: name.to_string(),
             state: "Dead",
+            group_type: "classic",
             protocol_type: String::new(),
             protocol_name: String::new(),
             members: Vec::new(),

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 /// The authenticated identity behind a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Principal {
-    /// No authentication took place (the only kind until the listeners authenticate).
+    /// No authentication took place (a listener that does not ask for it).
     #[default]
     Anonymous,
+    /// A user who authenticated (SASL PLAIN or SCRAM).
+    User(String),
 }
 
 /// One request's context, built by the protocol adapter that decoded it.

@@ -26,6 +26,12 @@ impl Service {
         ctx: &RequestContext,
         topics: Option<HashSet<String>>,
     ) -> BrokerResult<LogDir> {
+        self.authorize(
+            ctx,
+            super::ResourceType::Cluster,
+            super::CLUSTER,
+            super::Operation::Describe,
+        )?;
         let mut partitions = self
             .on_every_shard(ctx, move |state| sizes(&state, topics.as_ref()))
             .await?;

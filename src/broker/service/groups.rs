@@ -1,16 +1,19 @@
 //! The service's consumer-group operations. Each runs on the group's coordinator shard. Two
 //! kinds of membership share the offsets: ringmq's own (the broker divides the partitions:
-//! `join_group`, `heartbeat`, `leave_group`) and Kafka's (the leader divides them:
-//! `join_round`, `sync_round`, `round_heartbeat`, `leave_round`).
+//! `join_group`, `heartbeat`, `leave_group`), Kafka's classic one (the leader divides them:
+//! `join_round`, `sync_round`, `round_heartbeat`, `leave_round`) and Kafka's KIP-848 consumer
+//! protocol (the coordinator divides them and reconciles each member: `consumer_heartbeat`,
+//! `describe_consumer_group`).
 
 use crate::broker::BrokerResult;
 use crate::broker::groups::client_assigned::{JoinRound, Joined, Synced};
+use crate::broker::groups::consumer_protocol::{self, Beat};
 use crate::broker::groups::{
-    self, CommittedOffset, GroupDescription, GroupSummary, KafkaView, MemberAssignment,
-    OffsetDeletion, client_assigned,
+    self, CommittedOffset, ConsumerGroupView, ConsumerHeartbeatReply, GroupDescription,
+    GroupSummary, KafkaView, MemberAssignment, OffsetDeletion, client_assigned,
 };
 
-use super::{RequestContext, Service};
+use super::{Operation, RequestContext, ResourceType, Service};
 
 /// A join of ringmq's own protocol: the broker assigns the partitions of `topics`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,16 +34,21 @@ impl Service {
         ctx: &RequestContext,
         join: JoinGroup,
     ) -> BrokerResult<MemberAssignment> {
-        self.on_coordinator(ctx, &join.group.clone(), move |c| async move {
-            let JoinGroup {
-                group,
-                member_id,
-                topics,
-                session_timeout_ms,
-                strategy,
-            } = join;
-            groups::join(&c, group, member_id, topics, session_timeout_ms, strategy)
-        })
+        self.on_coordinator(
+            ctx,
+            &join.group.clone(),
+            Operation::Read,
+            move |c| async move {
+                let JoinGroup {
+                    group,
+                    member_id,
+                    topics,
+                    session_timeout_ms,
+                    strategy,
+                } = join;
+                groups::join(&c, group, member_id, topics, session_timeout_ms, strategy)
+            },
+        )
         .await
     }
 
@@ -52,7 +60,7 @@ impl Service {
         group: String,
         member_id: String,
     ) -> BrokerResult<MemberAssignment> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
             groups::heartbeat(&c, &group, &member_id)
         })
         .await
@@ -65,7 +73,7 @@ impl Service {
         group: String,
         member_id: String,
     ) -> BrokerResult<()> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
             groups::leave(&c, &group, &member_id)
         })
         .await
@@ -74,9 +82,12 @@ impl Service {
     /// Kafka's JoinGroup: waits for the round to complete, then answers with the generation,
     /// the leader, and (for the leader) every member's metadata.
     pub async fn join_round(&self, ctx: &RequestContext, join: JoinRound) -> BrokerResult<Joined> {
-        self.on_coordinator(ctx, &join.group.clone(), move |c| async move {
-            client_assigned::join(&c, join).await
-        })
+        self.on_coordinator(
+            ctx,
+            &join.group.clone(),
+            Operation::Read,
+            move |c| async move { client_assigned::join(&c, join).await },
+        )
         .await
     }
 
@@ -90,7 +101,7 @@ impl Service {
         generation: i32,
         assignments: Vec<(String, bytes::Bytes)>,
     ) -> BrokerResult<Synced> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
             client_assigned::sync(&c, group, member, generation, assignments).await
         })
         .await
@@ -104,7 +115,7 @@ impl Service {
         (member_id, instance_id): (String, Option<String>),
         generation: i32,
     ) -> BrokerResult<()> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
             let me = (member_id.as_str(), instance_id.as_deref());
             client_assigned::heartbeat(&c, &group, me, generation)
         })
@@ -118,8 +129,53 @@ impl Service {
         group: String,
         members: Vec<(String, Option<String>)>,
     ) -> BrokerResult<()> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
             client_assigned::leave(&c, &group, members)
+        })
+        .await
+    }
+
+    /// Kafka's ConsumerGroupHeartbeat (KIP-848): a join with epoch 0, a heartbeat, or a leave
+    /// with epoch -1 or -2; answers with the member's epoch and, when it changed, its
+    /// partitions.
+    pub async fn consumer_heartbeat(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        beat: Beat,
+    ) -> BrokerResult<ConsumerHeartbeatReply> {
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
+            consumer_protocol::heartbeat(&c, &group, beat)
+        })
+        .await
+    }
+
+    /// A KIP-848 group with its epochs, assignor, and each member's partitions and target.
+    pub async fn describe_consumer_group(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+    ) -> BrokerResult<ConsumerGroupView> {
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::Describe,
+            move |c| async move { groups::consumer_describe(&c, &group) },
+        )
+        .await
+    }
+
+    /// Checks that `member_id` of a KIP-848 group is at `member_epoch` (an OffsetFetch v9
+    /// with a member): UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH if not.
+    pub async fn check_member_epoch(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        member_id: String,
+        member_epoch: i32,
+    ) -> BrokerResult<()> {
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
+            groups::check_member_epoch(&c, &group, &member_id, member_epoch)
         })
         .await
     }
@@ -134,7 +190,10 @@ impl Service {
         generation: i64,
         offsets: Vec<CommittedOffset>,
     ) -> BrokerResult<()> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+        for (topic, _, _) in &offsets {
+            self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
+        }
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
             groups::commit_at(&c, group, member_id, generation, offsets).await
         })
         .await
@@ -147,7 +206,7 @@ impl Service {
         group: String,
         partitions: Vec<(String, u32)>,
     ) -> BrokerResult<Vec<CommittedOffset>> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
+        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
             Ok(groups::fetch_offsets(&c, &group, partitions))
         })
         .await
@@ -159,9 +218,12 @@ impl Service {
         ctx: &RequestContext,
         group: String,
     ) -> BrokerResult<GroupDescription> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
-            groups::describe(&c, &group)
-        })
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::Describe,
+            move |c| async move { groups::describe(&c, &group) },
+        )
         .await
     }
 
@@ -171,9 +233,12 @@ impl Service {
         ctx: &RequestContext,
         group: String,
     ) -> BrokerResult<KafkaView> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
-            Ok(groups::kafka_describe(&c, &group))
-        })
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::Describe,
+            move |c| async move { Ok(groups::kafka_describe(&c, &group)) },
+        )
         .await
     }
 
@@ -182,6 +247,9 @@ impl Service {
         let mut listed = self
             .on_every_shard(ctx, |state| groups::list(&state))
             .await?;
+        listed.retain(|group| {
+            self.is_authorized(ctx, ResourceType::Group, &group.name, Operation::Describe)
+        });
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(listed)
     }
@@ -194,6 +262,9 @@ impl Service {
         let mut listed = self
             .on_every_shard(ctx, |state| groups::kafka_list(&state))
             .await?;
+        listed.retain(|group| {
+            self.is_authorized(ctx, ResourceType::Group, &group.name, Operation::Describe)
+        });
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(listed)
     }
@@ -206,17 +277,23 @@ impl Service {
         group: String,
         partitions: Vec<(String, u32)>,
     ) -> BrokerResult<Vec<OffsetDeletion>> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
-            groups::delete_offsets(&c, group, partitions).await
-        })
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::Delete,
+            move |c| async move { groups::delete_offsets(&c, group, partitions).await },
+        )
         .await
     }
 
     /// Deletes a group without members, and its committed offsets.
     pub async fn delete_group(&self, ctx: &RequestContext, group: String) -> BrokerResult<()> {
-        self.on_coordinator(ctx, &group.clone(), move |c| async move {
-            groups::delete(&c, group).await
-        })
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::Delete,
+            move |c| async move { groups::delete(&c, group).await },
+        )
         .await
     }
 }

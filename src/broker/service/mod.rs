@@ -4,32 +4,49 @@
 //! coordinator, shard 0 for topic changes), runs it there, and returns a domain result or a
 //! `BrokerError`. Nothing here knows a wire format.
 
+mod acls;
 mod configs;
 mod context;
 mod disk;
 mod groups;
+mod many;
 mod queues;
+mod quotas;
+mod records;
+mod sasl;
 mod types;
+mod users;
 
 use std::rc::Rc;
 
+pub use super::admin::ConfigChange;
 pub use super::configs::{ConfigEntry, ConfigType};
 pub use super::groups::client_assigned::{JoinRound, Joined, Synced};
+pub use super::groups::consumer_protocol::{Assignor, Beat};
 pub use super::groups::{
-    CommittedOffset, GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment,
-    MemberDescription, OffsetDeletion,
+    CommittedOffset, ConsumerGroupView, ConsumerHeartbeatReply, ConsumerMemberView,
+    GroupDescription, GroupSummary, KafkaMember, KafkaView, MemberAssignment, MemberDescription,
+    OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
 pub use super::queues::state::Stats as QueueStats;
 pub use super::queues::{Action as SettleAction, ReceivedMessage, View as QueueView};
+pub use crate::auth::scram::{Credential, Mechanism};
+pub use crate::broker::acls::{Acl, AclFilter, Operation, PatternType, Permission, ResourceType};
+pub use crate::broker::quotas::QuotaKind;
+pub use crate::broker::users::UserChange;
+pub use acls::{CLUSTER, principal_name};
 pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;
+pub use many::PartitionEnds;
 pub use queues::{NewQueueGroup, QueueGroupDescription, QueuePartition, Receive, Settle};
+pub use sasl::{HandshakeRefusal, SaslSession};
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
-    Produced, TopicInfo,
+    Produced, RecordsBefore, TopicInfo,
 };
+pub use users::authentication_failed;
 
 use super::error::{BrokerError, BrokerResult, ErrorKind};
 use super::{ShardState, admin, partition, topics};
@@ -46,10 +63,12 @@ impl Service {
     }
 
     /// Runs `work` on the coordinator of `group`, within the request's deadline.
+    /// The principal must be allowed `operation` on the group (ACLs).
     async fn on_coordinator<R, F, Fut>(
         &self,
         ctx: &RequestContext,
         group: &str,
+        operation: Operation,
         work: F,
     ) -> BrokerResult<R>
     where
@@ -57,6 +76,7 @@ impl Service {
         F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = BrokerResult<R>> + 'static,
     {
+        self.authorize(ctx, ResourceType::Group, group, operation)?;
         self.state.on_coordinator(ctx.deadline, group, work).await
     }
 
@@ -89,6 +109,7 @@ impl Service {
     /// Appends record batches to a partition, once its owner has validated them, and answers
     /// when they reach the durability `acks` asks for.
     pub async fn produce(&self, ctx: &RequestContext, produce: Produce) -> BrokerResult<Produced> {
+        self.authorize(ctx, ResourceType::Topic, &produce.topic, Operation::Write)?;
         let index = match &produce.partition {
             PartitionChoice::Index(index) => *index,
             PartitionChoice::ByKey(key) => {
@@ -109,6 +130,7 @@ impl Service {
     /// Reads whole batches from `offset`; with `min_bytes` not there yet, waits for them up to
     /// `max_wait_ms` (capped by the broker's `fetch_wait_ms_max`).
     pub async fn fetch(&self, ctx: &RequestContext, fetch: Fetch) -> BrokerResult<Fetched> {
+        self.authorize(ctx, ResourceType::Topic, &fetch.topic, Operation::Read)?;
         self.state.check_partition(&fetch.topic, fetch.partition)?;
         let (topic, index) = (fetch.topic.clone(), fetch.partition);
         self.state
@@ -127,6 +149,7 @@ impl Service {
         index: u32,
         query: OffsetQuery,
     ) -> BrokerResult<ListedOffset> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Describe)?;
         self.state.check_partition(topic, index)?;
         let name = topic.to_string();
         self.state
@@ -142,17 +165,21 @@ impl Service {
     }
 
     /// Every topic, by name.
-    pub fn topics(&self, _ctx: &RequestContext) -> Vec<TopicInfo> {
+    pub fn topics(&self, ctx: &RequestContext) -> Vec<TopicInfo> {
         self.state
             .topics()
             .by_name
             .values()
+            .filter(|meta| {
+                self.is_authorized(ctx, ResourceType::Topic, &meta.name, Operation::Describe)
+            })
             .map(|meta| topic_info(meta))
             .collect()
     }
 
     /// One topic.
-    pub fn topic(&self, _ctx: &RequestContext, name: &str) -> BrokerResult<TopicInfo> {
+    pub fn topic(&self, ctx: &RequestContext, name: &str) -> BrokerResult<TopicInfo> {
+        self.authorize(ctx, ResourceType::Topic, name, Operation::Describe)?;
         let topics = self.state.topics();
         let meta = topics
             .get(name)
@@ -163,6 +190,7 @@ impl Service {
     /// Creates a topic; answered once every shard has opened its partitions, so the client
     /// can produce to any of them at once through any connection.
     pub async fn create_topic(&self, ctx: &RequestContext, topic: NewTopic) -> BrokerResult<()> {
+        self.authorize_creation(ctx, &topic.name)?;
         topics::validate_name(&topic.name)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
@@ -213,7 +241,8 @@ impl Service {
 
     /// Checks what `create_topic` would check, without creating anything (Kafka's
     /// `validate_only`).
-    pub fn validate_new_topic(&self, _ctx: &RequestContext, topic: &NewTopic) -> BrokerResult<()> {
+    pub fn validate_new_topic(&self, ctx: &RequestContext, topic: &NewTopic) -> BrokerResult<()> {
+        self.authorize_creation(ctx, &topic.name)?;
         admin::validate_new_topic(&self.state, topic).map(|_| ())
     }
 
@@ -224,6 +253,21 @@ impl Service {
         ctx: &RequestContext,
         current: Option<ProducerIdentity>,
     ) -> BrokerResult<ProducerIdentity> {
+        // Kafka 3.0's rule: IdempotentWrite on the cluster, or Write on any topic.
+        let may = self.is_authorized(
+            ctx,
+            ResourceType::Cluster,
+            CLUSTER,
+            Operation::IdempotentWrite,
+        ) || self.may_write_some_topic(ctx);
+        if !may {
+            self.authorize(
+                ctx,
+                ResourceType::Cluster,
+                CLUSTER,
+                Operation::IdempotentWrite,
+            )?;
+        }
         super::producer_ids::init(ctx.transactional_id.as_deref(), current)
     }
 
@@ -235,6 +279,7 @@ impl Service {
         topic: String,
         partitions: u32,
     ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, &topic, Operation::Alter)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::add_partitions(&zero, topic, partitions).await
@@ -245,15 +290,17 @@ impl Service {
     /// Checks what `add_partitions` would check, changing nothing.
     pub fn validate_add_partitions(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         topic: &str,
         partitions: u32,
     ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Alter)?;
         admin::validate_partition_growth(&self.state, topic, partitions).map(|_| ())
     }
 
     /// Deletes a topic and its data; answered once every shard has closed its partitions.
     pub async fn delete_topic(&self, ctx: &RequestContext, name: String) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, &name, Operation::Delete)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::delete_topic(&zero, name).await
@@ -265,6 +312,7 @@ impl Service {
 fn topic_info(meta: &topics::TopicMeta) -> TopicInfo {
     TopicInfo {
         name: meta.name.clone(),
+        id: meta.id(),
         partitions: meta.partitions,
         configs: topics::describe(&meta.config),
     }

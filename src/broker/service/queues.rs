@@ -1,11 +1,18 @@
 //! The queue operations of the service: queue groups on a topic (create, describe, list,
 //! delete), receive and settle. Each spreads over the topic's partitions and runs each piece on
 //! the partition's owner (`broker::queues::owner`), within the request's deadline.
+//!
+//! Authorization (ACLs), asked before anything is done: receive and settle need Read on the
+//! topic and Read on the queue group (a `Group` resource, like Kafka's share groups); create
+//! needs Create on the group, Read on the topic, and creation rights for a dead-letter topic
+//! that does not exist yet (it is created on first use); delete needs Delete on the group;
+//! describe needs Describe on both, and a list leaves out what the principal may not describe.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::{RequestContext, Service, invalid_request};
+use crate::broker::acls::{Operation, ResourceType};
 use crate::broker::queues::owner::{self, PartitionReceive};
 use crate::broker::queues::settings::{self, QueueSettings};
 use crate::broker::queues::state::Stats;
@@ -94,6 +101,17 @@ fn check_action(action: Action) -> BrokerResult<()> {
 }
 
 impl Service {
+    /// Read on the topic and on the queue group: what a consumer needs.
+    fn authorize_consumer(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        group: &str,
+    ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
+        self.authorize(ctx, ResourceType::Group, group, Operation::Read)
+    }
+
     /// Creates queue group `group` on every partition of `topic` (`QueueGroupExists` if it is
     /// on all of them already; partitions missing it, after a crash mid-create, get it).
     pub async fn create_queue_group(
@@ -101,6 +119,8 @@ impl Service {
         ctx: &RequestContext,
         new: NewQueueGroup,
     ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Group, &new.group, Operation::Create)?;
+        self.authorize(ctx, ResourceType::Topic, &new.topic, Operation::Read)?;
         groups::validate_name(&new.group)?;
         let partitions = self.state.partitions_of(&new.topic)?;
         let (settings, start) = QueueSettings::parse(
@@ -109,6 +129,14 @@ impl Service {
             &new.group,
             &new.configs,
         )?;
+        if self
+            .state
+            .topics()
+            .get(&settings.dead_letter_topic)
+            .is_none()
+        {
+            self.authorize_creation(ctx, &settings.dead_letter_topic)?;
+        }
         let mut created = false;
         for partition in 0..partitions {
             let (topic, group, settings) = (new.topic.clone(), new.group.clone(), settings.clone());
@@ -143,6 +171,8 @@ impl Service {
         topic: &str,
         group: &str,
     ) -> BrokerResult<QueueGroupDescription> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Describe)?;
+        self.authorize(ctx, ResourceType::Group, group, Operation::Describe)?;
         let partitions = self.state.partitions_of(topic)?;
         let mut description = QueueGroupDescription {
             topic: topic.to_string(),
@@ -177,7 +207,7 @@ impl Service {
         Ok(description)
     }
 
-    /// Every queue group, as (topic, group).
+    /// Every queue group the principal may describe (group and topic), as (topic, group).
     pub async fn list_queue_groups(
         &self,
         ctx: &RequestContext,
@@ -185,6 +215,10 @@ impl Service {
         let mut all = self
             .on_every_shard(ctx, |state| owner::list(&state))
             .await?;
+        all.retain(|(topic, group)| {
+            self.is_authorized(ctx, ResourceType::Group, group, Operation::Describe)
+                && self.is_authorized(ctx, ResourceType::Topic, topic, Operation::Describe)
+        });
         all.sort();
         all.dedup();
         Ok(all)
@@ -198,6 +232,7 @@ impl Service {
         topic: &str,
         group: &str,
     ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Group, group, Operation::Delete)?;
         let partitions = self.state.partitions_of(topic)?;
         let mut deleted = false;
         for partition in 0..partitions {
@@ -227,6 +262,7 @@ impl Service {
         ctx: &RequestContext,
         receive: Receive,
     ) -> BrokerResult<Vec<ReceivedMessage>> {
+        self.authorize_consumer(ctx, &receive.topic, &receive.group)?;
         check_consumer(&receive.consumer)?;
         let limit = self.state.config.queues.receive_messages_max;
         if receive.max_messages == 0 || receive.max_messages > limit {
@@ -366,6 +402,7 @@ impl Service {
     /// ranges are checked before any changes; partitions are settled in order, so a refusal
     /// leaves earlier partitions' ranges settled.
     pub async fn settle(&self, ctx: &RequestContext, settle: Settle) -> BrokerResult<()> {
+        self.authorize_consumer(ctx, &settle.topic, &settle.group)?;
         check_consumer(&settle.consumer)?;
         check_action(settle.action)?;
         if settle.ranges.is_empty() || settle.ranges.len() > settings::SETTLE_RANGES_MAX {

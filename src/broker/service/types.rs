@@ -102,7 +102,19 @@ pub struct NewTopic {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicInfo {
     pub name: String,
+    /// Kafka's topic id (a UUID's 16 bytes): stable across restarts, new for a re-created topic.
+    pub id: [u8; 16],
     pub partitions: u32,
     /// Every setting, by its Kafka name.
     pub configs: Vec<(String, String)>,
+}
+
+/// Where DeleteRecords moves a partition's start to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordsBefore {
+    /// The high watermark: every record there is now goes.
+    HighWatermark,
+    /// This offset (past the high watermark: `OffsetOutOfRange`; at or before the start:
+    /// nothing changes).
+    Offset(u64),
 }

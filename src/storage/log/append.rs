@@ -93,7 +93,7 @@ impl PartitionLog {
         level: AckLevel,
         queue_wait_max: Option<Duration>,
     ) -> Result<AppendAck> {
-        let batches = validate_batches(&records, &self.shared.config)?;
+        let batches = validate_batches(&records, &self.shared.config())?;
         let place_in_line = self
             .wait_for_queue_space(records.len(), queue_wait_max)
             .await?;
@@ -132,7 +132,7 @@ impl PartitionLog {
             return Ok(Queued::Retry { ack, outcome });
         }
         let log_append_time_ms =
-            (shared.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
+            (shared.config().timestamp_type == TimestampType::LogAppendTime).then(now_ms);
         let base_offset = state.next_offset;
         let offsets: u64 = batches.iter().map(|info| info.records_count as u64).sum();
         if base_offset.saturating_add(offsets) > i64::MAX as u64 {
@@ -241,7 +241,7 @@ impl PartitionLog {
         let shared = &*self.shared;
         let fits = |state: &State| {
             state.pending_bytes == 0
-                || state.pending_bytes + bytes <= shared.config.pending_bytes_max
+                || state.pending_bytes + bytes <= shared.config().pending_bytes_max
         };
         let ticket = {
             let mut state = shared.state.borrow_mut();

@@ -119,7 +119,7 @@ fn next_step(shared: &Shared) -> Step {
         }
         return if unsynced { Step::Sync } else { Step::Stop };
     }
-    match shared.config.flush_interval_ms {
+    match shared.config().flush_interval_ms {
         Some(interval) if unsynced && !state.background_sync_running => {
             let deadline = state.last_sync + Duration::from_millis(interval);
             match deadline.checked_duration_since(Instant::now()) {
@@ -154,22 +154,24 @@ fn start_background_sync(shared: &Rc<Shared>) {
 /// Writes one group of appends: in runs that each fit the active segment and one vectored
 /// write, rolling segments between runs; then one fdatasync if any append asked for it.
 async fn write_group(shared: &Rc<Shared>, group: Vec<PendingAppend>) {
-    if shared.config.group_commit_window_us > 0 {
-        runtime::sleep(Duration::from_micros(shared.config.group_commit_window_us)).await;
+    // Read before the await: the settings are never borrowed across one (`set_config`).
+    let window_us = shared.config().group_commit_window_us;
+    if window_us > 0 {
+        runtime::sleep(Duration::from_micros(window_us)).await;
     }
     let mut group = VecDeque::from(group);
     let mut awaiting_sync = Vec::new();
     let mut run: Vec<PendingAppend> = Vec::new();
     let mut run_bytes = 0u64;
-    let offsets_max = shared.config.segment_offsets_max;
+    let offsets_max = shared.config().segment_offsets_max;
     while let Some(mut append) = group.pop_front() {
         let roll = {
             let mut state = shared.state.borrow_mut();
             let segment = state.active_segment();
             let projected = segment.size_bytes + run_bytes;
-            let too_big = projected + append.bytes.len() as u64 > shared.config.segment_bytes_max;
+            let too_big = projected + append.bytes.len() as u64 > shared.config().segment_bytes_max;
             let too_old = segment.opened_at.elapsed()
-                >= Duration::from_millis(shared.config.segment_age_ms_max);
+                >= Duration::from_millis(shared.config().segment_age_ms_max);
             // An append that fits a segment whole is kept whole: roll before it.
             let too_many_offsets = !segment.fits_offsets(append.ack.last_offset, offsets_max);
             projected > 0 && (too_big || too_old || too_many_offsets)
@@ -224,7 +226,7 @@ async fn write_run(
         (file, segment.size_bytes, segment.base_offset)
     };
     let bytes: u64 = run.iter().map(|append| append.bytes.len() as u64).sum();
-    let (buffers, write_position, next_tail_block) = if shared.config.direct_io {
+    let (buffers, write_position, next_tail_block) = if shared.config().direct_io {
         direct_io_write(&shared.state.borrow().active.tail_block, &run, position)
     } else {
         (
@@ -286,7 +288,7 @@ async fn write_run(
 fn index_written(shared: &Shared, run: &[PendingAppend], bytes: u64) -> Result<(), String> {
     let mut misfit = None;
     let mut state = shared.state.borrow_mut();
-    let interval = shared.config.index_interval_bytes;
+    let interval = shared.config().index_interval_bytes;
     for append in run {
         let mut start = 0;
         for info in &append.batches {
@@ -349,7 +351,7 @@ fn direct_io_write(
 /// last batch; cut it, so that a sealed or cleanly closed segment ends on its last batch.
 /// (After a crash, recovery recognizes and cuts the padding.)
 async fn trim_direct_io_padding(shared: &Rc<Shared>) {
-    if !shared.config.direct_io {
+    if !shared.config().direct_io {
         return;
     }
     let (file, size) = {
@@ -364,7 +366,7 @@ async fn trim_direct_io_padding(shared: &Rc<Shared>) {
 /// Starts kernel writeback of the active segment's newest `writeback_bytes` or more, one at a
 /// time, without waiting for it.
 fn start_writeback_if_due(shared: &Rc<Shared>) {
-    let every = shared.config.writeback_bytes;
+    let every = shared.config().writeback_bytes;
     let (file, from, length) = {
         let mut state = shared.state.borrow_mut();
         let end = state.active_segment().size_bytes;
@@ -500,19 +502,15 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
     }
     let dir = shared.store.dir().to_path_buf();
     runtime::blocking(move || segment::create_files(&dir, new_base)).await?;
-    let files = ActiveFiles::open(
-        shared.store.dir(),
-        &Segment::empty(new_base),
-        shared.config.direct_io,
-    )
-    .await?;
+    let direct_io = shared.config().direct_io;
+    let files = ActiveFiles::open(shared.store.dir(), &Segment::empty(new_base), direct_io).await?;
     let mut state = shared.state.borrow_mut();
     state.synced_offset = state.synced_offset.max(new_base);
     state.segments.insert(new_base, Segment::empty(new_base));
     state.active = files;
     state.writeback_from = 0;
     state.read_files.push((old_base, old.3));
-    if state.read_files.len() > shared.config.open_segment_files_max {
+    if state.read_files.len() > shared.config().open_segment_files_max {
         state.read_files.remove(0);
     }
     let synced_offset = state.synced_offset;

@@ -224,10 +224,12 @@ impl PartitionLog {
         for _ in 0..READ_REPLANS_MAX {
             let plan = {
                 let state = self.shared.state.borrow();
-                let found = state
-                    .segments
-                    .values()
-                    .find(|segment| !segment.is_empty() && segment.max_timestamp >= timestamp_ms);
+                let start = state.log_start_offset();
+                let found = state.segments.values().find(|segment| {
+                    !segment.is_empty()
+                        && segment.next_offset > start
+                        && segment.max_timestamp >= timestamp_ms
+                });
                 let Some(segment) = found else {
                     return Ok(None);
                 };
@@ -248,9 +250,18 @@ impl PartitionLog {
                 return Ok(None);
             };
             let bytes = file.read_exact_at(size, position).await?;
+            // A record found below a start DeleteRecords set is answered as the start (Kafka
+            // looks on from the start): a consumer seeking there may see a few older records
+            // but misses none at or after the time asked for.
+            let start = self.log_start_offset();
             return self
                 .record_at_or_after(&bytes, timestamp_ms)
-                .map(Some)
+                .map(|found| {
+                    Some(TimedOffset {
+                        offset: found.offset.max(start),
+                        ..found
+                    })
+                })
                 .map_err(|error| plan.corrupt(position, error));
         }
         Ok(None)
@@ -342,7 +353,7 @@ impl PartitionLog {
             return Ok(None);
         }
         state.read_files.push((base_offset, file.clone()));
-        if state.read_files.len() > self.shared.config.open_segment_files_max {
+        if state.read_files.len() > self.shared.config().open_segment_files_max {
             state.read_files.remove(0);
         }
         Ok(Some(file))

@@ -1,6 +1,7 @@
-//! Retention: whole sealed segments go once they are older than `retention_ms` or the log is
-//! over `retention_bytes_max`, checked by one task per log every
-//! `retention_check_interval_ms`.
+//! Retention: whole sealed segments go once they are older than `retention_ms`, the log is
+//! over `retention_bytes_max`, or they lie wholly below the log start DeleteRecords set,
+//! checked by one task per log every `retention_check_interval_ms` (and at once after a new
+//! log start).
 //!
 //! Segments leave the in-memory state first (so no new read plans into them) and their files
 //! are deleted after; a read that already holds a handle finishes on the unlinked file.
@@ -32,7 +33,8 @@ impl Shared {
         let mut state = self.state.borrow_mut();
         let mut total = state.size_bytes();
         let mut doomed = Vec::new();
-        let sealed: Vec<(u64, u64, i64)> = state
+        let floor = state.start_floor;
+        let sealed: Vec<(u64, u64, u64, i64)> = state
             .segments
             .values()
             .rev()
@@ -41,21 +43,23 @@ impl Shared {
             .map(|segment| {
                 (
                     segment.base_offset,
+                    segment.next_offset,
                     segment.size_bytes,
                     segment.max_timestamp,
                 )
             })
             .collect();
-        for (base, size_bytes, max_timestamp) in sealed {
+        for (base, next_offset, size_bytes, max_timestamp) in sealed {
+            let below_start = next_offset <= floor;
             let by_age = self
-                .config
+                .config()
                 .retention_ms
                 .is_some_and(|retention| max_timestamp < now_ms.saturating_sub(retention as i64));
             let by_size = self
-                .config
+                .config()
                 .retention_bytes_max
                 .is_some_and(|limit| total.saturating_sub(size_bytes) >= limit);
-            if !by_age && !by_size {
+            if !by_age && !by_size && !below_start {
                 break;
             }
             total = total.saturating_sub(size_bytes);
@@ -95,14 +99,16 @@ pub(super) async fn run_retention(shared: Rc<Shared>) {
 }
 
 async fn check_periodically(shared: &Shared) {
-    let period = Duration::from_millis(shared.config.retention_check_interval_ms);
+    let period = Duration::from_millis(shared.config().retention_check_interval_ms);
     loop {
         let stop = shared.lifecycle.wait();
         if shared.state.borrow().closing {
             return;
         }
-        if runtime::timeout(period, stop).await.is_some() {
-            continue;
+        // Woken early: a close (checked here) or a new log start (whose segments go now).
+        runtime::timeout(period, stop).await;
+        if shared.state.borrow().closing {
+            return;
         }
         let doomed = shared.take_expired(now_ms());
         let deleted = if doomed.is_empty() {

@@ -542,4 +542,41 @@ fn a_topic_grows_but_never_shrinks() {
     });
 }
 
+#[test]
+fn delete_records_moves_the_start() {
+    with_service(BrokerConfig::default(), |service, ctx| async move {
+        service.create_topic(&ctx, topic("t", 2)).await.unwrap();
+        for values in [&["a", "b"][..], &["c", "d", "e"][..]] {
+            service
+                .produce(&ctx, produce("t", 0, values))
+                .await
+                .unwrap();
+        }
+        let delete = |before| service.delete_records(&ctx, "t", 0, before);
+        assert_eq!(delete(RecordsBefore::Offset(3)).await.unwrap(), 3);
+        assert_eq!(
+            delete(RecordsBefore::Offset(1)).await.unwrap(),
+            3,
+            "no step back"
+        );
+        let past = delete(RecordsBefore::Offset(6)).await.unwrap_err();
+        assert_eq!(past.kind, ErrorKind::OffsetOutOfRange);
+        let below = service.fetch(&ctx, fetch("t", 0, 2)).await.unwrap_err();
+        assert_eq!(below.kind, ErrorKind::OffsetOutOfRange);
+        let fetched = service.fetch(&ctx, fetch("t", 0, 3)).await.unwrap();
+        assert_eq!(fetched.log_start_offset, 3);
+        assert_eq!(
+            values(&fetched),
+            ["c", "d", "e"],
+            "the batch holding the start"
+        );
+        let earliest = service.list_offset(&ctx, "t", 0, OffsetQuery::Earliest);
+        assert_eq!(earliest.await.unwrap().offset, Some(3));
+        assert_eq!(delete(RecordsBefore::HighWatermark).await.unwrap(), 5);
+        let unknown = service.delete_records(&ctx, "t", 2, RecordsBefore::HighWatermark);
+        assert_eq!(unknown.await.unwrap_err().kind, ErrorKind::UnknownPartition);
+    });
+}
+
+mod consumer_groups;
 mod groups;
