@@ -159,6 +159,10 @@ fn sample(api: ApiKey) -> Request {
             topic: text("fuzz"),
             group: text("nothing"),
         }),
+        ApiKey::PurgeQueueGroup => Request::Queue(QueueRequest::PurgeQueueGroup {
+            topic: text("fuzz"),
+            group: text("q"),
+        }),
         ApiKey::Receive => Request::Queue(QueueRequest::Receive(ReceiveRequest {
             topic: text("fuzz"),
             group: text("q"),

@@ -1,4 +1,4 @@
-//! `ringmq queue create|list|describe|delete|receive`: a queue is a topic read by a queue group;
+//! `ringmq queue create|list|describe|delete|purge|redrive|receive`: a queue is a topic read by a queue group;
 //! `queue create NAME` makes both under one name, and the other commands take the topic's name
 //! with the group's (`--group`, default: the same name).
 
@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::topic::connect;
 use super::{BrokerAddress, run_client};
-use crate::client::{Client, ClientError, QueueConsumer, QueueConsumerConfig};
+use crate::client::{Client, ClientError, QueueConsumer, QueueConsumerConfig, Redrive};
 use crate::protocol::ErrorCode;
 use crate::protocol::queues::{PARTITION_FIELD_NAMES, QueueMessage};
 
@@ -52,6 +52,33 @@ pub enum QueueCommand {
         /// Delete the topic NAME too, with all its data.
         #[arg(long)]
         topic: bool,
+    },
+    /// Acknowledge every message available now (locked and delayed ones stay); prints how
+    /// many.
+    Purge {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+        #[arg(short, long)]
+        group: Option<String>,
+    },
+    /// Move the queue group's dead letters back to the topic and partition they came from
+    /// (or to --to), at most --rate a second; prints how many.
+    Redrive {
+        #[command(flatten)]
+        address: BrokerAddress,
+        name: String,
+        #[arg(short, long)]
+        group: Option<String>,
+        /// The target topic [default: each message's source].
+        #[arg(long)]
+        to: Option<String>,
+        /// Messages a second at most.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Messages to move at most.
+        #[arg(short = 'n', long, default_value_t = u64::MAX)]
+        count: u64,
     },
     /// Receive messages and print them as PARTITION<tab>OFFSET<tab>DELIVERIES<tab>VALUE; without
     /// --ack they stay locked until their visibility timeout, then return to the queue.
@@ -138,6 +165,48 @@ pub fn run(command: QueueCommand) -> ExitCode {
                     client.delete_topic(&name).await.map_err(failed)?;
                     println!("deleted topic {name}");
                 }
+            }
+            QueueCommand::Purge {
+                address,
+                name,
+                group,
+            } => {
+                let client = connect(&address).await?;
+                let group = group.unwrap_or_else(|| name.clone());
+                let purged = client
+                    .purge_queue_group(&name, &group)
+                    .await
+                    .map_err(failed)?;
+                println!("purged {purged} messages");
+            }
+            QueueCommand::Redrive {
+                address,
+                name,
+                group,
+                to,
+                rate,
+                count,
+            } => {
+                let client = connect(&address).await?;
+                let group = group.unwrap_or_else(|| name.clone());
+                let info = client
+                    .describe_queue_group(&name, &group)
+                    .await
+                    .map_err(failed)?;
+                let dead_letter_topic = info
+                    .settings
+                    .iter()
+                    .find(|(key, _)| key == "dead_letter_topic")
+                    .map(|(_, value)| value.clone())
+                    .ok_or("the queue group names no dead_letter_topic")?;
+                let redrive = Redrive {
+                    dead_letter_topic,
+                    to,
+                    rate_per_second: rate,
+                    max_messages: count,
+                };
+                let moved = client.redrive(&redrive).await.map_err(failed)?;
+                println!("redrove {moved} messages");
             }
             QueueCommand::Receive {
                 address,

@@ -49,6 +49,7 @@ pub mod consumer;
 pub mod group;
 pub mod producer;
 pub mod queue;
+pub mod redrive;
 pub mod threaded;
 
 use bytes::BytesMut;
@@ -65,6 +66,7 @@ pub use group::{
 };
 pub use producer::{Producer, ProducerConfig, RecordAck, record_body_bytes_max};
 pub use queue::{QueueConsumer, QueueConsumerConfig};
+pub use redrive::Redrive;
 pub use threaded::ThreadedClient;
 
 use crate::protocol::{

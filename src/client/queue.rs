@@ -59,6 +59,19 @@ impl Client {
         }
     }
 
+    /// Purges a queue group: acknowledges every message available now (locked and delayed
+    /// ones stay); returns how many.
+    pub async fn purge_queue_group(&self, topic: &str, group: &str) -> Result<u64> {
+        let request = QueueRequest::PurgeQueueGroup {
+            topic: topic.into(),
+            group: group.into(),
+        };
+        match self.queue(request).await? {
+            Response::Queue(QueueResponse::Purged(count)) => Ok(count),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Deletes a queue group (its state; the topic's messages stay).
     pub async fn delete_queue_group(&self, topic: &str, group: &str) -> Result<()> {
         self.queue(QueueRequest::DeleteQueueGroup {

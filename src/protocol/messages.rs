@@ -37,6 +37,7 @@ pub enum ApiKey {
     DeleteQueueGroup = 43,
     Receive = 44,
     Settle = 45,
+    PurgeQueueGroup = 46,
     /// Changes a topic's settings (set some, revert some to the broker's default).
     AlterTopicConfig = 30,
     /// Chooses a SASL mechanism (when the listener asks for authentication).
@@ -69,6 +70,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::DeleteQueueGroup, 0, 0),
     (ApiKey::Receive, 0, 0),
     (ApiKey::Settle, 0, 0),
+    (ApiKey::PurgeQueueGroup, 0, 0),
     (ApiKey::AlterTopicConfig, 0, 0),
     (ApiKey::SaslHandshake, 0, 0),
     (ApiKey::SaslAuthenticate, 0, 0),
@@ -633,7 +635,8 @@ impl Request {
             | ApiKey::ListQueueGroups
             | ApiKey::DeleteQueueGroup
             | ApiKey::Receive
-            | ApiKey::Settle => Request::Queue(QueueRequest::decode(api, &mut reader)?),
+            | ApiKey::Settle
+            | ApiKey::PurgeQueueGroup => Request::Queue(QueueRequest::decode(api, &mut reader)?),
         };
         reader.finish()?;
         Ok(request)

@@ -1,4 +1,4 @@
-//! The native protocol's queue messages (api keys 40 to 45): queue groups on a topic, receive
+//! The native protocol's queue messages (api keys 40 to 46): queue groups on a topic, receive
 //! and settle. Kept beside `messages.rs` rather than in it, one concept per file; its request
 //! and response enums are carried by `Request::Queue` and `Response::Queue`. Mirrored byte by
 //! byte in docs/PROTOCOL.md ("Queues").
@@ -97,6 +97,10 @@ pub enum QueueRequest {
     },
     Receive(ReceiveRequest),
     Settle(SettleRequest),
+    PurgeQueueGroup {
+        topic: String,
+        group: String,
+    },
 }
 
 /// A received message, locked to its consumer until `lock_deadline_ms`.
@@ -155,6 +159,8 @@ pub enum QueueResponse {
     /// (topic, group)
     Groups(Vec<(String, String)>),
     Messages(Vec<QueueMessage>),
+    /// How many messages a purge settled.
+    Purged(u64),
 }
 
 fn put_optional(writer: &mut FrameWriter, value: &Option<Bytes>) {
@@ -187,6 +193,7 @@ impl QueueRequest {
             QueueRequest::DeleteQueueGroup { .. } => ApiKey::DeleteQueueGroup,
             QueueRequest::Receive(_) => ApiKey::Receive,
             QueueRequest::Settle(_) => ApiKey::Settle,
+            QueueRequest::PurgeQueueGroup { .. } => ApiKey::PurgeQueueGroup,
         }
     }
 
@@ -202,7 +209,8 @@ impl QueueRequest {
                 put_configs(writer, configs);
             }
             QueueRequest::DescribeQueueGroup { topic, group }
-            | QueueRequest::DeleteQueueGroup { topic, group } => {
+            | QueueRequest::DeleteQueueGroup { topic, group }
+            | QueueRequest::PurgeQueueGroup { topic, group } => {
                 writer.string(topic);
                 writer.string(group);
             }
@@ -247,6 +255,10 @@ impl QueueRequest {
                 group: reader.string()?,
             },
             ApiKey::DeleteQueueGroup => QueueRequest::DeleteQueueGroup {
+                topic: reader.string()?,
+                group: reader.string()?,
+            },
+            ApiKey::PurgeQueueGroup => QueueRequest::PurgeQueueGroup {
                 topic: reader.string()?,
                 group: reader.string()?,
             },
@@ -302,6 +314,7 @@ impl QueueResponse {
                     }
                 }
             }
+            QueueResponse::Purged(count) => writer.u64(*count),
             QueueResponse::Groups(groups) => {
                 writer.u32(groups.len() as u32);
                 for (topic, group) in groups {
@@ -372,6 +385,7 @@ impl QueueResponse {
                 }
                 QueueResponse::Messages(messages)
             }
+            ApiKey::PurgeQueueGroup => QueueResponse::Purged(reader.u64()?),
             _ => return Ok(None),
         }))
     }
@@ -431,6 +445,10 @@ mod tests {
                 visibility_timeout_ms: 100,
                 create: true,
             }),
+            QueueRequest::PurgeQueueGroup {
+                topic: "t".into(),
+                group: "g".into(),
+            },
             QueueRequest::Settle(SettleRequest {
                 topic: "t".into(),
                 group: "g".into(),

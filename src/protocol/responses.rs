@@ -134,10 +134,13 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         | ApiKey::ListQueueGroups
         | ApiKey::DeleteQueueGroup
         | ApiKey::Receive
-        | ApiKey::Settle => match super::queues::QueueResponse::decode(api, &mut reader)? {
-            Some(queue) => Response::Queue(queue),
-            None => Response::Done,
-        },
+        | ApiKey::Settle
+        | ApiKey::PurgeQueueGroup => {
+            match super::queues::QueueResponse::decode(api, &mut reader)? {
+                Some(queue) => Response::Queue(queue),
+                None => Response::Done,
+            }
+        }
         ApiKey::JoinGroup | ApiKey::Heartbeat => Response::Group(GroupAssignment {
             member_id: reader.string()?,
             generation: reader.u32()?,

@@ -44,6 +44,9 @@ pub async fn serve(
             service.delete_queue_group(ctx, &topic, &group).await?;
             return Ok(Response::Done);
         }
+        QueueRequest::PurgeQueueGroup { topic, group } => {
+            QueueResponse::Purged(service.purge_queue_group(ctx, &topic, &group).await?)
+        }
         QueueRequest::Receive(receive) => {
             let receive = Receive {
                 topic: receive.topic,

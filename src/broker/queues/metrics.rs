@@ -19,6 +19,7 @@ pub struct QueueMetrics {
     lock_expiries: Counter,
     dead_lettered: Counter,
     lost: Counter,
+    purged: Counter,
 }
 
 impl QueueMetrics {
@@ -43,6 +44,7 @@ impl QueueMetrics {
             lock_expiries: counter("ringmq_queue_lock_expiries_total"),
             dead_lettered: counter("ringmq_queue_dead_lettered_total"),
             lost: counter("ringmq_queue_lost_total"),
+            purged: counter("ringmq_queue_purged_total"),
         }
     }
 
@@ -59,6 +61,7 @@ impl QueueMetrics {
         self.lock_expiries.absolute(stats.lock_expiries);
         self.dead_lettered.absolute(stats.dead_lettered);
         self.lost.absolute(stats.lost);
+        self.purged.absolute(stats.purged);
     }
 }
 
@@ -109,5 +112,9 @@ pub fn describe_metrics() {
     describe_counter!(
         "ringmq_queue_lost_total",
         "Messages gone from the log (retention, damage) before they were settled."
+    );
+    describe_counter!(
+        "ringmq_queue_purged_total",
+        "Messages settled by a purge of the queue group."
     );
 }

@@ -371,3 +371,29 @@ pub async fn settle(
     }
     Ok(())
 }
+
+/// Purges `group` on this partition: acknowledges what is available now (journaled before the
+/// answer); returns how many messages.
+pub async fn purge(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    group: &str,
+) -> BrokerResult<u64> {
+    let log = state.log(topic, partition)?;
+    let queues = queues_of(state, topic, partition, group)?;
+    let (count, ranges) = queues.with_group(group, |queue| {
+        Ok(queue.purge(log.log_start_offset(), log.high_watermark()))
+    })?;
+    let entries = ranges
+        .into_iter()
+        .map(|(first, last)| Entry::Settled {
+            first,
+            last,
+            archived: false,
+        })
+        .collect();
+    queues.journal(group, entries).await?;
+    queues.changed.notify();
+    Ok(count)
+}

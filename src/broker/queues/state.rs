@@ -76,6 +76,8 @@ pub struct Stats {
     pub dead_lettered: u64,
     /// Messages gone before they were settled (retention, damage).
     pub lost: u64,
+    /// Messages settled by a purge.
+    pub purged: u64,
 }
 
 /// Counts of the window, for describe and the gauges.
@@ -725,5 +727,6 @@ impl QueueState {
     }
 }
 
+mod purge;
 #[cfg(test)]
 mod tests;

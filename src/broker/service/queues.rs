@@ -1,11 +1,11 @@
 //! The queue operations of the service: queue groups on a topic (create, describe, list,
-//! delete), receive and settle. Each spreads over the topic's partitions and runs each piece on
+//! delete, purge), receive and settle. Each spreads over the topic's partitions and runs each piece on
 //! the partition's owner (`broker::queues::owner`), within the request's deadline.
 //!
 //! Authorization (ACLs), asked before anything is done: receive and settle need Read on the
 //! topic and Read on the queue group (a `Group` resource, like Kafka's share groups); create
 //! needs Create on the group, Read on the topic, and creation rights for a dead-letter topic
-//! that does not exist yet (it is created on first use); delete needs Delete on the group;
+//! that does not exist yet (it is created on first use); delete and purge need Delete on the group (purge Read on the topic too);
 //! describe needs Describe on both, and a list leaves out what the principal may not describe.
 
 use std::collections::BTreeMap;
@@ -253,6 +253,35 @@ impl Service {
             return Err(crate::broker::queues::unknown_group(topic, group));
         }
         Ok(())
+    }
+
+    /// Purges a queue group: acknowledges, on every partition, every message available now
+    /// (locked and delayed ones stay); returns how many. Needs Delete on the group.
+    pub async fn purge_queue_group(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        group: &str,
+    ) -> BrokerResult<u64> {
+        self.authorize(ctx, ResourceType::Group, group, Operation::Delete)?;
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
+        let partitions = self.state.partitions_of(topic)?;
+        let mut purged = None;
+        for partition in 0..partitions {
+            let (name, group_name) = (topic.to_string(), group.to_string());
+            let done = self
+                .state
+                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
+                    owner::purge(&owner, &name, partition, &group_name).await
+                })
+                .await;
+            match done {
+                Ok(count) => purged = Some(purged.unwrap_or(0) + count),
+                Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {}
+                Err(error) => return Err(error),
+            }
+        }
+        purged.ok_or_else(|| crate::broker::queues::unknown_group(topic, group))
     }
 
     /// Receives up to `max_messages` across the topic's partitions, each locked to the
