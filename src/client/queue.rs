@@ -4,6 +4,7 @@
 //! consumers never share locks; reusing an id after a restart lets a consumer settle what it
 //! received before (until the locks expire).
 
+use crate::batch::Header;
 use crate::protocol::queues::{
     QueueGroupInfo, QueueMessage, QueueRequest, QueueResponse, ReceiveRequest, SettleAction,
     SettleRequest,
@@ -254,4 +255,42 @@ pub fn ranges_of(messages: &[QueueMessage]) -> Vec<(u32, u64, u64)> {
         }
     }
     ranges
+}
+
+/// The header that delays a message's delivery to queue groups (decimal milliseconds after
+/// its timestamp).
+pub const DELAY_HEADER: &str = "x-delay-ms";
+/// The header naming a message's FIFO message group (for queue groups with `fifo=header`).
+pub const GROUP_KEY_HEADER: &str = "x-group-key";
+/// The header carrying a message's deduplication id.
+pub const DEDUP_ID_HEADER: &str = "x-dedup-id";
+
+/// What a producer may say about a message for queue groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageOptions {
+    /// Deliver no earlier than this many ms after the message's timestamp.
+    pub delay_ms: Option<u64>,
+    /// Its FIFO message group.
+    pub group_key: Option<String>,
+    /// Its deduplication id.
+    pub dedup_id: Option<String>,
+}
+
+/// The headers that carry `options` (add them to a record's).
+pub fn message_headers(options: &MessageOptions) -> Vec<Header> {
+    let header = |key: &str, value: String| Header {
+        key: key.to_string(),
+        value: Some(bytes::Bytes::from(value)),
+    };
+    let mut headers = Vec::new();
+    if let Some(delay_ms) = options.delay_ms {
+        headers.push(header(DELAY_HEADER, delay_ms.to_string()));
+    }
+    if let Some(key) = &options.group_key {
+        headers.push(header(GROUP_KEY_HEADER, key.clone()));
+    }
+    if let Some(id) = &options.dedup_id {
+        headers.push(header(DEDUP_ID_HEADER, id.clone()));
+    }
+    headers
 }

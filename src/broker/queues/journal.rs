@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
 
-use super::settings::QueueSettings;
+use super::settings::{FifoKey, QueueSettings};
 use super::state::QueueState;
 use crate::batch::{BatchBuilder, Compression, Record, records};
 use crate::broker::BrokerResult;
@@ -79,6 +79,8 @@ impl Entry {
                 let name = settings.dead_letter_topic.as_bytes();
                 out.extend_from_slice(&(name.len() as u16).to_le_bytes());
                 out.extend_from_slice(name);
+                out.extend_from_slice(&settings.delay_ms.to_le_bytes());
+                out.push(settings.fifo.to_byte());
             }
             Entry::Drop => out.push(DROP),
             Entry::Acquired {
@@ -121,6 +123,10 @@ impl Entry {
                 let length = usize::from(reader.u16()?);
                 let name = std::str::from_utf8(reader.take(length)?)
                     .map_err(|_| "the dead-letter topic is not UTF-8".to_string())?;
+                let delay_ms = reader.u64()?;
+                let byte = reader.u8()?;
+                let fifo = FifoKey::from_byte(byte)
+                    .ok_or_else(|| format!("fifo key kind {byte} is unknown"))?;
                 let [
                     visibility_timeout_ms,
                     max_deliveries,
@@ -137,6 +143,8 @@ impl Entry {
                         max_unacked,
                         window_messages_max: window,
                         dead_letter_topic: name.to_string(),
+                        delay_ms,
+                        fifo,
                     },
                 }
             }
@@ -386,6 +394,8 @@ mod tests {
             max_unacked: 5,
             window_messages_max: 100,
             dead_letter_topic: "t.g.dlq".into(),
+            delay_ms: 0,
+            fifo: crate::broker::queues::settings::FifoKey::Off,
         }
     }
 

@@ -9,11 +9,12 @@
 //! receives read and lock without locks or hops. Modules, one concept each: `spans` (the
 //! window's runs of offsets), `state` (the state machine, pure, time passed in), `settings`
 //! (a group's settings and the bounds), `journal` (the durable record, folded and compacted at
-//! open), `owner` (the operations run on the owner shard), `dead_letter` (writing dead letters),
+//! open), `owner` (the operations run on the owner shard), `dead_letter` (writing dead letters), `delay` (when a message is due),
 //! `background` (lock expiry and metrics, one timer per shard), `metrics`.
 
 pub mod background;
 pub mod dead_letter;
+pub mod delay;
 pub mod journal;
 pub mod metrics;
 pub mod owner;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::journal::Entry;
 use super::settings::{self, QueueSettings, StartAt};
-use super::state::{Action, Delivered, View};
-use super::{PartitionQueues, ReceivedMessage, consumer_id, dead_letter, open_or_create};
+use super::state::{Action, Delivered, Incoming, View};
+use super::{PartitionQueues, ReceivedMessage, consumer_id, dead_letter, delay, open_or_create};
 use crate::batch::records::{self, StoredRecord};
 use crate::broker::{BrokerError, BrokerResult, ErrorKind, ShardState};
 use crate::storage::PartitionLog;
@@ -145,7 +145,7 @@ pub async fn receive_once(
     let log = state.log(&receive.topic, receive.partition)?;
     let queues = queues_of(state, &receive.topic, receive.partition, &receive.group)?;
     let consumer = consumer_id(&receive.consumer);
-    let (ranges, visibility_ms) = queues.with_group(&receive.group, |queue| {
+    let (ranges, visibility_ms, delay_ms) = queues.with_group(&receive.group, |queue| {
         let visibility_ms =
             settings::visibility_for(queue.settings(), receive.visibility_timeout_ms)?;
         let wanted = u64::from(receive.max_messages);
@@ -155,16 +155,22 @@ pub async fn receive_once(
             log.log_start_offset(),
             log.high_watermark(),
         );
-        Ok((ranges, visibility_ms))
+        Ok((ranges, visibility_ms, queue.settings().delay_ms))
     })?;
     if ranges.is_empty() {
         return Ok(Vec::new());
     }
     let records = read_ranges(&log, &ranges, receive.max_bytes as usize).await?;
-    let offsets: Vec<u64> = records.iter().map(|(offset, _)| *offset).collect();
     let now = now_ms();
+    let incoming: Vec<Incoming> = records
+        .iter()
+        .map(|(offset, stored)| Incoming {
+            offset: *offset,
+            due_ms: delay::due_ms(&stored.record, delay_ms, now),
+        })
+        .collect();
     let delivered = queues.with_group(&receive.group, |queue| {
-        Ok(queue.acquire(consumer, &offsets, visibility_ms, now))
+        Ok(queue.acquire_incoming(consumer, &incoming, visibility_ms, now))
     })?;
     if delivered.is_empty() {
         return Ok(Vec::new());

@@ -18,6 +18,8 @@ pub const RELEASE_DELAY_MS_MAX: u32 = VISIBILITY_TIMEOUT_MS_MAX;
 pub const CONSUMER_ID_BYTES_MAX: usize = 255;
 /// Ranges one settle may name.
 pub const SETTLE_RANGES_MAX: usize = 10_000;
+/// The longest delay, of a group or of a message (`x-delay-ms`): a year.
+pub const DELAY_MS_MAX: u64 = 366 * 24 * 3600 * 1000;
 /// Longest dead-letter topic name (a topic name's bound).
 const TOPIC_NAME_BYTES_MAX: usize = 200;
 
@@ -30,6 +32,43 @@ pub struct QueueSettings {
     pub max_unacked: u32,
     pub window_messages_max: u32,
     pub dead_letter_topic: String,
+    /// The delay before a new message becomes available (0: none), unless it says.
+    pub delay_ms: u64,
+    /// What orders messages into FIFO message groups.
+    pub fifo: FifoKey,
+}
+
+/// Where a FIFO message group's key comes from: messages with the same key are delivered in
+/// order and one at a time; messages without one are not ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FifoKey {
+    /// No FIFO message groups.
+    #[default]
+    Off,
+    /// The `x-group-key` header.
+    Header,
+    /// The record's key.
+    Key,
+}
+
+impl FifoKey {
+    pub fn name(self) -> &'static str {
+        match self {
+            FifoKey::Off => "off",
+            FifoKey::Header => "header",
+            FifoKey::Key => "key",
+        }
+    }
+
+    pub fn to_byte(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_byte(byte: u8) -> Option<FifoKey> {
+        [FifoKey::Off, FifoKey::Header, FifoKey::Key]
+            .into_iter()
+            .find(|key| *key as u8 == byte)
+    }
 }
 
 /// Where a new queue group starts reading each partition.
@@ -73,6 +112,8 @@ impl QueueSettings {
             max_unacked: config.max_unacked,
             window_messages_max: config.window_messages_max,
             dead_letter_topic: default_dead_letter_topic(topic, group),
+            delay_ms: config.delay_ms,
+            fifo: FifoKey::Off,
         };
         let mut start = StartAt::Earliest;
         for (key, value) in overrides {
@@ -94,6 +135,19 @@ impl QueueSettings {
                     settings.window_messages_max = bounded(key, value, 1, LOCKS_MAX)?
                 }
                 "dead_letter_topic" => settings.dead_letter_topic = value.clone(),
+                "delay_ms" => {
+                    settings.delay_ms = value
+                        .parse()
+                        .map_err(|_| invalid(format!("{key}={value:?} is not a number")))?
+                }
+                "fifo" => {
+                    settings.fifo = [FifoKey::Off, FifoKey::Header, FifoKey::Key]
+                        .into_iter()
+                        .find(|fifo| fifo.name() == value)
+                        .ok_or_else(|| {
+                            invalid(format!("fifo={value:?} is not off, header or key"))
+                        })?
+                }
                 "start" => {
                     start = match value.as_str() {
                         "earliest" => StartAt::Earliest,
@@ -144,6 +198,12 @@ impl QueueSettings {
                 LOCKS_MAX,
             ),
         ];
+        if self.delay_ms > DELAY_MS_MAX {
+            return Err(invalid(format!(
+                "delay_ms={} is over {DELAY_MS_MAX} (a year)",
+                self.delay_ms
+            )));
+        }
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {
                 return Err(invalid(format!("{key}={value} is outside {min}..={max}")));
@@ -167,6 +227,8 @@ impl QueueSettings {
                 self.window_messages_max.to_string(),
             ),
             ("dead_letter_topic".into(), self.dead_letter_topic.clone()),
+            ("delay_ms".into(), self.delay_ms.to_string()),
+            ("fifo".into(), self.fifo.name().to_string()),
         ]
     }
 }

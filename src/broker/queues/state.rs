@@ -234,91 +234,6 @@ impl QueueState {
                     .any(|(_, span)| matches!(span.status, Status::Available { .. })))
     }
 
-    /// Locks for `consumer` those of `offsets` (ascending, as read from the log) still
-    /// available and within its budget, until `now_ms + visibility_ms`. Offsets the read
-    /// skipped between the cursor and a read one (damage) are archived as lost.
-    pub fn acquire(
-        &mut self,
-        consumer: ConsumerId,
-        offsets: &[u64],
-        visibility_ms: u32,
-        now_ms: u64,
-    ) -> Vec<Delivered> {
-        let mut budget = self.budget(consumer, u64::MAX);
-        let deadline_ms = now_ms.saturating_add(u64::from(visibility_ms));
-        let window_end = self.end(u64::MAX);
-        let locked = Status::Locked {
-            holder: Some(consumer),
-            deadline_ms,
-        };
-        let mut delivered = Vec::new();
-        for &offset in offsets {
-            if budget == 0 || offset >= window_end {
-                break;
-            }
-            if offset < self.settled_below {
-                continue;
-            }
-            if offset >= self.cursor {
-                if offset > self.cursor {
-                    self.stats.lost += offset - self.cursor;
-                    self.append(Span::fresh(offset - 1, Status::Archived));
-                }
-                self.append(Span {
-                    last: offset,
-                    status: locked,
-                    deliveries: 0,
-                    first_delivery_ms: 0,
-                    last_delivery_ms: 0,
-                });
-            } else if !matches!(
-                self.spans.get(offset),
-                Some((
-                    _,
-                    Span {
-                        status: Status::Available { .. },
-                        ..
-                    }
-                ))
-            ) {
-                continue;
-            }
-            let mut this = None;
-            change(
-                &mut self.spans,
-                &mut self.ledger,
-                offset,
-                offset,
-                |_, span| {
-                    span.status = locked;
-                    if span.deliveries == 0 {
-                        span.first_delivery_ms = now_ms;
-                    }
-                    span.deliveries = span.deliveries.saturating_add(1);
-                    span.last_delivery_ms = now_ms;
-                    this = Some(Delivered {
-                        offset,
-                        deliveries: span.deliveries,
-                        first_delivery_ms: span.first_delivery_ms,
-                        deadline_ms,
-                    });
-                },
-            );
-            let Some(this) = this else { continue };
-            self.stats.deliveries += 1;
-            if this.deliveries > 1 {
-                self.stats.redeliveries += 1;
-            }
-            delivered.push(this);
-            budget -= 1;
-        }
-        if !delivered.is_empty() {
-            self.next_deadline_ms = self.next_deadline_ms.min(deadline_ms);
-        }
-        self.collapse();
-        delivered
-    }
-
     /// Adds a span at the cursor.
     fn append(&mut self, span: Span) {
         let first = self.cursor;
@@ -727,6 +642,9 @@ impl QueueState {
     }
 }
 
+mod acquire;
 mod purge;
+
+pub use acquire::Incoming;
 #[cfg(test)]
 mod tests;

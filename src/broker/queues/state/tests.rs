@@ -14,6 +14,8 @@ fn settings() -> QueueSettings {
         max_unacked: 50,
         window_messages_max: 1_000,
         dead_letter_topic: "t.g.dlq".into(),
+        delay_ms: 0,
+        fifo: crate::broker::queues::settings::FifoKey::Off,
     }
 }
 
