@@ -196,3 +196,143 @@ fn delayed_messages_are_delivered_no_earlier_than_due_across_a_restart() {
         assert!(got[0].1 >= sent_at + 1000, "{got:?} {sent_at}");
     });
 }
+
+fn keyed(key: &str, value: &str) -> Record {
+    record(
+        None,
+        value,
+        MessageOptions {
+            group_key: Some(key.into()),
+            ..MessageOptions::default()
+        },
+    )
+}
+
+/// The group key of a value "k<key>-<seq>": (key, seq).
+fn key_and_seq(value: &str) -> (String, u32) {
+    let (key, seq) = value.split_once('-').unwrap();
+    (key.to_string(), seq.parse().unwrap())
+}
+
+#[test]
+fn fifo_groups_deliver_each_key_in_order_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        client.create_topic("orders", 1, &[]).await.unwrap();
+        client
+            .create_queue_group("orders", "g", &[("fifo", "header")])
+            .await
+            .unwrap();
+        let records = (0..30)
+            .map(|i| keyed(&format!("k{}", i % 5), &format!("k{}-{}", i % 5, i / 5)))
+            .collect();
+        produce(&client, "orders", 0, records).await;
+        let consumers: Vec<QueueConsumer> = (0..3)
+            .map(|_| consumer(&client, "orders", "g", 0))
+            .collect();
+        // The first receive gets each key's head only; the next consumer gets nothing.
+        let heads = consumers[0].receive().await.unwrap();
+        let values: Vec<String> = heads.iter().map(value).collect();
+        assert_eq!(values, ["k0-0", "k1-0", "k2-0", "k3-0", "k4-0"]);
+        assert!(consumers[1].receive().await.unwrap().is_empty());
+        let info = client.describe_queue_group("orders", "g").await.unwrap();
+        assert_eq!(info.partitions[0].numbers[4], 25, "the rest parked");
+        // Settling one head frees exactly that key's next message, for any consumer.
+        consumers[0].ack(&heads[0]).await.unwrap();
+        let next = consumers[1].receive().await.unwrap();
+        assert_eq!(next.iter().map(value).collect::<Vec<_>>(), ["k0-1"]);
+        // A released head comes back before its successors.
+        consumers[0].release(&heads[1], 0).await.unwrap();
+        let again = consumers[2].receive().await.unwrap();
+        assert_eq!(again.iter().map(value).collect::<Vec<_>>(), ["k1-0"]);
+        assert_eq!(again[0].deliveries, 2);
+
+        // Round-robin the rest, releasing every third delivery once: per key, never two in
+        // flight and acks in order.
+        let mut held: Vec<Vec<QueueMessage>> = vec![heads[2..].to_vec(), next, again];
+        let mut acked: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        acked.entry("k0".into()).or_default().push(0);
+        let mut released = std::collections::BTreeSet::new();
+        let mut turn = 0;
+        while acked.values().map(Vec::len).sum::<usize>() < 30 && turn < 500 {
+            let c = turn % 3;
+            turn += 1;
+            let in_flight: Vec<String> = held
+                .iter()
+                .flatten()
+                .map(|m| key_and_seq(&value(m)).0)
+                .collect();
+            for message in consumers[c].receive().await.unwrap() {
+                let (key, _) = key_and_seq(&value(&message));
+                assert!(!in_flight.contains(&key), "two of {key} in flight");
+                held[c].push(message);
+            }
+            for message in std::mem::take(&mut held[c]) {
+                let name = value(&message);
+                if released.insert(name.clone()) && name.ends_with('2') {
+                    consumers[c].release(&message, 0).await.unwrap();
+                    continue;
+                }
+                consumers[c].ack(&message).await.unwrap();
+                let (key, seq) = key_and_seq(&name);
+                acked.entry(key).or_default().push(seq);
+            }
+        }
+        for (key, seqs) in &acked {
+            assert_eq!(seqs, &(0..6).collect::<Vec<u32>>(), "{key}");
+        }
+        assert_eq!(acked.len(), 5);
+
+        // Messages without a key are not ordered: all at once.
+        let plain = (0..3).map(|i| record(None, &format!("plain-{i}"), MessageOptions::default()));
+        produce(&client, "orders", 0, plain.collect()).await;
+        assert_eq!(consumers[0].receive().await.unwrap().len(), 3);
+    });
+    // From the command line: two lines of one group key, one at a time.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        .args([
+            "produce",
+            "orders",
+            "--group-key",
+            "cli",
+            "--broker",
+            &address,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"cli-0\ncli-1\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    block_on(async {
+        let client = Client::connect(&address).await.unwrap();
+        let c = consumer(&client, "orders", "g", 1000);
+        let first = c.receive().await.unwrap();
+        assert_eq!(first.iter().map(value).collect::<Vec<_>>(), ["cli-0"]);
+        c.ack_all(&first).await.unwrap();
+        let second = c.receive().await.unwrap();
+        assert_eq!(second.iter().map(value).collect::<Vec<_>>(), ["cli-1"]);
+    });
+}
+
+/// The client's header names are the broker's (the client may not name the broker's code).
+#[test]
+fn the_client_and_the_broker_name_the_same_headers() {
+    use ringmq::broker::queues;
+    assert_eq!(
+        ringmq::client::queue::DELAY_HEADER,
+        queues::delay::DELAY_HEADER
+    );
+    assert_eq!(
+        ringmq::client::queue::GROUP_KEY_HEADER,
+        queues::state::fifo::GROUP_KEY_HEADER
+    );
+}

@@ -11,6 +11,7 @@ pub struct QueueMetrics {
     in_flight: Gauge,
     delayed: Gauge,
     spans: Gauge,
+    fifo_keys: Gauge,
     deliveries: Counter,
     redeliveries: Counter,
     acks: Counter,
@@ -36,6 +37,7 @@ impl QueueMetrics {
             in_flight: gauge("ringmq_queue_in_flight_messages"),
             delayed: gauge("ringmq_queue_delayed_messages"),
             spans: gauge("ringmq_queue_window_spans"),
+            fifo_keys: gauge("ringmq_queue_fifo_keys"),
             deliveries: counter("ringmq_queue_deliveries_total"),
             redeliveries: counter("ringmq_queue_redeliveries_total"),
             acks: counter("ringmq_queue_acks_total"),
@@ -53,6 +55,7 @@ impl QueueMetrics {
         self.in_flight.set(view.in_flight as f64);
         self.delayed.set(view.delayed as f64);
         self.spans.set(view.spans as f64);
+        self.fifo_keys.set(view.fifo_keys as f64);
         self.deliveries.absolute(stats.deliveries);
         self.redeliveries.absolute(stats.redeliveries);
         self.acks.absolute(stats.acks);
@@ -78,7 +81,11 @@ pub fn describe_metrics() {
     );
     describe_gauge!(
         "ringmq_queue_delayed_messages",
-        "Messages released with a delay, not yet available again."
+        "Messages held back: released with a delay, not yet due (x-delay-ms, delay_ms), or parked behind their FIFO group's head."
+    );
+    describe_gauge!(
+        "ringmq_queue_fifo_keys",
+        "FIFO message group keys in play (a message in flight or parked); bounded by window_messages_max."
     );
     describe_gauge!(
         "ringmq_queue_window_spans",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::journal::Entry;
 use super::settings::{self, QueueSettings, StartAt};
-use super::state::{Action, Delivered, Incoming, View};
+use super::state::{Action, Delivered, Incoming, View, fifo};
 use super::{PartitionQueues, ReceivedMessage, consumer_id, dead_letter, delay, open_or_create};
 use crate::batch::records::{self, StoredRecord};
 use crate::broker::{BrokerError, BrokerResult, ErrorKind, ShardState};
@@ -145,7 +145,7 @@ pub async fn receive_once(
     let log = state.log(&receive.topic, receive.partition)?;
     let queues = queues_of(state, &receive.topic, receive.partition, &receive.group)?;
     let consumer = consumer_id(&receive.consumer);
-    let (ranges, visibility_ms, delay_ms) = queues.with_group(&receive.group, |queue| {
+    let (ranges, visibility_ms, delay_ms, fifo) = queues.with_group(&receive.group, |queue| {
         let visibility_ms =
             settings::visibility_for(queue.settings(), receive.visibility_timeout_ms)?;
         let wanted = u64::from(receive.max_messages);
@@ -155,7 +155,8 @@ pub async fn receive_once(
             log.log_start_offset(),
             log.high_watermark(),
         );
-        Ok((ranges, visibility_ms, queue.settings().delay_ms))
+        let settings = queue.settings();
+        Ok((ranges, visibility_ms, settings.delay_ms, settings.fifo))
     })?;
     if ranges.is_empty() {
         return Ok(Vec::new());
@@ -167,6 +168,7 @@ pub async fn receive_once(
         .map(|(offset, stored)| Incoming {
             offset: *offset,
             due_ms: delay::due_ms(&stored.record, delay_ms, now),
+            fifo_key: fifo::group_key(&stored.record, fifo),
         })
         .collect();
     let delivered = queues.with_group(&receive.group, |queue| {

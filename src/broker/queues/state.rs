@@ -91,6 +91,8 @@ pub struct View {
     pub delayed: u64,
     pub spans: u64,
     pub consumers: u64,
+    /// FIFO group keys in play (each with a message in flight or parked).
+    pub fifo_keys: u64,
 }
 
 /// Locks held, in all and per consumer; kept in step with every status change.
@@ -150,6 +152,7 @@ pub struct QueueState {
     /// No lock expires before this (it may be early, never late).
     next_deadline_ms: u64,
     pub stats: Stats,
+    fifo: fifo::Fifo,
 }
 
 fn len(first: u64, span: &Span) -> u64 {
@@ -166,6 +169,7 @@ impl QueueState {
             ledger: Ledger::default(),
             next_deadline_ms: u64::MAX,
             stats: Stats::default(),
+            fifo: fifo::Fifo::default(),
         }
     }
 
@@ -481,6 +485,7 @@ impl QueueState {
 
     /// Folds the settled spans at the front of the window into `settled_below`.
     fn collapse(&mut self) {
+        self.fifo_advance();
         while let Some((_, span)) = self.spans.first() {
             if !span.status.is_settled() {
                 break;
@@ -627,6 +632,7 @@ impl QueueState {
             in_flight: self.ledger.in_flight,
             spans: self.spans.len() as u64,
             consumers: self.ledger.held.len() as u64,
+            fifo_keys: self.fifo.keys() as u64,
             ..View::default()
         };
         // Beyond the window's end the messages are waiting too, just not deliverable yet.
@@ -643,6 +649,7 @@ impl QueueState {
 }
 
 mod acquire;
+pub mod fifo;
 mod purge;
 
 pub use acquire::Incoming;

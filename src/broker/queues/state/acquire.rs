@@ -11,6 +11,8 @@ pub struct Incoming {
     pub offset: u64,
     /// Not to be delivered before this (epoch ms; 0: at once).
     pub due_ms: u64,
+    /// Its FIFO message group's key, hashed (None: unordered).
+    pub fifo_key: Option<u64>,
 }
 
 impl QueueState {
@@ -25,7 +27,10 @@ impl QueueState {
     ) -> Vec<Delivered> {
         let incoming: Vec<Incoming> = offsets
             .iter()
-            .map(|&offset| Incoming { offset, due_ms: 0 })
+            .map(|&offset| Incoming {
+                offset,
+                ..Incoming::default()
+            })
             .collect();
         self.acquire_incoming(consumer, &incoming, visibility_ms, now_ms)
     }
@@ -49,7 +54,12 @@ impl QueueState {
             deadline_ms,
         };
         let mut delivered = Vec::new();
-        for &Incoming { offset, due_ms } in incoming {
+        for &Incoming {
+            offset,
+            due_ms,
+            fifo_key,
+        } in incoming
+        {
             if budget == 0 || offset >= window_end {
                 break;
             }
@@ -68,6 +78,11 @@ impl QueueState {
                 if due_ms > now_ms {
                     self.append(Span::fresh(offset, delayed));
                     self.next_deadline_ms = self.next_deadline_ms.min(due_ms);
+                    continue;
+                }
+                if let Some(key) = fifo_key
+                    && !self.fifo_admit(key, offset)
+                {
                     continue;
                 }
                 self.append(Span::fresh(offset, locked));
@@ -90,6 +105,11 @@ impl QueueState {
                                 |_, span| span.status = delayed,
                             );
                             self.next_deadline_ms = self.next_deadline_ms.min(due_ms);
+                            continue;
+                        }
+                        if let Some(key) = fifo_key
+                            && !self.fifo_admit(key, offset)
+                        {
                             continue;
                         }
                     }
