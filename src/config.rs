@@ -144,10 +144,6 @@ pub struct QueueConfig {
     /// The delay before a new message of a group becomes available (0: none); a message's
     /// `x-delay-ms` header overrides it.
     pub delay_ms: u64,
-    /// Deduplication ids each partition remembers at most (produce-time deduplication).
-    pub dedup_ids_max: u32,
-    /// How long a deduplication id is remembered.
-    pub dedup_window_ms: u64,
 }
 
 impl Default for QueueConfig {
@@ -162,8 +158,6 @@ impl Default for QueueConfig {
             groups_per_topic_max: 100,
             lock_check_interval_ms: 100,
             delay_ms: 0,
-            dedup_ids_max: 100_000,
-            dedup_window_ms: 300_000,
         }
     }
 }

@@ -1,8 +1,7 @@
-//! Delayed delivery, FIFO message groups and deduplication over TCP against a real broker:
-//! each message is delivered no earlier than its timestamp plus its delay (its header's, or its
-//! group's), across a restart and from the command line; per group key strictly in order and
-//! never two in flight across consumers; repeats of a deduplication id dropped at produce time
-//! within the window and accepted after it.
+//! Delayed delivery and FIFO message groups over TCP against a real broker: each message is
+//! delivered no earlier than its timestamp plus its delay (its header's, or its group's),
+//! across a restart and from the command line; per group key strictly in order and never two
+//! in flight across consumers, a released head before its successors.
 
 mod common;
 

@@ -59,10 +59,6 @@ pub struct ProduceArgs {
     /// fifo=header deliver one key's records in order, one at a time.
     #[arg(long, value_name = "KEY")]
     group_key: Option<String>,
-    /// The deduplication id of each record (the x-dedup-id header): the broker drops a record
-    /// whose id its partition saw within the deduplication window.
-    #[arg(long, value_name = "ID")]
-    dedup_id: Option<String>,
     /// none, written or fsynced [default: the client config's, else fsynced].
     #[arg(long, value_parser = parse_acks)]
     acks: Option<AckLevel>,
@@ -290,7 +286,6 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
     headers.extend(crate::client::queue::message_headers(&MessageOptions {
         delay_ms: args.delay_ms,
         group_key: args.group_key.clone(),
-        dedup_id: args.dedup_id.clone(),
     }));
     let client = connect_to(&settings.endpoint()?).await?;
     let (topic_record_max, batch_bytes_max) = topic_limits(&client, &args.topic).await?;

@@ -262,8 +262,6 @@ pub fn ranges_of(messages: &[QueueMessage]) -> Vec<(u32, u64, u64)> {
 pub const DELAY_HEADER: &str = "x-delay-ms";
 /// The header naming a message's FIFO message group (for queue groups with `fifo=header`).
 pub const GROUP_KEY_HEADER: &str = "x-group-key";
-/// The header carrying a message's deduplication id.
-pub const DEDUP_ID_HEADER: &str = "x-dedup-id";
 
 /// What a producer may say about a message for queue groups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -272,8 +270,6 @@ pub struct MessageOptions {
     pub delay_ms: Option<u64>,
     /// Its FIFO message group.
     pub group_key: Option<String>,
-    /// Its deduplication id.
-    pub dedup_id: Option<String>,
 }
 
 /// The headers that carry `options` (add them to a record's).
@@ -288,9 +284,6 @@ pub fn message_headers(options: &MessageOptions) -> Vec<Header> {
     }
     if let Some(key) = &options.group_key {
         headers.push(header(GROUP_KEY_HEADER, key.clone()));
-    }
-    if let Some(id) = &options.dedup_id {
-        headers.push(header(DEDUP_ID_HEADER, id.clone()));
     }
     headers
 }
