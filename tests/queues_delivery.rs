@@ -35,6 +35,20 @@ fn consumer(client: &Client, topic: &str, group: &str, wait_ms: u32) -> QueueCon
     QueueConsumer::new(client.clone(), topic, group, config)
 }
 
+/// Runs `ringmq produce ARGS --broker ADDRESS` with `stdin` as its input; it must succeed.
+fn cli_produce(address: &str, args: &[&str], stdin: &[u8]) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        .arg("produce")
+        .args(args)
+        .args(["--broker", address])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 /// A record produced now with `options` as headers.
 fn record(key: Option<&str>, value: &str, options: MessageOptions) -> Record {
     let mut record = Record::new(
@@ -166,27 +180,8 @@ fn delayed_messages_are_delivered_no_earlier_than_due_across_a_restart() {
         assert!(got[0].1 >= produced_at + 2500, "{got:?} {produced_at}");
     });
     // From the command line: produce --delay-ms.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
-        .args([
-            "produce",
-            "later",
-            "--delay-ms",
-            "1000",
-            "--broker",
-            &address,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let sent_at = now_ms();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from-cli\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    cli_produce(&address, &["later", "--delay-ms", "1000"], b"from-cli\n");
     block_on(async {
         let client = Client::connect(&address).await.unwrap();
         let got = receive_timed(&consumer(&client, "later", "g", 500), 1).await;
@@ -291,26 +286,11 @@ fn fifo_groups_deliver_each_key_in_order_one_at_a_time() {
         assert_eq!(consumers[0].receive().await.unwrap().len(), 3);
     });
     // From the command line: two lines of one group key, one at a time.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
-        .args([
-            "produce",
-            "orders",
-            "--group-key",
-            "cli",
-            "--broker",
-            &address,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"cli-0\ncli-1\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    cli_produce(
+        &address,
+        &["orders", "--group-key", "cli"],
+        b"cli-0\ncli-1\n",
+    );
     block_on(async {
         let client = Client::connect(&address).await.unwrap();
         let c = consumer(&client, "orders", "g", 1000);

@@ -9,6 +9,7 @@
 //! describe needs Describe on both, and a list leaves out what the principal may not describe.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{RequestContext, Service, invalid_request};
@@ -17,7 +18,7 @@ use crate::broker::queues::owner::{self, PartitionReceive};
 use crate::broker::queues::settings::{self, QueueSettings};
 use crate::broker::queues::state::Stats;
 use crate::broker::queues::{Action, ReceivedMessage, View};
-use crate::broker::{BrokerError, BrokerResult, ErrorKind, groups};
+use crate::broker::{BrokerError, BrokerResult, ErrorKind, ShardState, groups};
 
 /// A long poll waits on every partition at once in slices of at most this, so the waits left
 /// behind on other shards when one partition wakes end soon.
@@ -173,38 +174,33 @@ impl Service {
     ) -> BrokerResult<QueueGroupDescription> {
         self.authorize(ctx, ResourceType::Topic, topic, Operation::Describe)?;
         self.authorize(ctx, ResourceType::Group, group, Operation::Describe)?;
-        let partitions = self.state.partitions_of(topic)?;
-        let mut description = QueueGroupDescription {
+        let described = self
+            .on_group_partitions(
+                ctx,
+                topic,
+                group,
+                |owner, name, partition, group| async move {
+                    owner::describe(&owner, &name, partition, &group)
+                },
+            )
+            .await?;
+        let settings = described
+            .first()
+            .map(|(_, (settings, _, _))| settings.describe())
+            .unwrap_or_default();
+        Ok(QueueGroupDescription {
             topic: topic.to_string(),
             group: group.to_string(),
-            settings: Vec::new(),
-            partitions: Vec::new(),
-        };
-        for partition in 0..partitions {
-            let (name, group_name) = (topic.to_string(), group.to_string());
-            let described = self
-                .state
-                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
-                    owner::describe(&owner, &name, partition, &group_name)
+            settings,
+            partitions: described
+                .into_iter()
+                .map(|(partition, (_, view, stats))| QueuePartition {
+                    partition,
+                    view,
+                    stats,
                 })
-                .await;
-            match described {
-                Ok((settings, view, stats)) => {
-                    description.settings = settings.describe();
-                    description.partitions.push(QueuePartition {
-                        partition,
-                        view,
-                        stats,
-                    });
-                }
-                Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {}
-                Err(error) => return Err(error),
-            }
-        }
-        if description.partitions.is_empty() {
-            return Err(crate::broker::queues::unknown_group(topic, group));
-        }
-        Ok(description)
+                .collect(),
+        })
     }
 
     /// Every queue group the principal may describe (group and topic), as (topic, group).
@@ -233,26 +229,54 @@ impl Service {
         group: &str,
     ) -> BrokerResult<()> {
         self.authorize(ctx, ResourceType::Group, group, Operation::Delete)?;
+        self.on_group_partitions(
+            ctx,
+            topic,
+            group,
+            |owner, name, partition, group| async move {
+                owner::drop_group(&owner, &name, partition, &group).await
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Runs `work` (owner, topic, partition, group) on the owner of each partition of `topic`
+    /// that has queue group `group`, in partition order; (partition, what it returned) of each,
+    /// or `UnknownQueueGroup` if no partition has the group.
+    async fn on_group_partitions<R, F, Fut>(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        group: &str,
+        work: F,
+    ) -> BrokerResult<Vec<(u32, R)>>
+    where
+        R: Send + 'static,
+        F: Fn(Rc<ShardState>, String, u32, String) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = BrokerResult<R>> + 'static,
+    {
         let partitions = self.state.partitions_of(topic)?;
-        let mut deleted = false;
+        let mut done = Vec::new();
         for partition in 0..partitions {
-            let (name, group_name) = (topic.to_string(), group.to_string());
-            let dropped = self
+            let (name, group_name, work) = (topic.to_string(), group.to_string(), work.clone());
+            let result = self
                 .state
-                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
-                    owner::drop_group(&owner, &name, partition, &group_name).await
+                .on_owner(ctx.deadline, topic, partition, move |owner| {
+                    work(owner, name, partition, group_name)
                 })
                 .await;
-            match dropped {
-                Ok(()) => deleted = true,
+            match result {
+                Ok(value) => done.push((partition, value)),
+                // A partition added after the group was created has no state for it.
                 Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {}
                 Err(error) => return Err(error),
             }
         }
-        if !deleted {
+        if done.is_empty() {
             return Err(crate::broker::queues::unknown_group(topic, group));
         }
-        Ok(())
+        Ok(done)
     }
 
     /// Purges a queue group: acknowledges, on every partition, every message available now
@@ -265,23 +289,17 @@ impl Service {
     ) -> BrokerResult<u64> {
         self.authorize(ctx, ResourceType::Group, group, Operation::Delete)?;
         self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
-        let partitions = self.state.partitions_of(topic)?;
-        let mut purged = None;
-        for partition in 0..partitions {
-            let (name, group_name) = (topic.to_string(), group.to_string());
-            let done = self
-                .state
-                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
-                    owner::purge(&owner, &name, partition, &group_name).await
-                })
-                .await;
-            match done {
-                Ok(count) => purged = Some(purged.unwrap_or(0) + count),
-                Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {}
-                Err(error) => return Err(error),
-            }
-        }
-        purged.ok_or_else(|| crate::broker::queues::unknown_group(topic, group))
+        let purged = self
+            .on_group_partitions(
+                ctx,
+                topic,
+                group,
+                |owner, name, partition, group| async move {
+                    owner::purge(&owner, &name, partition, &group).await
+                },
+            )
+            .await?;
+        Ok(purged.into_iter().map(|(_, count)| count).sum())
     }
 
     /// Receives up to `max_messages` across the topic's partitions, each locked to the
