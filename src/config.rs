@@ -148,6 +148,51 @@ pub struct BrokerConfig {
     /// The key → partition rule of a native produce that lets the broker choose (partition -1):
     /// murmur2, as Kafka's Java client and ringmq's own client and CLI; xxh3 was the rule before.
     pub key_partitioner: Partitioner,
+    /// Queue groups: the defaults a new one starts with and the broker's bounds on them.
+    pub queues: QueueConfig,
+}
+
+/// Queue groups' defaults (a create may override the first five) and the broker's bounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// How long a received message stays locked to its consumer unless the receive says.
+    pub visibility_timeout_ms: u32,
+    /// Deliveries after which a message that is released or whose lock expires is
+    /// dead-lettered.
+    pub max_deliveries: u32,
+    /// Locks a queue group holds at once on one partition.
+    pub max_in_flight: u32,
+    /// Locks one consumer holds at once on one partition (its prefetch).
+    pub max_unacked: u32,
+    /// Offsets a queue group holds state for above its settled prefix on one partition: a
+    /// message unsettled this far behind the newest delivered one holds the rest back.
+    pub window_messages_max: u32,
+    /// Messages one receive may ask for.
+    pub receive_messages_max: u32,
+    /// Queue groups one topic may have.
+    pub groups_per_topic_max: u32,
+    /// How often each shard looks for expired locks.
+    pub lock_check_interval_ms: u64,
+    /// The delay before a new message of a group becomes available (0: none); a message's
+    /// `x-delay-ms` header overrides it.
+    pub delay_ms: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            visibility_timeout_ms: 30_000,
+            max_deliveries: 5,
+            max_in_flight: 2_000,
+            max_unacked: 1_000,
+            window_messages_max: 20_000,
+            receive_messages_max: 1_000,
+            groups_per_topic_max: 100,
+            lock_check_interval_ms: 100,
+            delay_ms: 0,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -208,6 +253,7 @@ impl Default for BrokerConfig {
             topic_defaults: LogConfig::default(),
             verify_on_start: false,
             key_partitioner: Partitioner::Murmur2,
+            queues: QueueConfig::default(),
         }
     }
 }

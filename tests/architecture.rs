@@ -141,6 +141,7 @@ const NATIVE_ADAPTER: &[&str] = &[
     "server/errors.rs",
     "server/routing.rs",
     "server/replies.rs",
+    "server/queues.rs",
 ];
 const ADAPTER_MAY_NAME: &[&str] = &[
     "broker::service",

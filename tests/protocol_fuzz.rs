@@ -53,6 +53,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::test_runner::{Config, TestRunner};
 use ringmq::protocol::codec::{REQUEST_HEADER_BYTES, ResponseHeader};
+use ringmq::protocol::queues::{QueueRequest, ReceiveRequest, SettleAction, SettleRequest};
 use ringmq::protocol::replies::{ReplyMode, ReplyRequest};
 use ringmq::protocol::routing::{
     BindingSpec, ExchangeType, MatchMode, PublishRequest, RoutingRequest,
@@ -153,6 +154,41 @@ fn sample(api: ApiKey) -> Request {
         ApiKey::ListGroups => Request::ListGroups,
         ApiKey::DescribeGroup => Request::DescribeGroup { group: text("g") },
         ApiKey::DeleteGroup => Request::DeleteGroup { group: text("g") },
+        ApiKey::CreateQueueGroup => Request::Queue(QueueRequest::CreateQueueGroup {
+            topic: text("fuzz"),
+            group: text("q"),
+            configs: vec![(text("max_deliveries"), text("3"))],
+        }),
+        ApiKey::DescribeQueueGroup => Request::Queue(QueueRequest::DescribeQueueGroup {
+            topic: text("fuzz"),
+            group: text("q"),
+        }),
+        ApiKey::ListQueueGroups => Request::Queue(QueueRequest::ListQueueGroups),
+        ApiKey::DeleteQueueGroup => Request::Queue(QueueRequest::DeleteQueueGroup {
+            topic: text("fuzz"),
+            group: text("nothing"),
+        }),
+        ApiKey::PurgeQueueGroup => Request::Queue(QueueRequest::PurgeQueueGroup {
+            topic: text("fuzz"),
+            group: text("q"),
+        }),
+        ApiKey::Receive => Request::Queue(QueueRequest::Receive(ReceiveRequest {
+            topic: text("fuzz"),
+            group: text("q"),
+            consumer: text("c"),
+            max_messages: 2,
+            max_bytes: 0,
+            wait_ms: 0,
+            visibility_timeout_ms: 0,
+            create: true,
+        })),
+        ApiKey::Settle => Request::Queue(QueueRequest::Settle(SettleRequest {
+            topic: text("fuzz"),
+            group: text("q"),
+            consumer: text("c"),
+            action: SettleAction::Release { delay_ms: 0 },
+            ranges: vec![(0, 0, 0)],
+        })),
         ApiKey::CreateExchange
         | ApiKey::DeleteExchange
         | ApiKey::Bind

@@ -87,6 +87,15 @@ error_kinds! {
     FencedInstance => "fenced_instance",
     /// The group's members consume the topic, so its offsets cannot be deleted.
     GroupSubscribed => "group_subscribed",
+    /// No queue group of that name on the topic.
+    UnknownQueueGroup => "unknown_queue_group",
+    /// A queue group of that name exists on the topic already.
+    QueueGroupExists => "queue_group_exists",
+    /// The consumer settles a message it does not hold (never received, settled already, or
+    /// now locked by another consumer).
+    LockNotHeld => "lock_not_held",
+    /// The consumer's lock on the message expired before its settle.
+    LockExpired => "lock_expired",
     /// No such user (or no credential of that mechanism for it).
     UnknownUser => "unknown_user",
     /// A credential the broker does not accept (iterations out of range, an unknown

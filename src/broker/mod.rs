@@ -7,6 +7,7 @@
 
 pub mod acls;
 pub mod admin;
+pub mod compaction;
 pub mod configs;
 pub mod error;
 pub mod fd_budget;
@@ -14,6 +15,7 @@ pub mod groups;
 pub mod json_file;
 pub mod partition;
 pub mod producer_ids;
+pub mod queues;
 pub mod quotas;
 pub mod rebatch;
 pub mod replies;
@@ -56,6 +58,8 @@ pub struct ShardState {
     pub lifecycle: Lifecycle,
     /// The consumer groups this shard coordinates.
     coordinator: RefCell<groups::Coordinator>,
+    /// The queue groups of the partitions this shard owns.
+    queues: RefCell<queues::ShardQueues>,
     /// This shard's snapshot of the users and their credentials.
     users: RefCell<Arc<users::Users>>,
     /// This shard's snapshot of the access control lists.
@@ -139,6 +143,7 @@ impl ShardState {
             forwards: metrics::counter!("ringmq_shard_forwards_total", "shard" => id.to_string()),
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
+            queues: RefCell::new(queues::ShardQueues::default()),
             users: RefCell::new(Arc::new(users::Users::default())),
             acls: RefCell::new(Arc::new(acls::Acls::default())),
             quotas: RefCell::new(quotas::QuotaBuckets::default()),
@@ -207,9 +212,11 @@ impl ShardState {
         groups::open(self).await
     }
 
-    /// Starts the shard's background work: group session expiry and lag metrics.
+    /// Starts the shard's background work: group session expiry and lag metrics, queue lock
+    /// expiry and metrics.
     pub fn spawn_background(self: &Rc<Self>) {
         crate::runtime::spawn_detached(groups::run_background(self.clone()));
+        crate::runtime::spawn_detached(queues::background::run(self.clone()));
     }
 
     /// Writes, fsyncs and closes every log this shard owns, all at once, each within
@@ -222,6 +229,12 @@ impl ShardState {
             .is_none()
         {
             tracing::error!(shard = self.id, "closing the offsets logs timed out");
+        }
+        if crate::runtime::timeout(grace, queues::close(self))
+            .await
+            .is_none()
+        {
+            tracing::error!(shard = self.id, "closing the queue journals timed out");
         }
         let logs: Vec<PartitionLog> = self
             .logs
@@ -246,7 +259,7 @@ impl ShardState {
     }
 
     /// Runs `work` on the shard that owns `partition` of `topic`, giving up at `deadline`.
-    async fn on_owner<R, E, F, Fut>(
+    pub(crate) async fn on_owner<R, E, F, Fut>(
         self: &Rc<Self>,
         deadline: Instant,
         topic: &str,
@@ -361,6 +374,7 @@ impl ShardState {
 /// Registers the help text of every metric the broker layer emits.
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    queues::metrics::describe_metrics();
     describe_histogram!(
         "ringmq_produce_latency_seconds",
         Unit::Seconds,

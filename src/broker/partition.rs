@@ -52,6 +52,7 @@ pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> R
             dirsync::remove_all_durable_off_shard(&dir)
                 .await
                 .map_err(|error| format!("{}: {error}", dir.display()))?;
+            super::queues::remove_owned(state, &topic.name, partition).await;
         }
         let mut config = topic.config.clone();
         config.verify_on_start |= state.config.verify_on_start;
@@ -64,6 +65,7 @@ pub async fn open_owned(state: &ShardState, topic: &TopicMeta, fresh: bool) -> R
             .entry(topic.name.clone())
             .or_default()
             .insert(partition, log);
+        super::queues::open_owned(state, &topic.name, partition).await?;
     }
     Ok(())
 }
@@ -96,6 +98,7 @@ pub async fn remove_owned_from(state: &ShardState, topic: &str, first: u32) {
         if let Err(error) = dirsync::remove_all_durable_off_shard(&dir).await {
             tracing::warn!(dir = %dir.display(), %error, "could not delete a deleted topic's partition");
         }
+        super::queues::remove_owned(state, topic, partition).await;
     }
 }
 

@@ -1,5 +1,5 @@
 //! The `ringmq` command line: the broker (`serve`), client commands that reach a running
-//! broker (`topic`, `produce`, `consume`), and the offline log inspector (`log`).
+//! broker (`topic`, `produce`, `consume`, `group`, `queue`), and the offline log inspector (`log`).
 //! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
 
 pub mod acl;
@@ -12,6 +12,7 @@ pub mod input;
 pub mod offsets;
 pub mod output;
 pub mod produce;
+pub mod queue;
 pub mod serve;
 pub mod stop;
 pub mod topic;
@@ -62,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+    /// Work queues: create, list, describe and delete queue groups; receive (and ack).
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
+    },
     /// Access control lists in a data directory's acls.json (enforced once a listener asks
     /// clients to authenticate).
     Acl {
@@ -108,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group { command } => group::run(command),
+        Command::Queue { command } => queue::run(command),
         Command::User { command } => user::run(command),
         Command::Acl { command } => acl::run(command),
         Command::Completion { shell } => {

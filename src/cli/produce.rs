@@ -23,6 +23,7 @@ use super::topic::connect_to;
 use super::{BrokerAddress, run_client};
 use crate::batch::{Compression, Header, Record};
 use crate::client::producer::Delivery;
+use crate::client::queue::MessageOptions;
 use crate::client::{ClientError, Partitioner, Producer, ProducerConfig, record_body_bytes_max};
 use crate::protocol::ErrorCode;
 use crate::runtime;
@@ -62,6 +63,14 @@ pub struct ProduceArgs {
     /// A header added to every record, as key=value; repeatable.
     #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
     headers: Vec<String>,
+    /// Queue groups deliver each record no earlier than this many milliseconds after it was
+    /// produced (the x-delay-ms header).
+    #[arg(long, value_name = "MS")]
+    delay_ms: Option<u64>,
+    /// The FIFO message group of each record (the x-group-key header): queue groups with
+    /// fifo=header deliver one key's records in order, one at a time.
+    #[arg(long, value_name = "KEY")]
+    group_key: Option<String>,
     /// none, written or fsynced [default: the client config's, else fsynced].
     #[arg(long, value_parser = parse_acks)]
     acks: Option<AckLevel>,
@@ -285,7 +294,11 @@ pub fn run(args: ProduceArgs) -> ExitCode {
 
 async fn produce(args: ProduceArgs) -> Result<(), String> {
     let settings = args.address.settings()?;
-    let headers = headers(&args.headers)?;
+    let mut headers = headers(&args.headers)?;
+    headers.extend(crate::client::queue::message_headers(&MessageOptions {
+        delay_ms: args.delay_ms,
+        group_key: args.group_key.clone(),
+    }));
     let acks = match (args.acks, settings.acks.as_deref()) {
         (Some(acks), _) => acks,
         (None, Some(name)) => parse_acks(name)?,

@@ -49,6 +49,8 @@ pub mod consumer;
 mod exchanges;
 pub mod group;
 pub mod producer;
+pub mod queue;
+pub mod redrive;
 pub mod replies;
 pub mod threaded;
 
@@ -65,6 +67,8 @@ pub use group::{
     reset_offsets,
 };
 pub use producer::{Producer, ProducerConfig, RecordAck, record_body_bytes_max};
+pub use queue::{QueueConsumer, QueueConsumerConfig};
+pub use redrive::Redrive;
 pub use replies::{Requester, Responder};
 pub use threaded::ThreadedClient;
 

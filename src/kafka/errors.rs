@@ -43,6 +43,8 @@ pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const INVALID_RECORD: i16 = 87;
+/// KIP-932's code for acknowledging a record the share consumer does not hold.
+pub const INVALID_RECORD_STATE: i16 = 121;
 pub const RESOURCE_NOT_FOUND: i16 = 91;
 pub const DUPLICATE_RESOURCE: i16 = 92;
 pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
@@ -79,6 +81,11 @@ pub fn kafka_code(kind: ErrorKind) -> i16 {
         ErrorKind::GroupFull => GROUP_MAX_SIZE_REACHED,
         ErrorKind::FencedInstance => FENCED_INSTANCE_ID,
         ErrorKind::GroupSubscribed => GROUP_SUBSCRIBED_TO_TOPIC,
+        // Queue groups are Kafka's share groups: what KIP-932 answers for each.
+        ErrorKind::UnknownQueueGroup => GROUP_ID_NOT_FOUND,
+        // Kafka creates groups implicitly and has no "exists" code for them.
+        ErrorKind::QueueGroupExists => INVALID_REQUEST,
+        ErrorKind::LockNotHeld | ErrorKind::LockExpired => INVALID_RECORD_STATE,
         ErrorKind::UnknownUser => RESOURCE_NOT_FOUND,
         ErrorKind::InvalidCredential => UNACCEPTABLE_CREDENTIAL,
         ErrorKind::AuthenticationFailed => SASL_AUTHENTICATION_FAILED,

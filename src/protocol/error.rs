@@ -69,6 +69,11 @@ error_codes! {
     UnknownReplyDestination = 63, "unknown_reply_destination";
     ExclusiveDestination = 64, "exclusive_destination";
     TooManyPendingRequests = 65, "too_many_pending_requests";
+    // Queues' codes are 50-59 (60-69 are routing's).
+    UnknownQueueGroup = 50, "unknown_queue_group";
+    QueueGroupExists = 51, "queue_group_exists";
+    LockNotHeld = 52, "lock_not_held";
+    LockExpired = 53, "lock_expired";
 }
 
 impl ErrorCode {

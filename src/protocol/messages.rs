@@ -8,6 +8,7 @@ use super::codec::{FrameWriter, Reader, RequestHeader};
 use super::error::{ErrorCode, ProtocolError};
 use crate::storage::AckLevel;
 
+pub use super::queues::{QueueRequest, QueueResponse};
 pub use super::replies::{ReplyRequest, ReplyResponse};
 pub use super::responses::{decode_response, encode_response};
 pub use super::routing::{RoutingRequest, RoutingResponse};
@@ -31,6 +32,14 @@ pub enum ApiKey {
     DescribeGroup = 13,
     DeleteGroup = 14,
     AddPartitions = 15,
+    // Queues take keys from 40 up (`queues.rs`).
+    CreateQueueGroup = 40,
+    DescribeQueueGroup = 41,
+    ListQueueGroups = 42,
+    DeleteQueueGroup = 43,
+    Receive = 44,
+    Settle = 45,
+    PurgeQueueGroup = 46,
     /// Changes a topic's settings (set some, revert some to the broker's default).
     AlterTopicConfig = 30,
     /// Chooses a SASL mechanism (when the listener asks for authentication).
@@ -70,6 +79,13 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::DescribeGroup, 0, 0),
     (ApiKey::DeleteGroup, 0, 0),
     (ApiKey::AddPartitions, 0, 0),
+    (ApiKey::CreateQueueGroup, 0, 0),
+    (ApiKey::DescribeQueueGroup, 0, 0),
+    (ApiKey::ListQueueGroups, 0, 0),
+    (ApiKey::DeleteQueueGroup, 0, 0),
+    (ApiKey::Receive, 0, 0),
+    (ApiKey::Settle, 0, 0),
+    (ApiKey::PurgeQueueGroup, 0, 0),
     (ApiKey::AlterTopicConfig, 0, 0),
     (ApiKey::SaslHandshake, 0, 0),
     (ApiKey::SaslAuthenticate, 0, 0),
@@ -232,6 +248,8 @@ pub enum Request {
     Routing(RoutingRequest),
     /// Request/reply: reply destinations, requests, replies (`replies.rs`).
     Replies(ReplyRequest),
+    /// A queue request (api keys 40 to 45).
+    Queue(QueueRequest),
 }
 
 /// A member's view of its group after a join or heartbeat.
@@ -309,6 +327,7 @@ pub enum Response {
     Offsets(Vec<(String, u32, u64)>),
     Groups(Vec<GroupSummary>),
     GroupDescription(GroupDescription),
+    Queue(QueueResponse),
     /// The mechanisms the listener enables (also sent with a refused handshake's error).
     SaslMechanisms(Vec<String>),
     /// The broker's next message of the mechanism (empty when there is none).
@@ -451,6 +470,7 @@ impl Request {
             Request::DeleteGroup { .. } => ApiKey::DeleteGroup,
             Request::Routing(routing) => routing.api_key(),
             Request::Replies(replies) => replies.api_key(),
+            Request::Queue(queue) => queue.api_key(),
         }
     }
 
@@ -561,6 +581,7 @@ impl Request {
             }
             Request::Routing(routing) => routing.encode(&mut writer),
             Request::Replies(replies) => replies.encode(&mut writer),
+            Request::Queue(queue) => queue.encode(&mut writer),
         }
         writer.finish()
     }
@@ -681,6 +702,13 @@ impl Request {
             | ApiKey::SendRequest
             | ApiKey::Reply
             | ApiKey::ReceiveReplies => Request::Replies(ReplyRequest::decode(api, &mut reader)?),
+            ApiKey::CreateQueueGroup
+            | ApiKey::DescribeQueueGroup
+            | ApiKey::ListQueueGroups
+            | ApiKey::DeleteQueueGroup
+            | ApiKey::Receive
+            | ApiKey::Settle
+            | ApiKey::PurgeQueueGroup => Request::Queue(QueueRequest::decode(api, &mut reader)?),
         };
         reader.finish()?;
         Ok(request)

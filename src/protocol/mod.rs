@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod error;
 pub mod messages;
+pub mod queues;
 pub mod replies;
 mod responses;
 pub mod routing;

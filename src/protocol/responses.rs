@@ -97,6 +97,7 @@ pub fn encode_response(correlation_id: u32, result: Result<Response, ProtocolErr
             }
             put_offsets(&mut writer, &description.offsets);
         }
+        Response::Queue(queue) => queue.encode(&mut writer),
         Response::SaslMechanisms(mechanisms) => {
             writer.u32(mechanisms.len() as u32);
             for mechanism in &mechanisms {
@@ -140,6 +141,18 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         }
         ApiKey::DeclareReplyTo | ApiKey::SendRequest | ApiKey::Reply | ApiKey::ReceiveReplies => {
             Response::Replies(ReplyResponse::decode(api, &mut reader)?)
+        }
+        ApiKey::CreateQueueGroup
+        | ApiKey::DescribeQueueGroup
+        | ApiKey::ListQueueGroups
+        | ApiKey::DeleteQueueGroup
+        | ApiKey::Receive
+        | ApiKey::Settle
+        | ApiKey::PurgeQueueGroup => {
+            match super::queues::QueueResponse::decode(api, &mut reader)? {
+                Some(queue) => Response::Queue(queue),
+                None => Response::Done,
+            }
         }
         ApiKey::JoinGroup | ApiKey::Heartbeat => Response::Group(GroupAssignment {
             member_id: reader.string()?,

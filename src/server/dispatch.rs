@@ -163,6 +163,9 @@ async fn serve_request(
         }
         Request::Routing(routing) => super::routing::serve(service, ctx, routing).await,
         Request::Replies(replies) => super::replies::serve(service, ctx, replies).await,
+        Request::Queue(queue) => super::queues::serve(service, ctx, queue)
+            .await
+            .map_err(to_native),
         group_request => groups(service, ctx, group_request).await.map_err(to_native),
     }
 }

@@ -54,6 +54,10 @@ pub fn native_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::UnknownReplyDestination => ErrorCode::UnknownReplyDestination,
         ErrorKind::ExclusiveDestination => ErrorCode::ExclusiveDestination,
         ErrorKind::TooManyPendingRequests => ErrorCode::TooManyPendingRequests,
+        ErrorKind::UnknownQueueGroup => ErrorCode::UnknownQueueGroup,
+        ErrorKind::QueueGroupExists => ErrorCode::QueueGroupExists,
+        ErrorKind::LockNotHeld => ErrorCode::LockNotHeld,
+        ErrorKind::LockExpired => ErrorCode::LockExpired,
     }
 }
 

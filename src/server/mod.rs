@@ -10,6 +10,7 @@ pub mod connection;
 mod dispatch;
 pub mod errors;
 pub mod http;
+mod queues;
 mod replies;
 mod routing;
 

@@ -11,6 +11,7 @@ mod disk;
 mod exchanges;
 mod groups;
 mod many;
+mod queues;
 mod quotas;
 mod records;
 mod replies;
@@ -30,6 +31,8 @@ pub use super::groups::{
     OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
+pub use super::queues::state::Stats as QueueStats;
+pub use super::queues::{Action as SettleAction, ReceivedMessage, View as QueueView};
 pub use super::replies::inbox::Delivery;
 pub use super::routing::admin::NewExchange;
 pub use super::routing::model::{Binding, Destination, ExchangeKind, ExchangeMeta, HeaderMatch};
@@ -45,6 +48,7 @@ pub use context::{Principal, RequestContext};
 pub use disk::LogDir;
 pub use groups::JoinGroup;
 pub use many::PartitionEnds;
+pub use queues::{NewQueueGroup, QueueGroupDescription, QueuePartition, Receive, Settle};
 pub use replies::{ReplyOutcome, SendReply, SendRequest};
 pub use sasl::{HandshakeRefusal, SaslSession};
 pub use types::{

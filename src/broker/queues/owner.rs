@@ -1,0 +1,407 @@
+//! The queue operations that run on a partition's owner shard, one partition at a time: define
+//! and drop a group, describe it, receive (plan, read, lock, journal) and wait for something to
+//! receive, and settle. The service (`broker::service::queues`) spreads a request over the
+//! topic's partitions and brings each piece here.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::journal::Entry;
+use super::settings::{self, QueueSettings, StartAt};
+use super::state::{Action, Delivered, Incoming, View, fifo};
+use super::{PartitionQueues, ReceivedMessage, consumer_id, dead_letter, delay, open_or_create};
+use crate::batch::records::{self, StoredRecord};
+use crate::broker::{BrokerError, BrokerResult, ErrorKind, ShardState};
+use crate::storage::PartitionLog;
+
+pub fn now_ms() -> u64 {
+    u64::try_from(crate::storage::log::now_ms()).unwrap_or(0)
+}
+
+/// The queues of a partition this shard owns, or `UnknownQueueGroup` if it has none.
+fn queues_of(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    group: &str,
+) -> BrokerResult<Rc<PartitionQueues>> {
+    state
+        .queues
+        .borrow()
+        .get(topic, partition)
+        .ok_or_else(|| super::unknown_group(topic, group))
+}
+
+/// Defines `group` on this partition; false if it was defined already. Within
+/// `groups_per_topic_max`.
+pub async fn define(
+    state: &Rc<ShardState>,
+    topic: &str,
+    partition: u32,
+    group: &str,
+    settings: QueueSettings,
+    start: StartAt,
+) -> BrokerResult<bool> {
+    let log = state.log(topic, partition)?;
+    let queues = open_or_create(state, topic, partition).await?;
+    let names = queues.group_names();
+    if names.iter().any(|name| name == group) {
+        return Ok(false);
+    }
+    let limit = state.config.queues.groups_per_topic_max as usize;
+    if names.len() >= limit {
+        return Err(BrokerError::new(
+            ErrorKind::ResourceLimit,
+            format!("topic {topic:?} has {limit} queue groups, its limit (groups_per_topic_max)"),
+        ));
+    }
+    let start = match start {
+        StartAt::Earliest => log.log_start_offset(),
+        StartAt::Latest => log.high_watermark(),
+    };
+    // In memory first, with no await since the check above, so that a concurrent define (two
+    // first consumers at once) sees it and the journal never holds two definitions; receives
+    // journal after it, so its record comes first.
+    let entry = Entry::Define { start, settings };
+    super::journal::fold(&mut queues.groups.borrow_mut(), group, entry.clone(), topic);
+    if let Err(error) = queues.journal(group, vec![entry]).await {
+        queues.groups.borrow_mut().remove(group);
+        return Err(error);
+    }
+    Ok(true)
+}
+
+/// Drops `group` on this partition (journaled first); its locks die with it.
+pub async fn drop_group(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    group: &str,
+) -> BrokerResult<()> {
+    let queues = queues_of(state, topic, partition, group)?;
+    queues.with_group(group, |_| Ok(()))?;
+    queues.journal(group, vec![Entry::Drop]).await?;
+    queues.groups.borrow_mut().remove(group);
+    queues.changed.notify();
+    Ok(())
+}
+
+/// A group's settings and counts on this partition.
+pub fn describe(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    group: &str,
+) -> BrokerResult<(QueueSettings, View, super::state::Stats)> {
+    let high_watermark = state.log(topic, partition)?.high_watermark();
+    queues_of(state, topic, partition, group)?.with_group(group, |queue| {
+        Ok((
+            queue.settings().clone(),
+            queue.view(high_watermark),
+            queue.stats,
+        ))
+    })
+}
+
+/// (topic, group) of every group on a partition this shard owns.
+pub fn list(state: &ShardState) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = state
+        .queues
+        .borrow()
+        .all()
+        .iter()
+        .flat_map(|queues| {
+            let topic = queues.topic.clone();
+            queues
+                .group_names()
+                .into_iter()
+                .map(move |group| (topic.clone(), group))
+        })
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// What one partition's piece of a receive asks.
+#[derive(Clone, Debug)]
+pub struct PartitionReceive {
+    pub topic: String,
+    pub partition: u32,
+    pub group: String,
+    pub consumer: String,
+    pub max_messages: u32,
+    pub max_bytes: u32,
+    /// 0: the group's.
+    pub visibility_timeout_ms: u32,
+}
+
+/// Receives what this partition has now for the consumer, without waiting: plans the offsets,
+/// reads them, locks those still available, journals the locks, and answers once fsynced.
+pub async fn receive_once(
+    state: &ShardState,
+    receive: &PartitionReceive,
+) -> BrokerResult<Vec<ReceivedMessage>> {
+    let log = state.log(&receive.topic, receive.partition)?;
+    let queues = queues_of(state, &receive.topic, receive.partition, &receive.group)?;
+    let consumer = consumer_id(&receive.consumer);
+    let (ranges, visibility_ms, delay_ms, fifo) = queues.with_group(&receive.group, |queue| {
+        let visibility_ms =
+            settings::visibility_for(queue.settings(), receive.visibility_timeout_ms)?;
+        let wanted = u64::from(receive.max_messages);
+        let ranges = queue.plan(
+            consumer,
+            wanted,
+            log.log_start_offset(),
+            log.high_watermark(),
+        );
+        let settings = queue.settings();
+        Ok((ranges, visibility_ms, settings.delay_ms, settings.fifo))
+    })?;
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records = read_ranges(&log, &ranges, receive.max_bytes as usize).await?;
+    let now = now_ms();
+    let incoming: Vec<Incoming> = records
+        .iter()
+        .map(|(offset, stored)| Incoming {
+            offset: *offset,
+            due_ms: delay::due_ms(&stored.record, delay_ms, now),
+            fifo_key: fifo::group_key(&stored.record, fifo),
+        })
+        .collect();
+    let delivered = queues.with_group(&receive.group, |queue| {
+        Ok(queue.acquire_incoming(consumer, &incoming, visibility_ms, now))
+    })?;
+    if delivered.is_empty() {
+        return Ok(Vec::new());
+    }
+    queues
+        .journal(&receive.group, acquisitions(&delivered, now))
+        .await?;
+    let mut records = records.into_iter().peekable();
+    let mut messages = Vec::with_capacity(delivered.len());
+    for this in delivered {
+        while records
+            .next_if(|(offset, _)| *offset < this.offset)
+            .is_some()
+        {}
+        let Some((_, stored)) = records.next_if(|(offset, _)| *offset == this.offset) else {
+            continue;
+        };
+        messages.push(ReceivedMessage {
+            partition: receive.partition,
+            offset: this.offset,
+            deliveries: this.deliveries,
+            lock_deadline_ms: this.deadline_ms,
+            timestamp_ms: stored.record.timestamp_ms,
+            key: stored.record.key,
+            value: stored.record.value,
+            headers: stored.record.headers,
+        });
+    }
+    Ok(messages)
+}
+
+/// The journal entries of a receive's locks: runs of consecutive offsets alike.
+fn acquisitions(delivered: &[Delivered], now: u64) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for this in delivered {
+        if let Some(Entry::Acquired {
+            last,
+            deliveries,
+            first_delivery_ms,
+            ..
+        }) = entries.last_mut()
+            && last.checked_add(1) == Some(this.offset)
+            && *deliveries == this.deliveries
+            && *first_delivery_ms == this.first_delivery_ms
+        {
+            *last = this.offset;
+            continue;
+        }
+        entries.push(Entry::Acquired {
+            first: this.offset,
+            last: this.offset,
+            deliveries: this.deliveries,
+            first_delivery_ms: this.first_delivery_ms,
+            last_delivery_ms: now,
+        });
+    }
+    entries
+}
+
+/// The records of `ranges` (ascending), within `max_bytes` of keys, values and headers (the
+/// first record always), by offset.
+pub async fn read_ranges(
+    log: &PartitionLog,
+    ranges: &[(u64, u64)],
+    max_bytes: usize,
+) -> BrokerResult<Vec<(u64, StoredRecord)>> {
+    let mut out: Vec<(u64, StoredRecord)> = Vec::new();
+    let mut bytes = 0usize;
+    for &(first, last) in ranges {
+        let mut next = first;
+        while next <= last && next < log.high_watermark() {
+            let read = log.read(next, max_bytes.clamp(64 << 10, 4 << 20)).await?;
+            let before = next;
+            for chunk in &read.chunks {
+                for (_, batch) in crate::batch::iter_framed(chunk) {
+                    for stored in records::decode(batch)
+                        .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e.to_string()))?
+                    {
+                        let Ok(offset) = u64::try_from(stored.offset) else {
+                            continue;
+                        };
+                        if offset < next || offset > last {
+                            continue;
+                        }
+                        let size = record_bytes(&stored);
+                        if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
+                            return Ok(out);
+                        }
+                        bytes = bytes.saturating_add(size);
+                        next = offset + 1;
+                        out.push((offset, stored));
+                    }
+                }
+            }
+            if next == before {
+                // Nothing at or after `next` in this read: skipped (damage), move on.
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn record_bytes(stored: &StoredRecord) -> usize {
+    let record = &stored.record;
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+        .sum();
+    record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + headers
+}
+
+/// Waits until a receive by `consumer` would find something on this partition, or `wait`
+/// passes, or the broker stops. True when something is there.
+pub async fn wait_acquirable(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    group: &str,
+    consumer: &str,
+    wait: Duration,
+) -> BrokerResult<bool> {
+    let log = state.log(topic, partition)?;
+    let queues = queues_of(state, topic, partition, group)?;
+    let consumer = consumer_id(consumer);
+    let until = Instant::now() + wait;
+    loop {
+        let changed = queues.changed.wait();
+        let high_watermark = log.high_watermark();
+        let (ready, cursor) = queues.with_group(group, |queue| {
+            Ok((
+                queue.has_acquirable(consumer, high_watermark),
+                queue.view(0).cursor,
+            ))
+        })?;
+        let left = until.saturating_duration_since(Instant::now());
+        if ready || left.is_zero() || state.lifecycle.stopping.get() {
+            return Ok(ready);
+        }
+        // New data wakes the wait only while it could be delivered (the window has room);
+        // otherwise only a settle or an expiry can.
+        let data = async {
+            if high_watermark > cursor {
+                std::future::pending::<()>().await
+            }
+            log.wait_for_data(cursor).await
+        };
+        let (changed, data) = (std::pin::pin!(changed), std::pin::pin!(data));
+        let either = futures_util::future::select(changed, data);
+        crate::runtime::timeout(left, state.lifecycle.unless_stopping(either)).await;
+    }
+}
+
+/// Settles `ranges` of this partition for `consumer`: all are checked before any changes (a
+/// refusal changes nothing); acks are journaled, dead letters written, before the answer.
+pub async fn settle(
+    state: &Rc<ShardState>,
+    topic: &str,
+    partition: u32,
+    group: &str,
+    consumer: &str,
+    mut ranges: Vec<(u64, u64)>,
+    action: Action,
+) -> BrokerResult<()> {
+    let queues = queues_of(state, topic, partition, group)?;
+    let consumer = consumer_id(consumer);
+    ranges.sort_unstable();
+    if ranges.windows(2).any(|pair| pair[0].1 >= pair[1].0) {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidRequest,
+            "the offset ranges of a settle overlap",
+        ));
+    }
+    let now = now_ms();
+    let (acked, dead_letters) = queues.with_group(group, |queue| {
+        let action = match action {
+            Action::Extend { visibility_ms } => Action::Extend {
+                visibility_ms: settings::visibility_for(queue.settings(), visibility_ms)?,
+            },
+            other => other,
+        };
+        for &(first, last) in &ranges {
+            queue.check(consumer, first, last, now)?;
+        }
+        let (mut acked, mut dead_letters) = (Vec::new(), Vec::new());
+        for &(first, last) in &ranges {
+            let settled = queue.settle(consumer, first, last, action, now)?;
+            acked.extend(settled.acked.map(|(first, last)| Entry::Settled {
+                first,
+                last,
+                archived: false,
+            }));
+            dead_letters.extend(settled.dead_letters);
+        }
+        Ok((acked, dead_letters))
+    })?;
+    queues.changed.notify();
+    queues.journal(group, acked).await?;
+    for letter in dead_letters {
+        dead_letter::write(state, &queues, group, letter).await?;
+    }
+    Ok(())
+}
+
+/// Purges `group` on this partition: acknowledges what is available now (journaled before the
+/// answer); returns how many messages.
+pub async fn purge(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    group: &str,
+) -> BrokerResult<u64> {
+    let log = state.log(topic, partition)?;
+    let queues = queues_of(state, topic, partition, group)?;
+    let (count, ranges) = queues.with_group(group, |queue| {
+        Ok(queue.purge(log.log_start_offset(), log.high_watermark()))
+    })?;
+    let entries = ranges
+        .into_iter()
+        .map(|(first, last)| Entry::Settled {
+            first,
+            last,
+            archived: false,
+        })
+        .collect();
+    queues.journal(group, entries).await?;
+    queues.changed.notify();
+    Ok(count)
+}
