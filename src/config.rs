@@ -105,6 +105,9 @@ pub struct BrokerConfig {
     pub binding_headers_max: usize,
     /// Records one publish through an exchange may carry (they are decoded to be routed).
     pub publish_records_max: usize,
+    /// Copies one publish through an exchange may store in all (records times the topics
+    /// each is routed to): what bounds a publish's memory and routing work.
+    pub publish_copies_max: usize,
     /// Requests one connection may have awaiting a direct reply.
     pub reply_pending_max: usize,
     /// Direct replies one connection may have waiting to be received, and their bytes.
@@ -236,6 +239,7 @@ impl Default for BrokerConfig {
             routing_header_bytes_max: 255,
             binding_headers_max: 32,
             publish_records_max: 10_000,
+            publish_copies_max: 100_000,
             reply_pending_max: 10_000,
             reply_queue_max: 10_000,
             reply_queue_bytes_max: 16 << 20,
@@ -459,8 +463,9 @@ impl BrokerConfig {
             (
                 self.routing_key_bytes_max >= 1
                     && self.routing_header_bytes_max >= 1
-                    && self.publish_records_max >= 1,
-                "routing_key_bytes_max, routing_header_bytes_max and publish_records_max must be at least 1",
+                    && self.publish_records_max >= 1
+                    && self.publish_copies_max >= 1,
+                "routing_key_bytes_max, routing_header_bytes_max, publish_records_max and publish_copies_max must be at least 1",
             ),
             (
                 self.reply_pending_max >= 1

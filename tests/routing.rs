@@ -709,3 +709,52 @@ fn exchanges_are_authorized_on_the_cluster_and_publishes_on_every_destination_to
         carol.delete_exchange("fan").await.unwrap();
     });
 }
+
+/// One publish may store at most `publish_copies_max` copies (records times destinations): a
+/// fanout of 3 with a limit of 6 takes 2 records and refuses 3, storing nothing of them.
+#[test]
+fn a_publish_over_its_copies_bound_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_with(ringmq::config::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: String::new(),
+        kafka_listen: String::new(),
+        shards: 2,
+        publish_copies_max: 6,
+        ..Default::default()
+    });
+    ringmq::runtime::block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        topics(&client, &["c1", "c2", "c3"]).await;
+        client
+            .create_exchange("wide", ExchangeType::Fanout, None)
+            .await
+            .unwrap();
+        for topic in ["c1", "c2", "c3"] {
+            client.bind("wide", to_topic(topic, "")).await.unwrap();
+        }
+        let two = vec![record("a", &[]), record("b", &[])];
+        let answer = client
+            .publish("wide", "k", two, AckLevel::Written, false)
+            .await
+            .unwrap();
+        assert_eq!(answer.failed().count(), 0, "{answer:?}");
+        let three = vec![record("x", &[]), record("y", &[]), record("z", &[])];
+        let refused = client
+            .publish("wide", "k", three, AckLevel::Written, false)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("publish_copies_max"),
+            "{refused}"
+        );
+        for topic in ["c1", "c2", "c3"] {
+            assert_eq!(
+                values(&read_all(&client, topic).await),
+                ["a", "b"],
+                "{topic}"
+            );
+        }
+    });
+}

@@ -89,15 +89,20 @@ impl Compression {
     }
 
     pub fn decompress(self, input: &[u8]) -> Result<Vec<u8>, BatchError> {
+        self.decompress_at_most(input, DECOMPRESSED_BYTES_MAX)
+    }
+
+    /// `decompress`, refusing output over `bytes_max` (at most `DECOMPRESSED_BYTES_MAX`) before
+    /// it is all inflated.
+    pub fn decompress_at_most(self, input: &[u8], bytes_max: usize) -> Result<Vec<u8>, BatchError> {
+        let limit = bytes_max.min(DECOMPRESSED_BYTES_MAX);
         let mut output = Vec::new();
-        self.reader(input, DECOMPRESSED_BYTES_MAX)?
-            .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
+        self.reader(input, limit)?
+            .take(limit as u64 + 1)
             .read_to_end(&mut output)
             .map_err(|_| BatchError::BadRecord("compressed records do not decompress"))?;
-        if output.len() > DECOMPRESSED_BYTES_MAX {
-            return Err(BatchError::DecompressedTooLarge {
-                limit: DECOMPRESSED_BYTES_MAX,
-            });
+        if output.len() > limit {
+            return Err(BatchError::DecompressedTooLarge { limit });
         }
         Ok(output)
     }

@@ -274,13 +274,29 @@ pub fn first_record(batch: &[u8]) -> Option<StoredRecord> {
 
 /// Decodes every record of one whole batch (decompressing if needed), with absolute offsets.
 pub fn decode(batch: &[u8]) -> Result<Vec<StoredRecord>, BatchError> {
+    decode_at_most(batch, super::compression::DECOMPRESSED_BYTES_MAX)
+}
+
+/// `decode`, refusing a batch whose records take more than `records_bytes_max` once
+/// decompressed (what a caller that copies every record can afford).
+pub fn decode_at_most(
+    batch: &[u8],
+    records_bytes_max: usize,
+) -> Result<Vec<StoredRecord>, BatchError> {
     let info = super::validate(batch, super::Limits::UNLIMITED)?;
     let payload = &batch[HEADER_BYTES..info.size_bytes];
     let decompressed;
     let records = if info.compression == Compression::None {
+        if payload.len() > records_bytes_max {
+            return Err(BatchError::DecompressedTooLarge {
+                limit: records_bytes_max,
+            });
+        }
         payload
     } else {
-        decompressed = info.compression.decompress(payload)?;
+        decompressed = info
+            .compression
+            .decompress_at_most(payload, records_bytes_max)?;
         &decompressed[..]
     };
     let mut cursor = Cursor { bytes: records };
@@ -313,6 +329,24 @@ pub fn decode(batch: &[u8]) -> Result<Vec<StoredRecord>, BatchError> {
 mod tests {
     use super::*;
     use crate::batch::BatchBuilder;
+
+    #[test]
+    fn a_caller_bounds_what_a_batch_may_inflate_to() {
+        let value = vec![b'z'; 2 << 20];
+        for compression in [Compression::None, Compression::Zstd, Compression::Lz4] {
+            let mut builder = BatchBuilder::new(compression);
+            builder.push(Record::new(0, None, Some(&value)));
+            let batch = builder.build();
+            assert!(batch.len() < (3 << 20));
+            let refused = decode_at_most(&batch, 1 << 20).unwrap_err();
+            assert!(
+                matches!(refused, BatchError::DecompressedTooLarge { limit } if limit == 1 << 20),
+                "{compression:?}: {refused:?}"
+            );
+            let decoded = decode_at_most(&batch, 4 << 20).unwrap();
+            assert_eq!(decoded[0].record.value.as_deref(), Some(&value[..]));
+        }
+    }
 
     #[test]
     fn varint_round_trips_and_sizes() {

@@ -24,6 +24,9 @@ pub fn decode(
     };
     let invalid = |error| BrokerError::from(StorageError::InvalidBatch(error));
     let mut decoded = Vec::new();
+    // Every record is copied (and copied again per destination): what the batches inflate to
+    // is bounded by one frame's bytes in all, not by the codec's own limit.
+    let mut budget_bytes = state.config.frame_bytes_max;
     let mut rest = records;
     while !rest.is_empty() {
         let info = batch::validate(rest, limits).map_err(invalid)?;
@@ -35,12 +38,11 @@ pub fn decode(
             ));
         }
         let (whole, after) = rest.split_at(info.size_bytes.min(rest.len()));
-        decoded.extend(
-            batch::records::decode(whole)
-                .map_err(invalid)?
-                .into_iter()
-                .map(|stored| stored.record),
-        );
+        for stored in batch::records::decode_at_most(whole, budget_bytes).map_err(invalid)? {
+            let size = record_size(&stored.record);
+            budget_bytes = budget_bytes.saturating_sub(size);
+            decoded.push(stored.record);
+        }
         rest = after;
     }
     Ok(decoded)

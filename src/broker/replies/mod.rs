@@ -122,15 +122,20 @@ pub fn temporary_owner(topic: &str) -> Option<u64> {
     parse_parts(rest).map(|(_, connection, _)| connection)
 }
 
-/// A name only the broker may create: users' topics may not start with `tmp.reply.`.
+/// A name only the broker may create: users' topics may not start with `tmp.reply.` (the
+/// temporary reply topics) nor `ringmq.reply-to.` (direct reply-to names, never stored: a
+/// responder that produced a reply to one through Kafka must not auto-create it).
 pub fn check_user_topic_name(name: &str) -> BrokerResult<()> {
-    if name.starts_with(TEMPORARY_PREFIX) {
-        return Err(BrokerError::new(
-            ErrorKind::InvalidTopicName,
-            format!(
-                "topic names starting with {TEMPORARY_PREFIX:?} are the broker's temporary reply destinations"
-            ),
-        ));
+    for (prefix, what) in [
+        (TEMPORARY_PREFIX, "temporary reply destinations"),
+        (DIRECT_PREFIX, "direct reply-to names, never stored"),
+    ] {
+        if name.starts_with(prefix) {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidTopicName,
+                format!("topic names starting with {prefix:?} are the broker's {what}"),
+            ));
+        }
     }
     Ok(())
 }
@@ -237,6 +242,7 @@ mod tests {
         assert!(validate_correlation_id("").is_err());
         assert!(validate_correlation_id(&"c".repeat(CORRELATION_ID_BYTES_MAX + 1)).is_err());
         assert!(check_user_topic_name("tmp.reply.0.1.0000000000000000").is_err());
+        assert!(check_user_topic_name("ringmq.reply-to.0.1.0000000000000000").is_err());
         assert!(check_user_topic_name("orders").is_ok());
     }
 }

@@ -125,18 +125,28 @@ pub async fn publish(
     let metrics = super::ExchangeMetrics::of(name);
     metrics.published.increment(records.len() as u64);
     let mut matched = Vec::new();
-    let routes: Vec<Vec<&str>> = records
-        .iter()
-        .map(|record| {
-            route(
-                &exchanges,
-                name,
-                &publish.routing_key,
-                &record.headers,
-                &mut matched,
-            )
-        })
-        .collect();
+    let copies_max = state.config.publish_copies_max;
+    let mut copies_total = 0usize;
+    let mut routes: Vec<Vec<&str>> = Vec::with_capacity(records.len());
+    for record in &records {
+        let topics = route(
+            &exchanges,
+            name,
+            &publish.routing_key,
+            &record.headers,
+            &mut matched,
+        );
+        copies_total = copies_total.saturating_add(topics.len());
+        if copies_total > copies_max {
+            return Err(BrokerError::new(
+                ErrorKind::RecordTooLarge,
+                format!(
+                    "a publish through {name:?} would store more than publish_copies_max ({copies_max}) copies: send fewer records at once"
+                ),
+            ));
+        }
+        routes.push(topics);
+    }
     let unroutable = routes.iter().filter(|topics| topics.is_empty()).count();
     metrics.unroutable.increment(unroutable as u64);
     if publish.mandatory && unroutable > 0 {

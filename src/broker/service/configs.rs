@@ -46,6 +46,7 @@ impl Service {
         (replace_all, validate_only): (bool, bool),
     ) -> BrokerResult<()> {
         self.authorize(ctx, ResourceType::Topic, &topic, Operation::AlterConfigs)?;
+        self.check_exclusive(ctx, &topic)?;
         if validate_only {
             return admin::validate_config_changes(&self.state, &topic, &changes, replace_all)
                 .map(|_| ());

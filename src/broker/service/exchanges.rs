@@ -15,6 +15,7 @@ use crate::broker::error::BrokerResult;
 use crate::broker::routing::admin::{self, NewExchange};
 use crate::broker::routing::model::{Binding, ExchangeMeta};
 use crate::broker::routing::publish::{self, Publish, Published};
+use crate::broker::{BrokerError, ErrorKind};
 
 impl Service {
     /// Creates an exchange; answered once every shard has it.
@@ -92,8 +93,20 @@ impl Service {
         if names.is_empty() {
             return Ok(exchanges.by_name.values().map(|x| x.meta.clone()).collect());
         }
-        names
-            .iter()
+        // A name asked for twice is answered once, and no request asks for more exchanges
+        // than there may be: one small request cannot make a response of many copies.
+        let mut unique: Vec<&String> = names.iter().collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let limit = self.state.config.exchanges_max;
+        if unique.len() > limit {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
+                format!("at most exchanges_max ({limit}) names a request"),
+            ));
+        }
+        unique
+            .into_iter()
             .map(|name| {
                 exchanges
                     .get(name)

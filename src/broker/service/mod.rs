@@ -292,6 +292,7 @@ impl Service {
         partitions: u32,
     ) -> BrokerResult<()> {
         self.authorize(ctx, ResourceType::Topic, &topic, Operation::Alter)?;
+        self.check_exclusive(ctx, &topic)?;
         self.state
             .on_shard_until(ctx.deadline, 0, move |zero| async move {
                 admin::add_partitions(&zero, topic, partitions).await

@@ -122,6 +122,8 @@ impl Service {
     ) -> BrokerResult<()> {
         self.authorize(ctx, ResourceType::Group, &new.group, Operation::Create)?;
         self.authorize(ctx, ResourceType::Topic, &new.topic, Operation::Read)?;
+        // A temporary reply topic is its connection's alone: no queue group reads it.
+        self.check_exclusive(ctx, &new.topic)?;
         groups::validate_name(&new.group)?;
         let partitions = self.state.partitions_of(&new.topic)?;
         let (settings, start) = QueueSettings::parse(
@@ -310,6 +312,7 @@ impl Service {
         receive: Receive,
     ) -> BrokerResult<Vec<ReceivedMessage>> {
         self.authorize_consumer(ctx, &receive.topic, &receive.group)?;
+        self.check_exclusive(ctx, &receive.topic)?;
         check_consumer(&receive.consumer)?;
         let limit = self.state.config.queues.receive_messages_max;
         if receive.max_messages == 0 || receive.max_messages > limit {

@@ -17,6 +17,7 @@ impl Service {
         before: RecordsBefore,
     ) -> BrokerResult<u64> {
         self.authorize(ctx, ResourceType::Topic, topic, Operation::Delete)?;
+        self.check_exclusive(ctx, topic)?;
         self.state.check_partition(topic, index)?;
         let name = topic.to_string();
         self.state
