@@ -192,15 +192,52 @@ fn create_topic(address: &str, name: &str, partitions: i32) {
     assert!(created.iter().all(Result::is_ok), "{created:?}");
 }
 
-fn group_consumer(address: &str, group: &str) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// A consumer context for librdkafka's eager assignors that assigns and unassigns without
+/// asking librdkafka for its rebalance protocol: rdkafka's default rebalance asks with a
+/// blocking request, which a consumer being dropped may never answer (a test hung so in CI,
+/// in BaseConsumer's drop, behind a revoke).
+fn eager_rebalance<C: rdkafka::consumer::ConsumerContext>(
+    context: &C,
+    consumer: &BaseConsumer<C>,
+    error: rdkafka::types::RDKafkaRespErr,
+    partitions: &mut TopicPartitionList,
+) {
+    use rdkafka::consumer::Rebalance;
+    use rdkafka::types::RDKafkaRespErr;
+    let assign = error == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    if assign {
+        context.pre_rebalance(consumer, &Rebalance::Assign(partitions));
+        let _ = consumer.assign(partitions);
+    } else {
+        context.pre_rebalance(consumer, &Rebalance::Revoke(partitions));
+        let _ = consumer.unassign();
+    }
+}
+
+struct Eager;
+
+impl rdkafka::client::ClientContext for Eager {}
+
+impl rdkafka::consumer::ConsumerContext for Eager {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        error: rdkafka::types::RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        eager_rebalance(self, consumer, error, partitions);
+    }
+}
+
+fn group_consumer(address: &str, group: &str) -> BaseConsumer<Eager> {
+    let consumer: BaseConsumer<Eager> = ClientConfig::new()
         .set("bootstrap.servers", address)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "100")
-        .create()
+        .create_with_context(Eager)
         .unwrap();
     consumer.subscribe(&["grouped"]).unwrap();
     consumer
@@ -508,6 +545,15 @@ struct CommitOnRevoke {
 impl rdkafka::client::ClientContext for CommitOnRevoke {}
 
 impl rdkafka::consumer::ConsumerContext for CommitOnRevoke {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        error: rdkafka::types::RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        eager_rebalance(self, consumer, error, partitions);
+    }
+
     fn pre_rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
