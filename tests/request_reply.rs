@@ -437,6 +437,57 @@ fn requests_awaiting_replies_are_bounded_per_connection() {
 }
 
 /// Asserts the call failed with `code`.
+/// `Client::request`: concurrent requests from clones of one client share its one requester
+/// (one reply-to, so every request's headers name the same one), each gets its own reply from a
+/// `Client::responder` serving with a closure; a request nobody answers times out.
+#[test]
+fn client_request_shares_one_requester_among_its_clones() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    ringmq::runtime::block_on(async {
+        let server = Client::connect(&address).await.unwrap();
+        server.create_topic("echo", 3, &[]).await.unwrap();
+        server.create_topic("nobody", 1, &[]).await.unwrap();
+        let mut responder = server.responder("echo").await.unwrap();
+        let reply_tos = Rc::new(std::cell::RefCell::new(std::collections::BTreeSet::new()));
+        let seen = reply_tos.clone();
+        let serving = ringmq::runtime::spawn(async move {
+            let error = responder
+                .serve(|request| {
+                    let reply_to = header_text(request, REPLY_TO_HEADER).unwrap();
+                    seen.borrow_mut().insert(reply_to.to_string());
+                    Some(reply_value(format!("echo:{}", text(request))))
+                })
+                .await;
+            drop(error);
+        });
+        let client = Client::connect(&address).await.unwrap();
+        let asks = (0..200).map(|n| {
+            let clone = client.clone();
+            async move {
+                let value = format!("q{n}");
+                let reply = clone
+                    .request("echo", request(&value), Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                (value, text(&reply))
+            }
+        });
+        for (value, reply) in futures_util::future::join_all(asks).await {
+            assert_eq!(reply, format!("echo:{value}"));
+        }
+        assert_eq!(reply_tos.borrow().len(), 1, "{:?}", reply_tos.borrow());
+        assert_eq!(client.late_replies(), 0);
+        let silence = client
+            .request("nobody", request("hello?"), Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert_eq!(silence.code(), Some(ErrorCode::TimedOut), "{silence}");
+        drop(serving);
+    });
+}
+
 fn refused<T: std::fmt::Debug>(result: ringmq::client::Result<T>, code: ErrorCode) {
     let error = result.unwrap_err();
     assert_eq!(error.code(), Some(code), "{error}");
