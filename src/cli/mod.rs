@@ -1,5 +1,6 @@
 //! The `ringmq` command line: the broker (`serve`), client commands that reach a running
-//! broker (`topic`, `produce`, `consume`), and the offline log inspector (`log`).
+//! broker (`topic`, `exchange`, `produce`, `consume`, `request`, `respond`, `group`), and the
+//! offline log inspector (`log`).
 //! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
 
 pub mod acl;
@@ -12,6 +13,7 @@ pub mod input;
 pub mod offsets;
 pub mod output;
 pub mod produce;
+pub mod replies;
 pub mod serve;
 pub mod stop;
 pub mod topic;
@@ -57,6 +59,10 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic; stops at the end of the log unless --follow.
     Consume(consume::ConsumeArgs),
+    /// Send one request (the argument, or stdin) to a topic and print its reply.
+    Request(replies::RequestArgs),
+    /// Answer a topic's requests: echo each, or reply with a command's output (--exec).
+    Respond(replies::RespondArgs),
     /// List, describe, reset and delete consumer groups.
     Group {
         #[command(subcommand)]
@@ -107,6 +113,8 @@ pub fn main() -> ExitCode {
         Command::Exchange { command } => exchange::run(command),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Request(args) => replies::request(args),
+        Command::Respond(args) => replies::respond(args),
         Command::Group { command } => group::run(command),
         Command::User { command } => user::run(command),
         Command::Acl { command } => acl::run(command),
