@@ -402,21 +402,24 @@ impl Responder {
     }
 
     /// Polls once and replies to each request `handler` answers (None: no reply); requests
-    /// without reply headers are skipped. Returns how many replies it sent.
+    /// without reply headers are skipped. The poll's replies are sent together (at most one
+    /// poll's worth, which the consumer's fetch bounds), not one round trip after another.
+    /// Returns how many replies it sent.
     pub async fn serve_once(
         &mut self,
         mut handler: impl FnMut(&Record) -> Option<Record>,
     ) -> Result<usize> {
-        let mut sent = 0;
-        for consumed in self.consumer.poll().await? {
-            let request = &consumed.record;
-            if header_text(request, CORRELATION_ID_HEADER).is_none() {
-                continue;
-            }
-            if let Some(reply) = handler(request) {
-                self.client.respond(request, reply).await?;
-                sent += 1;
-            }
+        let polled = self.consumer.poll().await?;
+        let replies: Vec<_> = polled
+            .iter()
+            .map(|consumed| &consumed.record)
+            .filter(|request| header_text(request, CORRELATION_ID_HEADER).is_some())
+            .filter_map(|request| Some((request, handler(request)?)))
+            .map(|(request, reply)| self.client.respond(request, reply))
+            .collect();
+        let sent = replies.len();
+        for outcome in futures_util::future::join_all(replies).await {
+            outcome?;
         }
         Ok(sent)
     }
