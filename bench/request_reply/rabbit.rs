@@ -30,6 +30,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// A consumer of `queue` whose deliveries need no acknowledgement (as direct reply-to requires).
+async fn consume_without_acks(channel: &Channel, queue: &str, tag: &str) -> lapin::Consumer {
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    channel
+        .basic_consume(queue.into(), tag.into(), options, FieldTable::default())
+        .await
+        .expect("RabbitMQ lets us consume")
+}
+
 /// The broker's address and its responder, which runs on a thread of its own.
 pub struct Rabbit {
     uri: String,
@@ -62,18 +74,7 @@ impl Rabbit {
                     .basic_qos(1000, BasicQosOptions::default())
                     .await
                     .unwrap();
-                let mut requests = channel
-                    .basic_consume(
-                        QUEUE.into(),
-                        "responder".into(),
-                        BasicConsumeOptions {
-                            no_ack: true,
-                            ..Default::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await
-                    .unwrap();
+                let mut requests = consume_without_acks(&channel, QUEUE, "responder").await;
                 ready.send(()).unwrap();
                 while let Some(Ok(request)) = requests.next().await {
                     let properties = &request.properties;
@@ -207,18 +208,7 @@ impl Requester {
             .expect("RabbitMQ answers");
         let channel = connection.create_channel().await.unwrap();
         // Direct reply-to: consume the pseudo-queue without acks before publishing with it.
-        let mut replies = channel
-            .basic_consume(
-                DIRECT_REPLY_TO.into(),
-                "requester".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut replies = consume_without_acks(&channel, DIRECT_REPLY_TO, "requester").await;
         let requester = Arc::new(Requester {
             _connection: connection,
             channel,
