@@ -3,35 +3,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::serve;
-
-fn ringmq() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringmq"))
-}
-
-fn run(command: &mut Command, stdin: &str) -> (i32, String, String) {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
+use common::{ringmq_command as ringmq, run_with_stdin as run, serve};
 
 #[test]
 fn serve_produce_consume_and_stop_cleanly() {

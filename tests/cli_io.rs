@@ -11,31 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{serve, serve_listening};
-
-fn ringmq() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringmq"))
-}
-
-/// Runs a command with `stdin`; returns (exit code, stdout bytes, stderr text).
-fn run(command: &mut Command, stdin: &[u8]) -> (i32, Vec<u8>, String) {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&stdin));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        output.stdout,
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
+use common::{ringmq_command as ringmq, run_with_bytes as run, serve, serve_listening};
 
 fn ok(command: &mut Command, stdin: &[u8]) -> Vec<u8> {
     let (code, out, err) = run(command, stdin);

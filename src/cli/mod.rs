@@ -1,5 +1,6 @@
 //! The `ringmq` command line: the broker (`serve`), client commands that reach a running
-//! broker (`topic`, `produce`, `consume`, `group`, `queue`), and the offline log inspector (`log`).
+//! broker (`topic`, `exchange`, `produce`, `consume`, `request`, `respond`, `group`, `queue`),
+//! and the offline log inspector (`log`).
 //! Errors go to stderr; exit codes: 0 success, 1 the operation failed, 2 bad usage.
 
 pub mod acl;
@@ -13,6 +14,7 @@ pub mod offsets;
 pub mod output;
 pub mod produce;
 pub mod queue;
+pub mod replies;
 pub mod serve;
 pub mod stop;
 pub mod topic;
@@ -58,6 +60,10 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic; stops at the end of the log unless --follow.
     Consume(consume::ConsumeArgs),
+    /// Send one request (the argument, or stdin) to a topic and print its reply.
+    Request(replies::RequestArgs),
+    /// Answer a topic's requests: echo each, or reply with a command's output (--exec).
+    Respond(replies::RespondArgs),
     /// List, describe, reset and delete consumer groups.
     Group {
         #[command(subcommand)]
@@ -113,6 +119,8 @@ pub fn main() -> ExitCode {
         Command::Exchange { command } => exchange::run(command),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Request(args) => replies::request(args),
+        Command::Respond(args) => replies::respond(args),
         Command::Group { command } => group::run(command),
         Command::Queue { command } => queue::run(command),
         Command::User { command } => user::run(command),

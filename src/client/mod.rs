@@ -106,18 +106,20 @@ fn unexpected(response: Response) -> ClientError {
     ClientError::Connection(format!("unexpected response {response:?}"))
 }
 
-/// Admin and data calls over one connection. Cheap to clone.
+/// Admin and data calls over one connection. Cheap to clone: clones share the connection and
+/// the requester [`Client::request`] creates on first use.
 #[derive(Clone)]
 pub struct Client {
     connection: Connection,
+    requester: replies::SharedRequester,
 }
 
 impl Client {
     /// Connects to the broker's native protocol at `address` (`host:port`).
     pub async fn connect(address: &str) -> Result<Client> {
-        Ok(Client {
-            connection: Connection::connect(address, "ringmq-rust").await?,
-        })
+        Ok(Client::over(
+            Connection::connect(address, "ringmq-rust").await?,
+        ))
     }
 
     /// Connects over TLS (see `ClientTls`).
@@ -136,7 +138,15 @@ impl Client {
         if let Some(credentials) = credentials {
             connection.authenticate(credentials).await?;
         }
-        Ok(Client { connection })
+        Ok(Client::over(connection))
+    }
+
+    /// A client over `connection`, with no requester yet.
+    fn over(connection: Connection) -> Client {
+        Client {
+            connection,
+            requester: replies::SharedRequester::default(),
+        }
     }
 
     /// The connection this client sends on, for raw requests.

@@ -4,6 +4,52 @@
 //! requests it consumes. A reply that comes after its request timed out (or twice) matches no
 //! waiting request: it is dropped and counted ([`Requester::late_replies`]); correlation ids are
 //! never reused, so a late reply can never answer a later request.
+//!
+//! The short way: [`Client::request`] sends through one requester per client, made on first use
+//! and shared by the client's clones; [`Client::responder`] and [`Responder::serve`] answer a
+//! topic's requests with a closure until the connection fails.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let broker = ringmq::server::start(ringmq::config::BrokerConfig {
+//! #     data_dir: dir.path().into(), listen: "127.0.0.1:0".into(),
+//! #     kafka_listen: String::new(), http_listen: String::new(), shards: 1,
+//! #     ..Default::default() }).unwrap();
+//! # let address = broker.address.to_string();
+//! use std::time::Duration;
+//! use ringmq::batch::Record;
+//! use ringmq::client::Client;
+//! use ringmq::client::replies::reply_value;
+//!
+//! ringmq::runtime::block_on(async {
+//!     let server = Client::connect(&address).await.unwrap();
+//!     server.create_topic("prices", 1, &[]).await.unwrap();
+//!     let mut responder = server.responder("prices").await.unwrap();
+//!     ringmq::runtime::spawn_detached(async move {
+//!         let _ = responder
+//!             .serve(|request| {
+//!                 let asked = request.value.as_deref().unwrap_or_default();
+//!                 Some(reply_value([b"price of ", asked].concat()))
+//!             })
+//!             .await;
+//!     });
+//!     let client = Client::connect(&address).await.unwrap();
+//!     let reply = client
+//!         .request("prices", Record::new(0, None, Some(b"tea")), Duration::from_secs(5))
+//!         .await
+//!         .unwrap();
+//!     assert_eq!(reply.value.as_deref(), Some(&b"price of tea"[..]));
+//! });
+//! # broker.shutdown();
+//! ```
+//!
+//! Requests go to a topic, not through an exchange: a direct reply-to request must register its
+//! correlation id as pending on the requester's shard before it is stored (that is what makes a
+//! late reply droppable), and the exchange publish path carries no reply state. To route a
+//! request through an exchange, declare a temporary reply topic
+//! ([`Client::declare_reply_to`] with `ReplyMode::Temporary`), publish with the `reply-to` and
+//! `correlation-id` headers set, and consume the temporary topic; responders answer it the same
+//! way ([`Client::respond`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -140,6 +186,69 @@ impl Client {
     /// A requester on this connection (it declares the connection's direct reply-to).
     pub async fn requester(&self) -> Result<Requester> {
         Requester::new(self.clone()).await
+    }
+
+    /// Sends `message` to the topic `destination` and waits up to `timeout` for its reply,
+    /// through this client's own requester (made on first use, shared by its clones; see
+    /// [`Requester::request`]). Requests may run concurrently.
+    pub async fn request(
+        &self,
+        destination: &str,
+        message: Record,
+        timeout: Duration,
+    ) -> Result<Record> {
+        let requester = self.shared_requester().await?;
+        requester.request(destination, message, timeout).await
+    }
+
+    /// Replies dropped by this client's own requester as late (see [`Requester::late_replies`]);
+    /// 0 before its first request.
+    pub fn late_replies(&self) -> u64 {
+        self.requester
+            .made
+            .borrow()
+            .as_ref()
+            .map_or(0, |requester| requester.late_replies())
+    }
+
+    async fn shared_requester(&self) -> Result<Rc<Requester>> {
+        if let Some(requester) = self.requester.made.borrow().as_ref() {
+            return Ok(requester.clone());
+        }
+        // One maker at a time: two requesters on one connection would share its reply-to,
+        // and each would drop as late the replies the other waits for.
+        let _making = self.requester.making.lock().await;
+        if let Some(requester) = self.requester.made.borrow().as_ref() {
+            return Ok(requester.clone());
+        }
+        // The requester's client has no requester of its own: holding this one would make a
+        // cycle that keeps the connection open after the last clone of `self` is dropped.
+        let requester = Rc::new(Requester::new(Client::over(self.connection.clone())).await?);
+        *self.requester.made.borrow_mut() = Some(requester.clone());
+        Ok(requester)
+    }
+
+    /// A responder to the requests appended to `topic` from now on, on every partition.
+    pub async fn responder(&self, topic: &str) -> Result<Responder> {
+        Responder::new(self.clone(), topic, None, StartAt::Latest).await
+    }
+}
+
+/// The requester [`Client::request`] makes on first use, shared by a client's clones.
+#[derive(Clone, Default)]
+pub(super) struct SharedRequester(Rc<SharedRequesterState>);
+
+#[derive(Default)]
+pub(super) struct SharedRequesterState {
+    made: RefCell<Option<Rc<Requester>>>,
+    making: futures_util::lock::Mutex<()>,
+}
+
+impl std::ops::Deref for SharedRequester {
+    type Target = SharedRequesterState;
+
+    fn deref(&self) -> &SharedRequesterState {
+        &self.0
     }
 }
 
@@ -293,23 +402,36 @@ impl Responder {
     }
 
     /// Polls once and replies to each request `handler` answers (None: no reply); requests
-    /// without reply headers are skipped. Returns how many replies it sent.
+    /// without reply headers are skipped. The poll's replies are sent together (at most one
+    /// poll's worth, which the consumer's fetch bounds), not one round trip after another.
+    /// Returns how many replies it sent.
     pub async fn serve_once(
         &mut self,
         mut handler: impl FnMut(&Record) -> Option<Record>,
     ) -> Result<usize> {
-        let mut sent = 0;
-        for consumed in self.consumer.poll().await? {
-            let request = &consumed.record;
-            if header_text(request, CORRELATION_ID_HEADER).is_none() {
-                continue;
-            }
-            if let Some(reply) = handler(request) {
-                self.client.respond(request, reply).await?;
-                sent += 1;
-            }
+        let polled = self.consumer.poll().await?;
+        let replies: Vec<_> = polled
+            .iter()
+            .map(|consumed| &consumed.record)
+            .filter(|request| header_text(request, CORRELATION_ID_HEADER).is_some())
+            .filter_map(|request| Some((request, handler(request)?)))
+            .map(|(request, reply)| self.client.respond(request, reply))
+            .collect();
+        let sent = replies.len();
+        for outcome in futures_util::future::join_all(replies).await {
+            outcome?;
         }
         Ok(sent)
+    }
+
+    /// Answers requests with `handler` until the connection fails (the error it fails with).
+    pub async fn serve(
+        &mut self,
+        mut handler: impl FnMut(&Record) -> Option<Record>,
+    ) -> Result<std::convert::Infallible> {
+        loop {
+            self.serve_once(&mut handler).await?;
+        }
     }
 }
 

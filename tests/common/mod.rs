@@ -248,6 +248,41 @@ pub fn scrape(http_address: &str) -> String {
     response
 }
 
+/// The `ringmq` binary this package built, as a command to add arguments to.
+pub fn ringmq_command() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
+}
+
+/// Runs `command` with `stdin` written to it (from a thread, so a command that writes before
+/// it has read everything cannot block on a full pipe); returns (exit code, stdout bytes,
+/// stderr text).
+pub fn run_with_bytes(command: &mut std::process::Command, stdin: &[u8]) -> (i32, Vec<u8>, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&stdin));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        output.stdout,
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// `run_with_bytes` with text in and out.
+pub fn run_with_stdin(command: &mut std::process::Command, stdin: &str) -> (i32, String, String) {
+    let (code, stdout, stderr) = run_with_bytes(command, stdin.as_bytes());
+    (code, String::from_utf8(stdout).unwrap(), stderr)
+}
+
 /// The value of one sample on /metrics (0 when absent); `sample` ends where the value starts.
 pub fn metric(http_address: &str, sample: &str) -> f64 {
     scrape(http_address)
