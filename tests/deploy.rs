@@ -290,6 +290,17 @@ fn the_dashboard_and_alerts_name_only_exported_metrics() {
             .unwrap();
         // Routing and request/reply, for their panels' counters and gauges.
         common::routing_and_reply_workload(&client, "t").await;
+        // A queue group that delivers and acknowledges, for the queue panels and alerts.
+        client.create_queue_group("t", "q", &[]).await.unwrap();
+        let consumer = ringmq::client::QueueConsumer::new(
+            client.clone(),
+            "t",
+            "q",
+            ringmq::client::QueueConsumerConfig::default(),
+        );
+        let received = consumer.receive().await.unwrap();
+        assert!(!received.is_empty(), "the queue group delivers the record");
+        consumer.ack_all(&received).await.unwrap();
     });
     // The group gauges are published every 50 ms; wait for them (generously, for a loaded machine).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
