@@ -86,6 +86,29 @@ fn http_get(address: &str, path: &str) -> String {
     body
 }
 
+/// Produces a batch of about `bytes` to "limited" 0 over Kafka (v9); the answer's
+/// `throttle_time_ms`, once it is known to be a success.
+fn kafka_produce(address: &str, bytes: usize) -> i32 {
+    let partition = PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(batch_of(bytes).freeze()));
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic("limited"))
+                .with_partition_data(vec![partition]),
+        ]);
+    match call(address, ApiKey::Produce, 9, RequestKind::Produce(request)) {
+        ResponseKind::Produce(response) => {
+            assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+            response.throttle_time_ms
+        }
+        other => panic!("Produce answered {other:?}"),
+    }
+}
+
 #[test]
 fn kafka_answers_say_how_long_they_were_held_back() {
     const RATE: u64 = 100_000;
@@ -100,25 +123,8 @@ fn kafka_answers_say_how_long_they_were_held_back() {
         .to_string();
     create_topic(&address, "limited", 1);
     // 150 KB at once: 100 KB pass, 50 KB are debt, half a second of it.
-    let partition = PartitionProduceData::default()
-        .with_index(0)
-        .with_records(Some(batch_of(150_000).freeze()));
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic("limited"))
-                .with_partition_data(vec![partition]),
-        ]);
     let started = Instant::now();
-    let throttle = match call(&address, ApiKey::Produce, 9, RequestKind::Produce(request)) {
-        ResponseKind::Produce(response) => {
-            assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-            response.throttle_time_ms
-        }
-        other => panic!("Produce answered {other:?}"),
-    };
+    let throttle = kafka_produce(&address, 150_000);
     assert!(
         (450..=560).contains(&throttle),
         "throttle_time_ms {throttle}"
@@ -192,24 +198,7 @@ fn a_client_ids_own_quota_replaces_the_default_and_kafka_says_so() {
     create_topic(&kafka, "limited", 1);
     // The creation took the second's one request: this produce waits about a second, and
     // its answer says so.
-    let partition = PartitionProduceData::default()
-        .with_index(0)
-        .with_records(Some(batch_of(1024).freeze()));
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic("limited"))
-                .with_partition_data(vec![partition]),
-        ]);
-    let throttle = match call(&kafka, ApiKey::Produce, 9, RequestKind::Produce(request)) {
-        ResponseKind::Produce(response) => {
-            assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-            response.throttle_time_ms
-        }
-        other => panic!("Produce answered {other:?}"),
-    };
+    let throttle = kafka_produce(&kafka, 1024);
     assert!(
         (700..=1000).contains(&throttle),
         "throttle_time_ms {throttle}"
