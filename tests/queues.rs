@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::TestBroker;
-use ringmq::batch::{BatchBuilder, Compression, Header, Record, records};
+use ringmq::batch::{BatchBuilder, Compression, Header, Record};
 use ringmq::client::queue::ranges_of;
 use ringmq::client::{Client, ClientError, QueueConsumer, QueueConsumerConfig};
+use ringmq::protocol::ErrorCode;
 use ringmq::protocol::queues::{QueueMessage, SettleAction};
-use ringmq::protocol::{ErrorCode, FetchRequest};
 use ringmq::runtime::block_on;
 use ringmq::storage::AckLevel;
 
@@ -176,22 +176,7 @@ fn a_vanished_consumers_messages_return_after_its_visibility_timeout() {
 
 /// Every record of partition 0 of `topic`, from the start.
 async fn read_all(client: &Client, topic: &str) -> Vec<Record> {
-    let fetched = client
-        .fetch(FetchRequest {
-            topic: topic.into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 1 << 20,
-            min_bytes: 0,
-            max_wait_ms: 0,
-        })
-        .await
-        .unwrap();
-    let bytes: Vec<u8> = fetched.records.concat();
-    ringmq::batch::iter_framed(&bytes)
-        .flat_map(|(_, batch)| records::decode(batch).unwrap())
-        .map(|stored| stored.record)
-        .collect()
+    common::fetch_records(client, topic).await.unwrap()
 }
 
 fn headers(record: &Record) -> HashMap<String, String> {
