@@ -439,6 +439,14 @@ fn requests_awaiting_replies_are_bounded_per_connection() {
             .await
             .unwrap_err();
         assert_eq!(fourth.code(), Some(ErrorCode::TimedOut));
+        // A caller that gives up on a request (drops its future) leaves nothing waiting.
+        let abandoned = ringmq::runtime::timeout(
+            Duration::from_millis(50),
+            requester.request("nobody", request("5"), Duration::from_secs(10)),
+        )
+        .await;
+        assert!(abandoned.is_none(), "the caller gave up first");
+        assert_eq!(requester.pending(), 0);
     });
 }
 

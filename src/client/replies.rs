@@ -252,6 +252,21 @@ impl std::ops::Deref for SharedRequester {
     }
 }
 
+/// One request's entry among the waiting, removed when its wait ends.
+struct Pending<'a> {
+    waiting: &'a Waiting,
+    correlation_id: &'a str,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.waiting
+            .replies
+            .borrow_mut()
+            .remove(self.correlation_id);
+    }
+}
+
 /// The requests awaiting replies, by correlation id.
 struct Waiting {
     replies: RefCell<HashMap<String, oneshot::Sender<Record>>>,
@@ -322,17 +337,17 @@ impl Requester {
             .replies
             .borrow_mut()
             .insert(correlation_id.clone(), sender);
-        let forget = || self.waiting.replies.borrow_mut().remove(&correlation_id);
+        // However the wait ends (a reply, an error, the timeout, or the caller dropping this
+        // future), the entry goes: the map holds only requests still being waited for.
+        let _pending = Pending {
+            waiting: &self.waiting,
+            correlation_id: &correlation_id,
+        };
         let deadline = std::time::Instant::now() + timeout;
         let ids = (self.reply_to.as_str(), correlation_id.as_str());
-        if let Err(error) = self
-            .client
+        self.client
             .send_request(destination, ids, message, timeout)
-            .await
-        {
-            forget();
-            return Err(error);
-        }
+            .await?;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let sleep = std::pin::pin!(crate::runtime::sleep(left));
         match futures_util::future::select(reply, sleep).await {
@@ -340,13 +355,10 @@ impl Requester {
             futures_util::future::Either::Left((Err(_), _)) => Err(ClientError::Connection(
                 "the connection closed before the reply came".into(),
             )),
-            futures_util::future::Either::Right(_) => {
-                forget();
-                Err(ClientError::Server(ProtocolError::new(
-                    ErrorCode::TimedOut,
-                    format!("no reply to {correlation_id} within {timeout:?}"),
-                )))
-            }
+            futures_util::future::Either::Right(_) => Err(ClientError::Server(ProtocolError::new(
+                ErrorCode::TimedOut,
+                format!("no reply to {correlation_id} within {timeout:?}"),
+            ))),
         }
     }
 }
