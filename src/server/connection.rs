@@ -16,6 +16,9 @@ use crate::protocol::codec::{REQUEST_HEADER_BYTES, Reader, RequestHeader};
 use crate::protocol::messages::{ApiKey, SUPPORTED_APIS, encode_response};
 use crate::protocol::{ErrorCode, ProtocolError, Request, Response};
 
+/// A record's framing in a batch, over-estimated (its length, attributes, deltas, header count).
+const RECORD_FRAMING_BYTES: usize = 128;
+
 /// The native protocol's adapter: one per connection (`for_connection`), for its SASL state
 /// and its identity (request/reply's destinations are the connection's own).
 #[derive(Clone, Default)]
@@ -84,6 +87,15 @@ impl Wire for Native {
         match &request.request {
             Request::Fetch(fetch) => {
                 fetch_bytes_bound(state, &state.topics(), &fetch.topic, fetch.max_bytes)
+            }
+            // A receive takes at most what the connection's inbox holds: its bytes, and a
+            // record's framing for each of its messages. Reserving it also bounds how many
+            // receives one connection can park.
+            Request::Replies(crate::protocol::messages::ReplyRequest::ReceiveReplies { .. }) => {
+                let config = &state.config;
+                config
+                    .reply_queue_bytes_max
+                    .saturating_add(config.reply_queue_max.saturating_mul(RECORD_FRAMING_BYTES))
             }
             _ => 0,
         }
