@@ -91,7 +91,9 @@ impl Wire for Native {
             // A receive takes at most what the connection's inbox holds: its bytes, and a
             // record's framing for each of its messages. Reserving it also bounds how many
             // receives one connection can park.
-            Request::Replies(crate::protocol::messages::ReplyRequest::ReceiveReplies { .. }) => {
+            Request::Replies(crate::protocol::messages::ReplyRequest::ReceiveReplies {
+                ..
+            }) => {
                 let config = &state.config;
                 config
                     .reply_queue_bytes_max
