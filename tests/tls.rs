@@ -200,26 +200,8 @@ fn the_rust_client_talks_tls_and_wrong_peers_are_refused_without_harm() {
 
 /// GET `path` over TLS, the whole response as text.
 async fn https_get(address: &str, ca: &Path, path: &str) -> String {
-    let config = runtime::tls::client_config(ca, None).unwrap();
-    let socket = runtime::TcpStream::connect(address).await.unwrap();
-    let mut stream = runtime::tls::Stream::connect_tls(socket, config, "localhost")
-        .await
-        .unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n");
-    stream
-        .send_all(vec![bytes::Bytes::from(request)])
-        .await
-        .unwrap();
-    let mut response = bytes::BytesMut::new();
-    loop {
-        response.reserve(64 * 1024);
-        let (read, returned) = stream.read_some(response).await;
-        response = returned;
-        if !matches!(read, Ok(count) if count > 0) {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&response).into_owned()
+    https_request(address, ca, &request).await
 }
 
 #[test]
