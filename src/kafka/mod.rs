@@ -101,10 +101,10 @@ impl Wire for Kafka {
 
     fn client_certificate(&self, state: &ShardState, certificate: &[u8]) {
         use crate::broker::service::SaslSession;
-        if !state.config.kafka_sasl_mechanisms.is_empty() {
-            return;
-        }
-        if let Some(session) = SaslSession::certified(certificate, state.config.kafka_tls.principal)
+        let config = &state.config;
+        let from = config.kafka_tls.principal;
+        if let Some(session) =
+            SaslSession::certified(certificate, from, &config.kafka_sasl_mechanisms)
         {
             self.sasl.borrow_mut().session = session;
         }

@@ -43,10 +43,10 @@ impl Wire for Native {
     }
 
     fn client_certificate(&self, state: &ShardState, certificate: &[u8]) {
-        if !state.config.sasl_mechanisms.is_empty() {
-            return;
-        }
-        if let Some(session) = SaslSession::certified(certificate, state.config.tls.principal) {
+        let config = &state.config;
+        if let Some(session) =
+            SaslSession::certified(certificate, config.tls.principal, &config.sasl_mechanisms)
+        {
             *self.sasl.borrow_mut() = session;
         }
     }

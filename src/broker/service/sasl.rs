@@ -46,8 +46,16 @@ impl SaslSession {
     }
 
     /// The session of a connection whose client certificate (DER, already verified by TLS)
-    /// names its principal; None when the certificate names nobody.
-    pub fn certified(certificate: &[u8], from: CertificatePrincipal) -> Option<SaslSession> {
+    /// names its principal; None when the certificate names nobody, or when the listener asks
+    /// for SASL (`sasl_mechanisms`), whose user is then the principal, as in Kafka.
+    pub fn certified(
+        certificate: &[u8],
+        from: CertificatePrincipal,
+        sasl_mechanisms: &[String],
+    ) -> Option<SaslSession> {
+        if !sasl_mechanisms.is_empty() {
+            return None;
+        }
         let name = match from {
             CertificatePrincipal::Dn => crate::auth::certificate::subject_dn(certificate),
             CertificatePrincipal::Cn => crate::auth::certificate::common_name(certificate),
