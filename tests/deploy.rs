@@ -302,14 +302,19 @@ fn the_dashboard_and_alerts_name_only_exported_metrics() {
         assert!(!received.is_empty(), "the queue group delivers the record");
         consumer.ack_all(&received).await.unwrap();
     });
-    // The group gauges are published every 50 ms; wait for them (generously, for a loaded machine).
+    // The group gauges are published every 50 ms and the queue groups' on their shard's tick;
+    // wait for both (generously, for a loaded machine).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let exported = loop {
         let mut stream = std::net::TcpStream::connect(broker.http_address()).unwrap();
         stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
         let mut exported = String::new();
         stream.read_to_string(&mut exported).unwrap();
-        if exported.contains("ringmq_group_lag{") || std::time::Instant::now() > deadline {
+        // The group gauges and the queue group's series are both published by background
+        // ticks on their owner shards.
+        let published = exported.contains("ringmq_group_lag{")
+            && exported.contains("ringmq_queue_available_messages{");
+        if published || std::time::Instant::now() > deadline {
             break exported;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
