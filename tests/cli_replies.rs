@@ -1,7 +1,8 @@
 //! Request/reply from the command line over TCP: `ringmq serve` in a child process, `ringmq
 //! respond` (echoing, or with `--exec`) in another, and `ringmq request` with its message as an
 //! argument or on stdin; a request nobody answers times out with exit code 1, and stdin past
-//! `--bytes-max` is refused before anything is sent.
+//! `--bytes-max` is refused before anything is sent; a request through an exchange reaches the
+//! responder of the topic its routing key is bound to, and an unroutable one is refused.
 
 mod common;
 
@@ -60,6 +61,35 @@ fn request_and_respond_with_a_command_and_with_echo() {
     assert_eq!((code, out.as_str()), (0, "FROM STDIN\n"), "{err}");
     let status = upper.wait().unwrap();
     assert_eq!(status.code(), Some(0), "it stops after --count replies");
+
+    // Through a topic exchange: `rpc.upper.*` routes to `upper`; an unbound key is refused.
+    let mut upper = respond(&address, &["upper", "--exec", "tr a-z A-Z", "--count", "1"]);
+    let setup: [&[&str]; 2] = [
+        &["exchange", "create", "rpc", "--type", "topic"],
+        &["exchange", "bind", "rpc", "upper", "-k", "rpc.upper.*"],
+    ];
+    for args in setup {
+        let (code, out, err) = run(ringmq().args(args).args(["-b", &address]), "");
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let via = |key: &str| {
+        let args = [
+            "request",
+            "-b",
+            &address,
+            "--exchange",
+            "rpc",
+            key,
+            "routed",
+        ];
+        run(ringmq().args(args), "")
+    };
+    let (code, out, err) = via("rpc.upper.now");
+    assert_eq!((code, out.as_str()), (0, "ROUTED\n"), "{err}");
+    assert_eq!(upper.wait().unwrap().code(), Some(0));
+    let (code, out, err) = via("rpc.lower.now");
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("unroutable"), "{err}");
 
     let mut echo = respond(&address, &["echo", "--count", "1"]);
     let (code, out, err) = run(

@@ -212,6 +212,15 @@ fn sample(api: ApiKey) -> Request {
             acks: AckLevel::Written,
             records: BytesMut::from(&batch_bytes(b"answer")[..]),
         }),
+        ApiKey::SendRequestViaExchange => Request::Replies(ReplyRequest::SendRequestViaExchange {
+            exchange: text("fuzz-exchange"),
+            routing_key: text("a.b.c"),
+            reply_to: text("ringmq.reply-to.0.1.0123456789abcdef"),
+            correlation_id: text("c-2"),
+            timeout_ms: 1000,
+            acks: AckLevel::Written,
+            records: BytesMut::from(&batch_bytes(b"question")[..]),
+        }),
         ApiKey::ReceiveReplies => Request::Replies(ReplyRequest::ReceiveReplies {
             max_replies: 16,
             max_wait_ms: 0,

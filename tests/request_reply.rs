@@ -501,6 +501,112 @@ fn client_request_shares_one_requester_among_its_clones() {
     });
 }
 
+/// A request through a topic exchange: `rpc.eu.*` reaches one responder's topic and `rpc.#`
+/// an audit topic that nobody answers; the requester gets the responder's reply, the audit
+/// topic holds the request with its reply headers, a second reply (from the audit copy) is
+/// dropped as late, and a request no binding routes is refused at once, its correlation id
+/// not left pending.
+#[test]
+fn a_request_through_an_exchange_gets_the_reply_of_the_topic_it_was_routed_to() {
+    use ringmq::protocol::routing::{BindingSpec, ExchangeType};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    ringmq::runtime::block_on(async {
+        let admin = Client::connect(&address).await.unwrap();
+        admin.create_topic("rpc-eu", 2, &[]).await.unwrap();
+        admin.create_topic("rpc-audit", 1, &[]).await.unwrap();
+        admin
+            .create_exchange("rpc", ExchangeType::Topic, None)
+            .await
+            .unwrap();
+        for (destination, key) in [("rpc-eu", "rpc.eu.*"), ("rpc-audit", "rpc.#")] {
+            let binding = BindingSpec {
+                destination: destination.into(),
+                key: key.into(),
+                ..BindingSpec::default()
+            };
+            admin.bind("rpc", binding).await.unwrap();
+        }
+        let mut responder = admin.responder("rpc-eu").await.unwrap();
+        let serving = ringmq::runtime::spawn(async move {
+            let error = responder
+                .serve(|request| Some(reply_value(format!("eu:{}", text(request)))))
+                .await;
+            drop(error);
+        });
+        let client = Client::connect(&address).await.unwrap();
+        let route = ("rpc", "rpc.eu.orders");
+        let timeout = Duration::from_secs(30);
+        for n in 0..20 {
+            let value = format!("q{n}");
+            let reply = client
+                .request_via_exchange(route, request(&value), timeout)
+                .await;
+            assert_eq!(text(&reply.unwrap()), format!("eu:{value}"));
+        }
+        // The audit copy carries the same reply headers: answering it is a second reply.
+        let audited = read(&admin, "rpc-audit").await;
+        assert_eq!(audited.len(), 20);
+        let last = audited.last().unwrap();
+        assert_eq!(text(last), "q19");
+        assert!(header_text(last, CORRELATION_ID_HEADER).is_some());
+        let status = admin.respond(last, reply_value("again")).await.unwrap();
+        assert_eq!(status, ReplyStatus::Late);
+        // Routed only to the audit topic: stored, so accepted; nobody answers, so it times out.
+        let only_audit = ("rpc", "rpc.us.orders");
+        let quiet = Duration::from_millis(300);
+        let silence = client
+            .request_via_exchange(only_audit, request("x"), quiet)
+            .await;
+        refused(silence, ErrorCode::TimedOut);
+        // No route at all: refused now, not at the timeout, and nothing left pending.
+        admin
+            .unbind(
+                "rpc",
+                BindingSpec {
+                    destination: "rpc-audit".into(),
+                    key: "rpc.#".into(),
+                    ..BindingSpec::default()
+                },
+            )
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let lost = client
+            .request_via_exchange(only_audit, request("y"), timeout)
+            .await;
+        refused(lost, ErrorCode::Unroutable);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let unknown = client
+            .request_via_exchange(("nope", "k"), request("z"), timeout)
+            .await;
+        refused(unknown, ErrorCode::UnknownExchange);
+        // The refused request's correlation id is not pending: a reply to it is late.
+        let raw = Client::connect(&address).await.unwrap();
+        let reply_to = raw.declare_reply_to(ReplyMode::Direct).await.unwrap();
+        let ids = (reply_to.as_str(), "c-lost");
+        let lost = raw
+            .send_request_via_exchange(only_audit, ids, request("w"), timeout)
+            .await;
+        refused(lost, ErrorCode::Unroutable);
+        let status = admin
+            .reply(&reply_to, "c-lost", reply_value("w?"))
+            .await
+            .unwrap();
+        assert_eq!(status, ReplyStatus::Late);
+        let ids = (reply_to.as_str(), "c-kept");
+        let sent = raw
+            .send_request_via_exchange(route, ids, request("v"), timeout)
+            .await;
+        assert_eq!(sent.unwrap(), (1, 0));
+        let replies = raw.receive_replies(10, timeout).await.unwrap();
+        assert_eq!(replies.iter().map(text).collect::<Vec<_>>(), ["eu:v"]);
+        assert_eq!(client.late_replies(), 0);
+        drop(serving);
+    });
+}
+
 /// Asserts the call failed with `code`.
 fn refused<T: std::fmt::Debug>(result: ringmq::client::Result<T>, code: ErrorCode) {
     let error = result.unwrap_err();

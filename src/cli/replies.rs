@@ -27,13 +27,17 @@ const BYTES_MAX_DEFAULT: usize = 1 << 20;
 pub struct RequestArgs {
     #[command(flatten)]
     address: BrokerAddress,
-    /// The topic the request goes to.
+    /// The topic the request goes to (with --exchange: its routing key).
     destination: String,
     /// The request's value; without it, stdin (one trailing newline removed).
     message: Option<String>,
     /// The request's key (it picks the partition).
     #[arg(short, long)]
     key: Option<String>,
+    /// Publish the request through this exchange, DESTINATION being its routing key; the
+    /// first reply of any topic it reaches is printed.
+    #[arg(long)]
+    exchange: Option<String>,
     /// How long to wait for the reply; exit code 1 and "timed out" on stderr after.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
@@ -75,7 +79,14 @@ pub fn request(args: RequestArgs) -> ExitCode {
         record.value = Some(Bytes::from(value));
         let client = connect(&args.address).await?;
         let timeout = Duration::from_millis(args.timeout_ms);
-        let reply = match client.request(&args.destination, record, timeout).await {
+        let reply = match &args.exchange {
+            Some(exchange) => {
+                let route = (exchange.as_str(), args.destination.as_str());
+                client.request_via_exchange(route, record, timeout).await
+            }
+            None => client.request(&args.destination, record, timeout).await,
+        };
+        let reply = match reply {
             Ok(reply) => reply,
             Err(error) if error.code() == Some(ErrorCode::TimedOut) => {
                 return Err(format!("timed out after {} ms", args.timeout_ms));

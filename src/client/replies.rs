@@ -153,6 +153,31 @@ impl Client {
         }
     }
 
+    /// Publishes `message` through `exchange` by `routing_key` with `reply-to` and
+    /// `correlation-id` headers: one copy to each topic it reaches. Refused (`unroutable`)
+    /// when no binding routes it or no copy was stored. Returns the copies stored and failed.
+    pub async fn send_request_via_exchange(
+        &self,
+        (exchange, routing_key): (&str, &str),
+        (reply_to, correlation_id): (&str, &str),
+        message: Record,
+        timeout: Duration,
+    ) -> Result<(u32, u32)> {
+        let request = ReplyRequest::SendRequestViaExchange {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            reply_to: reply_to.into(),
+            correlation_id: correlation_id.into(),
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            acks: AckLevel::Written,
+            records: one_batch(message),
+        };
+        match self.replies(request).await? {
+            ReplyResponse::Routed { stored, failed } => Ok((stored, failed)),
+            other => Err(unexpected(Response::Replies(other))),
+        }
+    }
+
     /// Replies to a request record by its `reply-to` and `correlation-id` headers.
     pub async fn respond(&self, request: &Record, reply: Record) -> Result<ReplyStatus> {
         let (Some(reply_to), Some(correlation_id)) = (
@@ -199,6 +224,21 @@ impl Client {
     ) -> Result<Record> {
         let requester = self.shared_requester().await?;
         requester.request(destination, message, timeout).await
+    }
+
+    /// Publishes `message` through an exchange (exchange, routing key) and waits up to
+    /// `timeout` for the first reply, through this client's own requester (see
+    /// [`Requester::request_via_exchange`]).
+    pub async fn request_via_exchange(
+        &self,
+        route: (&str, &str),
+        message: Record,
+        timeout: Duration,
+    ) -> Result<Record> {
+        let requester = self.shared_requester().await?;
+        requester
+            .request_via_exchange(route, message, timeout)
+            .await
     }
 
     /// Replies dropped by this client's own requester as late (see [`Requester::late_replies`]);
@@ -329,6 +369,43 @@ impl Requester {
         message: Record,
         timeout: Duration,
     ) -> Result<Record> {
+        self.exchange_with(timeout, async |ids| {
+            let client = &self.client;
+            client
+                .send_request(destination, ids, message, timeout)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Publishes `message` through `exchange` by `routing_key` (one copy to each topic it
+    /// reaches) and waits up to `timeout` for the first reply; `unroutable` at once if no
+    /// binding routes it, `timed_out` if no reply came by then.
+    pub async fn request_via_exchange(
+        &self,
+        (exchange, routing_key): (&str, &str),
+        message: Record,
+        timeout: Duration,
+    ) -> Result<Record> {
+        self.exchange_with(timeout, async |ids| {
+            let route = (exchange, routing_key);
+            let client = &self.client;
+            client
+                .send_request_via_exchange(route, ids, message, timeout)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Makes a correlation id, has `send` send the request with it, and waits for its reply
+    /// until `timeout` from now.
+    async fn exchange_with(
+        &self,
+        timeout: Duration,
+        send: impl AsyncFnOnce((&str, &str)) -> Result<()>,
+    ) -> Result<Record> {
         let number = self.next.get();
         self.next.set(number + 1);
         let correlation_id = format!("{}-{number}", self.prefix);
@@ -344,10 +421,7 @@ impl Requester {
             correlation_id: &correlation_id,
         };
         let deadline = std::time::Instant::now() + timeout;
-        let ids = (self.reply_to.as_str(), correlation_id.as_str());
-        self.client
-            .send_request(destination, ids, message, timeout)
-            .await?;
+        send((self.reply_to.as_str(), correlation_id.as_str())).await?;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let sleep = std::pin::pin!(crate::runtime::sleep(left));
         match futures_util::future::select(reply, sleep).await {

@@ -59,6 +59,8 @@ pub enum ApiKey {
     SendRequest = 67,
     Reply = 68,
     ReceiveReplies = 69,
+    /// A request published through an exchange.
+    SendRequestViaExchange = 70,
 }
 
 /// (api, lowest version, highest version) this broker speaks.
@@ -100,6 +102,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, u16, u16)] = &[
     (ApiKey::SendRequest, 0, 0),
     (ApiKey::Reply, 0, 0),
     (ApiKey::ReceiveReplies, 0, 0),
+    (ApiKey::SendRequestViaExchange, 0, 0),
 ];
 
 impl ApiKey {
@@ -701,7 +704,10 @@ impl Request {
             ApiKey::DeclareReplyTo
             | ApiKey::SendRequest
             | ApiKey::Reply
-            | ApiKey::ReceiveReplies => Request::Replies(ReplyRequest::decode(api, &mut reader)?),
+            | ApiKey::ReceiveReplies
+            | ApiKey::SendRequestViaExchange => {
+                Request::Replies(ReplyRequest::decode(api, &mut reader)?)
+            }
             ApiKey::CreateQueueGroup
             | ApiKey::DescribeQueueGroup
             | ApiKey::ListQueueGroups

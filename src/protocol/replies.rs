@@ -1,4 +1,4 @@
-//! The native protocol's request/reply messages (API keys 66 to 69): declaring a reply
+//! The native protocol's request/reply messages (API keys 66 to 70): declaring a reply
 //! destination, sending a request, replying, and receiving direct replies. Beside
 //! `messages.rs`, which carries them as `Request::Replies` and `Response::Replies`;
 //! docs/PROTOCOL.md mirrors them byte by byte. Every length is bounded by the frame it came in
@@ -62,6 +62,17 @@ pub enum ReplyRequest {
         acks: AckLevel,
         records: BytesMut,
     },
+    /// One record (one batch) published through `exchange` by `routing_key`, its replies to
+    /// go to `reply_to`.
+    SendRequestViaExchange {
+        exchange: String,
+        routing_key: String,
+        reply_to: String,
+        correlation_id: String,
+        timeout_ms: u32,
+        acks: AckLevel,
+        records: BytesMut,
+    },
     /// One record (one batch) for a request's `reply_to`.
     Reply {
         reply_to: String,
@@ -85,6 +96,11 @@ pub enum ReplyResponse {
         partition: u32,
         offset: u64,
     },
+    /// A request through an exchange: copies stored, and copies that failed.
+    Routed {
+        stored: u32,
+        failed: u32,
+    },
     /// `partition` and `offset` are the stored copy's (0 unless `Stored`).
     Replied {
         status: ReplyStatus,
@@ -102,6 +118,7 @@ impl ReplyRequest {
         match self {
             ReplyRequest::DeclareReplyTo { .. } => ApiKey::DeclareReplyTo,
             ReplyRequest::SendRequest { .. } => ApiKey::SendRequest,
+            ReplyRequest::SendRequestViaExchange { .. } => ApiKey::SendRequestViaExchange,
             ReplyRequest::Reply { .. } => ApiKey::Reply,
             ReplyRequest::ReceiveReplies { .. } => ApiKey::ReceiveReplies,
         }
@@ -119,6 +136,23 @@ impl ReplyRequest {
                 records,
             } => {
                 writer.string(&destination);
+                writer.string(&reply_to);
+                writer.string(&correlation_id);
+                writer.u32(timeout_ms);
+                writer.u8(acks_to_wire(acks));
+                writer.chunks(vec![records.freeze()]);
+            }
+            ReplyRequest::SendRequestViaExchange {
+                exchange,
+                routing_key,
+                reply_to,
+                correlation_id,
+                timeout_ms,
+                acks,
+                records,
+            } => {
+                writer.string(&exchange);
+                writer.string(&routing_key);
                 writer.string(&reply_to);
                 writer.string(&correlation_id);
                 writer.u32(timeout_ms);
@@ -164,6 +198,15 @@ impl ReplyRequest {
                 acks: acks_from_wire(reader.u8()?)?,
                 records: reader.bytes()?,
             },
+            ApiKey::SendRequestViaExchange => ReplyRequest::SendRequestViaExchange {
+                exchange: reader.string()?,
+                routing_key: reader.string()?,
+                reply_to: reader.string()?,
+                correlation_id: reader.string()?,
+                timeout_ms: reader.u32()?,
+                acks: acks_from_wire(reader.u8()?)?,
+                records: reader.bytes()?,
+            },
             ApiKey::Reply => ReplyRequest::Reply {
                 reply_to: reader.string()?,
                 correlation_id: reader.string()?,
@@ -192,6 +235,10 @@ impl ReplyResponse {
                 writer.u32(partition);
                 writer.u64(offset);
             }
+            ReplyResponse::Routed { stored, failed } => {
+                writer.u32(stored);
+                writer.u32(failed);
+            }
             ReplyResponse::Replied {
                 status,
                 partition,
@@ -214,6 +261,10 @@ impl ReplyResponse {
             ApiKey::SendRequest => ReplyResponse::Sent {
                 partition: reader.u32()?,
                 offset: reader.u64()?,
+            },
+            ApiKey::SendRequestViaExchange => ReplyResponse::Routed {
+                stored: reader.u32()?,
+                failed: reader.u32()?,
             },
             ApiKey::Reply => {
                 let status = reader.u8()?;

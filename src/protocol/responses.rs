@@ -139,7 +139,11 @@ pub fn decode_response(api: ApiKey, mut reader: Reader) -> Result<Response, Prot
         ApiKey::ListExchanges | ApiKey::Publish => {
             Response::Routing(RoutingResponse::decode(api, &mut reader)?)
         }
-        ApiKey::DeclareReplyTo | ApiKey::SendRequest | ApiKey::Reply | ApiKey::ReceiveReplies => {
+        ApiKey::DeclareReplyTo
+        | ApiKey::SendRequest
+        | ApiKey::Reply
+        | ApiKey::ReceiveReplies
+        | ApiKey::SendRequestViaExchange => {
             Response::Replies(ReplyResponse::decode(api, &mut reader)?)
         }
         ApiKey::CreateQueueGroup

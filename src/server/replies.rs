@@ -13,7 +13,8 @@ use super::errors::to_native;
 use crate::batch::{BatchBuilder, Compression};
 use crate::broker::ShardState;
 use crate::broker::service::{
-    Delivery, QuotaKind, ReplyOutcome, RequestContext, SendReply, SendRequest, Service,
+    Delivery, ExchangeRequest, QuotaKind, ReplyOutcome, RequestContext, SendReply, SendRequest,
+    Service,
 };
 use crate::protocol::replies::{ReplyMode, ReplyRequest, ReplyResponse, ReplyStatus};
 use crate::protocol::{ProtocolError, Response};
@@ -98,6 +99,39 @@ pub async fn serve(
             ReplyResponse::Sent {
                 partition: sent.partition,
                 offset: sent.base_offset,
+            }
+        }
+        ReplyRequest::SendRequestViaExchange {
+            exchange,
+            routing_key,
+            reply_to,
+            correlation_id,
+            timeout_ms,
+            acks,
+            records,
+        } => {
+            let bytes = records.len() as u64;
+            let request = ExchangeRequest {
+                exchange,
+                routing_key,
+                reply_to,
+                correlation_id,
+                timeout: Duration::from_millis(u64::from(timeout_ms)),
+                acks,
+                records,
+            };
+            let routed = service.send_request_via_exchange(ctx, request).await;
+            hold_back(service.charge_quota(ctx, QuotaKind::ProduceBytes, bytes)).await;
+            let routed = routed.map_err(to_native)?;
+            let stored = routed
+                .copies
+                .iter()
+                .filter(|copy| copy.result.is_ok())
+                .count();
+            let failed = routed.copies.len() - stored;
+            ReplyResponse::Routed {
+                stored: u32::try_from(stored).unwrap_or(u32::MAX),
+                failed: u32::try_from(failed).unwrap_or(u32::MAX),
             }
         }
         ReplyRequest::Reply {

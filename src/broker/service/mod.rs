@@ -49,7 +49,7 @@ pub use disk::LogDir;
 pub use groups::JoinGroup;
 pub use many::PartitionEnds;
 pub use queues::{NewQueueGroup, QueueGroupDescription, QueuePartition, Receive, Settle};
-pub use replies::{ReplyOutcome, SendReply, SendRequest};
+pub use replies::{ExchangeRequest, ReplyOutcome, SendReply, SendRequest};
 pub use sasl::{HandshakeRefusal, SaslSession};
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,

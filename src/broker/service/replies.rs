@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{PartitionChoice, Produce, Produced, RequestContext, Service};
+use super::{PartitionChoice, Produce, Produced, Publish, Published, RequestContext, Service};
 use crate::batch::Record;
 use crate::broker::admin;
 use crate::broker::error::{BrokerError, BrokerResult, ErrorKind};
@@ -26,6 +26,20 @@ pub struct SendRequest {
     pub reply_to: String,
     pub correlation_id: String,
     /// How long the requester waits (a direct reply after it is dropped as late).
+    pub timeout: Duration,
+    pub acks: AckLevel,
+    /// One batch of exactly one record.
+    pub records: BytesMut,
+}
+
+/// A request published through an exchange: one record, routed by `routing_key` (and its
+/// headers), whose replies go to `reply_to`.
+#[derive(Debug)]
+pub struct ExchangeRequest {
+    pub exchange: String,
+    pub routing_key: String,
+    pub reply_to: String,
+    pub correlation_id: String,
     pub timeout: Duration,
     pub acks: AckLevel,
     /// One batch of exactly one record.
@@ -106,9 +120,73 @@ impl Service {
         ctx: &RequestContext,
         request: SendRequest,
     ) -> BrokerResult<Produced> {
-        replies::validate_correlation_id(&request.correlation_id)?;
-        let reply_to = replies::parse(&request.reply_to)?;
         let record = self.one_record(&request.records, "a request")?;
+        let ids = (request.reply_to.as_str(), request.correlation_id.as_str());
+        let (record, pending) = self.prepare_request(ctx, ids, request.timeout, record)?;
+        let stored = self
+            .append_one(ctx, request.destination, request.acks, record)
+            .await;
+        metrics::counter!("ringmq_reply_requests_total").increment(1);
+        if let (Err(_), Some(connection)) = (&stored, pending) {
+            let replies = &self.state.replies;
+            replies.forget(self.state.id, connection, &request.correlation_id);
+        }
+        stored
+    }
+
+    /// Publishes a request through an exchange: one copy to each topic its routing key (and
+    /// headers) reach, each with the `reply-to` and `correlation-id` headers, as
+    /// [`Service::publish`] does (Write on every such topic). A request no binding routes is
+    /// refused (`Unroutable`), as is one no copy of which was stored: nobody could answer
+    /// either, and the requester learns it now rather than at its timeout. Several copies may
+    /// be answered several times; the first reply is the one a direct reply-to delivers.
+    pub async fn send_request_via_exchange(
+        &self,
+        ctx: &RequestContext,
+        request: ExchangeRequest,
+    ) -> BrokerResult<Published> {
+        let record = self.one_record(&request.records, "a request")?;
+        let ids = (request.reply_to.as_str(), request.correlation_id.as_str());
+        let (record, pending) = self.prepare_request(ctx, ids, request.timeout, record)?;
+        let batch_bytes_max = self.state.config.topic_defaults.batch_bytes_max;
+        let publish = Publish {
+            exchange: request.exchange,
+            routing_key: request.routing_key,
+            mandatory: true,
+            acks: request.acks,
+            records: rebatch::encode([record], batch_bytes_max),
+        };
+        let published = self.publish(ctx, publish).await.and_then(|published| {
+            let stored = published.copies.iter().filter(|copy| copy.result.is_ok());
+            if stored.count() > 0 {
+                return Ok(published);
+            }
+            Err(published
+                .copies
+                .into_iter()
+                .find_map(|copy| copy.result.err())
+                .unwrap_or_else(|| BrokerError::new(ErrorKind::Unroutable, "no copy was stored")))
+        });
+        metrics::counter!("ringmq_reply_requests_total").increment(1);
+        if let (Err(_), Some(connection)) = (&published, pending) {
+            let replies = &self.state.replies;
+            replies.forget(self.state.id, connection, &request.correlation_id);
+        }
+        published
+    }
+
+    /// Checks a request's reply-to and correlation id, makes the correlation id pending when
+    /// the reply-to is this connection's direct one (returning the connection), and adds the
+    /// `reply-to` and `correlation-id` headers to `record`.
+    fn prepare_request(
+        &self,
+        ctx: &RequestContext,
+        (reply_to_name, correlation_id): (&str, &str),
+        timeout: Duration,
+        mut record: Record,
+    ) -> BrokerResult<(Record, Option<u64>)> {
+        replies::validate_correlation_id(correlation_id)?;
+        let reply_to = replies::parse(reply_to_name)?;
         let (shard, config) = (self.state.id, &self.state.config);
         let pending = match reply_to {
             ReplyTo::Direct {
@@ -124,40 +202,28 @@ impl Service {
                     return Err(BrokerError::new(
                         ErrorKind::UnknownReplyDestination,
                         format!(
-                            "reply-to {:?} is not this connection's direct reply-to",
-                            request.reply_to
+                            "reply-to {reply_to_name:?} is not this connection's direct reply-to"
                         ),
                     ));
                 }
-                let timeout = request
-                    .timeout
-                    .min(Duration::from_millis(config.reply_timeout_ms_max));
+                let timeout = timeout.min(Duration::from_millis(config.reply_timeout_ms_max));
                 let replies = &self.state.replies;
-                replies.expect(config, shard, connection, &request.correlation_id, timeout)?;
+                replies.expect(config, shard, connection, correlation_id, timeout)?;
                 Some(connection)
             }
             ReplyTo::Temporary { connection, .. } if connection != ctx.connection => {
-                return Err(exclusive(&request.reply_to));
+                return Err(exclusive(reply_to_name));
             }
             ReplyTo::Temporary { .. } | ReplyTo::Topic(_) => None,
         };
-        let mut record = record;
         let headers = [
-            (REPLY_TO_HEADER, request.reply_to.as_str()),
-            (CORRELATION_ID_HEADER, request.correlation_id.as_str()),
+            (REPLY_TO_HEADER, reply_to_name),
+            (CORRELATION_ID_HEADER, correlation_id),
         ];
         for (key, value) in headers {
             rebatch::set_header(&mut record, key, Bytes::copy_from_slice(value.as_bytes()));
         }
-        let stored = self
-            .append_one(ctx, request.destination, request.acks, record)
-            .await;
-        metrics::counter!("ringmq_reply_requests_total").increment(1);
-        if let (Err(_), Some(connection)) = (&stored, pending) {
-            let replies = &self.state.replies;
-            replies.forget(shard, connection, &request.correlation_id);
-        }
-        stored
+        Ok((record, pending))
     }
 
     /// Sends a reply: to a direct reply-to's inbox (wherever its shard), else into the topic.
