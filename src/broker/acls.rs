@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::error::{BrokerError, BrokerResult, ErrorKind};
-use super::{ShardState, admin, users};
+use super::{ShardState, admin};
 
 const ACLS_FILE: &str = "acls.json";
 /// Rules the broker holds at most.
@@ -223,7 +223,8 @@ pub(super) async fn change<T>(
             )
         })?;
     let acls = Arc::new(acls);
-    users::to_every_shard(state, move |there| there.set_acls(acls.clone())).await;
+    // Saved: the change stands even if a shard takes it late (the error says so).
+    super::snapshot::distribute(state, |shard| &shard.acls, acls).await?;
     Ok(answer)
 }
 

@@ -21,6 +21,7 @@ pub mod rebatch;
 pub mod replies;
 pub mod routing;
 pub mod service;
+pub mod snapshot;
 pub mod topics;
 pub mod users;
 
@@ -48,7 +49,7 @@ pub struct ShardState {
     pub mailboxes: Mailboxes<ShardState>,
     topics: RefCell<Arc<Topics>>,
     /// Every exchange and its bindings, compiled: replaced whole by shard 0 at each change.
-    exchanges: RefCell<Arc<routing::store::Exchanges>>,
+    pub(in crate::broker) exchanges: snapshot::Snapshot<routing::store::Exchanges>,
     /// The partition logs this shard owns, by topic, then partition.
     logs: RefCell<HashMap<String, HashMap<u32, PartitionLog>>>,
     /// Serializes topic changes on shard 0 (they await between steps).
@@ -61,9 +62,9 @@ pub struct ShardState {
     /// The queue groups of the partitions this shard owns.
     queues: RefCell<queues::ShardQueues>,
     /// This shard's snapshot of the users and their credentials.
-    users: RefCell<Arc<users::Users>>,
+    pub(in crate::broker) users: snapshot::Snapshot<users::Users>,
     /// This shard's snapshot of the access control lists.
-    acls: RefCell<Arc<acls::Acls>>,
+    pub(in crate::broker) acls: snapshot::Snapshot<acls::Acls>,
     /// The quota buckets of the clients this shard serves.
     pub(in crate::broker) quotas: RefCell<quotas::QuotaBuckets>,
     /// The request/reply state of this shard's connections (direct inboxes, temporary topics).
@@ -136,7 +137,7 @@ impl ShardState {
             config,
             mailboxes,
             topics: RefCell::new(topics),
-            exchanges: RefCell::new(exchanges),
+            exchanges: snapshot::Snapshot::new(exchanges),
             logs: RefCell::new(HashMap::new()),
             admin_busy: std::cell::Cell::new(false),
             admin_done: crate::runtime::Notify::default(),
@@ -144,8 +145,8 @@ impl ShardState {
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
             queues: RefCell::new(queues::ShardQueues::default()),
-            users: RefCell::new(Arc::new(users::Users::default())),
-            acls: RefCell::new(Arc::new(acls::Acls::default())),
+            users: snapshot::Snapshot::new(Arc::new(users::Users::default())),
+            acls: snapshot::Snapshot::new(Arc::new(acls::Acls::default())),
             quotas: RefCell::new(quotas::QuotaBuckets::default()),
             replies: replies::inbox::Replies::default(),
         }
@@ -153,22 +154,23 @@ impl ShardState {
 
     /// This shard's snapshot of the ACLs.
     pub fn acls(&self) -> Arc<acls::Acls> {
-        self.acls.borrow().clone()
+        self.acls.get()
     }
 
-    /// Puts a new snapshot of the ACLs in force on this shard.
+    /// Puts the ACLs read from disk in force on this shard (start-up and reloads; changes
+    /// reach the shards through `snapshot::distribute`).
     pub fn set_acls(&self, acls: Arc<acls::Acls>) {
-        *self.acls.borrow_mut() = acls;
+        self.acls.replace(acls);
     }
 
     /// This shard's snapshot of the users.
     pub fn users(&self) -> Arc<users::Users> {
-        self.users.borrow().clone()
+        self.users.get()
     }
 
-    /// Puts a new snapshot of the users in force on this shard.
+    /// Puts the users read from disk in force on this shard (start-up and reloads).
     pub fn set_users(&self, users: Arc<users::Users>) {
-        *self.users.borrow_mut() = users;
+        self.users.replace(users);
     }
 
     pub fn shards(&self) -> usize {
@@ -180,11 +182,7 @@ impl ShardState {
     }
 
     pub(in crate::broker) fn exchanges(&self) -> Arc<routing::store::Exchanges> {
-        self.exchanges.borrow().clone()
-    }
-
-    pub(in crate::broker) fn set_exchanges(&self, exchanges: Arc<routing::store::Exchanges>) {
-        *self.exchanges.borrow_mut() = exchanges;
+        self.exchanges.get()
     }
 
     /// The log of a partition this shard owns.

@@ -142,32 +142,13 @@ pub(super) async fn change(
         );
         return outcomes.into_iter().map(|_| Err(failure.clone())).collect();
     }
-    broadcast(state, Arc::new(users)).await;
-    outcomes
-}
-
-/// Puts `users` in force on every shard.
-pub(super) async fn broadcast(state: &Rc<ShardState>, users: Arc<Users>) {
-    to_every_shard(state, move |there| there.set_users(users.clone())).await;
-}
-
-/// Runs `apply` on every shard, this one included, within `shard_call_timeout_ms` each: how a
-/// new snapshot (users, ACLs) reaches them all.
-pub(super) async fn to_every_shard<F>(state: &Rc<ShardState>, apply: F)
-where
-    F: Fn(&ShardState) + Clone + Send + 'static,
-{
-    let deadline = std::time::Instant::now()
-        + std::time::Duration::from_millis(state.config.shard_call_timeout_ms);
-    for shard in 0..state.shards() {
-        let apply = apply.clone();
-        let _ = state
-            .on_shard_until(deadline, shard, move |there| async move {
-                apply(&there);
-                BrokerResult::Ok(())
-            })
-            .await;
-    }
+    // Saved: the changes stand even if a shard takes them late; the answer says so.
+    let Err(late) = super::snapshot::distribute(state, |shard| &shard.users, Arc::new(users)).await
+    else {
+        return outcomes;
+    };
+    let late = |outcome: BrokerResult<()>| outcome.and_then(|()| Err(late.clone()));
+    outcomes.into_iter().map(late).collect()
 }
 
 fn apply(users: &mut Users, change: UserChange) -> BrokerResult<()> {

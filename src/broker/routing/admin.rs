@@ -1,10 +1,12 @@
 //! Exchange changes: create, delete, bind, unbind. They run on shard 0 in the same one-at-a-time
 //! turn as topic changes: check against the current snapshot and the limits, write
-//! `exchanges.json` durably, then hand every shard the new snapshot. The request is answered
-//! only once every shard has it, so a publish through any connection sees the change at once.
+//! `exchanges.json` durably, then hand every shard the new snapshot (`broker::snapshot`). The
+//! request is answered once every shard has it, so a publish through any connection sees the
+//! change at once; a shard that does not take it in time gets it from a retry, and the answer
+//! says the change is saved but late there.
 
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::model::{self, Binding, Destination, ExchangeKind, ExchangeMeta, Limits};
 use super::store::{Exchange, Exchanges};
@@ -42,7 +44,7 @@ pub fn unknown_exchange(name: &str) -> BrokerError {
 
 /// Creates an exchange; declaring one that exists with the same type and alternate changes
 /// nothing (RabbitMQ's declare), with another is `ExchangeExists`.
-pub async fn create(state: &ShardState, new: NewExchange) -> BrokerResult<()> {
+pub async fn create(state: &Rc<ShardState>, new: NewExchange) -> BrokerResult<()> {
     let _turn = admin_turn(state).await;
     model::validate_name(&new.name)?;
     if let Some(alternate) = &new.alternate_exchange {
@@ -93,7 +95,7 @@ pub async fn create(state: &ShardState, new: NewExchange) -> BrokerResult<()> {
 
 /// Deletes an exchange and every binding of another exchange to it (as RabbitMQ does); an
 /// exchange naming it as its alternate keeps the name, and finds nothing there.
-pub async fn delete(state: &ShardState, name: String) -> BrokerResult<()> {
+pub async fn delete(state: &Rc<ShardState>, name: String) -> BrokerResult<()> {
     let _turn = admin_turn(state).await;
     let current = state.exchanges();
     if current.get(&name).is_none() {
@@ -116,7 +118,7 @@ pub async fn delete(state: &ShardState, name: String) -> BrokerResult<()> {
 }
 
 /// Adds a binding (an identical one is not added twice). Its destination must exist now.
-pub async fn bind(state: &ShardState, exchange: String, binding: Binding) -> BrokerResult<()> {
+pub async fn bind(state: &Rc<ShardState>, exchange: String, binding: Binding) -> BrokerResult<()> {
     let _turn = admin_turn(state).await;
     let current = state.exchanges();
     let source = current
@@ -151,7 +153,11 @@ pub async fn bind(state: &ShardState, exchange: String, binding: Binding) -> Bro
 }
 
 /// Removes a binding; removing one that is not there changes nothing (as in RabbitMQ).
-pub async fn unbind(state: &ShardState, exchange: String, binding: Binding) -> BrokerResult<()> {
+pub async fn unbind(
+    state: &Rc<ShardState>,
+    exchange: String,
+    binding: Binding,
+) -> BrokerResult<()> {
     let _turn = admin_turn(state).await;
     let current = state.exchanges();
     let source = current
@@ -169,7 +175,11 @@ fn clone_map(current: &Exchanges) -> std::collections::BTreeMap<String, Arc<Exch
     current.by_name.clone()
 }
 
-async fn replace(state: &ShardState, current: &Exchanges, meta: ExchangeMeta) -> BrokerResult<()> {
+async fn replace(
+    state: &Rc<ShardState>,
+    current: &Exchanges,
+    meta: ExchangeMeta,
+) -> BrokerResult<()> {
     let mut next = clone_map(current);
     next.insert(meta.name.clone(), Arc::new(Exchange::new(meta)));
     install(state, next).await
@@ -177,7 +187,7 @@ async fn replace(state: &ShardState, current: &Exchanges, meta: ExchangeMeta) ->
 
 /// Saves the new snapshot, then has every shard take it.
 async fn install(
-    state: &ShardState,
+    state: &Rc<ShardState>,
     by_name: std::collections::BTreeMap<String, Arc<Exchange>>,
 ) -> BrokerResult<()> {
     let next = Arc::new(Exchanges { by_name });
@@ -187,16 +197,5 @@ async fn install(
         .await
         .map_err(|error| metadata_write_failed("exchange metadata", &error))?;
     super::publish_gauges(&next);
-    for shard in 0..state.shards() {
-        let snapshot = next.clone();
-        let deadline = Duration::from_millis(state.config.shard_call_timeout_ms);
-        state
-            .mailboxes
-            .call(shard, deadline, move |target| async move {
-                target.set_exchanges(snapshot);
-            })
-            .await
-            .map_err(BrokerError::from)?;
-    }
-    Ok(())
+    crate::broker::snapshot::distribute(state, |shard| &shard.exchanges, next).await
 }
