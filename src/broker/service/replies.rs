@@ -106,11 +106,16 @@ impl Service {
                 admin::create_topic(&zero, topic).await
             })
             .await;
-        if let Err(error) = created {
-            state.remove_temporary(shard, connection, &name);
-            return Err(error);
+        match created {
+            Ok(()) => Ok(name),
+            // The creation may still finish on shard 0 after the wait ended: the name stays
+            // the connection's, so its close deletes the topic (or finds none).
+            Err(error) if error.kind == ErrorKind::TimedOut => Err(error),
+            Err(error) => {
+                state.remove_temporary(shard, connection, &name);
+                Err(error)
+            }
         }
-        Ok(name)
     }
 
     /// Appends a request to `destination` with its `reply-to` and `correlation-id` headers;
@@ -309,8 +314,13 @@ impl Service {
                     admin::delete_topic(&zero, name).await
                 })
                 .await;
-            if let Err(error) = deleted {
-                tracing::warn!(topic, %error, "a closed connection's temporary reply topic stays until restart");
+            match deleted {
+                Ok(()) => {}
+                // A creation that timed out and never happened.
+                Err(error) if error.kind == ErrorKind::UnknownTopic => {}
+                Err(error) => {
+                    tracing::warn!(topic, %error, "a closed connection's temporary reply topic stays until restart");
+                }
             }
         }
     }
