@@ -607,6 +607,64 @@ fn a_request_through_an_exchange_gets_the_reply_of_the_topic_it_was_routed_to() 
     });
 }
 
+/// The thread-safe handle asks and answers from a tokio runtime: a responder task (reading
+/// requests with a plain fetch, answering with `respond`) and 50 concurrent requests, each
+/// answered with its own value.
+#[test]
+fn the_threaded_client_requests_and_responds_from_tokio() {
+    use ringmq::client::ThreadedClient;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let address = broker.address();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let responder = ThreadedClient::connect(&address).await.unwrap();
+        responder.create_topic("threaded", 1, &[]).await.unwrap();
+        let answering = tokio::spawn(async move {
+            let mut next = 0;
+            let mut answered = 0;
+            while answered < 50 {
+                let records = responder
+                    .run(move |client| async move {
+                        common::fetch_records_at(&client, "threaded", next, 500).await
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                next += records.len() as u64;
+                for request in records {
+                    let reply = reply_value(format!("t:{}", text(&request)));
+                    let status = responder.respond(request, reply).await.unwrap();
+                    assert_eq!(status, ReplyStatus::Delivered);
+                    answered += 1;
+                }
+            }
+        });
+        let client = ThreadedClient::connect(&address).await.unwrap();
+        let asks = (0..50).map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let reply = client
+                    .request(
+                        "threaded",
+                        request(&format!("r{n}")),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(text(&reply), format!("t:r{n}"));
+            })
+        });
+        for ask in asks.collect::<Vec<_>>() {
+            ask.await.unwrap();
+        }
+        answering.await.unwrap();
+    });
+}
+
 /// Asserts the call failed with `code`.
 fn refused<T: std::fmt::Debug>(result: ringmq::client::Result<T>, code: ErrorCode) {
     let error = result.unwrap_err();

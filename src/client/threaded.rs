@@ -13,12 +13,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 
 use super::{Client, ClientError, Result};
+use crate::batch::Record;
+use crate::protocol::replies::ReplyStatus;
 use crate::protocol::{FetchRequest, FetchResponse, OffsetSpec, ProduceResponse, TopicMetadata};
 use crate::runtime;
 use crate::storage::AckLevel;
@@ -188,6 +191,39 @@ impl ThreadedClient {
     ) -> Result<(Option<u64>, u64, u64)> {
         let topic = topic.to_string();
         self.run(move |client| async move { client.list_offsets(&topic, partition, spec).await })
+            .await?
+    }
+
+    /// See [`Client::request`]: the client thread's own requester sends it and waits.
+    pub async fn request(
+        &self,
+        destination: &str,
+        message: Record,
+        timeout: Duration,
+    ) -> Result<Record> {
+        let destination = destination.to_string();
+        self.run(move |client| async move { client.request(&destination, message, timeout).await })
+            .await?
+    }
+
+    /// See [`Client::request_via_exchange`].
+    pub async fn request_via_exchange(
+        &self,
+        (exchange, routing_key): (&str, &str),
+        message: Record,
+        timeout: Duration,
+    ) -> Result<Record> {
+        let (exchange, routing_key) = (exchange.to_string(), routing_key.to_string());
+        self.run(move |client| async move {
+            let route = (exchange.as_str(), routing_key.as_str());
+            client.request_via_exchange(route, message, timeout).await
+        })
+        .await?
+    }
+
+    /// See [`Client::respond`]: replies to `request` by its headers.
+    pub async fn respond(&self, request: Record, reply: Record) -> Result<ReplyStatus> {
+        self.run(move |client| async move { client.respond(&request, reply).await })
             .await?
     }
 }

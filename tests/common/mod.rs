@@ -325,19 +325,30 @@ pub async fn fetch_records(
     client: &ringmq::client::Client,
     topic: &str,
 ) -> ringmq::client::Result<Vec<Record>> {
+    fetch_records_at(client, topic, 0, 0).await
+}
+
+/// The records of `topic`'s partition 0 from `offset`, waiting up to `max_wait_ms` for some.
+pub async fn fetch_records_at(
+    client: &ringmq::client::Client,
+    topic: &str,
+    offset: u64,
+    max_wait_ms: u32,
+) -> ringmq::client::Result<Vec<Record>> {
     let fetched = client
         .fetch(ringmq::protocol::FetchRequest {
             topic: topic.into(),
             partition: 0,
-            offset: 0,
+            offset,
             max_bytes: 1 << 20,
             min_bytes: 0,
-            max_wait_ms: 0,
+            max_wait_ms,
         })
         .await?;
     let bytes: Vec<u8> = fetched.records.concat();
     Ok(ringmq::batch::iter_framed(&bytes)
         .flat_map(|(_, batch)| records::decode(batch).unwrap())
+        .filter(|stored| u64::try_from(stored.offset).is_ok_and(|at| at >= offset))
         .map(|stored| stored.record)
         .collect())
 }
