@@ -54,6 +54,9 @@ pub struct BrokerConfig {
     /// Quotas of particular principals (`User:alice`) or client ids (`client-id:loader`),
     /// instead of the defaults above: `[quota_overrides."User:alice"]`.
     pub quota_overrides: BTreeMap<String, QuotaOverride>,
+    /// Quota buckets (one per principal or client id and kind) each shard keeps; past it the
+    /// idlest are dropped (a dropped bucket starts full again).
+    pub quota_buckets_max: usize,
     /// /metrics answers only requests with `Authorization: Bearer <this>`; empty: no token.
     pub http_bearer_token: String,
     /// /metrics answers requests with basic credentials `user:password`; empty: none.
@@ -218,6 +221,7 @@ impl Default for BrokerConfig {
             quota_fetch_bytes_per_second: 0,
             quota_requests_per_second: 0,
             quota_overrides: BTreeMap::new(),
+            quota_buckets_max: 10_000,
             http_basic_auth: String::new(),
             shards: 0,
             frame_bytes_max: 16 << 20,
@@ -451,6 +455,10 @@ impl BrokerConfig {
             (
                 self.mailbox_jobs_max >= 1,
                 "mailbox_jobs_max must be at least 1",
+            ),
+            (
+                self.quota_buckets_max >= 1,
+                "quota_buckets_max must be at least 1",
             ),
             (
                 self.fetch_bytes_max >= 1,

@@ -132,6 +132,7 @@ impl ShardState {
         topics: Arc<Topics>,
         exchanges: Arc<routing::store::Exchanges>,
     ) -> ShardState {
+        let quota_buckets = quotas::QuotaBuckets::new(config.quota_buckets_max);
         ShardState {
             id,
             config,
@@ -147,7 +148,7 @@ impl ShardState {
             queues: RefCell::new(queues::ShardQueues::default()),
             users: snapshot::Snapshot::new(Arc::new(users::Users::default())),
             acls: snapshot::Snapshot::new(Arc::new(acls::Acls::default())),
-            quotas: RefCell::new(quotas::QuotaBuckets::default()),
+            quotas: RefCell::new(quota_buckets),
             replies: replies::inbox::Replies::default(),
         }
     }

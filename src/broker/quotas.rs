@@ -6,15 +6,13 @@
 //!
 //! Each shard keeps its own buckets for the connections it serves, as each Kafka broker does
 //! for its own: a client whose connections land on N shards may reach N times its quota. The
-//! buckets are bounded (`ENTITIES_MAX` per shard; idle ones are dropped first).
+//! buckets are bounded (`quota_buckets_max` per shard; idle ones are dropped first).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// The longest one request is held back, whatever the debt.
 pub const THROTTLE_MAX: Duration = Duration::from_secs(10);
-/// Buckets one shard keeps at most.
-pub const ENTITIES_MAX: usize = 10_000;
 
 /// What a quota limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,12 +39,21 @@ struct Bucket {
     refilled: Instant,
 }
 
-#[derive(Default)]
 pub struct QuotaBuckets {
     buckets: HashMap<(String, QuotaKind), Bucket>,
+    /// Buckets kept at most (`quota_buckets_max`).
+    buckets_max: usize,
 }
 
 impl QuotaBuckets {
+    pub fn new(buckets_max: usize) -> QuotaBuckets {
+        assert!(buckets_max > 0);
+        QuotaBuckets {
+            buckets: HashMap::new(),
+            buckets_max,
+        }
+    }
+
     /// Takes `bytes` from `entity`'s bucket of `kind` (refilled at `rate_per_second`) and
     /// returns how long to hold the answer back.
     pub fn charge(
@@ -62,7 +69,7 @@ impl QuotaBuckets {
         }
         let rate = rate_per_second as f64;
         if !self.buckets.contains_key(&(entity.to_string(), kind))
-            && self.buckets.len() >= ENTITIES_MAX
+            && self.buckets.len() >= self.buckets_max
         {
             self.evict(now);
         }
@@ -87,7 +94,7 @@ impl QuotaBuckets {
         let idle = Duration::from_secs(60);
         self.buckets
             .retain(|_, bucket| now.saturating_duration_since(bucket.refilled) < idle);
-        if self.buckets.len() >= ENTITIES_MAX {
+        if self.buckets.len() >= self.buckets_max {
             let oldest = self
                 .buckets
                 .iter()
@@ -114,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_bucket_passes_its_rate_and_throttles_the_excess() {
-        let mut quotas = QuotaBuckets::default();
+        let mut quotas = QuotaBuckets::new(10_000);
         let start = Instant::now();
         let kind = QuotaKind::ProduceBytes;
         // A full second's worth passes at once.
@@ -146,6 +153,29 @@ mod tests {
             quotas.charge("dave", kind, 1, 1_000_000, start),
             THROTTLE_MAX
         );
+        assert_eq!(quotas.len(), 3);
+    }
+
+    #[test]
+    fn the_buckets_are_bounded_and_the_idlest_go_first() {
+        let mut quotas = QuotaBuckets::new(3);
+        let start = Instant::now();
+        let kind = QuotaKind::Requests;
+        let second = |n: u64| start + Duration::from_secs(n);
+        for (n, entity) in ["a", "b", "c"].into_iter().enumerate() {
+            let debt = quotas.charge(entity, kind, 1, 3, second(n as u64));
+            assert_eq!(debt, Duration::from_secs(2));
+        }
+        // "d" takes the place of "a", the idlest.
+        quotas.charge("d", kind, 1, 1, second(2));
+        assert_eq!(quotas.len(), 3);
+        // "b" kept its debt (2 s at t1, 1 s refilled since) ...
+        assert_eq!(
+            quotas.charge("b", kind, 1, 0, second(2)),
+            Duration::from_secs(1)
+        );
+        // ... "a" lost its own: a new, full bucket (kept, it would owe 1 s).
+        assert_eq!(quotas.charge("a", kind, 1, 1, second(2)), Duration::ZERO);
         assert_eq!(quotas.len(), 3);
     }
 }
