@@ -12,6 +12,16 @@ use serde::{Deserialize, Serialize};
 use crate::partitioner::Partitioner;
 use crate::storage::LogConfig;
 
+mod sqs;
+pub use sqs::{SqsConfig, SqsCredential};
+
+/// Where `ringmq serve` serves the SQS API unless told otherwise (ElasticMQ's port).
+pub const SQS_LISTEN_DEFAULT: &str = "127.0.0.1:9324";
+
+fn sqs_listen_default() -> String {
+    SQS_LISTEN_DEFAULT.to_string()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
@@ -26,6 +36,13 @@ pub struct BrokerConfig {
     pub kafka_advertised: String,
     /// The Prometheus /metrics listen address; empty to disable.
     pub http_listen: String,
+    /// The SQS-compatible HTTP API's listen address; empty to disable. `ringmq serve` (flags
+    /// or a TOML file) defaults to `SQS_LISTEN_DEFAULT`; a broker embedded through
+    /// `BrokerConfig::default()` (tests, the load generator) opens it only when asked.
+    #[serde(default = "sqs_listen_default")]
+    pub sqs_listen: String,
+    /// The SQS door's account id, request bounds, limits and credentials (`[sqs]`).
+    pub sqs: SqsConfig,
     /// TLS on the native listener (`[tls]`); off unless a certificate and key are given.
     pub tls: TlsSettings,
     /// TLS on the Kafka listener (`[kafka_tls]`), with its own certificate.
@@ -206,6 +223,8 @@ impl Default for BrokerConfig {
             kafka_listen: "127.0.0.1:9092".into(),
             kafka_advertised: String::new(),
             http_listen: "127.0.0.1:9401".into(),
+            sqs_listen: String::new(),
+            sqs: SqsConfig::default(),
             tls: TlsSettings::default(),
             kafka_tls: TlsSettings::default(),
             http_tls: TlsSettings::default(),
@@ -349,6 +368,16 @@ impl BrokerConfig {
             .map_err(|error| format!("http listen address {:?}: {error}", self.http_listen))
     }
 
+    pub fn sqs_listen_address(&self) -> Result<Option<SocketAddr>, String> {
+        if self.sqs_listen.is_empty() {
+            return Ok(None);
+        }
+        self.sqs_listen
+            .parse()
+            .map(Some)
+            .map_err(|error| format!("sqs listen address {:?}: {error}", self.sqs_listen))
+    }
+
     pub fn kafka_listen_address(&self) -> Result<Option<SocketAddr>, String> {
         if self.kafka_listen.is_empty() {
             return Ok(None);
@@ -400,6 +429,8 @@ impl BrokerConfig {
             self.kafka_advertised_at(bound)?;
         }
         self.http_listen_address()?;
+        self.sqs_listen_address()?;
+        self.sqs.validate()?;
         self.tls.validate("tls")?;
         self.kafka_tls.validate("kafka_tls")?;
         self.http_tls.validate("http_tls")?;
