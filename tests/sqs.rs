@@ -91,7 +91,10 @@ fn a_standard_queue_lives_and_dies_through_boto3() {
     );
     assert_eq!(seen["bad_attribute"], "InvalidAttributeValue");
     assert_eq!(seen["gone"], "AWS.SimpleQueueService.NonExistentQueue");
-    assert_eq!(seen["send_to_gone"], "AWS.SimpleQueueService.NonExistentQueue");
+    assert_eq!(
+        seen["send_to_gone"],
+        "AWS.SimpleQueueService.NonExistentQueue"
+    );
 }
 
 #[test]
@@ -229,11 +232,7 @@ fn configured_credentials_are_checked_by_signature() {
         secret_access_key: "the-right-secret".into(),
         principal: "alice".into(),
     }];
-    let Some(seen) = scenario(
-        config,
-        "signatures",
-        &["AKIDRINGMQ", "the-right-secret"],
-    ) else {
+    let Some(seen) = scenario(config, "signatures", &["AKIDRINGMQ", "the-right-secret"]) else {
         return;
     };
     assert_eq!(seen["right"], true);
@@ -245,4 +244,28 @@ fn configured_credentials_are_checked_by_signature() {
         seen["unsigned"],
         json!([403, ["MissingAuthenticationToken"]])
     );
+}
+
+#[test]
+fn dead_letters_go_to_the_redrive_policys_queue_and_move_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(seen) = scenario(config(dir.path()), "dead_letters", &[]) else {
+        return;
+    };
+    assert_eq!(seen["counts"], json!(["1", "1", "2", "2"]));
+    assert_eq!(
+        seen["dead"],
+        json!(["poison from later", "poison from src"])
+    );
+    assert_eq!(seen["dead_attribute"], json!(["kept", "kept"]));
+    assert_eq!(seen["source_empty"], 0);
+    let mut urls: Vec<Value> = seen["urls"].as_array().unwrap().clone();
+    urls.sort_by_key(|url| url.as_str().unwrap().to_string());
+    assert_eq!(seen["sources"], Value::Array(urls));
+    assert_eq!(seen["task"], true);
+    assert_eq!(
+        seen["back"],
+        json!(["poison from later", "poison from src"])
+    );
+    assert_eq!(seen["tasks"], json!([["COMPLETED", 2]]));
 }

@@ -37,7 +37,6 @@ errors! {
     queue_does_not_exist => ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", 400, true),
     queue_name_exists => ("QueueNameExists", "QueueAlreadyExists", 400, true),
     receipt_handle_is_invalid => ("ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid", 400, true),
-    message_not_inflight => ("MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight", 400, true),
     invalid_parameter_value => ("InvalidParameterValue", "InvalidParameterValue", 400, true),
     missing_parameter => ("MissingParameter", "MissingParameter", 400, true),
     invalid_attribute_name => ("InvalidAttributeName", "InvalidAttributeName", 400, true),

@@ -7,8 +7,9 @@
 //! (the JSON and query protocols, one JSON shape inside), `errors` (SQS's codes and the
 //! `ErrorKind` table), `auth` (SigV4 and principals), `params` (reading parameters), the actions
 //! (`queue_actions`, `message_actions`), `attributes` (queue attributes), `message_attributes`
-//! (message attributes, headers and SQS's MD5s), `receipt` (receipt handles) and `store` (the
-//! SQS-only part of a queue, durable in an internal topic).
+//! (message attributes, headers and SQS's MD5s), `receipt` (receipt handles), `move_tasks`
+//! (dead-letter redrive) and `store` (the SQS-only part of a queue, durable in an internal
+//! topic).
 //!
 //! This file is the adapter onto the connection layer (`net`): the same accept path,
 //! connection cap, in-flight bounds, timeouts and shutdown drain as the other doors, with HTTP's
@@ -20,6 +21,7 @@ mod errors;
 mod http;
 mod message_actions;
 mod message_attributes;
+mod move_tasks;
 mod params;
 mod protocol;
 mod queue_actions;
@@ -278,6 +280,8 @@ async fn run(h: &Handler, action: &str, p: &params::Params) -> Result<serde_json
         "DeleteMessageBatch" => m::delete_message_batch(h, p).await,
         "ChangeMessageVisibility" => m::change_message_visibility(h, p).await,
         "ChangeMessageVisibilityBatch" => m::change_message_visibility_batch(h, p).await,
+        "StartMessageMoveTask" => move_tasks::start_message_move_task(h, p).await,
+        "ListMessageMoveTasks" => move_tasks::list_message_move_tasks(h, p).await,
         other => Err(SqsError::invalid_action(format!(
             "the action {} is not valid for this endpoint",
             other.chars().take(64).collect::<String>()

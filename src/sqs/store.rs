@@ -4,7 +4,8 @@
 //! service like any produce), one record per change keyed by the queue's name, a record
 //! without a value for a deleted queue; the last record of a name wins. Each shard folds the
 //! topic into a cache and reads on from where it stopped before each use, so a change made on
-//! another shard is seen by the next request anywhere.
+//! another shard is seen by the next request anywhere. Message move tasks keep their progress
+//! there too (`task:` keys), so any connection may list them.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,55 @@ pub struct QueueMeta {
 pub struct Store {
     next_offset: u64,
     queues: HashMap<String, QueueMeta>,
+    /// Message move tasks (`move_tasks`) by key: `task:<source queue>:<started ms>:<id>`.
+    tasks: BTreeMap<String, serde_json::Value>,
+}
+
+/// The key prefix of a move task's records (no queue name holds a ':').
+pub const TASK_PREFIX: &str = "task:";
+/// Move tasks kept per source queue (what ListMessageMoveTasks may show: SQS's 10).
+const TASKS_PER_QUEUE_MAX: usize = 10;
+
+impl Store {
+    fn fold_task(&mut self, key: String, value: Option<&[u8]>) {
+        let Some(parsed) = value.and_then(|value| serde_json::from_slice(value).ok()) else {
+            self.tasks.remove(&key);
+            return;
+        };
+        let source = task_source(&key).to_string();
+        self.tasks.insert(key, parsed);
+        let of_source: Vec<String> = self
+            .tasks
+            .keys()
+            .filter(|key| task_source(key) == source)
+            .cloned()
+            .collect();
+        // Keys sort by start time within a source: the oldest go first.
+        for old in of_source
+            .iter()
+            .take(of_source.len().saturating_sub(TASKS_PER_QUEUE_MAX))
+        {
+            self.tasks.remove(old);
+        }
+    }
+}
+
+fn task_source(key: &str) -> &str {
+    key.strip_prefix(TASK_PREFIX)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_default()
+}
+
+/// The move tasks of `source`, newest first.
+pub fn tasks_of(store: &SharedStore, source: &str) -> Vec<serde_json::Value> {
+    store
+        .borrow()
+        .tasks
+        .iter()
+        .rev()
+        .filter(|(key, _)| task_source(key) == source)
+        .map(|(_, task)| task.clone())
+        .collect()
 }
 
 pub type SharedStore = Rc<RefCell<Store>>;
@@ -109,6 +159,10 @@ pub async fn refresh(
                     continue;
                 };
                 let name = name.to_string();
+                if name.starts_with(TASK_PREFIX) {
+                    store.fold_task(name, stored.record.value.as_deref());
+                    continue;
+                }
                 match stored.record.value.as_deref() {
                     None => {
                         store.queues.remove(&name);
@@ -160,11 +214,40 @@ pub async fn put(
     queue: &str,
     meta: Option<&QueueMeta>,
 ) -> Result<(), SqsError> {
-    ensure_topic(service, ctx).await?;
     let value = meta
         .map(serde_json::to_vec)
         .transpose()
         .map_err(|error| SqsError::internal_error(error.to_string()))?;
+    write(store, service, ctx, queue, value).await
+}
+
+/// Writes a move task's record under `key` (`TASK_PREFIX`...), durably, then reads it back.
+pub async fn put_task(
+    store: &SharedStore,
+    service: &Service,
+    ctx: &RequestContext,
+    key: &str,
+    task: &serde_json::Value,
+) -> Result<(), SqsError> {
+    debug_assert!(key.starts_with(TASK_PREFIX));
+    write(
+        store,
+        service,
+        ctx,
+        key,
+        Some(task.to_string().into_bytes()),
+    )
+    .await
+}
+
+async fn write(
+    store: &SharedStore,
+    service: &Service,
+    ctx: &RequestContext,
+    queue: &str,
+    value: Option<Vec<u8>>,
+) -> Result<(), SqsError> {
+    ensure_topic(service, ctx).await?;
     let mut builder = BatchBuilder::new(Compression::None);
     builder.push(Record::new(
         super::now_ms() as i64,
