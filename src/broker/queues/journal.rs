@@ -447,8 +447,31 @@ mod tests {
                 last: 8,
                 archived: true,
             },
+            Entry::Configure {
+                settings: QueueSettings {
+                    max_deliveries: 9,
+                    dead_letter_topic: "elsewhere".into(),
+                    ..settings()
+                },
+            },
             Entry::Drop,
         ]
+    }
+
+    #[test]
+    fn a_configure_changes_settings_and_keeps_the_state() {
+        let mut groups = Groups::default();
+        let all = entries();
+        for entry in all.iter().take(5).cloned() {
+            fold(&mut groups, "g", entry, "t");
+        }
+        let state = groups.get("g").expect("defined");
+        assert_eq!(state.settings().max_deliveries, 9);
+        assert_eq!(state.settings().dead_letter_topic, "elsewhere");
+        assert_eq!(state.settled_below(), 9, "the settled prefix stays");
+        // A configure for a group not defined is nothing; a drop still drops.
+        fold(&mut groups, "h", all[4].clone(), "t");
+        assert!(!groups.contains_key("h"));
     }
 
     #[test]
