@@ -78,6 +78,32 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
+/// Every parser of the door run on hostile bytes, as a request would reach them: framing, the
+/// head, the protocol's parameters, and the receipt handle and message attributes they name.
+/// The fuzz tests' entry point (`tests/sqs_fuzz.rs`); it must never panic. Returns the action
+/// when the bytes parse that far.
+#[doc(hidden)]
+pub fn parse_untrusted(bytes: &[u8]) -> Option<String> {
+    let frame = match http::frame(bytes, 4096, 1 << 20) {
+        FrameStatus::Ready(size) => bytes.get(..size)?,
+        FrameStatus::Incomplete | FrameStatus::TooLarge(_) => return None,
+    };
+    let request = http::parse(BytesMut::from(frame), 4096).ok()?;
+    let _ = auth::principal(&crate::config::SqsConfig::default(), &request);
+    let call = protocol::parse(&request).ok()?;
+    if let Some(handle) = params::string(&call.params, "ReceiptHandle").ok().flatten() {
+        let _ = receipt::Receipt::decode(handle, "q");
+    }
+    let _ = message_attributes::parse(call.params.get("MessageAttributes"));
+    let _ = params::queue_of(&call.params, &request.path);
+    let _ = protocol::success(
+        call.protocol,
+        &call.action,
+        serde_json::Value::Object(call.params.clone()),
+    );
+    Some(call.action)
+}
+
 /// The SQS door of one shard; its clones (one per connection) share the shard's fold of the
 /// queues' SQS records.
 #[derive(Clone)]
