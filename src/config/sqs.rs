@@ -24,7 +24,9 @@ pub struct SqsConfig {
     pub head_bytes_max: usize,
     /// Bytes of a request's body (Content-Length); more is refused with 413.
     pub body_bytes_max: usize,
-    /// The largest MaximumMessageSize a queue may have (SQS: 1 MiB).
+    /// The largest MaximumMessageSize a queue may have, and its default (SQS's long-standing
+    /// 256 KiB; AWS now allows 1 MiB). A receive reserves about five times this in the
+    /// connection layer for its answer, so raising it costs concurrent long polls.
     pub message_bytes_max: u32,
     /// The longest DelaySeconds, of a queue or a message (SQS: 900); ringmq allows more.
     pub delay_seconds_max: u32,
@@ -42,7 +44,7 @@ impl Default for SqsConfig {
             region: "us-east-1".into(),
             head_bytes_max: 16 * 1024,
             body_bytes_max: 4 << 20,
-            message_bytes_max: 1 << 20,
+            message_bytes_max: 256 * 1024,
             delay_seconds_max: 900,
             list_queues_max: 1000,
             credentials: Vec::new(),

@@ -98,7 +98,11 @@ fn outgoing(
         .map(Attribute::size_bytes)
         .sum::<usize>()
         .saturating_add(body.len());
-    let max = attributes::seconds(queue_attributes, "MaximumMessageSize", 262_144);
+    let max = attributes::seconds(
+        queue_attributes,
+        "MaximumMessageSize",
+        u64::from(h.state.config.sqs.message_bytes_max),
+    );
     if size as u64 > max {
         return Err(SqsError::invalid_parameter_value(format!(
             "the message is {size} bytes; this queue's MaximumMessageSize is {max}"
@@ -336,7 +340,11 @@ pub async fn send_message_batch(h: &Handler, p: &Params) -> Result<Value, SqsErr
         .filter_map(|entry| params::string(entry, "MessageBody").ok().flatten())
         .map(str::len)
         .sum();
-    let max = attributes::seconds(&meta.attributes, "MaximumMessageSize", 262_144);
+    let max = attributes::seconds(
+        &meta.attributes,
+        "MaximumMessageSize",
+        u64::from(h.state.config.sqs.message_bytes_max),
+    );
     if total as u64 > max {
         return Err(SqsError::batch_request_too_long(format!(
             "the batch's bodies are {total} bytes; at most {max}"

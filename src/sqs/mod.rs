@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use crate::broker::ShardState;
-use crate::broker::service::{RequestContext, Service};
+use crate::broker::service::{QuotaKind, RequestContext, Service};
 use crate::net::{Decoded, Listener, Wire};
 use crate::protocol::codec::FrameStatus;
 use errors::SqsError;
@@ -280,7 +280,33 @@ async fn serve(
         path: request.path.clone(),
         state,
     };
+    // Quotas as on the other doors: each request, a send's bytes in, a receive's bytes out; the
+    // answer is held back for what they say.
+    let mut hold = handler
+        .service
+        .charge_quota(&handler.ctx, QuotaKind::Requests, 1);
+    if call.action.starts_with("SendMessage") {
+        let bytes = request.body.len() as u64;
+        hold = hold.max(
+            handler
+                .service
+                .charge_quota(&handler.ctx, QuotaKind::ProduceBytes, bytes),
+        );
+    }
     let outcome = run(&handler, &call.action, &call.params).await;
+    if call.action == "ReceiveMessage"
+        && let Ok(answer) = &outcome
+    {
+        let bytes = answer.to_string().len() as u64;
+        hold = hold.max(
+            handler
+                .service
+                .charge_quota(&handler.ctx, QuotaKind::FetchBytes, bytes),
+        );
+    }
+    if !hold.is_zero() {
+        crate::runtime::sleep(hold).await;
+    }
     (call.action, outcome)
 }
 
