@@ -335,10 +335,11 @@ impl BrokerConfig {
         toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
     }
 
-    /// Whether ACLs are enforced: when any listener asks clients to authenticate, by SASL or
-    /// by a client certificate.
+    /// Whether ACLs are enforced: when any listener asks clients to authenticate, by SASL, by
+    /// a client certificate or by SigV4 (`[[sqs.credentials]]`).
     pub fn authorization_enforced(&self) -> bool {
-        !self.kafka_sasl_mechanisms.is_empty()
+        !self.sqs.credentials.is_empty()
+            || !self.kafka_sasl_mechanisms.is_empty()
             || !self.sasl_mechanisms.is_empty()
             || self.tls.client_ca_path.is_some()
             || self.kafka_tls.client_ca_path.is_some()

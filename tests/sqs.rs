@@ -224,20 +224,32 @@ fn the_query_protocol_answers_in_sqs_xml() {
 }
 
 #[test]
-fn configured_credentials_are_checked_by_signature() {
+fn configured_credentials_are_checked_by_signature_and_their_principals_by_acls() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.sqs.credentials = vec![SqsCredential {
-        access_key_id: "AKIDRINGMQ".into(),
-        secret_access_key: "the-right-secret".into(),
-        principal: "alice".into(),
-    }];
+    // Credentials turn the ACLs on: alice may do anything, bob nothing.
+    config.sqs.credentials = vec![
+        SqsCredential {
+            access_key_id: "AKIDRINGMQ".into(),
+            secret_access_key: "the-right-secret".into(),
+            principal: "alice".into(),
+        },
+        SqsCredential {
+            access_key_id: "AKIDBOB".into(),
+            secret_access_key: "bob-secret".into(),
+            principal: "bob".into(),
+        },
+    ];
+    config.super_users = vec!["User:alice".into()];
     let Some(seen) = scenario(config, "signatures", &["AKIDRINGMQ", "the-right-secret"]) else {
         return;
     };
     assert_eq!(seen["right"], true);
     assert_eq!(seen["wrong_secret"], "SignatureDoesNotMatch");
     assert_eq!(seen["unknown_key"], "InvalidClientTokenId");
+    assert_eq!(seen["bob_create"], "AccessDenied");
+    assert_eq!(seen["bob_send"], "AccessDenied");
+    assert_eq!(seen["bob_lists"], json!([]), "bob may describe no queue");
     assert_eq!(seen["query_wrong"], json!([403, ["SignatureDoesNotMatch"]]));
     assert_eq!(seen["query_right"], 200);
     assert_eq!(

@@ -305,6 +305,11 @@ def signatures():
     unknown = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="AKIDUNKNOWN",
                            aws_secret_access_key=SECRET, config=Config(retries={"max_attempts": 1}))
     out["unknown_key"] = code(lambda: unknown.list_queues())
+    bob = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="AKIDBOB",
+                       aws_secret_access_key="bob-secret", config=Config(retries={"max_attempts": 1}))
+    out["bob_create"] = code(lambda: bob.create_queue(QueueName="bobs"))
+    out["bob_send"] = code(lambda: bob.send_message(QueueUrl=ENDPOINT + "/000000000000/signed", MessageBody="x"))
+    out["bob_lists"] = bob.list_queues().get("QueueUrls", [])
     status, root = signed_query({"Action": "ListQueues"}, secret="wrong")
     out["query_wrong"] = [status, text(root, "Code")]
     status, root = signed_query({"Action": "ListQueues"})
