@@ -41,7 +41,14 @@ pub struct Store {
     queues: HashMap<String, QueueMeta>,
     /// Message move tasks (`move_tasks`) by key: `task:<source queue>:<started ms>:<id>`.
     tasks: BTreeMap<String, serde_json::Value>,
+    /// When the topic was last read to its end.
+    refreshed: Option<std::time::Instant>,
 }
+
+/// How stale a queue's record may be when a send or a receive reads it: a change made through
+/// another shard takes up to this long to apply there (SQS's own attribute changes take up to
+/// a minute). Writes, lists and move tasks read to the end at once.
+const READ_STALENESS: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The key prefix of a move task's records (no queue name holds a ':').
 pub const TASK_PREFIX: &str = "task:";
@@ -117,6 +124,7 @@ pub async fn refresh(
     if service.topic(ctx, TOPIC).is_err() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     loop {
         let offset = store.borrow().next_offset;
         let fetch = Fetch {
@@ -135,6 +143,7 @@ pub async fn refresh(
             Err(error) => return Err(from_broker(error)),
         };
         if fetched.records.is_empty() {
+            store.borrow_mut().refreshed = Some(started);
             return Ok(());
         }
         let mut store = store.borrow_mut();
@@ -180,6 +189,7 @@ pub async fn refresh(
         }
         if store.next_offset == before {
             // Batches that held nothing new (a concurrent refresh got them first).
+            store.refreshed = Some(started);
             return Ok(());
         }
     }
@@ -192,7 +202,13 @@ pub async fn get(
     ctx: &RequestContext,
     queue: &str,
 ) -> Result<Option<QueueMeta>, SqsError> {
-    refresh(store, service, ctx).await?;
+    let fresh = store
+        .borrow()
+        .refreshed
+        .is_some_and(|at| at.elapsed() < READ_STALENESS);
+    if !fresh {
+        refresh(store, service, ctx).await?;
+    }
     Ok(store.borrow().queues.get(queue).cloned())
 }
 

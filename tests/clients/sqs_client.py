@@ -177,7 +177,12 @@ def dead_letters():
         for url in (src, later):
             back.extend(m["Body"] for m in receive(url, WaitTimeSeconds=1))
     out["back"] = sorted(back)
-    tasks = sqs.list_message_move_tasks(SourceArn=arn)["Results"]
+    deadline = time.monotonic() + 10
+    while True:
+        tasks = sqs.list_message_move_tasks(SourceArn=arn, MaxResults=10)["Results"]
+        if tasks[0]["Status"] != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     out["tasks"] = [(t["Status"], t.get("ApproximateNumberOfMessagesMoved")) for t in tasks]
 
 
