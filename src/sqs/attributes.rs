@@ -43,7 +43,7 @@ pub const COMPUTED: [&str; 6] = [
 /// Bytes of one attribute's value (a Policy document is the large one).
 const VALUE_BYTES_MAX: usize = 20 * 1024;
 /// SQS's longest retention: 14 days.
-const RETENTION_SECONDS_MAX: u64 = 1_209_600;
+pub const RETENTION_SECONDS_MAX: u64 = 1_209_600;
 /// SQS's longest long poll.
 pub const WAIT_SECONDS_MAX: u64 = 20;
 /// SQS's longest visibility timeout: 12 hours.
@@ -252,12 +252,14 @@ pub fn group_configs(
     Ok(configs)
 }
 
-/// An attribute as a number, its default if absent or unreadable.
-pub fn seconds(attributes: &BTreeMap<String, String>, name: &str, default: u64) -> u64 {
+/// An attribute as a number, its default if absent or unreadable, and at most `max` (the
+/// record was checked when written, but it is read back from a topic).
+pub fn seconds(attributes: &BTreeMap<String, String>, name: &str, default: u64, max: u64) -> u64 {
     attributes
         .get(name)
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
+        .min(max)
 }
 
 #[cfg(test)]

@@ -98,11 +98,8 @@ fn outgoing(
         .map(Attribute::size_bytes)
         .sum::<usize>()
         .saturating_add(body.len());
-    let max = attributes::seconds(
-        queue_attributes,
-        "MaximumMessageSize",
-        u64::from(h.state.config.sqs.message_bytes_max),
-    );
+    let largest = u64::from(h.state.config.sqs.message_bytes_max);
+    let max = attributes::seconds(queue_attributes, "MaximumMessageSize", largest, largest);
     if size as u64 > max {
         return Err(SqsError::invalid_parameter_value(format!(
             "the message is {size} bytes; this queue's MaximumMessageSize is {max}"
@@ -117,7 +114,7 @@ fn outgoing(
         ));
     }
     let delay_s = delay.map_or_else(
-        || attributes::seconds(queue_attributes, "DelaySeconds", 0),
+        || attributes::seconds(queue_attributes, "DelaySeconds", 0, delay_max as u64),
         |delay| delay as u64,
     );
     let group = params::string(p, "MessageGroupId")?.map(str::to_string);
@@ -340,11 +337,8 @@ pub async fn send_message_batch(h: &Handler, p: &Params) -> Result<Value, SqsErr
         .filter_map(|entry| params::string(entry, "MessageBody").ok().flatten())
         .map(str::len)
         .sum();
-    let max = attributes::seconds(
-        &meta.attributes,
-        "MaximumMessageSize",
-        u64::from(h.state.config.sqs.message_bytes_max),
-    );
+    let largest = u64::from(h.state.config.sqs.message_bytes_max);
+    let max = attributes::seconds(&meta.attributes, "MaximumMessageSize", largest, largest);
     if total as u64 > max {
         return Err(SqsError::batch_request_too_long(format!(
             "the batch's bodies are {total} bytes; at most {max}"
@@ -512,11 +506,25 @@ pub async fn receive_message(h: &Handler, p: &Params) -> Result<Value, SqsError>
     let user_wanted = params::string_list(p, "MessageAttributeNames")?;
     let meta = h.meta(&queue).await?;
     let wait_s = wait.map_or_else(
-        || attributes::seconds(&meta.attributes, "ReceiveMessageWaitTimeSeconds", 0),
+        || {
+            attributes::seconds(
+                &meta.attributes,
+                "ReceiveMessageWaitTimeSeconds",
+                0,
+                WAIT_SECONDS_MAX,
+            )
+        },
         |wait| wait as u64,
     );
     let visibility_s = visibility.map_or_else(
-        || attributes::seconds(&meta.attributes, "VisibilityTimeout", 30),
+        || {
+            attributes::seconds(
+                &meta.attributes,
+                "VisibilityTimeout",
+                30,
+                VISIBILITY_SECONDS_MAX,
+            )
+        },
         |visibility| visibility as u64,
     );
     let nonce = receipt::new_nonce();

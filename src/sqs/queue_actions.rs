@@ -106,7 +106,13 @@ pub async fn create_queue(h: &Handler, p: &Params) -> Result<Value, SqsError> {
             ))
         })?;
     }
-    let retention_ms = attributes::seconds(&wanted, "MessageRetentionPeriod", 345_600) * 1000;
+    let retention_s = attributes::seconds(
+        &wanted,
+        "MessageRetentionPeriod",
+        345_600,
+        attributes::RETENTION_SECONDS_MAX,
+    );
+    let retention_ms = retention_s * 1000;
     let topic = NewTopic {
         name: queue.clone(),
         partitions: if fifo {
