@@ -27,6 +27,11 @@ fn config(dir: &std::path::Path) -> BrokerConfig {
 /// installed (and the test is not under tools/test).
 fn scenario(config: BrokerConfig, scenario: &str, extra: &[&str]) -> Option<Value> {
     let broker = common::TestBroker::start_with(config);
+    run(&broker, scenario, extra)
+}
+
+/// Runs `scenario` against `broker`.
+fn run(broker: &common::TestBroker, scenario: &str, extra: &[&str]) -> Option<Value> {
     let endpoint = format!(
         "http://{}",
         broker.handle.as_ref().unwrap().sqs_address.unwrap()
@@ -280,4 +285,20 @@ fn dead_letters_go_to_the_redrive_policys_queue_and_move_back() {
         json!(["poison from later", "poison from src"])
     );
     assert_eq!(seen["tasks"], json!([["COMPLETED", 2]]));
+}
+
+#[test]
+fn queues_their_attributes_tags_and_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = common::TestBroker::start_with(config(dir.path()));
+    let Some(before) = run(&broker, "durable_before", &[]) else {
+        return;
+    };
+    assert!(before["url"].as_str().unwrap().ends_with("/kept"));
+    broker.restart();
+    let after = run(&broker, "durable_after", &[]).unwrap();
+    assert_eq!(after["attributes"], json!(["17", "3", 4]));
+    assert_eq!(after["tags"], json!({"owner": "me"}));
+    assert_eq!(after["message"], json!([["survives", "v"]]));
+    assert_eq!(after["sources"], json!(["kept"]));
 }

@@ -328,6 +328,27 @@ def signatures():
         out["unsigned"] = [error.code, text(ET.fromstring(error.read()), "Code")]
 
 
+def durable_before():
+    dlq = sqs.create_queue(QueueName="kept-dlq")["QueueUrl"]
+    policy = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:kept-dlq", "maxReceiveCount": 4})
+    url = sqs.create_queue(QueueName="kept", Attributes={"VisibilityTimeout": "17", "DelaySeconds": "0"},
+                           tags={"owner": "me"})["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": policy, "ReceiveMessageWaitTimeSeconds": "3"})
+    sqs.send_message(QueueUrl=url, MessageBody="survives", MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}})
+    out["url"] = url
+    out["dlq"] = dlq
+
+
+def durable_after():
+    url = sqs.get_queue_url(QueueName="kept")["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    out["attributes"] = [attrs["VisibilityTimeout"], attrs["ReceiveMessageWaitTimeSeconds"], json.loads(attrs["RedrivePolicy"])["maxReceiveCount"]]
+    out["tags"] = sqs.list_queue_tags(QueueUrl=url).get("Tags")
+    got = receive(url, MessageAttributeNames=["All"], WaitTimeSeconds=2)
+    out["message"] = [(m["Body"], m["MessageAttributes"]["k"]["StringValue"]) for m in got]
+    out["sources"] = [u.rsplit("/", 1)[1] for u in sqs.list_dead_letter_source_queues(QueueUrl=sqs.get_queue_url(QueueName="kept-dlq")["QueueUrl"]).get("queueUrls", [])]
+
+
 {
     "lifecycle": lifecycle,
     "long_poll": long_poll,
@@ -338,5 +359,7 @@ def signatures():
     "batches": batches,
     "query": query,
     "signatures": signatures,
+    "durable_before": durable_before,
+    "durable_after": durable_after,
 }[SCENARIO]()
 print(json.dumps(out))
