@@ -302,3 +302,17 @@ fn queues_their_attributes_tags_and_messages_survive_a_restart() {
     assert_eq!(after["message"], json!([["survives", "v"]]));
     assert_eq!(after["sources"], json!(["kept"]));
 }
+
+#[test]
+fn a_fifo_queue_drops_duplicates_by_content_or_deduplication_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(seen) = scenario(config(dir.path()), "fifo", &["AKIDTEST", "secret", "dedup"]) else {
+        return;
+    };
+    assert_eq!(
+        seen["dedup_ids"],
+        json!([true, true]),
+        "a duplicate is answered with its first copy's id"
+    );
+    assert_eq!(seen["dedup_bodies"], json!(["same", "other"]));
+}
