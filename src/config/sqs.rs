@@ -83,3 +83,42 @@ impl SqsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::BrokerConfig;
+
+    #[test]
+    fn a_file_opens_the_door_unless_it_says_otherwise_and_reads_credentials() {
+        let empty: BrokerConfig = toml::from_str("").unwrap();
+        assert_eq!(empty.sqs_listen, "127.0.0.1:9324", "ringmq serve's default");
+        assert_eq!(BrokerConfig::default().sqs_listen, "", "embedded: off");
+        let text = r#"
+            sqs_listen = ""
+            [sqs]
+            account_id = "123456789012"
+            [[sqs.credentials]]
+            access_key_id = "AKID"
+            secret_access_key = "secret"
+            principal = "alice"
+        "#;
+        let config: BrokerConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.sqs_listen_address().unwrap(), None);
+        assert_eq!(config.sqs.credentials[0].principal, "alice");
+        assert!(config.validate().is_ok());
+        assert!(
+            config.authorization_enforced(),
+            "credentials turn the ACLs on"
+        );
+        let mut bad = config.clone();
+        bad.sqs.account_id = "12".into();
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "sqs.account_id \"12\" is not 12 digits"
+        );
+        let mut bad = config;
+        bad.sqs.credentials[0].secret_access_key.clear();
+        assert!(bad.validate().is_err());
+        assert!(toml::from_str::<BrokerConfig>("[sqs]\nnope = 1").is_err());
+    }
+}
