@@ -12,6 +12,16 @@ use serde::{Deserialize, Serialize};
 use crate::partitioner::Partitioner;
 use crate::storage::LogConfig;
 
+mod sqs;
+pub use sqs::{SqsConfig, SqsCredential};
+
+/// Where `ringmq serve` serves the SQS API unless told otherwise (ElasticMQ's port).
+pub const SQS_LISTEN_DEFAULT: &str = "127.0.0.1:9324";
+
+fn sqs_listen_default() -> String {
+    SQS_LISTEN_DEFAULT.to_string()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
@@ -26,6 +36,13 @@ pub struct BrokerConfig {
     pub kafka_advertised: String,
     /// The Prometheus /metrics listen address; empty to disable.
     pub http_listen: String,
+    /// The SQS-compatible HTTP API's listen address; empty to disable. `ringmq serve` (flags
+    /// or a TOML file) defaults to `SQS_LISTEN_DEFAULT`; a broker embedded through
+    /// `BrokerConfig::default()` (tests, the load generator) opens it only when asked.
+    #[serde(default = "sqs_listen_default")]
+    pub sqs_listen: String,
+    /// The SQS door's account id, request bounds, limits and credentials (`[sqs]`).
+    pub sqs: SqsConfig,
     /// TLS on the native listener (`[tls]`); off unless a certificate and key are given.
     pub tls: TlsSettings,
     /// TLS on the Kafka listener (`[kafka_tls]`), with its own certificate.
@@ -209,6 +226,8 @@ impl Default for BrokerConfig {
             kafka_listen: "127.0.0.1:9092".into(),
             kafka_advertised: String::new(),
             http_listen: "127.0.0.1:9401".into(),
+            sqs_listen: String::new(),
+            sqs: SqsConfig::default(),
             tls: TlsSettings::default(),
             kafka_tls: TlsSettings::default(),
             http_tls: TlsSettings::default(),
@@ -320,10 +339,11 @@ impl BrokerConfig {
         toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
     }
 
-    /// Whether ACLs are enforced: when any listener asks clients to authenticate, by SASL or
-    /// by a client certificate.
+    /// Whether ACLs are enforced: when any listener asks clients to authenticate, by SASL, by
+    /// a client certificate or by SigV4 (`[[sqs.credentials]]`).
     pub fn authorization_enforced(&self) -> bool {
-        !self.kafka_sasl_mechanisms.is_empty()
+        !self.sqs.credentials.is_empty()
+            || !self.kafka_sasl_mechanisms.is_empty()
             || !self.sasl_mechanisms.is_empty()
             || self.tls.client_ca_path.is_some()
             || self.kafka_tls.client_ca_path.is_some()
@@ -351,6 +371,16 @@ impl BrokerConfig {
             .parse()
             .map(Some)
             .map_err(|error| format!("http listen address {:?}: {error}", self.http_listen))
+    }
+
+    pub fn sqs_listen_address(&self) -> Result<Option<SocketAddr>, String> {
+        if self.sqs_listen.is_empty() {
+            return Ok(None);
+        }
+        self.sqs_listen
+            .parse()
+            .map(Some)
+            .map_err(|error| format!("sqs listen address {:?}: {error}", self.sqs_listen))
     }
 
     pub fn kafka_listen_address(&self) -> Result<Option<SocketAddr>, String> {
@@ -404,6 +434,8 @@ impl BrokerConfig {
             self.kafka_advertised_at(bound)?;
         }
         self.http_listen_address()?;
+        self.sqs_listen_address()?;
+        self.sqs.validate()?;
         self.tls.validate("tls")?;
         self.kafka_tls.validate("kafka_tls")?;
         self.http_tls.validate("http_tls")?;

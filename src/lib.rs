@@ -21,4 +21,5 @@ pub mod protocol;
 pub mod runtime;
 pub mod server;
 pub mod shard;
+pub mod sqs;
 pub mod storage;

@@ -39,6 +39,7 @@ fn serve_with(dir: &Path, settings: &str) -> Served {
     std::fs::write(&config, settings).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
         .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", ""])
+        .args(["--sqs-listen", ""])
         .args(["--kafka-listen", "127.0.0.1:0", "--shards", "2"])
         .arg("--config")
         .arg(&config)

@@ -76,6 +76,24 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "broker::ShardState",
         ],
     ),
+    // The SQS door, like the Kafka door, goes only through the broker service; it cuts its
+    // HTTP frames for `net` (`protocol::codec::FrameStatus`).
+    (
+        "sqs",
+        &[
+            "runtime",
+            "batch",
+            "metrics",
+            "config",
+            "auth",
+            "net",
+            "protocol::codec::FrameStatus",
+            "broker::service",
+            "broker::BrokerError",
+            "broker::ErrorKind",
+            "broker::ShardState",
+        ],
+    ),
     // Start and shutdown compose every layer; its adapter files are held to ADAPTER_MAY_NAME.
     (
         "server",
@@ -89,6 +107,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "protocol",
             "kafka::Kafka",
             "kafka::describe_metrics",
+            "sqs::Sqs",
+            "sqs::describe_metrics",
             "auth",
             "broker",
             "shard",

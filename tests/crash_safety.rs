@@ -35,6 +35,8 @@ fn serve_command(dir: &Path) -> Command {
             "",
             "--kafka-listen",
             "",
+            "--sqs-listen",
+            "",
             "--shards",
             "2",
         ])

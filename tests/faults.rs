@@ -176,6 +176,7 @@ fn startup_that_cannot_complete_exits_non_zero_with_the_reason() {
     std::fs::write(dir.path().join("topics.json"), b"xxh3:0\nnot json").unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
         .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", ""])
+        .args(["--sqs-listen", ""])
         .args(["--kafka-listen", ""])
         .arg("--data-dir")
         .arg(dir.path())

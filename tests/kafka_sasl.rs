@@ -492,7 +492,7 @@ fn ringmq_user_with_sighup_adds_and_removes_users_of_a_running_broker() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\nkafka_listen = \"127.0.0.1:0\"\nhttp_listen = \"\"\nshards = 2\nkafka_sasl_mechanisms = [\"PLAIN\", \"SCRAM-SHA-512\"]\n"
+            "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\nkafka_listen = \"127.0.0.1:0\"\nhttp_listen = \"\"\nsqs_listen = \"\"\nshards = 2\nkafka_sasl_mechanisms = [\"PLAIN\", \"SCRAM-SHA-512\"]\n"
         ),
     )
     .unwrap();

@@ -509,7 +509,7 @@ fn sighup_reloads_certificates_without_dropping_connections() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\nkafka_listen = \"\"\nhttp_listen = \"\"\nshards = 2\n[tls]\ncert_path = {cert:?}\nkey_path = {key:?}\n"
+            "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\nkafka_listen = \"\"\nhttp_listen = \"\"\nsqs_listen = \"\"\nshards = 2\n[tls]\ncert_path = {cert:?}\nkey_path = {key:?}\n"
         ),
     )
     .unwrap();

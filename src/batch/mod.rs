@@ -16,6 +16,7 @@
 
 pub mod builder;
 pub mod compression;
+pub mod headers;
 pub mod records;
 pub mod validate;
 
@@ -25,8 +26,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub use builder::BatchBuilder;
 pub use compression::Compression;
+pub use headers::{HeaderSearch, without_records};
 pub use records::{Header, Record};
-pub use validate::{AppendLimits, validate_append};
+pub use validate::{AppendLimits, validate_append, validate_append_finding};
 
 /// The fixed part of a RecordBatch v2, byte for byte as it is on disk and on the wire.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug)]

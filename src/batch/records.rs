@@ -151,7 +151,7 @@ fn next_record<'a>(
 /// A zigzag varint at `bytes[*position..]`, advancing `position`; None if malformed. The
 /// one-byte case (most lengths and deltas) takes the first branch.
 #[inline(always)]
-fn fast_varint(bytes: &[u8], position: &mut usize) -> Option<i64> {
+pub(super) fn fast_varint(bytes: &[u8], position: &mut usize) -> Option<i64> {
     let first = *bytes.get(*position)?;
     if first < 0x80 {
         *position += 1;

@@ -14,6 +14,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 
+use super::headers::HeaderSearch;
 use super::records::check_record_body;
 use super::{
     ATTRIBUTE_COMPRESSION_MASK, ATTRIBUTE_CONTROL, ATTRIBUTE_LOG_APPEND_TIME,
@@ -46,6 +47,17 @@ pub fn validate_append(
     limits: &AppendLimits,
     inflate_budget: &mut usize,
 ) -> Result<BatchInfo, BatchError> {
+    validate_append_finding(bytes, limits, inflate_budget, None)
+}
+
+/// `validate_append`, also gathering the values of the header `search` looks for (from the
+/// records as the check walks them: compressed ones are not inflated twice).
+pub fn validate_append_finding(
+    bytes: &[u8],
+    limits: &AppendLimits,
+    inflate_budget: &mut usize,
+    search: Option<&mut HeaderSearch<'_>>,
+) -> Result<BatchInfo, BatchError> {
     let info = super::validate(bytes, limits.batch)?;
     let head = super::header(bytes)?;
     let attributes = head.attributes.get();
@@ -76,8 +88,11 @@ pub fn validate_append(
             limits.batch.record_bytes_max,
             *inflate_budget,
             limits.decompressed_bytes_max,
+            search,
         )?;
         *inflate_budget = inflate_budget.saturating_sub(inflated);
+    } else if let Some(search) = search {
+        search.uncompressed(bytes.get(HEADER_BYTES..info.size_bytes).unwrap_or_default());
     }
     Ok(info)
 }
@@ -91,6 +106,7 @@ fn check_compressed(
     record_bytes_max: usize,
     budget: usize,
     limit: usize,
+    mut search: Option<&mut HeaderSearch<'_>>,
 ) -> Result<usize, BatchError> {
     let too_large = BatchError::DecompressedTooLarge { limit };
     let reader = codec.reader(payload, budget).map_err(|error| match error {
@@ -126,6 +142,9 @@ fn check_compressed(
         check_record_body(&body, expected_delta).ok_or(BatchError::BadRecord(
             "record fields malformed or offset deltas not 0, 1, 2, ...",
         ))?;
+        if let Some(search) = search.as_deref_mut() {
+            search.record(expected_delta as i32, &body);
+        }
     }
     if stream.has_more()? {
         return Err(if stream.consumed > stream.budget {

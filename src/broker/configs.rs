@@ -106,6 +106,24 @@ fn topic_values(config: &LogConfig) -> Vec<(&'static str, String, ConfigType, bo
             false,
         ),
         ("direct.io", config.direct_io.to_string(), Boolean, false),
+        (
+            "dedup.window.ms",
+            config.dedup_window_ms.to_string(),
+            Long,
+            false,
+        ),
+        (
+            "dedup.ids.max",
+            config.dedup_ids_max.to_string(),
+            Int,
+            false,
+        ),
+        (
+            "dedup.scan.bytes.max",
+            config.dedup_scan_bytes_max.to_string(),
+            Long,
+            false,
+        ),
     ]
 }
 

@@ -133,6 +133,9 @@ pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> BrokerRe
         "segment_offsets_max" => config.segment_offsets_max = number()?,
         "index_interval_bytes" => config.index_interval_bytes = number()?,
         "writeback_bytes" => config.writeback_bytes = number()?,
+        "dedup_window_ms" => config.dedup_window_ms = number()?,
+        "dedup_ids_max" => config.dedup_ids_max = number()? as usize,
+        "dedup_scan_bytes_max" => config.dedup_scan_bytes_max = number()?,
         "direct_io" => {
             config.direct_io = match value {
                 "true" => true,
@@ -187,6 +190,12 @@ pub fn describe(config: &LogConfig) -> Vec<(String, String)> {
         (
             "timestamp_type".into(),
             format!("{:?}", config.timestamp_type),
+        ),
+        ("dedup_window_ms".into(), config.dedup_window_ms.to_string()),
+        ("dedup_ids_max".into(), config.dedup_ids_max.to_string()),
+        (
+            "dedup_scan_bytes_max".into(),
+            config.dedup_scan_bytes_max.to_string(),
         ),
     ]
 }

@@ -71,6 +71,11 @@ pub struct ProduceArgs {
     /// fifo=header deliver one key's records in order, one at a time.
     #[arg(long, value_name = "KEY")]
     group_key: Option<String>,
+    /// The deduplication id of each record (the x-dedup-id header): the broker drops a record
+    /// whose id was appended to its partition within the topic's dedup_window_ms, so of several
+    /// records produced with one id only the first is stored.
+    #[arg(long, value_name = "ID")]
+    dedup_id: Option<String>,
     /// none, written or fsynced [default: the client config's, else fsynced].
     #[arg(long, value_parser = parse_acks)]
     acks: Option<AckLevel>,
@@ -298,6 +303,7 @@ async fn produce(args: ProduceArgs) -> Result<(), String> {
     headers.extend(crate::client::queue::message_headers(&MessageOptions {
         delay_ms: args.delay_ms,
         group_key: args.group_key.clone(),
+        dedup_id: args.dedup_id.clone(),
     }));
     let acks = match (args.acks, settings.acks.as_deref()) {
         (Some(acks), _) => acks,

@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Prometheus /metrics listen address, empty to disable [default: 127.0.0.1:9401].
     #[arg(long, env = "RINGMQ_HTTP_LISTEN")]
     http_listen: Option<String>,
+    /// SQS-compatible HTTP API listen address, empty to disable [default: 127.0.0.1:9324].
+    #[arg(long, env = "RINGMQ_SQS_LISTEN")]
+    sqs_listen: Option<String>,
     /// Create a Kafka client's topic on first use (Metadata that allows it, or a produce), as
     /// Kafka's auto.create.topics.enable [default: true].
     #[arg(long, env = "RINGMQ_AUTO_CREATE_TOPICS", value_name = "true|false")]
@@ -43,7 +46,10 @@ impl ServeArgs {
     pub fn into_config(self) -> Result<BrokerConfig, String> {
         let mut config = match &self.config {
             Some(path) => BrokerConfig::from_toml_file(path)?,
-            None => BrokerConfig::default(),
+            None => BrokerConfig {
+                sqs_listen: crate::config::SQS_LISTEN_DEFAULT.into(),
+                ..BrokerConfig::default()
+            },
         };
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;
@@ -59,6 +65,9 @@ impl ServeArgs {
         }
         if let Some(http_listen) = self.http_listen {
             config.http_listen = http_listen;
+        }
+        if let Some(sqs_listen) = self.sqs_listen {
+            config.sqs_listen = sqs_listen;
         }
         if let Some(auto_create_topics) = self.auto_create_topics {
             config.auto_create_topics = auto_create_topics;

@@ -262,6 +262,9 @@ pub fn ranges_of(messages: &[QueueMessage]) -> Vec<(u32, u64, u64)> {
 pub const DELAY_HEADER: &str = "x-delay-ms";
 /// The header naming a message's FIFO message group (for queue groups with `fifo=header`).
 pub const GROUP_KEY_HEADER: &str = "x-group-key";
+/// The header carrying a message's deduplication id: the broker drops a record whose id was
+/// appended to the same partition within the topic's `dedup_window_ms`.
+pub const DEDUP_HEADER: &str = "x-dedup-id";
 
 /// What a producer may say about a message for queue groups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -270,6 +273,9 @@ pub struct MessageOptions {
     pub delay_ms: Option<u64>,
     /// Its FIFO message group.
     pub group_key: Option<String>,
+    /// Its deduplication id: a repeat within the topic's window is answered with the first
+    /// copy's offset and not stored again.
+    pub dedup_id: Option<String>,
 }
 
 /// The headers that carry `options` (add them to a record's).
@@ -284,6 +290,9 @@ pub fn message_headers(options: &MessageOptions) -> Vec<Header> {
     }
     if let Some(key) = &options.group_key {
         headers.push(header(GROUP_KEY_HEADER, key.clone()));
+    }
+    if let Some(id) = &options.dedup_id {
+        headers.push(header(DEDUP_HEADER, id.clone()));
     }
     headers
 }

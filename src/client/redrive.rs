@@ -3,7 +3,8 @@
 //! letters are read as a queue themselves, by the queue group `ringmq-redrive` on the
 //! dead-letter topic, and each is acknowledged only once its copy is durable in the target:
 //! progress survives a crash, and a crash in between moves a message twice, never loses it.
-//! The copy keeps the key, the value and the headers, less the `ringmq.dlq.*` ones.
+//! The copy keeps the key, the value and the headers, less the `ringmq.dlq.*` ones and the
+//! deduplication id (a redrive is a deliberate second delivery, not a repeat to drop).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -75,7 +76,10 @@ fn copy(message: &QueueMessage) -> Record {
     record.headers = message
         .headers
         .iter()
-        .filter(|(key, _)| !key.starts_with(DEAD_LETTER_HEADER_PREFIX))
+        // A redrive is a deliberate second delivery: a deduplication id would have it dropped.
+        .filter(|(key, _)| {
+            !key.starts_with(DEAD_LETTER_HEADER_PREFIX) && key != super::queue::DEDUP_HEADER
+        })
         .map(|(key, value)| Header {
             key: key.clone(),
             value: value.clone(),

@@ -1,4 +1,4 @@
-//! One shard's connection accounting, shared by both listeners: the connection cap and the bytes
+//! One shard's connection accounting, shared by every listener: the connection cap and the bytes
 //! in flight (requests and responses), with their metrics. A connection keeps the same counts for
 //! itself (`InFlight`); the gate holds the shard's sums, so both bounds read the same way.
 
@@ -14,6 +14,7 @@ use crate::shard::ShardId;
 pub(crate) enum Listener {
     Native,
     Kafka,
+    Sqs,
 }
 
 impl Listener {
@@ -21,6 +22,7 @@ impl Listener {
         match self {
             Listener::Native => "native",
             Listener::Kafka => "kafka",
+            Listener::Sqs => "sqs",
         }
     }
 }
@@ -149,7 +151,7 @@ pub(crate) struct Gate {
     pub inflight: InFlight,
     /// Notified whenever bytes in flight drop or a connection ends.
     pub released: Notify,
-    listeners: [ListenerMetrics; 2],
+    listeners: [ListenerMetrics; 3],
     connections_gauge: Gauge,
     inflight_gauge: Gauge,
     request_bytes_gauge: Gauge,
@@ -169,6 +171,7 @@ impl Gate {
             listeners: [
                 ListenerMetrics::new(&label, Listener::Native),
                 ListenerMetrics::new(&label, Listener::Kafka),
+                ListenerMetrics::new(&label, Listener::Sqs),
             ],
             connections_gauge: metrics::gauge!("ringmq_shard_connections", "shard" => label.clone()),
             inflight_gauge: metrics::gauge!("ringmq_shard_inflight_bytes", "shard" => label.clone()),
@@ -184,6 +187,7 @@ impl Gate {
         match listener {
             Listener::Native => &self.listeners[0],
             Listener::Kafka => &self.listeners[1],
+            Listener::Sqs => &self.listeners[2],
         }
     }
 
@@ -248,11 +252,11 @@ pub(crate) fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge};
     describe_gauge!(
         "ringmq_shard_connections",
-        "Open client connections on the shard, both listeners (bounded by connections_per_shard_max)."
+        "Open client connections on the shard, every listener (bounded by connections_per_shard_max)."
     );
     describe_gauge!(
         "ringmq_listener_connections",
-        "Open client connections on the shard, per listener (native, kafka)."
+        "Open client connections on the shard, per listener (native, kafka, sqs)."
     );
     describe_gauge!(
         "ringmq_shard_inflight_bytes",

@@ -75,14 +75,25 @@ pub(crate) enum Decoded<R> {
     Close(Option<Vec<Bytes>>),
 }
 
-/// One protocol on the connection layer. Both protocols frame with a 4-byte big-endian length
-/// prefix, which the layer cuts (`protocol::codec::frame_status`).
+/// One protocol on the connection layer. The native and Kafka protocols frame with a 4-byte
+/// big-endian length prefix, which the layer cuts (`protocol::codec::frame_status`); HTTP (the
+/// SQS door) cuts its own frames (a head and its Content-Length of body) through `frame`.
 pub(crate) trait Wire: Clone + 'static {
     type Request: 'static;
     /// The listener, for the metrics.
     const LISTENER: Listener;
     /// True: responses go out in request order (Kafka). False: as they complete (native).
     const ORDERED: bool;
+
+    /// Where the first frame in `buffer` ends (or that it is incomplete, or over the limit).
+    fn frame(&self, buffer: &[u8], frame_bytes_max: usize) -> crate::protocol::codec::FrameStatus {
+        crate::protocol::codec::frame_status(buffer, frame_bytes_max)
+    }
+
+    /// How many bytes to make room for before the next socket read.
+    fn read_room(&self, buffer: &[u8], chunk_bytes: usize) -> usize {
+        crate::protocol::codec::read_room(buffer, chunk_bytes)
+    }
 
     /// Decodes one whole frame, its length prefix included.
     fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<Self::Request>;

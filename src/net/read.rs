@@ -13,7 +13,7 @@ use super::gate::{CloseReason, Gate, InFlight};
 use super::outbox::Shared;
 use super::{Decoded, Wire};
 use crate::broker::ShardState;
-use crate::protocol::codec::{FrameStatus, frame_status};
+use crate::protocol::codec::FrameStatus;
 use crate::runtime::{self, tls::Stream};
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -35,7 +35,7 @@ pub(super) async fn read_loop<W: Wire>(
     let mut frame_started: Option<Instant> = None;
     loop {
         loop {
-            match frame_status(&buffer, frame_bytes_max) {
+            match wire.frame(&buffer, frame_bytes_max) {
                 FrameStatus::Ready(size) => {
                     // What remains belongs to the next frame, whose bytes came with the last read.
                     frame_started = None;
@@ -72,7 +72,7 @@ pub(super) async fn read_loop<W: Wire>(
         } else if frame_started.is_none() {
             frame_started = Some(Instant::now());
         }
-        buffer = match read(state, &mut stream, buffer, shared, frame_started).await {
+        buffer = match read(state, wire, &mut stream, buffer, shared, frame_started).await {
             Read::More(more) => more,
             Read::Ended => return None,
             Read::Closed(reason) => return Some(reason),
@@ -215,12 +215,13 @@ enum Read {
 /// Reads more of a client's bytes into `buffer` (room for the rest of a frame whose length is
 /// known, and at least `READ_CHUNK_BYTES`), unless the shard starts stopping. None when the
 /// connection is done: the stream ended, failed, or the shard is stopping.
-async fn read_more(
+async fn read_more<W: Wire>(
     state: &ShardState,
+    wire: &W,
     stream: &mut Stream,
     mut buffer: BytesMut,
 ) -> Option<BytesMut> {
-    buffer.reserve(crate::protocol::codec::read_room(&buffer, READ_CHUNK_BYTES));
+    buffer.reserve(wire.read_room(&buffer, READ_CHUNK_BYTES));
     let (result, buffer) = state
         .lifecycle
         .unless_stopping(stream.read_some(buffer))
@@ -231,14 +232,15 @@ async fn read_more(
 /// Reads more bytes, bounded in time: a started frame must complete within
 /// `request_read_timeout_ms` of its first byte; with no frame started and no request in flight,
 /// the connection may stay silent for `idle_timeout_ms`. Zero disables either.
-async fn read(
+async fn read<W: Wire>(
     state: &ShardState,
+    wire: &W,
     stream: &mut Stream,
     buffer: BytesMut,
     shared: &Shared,
     frame_started: Option<Instant>,
 ) -> Read {
-    let read = std::pin::pin!(read_more(state, stream, buffer));
+    let read = std::pin::pin!(read_more(state, wire, stream, buffer));
     let timer = std::pin::pin!(async {
         match frame_started {
             Some(started) => {

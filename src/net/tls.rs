@@ -19,6 +19,8 @@ pub(crate) enum Which {
     Native,
     Kafka,
     Http,
+    /// The SQS door: plaintext HTTP only (TLS belongs in front of it for now).
+    Sqs,
 }
 
 /// Each listener's TLS configuration; None serves plaintext.
@@ -81,6 +83,7 @@ impl ListenerTls {
             Which::Native => tls.native.clone(),
             Which::Kafka => tls.kafka.clone(),
             Which::Http => tls.http.clone(),
+            Which::Sqs => None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! The network front door: one native and one Kafka listener per shard on one address each
+//! The network front door: one native, one Kafka and one SQS listener per shard on one address each
 //! (SO_REUSEPORT), connections served on the shard that accepted them through one connection
 //! layer (`net`), the Prometheus endpoint, and an orderly start and shutdown of all shards.
 //!
@@ -33,6 +33,7 @@ pub struct ServerHandle {
     pub address: SocketAddr,
     pub http_address: Option<SocketAddr>,
     pub kafka_address: Option<SocketAddr>,
+    pub sqs_address: Option<SocketAddr>,
     pub shards: usize,
     mailboxes: Mailboxes<ShardState>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -75,6 +76,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
     broker::replies::publish_limits(&config);
     conn::describe_metrics();
     crate::kafka::describe_metrics();
+    crate::sqs::describe_metrics();
     crate::metrics::describe();
     let shards = config.shard_count();
 
@@ -84,6 +86,8 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         mut kafka_listeners,
         kafka_address,
         kafka_advertised,
+        mut sqs_listeners,
+        sqs_address,
         http,
         http_address,
     } = bind(&config, shards)?;
@@ -101,6 +105,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
             std::sync::Mutex::new(Some((
                 listener,
                 kafka_listeners.get_mut(shard).and_then(Option::take),
+                sqs_listeners.get_mut(shard).and_then(Option::take),
             )))
         })
         .collect();
@@ -113,7 +118,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         let metadata = (topics.clone(), exchanges.clone(), (users, acls));
         shard::spawn_threads(shards, move |id| {
             // Each shard takes its own listener (and shard 0 the HTTP one) exactly once.
-            let (listener, kafka) = listeners[id]
+            let (listener, kafka, sqs) = listeners[id]
                 .lock()
                 .expect("not poisoned")
                 .take()
@@ -130,7 +135,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
                 metadata.clone(),
                 mailboxes.clone(),
                 (listener, kafka, tls.clone()),
-                http,
+                (sqs, http),
                 ready_sender.clone(),
             );
         })
@@ -140,6 +145,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         address,
         http_address,
         kafka_address,
+        sqs_address,
         shards,
         mailboxes,
         threads,
@@ -152,7 +158,7 @@ pub fn start(config: BrokerConfig) -> Result<ServerHandle, String> {
         }
         return Err(failure.reason);
     }
-    tracing::info!(%address, ?kafka_address, ?http_address, shards, data_dir = %config.data_dir.display(), "ringmq is serving");
+    tracing::info!(%address, ?kafka_address, ?sqs_address, ?http_address, shards, data_dir = %config.data_dir.display(), "ringmq is serving");
     Ok(handle)
 }
 
@@ -164,6 +170,8 @@ struct Bound {
     kafka_listeners: Vec<Option<std::net::TcpListener>>,
     kafka_address: Option<SocketAddr>,
     kafka_advertised: Option<(String, u16)>,
+    sqs_listeners: Vec<Option<std::net::TcpListener>>,
+    sqs_address: Option<SocketAddr>,
     http: Option<std::net::TcpListener>,
     http_address: Option<SocketAddr>,
 }
@@ -187,6 +195,15 @@ fn bind(config: &BrokerConfig, shards: usize) -> Result<Bound, String> {
     let kafka_advertised = kafka_address
         .map(|bound| config.kafka_advertised_at(bound))
         .transpose()?;
+    let (sqs_listeners, sqs_address) = match config.sqs_listen_address()? {
+        Some(wanted) => {
+            let group = runtime::bind_listener_group(wanted, shards)
+                .map_err(|error| format!("listen on {wanted}: {error}"))?;
+            let bound = group[0].local_addr().map_err(|error| error.to_string())?;
+            (group.into_iter().map(Some).collect::<Vec<_>>(), Some(bound))
+        }
+        None => (Vec::new(), None),
+    };
     let http = match config.http_listen_address()? {
         Some(http_address) => Some(
             std::net::TcpListener::bind(http_address)
@@ -206,6 +223,8 @@ fn bind(config: &BrokerConfig, shards: usize) -> Result<Bound, String> {
         kafka_listeners,
         kafka_address,
         kafka_advertised,
+        sqs_listeners,
+        sqs_address,
         http,
         http_address,
     })
@@ -277,10 +296,13 @@ fn run_shard(
         Option<KafkaListener>,
         conn::SharedTls,
     ),
-    http: Option<(
-        std::net::TcpListener,
-        metrics_exporter_prometheus::PrometheusHandle,
-    )>,
+    (sqs, http): (
+        Option<std::net::TcpListener>,
+        Option<(
+            std::net::TcpListener,
+            metrics_exporter_prometheus::PrometheusHandle,
+        )>,
+    ),
     ready: mpsc::Sender<Result<(), String>>,
 ) {
     let runtime = match runtime::shard_runtime() {
@@ -336,6 +358,18 @@ fn run_shard(
                     (tls.clone(), conn::Which::Kafka),
                 )),
                 Err(error) => tracing::warn!(%error, "kafka listener unavailable"),
+            }
+        }
+        if let Some(sqs_listener) = sqs {
+            match TcpListener::from_std(sqs_listener) {
+                Ok(listener) => runtime::spawn_detached(conn::accept_loop(
+                    state.clone(),
+                    gate.clone(),
+                    listener,
+                    crate::sqs::Sqs::new(&state),
+                    (tls.clone(), conn::Which::Sqs),
+                )),
+                Err(error) => tracing::warn!(%error, "sqs listener unavailable"),
             }
         }
         if let Some((http_listener, handle)) = http {

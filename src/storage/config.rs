@@ -86,6 +86,13 @@ pub struct LogConfig {
     /// Check every batch's CRC in sealed segments when the log opens (not only the data after
     /// the last index entry), so damage at rest is found and isolated at start.
     pub verify_on_start: bool,
+    /// A record whose `x-dedup-id` header names an id appended to the partition within this
+    /// many ms is dropped, its produce answered with the first copy's offset (0: off).
+    pub dedup_window_ms: u64,
+    /// Deduplication ids remembered per partition; past it the oldest are forgotten first.
+    pub dedup_ids_max: usize,
+    /// How much of the log's tail is read at open to rebuild the deduplication ids.
+    pub dedup_scan_bytes_max: u64,
 }
 
 impl Default for LogConfig {
@@ -112,6 +119,12 @@ impl Default for LogConfig {
             open_segment_files_max: 8,
             timestamp_type: TimestampType::CreateTime,
             verify_on_start: false,
+            // SQS's five minutes.
+            dedup_window_ms: 300_000,
+            // Five minutes at 330 ids/s, about 10 MiB when full; only partitions whose records
+            // carry ids ever hold any.
+            dedup_ids_max: 100_000,
+            dedup_scan_bytes_max: 64 << 20,
         }
     }
 }

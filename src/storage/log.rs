@@ -25,6 +25,7 @@ use crate::runtime::{self, DIRECT_IO_ALIGNMENT, File, Notify, ThresholdNotify};
 
 use super::config::LogConfig;
 use super::damage::DamageMap;
+use super::dedup::{self, DedupIds};
 use super::dirsync;
 use super::error::{Result, StorageError};
 use super::producer_state::ProducerStates;
@@ -37,6 +38,7 @@ use append::{PendingAppend, recent_batches};
 use metrics::LogMetrics;
 
 mod append;
+mod deduplicate;
 mod flusher;
 mod metrics;
 mod read;
@@ -145,6 +147,8 @@ struct State {
     tail: TailCache,
     /// Idempotent producers' last batches, for recognising retries.
     producers: ProducerStates,
+    /// The deduplication ids appended within the window.
+    dedup: DedupIds,
     /// Damage isolated in sealed segments: reads step over it.
     damage: DamageMap,
     /// The start DeleteRecords set (durable in the start checkpoint); the log starts at the
@@ -219,6 +223,7 @@ impl PartitionLog {
             segments,
             damage,
             producer_batches,
+            dedup_found,
             start_floor,
         } = opened;
         let active = segments
@@ -249,6 +254,7 @@ impl PartitionLog {
             next_ticket: 0,
             tail: TailCache::new(config.tail_cache_bytes_max),
             producers: ProducerStates::rebuilt(&producer_batches),
+            dedup: DedupIds::rebuilt(dedup_found, &config, now_ms()),
             damage,
             // Recovery may have cut a torn tail below the checkpointed start.
             start_floor: start_floor.unwrap_or(0).min(end),
@@ -407,6 +413,8 @@ struct Opened {
     damage: DamageMap,
     /// The active segment's recent batches, for idempotent producers' state.
     producer_batches: Vec<BatchInfo>,
+    /// The deduplication ids in the log's tail (see `storage::dedup`).
+    dedup_found: Vec<(dedup::DedupId, u64, i64)>,
     /// The start DeleteRecords set, from the start checkpoint.
     start_floor: Option<u64>,
 }
@@ -422,10 +430,13 @@ fn recover_at_open(store: &SegmentStore, config: &LogConfig) -> Result<Opened> {
         .next_back()
         .ok_or_else(|| StorageError::Failed("recovery left no segment".into()))?;
     let producer_batches = recent_batches(store.dir(), active)?;
+    let all: Vec<&Segment> = segments.values().collect();
+    let dedup_found = dedup::scan(store.dir(), &all, config, now_ms())?;
     Ok(Opened {
         segments,
         damage,
         producer_batches,
+        dedup_found,
         start_floor: start::read_checkpoint(store.dir())?,
     })
 }

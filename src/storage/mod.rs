@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod damage;
+pub mod dedup;
 pub mod dirsync;
 pub mod error;
 pub mod fsck;

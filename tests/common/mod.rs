@@ -188,6 +188,8 @@ fn serve_process(
             "",
             "--kafka-listen",
             "",
+            "--sqs-listen",
+            "",
             "--shards",
             "2",
         ])

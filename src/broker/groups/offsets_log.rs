@@ -75,6 +75,8 @@ fn config() -> LogConfig {
         segment_bytes_max: 64 << 20,
         retention_ms: None,
         retention_bytes_max: None,
+        // Internal records carry no deduplication ids: no scan at open.
+        dedup_window_ms: 0,
         ..LogConfig::default()
     }
 }

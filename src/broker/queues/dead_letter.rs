@@ -177,6 +177,14 @@ fn letter_record(
     let (deliveries, first_ms, last_ms) = span.map_or((0, 0, 0), |s| {
         (s.deliveries, s.first_delivery_ms, s.last_delivery_ms)
     });
+    // A dead letter's deduplication id is kept by another name: under its own, the dead-letter
+    // topic would drop the letter of a message dead-lettered again within the window (after a
+    // redrive), and the message would be archived with no letter.
+    for kept in &mut record.headers {
+        if kept.key == crate::storage::dedup::DEDUP_HEADER {
+            kept.key = "ringmq.dlq.dedup_id".into();
+        }
+    }
     record.headers.extend([
         header("ringmq.dlq.topic", queues.topic.clone()),
         header("ringmq.dlq.partition", queues.partition.to_string()),

@@ -36,6 +36,8 @@ const ENTRIES_PER_BATCH: usize = 1000;
 pub enum Entry {
     /// The group exists with `settings`, reading from `start`.
     Define { start: u64, settings: QueueSettings },
+    /// The group's settings changed (SQS's SetQueueAttributes); its state stays.
+    Configure { settings: QueueSettings },
     /// The group is gone.
     Drop,
     /// `first..=last` were delivered, the latest time as delivery number `deliveries`.
@@ -59,6 +61,26 @@ const DROP: u8 = 2;
 const ACQUIRED: u8 = 3;
 const ACKED: u8 = 4;
 const ARCHIVED: u8 = 5;
+const CONFIGURE: u8 = 6;
+
+/// A definition's start and settings, as `decode` reads them back.
+fn encode_settings(out: &mut Vec<u8>, start: u64, settings: &QueueSettings) {
+    out.extend_from_slice(&start.to_le_bytes());
+    for value in [
+        settings.visibility_timeout_ms,
+        settings.max_deliveries,
+        settings.max_in_flight,
+        settings.max_unacked,
+        settings.window_messages_max,
+    ] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    let name = settings.dead_letter_topic.as_bytes();
+    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    out.extend_from_slice(name);
+    out.extend_from_slice(&settings.delay_ms.to_le_bytes());
+    out.push(settings.fifo.to_byte());
+}
 
 impl Entry {
     pub fn encode(&self) -> Vec<u8> {
@@ -66,21 +88,12 @@ impl Entry {
         match self {
             Entry::Define { start, settings } => {
                 out.push(DEFINE);
-                out.extend_from_slice(&start.to_le_bytes());
-                for value in [
-                    settings.visibility_timeout_ms,
-                    settings.max_deliveries,
-                    settings.max_in_flight,
-                    settings.max_unacked,
-                    settings.window_messages_max,
-                ] {
-                    out.extend_from_slice(&value.to_le_bytes());
-                }
-                let name = settings.dead_letter_topic.as_bytes();
-                out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-                out.extend_from_slice(name);
-                out.extend_from_slice(&settings.delay_ms.to_le_bytes());
-                out.push(settings.fifo.to_byte());
+                encode_settings(&mut out, *start, settings);
+            }
+            Entry::Configure { settings } => {
+                out.push(CONFIGURE);
+                // The layout of a definition, with no start.
+                encode_settings(&mut out, 0, settings);
             }
             Entry::Drop => out.push(DROP),
             Entry::Acquired {
@@ -114,7 +127,7 @@ impl Entry {
     pub fn decode(value: &[u8]) -> Result<Entry, String> {
         let mut reader = Reader(value);
         let entry = match reader.u8()? {
-            DEFINE => {
+            kind @ (DEFINE | CONFIGURE) => {
                 let start = reader.u64()?;
                 let mut numbers = [0u32; 5];
                 for number in &mut numbers {
@@ -134,18 +147,23 @@ impl Entry {
                     max_unacked,
                     window,
                 ] = numbers;
-                Entry::Define {
-                    start: checked_offset(start)?,
-                    settings: QueueSettings {
-                        visibility_timeout_ms,
-                        max_deliveries,
-                        max_in_flight,
-                        max_unacked,
-                        window_messages_max: window,
-                        dead_letter_topic: name.to_string(),
-                        delay_ms,
-                        fifo,
-                    },
+                let settings = QueueSettings {
+                    visibility_timeout_ms,
+                    max_deliveries,
+                    max_in_flight,
+                    max_unacked,
+                    window_messages_max: window,
+                    dead_letter_topic: name.to_string(),
+                    delay_ms,
+                    fifo,
+                };
+                if kind == DEFINE {
+                    Entry::Define {
+                        start: checked_offset(start)?,
+                        settings,
+                    }
+                } else {
+                    Entry::Configure { settings }
                 }
             }
             DROP => Entry::Drop,
@@ -237,6 +255,8 @@ fn config() -> LogConfig {
         segment_bytes_max: 64 << 20,
         retention_ms: None,
         retention_bytes_max: None,
+        // Internal records carry no deduplication ids: no scan at open.
+        dedup_window_ms: 0,
         ..LogConfig::default()
     }
 }
@@ -334,6 +354,13 @@ pub fn fold(groups: &mut Groups, group: &str, entry: Entry, topic: &str) {
                 tracing::warn!(topic, group, %error, "skipping a queue group with invalid settings in its journal")
             }
         },
+        Entry::Configure { settings } => match (settings.validate(topic), groups.get_mut(group)) {
+            (Ok(()), Some(state)) => state.configure(settings),
+            (Ok(()), None) => {}
+            (Err(error), _) => {
+                tracing::warn!(topic, group, %error, "skipping queue group settings that are invalid in its journal")
+            }
+        },
         Entry::Drop => {
             groups.remove(group);
         }
@@ -422,8 +449,31 @@ mod tests {
                 last: 8,
                 archived: true,
             },
+            Entry::Configure {
+                settings: QueueSettings {
+                    max_deliveries: 9,
+                    dead_letter_topic: "elsewhere".into(),
+                    ..settings()
+                },
+            },
             Entry::Drop,
         ]
+    }
+
+    #[test]
+    fn a_configure_changes_settings_and_keeps_the_state() {
+        let mut groups = Groups::default();
+        let all = entries();
+        for entry in all.iter().take(5).cloned() {
+            fold(&mut groups, "g", entry, "t");
+        }
+        let state = groups.get("g").expect("defined");
+        assert_eq!(state.settings().max_deliveries, 9);
+        assert_eq!(state.settings().dead_letter_topic, "elsewhere");
+        assert_eq!(state.settled_below(), 9, "the settled prefix stays");
+        // A configure for a group not defined is nothing; a drop still drops.
+        fold(&mut groups, "h", all[4].clone(), "t");
+        assert!(!groups.contains_key("h"));
     }
 
     #[test]

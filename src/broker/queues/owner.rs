@@ -71,6 +71,39 @@ pub async fn define(
     Ok(true)
 }
 
+/// Changes `group`'s settings on this partition by `overrides` (journaled first); its
+/// messages, locks and FIFO key stay.
+pub async fn configure(
+    state: &ShardState,
+    topic: &str,
+    partition: u32,
+    group: &str,
+    overrides: &[(String, String)],
+) -> BrokerResult<()> {
+    let queues = queues_of(state, topic, partition, group)?;
+    let mut settings = queues.with_group(group, |queue| Ok(queue.settings().clone()))?;
+    let fifo = settings.fifo;
+    let mut start = StartAt::Earliest;
+    settings.apply(overrides, &mut start)?;
+    settings.validate(topic)?;
+    if settings.fifo != fifo {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidConfig,
+            "a queue group's fifo setting is fixed when it is created",
+        ));
+    }
+    let entry = Entry::Configure {
+        settings: settings.clone(),
+    };
+    queues.journal(group, vec![entry]).await?;
+    queues.with_group(group, |queue| {
+        queue.configure(settings);
+        Ok(())
+    })?;
+    queues.changed.notify();
+    Ok(())
+}
+
 /// Drops `group` on this partition (journaled first); its locks die with it.
 pub async fn drop_group(
     state: &ShardState,

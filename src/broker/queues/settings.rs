@@ -116,6 +116,18 @@ impl QueueSettings {
             fifo: FifoKey::Off,
         };
         let mut start = StartAt::Earliest;
+        settings.apply(overrides, &mut start)?;
+        settings.validate(topic)?;
+        Ok((settings, start))
+    }
+
+    /// `overrides` applied to these settings (`start` is a creation's only); not validated.
+    pub fn apply(
+        &mut self,
+        overrides: &[(String, String)],
+        start: &mut StartAt,
+    ) -> BrokerResult<()> {
+        let settings = self;
         for (key, value) in overrides {
             match key.as_str() {
                 "visibility_timeout_ms" => {
@@ -149,7 +161,7 @@ impl QueueSettings {
                         })?
                 }
                 "start" => {
-                    start = match value.as_str() {
+                    *start = match value.as_str() {
                         "earliest" => StartAt::Earliest,
                         "latest" => StartAt::Latest,
                         other => {
@@ -162,8 +174,7 @@ impl QueueSettings {
                 other => return Err(invalid(format!("unknown queue group setting {other:?}"))),
             }
         }
-        settings.validate(topic)?;
-        Ok((settings, start))
+        Ok(())
     }
 
     /// Checks what `parse` checks, also for settings read back from a journal.

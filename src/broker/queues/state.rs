@@ -177,6 +177,12 @@ impl QueueState {
         &self.settings
     }
 
+    /// New settings for the group as it is: locks held keep their deadlines, and the
+    /// bounds apply from the next receive.
+    pub fn configure(&mut self, settings: QueueSettings) {
+        self.settings = settings;
+    }
+
     pub fn settled_below(&self) -> u64 {
         self.settled_below
     }
@@ -532,7 +538,7 @@ impl QueueState {
                 };
                 (first, last, Span::fresh(last, status))
             }
-            Entry::Define { .. } | Entry::Drop => return,
+            Entry::Define { .. } | Entry::Configure { .. } | Entry::Drop => return,
         };
         if last < self.settled_below || first > last {
             return;

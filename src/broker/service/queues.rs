@@ -222,6 +222,36 @@ impl Service {
         Ok(all)
     }
 
+    /// Changes a queue group's settings (`key=value` as at creation, but not `fifo` or
+    /// `start`) on every partition, journaled there before the answer. Needs Alter on the group,
+    /// and creation rights for a new dead-letter topic that does not exist yet.
+    pub async fn alter_queue_group(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        group: &str,
+        configs: Vec<(String, String)>,
+    ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Group, group, Operation::Alter)?;
+        if configs.iter().any(|(key, _)| key == "start") {
+            return Err(invalid_request(
+                "a queue group's start is fixed when it is created",
+            ));
+        }
+        if let Some((_, dead_letter_topic)) =
+            configs.iter().find(|(key, _)| key == "dead_letter_topic")
+            && self.state.topics().get(dead_letter_topic).is_none()
+        {
+            self.authorize_creation(ctx, dead_letter_topic)?;
+        }
+        self.on_group_partitions(ctx, topic, group, move |owner, name, partition, group| {
+            let configs = configs.clone();
+            async move { owner::configure(&owner, &name, partition, &group, &configs).await }
+        })
+        .await
+        .map(drop)
+    }
+
     /// Deletes a queue group from every partition of its topic; its state and locks go, the
     /// messages stay in the topic.
     pub async fn delete_queue_group(

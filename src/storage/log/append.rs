@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 
+use super::deduplicate;
 use super::{AppendAck, PartitionLog, Shared, State, now_ms};
-use crate::batch::{self, BatchInfo};
+use crate::batch::{self, BatchInfo, HeaderSearch};
 use crate::runtime;
 use crate::storage::config::{AckLevel, LogConfig, TimestampType};
+use crate::storage::dedup::{self, DEDUP_HEADER, FirstCopy, FoundIds};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::producer_state::{self, Outcome, ProducerStates};
 use crate::storage::segment::{self, DATA_SUFFIX, Segment};
@@ -93,11 +95,11 @@ impl PartitionLog {
         level: AckLevel,
         queue_wait_max: Option<Duration>,
     ) -> Result<AppendAck> {
-        let batches = validate_batches(&records, &self.shared.config())?;
+        let (batches, ids) = validate_batches(&records, &self.shared.config())?;
         let place_in_line = self
             .wait_for_queue_space(records.len(), queue_wait_max)
             .await?;
-        let queued = self.enqueue(records, batches, level);
+        let queued = self.enqueue(records, batches, ids, level);
         drop(place_in_line);
         match queued? {
             Queued::Retry { ack, outcome } => {
@@ -116,12 +118,14 @@ impl PartitionLog {
     }
 
     /// Assigns offsets to `batches` (in `records`) and queues them for the flusher, or, for an
-    /// idempotent producer's retry, finds the original append. One borrow of the state, no
-    /// `.await`: offsets are given in the order appends get here.
+    /// idempotent producer's retry, finds the original append. Records repeating a deduplication
+    /// id of `ids` are dropped first. One borrow of the state, no `.await`: offsets are given in
+    /// the order appends get here, and an id is decided and recorded in the same step.
     fn enqueue(
         &self,
         mut records: BytesMut,
         mut batches: Vec<BatchInfo>,
+        ids: FoundIds,
         level: AckLevel,
     ) -> Result<Queued> {
         let shared = &self.shared;
@@ -130,6 +134,33 @@ impl PartitionLog {
         // Idempotent producers: a retried batch gets its original offsets, nothing is stored.
         if let Some((ack, outcome)) = state.retried(&batches)? {
             return Ok(Queued::Retry { ack, outcome });
+        }
+        let outcome = Outcome::default();
+        let now = now_ms();
+        let (window_ms, ids_max, decompressed_max) = {
+            let config = shared.config();
+            let max = config.batch_decompressed_bytes_max;
+            (config.dedup_window_ms, config.dedup_ids_max, max)
+        };
+        let mut screened = None;
+        // With records dropped: the batches as sent, and where each went in the rebuilt append.
+        let mut sent = None;
+        if !ids.is_empty() {
+            state.dedup.expire(now, window_ms);
+            let found = deduplicate::screen(&state.dedup, &ids, batches.len(), now, window_ms);
+            if found.dropped > 0 {
+                let (bytes, rebuilt, map) =
+                    deduplicate::rebuild(&records, &batches, &found.drops, decompressed_max)?;
+                shared.metrics.dedup_dropped.increment(found.dropped as u64);
+                if rebuilt.is_empty() {
+                    let repeated = state.repeated_whole(&batches, found.first_copies);
+                    shared.metrics.dedup_ids.set(state.dedup.len() as f64);
+                    return repeated;
+                }
+                sent = Some((std::mem::replace(&mut batches, rebuilt), map));
+                records = bytes;
+            }
+            screened = Some(found);
         }
         let log_append_time_ms =
             (shared.config().timestamp_type == TimestampType::LogAppendTime).then(now_ms);
@@ -140,7 +171,6 @@ impl PartitionLog {
                 batch::BatchError::BadRecord("the partition's offsets would pass 2^63").into(),
             );
         }
-        let outcome = Outcome::default();
         let mut position = 0;
         for info in &mut batches {
             // Validated: 1 <= records_count and last_offset_delta = records_count - 1.
@@ -155,7 +185,9 @@ impl PartitionLog {
             info.base_offset = assigned as i64;
             info.last_offset = (assigned + offset_count) as i64;
             state.next_offset = assigned + offset_count + 1;
-            state.producers.record(info, Some(&outcome));
+            if sent.is_none() {
+                state.producers.record(info, Some(&outcome));
+            }
             position += info.size_bytes;
         }
         let ack = AppendAck {
@@ -164,6 +196,28 @@ impl PartitionLog {
             log_append_time_ms,
             log_start_offset: state.log_start_offset(),
         };
+        if let Some((sent, map)) = &sent {
+            state.record_rebuilt_producers(sent, map, &batches, &ack, &outcome);
+        }
+        if let Some(screened) = screened {
+            for (batch_index, record, id) in screened.kept {
+                let (rebuilt, index) = match &sent {
+                    None => (Some(batch_index), Some(i64::from(record))),
+                    Some((_, map)) => (
+                        map.get(batch_index).copied().flatten(),
+                        screened
+                            .drops
+                            .get(batch_index)
+                            .and_then(|drops| deduplicate::rebuilt_index(record, drops)),
+                    ),
+                };
+                if let (Some(info), Some(index)) = (rebuilt.and_then(|n| batches.get(n)), index) {
+                    let offset = (info.base_offset + index) as u64;
+                    state.dedup.record(id, offset, now, Some(&outcome), ids_max);
+                }
+            }
+            shared.metrics.dedup_ids.set(state.dedup.len() as f64);
+        }
         let (reply, answer) = match level {
             AckLevel::None => (None, None),
             _ => {
@@ -352,6 +406,68 @@ impl State {
     }
 }
 
+impl State {
+    /// Answers an append whose every record repeats a deduplication id: nothing is stored, and
+    /// it is acknowledged with its first copies' offsets once they are as durable as asked.
+    /// Idempotent producers' sequences still advance past what they sent.
+    fn repeated_whole(
+        &mut self,
+        sent: &[BatchInfo],
+        first_copies: Vec<FirstCopy>,
+    ) -> Result<Queued> {
+        let (Some(first), Some(last)) = (
+            first_copies.first(),
+            first_copies.iter().max_by_key(|copy| copy.offset),
+        ) else {
+            return Err(StorageError::Failed(
+                "an append dropped whole without a first copy".into(),
+            ));
+        };
+        let ack = AppendAck {
+            base_offset: first.offset,
+            last_offset: last.offset,
+            log_append_time_ms: None,
+            log_start_offset: self.log_start_offset(),
+        };
+        // The latest first copy settles last: if an earlier one's write failed, so did its.
+        let outcome = last.outcome.clone();
+        for info in sent {
+            let placed = BatchInfo {
+                base_offset: ack.base_offset as i64,
+                last_offset: ack.last_offset as i64,
+                ..*info
+            };
+            self.producers.record(&placed, outcome.as_ref());
+        }
+        Ok(Queued::Retry { ack, outcome })
+    }
+
+    /// Idempotent producers' state after an append rebuilt without repeated records: each
+    /// batch as sent (its sequence numbers counting every record sent), at the offsets its kept
+    /// records got (a batch dropped whole: the append's).
+    fn record_rebuilt_producers(
+        &mut self,
+        sent: &[BatchInfo],
+        map: &[Option<usize>],
+        rebuilt: &[BatchInfo],
+        ack: &AppendAck,
+        outcome: &Outcome,
+    ) {
+        for (index, info) in sent.iter().enumerate() {
+            let (base_offset, last_offset) = match map.get(index).copied().flatten() {
+                Some(n) => (rebuilt[n].base_offset, rebuilt[n].last_offset),
+                None => (ack.base_offset as i64, ack.last_offset as i64),
+            };
+            let placed = BatchInfo {
+                base_offset,
+                last_offset,
+                ..*info
+            };
+            self.producers.record(&placed, Some(outcome));
+        }
+    }
+}
+
 /// How much of the log's tail is read at open to rebuild idempotent producers' state: retries
 /// come within seconds, far inside this.
 const PRODUCER_STATE_SCAN_BYTES: u64 = 8 << 20;
@@ -391,19 +507,29 @@ impl ProducerStates {
     }
 }
 
-/// Checks every batch of an append (see `batch::validate`), sharing one decompression budget.
-fn validate_batches(records: &[u8], config: &LogConfig) -> Result<Vec<BatchInfo>> {
+/// Checks every batch of an append (see `batch::validate`), sharing one decompression budget,
+/// and gathers the deduplication ids its records carry when the topic deduplicates.
+fn validate_batches(records: &[u8], config: &LogConfig) -> Result<(Vec<BatchInfo>, FoundIds)> {
     let limits = config.append_limits();
     let mut inflate_budget = limits.decompressed_bytes_max;
     let mut batches = Vec::new();
+    let mut ids = FoundIds::new();
+    let deduplicating = config.dedup_window_ms > 0;
     let mut position = 0;
     while let Some(rest) = records.get(position..).filter(|rest| !rest.is_empty()) {
-        let info = batch::validate_append(rest, &limits, &mut inflate_budget)?;
+        let mut search = HeaderSearch::new(DEDUP_HEADER.as_bytes());
+        let info = batch::validate_append_finding(
+            rest,
+            &limits,
+            &mut inflate_budget,
+            deduplicating.then_some(&mut search),
+        )?;
+        dedup::gather(&mut ids, batches.len(), search.found);
         position += info.size_bytes;
         batches.push(info);
     }
     if batches.is_empty() {
         return Err(batch::BatchError::Empty.into());
     }
-    Ok(batches)
+    Ok((batches, ids))
 }

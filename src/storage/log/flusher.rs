@@ -36,6 +36,8 @@ impl Shared {
         failed.extend(state.pending.drain(..));
         state.pending_bytes = 0;
         state.next_offset = state.high_watermark;
+        let rewound_to = state.next_offset;
+        state.dedup.forget_from(rewound_to);
         for info in failed.iter().flat_map(|append| &append.batches) {
             state.producers.forget(info.producer_id);
         }

@@ -19,6 +19,7 @@ impl Shared {
         metrics.pending_bytes.set(state.pending_bytes as f64);
         metrics.damaged_bytes.set(state.damage.total_bytes() as f64);
         metrics.damaged_ranges.set(state.damage.count() as f64);
+        metrics.dedup_ids.set(state.dedup.len() as f64);
     }
 }
 
@@ -100,6 +101,14 @@ pub fn describe_metrics() {
         "Bytes of damage isolated in the partition's sealed segments (reads skip them)."
     );
     describe_gauge!(
+        "ringmq_log_dedup_ids",
+        "Deduplication ids the partition remembers (bounded by dedup_ids_max)."
+    );
+    describe_counter!(
+        "ringmq_log_dedup_dropped_total",
+        "Records dropped on append as duplicates of an x-dedup-id seen within dedup_window_ms."
+    );
+    describe_gauge!(
         "ringmq_log_damaged_ranges",
         "Damaged ranges isolated in the partition's sealed segments (see the log for each)."
     );
@@ -126,6 +135,8 @@ pub(super) struct LogMetrics {
     pub(super) tail_cache_bytes: Gauge,
     pub(super) damaged_bytes: Gauge,
     pub(super) damaged_ranges: Gauge,
+    pub(super) dedup_ids: Gauge,
+    pub(super) dedup_dropped: Counter,
 }
 
 impl LogMetrics {
@@ -173,7 +184,9 @@ impl LogMetrics {
             pending_bytes: metrics::gauge!("ringmq_log_pending_bytes", labels.clone()),
             tail_cache_bytes: metrics::gauge!("ringmq_log_tail_cache_bytes", labels.clone()),
             damaged_bytes: metrics::gauge!("ringmq_log_damaged_bytes", labels.clone()),
-            damaged_ranges: metrics::gauge!("ringmq_log_damaged_ranges", labels),
+            damaged_ranges: metrics::gauge!("ringmq_log_damaged_ranges", labels.clone()),
+            dedup_ids: metrics::gauge!("ringmq_log_dedup_ids", labels.clone()),
+            dedup_dropped: metrics::counter!("ringmq_log_dedup_dropped_total", labels),
         }
     }
 }
