@@ -21,6 +21,7 @@ pub mod rebatch;
 pub mod replies;
 pub mod routing;
 pub mod service;
+pub mod share_groups;
 pub mod topics;
 pub mod users;
 
@@ -60,6 +61,8 @@ pub struct ShardState {
     coordinator: RefCell<groups::Coordinator>,
     /// The queue groups of the partitions this shard owns.
     queues: RefCell<queues::ShardQueues>,
+    /// The share groups (KIP-932) this shard coordinates: their membership and configs.
+    pub(in crate::broker) share_groups: RefCell<share_groups::ShareGroups>,
     /// This shard's snapshot of the users and their credentials.
     users: RefCell<Arc<users::Users>>,
     /// This shard's snapshot of the access control lists.
@@ -144,6 +147,7 @@ impl ShardState {
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
             queues: RefCell::new(queues::ShardQueues::default()),
+            share_groups: RefCell::new(share_groups::ShareGroups::default()),
             users: RefCell::new(Arc::new(users::Users::default())),
             acls: RefCell::new(Arc::new(acls::Acls::default())),
             quotas: RefCell::new(quotas::QuotaBuckets::default()),

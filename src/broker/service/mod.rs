@@ -16,6 +16,7 @@ mod quotas;
 mod records;
 mod replies;
 mod sasl;
+mod share_groups;
 mod types;
 mod users;
 
@@ -51,6 +52,11 @@ pub use many::PartitionEnds;
 pub use queues::{NewQueueGroup, QueueGroupDescription, QueuePartition, Receive, Settle};
 pub use replies::{ReplyOutcome, SendReply, SendRequest};
 pub use sasl::{HandshakeRefusal, SaslSession};
+pub use share_groups::{ShareAck, ShareFetch, SharePartitionRead};
+pub use super::share_groups::{
+    CONFIG_NAMES as SHARE_GROUP_CONFIGS, ShareBeat, ShareBeatReply, ShareGroupView,
+    ShareMemberView, ShareSettings,
+};
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
     Produced, RecordsBefore, TopicInfo,
