@@ -26,6 +26,8 @@ def main():
             "group.id": group,
             "share.acknowledgement.mode": "explicit",
             "client.id": "share-" + mode,
+            # A few records per fetch, so that several consumers of one partition each get some.
+            "max.poll.records": 5,
         }
     )
     consumer.subscribe([topic])
@@ -64,11 +66,14 @@ def main():
                         "value": message.value().decode(),
                         "delivery_count": count,
                         "action": action,
+                        "time": time.time(),
                     }
                 ),
                 flush=True,
             )
             if action == "accept":
+                # Work takes a moment: the others fetch meanwhile.
+                time.sleep(0.05)
                 consumer.acknowledge(message, AcknowledgeType.ACCEPT)
                 accepted += 1
             elif action == "release":
