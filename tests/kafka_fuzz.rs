@@ -405,6 +405,25 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                                 .with_acknowledge_types(vec![3]),
                         ])])]),
         ),
+        ApiKey::DescribeShareGroupOffsets => RequestKind::DescribeShareGroupOffsets(
+            DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(group("fuzz-share"))
+                    .with_topics(Some(vec![
+                        describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestTopic::default()
+                            .with_topic_name(topic("fuzz"))
+                            .with_partitions(vec![0, 1]),
+                    ])),
+            ]),
+        ),
+        ApiKey::DeleteShareGroupOffsets => RequestKind::DeleteShareGroupOffsets(
+            DeleteShareGroupOffsetsRequest::default()
+                .with_group_id(group("fuzz-share"))
+                .with_topics(vec![
+                    delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(topic("fuzz")),
+                ]),
+        ),
         other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
     }
 }

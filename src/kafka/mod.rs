@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod sasl;
 pub mod share_fetch;
 pub mod share_groups;
+pub mod share_offsets;
 pub mod share_session;
 
 use std::cell::RefCell;

@@ -31,7 +31,7 @@ pub async fn respond(
         RequestKind::ShareGroupDescribe(request) => {
             ResponseKind::ShareGroupDescribe(describe(service, ctx, request).await)
         }
-        other => return Err(other),
+        other => return super::share_offsets::respond(service, ctx, other).await,
     })
 }
 
