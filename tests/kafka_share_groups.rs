@@ -30,7 +30,8 @@ fn broker(dir: &std::path::Path) -> (TestBroker, String) {
             auto_offset_reset: "earliest".into(),
             record_lock_duration_ms: LOCK_MS,
             heartbeat_interval_ms: 500,
-            session_timeout_ms: 3_000,
+            // Longer than the lock: a killed consumer's records come back by lock expiry.
+            session_timeout_ms: 10_000,
             ..Default::default()
         },
         ..Default::default()

@@ -102,12 +102,22 @@ fn share_fetch(
     epoch: i32,
     acks: Vec<AcknowledgementBatch>,
 ) -> ShareFetchResponse {
+    share_fetch_as(stream, "member-a", id, epoch, acks)
+}
+
+fn share_fetch_as(
+    stream: &mut TcpStream,
+    member: &str,
+    id: Uuid,
+    epoch: i32,
+    acks: Vec<AcknowledgementBatch>,
+) -> ShareFetchResponse {
     let partition = FetchPartition::default()
         .with_partition_index(0)
         .with_acknowledgement_batches(acks);
     let request = ShareFetchRequest::default()
         .with_group_id(Some(group("wire-group")))
-        .with_member_id(Some(text("member-a")))
+        .with_member_id(Some(text(member)))
         .with_share_session_epoch(epoch)
         .with_max_wait_ms(0)
         .with_max_bytes(1 << 20)
@@ -440,4 +450,45 @@ fn share_group_admin_configs_listing_offsets_and_deletion() {
         ResponseKind::ListGroups(response) => assert!(response.groups.is_empty(), "{response:?}"),
         other => panic!("ListGroups answered {other:?}"),
     }
+}
+
+#[test]
+fn a_member_that_leaves_or_closes_its_session_gives_its_records_back_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker(dir.path());
+    create_topic(&address, TOPIC, 1);
+    for value in [b"a", b"b", b"c", b"d", b"e", b"f"] {
+        call(&address, ApiKey::Produce, 7, RequestKind::Produce(produce_request(TOPIC, value)));
+    }
+    let id = topic_id(&address);
+    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
+    let mut first = connect(&address);
+    assert_eq!(acquired(&share_fetch(&mut first, id, 0, vec![])), vec![(0, 2, 1)]);
+    // Leaving hands 0..=2 back long before their 30 s locks end.
+    assert_eq!(heartbeat(&address, "member-a", -1).error_code, NONE);
+    let mut second = connect(&address);
+    let fetched = share_fetch_as(&mut second, "member-b", id, 0, vec![]);
+    assert_eq!(acquired(&fetched), vec![(0, 2, 2)]);
+    // Closing a session (epoch -1) after acknowledging 0 hands back 1 and 2.
+    let close = ShareFetchRequest::default()
+        .with_group_id(Some(group("wire-group")))
+        .with_member_id(Some(text("member-b")))
+        .with_share_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default().with_topic_id(id).with_partitions(vec![
+            FetchPartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(vec![fetch_ack(0, 0, vec![1])]),
+        ])]);
+    match call_on(&mut second, ApiKey::ShareFetch, 1, RequestKind::ShareFetch(close)) {
+        ResponseKind::ShareFetch(response) => {
+            assert_eq!(response.error_code, NONE);
+            let partition = &response.responses[0].partitions[0];
+            assert_eq!(partition.acknowledge_error_code, NONE);
+            assert!(partition.acquired_records.is_empty(), "a closing fetch acquires nothing");
+        }
+        other => panic!("ShareFetch answered {other:?}"),
+    }
+    let mut third = connect(&address);
+    let fetched = share_fetch_as(&mut third, "member-c", id, 0, vec![]);
+    assert_eq!(acquired(&fetched), vec![(1, 2, 3), (3, 3, 1)]);
 }

@@ -155,6 +155,9 @@ pub struct ShareBeatReply {
     pub heartbeat_interval_ms: u32,
     /// The member's partitions as (topic, partition); None after a leave.
     pub assignment: Option<Vec<(String, u32)>>,
+    /// Members gone with this heartbeat (the one that left, others whose session expired),
+    /// each with the partitions whose locks it should give up.
+    pub gone: Vec<(String, Vec<(String, u32)>)>,
 }
 
 /// One member, as ShareGroupDescribe shows it.
@@ -223,13 +226,25 @@ impl ShareGroup {
         }
     }
 
-    /// Removes members silent past their session; the group's epoch moves on if any went.
-    fn expire(&mut self, now: Instant) {
-        let before = self.members.len();
-        self.members.retain(|_, member| member.expires > now);
-        if self.members.len() != before {
+    /// Removes members silent past their session (returned with their partitions); the
+    /// group's epoch moves on if any went.
+    fn expire(&mut self, now: Instant) -> Vec<(String, Vec<(String, u32)>)> {
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, member)| member.expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !expired.is_empty() {
             self.epoch = self.epoch.saturating_add(1);
         }
+        expired
+            .into_iter()
+            .filter_map(|id| {
+                let member = self.members.remove(&id)?;
+                Some((id, member.assigned))
+            })
+            .collect()
     }
 }
 
@@ -249,6 +264,11 @@ impl ShareGroups {
 
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
+    }
+
+    /// Members of every group here.
+    pub fn members(&self) -> usize {
+        self.groups.values().map(|group| group.members.len()).sum()
     }
 
     fn group_for_join(&mut self, name: &str, limit: usize) -> BrokerResult<&mut ShareGroup> {
@@ -330,9 +350,10 @@ impl ShareGroups {
             ));
         }
         let settings = self.settings(config, name)?;
-        if let Some(group) = self.groups.get_mut(name) {
-            group.expire(now);
-        }
+        let mut gone = match self.groups.get_mut(name) {
+            Some(group) => group.expire(now),
+            None => Vec::new(),
+        };
         let unknown = || {
             BrokerError::new(
                 ErrorKind::UnknownMember,
@@ -343,13 +364,15 @@ impl ShareGroups {
         let interval = settings.heartbeat_interval_ms;
         if beat.member_epoch == -1 {
             let group = self.groups.get_mut(name).ok_or_else(unknown)?;
-            group.members.remove(&beat.member_id).ok_or_else(unknown)?;
+            let member = group.members.remove(&beat.member_id).ok_or_else(unknown)?;
             group.epoch = group.epoch.saturating_add(1);
+            gone.push((beat.member_id.clone(), member.assigned));
             return Ok(ShareBeatReply {
                 member_id: beat.member_id,
                 member_epoch: -1,
                 heartbeat_interval_ms: interval,
                 assignment: None,
+                gone,
             });
         }
         let group = match beat.member_epoch {
@@ -433,6 +456,7 @@ impl ShareGroups {
             member_epoch: member.epoch,
             heartbeat_interval_ms: interval,
             assignment: Some(member.assigned.clone()),
+            gone,
         };
         let topics: Vec<String> = member.topics.iter().cloned().collect();
         group.epoch = epoch;
@@ -443,6 +467,7 @@ impl ShareGroups {
     /// The group as describe shows it, or `UnknownGroup`.
     pub fn describe(&mut self, name: &str, now: Instant) -> BrokerResult<ShareGroupView> {
         let group = self.groups.get_mut(name).ok_or_else(|| unknown_group(name))?;
+        // The expired members' locks end on their own, at the lock duration.
         group.expire(now);
         Ok(group.view(name))
     }

@@ -158,6 +158,22 @@ async fn settle(
     Ok(codes)
 }
 
+/// A closed session's member gives back what it still holds on the session's partitions
+/// (after its final acknowledgements were settled), as Kafka releases them.
+async fn release(
+    service: &Service,
+    ctx: &RequestContext,
+    (group, member): (&str, &str),
+    ids: &TopicIds,
+    held: &[SessionPartition],
+) {
+    let named: Vec<(String, u32)> = held
+        .iter()
+        .filter_map(|(id, index)| Some((ids.names.get(id)?.clone(), u32::try_from(*index).ok()?)))
+        .collect();
+    service.share_release(ctx, group, member, &named).await;
+}
+
 fn text(value: &Option<StrBytes>) -> Option<String> {
     value
         .as_ref()
@@ -221,7 +237,10 @@ pub async fn share_fetch(
     };
     let partitions = match checked {
         Checked::Serve(partitions) => partitions,
-        Checked::Closed => Vec::new(),
+        Checked::Closed(held) => {
+            release(service, ctx, (&group, &member), &ids, &held).await;
+            Vec::new()
+        }
     };
     // Every partition the answer covers: the session's, and any acknowledged.
     let covered: BTreeSet<SessionPartition> = partitions
@@ -370,9 +389,11 @@ pub async fn share_acknowledge(
         request.share_session_epoch,
         Instant::now(),
     );
-    if let Err(code) = checked {
-        return refused(code, "share session refused".into());
-    }
+    let closed = match checked {
+        Err(code) => return refused(code, "share session refused".into()),
+        Ok(Checked::Closed(held)) => held,
+        Ok(Checked::Serve(_)) => Vec::new(),
+    };
     let ids = TopicIds::new(service, ctx);
     let acks = acks_of(request.topics.iter().flat_map(|topic| {
         topic.partitions.iter().map(|p| {
@@ -388,6 +409,7 @@ pub async fn share_acknowledge(
         Ok(codes) => codes,
         Err(error) => return refused(code_of(&error), error.message),
     };
+    release(service, ctx, (&group, &member), &ids, &closed).await;
     let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
     for ((id, index), (code, message)) in codes {
         let data = AckPartition::default()

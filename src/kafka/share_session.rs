@@ -37,8 +37,9 @@ struct Session {
 pub enum Checked {
     /// Serve it with these partitions (the session's, after the request's changes).
     Serve(Vec<SessionPartition>),
-    /// The session closed: settle its acknowledgements, fetch nothing.
-    Closed,
+    /// The session closed: settle its acknowledgements, fetch nothing, and give back what
+    /// the member still holds on these partitions (the session's).
+    Closed(Vec<SessionPartition>),
 }
 
 /// One shard's share sessions.
@@ -111,7 +112,7 @@ impl ShareSessions {
                 }
                 self.sessions
                     .remove(&key)
-                    .map(|_| Checked::Closed)
+                    .map(|session| Checked::Closed(session.partitions.into_iter().collect()))
                     .ok_or(SHARE_SESSION_NOT_FOUND)
             }
             epoch => {
@@ -142,7 +143,7 @@ impl ShareSessions {
             FINAL_EPOCH => self
                 .sessions
                 .remove(&key)
-                .map(|_| Checked::Closed)
+                .map(|session| Checked::Closed(session.partitions.into_iter().collect()))
                 .ok_or(SHARE_SESSION_NOT_FOUND),
             epoch => self
                 .next(&key, epoch, now)

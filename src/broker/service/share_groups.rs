@@ -58,19 +58,61 @@ impl Service {
         group: String,
         beat: ShareBeat,
     ) -> BrokerResult<ShareBeatReply> {
-        self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
-            let topics = c.topics();
-            let partitions_of = |topic: &str| topics.get(topic).map(|meta| meta.partitions);
-            let config = &c.config.share_groups;
-            c.share_groups.borrow_mut().heartbeat(
-                config,
-                &group,
-                beat,
-                &partitions_of,
-                Instant::now(),
-            )
-        })
-        .await
+        let name = group.clone();
+        let reply = self
+            .on_coordinator(ctx, &group, Operation::Read, move |c| async move {
+                let topics = c.topics();
+                let partitions_of = |topic: &str| topics.get(topic).map(|meta| meta.partitions);
+                let config = &c.config.share_groups;
+                let reply = c.share_groups.borrow_mut().heartbeat(
+                    config,
+                    &name,
+                    beat,
+                    &partitions_of,
+                    Instant::now(),
+                );
+                publish_metrics(&c);
+                reply
+            })
+            .await?;
+        // Members that left or went silent give their records back now, not at the end of
+        // each lock.
+        for (member, partitions) in &reply.gone {
+            self.share_release(ctx, &group, member, partitions).await;
+        }
+        Ok(reply)
+    }
+
+    /// Releases what `member` holds on `partitions` (best effort: a lock not released here
+    /// ends at its deadline anyway).
+    pub async fn share_release(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        member: &str,
+        partitions: &[(String, u32)],
+    ) {
+        if self
+            .authorize(ctx, ResourceType::Group, group, Operation::Read)
+            .is_err()
+        {
+            return;
+        }
+        for (topic, partition) in partitions {
+            let (name, group, member) = (topic.clone(), group.to_string(), member.to_string());
+            let partition = *partition;
+            let released = self
+                .state
+                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
+                    owner::release_consumer(&owner, &name, partition, &group, &member).await
+                })
+                .await;
+            if let Err(error) = released
+                && error.kind != ErrorKind::UnknownQueueGroup
+            {
+                tracing::debug!(%error, "a share member's locks are left to expire");
+            }
+        }
     }
 
     /// ShareGroupDescribe: the members, their epochs, subscriptions and assignments.
@@ -515,6 +557,14 @@ fn message_bytes(message: &ReceivedMessage) -> usize {
     message.key.as_ref().map_or(0, |k| k.len())
         + message.value.as_ref().map_or(0, |v| v.len())
         + headers
+}
+
+/// The fill of this coordinator's share groups, against their bounds.
+fn publish_metrics(c: &crate::broker::ShardState) {
+    let groups = c.share_groups.borrow();
+    let shard = c.id.to_string();
+    metrics::gauge!("ringmq_share_groups", "shard" => shard.clone()).set(groups.len() as f64);
+    metrics::gauge!("ringmq_share_group_members", "shard" => shard).set(groups.members() as f64);
 }
 
 /// The share group's settings on its coordinator, and its own configs.
