@@ -60,7 +60,13 @@ struct Consumer {
 
 impl Consumer {
     /// None when confluent-kafka is not installed (a plain `cargo test`).
-    fn start(address: &str, group: &str, topic: &str, mode: &str, seconds: u32) -> Option<Consumer> {
+    fn start(
+        address: &str,
+        group: &str,
+        topic: &str,
+        mode: &str,
+        seconds: u32,
+    ) -> Option<Consumer> {
         let python = common::clients_dir().join(".venv/bin/python");
         let spawned = Command::new(&python)
             .arg(common::clients_dir().join("confluent_share_client.py"))
@@ -158,7 +164,10 @@ fn members(address: &str, group_name: &'static str) -> usize {
 fn wait_for_members(address: &str, group_name: &'static str, count: usize) {
     let until = Instant::now() + Duration::from_secs(30);
     while members(address, group_name) < count {
-        assert!(Instant::now() < until, "{count} members never joined {group_name}");
+        assert!(
+            Instant::now() < until,
+            "{count} members never joined {group_name}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -184,12 +193,19 @@ fn consumers_of_one_partition_share_its_records() {
         for record in seen {
             assert_eq!(record.delivery_count, Some(1), "{record:?}");
             let earlier = everyone.insert(record.offset, (index, record.value.clone()));
-            assert_eq!(earlier, None, "offset {} went to two consumers", record.offset);
+            assert_eq!(
+                earlier, None,
+                "offset {} went to two consumers",
+                record.offset
+            );
         }
     }
     let values: BTreeSet<String> = everyone.values().map(|(_, v)| v.clone()).collect();
     assert_eq!(values, produced, "together they got every record once");
-    assert_eq!(everyone.keys().copied().collect::<Vec<_>>(), (0..60).collect::<Vec<i64>>());
+    assert_eq!(
+        everyone.keys().copied().collect::<Vec<_>>(),
+        (0..60).collect::<Vec<i64>>()
+    );
 }
 
 #[test]

@@ -55,7 +55,12 @@ fn text(value: &str) -> StrBytes {
 }
 
 /// One request on `stream` (a share session lives on the connection's shard).
-fn call_on(stream: &mut TcpStream, api: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
+fn call_on(
+    stream: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    request: RequestKind,
+) -> ResponseKind {
     stream
         .write_all(&framed(&encode(api, version, 9, &request)))
         .unwrap();
@@ -73,7 +78,12 @@ fn topic_id(address: &str) -> Uuid {
     let request = MetadataRequest::default().with_topics(Some(vec![
         metadata_request::MetadataRequestTopic::default().with_name(Some(topic(TOPIC))),
     ]));
-    match call(address, ApiKey::Metadata, 12, RequestKind::Metadata(request)) {
+    match call(
+        address,
+        ApiKey::Metadata,
+        12,
+        RequestKind::Metadata(request),
+    ) {
         ResponseKind::Metadata(response) => response.topics[0].topic_id,
         other => panic!("Metadata answered {other:?}"),
     }
@@ -128,7 +138,12 @@ fn share_fetch_as(
                 .with_topic_id(id)
                 .with_partitions(vec![partition]),
         ]);
-    match call_on(stream, ApiKey::ShareFetch, 1, RequestKind::ShareFetch(request)) {
+    match call_on(
+        stream,
+        ApiKey::ShareFetch,
+        1,
+        RequestKind::ShareFetch(request),
+    ) {
         ResponseKind::ShareFetch(response) => response,
         other => panic!("ShareFetch answered {other:?}"),
     }
@@ -144,11 +159,15 @@ fn acknowledge(
         .with_group_id(Some(group("wire-group")))
         .with_member_id(Some(text("member-a")))
         .with_share_session_epoch(epoch)
-        .with_topics(vec![AcknowledgeTopic::default().with_topic_id(id).with_partitions(
-            vec![AcknowledgePartition::default()
-                .with_partition_index(0)
-                .with_acknowledgement_batches(batches)],
-        )]);
+        .with_topics(vec![
+            AcknowledgeTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![
+                    AcknowledgePartition::default()
+                        .with_partition_index(0)
+                        .with_acknowledgement_batches(batches),
+                ]),
+        ]);
     match call_on(
         stream,
         ApiKey::ShareAcknowledge,
@@ -203,9 +222,15 @@ fn heartbeats_join_fence_and_refuse_unknown_members() {
     assert_eq!(assignment.topic_partitions[0].partitions, vec![0, 1]);
     // A second member shares both partitions.
     let other = heartbeat(&address, "member-b", 0);
-    assert_eq!(other.assignment.unwrap().topic_partitions[0].partitions, vec![0, 1]);
+    assert_eq!(
+        other.assignment.unwrap().topic_partitions[0].partitions,
+        vec![0, 1]
+    );
     let same = heartbeat(&address, "member-a", joined.member_epoch);
-    assert_eq!((same.error_code, same.member_epoch), (NONE, joined.member_epoch));
+    assert_eq!(
+        (same.error_code, same.member_epoch),
+        (NONE, joined.member_epoch)
+    );
     let fenced = heartbeat(&address, "member-a", joined.member_epoch + 10);
     assert_eq!(fenced.error_code, FENCED_MEMBER_EPOCH);
     let unknown = heartbeat(&address, "nobody", 3);
@@ -225,7 +250,11 @@ fn heartbeats_join_fence_and_refuse_unknown_members() {
             let described = &response.groups[0];
             assert_eq!(described.error_code, NONE);
             assert_eq!(described.group_state.as_str(), "Stable");
-            let ids: Vec<&str> = described.members.iter().map(|m| m.member_id.as_str()).collect();
+            let ids: Vec<&str> = described
+                .members
+                .iter()
+                .map(|m| m.member_id.as_str())
+                .collect();
             assert_eq!(ids, vec!["member-a"]);
         }
         other => panic!("ShareGroupDescribe answered {other:?}"),
@@ -238,9 +267,17 @@ fn fetch_and_acknowledge_follow_session_epochs_and_locks() {
     let (_broker, address) = broker(dir.path());
     create_topic(&address, TOPIC, 1);
     for value in [b"a", b"b", b"c", b"d", b"e"] {
-        match call(&address, ApiKey::Produce, 7, RequestKind::Produce(produce_request(TOPIC, value))) {
+        match call(
+            &address,
+            ApiKey::Produce,
+            7,
+            RequestKind::Produce(produce_request(TOPIC, value)),
+        ) {
             ResponseKind::Produce(response) => {
-                assert_eq!(response.responses[0].partition_responses[0].error_code, NONE)
+                assert_eq!(
+                    response.responses[0].partition_responses[0].error_code,
+                    NONE
+                )
             }
             other => panic!("Produce answered {other:?}"),
         }
@@ -250,7 +287,10 @@ fn fetch_and_acknowledge_follow_session_epochs_and_locks() {
     // No session yet: a positive epoch is not found, and acknowledging cannot open one.
     let missing = share_fetch(&mut stream, id, 3, vec![]);
     assert_eq!(missing.error_code, SHARE_SESSION_NOT_FOUND);
-    assert_eq!(acknowledge(&mut stream, id, 0, vec![]).error_code, INVALID_SHARE_SESSION_EPOCH);
+    assert_eq!(
+        acknowledge(&mut stream, id, 0, vec![]).error_code,
+        INVALID_SHARE_SESSION_EPOCH
+    );
     // Opening with acknowledgements is refused.
     let opening = share_fetch(&mut stream, id, 0, vec![fetch_ack(0, 0, vec![1])]);
     assert_eq!(opening.error_code, INVALID_REQUEST);
@@ -264,36 +304,92 @@ fn fetch_and_acknowledge_follow_session_epochs_and_locks() {
     assert_eq!(offsets, vec![0, 1, 2]);
     // Acks of records not acquired, a per-offset type list of the wrong length, and hostile
     // ranges each fail their partition and change nothing.
-    assert_eq!(ack_code(&acknowledge(&mut stream, id, 1, vec![ack(3, 4, vec![1])])), INVALID_RECORD_STATE);
-    assert_eq!(ack_code(&acknowledge(&mut stream, id, 2, vec![ack(0, 2, vec![1, 1])])), INVALID_REQUEST);
-    assert_eq!(ack_code(&acknowledge(&mut stream, id, 3, vec![ack(2, 0, vec![1])])), INVALID_REQUEST);
-    assert_eq!(ack_code(&acknowledge(&mut stream, id, 4, vec![ack(-5, 0, vec![1])])), INVALID_REQUEST);
-    assert_eq!(ack_code(&acknowledge(&mut stream, id, 5, vec![ack(0, i64::MAX, vec![1])])), INVALID_REQUEST);
-    assert_eq!(ack_code(&acknowledge(&mut stream, id, 6, vec![ack(0, 0, vec![9])])), INVALID_REQUEST);
     assert_eq!(
-        ack_code(&acknowledge(&mut stream, id, 7, vec![ack(0, 0, vec![1]), ack(0, 1, vec![1])])),
+        ack_code(&acknowledge(&mut stream, id, 1, vec![ack(3, 4, vec![1])])),
+        INVALID_RECORD_STATE
+    );
+    assert_eq!(
+        ack_code(&acknowledge(
+            &mut stream,
+            id,
+            2,
+            vec![ack(0, 2, vec![1, 1])]
+        )),
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        ack_code(&acknowledge(&mut stream, id, 3, vec![ack(2, 0, vec![1])])),
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        ack_code(&acknowledge(&mut stream, id, 4, vec![ack(-5, 0, vec![1])])),
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        ack_code(&acknowledge(
+            &mut stream,
+            id,
+            5,
+            vec![ack(0, i64::MAX, vec![1])]
+        )),
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        ack_code(&acknowledge(&mut stream, id, 6, vec![ack(0, 0, vec![9])])),
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        ack_code(&acknowledge(
+            &mut stream,
+            id,
+            7,
+            vec![ack(0, 0, vec![1]), ack(0, 1, vec![1])]
+        )),
         INVALID_REQUEST,
         "overlapping ranges"
     );
     // ACCEPT 0, a gap at 1, RELEASE 2: 2 comes back with its count up, 1 stays locked.
-    assert_eq!(ack_code(&acknowledge(&mut stream, id, 8, vec![ack(0, 2, vec![1, 0, 2])])), NONE);
+    assert_eq!(
+        ack_code(&acknowledge(
+            &mut stream,
+            id,
+            8,
+            vec![ack(0, 2, vec![1, 0, 2])]
+        )),
+        NONE
+    );
     let next = share_fetch(&mut stream, id, 9, vec![fetch_ack(1, 1, vec![1])]);
     assert_eq!(next.responses[0].partitions[0].acknowledge_error_code, NONE);
     assert_eq!(acquired(&next), vec![(2, 2, 2), (3, 4, 1)]);
     // Accepting 0 again: it is no longer held.
     let again = share_fetch(&mut stream, id, 10, vec![fetch_ack(0, 0, vec![1])]);
-    assert_eq!(again.responses[0].partitions[0].acknowledge_error_code, INVALID_RECORD_STATE);
+    assert_eq!(
+        again.responses[0].partitions[0].acknowledge_error_code,
+        INVALID_RECORD_STATE
+    );
     // An epoch out of step ends the session.
-    assert_eq!(share_fetch(&mut stream, id, 42, vec![]).error_code, INVALID_SHARE_SESSION_EPOCH);
-    assert_eq!(share_fetch(&mut stream, id, 12, vec![]).error_code, SHARE_SESSION_NOT_FOUND);
+    assert_eq!(
+        share_fetch(&mut stream, id, 42, vec![]).error_code,
+        INVALID_SHARE_SESSION_EPOCH
+    );
+    assert_eq!(
+        share_fetch(&mut stream, id, 12, vec![]).error_code,
+        SHARE_SESSION_NOT_FOUND
+    );
     // A topic id the broker does not know fails its partition alone.
     let unknown = share_fetch(&mut stream, Uuid::from_u128(7), 0, vec![]);
     assert_eq!(unknown.error_code, NONE);
-    assert_eq!(unknown.responses[0].partitions[0].error_code, UNKNOWN_TOPIC_ID);
+    assert_eq!(
+        unknown.responses[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_ID
+    );
     // Closing with epoch -1 settles the final acks; the session is gone after.
     let close = acknowledge(&mut stream, id, -1, vec![]);
     assert_eq!(close.error_code, NONE);
-    assert_eq!(acknowledge(&mut stream, id, 1, vec![]).error_code, SHARE_SESSION_NOT_FOUND);
+    assert_eq!(
+        acknowledge(&mut stream, id, 1, vec![]).error_code,
+        SHARE_SESSION_NOT_FOUND
+    );
     assert_serving(&address);
 }
 
@@ -333,33 +429,93 @@ fn share_group_admin_configs_listing_offsets_and_deletion() {
         ..Default::default()
     };
     let broker = TestBroker::start_with(config);
-    let address = broker.handle.as_ref().unwrap().kafka_address.unwrap().to_string();
+    let address = broker
+        .handle
+        .as_ref()
+        .unwrap()
+        .kafka_address
+        .unwrap()
+        .to_string();
     create_topic(&address, TOPIC, 1);
     for value in [b"x", b"y"] {
-        call(&address, ApiKey::Produce, 7, RequestKind::Produce(produce_request(TOPIC, value)));
+        call(
+            &address,
+            ApiKey::Produce,
+            7,
+            RequestKind::Produce(produce_request(TOPIC, value)),
+        );
     }
     // Group configs: Kafka's names and bounds.
-    assert_eq!(alter_group_config(&address, "wire-group", "share.delivery.count.limit", Some("11")), 40);
-    assert_eq!(alter_group_config(&address, "wire-group", "share.auto.offset.reset", Some("soon")), 40);
-    assert_eq!(alter_group_config(&address, "wire-group", "no.such.config", Some("1")), 40);
-    assert_eq!(alter_group_config(&address, "wire-group", "share.auto.offset.reset", Some("earliest")), NONE);
-    assert_eq!(alter_group_config(&address, "wire-group", "share.record.lock.duration.ms", Some("15000")), NONE);
+    assert_eq!(
+        alter_group_config(
+            &address,
+            "wire-group",
+            "share.delivery.count.limit",
+            Some("11")
+        ),
+        40
+    );
+    assert_eq!(
+        alter_group_config(
+            &address,
+            "wire-group",
+            "share.auto.offset.reset",
+            Some("soon")
+        ),
+        40
+    );
+    assert_eq!(
+        alter_group_config(&address, "wire-group", "no.such.config", Some("1")),
+        40
+    );
+    assert_eq!(
+        alter_group_config(
+            &address,
+            "wire-group",
+            "share.auto.offset.reset",
+            Some("earliest")
+        ),
+        NONE
+    );
+    assert_eq!(
+        alter_group_config(
+            &address,
+            "wire-group",
+            "share.record.lock.duration.ms",
+            Some("15000")
+        ),
+        NONE
+    );
     let describe = DescribeConfigsRequest::default().with_resources(vec![
         describe_configs_request::DescribeConfigsResource::default()
             .with_resource_type(32)
             .with_resource_name(text("wire-group"))
             .with_configuration_keys(None),
     ]);
-    match call(&address, ApiKey::DescribeConfigs, 4, RequestKind::DescribeConfigs(describe)) {
+    match call(
+        &address,
+        ApiKey::DescribeConfigs,
+        4,
+        RequestKind::DescribeConfigs(describe),
+    ) {
         ResponseKind::DescribeConfigs(response) => {
             let result = &response.results[0];
             assert_eq!(result.error_code, NONE);
             let configs: Vec<(&str, String, i8)> = result
                 .configs
                 .iter()
-                .map(|c| (c.name.as_str(), c.value.as_ref().unwrap().to_string(), c.config_source))
+                .map(|c| {
+                    (
+                        c.name.as_str(),
+                        c.value.as_ref().unwrap().to_string(),
+                        c.config_source,
+                    )
+                })
                 .collect();
-            assert!(configs.contains(&("share.auto.offset.reset", "earliest".into(), 8)), "{configs:?}");
+            assert!(
+                configs.contains(&("share.auto.offset.reset", "earliest".into(), 8)),
+                "{configs:?}"
+            );
             assert!(configs.contains(&("share.record.lock.duration.ms", "15000".into(), 8)));
             assert!(configs.contains(&("share.delivery.count.limit", "5".into(), 5)));
         }
@@ -373,27 +529,51 @@ fn share_group_admin_configs_listing_offsets_and_deletion() {
     let fetched = share_fetch(&mut stream, id, 0, vec![]);
     assert_eq!(acquired(&fetched), vec![(0, 1, 1)]);
     assert_eq!(fetched.acquisition_lock_timeout_ms, 15000);
-    assert_eq!(ack_code(&acknowledge(&mut stream, id, 1, vec![ack(0, 0, vec![1])])), NONE);
+    assert_eq!(
+        ack_code(&acknowledge(&mut stream, id, 1, vec![ack(0, 0, vec![1])])),
+        NONE
+    );
     // Listed as a share group (type filter), not describable as a classic one.
     let list = ListGroupsRequest::default().with_types_filter(vec![text("share")]);
-    match call(&address, ApiKey::ListGroups, 5, RequestKind::ListGroups(list)) {
+    match call(
+        &address,
+        ApiKey::ListGroups,
+        5,
+        RequestKind::ListGroups(list),
+    ) {
         ResponseKind::ListGroups(response) => {
             let listed: Vec<(&str, &str, &str)> = response
                 .groups
                 .iter()
-                .map(|g| (g.group_id.0.as_str(), g.group_type.as_str(), g.group_state.as_str()))
+                .map(|g| {
+                    (
+                        g.group_id.0.as_str(),
+                        g.group_type.as_str(),
+                        g.group_state.as_str(),
+                    )
+                })
                 .collect();
             assert_eq!(listed, vec![("wire-group", "share", "Stable")]);
         }
         other => panic!("ListGroups answered {other:?}"),
     }
     let classic = ListGroupsRequest::default().with_types_filter(vec![text("classic")]);
-    match call(&address, ApiKey::ListGroups, 5, RequestKind::ListGroups(classic)) {
+    match call(
+        &address,
+        ApiKey::ListGroups,
+        5,
+        RequestKind::ListGroups(classic),
+    ) {
         ResponseKind::ListGroups(response) => assert!(response.groups.is_empty()),
         other => panic!("ListGroups answered {other:?}"),
     }
     let described = DescribeGroupsRequest::default().with_groups(vec![group("wire-group")]);
-    match call(&address, ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(described)) {
+    match call(
+        &address,
+        ApiKey::DescribeGroups,
+        5,
+        RequestKind::DescribeGroups(described),
+    ) {
         ResponseKind::DescribeGroups(response) => assert_eq!(response.groups[0].error_code, 69),
         other => panic!("DescribeGroups answered {other:?}"),
     }
@@ -425,7 +605,12 @@ fn share_group_admin_configs_listing_offsets_and_deletion() {
         ]);
     let delete_group = || {
         let request = DeleteGroupsRequest::default().with_groups_names(vec![group("wire-group")]);
-        match call(&address, ApiKey::DeleteGroups, 2, RequestKind::DeleteGroups(request)) {
+        match call(
+            &address,
+            ApiKey::DeleteGroups,
+            2,
+            RequestKind::DeleteGroups(request),
+        ) {
             ResponseKind::DeleteGroups(response) => response.results[0].error_code,
             other => panic!("DeleteGroups answered {other:?}"),
         }
@@ -446,7 +631,12 @@ fn share_group_admin_configs_listing_offsets_and_deletion() {
     assert_eq!(offsets_code(), NONE);
     assert_eq!(delete_group(), NONE);
     let list = ListGroupsRequest::default();
-    match call(&address, ApiKey::ListGroups, 5, RequestKind::ListGroups(list)) {
+    match call(
+        &address,
+        ApiKey::ListGroups,
+        5,
+        RequestKind::ListGroups(list),
+    ) {
         ResponseKind::ListGroups(response) => assert!(response.groups.is_empty(), "{response:?}"),
         other => panic!("ListGroups answered {other:?}"),
     }
@@ -458,12 +648,20 @@ fn a_member_that_leaves_or_closes_its_session_gives_its_records_back_at_once() {
     let (_broker, address) = broker(dir.path());
     create_topic(&address, TOPIC, 1);
     for value in [b"a", b"b", b"c", b"d", b"e", b"f"] {
-        call(&address, ApiKey::Produce, 7, RequestKind::Produce(produce_request(TOPIC, value)));
+        call(
+            &address,
+            ApiKey::Produce,
+            7,
+            RequestKind::Produce(produce_request(TOPIC, value)),
+        );
     }
     let id = topic_id(&address);
     assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
     let mut first = connect(&address);
-    assert_eq!(acquired(&share_fetch(&mut first, id, 0, vec![])), vec![(0, 2, 1)]);
+    assert_eq!(
+        acquired(&share_fetch(&mut first, id, 0, vec![])),
+        vec![(0, 2, 1)]
+    );
     // Leaving hands 0..=2 back long before their 30 s locks end.
     assert_eq!(heartbeat(&address, "member-a", -1).error_code, NONE);
     let mut second = connect(&address);
@@ -474,17 +672,29 @@ fn a_member_that_leaves_or_closes_its_session_gives_its_records_back_at_once() {
         .with_group_id(Some(group("wire-group")))
         .with_member_id(Some(text("member-b")))
         .with_share_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic_id(id).with_partitions(vec![
-            FetchPartition::default()
-                .with_partition_index(0)
-                .with_acknowledgement_batches(vec![fetch_ack(0, 0, vec![1])]),
-        ])]);
-    match call_on(&mut second, ApiKey::ShareFetch, 1, RequestKind::ShareFetch(close)) {
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition_index(0)
+                        .with_acknowledgement_batches(vec![fetch_ack(0, 0, vec![1])]),
+                ]),
+        ]);
+    match call_on(
+        &mut second,
+        ApiKey::ShareFetch,
+        1,
+        RequestKind::ShareFetch(close),
+    ) {
         ResponseKind::ShareFetch(response) => {
             assert_eq!(response.error_code, NONE);
             let partition = &response.responses[0].partitions[0];
             assert_eq!(partition.acknowledge_error_code, NONE);
-            assert!(partition.acquired_records.is_empty(), "a closing fetch acquires nothing");
+            assert!(
+                partition.acquired_records.is_empty(),
+                "a closing fetch acquires nothing"
+            );
         }
         other => panic!("ShareFetch answered {other:?}"),
     }

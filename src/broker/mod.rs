@@ -379,6 +379,7 @@ impl ShardState {
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     queues::metrics::describe_metrics();
+    share_groups::describe_metrics();
     describe_histogram!(
         "ringmq_produce_latency_seconds",
         Unit::Seconds,

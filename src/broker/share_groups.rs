@@ -99,7 +99,9 @@ impl ShareSettings {
                 self.heartbeat_interval_ms = bounded(key, value, 100, 3_600_000)?
             }
             other => {
-                return Err(invalid_config(format!("unknown share group config {other:?}")));
+                return Err(invalid_config(format!(
+                    "unknown share group config {other:?}"
+                )));
             }
         }
         Ok(())
@@ -115,7 +117,10 @@ impl ShareSettings {
             ),
             (DELIVERY_COUNT_LIMIT, self.delivery_count_limit.to_string()),
             (SESSION_TIMEOUT_MS, self.session_timeout_ms.to_string()),
-            (HEARTBEAT_INTERVAL_MS, self.heartbeat_interval_ms.to_string()),
+            (
+                HEARTBEAT_INTERVAL_MS,
+                self.heartbeat_interval_ms.to_string(),
+            ),
         ]
     }
 }
@@ -275,7 +280,9 @@ impl ShareGroups {
         if !self.groups.contains_key(name) && self.groups.len() >= limit {
             return Err(BrokerError::new(
                 ErrorKind::ResourceLimit,
-                format!("this coordinator holds {limit} share groups (share_groups.groups_per_shard_max)"),
+                format!(
+                    "this coordinator holds {limit} share groups (share_groups.groups_per_shard_max)"
+                ),
             ));
         }
         Ok(self.groups.entry(name.to_string()).or_default())
@@ -307,7 +314,9 @@ impl ShareGroups {
         let mut configs = self.configs(name);
         for (key, value) in changes {
             if !CONFIG_NAMES.contains(&key.as_str()) {
-                return Err(invalid_config(format!("unknown share group config {key:?}")));
+                return Err(invalid_config(format!(
+                    "unknown share group config {key:?}"
+                )));
             }
             match value {
                 Some(value) => configs.insert(key.clone(), value.clone()),
@@ -428,10 +437,7 @@ impl ShareGroups {
             }
         };
         let mut epoch = group.epoch;
-        let member = group
-            .members
-            .get_mut(&beat.member_id)
-            .ok_or_else(unknown)?;
+        let member = group.members.get_mut(&beat.member_id).ok_or_else(unknown)?;
         if let Some(topics) = beat.topics {
             member.topics = topics.into_iter().collect();
         }
@@ -466,7 +472,10 @@ impl ShareGroups {
 
     /// The group as describe shows it, or `UnknownGroup`.
     pub fn describe(&mut self, name: &str, now: Instant) -> BrokerResult<ShareGroupView> {
-        let group = self.groups.get_mut(name).ok_or_else(|| unknown_group(name))?;
+        let group = self
+            .groups
+            .get_mut(name)
+            .ok_or_else(|| unknown_group(name))?;
         // The expired members' locks end on their own, at the lock duration.
         group.expire(now);
         Ok(group.view(name))
@@ -494,7 +503,10 @@ impl ShareGroups {
     /// Forgets `name` if it has no members (`GroupNotEmpty` otherwise); returns the topics its
     /// members subscribed to.
     pub fn delete(&mut self, name: &str, now: Instant) -> BrokerResult<Vec<String>> {
-        let group = self.groups.get_mut(name).ok_or_else(|| unknown_group(name))?;
+        let group = self
+            .groups
+            .get_mut(name)
+            .ok_or_else(|| unknown_group(name))?;
         group.expire(now);
         if !group.members.is_empty() {
             return Err(BrokerError::new(
@@ -508,11 +520,21 @@ impl ShareGroups {
     }
 }
 
+/// Registers the help text of the share-group gauges (set by the coordinator at each
+/// heartbeat).
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "ringmq_share_groups",
+        "Kafka share groups the coordinator shard holds (bounded by share_groups.groups_per_shard_max)."
+    );
+    metrics::describe_gauge!(
+        "ringmq_share_group_members",
+        "Members of the coordinator shard's share groups (each group bounded by share_groups.members_max)."
+    );
+}
+
 pub fn unknown_group(name: &str) -> BrokerError {
-    BrokerError::new(
-        ErrorKind::UnknownGroup,
-        format!("no share group {name:?}"),
-    )
+    BrokerError::new(ErrorKind::UnknownGroup, format!("no share group {name:?}"))
 }
 
 #[cfg(test)]
@@ -546,18 +568,33 @@ mod tests {
         assert_eq!(b.assignment, both);
         assert!(b.member_epoch > a.member_epoch);
         let again = groups
-            .heartbeat(&config, "g", beat("a", a.member_epoch, None), &partitions, now)
+            .heartbeat(
+                &config,
+                "g",
+                beat("a", a.member_epoch, None),
+                &partitions,
+                now,
+            )
             .unwrap();
         assert_eq!(again.member_epoch, a.member_epoch);
         let fenced = groups
-            .heartbeat(&config, "g", beat("a", a.member_epoch + 7, None), &partitions, now)
+            .heartbeat(
+                &config,
+                "g",
+                beat("a", a.member_epoch + 7, None),
+                &partitions,
+                now,
+            )
             .unwrap_err();
         assert_eq!(fenced.kind, ErrorKind::FencedMemberEpoch);
         let unknown = groups
             .heartbeat(&config, "g", beat("z", 3, None), &partitions, now)
             .unwrap_err();
         assert_eq!(unknown.kind, ErrorKind::UnknownMember);
-        assert_eq!(groups.delete("g", now).unwrap_err().kind, ErrorKind::GroupNotEmpty);
+        assert_eq!(
+            groups.delete("g", now).unwrap_err().kind,
+            ErrorKind::GroupNotEmpty
+        );
         // Past the session timeout both are gone and the group may be deleted.
         let later = now + Duration::from_millis(u64::from(config.session_timeout_ms) + 1);
         assert_eq!(groups.describe("g", later).unwrap().state, "Empty");

@@ -417,7 +417,9 @@ pub async fn list(
         Err(error) => return ListGroupsResponse::default().with_error_code(code_of(&error)),
     };
     // Share groups are of type and protocol type "share", as Kafka 4.x lists them.
-    let shares = shares.into_iter().map(|(name, state)| (name, "share".to_string(), state, "share"));
+    let shares = shares
+        .into_iter()
+        .map(|(name, state)| (name, "share".to_string(), state, "share"));
     let groups = listed
         .into_iter()
         .map(|g| (g.name, g.protocol_type, g.state, g.group_type))
@@ -450,7 +452,11 @@ pub async fn describe(
         }
         // A share group is not a classic group: Kafka 4.x answers GROUP_ID_NOT_FOUND (with
         // no message: v0-v5 have no field for one).
-        if service.is_share_group(ctx, group_id.0.as_str()).await.unwrap_or(false) {
+        if service
+            .is_share_group(ctx, group_id.0.as_str())
+            .await
+            .unwrap_or(false)
+        {
             described.push(
                 DescribedGroup::default()
                     .with_group_id(group_id.clone())

@@ -289,7 +289,8 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
         RequestKind::ShareFetch(request) => {
             let response =
                 super::share_fetch::share_fetch(&service, &ctx, share_sessions, request).await;
-            let metric = metrics::gauge!("ringmq_kafka_share_sessions", "shard" => state.id.to_string());
+            let metric =
+                metrics::gauge!("ringmq_kafka_share_sessions", "shard" => state.id.to_string());
             metric.set(share_sessions.borrow().len() as f64);
             let bytes: usize = response
                 .responses
@@ -305,7 +306,8 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
             let response =
                 super::share_fetch::share_acknowledge(&service, &ctx, share_sessions, request)
                     .await;
-            let metric = metrics::gauge!("ringmq_kafka_share_sessions", "shard" => state.id.to_string());
+            let metric =
+                metrics::gauge!("ringmq_kafka_share_sessions", "shard" => state.id.to_string());
             metric.set(share_sessions.borrow().len() as f64);
             ResponseKind::ShareAcknowledge(response)
         }

@@ -78,12 +78,7 @@ fn ranges_of(first: i64, last: i64, types: &[i8]) -> Result<Vec<(u64, u64, Settl
 
 /// The acknowledgements of a request, by partition, in the two requests' shared shape.
 fn acks_of<'a>(
-    batches: impl Iterator<
-        Item = (
-            SessionPartition,
-            Vec<(i64, i64, &'a [i8])>,
-        ),
-    >,
+    batches: impl Iterator<Item = (SessionPartition, Vec<(i64, i64, &'a [i8])>)>,
 ) -> PartitionAcks {
     let mut out = PartitionAcks::new();
     for (partition, ranges) in batches {
@@ -101,7 +96,10 @@ fn acks_of<'a>(
             }
         }
         // A partition named twice: its acknowledgements are one list.
-        match (out.entry(partition).or_insert_with(|| Ok(Vec::new())), checked) {
+        match (
+            out.entry(partition).or_insert_with(|| Ok(Vec::new())),
+            checked,
+        ) {
             (Ok(all), Ok(mut more)) => all.append(&mut more),
             (slot, Err(code)) => *slot = Err(code),
             (Err(_), Ok(_)) => {}
@@ -195,7 +193,10 @@ pub async fn share_fetch(
     let group = request.group_id.as_ref().map(|g| g.0.as_str().to_string());
     let (Some(group), Some(member)) = (group.filter(|g| !g.is_empty()), text(&request.member_id))
     else {
-        return refused(INVALID_REQUEST, "a share fetch names its group and member".into());
+        return refused(
+            INVALID_REQUEST,
+            "a share fetch names its group and member".into(),
+        );
     };
     let ids = TopicIds::new(service, ctx);
     let acks = acks_of(request.topics.iter().flat_map(|topic| {
@@ -203,12 +204,20 @@ pub async fn share_fetch(
             let ranges = p
                 .acknowledgement_batches
                 .iter()
-                .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.as_slice()))
+                .map(|b| {
+                    (
+                        b.first_offset,
+                        b.last_offset,
+                        b.acknowledge_types.as_slice(),
+                    )
+                })
                 .collect();
             ((topic.topic_id, p.partition_index), ranges)
         })
     }));
-    let has_acks = acks.values().any(|a| a.as_ref().map_or(true, |r| !r.is_empty()));
+    let has_acks = acks
+        .values()
+        .any(|a| a.as_ref().map_or(true, |r| !r.is_empty()));
     let added: Vec<SessionPartition> = request
         .topics
         .iter()
@@ -254,7 +263,10 @@ pub async fn share_fetch(
     let by_name: Vec<(SessionPartition, (String, u32))> = partitions
         .iter()
         .filter_map(|&(id, index)| {
-            Some(((id, index), (ids.names.get(&id)?.clone(), u32::try_from(index).ok()?)))
+            Some((
+                (id, index),
+                (ids.names.get(&id)?.clone(), u32::try_from(index).ok()?),
+            ))
         })
         .collect();
     if !by_name.is_empty() {
@@ -344,7 +356,8 @@ fn batches(messages: &[ReceivedMessage]) -> (Bytes, Vec<AcquiredRecords>) {
         if !follows && let Some((base, builder)) = run.take() {
             seal(&mut out, base, builder);
         }
-        let (_, builder) = run.get_or_insert_with(|| (offset, BatchBuilder::new(Compression::None)));
+        let (_, builder) =
+            run.get_or_insert_with(|| (offset, BatchBuilder::new(Compression::None)));
         builder.push(Record {
             timestamp_ms: message.timestamp_ms,
             key: message.key.clone(),
@@ -382,7 +395,10 @@ pub async fn share_acknowledge(
     let group = request.group_id.as_ref().map(|g| g.0.as_str().to_string());
     let (Some(group), Some(member)) = (group.filter(|g| !g.is_empty()), text(&request.member_id))
     else {
-        return refused(INVALID_REQUEST, "an acknowledge names its group and member".into());
+        return refused(
+            INVALID_REQUEST,
+            "an acknowledge names its group and member".into(),
+        );
     };
     let checked = sessions.borrow_mut().acknowledge(
         (group.clone(), member.clone()),
@@ -400,7 +416,13 @@ pub async fn share_acknowledge(
             let ranges = p
                 .acknowledgement_batches
                 .iter()
-                .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.as_slice()))
+                .map(|b| {
+                    (
+                        b.first_offset,
+                        b.last_offset,
+                        b.acknowledge_types.as_slice(),
+                    )
+                })
                 .collect();
             ((topic.topic_id, p.partition_index), ranges)
         })

@@ -3,8 +3,7 @@
 //! id here, resolved through the topic snapshot as in the KIP-848 APIs (`consumer_groups.rs`).
 
 use kafka_protocol::messages::share_group_describe_response::{
-    Assignment as DescribedAssignment, DescribedGroup, Member,
-    TopicPartitions as DescribedTopic,
+    Assignment as DescribedAssignment, DescribedGroup, Member, TopicPartitions as DescribedTopic,
 };
 use kafka_protocol::messages::share_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{

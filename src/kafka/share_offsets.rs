@@ -12,8 +12,7 @@ use kafka_protocol::messages::describe_share_group_offsets_response::{
 };
 use kafka_protocol::messages::{
     DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse,
-    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, RequestKind,
-    ResponseKind,
+    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, RequestKind, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -24,6 +23,9 @@ use crate::broker::service::{RequestContext, Service};
 
 /// Topics one request may name for one group: each is a trip to every partition's owner.
 pub const TOPICS_PER_GROUP_MAX: usize = 1000;
+
+/// A topic to describe, and the partitions asked for (None: all).
+type Wanted = (String, Option<Vec<i32>>);
 
 pub async fn respond(
     service: &Service,
@@ -57,7 +59,7 @@ async fn describe(
             DescribeShareGroupOffsetsResponseGroup::default().with_group_id(asked.group_id.clone());
         let group = asked.group_id.0.as_str().to_string();
         // Null topics: every topic the group reads.
-        let wanted: Result<Vec<(String, Option<Vec<i32>>)>, (i16, String)> = match asked.topics {
+        let wanted: Result<Vec<Wanted>, (i16, String)> = match asked.topics {
             _ if seen.len() > DESCRIBED_GROUPS_MAX => Err((
                 INVALID_REQUEST,
                 format!("at most {DESCRIBED_GROUPS_MAX} groups per request"),

@@ -166,10 +166,7 @@ impl ShareSessions {
             self.sessions.remove(key);
             return Err(INVALID_SHARE_SESSION_EPOCH);
         }
-        let session = self
-            .sessions
-            .get_mut(key)
-            .ok_or(SHARE_SESSION_NOT_FOUND)?;
+        let session = self.sessions.get_mut(key).ok_or(SHARE_SESSION_NOT_FOUND)?;
         // Past i32::MAX the epoch starts again at 1 (0 and -1 mean open and close).
         session.next_epoch = if epoch == i32::MAX { 1 } else { epoch + 1 };
         session.last_used = now;

@@ -121,9 +121,12 @@ impl Service {
         ctx: &RequestContext,
         group: String,
     ) -> BrokerResult<ShareGroupView> {
-        self.on_coordinator(ctx, &group.clone(), Operation::Describe, move |c| async move {
-            c.share_groups.borrow_mut().describe(&group, Instant::now())
-        })
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::Describe,
+            move |c| async move { c.share_groups.borrow_mut().describe(&group, Instant::now()) },
+        )
         .await
     }
 
@@ -156,7 +159,11 @@ impl Service {
 
     /// Deletes an empty share group: its membership and configs, and its queue group on every
     /// topic it read (their state goes; the records stay in the topics).
-    pub async fn delete_share_group(&self, ctx: &RequestContext, group: String) -> BrokerResult<()> {
+    pub async fn delete_share_group(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+    ) -> BrokerResult<()> {
         let name = group.clone();
         let topics = self
             .on_coordinator(ctx, &group, Operation::Delete, move |c| async move {
@@ -383,9 +390,8 @@ impl Service {
                 let name = topic.clone();
                 state
                     .on_owner(deadline, &topic, partition, move |owner| async move {
-                        let waited = owner::wait_acquirable(
-                            &owner, &name, partition, &group, &member, wait,
-                        );
+                        let waited =
+                            owner::wait_acquirable(&owner, &name, partition, &group, &member, wait);
                         match waited.await {
                             // Made by another fetch later; until then, nothing to wake for.
                             Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {
@@ -454,13 +460,17 @@ impl Service {
         // One settle per action, each checked whole before it changes anything.
         let mut by_action: Vec<(Action, Vec<(u64, u64)>)> = Vec::new();
         for ack in acks {
-            match by_action.iter_mut().find(|(action, _)| *action == ack.action) {
+            match by_action
+                .iter_mut()
+                .find(|(action, _)| *action == ack.action)
+            {
                 Some((_, ranges)) => ranges.push((ack.first, ack.last)),
                 None => by_action.push((ack.action, vec![(ack.first, ack.last)])),
             }
         }
         for (action, ranges) in by_action {
-            let (topic_name, group, member) = (topic.to_string(), group.to_string(), member.to_string());
+            let (topic_name, group, member) =
+                (topic.to_string(), group.to_string(), member.to_string());
             self.state
                 .on_owner(ctx.deadline, topic, partition, move |owner| async move {
                     owner::settle(
