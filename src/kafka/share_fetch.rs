@@ -30,7 +30,8 @@ use super::share_session::{Checked, SessionPartition, ShareSessions};
 use crate::batch::{BatchBuilder, Compression, Record};
 use crate::broker::BrokerError;
 use crate::broker::service::{
-    ReceivedMessage, RequestContext, Service, SettleAction, ShareAck, ShareFetch,
+    Operation, ReceivedMessage, RequestContext, ResourceType, Service, SettleAction, ShareAck,
+    ShareFetch,
 };
 
 /// Offsets one acknowledgement range may span with a single type: far more than a fetch
@@ -198,6 +199,10 @@ pub async fn share_fetch(
             "a share fetch names its group and member".into(),
         );
     };
+    // The group first, as Kafka: whatever the topics, a member the group refuses gets nothing.
+    if let Err(error) = service.authorize(ctx, ResourceType::Group, &group, Operation::Read) {
+        return refused(code_of(&error), error.message);
+    }
     let ids = TopicIds::new(service, ctx);
     let acks = acks_of(request.topics.iter().flat_map(|topic| {
         topic.partitions.iter().map(|p| {
@@ -400,6 +405,10 @@ pub async fn share_acknowledge(
             "an acknowledge names its group and member".into(),
         );
     };
+    // The group first, as Kafka: whatever the topics, a member the group refuses gets nothing.
+    if let Err(error) = service.authorize(ctx, ResourceType::Group, &group, Operation::Read) {
+        return refused(code_of(&error), error.message);
+    }
     let checked = sessions.borrow_mut().acknowledge(
         (group.clone(), member.clone()),
         request.share_session_epoch,
