@@ -367,6 +367,28 @@ fn fetch_and_acknowledge_follow_session_epochs_and_locks() {
         again.responses[0].partitions[0].acknowledge_error_code,
         INVALID_RECORD_STATE
     );
+    // MaxRecords 0 (librdkafka's acknowledgement-only fetch) acquires nothing.
+    let mut quiet = ShareFetchRequest::default()
+        .with_group_id(Some(group("wire-group")))
+        .with_member_id(Some(text("member-a")))
+        .with_share_session_epoch(11)
+        .with_max_records(0)
+        .with_topics(vec![]);
+    quiet.max_bytes = 1 << 20;
+    match call_on(
+        &mut stream,
+        ApiKey::ShareFetch,
+        1,
+        RequestKind::ShareFetch(quiet),
+    ) {
+        ResponseKind::ShareFetch(response) => {
+            assert_eq!(response.error_code, NONE);
+            let partition = &response.responses[0].partitions[0];
+            assert_eq!(partition.error_code, NONE);
+            assert!(partition.acquired_records.is_empty(), "{partition:?}");
+        }
+        other => panic!("ShareFetch answered {other:?}"),
+    }
     // An epoch out of step ends the session.
     assert_eq!(
         share_fetch(&mut stream, id, 42, vec![]).error_code,

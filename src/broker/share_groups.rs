@@ -464,7 +464,14 @@ impl ShareGroups {
             assignment: Some(member.assigned.clone()),
             gone,
         };
-        let topics: Vec<String> = member.topics.iter().cloned().collect();
+        // Only topics that exist are remembered (what a delete must clean up), so a member
+        // naming made-up topics grows nothing past its own subscription.
+        let topics: Vec<String> = member
+            .topics
+            .iter()
+            .filter(|topic| partitions_of(topic).is_some())
+            .cloned()
+            .collect();
         group.epoch = epoch;
         group.topics.extend(topics);
         Ok(reply)

@@ -274,12 +274,13 @@ pub async fn share_fetch(
             ))
         })
         .collect();
-    if !by_name.is_empty() {
+    // MaxRecords 0 is librdkafka's acknowledgement-only fetch: nothing is acquired.
+    if !by_name.is_empty() && request.max_records > 0 {
         let fetch = ShareFetch {
             group: group.clone(),
             member: member.clone(),
             partitions: by_name.iter().map(|(_, named)| named.clone()).collect(),
-            max_records: u32::try_from(request.max_records).unwrap_or(0),
+            max_records: u32::try_from(request.max_records).unwrap_or(1),
             max_bytes: u32::try_from(request.max_bytes).unwrap_or(0),
             wait_ms: u32::try_from(request.max_wait_ms).unwrap_or(0),
         };
@@ -291,6 +292,10 @@ pub async fn share_fetch(
                 }
             }
             Err(error) => return refused(code_of(&error), error.message),
+        }
+    } else {
+        for (key, _) in &by_name {
+            reads.insert(*key, Ok(Vec::new()));
         }
     }
     let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();

@@ -165,11 +165,21 @@ impl Service {
         group: String,
     ) -> BrokerResult<()> {
         let name = group.clone();
-        let topics = self
+        let mut topics = self
             .on_coordinator(ctx, &group, Operation::Delete, move |c| async move {
                 c.share_groups.borrow_mut().delete(&name, Instant::now())
             })
             .await?;
+        // Its queue groups on topics read before a restart too (membership is not kept).
+        topics.extend(
+            self.list_queue_groups(ctx)
+                .await?
+                .into_iter()
+                .filter(|(_, queue_group)| *queue_group == group)
+                .map(|(topic, _)| topic),
+        );
+        topics.sort();
+        topics.dedup();
         for topic in topics {
             match self.delete_queue_group(ctx, &topic, &group).await {
                 Err(error)
