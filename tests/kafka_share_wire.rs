@@ -724,3 +724,83 @@ fn a_member_that_leaves_or_closes_its_session_gives_its_records_back_at_once() {
     let fetched = share_fetch_as(&mut third, "member-c", id, 0, vec![]);
     assert_eq!(acquired(&fetched), vec![(1, 2, 3), (3, 3, 1)]);
 }
+
+#[test]
+fn hostile_sizes_are_refused_with_kafkas_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker(dir.path());
+    create_topic(&address, TOPIC, 1);
+    call(
+        &address,
+        ApiKey::Produce,
+        7,
+        RequestKind::Produce(produce_request(TOPIC, b"v")),
+    );
+    let id = topic_id(&address);
+    // A subscription of more topics than a member may name.
+    let names: Vec<TopicName> = (0..1001)
+        .map(|i| TopicName(text(&format!("t{i}"))))
+        .collect();
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(group("wire-group"))
+        .with_member_id(text("member-a"))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(names));
+    match call(
+        &address,
+        ApiKey::ShareGroupHeartbeat,
+        1,
+        RequestKind::ShareGroupHeartbeat(request),
+    ) {
+        ResponseKind::ShareGroupHeartbeat(response) => {
+            assert_eq!(response.error_code, INVALID_REQUEST)
+        }
+        other => panic!("ShareGroupHeartbeat answered {other:?}"),
+    }
+    // A session of more partitions than `share_groups.session_partitions_max` (10,000).
+    let mut stream = connect(&address);
+    let partitions: Vec<FetchPartition> = (0..10_001)
+        .map(|i| FetchPartition::default().with_partition_index(i))
+        .collect();
+    let request = ShareFetchRequest::default()
+        .with_group_id(Some(group("wire-group")))
+        .with_member_id(Some(text("member-a")))
+        .with_share_session_epoch(0)
+        .with_max_records(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(partitions),
+        ]);
+    match call_on(
+        &mut stream,
+        ApiKey::ShareFetch,
+        1,
+        RequestKind::ShareFetch(request),
+    ) {
+        ResponseKind::ShareFetch(response) => assert_eq!(response.error_code, INVALID_REQUEST),
+        other => panic!("ShareFetch answered {other:?}"),
+    }
+    // Acknowledgements that split into more ranges than one settle may name (10,000): one
+    // type per offset, alternating, over 30,000 offsets.
+    assert_eq!(
+        acquired(&share_fetch(&mut stream, id, 0, vec![])),
+        vec![(0, 0, 1)]
+    );
+    let types: Vec<i8> = (0..30_000)
+        .map(|i| if i % 2 == 0 { 1 } else { 2 })
+        .collect();
+    let response = acknowledge(&mut stream, id, 1, vec![ack(0, 29_999, types)]);
+    assert_eq!(
+        response.error_code, INVALID_REQUEST,
+        "{:?}",
+        response.error_message
+    );
+    // Nothing changed: offset 0 is still held and can be accepted.
+    assert_eq!(
+        ack_code(&acknowledge(&mut stream, id, 2, vec![ack(0, 0, vec![1])])),
+        NONE
+    );
+    assert_serving(&address);
+}
