@@ -581,3 +581,4 @@ fn delete_records_moves_the_start() {
 
 mod consumer_groups;
 mod groups;
+mod share_groups;
