@@ -173,6 +173,8 @@ pub struct BrokerConfig {
     pub key_partitioner: Partitioner,
     /// Queue groups: the defaults a new one starts with and the broker's bounds on them.
     pub queues: QueueConfig,
+    /// Kafka share groups (KIP-932): their defaults and the broker's bounds on them.
+    pub share_groups: ShareGroupConfig,
 }
 
 /// Queue groups' defaults (a create may override the first five) and the broker's bounds.
@@ -200,6 +202,87 @@ pub struct QueueConfig {
     /// The delay before a new message of a group becomes available (0: none); a message's
     /// `x-delay-ms` header overrides it.
     pub delay_ms: u64,
+}
+
+/// Kafka share groups' defaults (each group may override the first five with its `share.*`
+/// group configs) and the broker's bounds on them (`[share_groups]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShareGroupConfig {
+    /// Where a share group starts reading a topic it has not read before: `earliest` or
+    /// `latest` (Kafka's `share.auto.offset.reset`, default latest).
+    pub auto_offset_reset: String,
+    /// How long acquired records stay locked to their member (Kafka's
+    /// `group.share.record.lock.duration.ms`).
+    pub record_lock_duration_ms: u32,
+    /// Deliveries after which a record is archived (Kafka's `group.share.delivery.count.limit`).
+    pub delivery_count_limit: u32,
+    /// A member silent this long is removed (Kafka's `group.share.session.timeout.ms`).
+    pub session_timeout_ms: u32,
+    /// How often members are told to heartbeat (Kafka's `group.share.heartbeat.interval.ms`).
+    pub heartbeat_interval_ms: u32,
+    /// Members one share group holds (Kafka's `group.share.max.size`).
+    pub members_max: usize,
+    /// Share groups one coordinator shard holds.
+    pub groups_per_shard_max: usize,
+    /// Share sessions (ShareFetch's `ShareSessionEpoch`) one shard keeps (Kafka's
+    /// `group.share.max.share.sessions`).
+    pub sessions_max: usize,
+    /// Partitions one share session may hold.
+    pub session_partitions_max: usize,
+}
+
+impl Default for ShareGroupConfig {
+    fn default() -> ShareGroupConfig {
+        ShareGroupConfig {
+            auto_offset_reset: "latest".into(),
+            record_lock_duration_ms: 30_000,
+            delivery_count_limit: 5,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            members_max: 200,
+            groups_per_shard_max: 10_000,
+            sessions_max: 2_000,
+            session_partitions_max: 10_000,
+        }
+    }
+}
+
+impl ShareGroupConfig {
+    /// Kafka's bounds on each default (a group's own configs are held to the same).
+    fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                matches!(self.auto_offset_reset.as_str(), "earliest" | "latest"),
+                "share_groups.auto_offset_reset must be earliest or latest",
+            ),
+            (
+                (1_000..=3_600_000).contains(&self.record_lock_duration_ms),
+                "share_groups.record_lock_duration_ms must be 1000 to 3600000",
+            ),
+            (
+                (2..=10).contains(&self.delivery_count_limit),
+                "share_groups.delivery_count_limit must be 2 to 10",
+            ),
+            (
+                self.session_timeout_ms > self.heartbeat_interval_ms
+                    && self.heartbeat_interval_ms >= 100,
+                "share_groups.session_timeout_ms must be over heartbeat_interval_ms (at least 100)",
+            ),
+            (
+                self.members_max >= 1 && self.groups_per_shard_max >= 1,
+                "share_groups.members_max and groups_per_shard_max must be at least 1",
+            ),
+            (
+                self.session_partitions_max >= 1,
+                "share_groups.session_partitions_max must be at least 1",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, reason)) => Err(reason.to_string()),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for QueueConfig {
@@ -281,6 +364,7 @@ impl Default for BrokerConfig {
             verify_on_start: false,
             key_partitioner: Partitioner::Murmur2,
             queues: QueueConfig::default(),
+            share_groups: ShareGroupConfig::default(),
         }
     }
 }
@@ -462,6 +546,7 @@ impl BrokerConfig {
         self.topic_defaults
             .validate()
             .map_err(|reason| format!("topic_defaults: {reason}"))?;
+        self.share_groups.validate()?;
         let checks = [
             (self.shard_count() <= 1024, "shards must be at most 1024"),
             (

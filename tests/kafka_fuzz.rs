@@ -361,6 +361,69 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                         ])),
                 ]),
         ),
+        ApiKey::ShareGroupHeartbeat => RequestKind::ShareGroupHeartbeat(
+            ShareGroupHeartbeatRequest::default()
+                .with_group_id(group("fuzz-share"))
+                .with_member_id(StrBytes::from_static_str("fuzz-member"))
+                .with_subscribed_topic_names(Some(vec![topic("fuzz"), topic("other")])),
+        ),
+        ApiKey::ShareGroupDescribe => RequestKind::ShareGroupDescribe(
+            ShareGroupDescribeRequest::default().with_group_ids(vec![group("fuzz-share")]),
+        ),
+        ApiKey::ShareFetch => RequestKind::ShareFetch(
+            ShareFetchRequest::default()
+                .with_group_id(Some(group("fuzz-share")))
+                .with_member_id(Some(StrBytes::from_static_str("fuzz-member")))
+                .with_share_session_epoch(1)
+                .with_max_records(10)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![share_fetch_request::FetchTopic::default()
+                    .with_topic_id(uuid::Uuid::from_u128(7))
+                    .with_partitions(vec![share_fetch_request::FetchPartition::default()
+                        .with_acknowledgement_batches(vec![
+                            share_fetch_request::AcknowledgementBatch::default()
+                                .with_first_offset(0)
+                                .with_last_offset(2)
+                                .with_acknowledge_types(vec![1, 0, 2]),
+                        ])])])
+                .with_forgotten_topics_data(vec![share_fetch_request::ForgottenTopic::default()
+                    .with_topic_id(uuid::Uuid::from_u128(8))
+                    .with_partitions(vec![0])]),
+        ),
+        ApiKey::ShareAcknowledge => RequestKind::ShareAcknowledge(
+            ShareAcknowledgeRequest::default()
+                .with_group_id(Some(group("fuzz-share")))
+                .with_member_id(Some(StrBytes::from_static_str("fuzz-member")))
+                .with_share_session_epoch(1)
+                .with_topics(vec![share_acknowledge_request::AcknowledgeTopic::default()
+                    .with_topic_id(uuid::Uuid::from_u128(7))
+                    .with_partitions(vec![share_acknowledge_request::AcknowledgePartition::default()
+                        .with_acknowledgement_batches(vec![
+                            share_acknowledge_request::AcknowledgementBatch::default()
+                                .with_first_offset(0)
+                                .with_last_offset(0)
+                                .with_acknowledge_types(vec![3]),
+                        ])])]),
+        ),
+        ApiKey::DescribeShareGroupOffsets => RequestKind::DescribeShareGroupOffsets(
+            DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(group("fuzz-share"))
+                    .with_topics(Some(vec![
+                        describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestTopic::default()
+                            .with_topic_name(topic("fuzz"))
+                            .with_partitions(vec![0, 1]),
+                    ])),
+            ]),
+        ),
+        ApiKey::DeleteShareGroupOffsets => RequestKind::DeleteShareGroupOffsets(
+            DeleteShareGroupOffsetsRequest::default()
+                .with_group_id(group("fuzz-share"))
+                .with_topics(vec![
+                    delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(topic("fuzz")),
+                ]),
+        ),
         other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
     }
 }

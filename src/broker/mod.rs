@@ -22,6 +22,7 @@ pub mod replies;
 pub mod routing;
 pub mod service;
 pub mod snapshot;
+pub mod share_groups;
 pub mod topics;
 pub mod users;
 
@@ -61,6 +62,8 @@ pub struct ShardState {
     coordinator: RefCell<groups::Coordinator>,
     /// The queue groups of the partitions this shard owns.
     queues: RefCell<queues::ShardQueues>,
+    /// The share groups (KIP-932) this shard coordinates: their membership and configs.
+    pub(in crate::broker) share_groups: RefCell<share_groups::ShareGroups>,
     /// This shard's snapshot of the users and their credentials.
     pub(in crate::broker) users: snapshot::Snapshot<users::Users>,
     /// This shard's snapshot of the access control lists.
@@ -146,6 +149,7 @@ impl ShardState {
             lifecycle: Lifecycle::default(),
             coordinator: RefCell::new(groups::Coordinator::default()),
             queues: RefCell::new(queues::ShardQueues::default()),
+            share_groups: RefCell::new(share_groups::ShareGroups::default()),
             users: snapshot::Snapshot::new(Arc::new(users::Users::default())),
             acls: snapshot::Snapshot::new(Arc::new(acls::Acls::default())),
             quotas: RefCell::new(quota_buckets),
@@ -374,6 +378,7 @@ impl ShardState {
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     queues::metrics::describe_metrics();
+    share_groups::describe_metrics();
     describe_histogram!(
         "ringmq_produce_latency_seconds",
         Unit::Seconds,

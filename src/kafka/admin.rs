@@ -23,10 +23,14 @@ use crate::broker::service::{ConfigEntry, ConfigType, RequestContext, Service};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// Kafka's GROUP config resource (KIP-848, KIP-932): a share group's `share.*` configs.
+const RESOURCE_GROUP: i8 = 32;
 /// Kafka's ConfigSource values.
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's GROUP_CONFIG source: set on the group itself.
+const SOURCE_DYNAMIC_GROUP: i8 = 8;
 /// Kafka's cluster id for this node, as Metadata names it.
 pub const CLUSTER_ID: &str = "ringmq";
 pub const NODE_ID: i32 = 0;
@@ -40,7 +44,7 @@ pub async fn respond(
 ) -> Result<ResponseKind, RequestKind> {
     Ok(match request {
         RequestKind::DescribeConfigs(request) => {
-            ResponseKind::DescribeConfigs(describe_configs(service, ctx, request))
+            ResponseKind::DescribeConfigs(describe_configs(service, ctx, request).await)
         }
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(describe_cluster(request, advertised))
@@ -80,8 +84,32 @@ fn render(entry: ConfigEntry, source_when_set: i8) -> DescribeConfigsResourceRes
         .with_config_type(config_type(entry.config_type))
 }
 
+/// A share group's configs, each marked default unless the group sets it.
+async fn share_group_configs(
+    service: &Service,
+    ctx: &RequestContext,
+    group: &str,
+) -> Result<Vec<ConfigEntry>, crate::broker::BrokerError> {
+    let (settings, set) = service.share_group_configs(ctx, group.to_string()).await?;
+    Ok(settings
+        .entries()
+        .into_iter()
+        .map(|(name, value)| ConfigEntry {
+            name,
+            config_type: if name == crate::broker::service::SHARE_GROUP_CONFIGS[0] {
+                ConfigType::String
+            } else {
+                ConfigType::Int
+            },
+            value,
+            read_only: false,
+            is_default: !set.contains_key(name),
+        })
+        .collect())
+}
+
 /// Kafka's DescribeConfigs: each resource once, the keys asked for (all when none are named).
-pub fn describe_configs(
+pub async fn describe_configs(
     service: &Service,
     ctx: &RequestContext,
     request: DescribeConfigsRequest,
@@ -103,6 +131,9 @@ pub fn describe_configs(
             RESOURCE_BROKER if name.is_empty() || name == NODE_ID.to_string() => service
                 .broker_configs(ctx)
                 .map(|entries| (entries, SOURCE_STATIC_BROKER)),
+            RESOURCE_GROUP => share_group_configs(service, ctx, &name)
+                .await
+                .map(|entries| (entries, SOURCE_DYNAMIC_GROUP)),
             other => {
                 let message = match other {
                     RESOURCE_BROKER => format!("broker {name:?}: this node is {NODE_ID}"),

@@ -18,6 +18,8 @@ use crate::broker::service::{ConfigChange, RequestContext, Service};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// Kafka's GROUP config resource: a share group's `share.*` configs.
+const RESOURCE_GROUP: i8 = 32;
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 
@@ -42,6 +44,23 @@ async fn apply(
         RESOURCE_TOPIC => {
             let outcome = service
                 .alter_topic_config(ctx, name.to_string(), changes, (replace_all, validate_only))
+                .await;
+            match outcome {
+                Ok(()) => (0, None),
+                Err(error) => (code_of(&error), Some(error.message)),
+            }
+        }
+        // Kafka's AlterConfigs (replacing all) does not take groups; IncrementalAlterConfigs does.
+        RESOURCE_GROUP if !replace_all => {
+            let changes = changes
+                .into_iter()
+                .map(|change| match change {
+                    ConfigChange::Set(name, value) => (name, Some(value)),
+                    ConfigChange::Delete(name) => (name, None),
+                })
+                .collect();
+            let outcome = service
+                .alter_share_group_configs(ctx, name.to_string(), changes, validate_only)
                 .await;
             match outcome {
                 Ok(()) => (0, None),

@@ -47,13 +47,13 @@ pub async fn respond(
 }
 
 /// Topic ids and names of the topics the broker has, both ways.
-struct TopicIds {
-    names: HashMap<Uuid, String>,
+pub(super) struct TopicIds {
+    pub(super) names: HashMap<Uuid, String>,
     ids: HashMap<String, Uuid>,
 }
 
 impl TopicIds {
-    fn new(service: &Service, ctx: &RequestContext) -> TopicIds {
+    pub(super) fn new(service: &Service, ctx: &RequestContext) -> TopicIds {
         let topics = service.topics(ctx);
         TopicIds {
             names: topics
@@ -67,12 +67,12 @@ impl TopicIds {
         }
     }
 
-    fn id(&self, name: &str) -> Uuid {
+    pub(super) fn id(&self, name: &str) -> Uuid {
         self.ids.get(name).copied().unwrap_or(Uuid::nil())
     }
 
     /// (topic, partitions) pairs grouped by topic, in name order.
-    fn by_topic(partitions: &[(String, u32)]) -> Vec<(&str, Vec<i32>)> {
+    pub(super) fn by_topic(partitions: &[(String, u32)]) -> Vec<(&str, Vec<i32>)> {
         let mut grouped: Vec<(&str, Vec<i32>)> = Vec::new();
         for (topic, partition) in partitions {
             let index = i32::try_from(*partition).unwrap_or(i32::MAX);

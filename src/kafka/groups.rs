@@ -28,7 +28,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{NONE, code_of};
+use super::errors::{GROUP_ID_NOT_FOUND, NONE, code_of};
 use super::handlers::bad_partition;
 use crate::broker::service::{Committer, JoinRound, RequestContext, Service};
 
@@ -412,16 +412,26 @@ pub async fn list(
     let wanted = |filter: &[StrBytes], value: &str| {
         filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
     };
+    let shares = match service.list_share_groups(ctx).await {
+        Ok(shares) => shares,
+        Err(error) => return ListGroupsResponse::default().with_error_code(code_of(&error)),
+    };
+    // Share groups are of type and protocol type "share", as Kafka 4.x lists them.
+    let shares = shares
+        .into_iter()
+        .map(|(name, state)| (name, "share".to_string(), state, "share"));
     let groups = listed
         .into_iter()
-        .filter(|g| wanted(&request.states_filter, g.state))
-        .filter(|g| wanted(&request.types_filter, g.group_type))
-        .map(|g| {
+        .map(|g| (g.name, g.protocol_type, g.state, g.group_type))
+        .chain(shares)
+        .filter(|(_, _, state, _)| wanted(&request.states_filter, state))
+        .filter(|(_, _, _, kind)| wanted(&request.types_filter, kind))
+        .map(|(name, protocol_type, state, kind)| {
             ListedGroup::default()
-                .with_group_id(GroupId(StrBytes::from_string(g.name)))
-                .with_protocol_type(StrBytes::from_string(g.protocol_type))
-                .with_group_state(StrBytes::from_static_str(g.state))
-                .with_group_type(StrBytes::from_static_str(g.group_type))
+                .with_group_id(GroupId(StrBytes::from_string(name)))
+                .with_protocol_type(StrBytes::from_string(protocol_type))
+                .with_group_state(StrBytes::from_static_str(state))
+                .with_group_type(StrBytes::from_static_str(kind))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
@@ -438,6 +448,21 @@ pub async fn describe(
     let mut seen = std::collections::HashSet::new();
     for group_id in request.groups {
         if !seen.insert(group_id.clone()) {
+            continue;
+        }
+        // A share group is not a classic group: Kafka 4.x answers GROUP_ID_NOT_FOUND (with
+        // no message: v0-v5 have no field for one).
+        if service
+            .is_share_group(ctx, group_id.0.as_str())
+            .await
+            .unwrap_or(false)
+        {
+            described.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id.clone())
+                    .with_group_state(StrBytes::from_static_str("Dead"))
+                    .with_error_code(GROUP_ID_NOT_FOUND),
+            );
             continue;
         }
         let view = service
@@ -483,7 +508,10 @@ pub async fn delete_groups(
         if !seen.insert(group_id.clone()) {
             continue;
         }
-        let deleted = service.delete_group(ctx, text(&group_id.0)).await;
+        let deleted = match service.is_share_group(ctx, group_id.0.as_str()).await {
+            Ok(true) => service.delete_share_group(ctx, text(&group_id.0)).await,
+            _ => service.delete_group(ctx, text(&group_id.0)).await,
+        };
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(group_id)

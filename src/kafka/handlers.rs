@@ -69,6 +69,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 pub(crate) const NODE_ID: i32 = 0;
@@ -204,6 +210,7 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
 pub struct Door<'a> {
     pub advertised: &'a super::Advertised,
     pub sessions: &'a std::cell::RefCell<super::FetchSessions>,
+    pub share_sessions: &'a std::cell::RefCell<super::ShareSessions>,
     pub sasl: &'a std::cell::RefCell<super::sasl::KafkaSasl>,
 }
 
@@ -211,6 +218,7 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
     let Door {
         advertised: advertised_address,
         sessions,
+        share_sessions,
         sasl,
     } = door;
     let Prepared {
@@ -277,6 +285,31 @@ pub async fn handle(state: &Rc<ShardState>, prepared: Prepared, door: Door<'_>) 
             let throttle = service.charge_quota(&ctx, QuotaKind::FetchBytes, bytes as u64);
             let throttle = throttle.max(std::mem::take(&mut pending));
             ResponseKind::Fetch(response.with_throttle_time_ms(throttled(throttle).await))
+        }
+        RequestKind::ShareFetch(request) => {
+            let response =
+                super::share_fetch::share_fetch(&service, &ctx, share_sessions, request).await;
+            let metric =
+                metrics::gauge!("ringmq_kafka_share_sessions", "shard" => state.id.to_string());
+            metric.set(share_sessions.borrow().len() as f64);
+            let bytes: usize = response
+                .responses
+                .iter()
+                .flat_map(|topic| &topic.partitions)
+                .map(|partition| partition.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            let throttle = service.charge_quota(&ctx, QuotaKind::FetchBytes, bytes as u64);
+            let throttle = throttle.max(std::mem::take(&mut pending));
+            ResponseKind::ShareFetch(response.with_throttle_time_ms(throttled(throttle).await))
+        }
+        RequestKind::ShareAcknowledge(request) => {
+            let response =
+                super::share_fetch::share_acknowledge(&service, &ctx, share_sessions, request)
+                    .await;
+            let metric =
+                metrics::gauge!("ringmq_kafka_share_sessions", "shard" => state.id.to_string());
+            metric.set(share_sessions.borrow().len() as f64);
+            ResponseKind::ShareAcknowledge(response)
         }
         RequestKind::ListOffsets(request) => {
             let response = super::list_offsets::list_offsets(&service, &ctx, version, request);
@@ -359,6 +392,10 @@ async fn respond_other(
         Err(request) => request,
     };
     let request = match super::consumer_groups::respond(service, ctx, version, request).await {
+        Ok(response) => return Some(response),
+        Err(request) => request,
+    };
+    let request = match super::share_groups::respond(service, ctx, request).await {
         Ok(response) => return Some(response),
         Err(request) => request,
     };

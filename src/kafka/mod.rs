@@ -24,6 +24,10 @@ pub mod handlers;
 pub mod list_offsets;
 pub mod metadata;
 pub mod sasl;
+pub mod share_fetch;
+pub mod share_groups;
+pub mod share_offsets;
+pub mod share_session;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -34,10 +38,12 @@ use kafka_protocol::messages::RequestKind;
 use crate::broker::ShardState;
 use crate::net::{Decoded, Listener, Wire, fetch_bytes_bound};
 use fetch_session::FetchSessions;
+use share_session::ShareSessions;
 
 /// Registers the help text of the Kafka door's own metrics.
 pub(crate) fn describe_metrics() {
     fetch_session::describe_metrics();
+    share_session::describe_metrics();
     metrics::describe_counter!(
         "ringmq_kafka_reauthentications_total",
         "Kafka connections that renewed their SASL authentication (KIP-368)."
@@ -57,6 +63,8 @@ pub struct Advertised {
 pub(crate) struct Kafka {
     advertised: Advertised,
     sessions: Rc<RefCell<FetchSessions>>,
+    /// The shard's share sessions (KIP-932), shared like the fetch sessions.
+    share_sessions: Rc<RefCell<ShareSessions>>,
     /// This connection's SASL progress (each connection gets its own: `for_connection`).
     sasl: Rc<RefCell<sasl::KafkaSasl>>,
 }
@@ -69,12 +77,19 @@ impl Kafka {
             state.config.kafka_fetch_sessions_max,
             state.config.kafka_fetch_session_partitions_max,
         );
+        let share = &state.config.share_groups;
+        let share_sessions = ShareSessions::new(
+            share.sessions_max,
+            share.session_partitions_max,
+            std::time::Duration::from_millis(u64::from(share.session_timeout_ms)),
+        );
         Kafka {
             advertised: Advertised {
                 host: host.into(),
                 port,
             },
             sessions: Rc::new(RefCell::new(sessions)),
+            share_sessions: Rc::new(RefCell::new(share_sessions)),
             sasl: Rc::default(),
         }
     }
@@ -95,6 +110,7 @@ impl Wire for Kafka {
         Kafka {
             advertised: self.advertised.clone(),
             sessions: self.sessions.clone(),
+            share_sessions: self.share_sessions.clone(),
             sasl: Rc::default(),
         }
     }
@@ -161,6 +177,7 @@ impl Wire for Kafka {
         let door = handlers::Door {
             advertised: &self.advertised,
             sessions: &self.sessions,
+            share_sessions: &self.share_sessions,
             sasl: &self.sasl,
         };
         handlers::handle(&state, request.prepared, door).await
@@ -174,8 +191,18 @@ impl Wire for Kafka {
 /// budget, not its entry count, so a consumer of many partitions is served. Other responses are
 /// small.
 fn response_bytes_bound(state: &ShardState, request: &RequestKind) -> usize {
-    let RequestKind::Fetch(fetch) = request else {
-        return 0;
+    let fetch = match request {
+        RequestKind::Fetch(fetch) => fetch,
+        RequestKind::ShareFetch(share) => {
+            let config = &state.config;
+            return share_fetch::response_bytes_bound(
+                config.fetch_bytes_max,
+                config.topic_defaults.batch_bytes_max,
+                config.queues.receive_messages_max,
+                share,
+            );
+        }
+        _ => return 0,
     };
     let topics = state.topics();
     let mut reads: Vec<usize> = fetch

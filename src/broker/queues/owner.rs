@@ -438,3 +438,39 @@ pub async fn purge(
     queues.changed.notify();
     Ok(count)
 }
+
+/// Releases every lock `consumer` holds in `group` on this partition (a Kafka share member
+/// that closed its session or left the group): its messages are available again at once,
+/// their delivery counts kept (at the limit they are dead-lettered, as any release). Returns
+/// how many messages.
+pub async fn release_consumer(
+    state: &Rc<ShardState>,
+    topic: &str,
+    partition: u32,
+    group: &str,
+    consumer: &str,
+) -> BrokerResult<u64> {
+    let queues = queues_of(state, topic, partition, group)?;
+    let id = consumer_id(consumer);
+    let ranges: Vec<(u64, u64)> = queues.with_group(group, |queue| {
+        let view = queue.view(0);
+        if view.cursor <= view.settled_below {
+            return Ok(Vec::new());
+        }
+        Ok(queue
+            .spans_in(view.settled_below, view.cursor - 1)
+            .into_iter()
+            .filter(|(_, span)| {
+                matches!(span.status, super::spans::Status::Locked { holder: Some(h), .. } if h == id)
+            })
+            .map(|(first, span)| (first, span.last))
+            .collect())
+    })?;
+    if ranges.is_empty() {
+        return Ok(0);
+    }
+    let count = ranges.iter().map(|(first, last)| last - first + 1).sum();
+    let release = Action::Release { delay_ms: 0 };
+    settle(state, topic, partition, group, consumer, ranges, release).await?;
+    Ok(count)
+}

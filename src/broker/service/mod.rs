@@ -16,6 +16,7 @@ mod quotas;
 mod records;
 mod replies;
 mod sasl;
+mod share_groups;
 mod types;
 mod users;
 
@@ -39,6 +40,10 @@ pub use super::routing::model::{Binding, Destination, ExchangeKind, ExchangeMeta
 pub use super::routing::publish::{
     CopyOutcome, EXCHANGE_HEADER, Publish, Published, ROUTING_KEY_HEADER,
 };
+pub use super::share_groups::{
+    CONFIG_NAMES as SHARE_GROUP_CONFIGS, ShareBeat, ShareBeatReply, ShareGroupView,
+    ShareMemberView, ShareSettings,
+};
 pub use crate::auth::scram::{Credential, Mechanism};
 pub use crate::broker::acls::{Acl, AclFilter, Operation, PatternType, Permission, ResourceType};
 pub use crate::broker::quotas::QuotaKind;
@@ -51,6 +56,7 @@ pub use many::PartitionEnds;
 pub use queues::{NewQueueGroup, QueueGroupDescription, QueuePartition, Receive, Settle};
 pub use replies::{ExchangeRequest, ReplyOutcome, SendReply, SendRequest};
 pub use sasl::{HandshakeRefusal, SaslSession};
+pub use share_groups::{ShareAck, ShareFetch, SharePartitionRead};
 pub use types::{
     AckLevel, Fetch, Fetched, ListedOffset, NewTopic, OffsetQuery, PartitionChoice, Produce,
     Produced, RecordsBefore, TopicInfo,

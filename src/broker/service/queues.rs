@@ -122,11 +122,7 @@ impl Service {
     ) -> BrokerResult<()> {
         self.authorize(ctx, ResourceType::Group, &new.group, Operation::Create)?;
         self.authorize(ctx, ResourceType::Topic, &new.topic, Operation::Read)?;
-        // A temporary reply topic is its connection's alone: no queue group reads it.
-        self.check_exclusive(ctx, &new.topic)?;
-        groups::validate_name(&new.group)?;
-        let partitions = self.state.partitions_of(&new.topic)?;
-        let (settings, start) = QueueSettings::parse(
+        let (settings, _) = QueueSettings::parse(
             &self.state.config.queues,
             &new.topic,
             &new.group,
@@ -140,6 +136,26 @@ impl Service {
         {
             self.authorize_creation(ctx, &settings.dead_letter_topic)?;
         }
+        self.define_queue_group(ctx, new).await
+    }
+
+    /// `create_queue_group` once authorized: a share group's first read of a topic makes its
+    /// queue group with no more than Read on both, as Kafka's share-partitions are made.
+    pub(super) async fn define_queue_group(
+        &self,
+        ctx: &RequestContext,
+        new: NewQueueGroup,
+    ) -> BrokerResult<()> {
+        // A temporary reply topic is its connection's alone: no queue group reads it.
+        self.check_exclusive(ctx, &new.topic)?;
+        groups::validate_name(&new.group)?;
+        let partitions = self.state.partitions_of(&new.topic)?;
+        let (settings, start) = QueueSettings::parse(
+            &self.state.config.queues,
+            &new.topic,
+            &new.group,
+            &new.configs,
+        )?;
         let mut created = false;
         for partition in 0..partitions {
             let (topic, group, settings) = (new.topic.clone(), new.group.clone(), settings.clone());

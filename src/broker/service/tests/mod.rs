@@ -582,3 +582,4 @@ fn delete_records_moves_the_start() {
 mod consumer_groups;
 mod groups;
 mod queues;
+mod share_groups;

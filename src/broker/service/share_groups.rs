@@ -1,0 +1,600 @@
+//! The service's share-group operations (Kafka's KIP-932): membership on the group's
+//! coordinator (`broker::share_groups`), and reading as queue groups: share group G reading
+//! topic T is queue group G on T, made on the first fetch with the group's
+//! `share.auto.offset.reset` and `share.delivery.count.limit`, its records locked for
+//! `share.record.lock.duration.ms` to the member that fetched them (the member id is the queue
+//! consumer), and acknowledged as queue settles: ACCEPT acks, RELEASE releases (delivered
+//! again, its count up), REJECT rejects (archived in the dead-letter topic, never delivered
+//! again).
+//!
+//! Authorization as Kafka's: heartbeat, fetch and acknowledge need Read on the group (and
+//! fetch and acknowledge Read on each topic, refused per partition); describe needs Describe,
+//! delete Delete, configs DescribeConfigs / AlterConfigs on the group; offsets Read on the
+//! group (Describe) or Delete (alter, delete) and Read on the topic.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::queues::NewQueueGroup;
+use super::{Operation, RequestContext, ResourceType, Service, invalid_request};
+use crate::broker::queues::owner::{self, PartitionReceive};
+use crate::broker::queues::{Action, ReceivedMessage};
+use crate::broker::share_groups::{ShareBeat, ShareBeatReply, ShareGroupView, ShareSettings};
+use crate::broker::{BrokerError, BrokerResult, ErrorKind};
+
+/// A long poll over many partitions wakes at least this often to look at all of them again.
+const WAIT_SLICE: Duration = Duration::from_secs(1);
+
+/// A ShareFetch's reading part: up to `max_records` from `partitions` for `member`.
+#[derive(Clone, Debug)]
+pub struct ShareFetch {
+    pub group: String,
+    pub member: String,
+    pub partitions: Vec<(String, u32)>,
+    pub max_records: u32,
+    pub max_bytes: u32,
+    pub wait_ms: u32,
+}
+
+/// One acknowledgement: offsets `first..=last` of a partition, settled as `action`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareAck {
+    pub topic: String,
+    pub partition: u32,
+    pub first: u64,
+    pub last: u64,
+    pub action: Action,
+}
+
+/// What a fetch got from one partition, or why that partition was refused.
+pub type SharePartitionRead = ((String, u32), BrokerResult<Vec<ReceivedMessage>>);
+
+impl Service {
+    /// ShareGroupHeartbeat: join (epoch 0), leave (-1) or keep alive, answered with the
+    /// member's epoch and its partitions.
+    pub async fn share_heartbeat(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        beat: ShareBeat,
+    ) -> BrokerResult<ShareBeatReply> {
+        let name = group.clone();
+        let reply = self
+            .on_coordinator(ctx, &group, Operation::Read, move |c| async move {
+                let topics = c.topics();
+                let partitions_of = |topic: &str| topics.get(topic).map(|meta| meta.partitions);
+                let config = &c.config.share_groups;
+                let reply = c.share_groups.borrow_mut().heartbeat(
+                    config,
+                    &name,
+                    beat,
+                    &partitions_of,
+                    Instant::now(),
+                );
+                publish_metrics(&c);
+                reply
+            })
+            .await?;
+        // Members that left or went silent give their records back now, not at the end of
+        // each lock.
+        for (member, partitions) in &reply.gone {
+            self.share_release(ctx, &group, member, partitions).await;
+        }
+        Ok(reply)
+    }
+
+    /// Releases what `member` holds on `partitions` (best effort: a lock not released here
+    /// ends at its deadline anyway).
+    pub async fn share_release(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        member: &str,
+        partitions: &[(String, u32)],
+    ) {
+        if self
+            .authorize(ctx, ResourceType::Group, group, Operation::Read)
+            .is_err()
+        {
+            return;
+        }
+        for (topic, partition) in partitions {
+            let (name, group, member) = (topic.clone(), group.to_string(), member.to_string());
+            let partition = *partition;
+            let released = self
+                .state
+                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
+                    owner::release_consumer(&owner, &name, partition, &group, &member).await
+                })
+                .await;
+            if let Err(error) = released
+                && error.kind != ErrorKind::UnknownQueueGroup
+            {
+                tracing::debug!(%error, "a share member's locks are left to expire");
+            }
+        }
+    }
+
+    /// ShareGroupDescribe: the members, their epochs, subscriptions and assignments.
+    pub async fn describe_share_group(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+    ) -> BrokerResult<ShareGroupView> {
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::Describe,
+            move |c| async move { c.share_groups.borrow_mut().describe(&group, Instant::now()) },
+        )
+        .await
+    }
+
+    /// Every share group the principal may describe, with its state ("Empty", "Stable").
+    pub async fn list_share_groups(
+        &self,
+        ctx: &RequestContext,
+    ) -> BrokerResult<Vec<(String, &'static str)>> {
+        let mut all = self
+            .on_every_shard(ctx, |state| {
+                state.share_groups.borrow_mut().list(Instant::now())
+            })
+            .await?;
+        all.retain(|(group, _)| {
+            self.is_authorized(ctx, ResourceType::Group, group, Operation::Describe)
+        });
+        all.sort();
+        Ok(all)
+    }
+
+    /// Whether `group` is a share group (so that the classic group APIs leave it alone).
+    pub async fn is_share_group(&self, ctx: &RequestContext, group: &str) -> BrokerResult<bool> {
+        let name = group.to_string();
+        self.state
+            .on_coordinator(ctx.deadline, group, move |c| async move {
+                Ok::<_, BrokerError>(c.share_groups.borrow().contains(&name))
+            })
+            .await
+    }
+
+    /// Deletes an empty share group: its membership and configs, and its queue group on every
+    /// topic it read (their state goes; the records stay in the topics).
+    pub async fn delete_share_group(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+    ) -> BrokerResult<()> {
+        let name = group.clone();
+        let mut topics = self
+            .on_coordinator(ctx, &group, Operation::Delete, move |c| async move {
+                c.share_groups.borrow_mut().delete(&name, Instant::now())
+            })
+            .await?;
+        // Its queue groups on topics read before a restart too (membership is not kept).
+        topics.extend(
+            self.list_queue_groups(ctx)
+                .await?
+                .into_iter()
+                .filter(|(_, queue_group)| *queue_group == group)
+                .map(|(topic, _)| topic),
+        );
+        topics.sort();
+        topics.dedup();
+        for topic in topics {
+            match self.delete_queue_group(ctx, &topic, &group).await {
+                Err(error)
+                    if matches!(
+                        error.kind,
+                        ErrorKind::UnknownQueueGroup | ErrorKind::UnknownTopic
+                    ) => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings a share group works with, and which configs it sets itself.
+    pub async fn share_group_configs(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+    ) -> BrokerResult<(ShareSettings, BTreeMap<String, String>)> {
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::DescribeConfigs,
+            move |c| async move { share_settings(&c, &group) },
+        )
+        .await
+    }
+
+    /// Sets (Some) or removes (None) share group configs, all or none.
+    pub async fn alter_share_group_configs(
+        &self,
+        ctx: &RequestContext,
+        group: String,
+        changes: Vec<(String, Option<String>)>,
+        validate_only: bool,
+    ) -> BrokerResult<()> {
+        self.on_coordinator(
+            ctx,
+            &group.clone(),
+            Operation::AlterConfigs,
+            move |c| async move {
+                let config = &c.config.share_groups;
+                if validate_only {
+                    let mut groups = crate::broker::share_groups::ShareGroups::default();
+                    return groups.alter_configs(config, &group, &changes);
+                }
+                c.share_groups
+                    .borrow_mut()
+                    .alter_configs(config, &group, &changes)
+            },
+        )
+        .await
+    }
+
+    /// ShareFetch's read: locks up to `max_records` records of the partitions to the member
+    /// (each partition's queue group made on first use), waiting up to `wait_ms` for the
+    /// first. Partitions the principal may not read, or that do not exist, fail alone.
+    /// Answers with the lock duration the records got, and each partition's records.
+    pub async fn share_fetch(
+        &self,
+        ctx: &RequestContext,
+        fetch: ShareFetch,
+    ) -> BrokerResult<(u32, Vec<SharePartitionRead>)> {
+        self.authorize(ctx, ResourceType::Group, &fetch.group, Operation::Read)?;
+        let group = fetch.group.clone();
+        let (settings, _) = self
+            .state
+            .on_coordinator(ctx.deadline, &fetch.group, move |c| async move {
+                share_settings(&c, &group)
+            })
+            .await?;
+        let limit = self.state.config.queues.receive_messages_max;
+        let max_records = fetch.max_records.clamp(1, limit);
+        let max_bytes = match fetch.max_bytes {
+            0 => self.state.config.fetch_bytes_max,
+            asked => asked.min(self.state.config.fetch_bytes_max),
+        };
+        let mut results: Vec<SharePartitionRead> = Vec::with_capacity(fetch.partitions.len());
+        let mut readable = Vec::new();
+        for (index, (topic, partition)) in fetch.partitions.iter().enumerate() {
+            let checked = self
+                .authorize(ctx, ResourceType::Topic, topic, Operation::Read)
+                .and_then(|()| self.check_exclusive(ctx, topic))
+                .and_then(|()| self.state.check_partition(topic, *partition));
+            if checked.is_ok() {
+                readable.push(index);
+            }
+            results.push(((topic.clone(), *partition), checked.map(|()| Vec::new())));
+        }
+        let lock_ms = settings.record_lock_duration_ms;
+        if readable.is_empty() {
+            return Ok((lock_ms, results));
+        }
+        let wait = Duration::from_millis(u64::from(
+            fetch.wait_ms.min(self.state.config.fetch_wait_ms_max),
+        ));
+        let until = Instant::now() + wait;
+        let rotate = (owner::now_ms() % readable.len() as u64) as usize;
+        readable.rotate_left(rotate);
+        loop {
+            let (mut got, mut bytes_left) = (0u32, max_bytes);
+            for &index in &readable {
+                let wanted = max_records.saturating_sub(got);
+                if wanted == 0 || bytes_left == 0 {
+                    break;
+                }
+                let (topic, partition) = results[index].0.clone();
+                let read = self
+                    .share_read_partition(
+                        ctx,
+                        &fetch,
+                        &settings,
+                        (topic, partition),
+                        (wanted, bytes_left),
+                    )
+                    .await;
+                match (&mut results[index].1, read) {
+                    (Ok(messages), Ok(mut more)) => {
+                        got = got.saturating_add(more.len() as u32);
+                        let bytes: usize = more.iter().map(message_bytes).sum();
+                        bytes_left =
+                            bytes_left.saturating_sub(u32::try_from(bytes).unwrap_or(u32::MAX));
+                        messages.append(&mut more);
+                    }
+                    (slot, Err(error)) => *slot = Err(error),
+                    (Err(_), Ok(_)) => {}
+                }
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if got > 0 || left.is_zero() || self.state.lifecycle.stopping.get() {
+                return Ok((lock_ms, results));
+            }
+            let targets: Vec<(String, u32)> = readable
+                .iter()
+                .filter(|&&index| results[index].1.is_ok())
+                .map(|&index| results[index].0.clone())
+                .collect();
+            if targets.is_empty() {
+                return Ok((lock_ms, results));
+            }
+            self.share_wait(ctx, &fetch, targets, left.min(WAIT_SLICE))
+                .await?;
+        }
+    }
+
+    /// One partition's receive, its queue group made first if the group never read it.
+    async fn share_read_partition(
+        &self,
+        ctx: &RequestContext,
+        fetch: &ShareFetch,
+        settings: &ShareSettings,
+        (topic, partition): (String, u32),
+        (max_messages, max_bytes): (u32, u32),
+    ) -> BrokerResult<Vec<ReceivedMessage>> {
+        let piece = PartitionReceive {
+            topic: topic.clone(),
+            partition,
+            group: fetch.group.clone(),
+            consumer: fetch.member.clone(),
+            max_messages,
+            max_bytes,
+            visibility_timeout_ms: settings.record_lock_duration_ms,
+        };
+        let mut defined = false;
+        loop {
+            let piece = piece.clone();
+            let got = self
+                .state
+                .on_owner(ctx.deadline, &topic, partition, move |owner| async move {
+                    owner::receive_once(&owner, &piece).await
+                })
+                .await;
+            match got {
+                Err(error) if error.kind == ErrorKind::UnknownQueueGroup && !defined => {
+                    defined = true;
+                    let new = NewQueueGroup {
+                        topic: topic.clone(),
+                        group: fetch.group.clone(),
+                        configs: vec![
+                            ("start".into(), settings.auto_offset_reset.clone()),
+                            (
+                                "max_deliveries".into(),
+                                settings.delivery_count_limit.to_string(),
+                            ),
+                            (
+                                "visibility_timeout_ms".into(),
+                                settings.record_lock_duration_ms.to_string(),
+                            ),
+                        ],
+                    };
+                    match self.define_queue_group(ctx, new).await {
+                        Ok(()) => {}
+                        // Another member's fetch made it first, or this partition was added
+                        // after the group was made on the topic's others.
+                        Err(error) if error.kind == ErrorKind::QueueGroupExists => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                // A partition added after the group was made: nothing here for it yet.
+                Err(error) if error.kind == ErrorKind::UnknownQueueGroup => return Ok(Vec::new()),
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits until any of `targets` may have records for the member, or `wait` passes.
+    async fn share_wait(
+        &self,
+        ctx: &RequestContext,
+        fetch: &ShareFetch,
+        targets: Vec<(String, u32)>,
+        wait: Duration,
+    ) -> BrokerResult<()> {
+        let waits = targets.into_iter().map(|(topic, partition)| {
+            let (group, member) = (fetch.group.clone(), fetch.member.clone());
+            let (state, deadline) = (self.state.clone(), ctx.deadline);
+            Box::pin(async move {
+                let name = topic.clone();
+                state
+                    .on_owner(deadline, &topic, partition, move |owner| async move {
+                        let waited =
+                            owner::wait_acquirable(&owner, &name, partition, &group, &member, wait);
+                        match waited.await {
+                            // Made by another fetch later; until then, nothing to wake for.
+                            Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {
+                                crate::runtime::sleep(wait).await;
+                                Ok(false)
+                            }
+                            other => other,
+                        }
+                    })
+                    .await
+            })
+        });
+        let waits: Vec<_> = waits.collect();
+        if waits.is_empty() {
+            return Ok(());
+        }
+        let (first, _, _) = futures_util::future::select_all(waits).await;
+        first.map(drop)
+    }
+
+    /// ShareAcknowledge (and ShareFetch's piggybacked acknowledgements): settles each
+    /// partition's ranges as the member asks; a partition whose ranges are refused (records
+    /// not acquired by the member, a lock that expired) fails alone and changes nothing.
+    pub async fn share_acknowledge(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        member: &str,
+        acks: Vec<ShareAck>,
+    ) -> BrokerResult<Vec<((String, u32), BrokerResult<()>)>> {
+        self.authorize(ctx, ResourceType::Group, group, Operation::Read)?;
+        if acks.len() > crate::broker::queues::settings::SETTLE_RANGES_MAX {
+            return Err(invalid_request(format!(
+                "at most {} acknowledgement ranges per request",
+                crate::broker::queues::settings::SETTLE_RANGES_MAX
+            )));
+        }
+        let mut by_partition: BTreeMap<(String, u32), Vec<ShareAck>> = BTreeMap::new();
+        for ack in acks {
+            by_partition
+                .entry((ack.topic.clone(), ack.partition))
+                .or_default()
+                .push(ack);
+        }
+        let mut results = Vec::with_capacity(by_partition.len());
+        for ((topic, partition), acks) in by_partition {
+            let result = self
+                .share_settle_partition(ctx, group, member, &topic, partition, acks)
+                .await;
+            results.push(((topic, partition), result));
+        }
+        Ok(results)
+    }
+
+    async fn share_settle_partition(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        member: &str,
+        topic: &str,
+        partition: u32,
+        acks: Vec<ShareAck>,
+    ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
+        self.state.check_partition(topic, partition)?;
+        // One settle per action, each checked whole before it changes anything.
+        let mut by_action: Vec<(Action, Vec<(u64, u64)>)> = Vec::new();
+        for ack in acks {
+            match by_action
+                .iter_mut()
+                .find(|(action, _)| *action == ack.action)
+            {
+                Some((_, ranges)) => ranges.push((ack.first, ack.last)),
+                None => by_action.push((ack.action, vec![(ack.first, ack.last)])),
+            }
+        }
+        for (action, ranges) in by_action {
+            let (topic_name, group, member) =
+                (topic.to_string(), group.to_string(), member.to_string());
+            self.state
+                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
+                    owner::settle(
+                        &owner,
+                        &topic_name,
+                        partition,
+                        &group,
+                        &member,
+                        ranges,
+                        action,
+                    )
+                    .await
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A share group's start offset on each partition of `topic` (the first offset not yet
+    /// acknowledged or archived), for DescribeShareGroupOffsets; None where it never read.
+    pub async fn share_group_offsets(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        topic: &str,
+    ) -> BrokerResult<Vec<(u32, Option<u64>)>> {
+        self.authorize(ctx, ResourceType::Group, group, Operation::Describe)?;
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Describe)?;
+        let partitions = self.state.partitions_of(topic)?;
+        let mut out = Vec::with_capacity(partitions as usize);
+        for partition in 0..partitions {
+            let (name, group) = (topic.to_string(), group.to_string());
+            let described = self
+                .state
+                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
+                    owner::describe(&owner, &name, partition, &group)
+                })
+                .await;
+            match described {
+                Ok((_, view, _)) => out.push((partition, Some(view.settled_below))),
+                Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {
+                    out.push((partition, None))
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets a share group's state on `topic` (DeleteShareGroupOffsets): its queue group
+    /// there goes, and the next fetch starts it again by `share.auto.offset.reset`. Kafka
+    /// refuses this while the group has members; so does this.
+    pub async fn delete_share_group_offsets(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        topic: &str,
+    ) -> BrokerResult<()> {
+        self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
+        self.check_share_group_empty(ctx, group).await?;
+        self.delete_queue_group(ctx, topic, group).await
+    }
+
+    /// Refuses with `GroupNotEmpty` while the share group has members.
+    async fn check_share_group_empty(&self, ctx: &RequestContext, group: &str) -> BrokerResult<()> {
+        let name = group.to_string();
+        let view = self
+            .on_coordinator(ctx, group, Operation::Delete, move |c| async move {
+                match c.share_groups.borrow_mut().describe(&name, Instant::now()) {
+                    Ok(view) => Ok(Some(view)),
+                    Err(error) if error.kind == ErrorKind::UnknownGroup => Ok(None),
+                    Err(error) => Err(error),
+                }
+            })
+            .await?;
+        if view.is_some_and(|view| !view.members.is_empty()) {
+            return Err(BrokerError::new(
+                ErrorKind::GroupNotEmpty,
+                format!("share group {group:?} has members"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a message counts against a fetch's bytes: its key, value and headers, as a queue
+/// receive counts them.
+fn message_bytes(message: &ReceivedMessage) -> usize {
+    let headers: usize = message
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+        .sum();
+    message.key.as_ref().map_or(0, |k| k.len())
+        + message.value.as_ref().map_or(0, |v| v.len())
+        + headers
+}
+
+/// The fill of this coordinator's share groups, against their bounds.
+fn publish_metrics(c: &crate::broker::ShardState) {
+    let groups = c.share_groups.borrow();
+    let shard = c.id.to_string();
+    metrics::gauge!("ringmq_share_groups", "shard" => shard.clone()).set(groups.len() as f64);
+    metrics::gauge!("ringmq_share_group_members", "shard" => shard).set(groups.members() as f64);
+}
+
+/// The share group's settings on its coordinator, and its own configs.
+fn share_settings(
+    c: &crate::broker::ShardState,
+    group: &str,
+) -> BrokerResult<(ShareSettings, BTreeMap<String, String>)> {
+    let groups = c.share_groups.borrow();
+    Ok((
+        groups.settings(&c.config.share_groups, group)?,
+        groups.configs(group),
+    ))
+}

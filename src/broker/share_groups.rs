@@ -1,0 +1,627 @@
+//! Share groups' membership (Kafka's KIP-932), kept by the group's coordinator shard: who is
+//! in the group, each member's epoch, subscription and assignment, and the group's settings
+//! (`share.*` group configs). The records themselves are shared through queue groups: share
+//! group G reading topic T is queue group G on T (`broker::queues`), whose locks, delivery
+//! counts and archive are the share-partition's state, so this module holds no offsets.
+//!
+//! A share group lets several members read one partition, so the assignment is simple: every
+//! member gets every partition of the topics it subscribes to. A member's epoch moves on when
+//! its assignment changes; a heartbeat with an epoch that is neither the current nor the one
+//! before is fenced (the answer carrying the new epoch may have been lost once, not twice).
+//! Members silent for the session timeout are removed when the group is next touched; their
+//! records' locks end on their own after the lock duration.
+//!
+//! Bounded: groups per coordinator shard, members per group, topics per subscription, config
+//! entries per group. Membership and configs live in memory, as consumer groups' membership does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::broker::{BrokerError, BrokerResult, ErrorKind};
+use crate::config::ShareGroupConfig;
+
+/// Topics one member may subscribe to.
+pub const SUBSCRIBED_TOPICS_MAX: usize = 1000;
+/// The longest member id (clients make UUIDs).
+pub const MEMBER_ID_BYTES_MAX: usize = 255;
+
+pub const AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
+pub const RECORD_LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
+pub const DELIVERY_COUNT_LIMIT: &str = "share.delivery.count.limit";
+pub const SESSION_TIMEOUT_MS: &str = "share.session.timeout.ms";
+pub const HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
+/// Every group config a share group takes, in the order DescribeConfigs lists them.
+pub const CONFIG_NAMES: [&str; 5] = [
+    AUTO_OFFSET_RESET,
+    RECORD_LOCK_DURATION_MS,
+    DELIVERY_COUNT_LIMIT,
+    SESSION_TIMEOUT_MS,
+    HEARTBEAT_INTERVAL_MS,
+];
+
+/// The settings a share group works with: the broker's defaults with its own configs applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareSettings {
+    /// Where a new queue group starts: "earliest" or "latest".
+    pub auto_offset_reset: String,
+    pub record_lock_duration_ms: u32,
+    pub delivery_count_limit: u32,
+    pub session_timeout_ms: u32,
+    pub heartbeat_interval_ms: u32,
+}
+
+impl ShareSettings {
+    pub fn defaults(config: &ShareGroupConfig) -> ShareSettings {
+        ShareSettings {
+            auto_offset_reset: config.auto_offset_reset.clone(),
+            record_lock_duration_ms: config.record_lock_duration_ms,
+            delivery_count_limit: config.delivery_count_limit,
+            session_timeout_ms: config.session_timeout_ms,
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+        }
+    }
+
+    /// The defaults with `overrides` (group configs) applied, each checked against Kafka's
+    /// bounds for it.
+    pub fn resolve(
+        config: &ShareGroupConfig,
+        overrides: &BTreeMap<String, String>,
+    ) -> BrokerResult<ShareSettings> {
+        let mut settings = ShareSettings::defaults(config);
+        for (key, value) in overrides {
+            settings.set(key, value)?;
+        }
+        if settings.session_timeout_ms <= settings.heartbeat_interval_ms {
+            return Err(invalid_config(format!(
+                "{SESSION_TIMEOUT_MS} must be greater than {HEARTBEAT_INTERVAL_MS}"
+            )));
+        }
+        Ok(settings)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> BrokerResult<()> {
+        match key {
+            AUTO_OFFSET_RESET => {
+                if !matches!(value, "earliest" | "latest") {
+                    return Err(invalid_config(format!(
+                        "{key}={value:?} is not earliest or latest"
+                    )));
+                }
+                self.auto_offset_reset = value.to_string();
+            }
+            // Kafka's group config takes at least 1 s.
+            RECORD_LOCK_DURATION_MS => {
+                self.record_lock_duration_ms = bounded(key, value, 1_000, 3_600_000)?
+            }
+            DELIVERY_COUNT_LIMIT => self.delivery_count_limit = bounded(key, value, 2, 10)?,
+            SESSION_TIMEOUT_MS => self.session_timeout_ms = bounded(key, value, 1_000, 3_600_000)?,
+            HEARTBEAT_INTERVAL_MS => {
+                self.heartbeat_interval_ms = bounded(key, value, 100, 3_600_000)?
+            }
+            other => {
+                return Err(invalid_config(format!(
+                    "unknown share group config {other:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// (name, value) of each config, in `CONFIG_NAMES` order.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (AUTO_OFFSET_RESET, self.auto_offset_reset.clone()),
+            (
+                RECORD_LOCK_DURATION_MS,
+                self.record_lock_duration_ms.to_string(),
+            ),
+            (DELIVERY_COUNT_LIMIT, self.delivery_count_limit.to_string()),
+            (SESSION_TIMEOUT_MS, self.session_timeout_ms.to_string()),
+            (
+                HEARTBEAT_INTERVAL_MS,
+                self.heartbeat_interval_ms.to_string(),
+            ),
+        ]
+    }
+}
+
+fn invalid_config(message: String) -> BrokerError {
+    BrokerError::new(ErrorKind::InvalidConfig, message)
+}
+
+fn bounded(key: &str, value: &str, min: u32, max: u32) -> BrokerResult<u32> {
+    let parsed: u32 = value
+        .parse()
+        .map_err(|_| invalid_config(format!("{key}={value:?} is not a number")))?;
+    if !(min..=max).contains(&parsed) {
+        return Err(invalid_config(format!(
+            "{key}={parsed} is outside {min}..={max}"
+        )));
+    }
+    Ok(parsed)
+}
+
+/// One heartbeat as the coordinator takes it.
+#[derive(Clone, Debug)]
+pub struct ShareBeat {
+    pub member_id: String,
+    /// 0 joins, -1 leaves, otherwise the epoch the member last got.
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub rack_id: Option<String>,
+    /// None: unchanged since the last heartbeat.
+    pub topics: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareBeatReply {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: u32,
+    /// The member's partitions as (topic, partition); None after a leave.
+    pub assignment: Option<Vec<(String, u32)>>,
+    /// Members gone with this heartbeat (the one that left, others whose session expired),
+    /// each with the partitions whose locks it should give up.
+    pub gone: Vec<(String, Vec<(String, u32)>)>,
+}
+
+/// One member, as ShareGroupDescribe shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareMemberView {
+    pub member_id: String,
+    pub client_id: String,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub topics: Vec<String>,
+    pub assigned: Vec<(String, u32)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareGroupView {
+    pub group: String,
+    /// Kafka's share group states: "Empty" or "Stable".
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub members: Vec<ShareMemberView>,
+    /// Every topic a member has subscribed to since the group was made here.
+    pub topics: Vec<String>,
+}
+
+struct Member {
+    epoch: i32,
+    previous_epoch: i32,
+    client_id: String,
+    rack_id: Option<String>,
+    topics: BTreeSet<String>,
+    assigned: Vec<(String, u32)>,
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct ShareGroup {
+    epoch: i32,
+    members: BTreeMap<String, Member>,
+    configs: BTreeMap<String, String>,
+    topics: BTreeSet<String>,
+}
+
+impl ShareGroup {
+    fn view(&self, name: &str) -> ShareGroupView {
+        ShareGroupView {
+            group: name.to_string(),
+            state: if self.members.is_empty() {
+                "Empty"
+            } else {
+                "Stable"
+            },
+            group_epoch: self.epoch,
+            members: self
+                .members
+                .iter()
+                .map(|(id, member)| ShareMemberView {
+                    member_id: id.clone(),
+                    client_id: member.client_id.clone(),
+                    rack_id: member.rack_id.clone(),
+                    member_epoch: member.epoch,
+                    topics: member.topics.iter().cloned().collect(),
+                    assigned: member.assigned.clone(),
+                })
+                .collect(),
+            topics: self.topics.iter().cloned().collect(),
+        }
+    }
+
+    /// Removes members silent past their session (returned with their partitions); the
+    /// group's epoch moves on if any went.
+    fn expire(&mut self, now: Instant) -> Vec<(String, Vec<(String, u32)>)> {
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, member)| member.expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !expired.is_empty() {
+            self.epoch = self.epoch.saturating_add(1);
+        }
+        expired
+            .into_iter()
+            .filter_map(|id| {
+                let member = self.members.remove(&id)?;
+                Some((id, member.assigned))
+            })
+            .collect()
+    }
+}
+
+/// The share groups one coordinator shard holds.
+#[derive(Default)]
+pub struct ShareGroups {
+    groups: HashMap<String, ShareGroup>,
+}
+
+/// The partitions of a topic, or None if it does not exist: what assignments are made of.
+pub type PartitionsOf<'a> = &'a dyn Fn(&str) -> Option<u32>;
+
+impl ShareGroups {
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Members of every group here.
+    pub fn members(&self) -> usize {
+        self.groups.values().map(|group| group.members.len()).sum()
+    }
+
+    fn group_for_join(&mut self, name: &str, limit: usize) -> BrokerResult<&mut ShareGroup> {
+        if !self.groups.contains_key(name) && self.groups.len() >= limit {
+            return Err(BrokerError::new(
+                ErrorKind::ResourceLimit,
+                format!(
+                    "this coordinator holds {limit} share groups (share_groups.groups_per_shard_max)"
+                ),
+            ));
+        }
+        Ok(self.groups.entry(name.to_string()).or_default())
+    }
+
+    /// The settings of `name` (the defaults for a group not known here).
+    pub fn settings(&self, config: &ShareGroupConfig, name: &str) -> BrokerResult<ShareSettings> {
+        match self.groups.get(name) {
+            Some(group) => ShareSettings::resolve(config, &group.configs),
+            None => Ok(ShareSettings::defaults(config)),
+        }
+    }
+
+    /// The configs set on `name` (not the defaults).
+    pub fn configs(&self, name: &str) -> BTreeMap<String, String> {
+        self.groups
+            .get(name)
+            .map(|group| group.configs.clone())
+            .unwrap_or_default()
+    }
+
+    /// Applies config changes (Some sets, None removes) to `name`, all or none.
+    pub fn alter_configs(
+        &mut self,
+        config: &ShareGroupConfig,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> BrokerResult<()> {
+        let mut configs = self.configs(name);
+        for (key, value) in changes {
+            if !CONFIG_NAMES.contains(&key.as_str()) {
+                return Err(invalid_config(format!(
+                    "unknown share group config {key:?}"
+                )));
+            }
+            match value {
+                Some(value) => configs.insert(key.clone(), value.clone()),
+                None => configs.remove(key),
+            };
+        }
+        ShareSettings::resolve(config, &configs)?;
+        self.group_for_join(name, config.groups_per_shard_max)?
+            .configs = configs;
+        Ok(())
+    }
+
+    /// One heartbeat: join (epoch 0), leave (-1) or keep alive, answered with the member's
+    /// epoch and assignment.
+    pub fn heartbeat(
+        &mut self,
+        config: &ShareGroupConfig,
+        name: &str,
+        beat: ShareBeat,
+        partitions_of: PartitionsOf<'_>,
+        now: Instant,
+    ) -> BrokerResult<ShareBeatReply> {
+        if beat.member_id.is_empty() || beat.member_id.len() > MEMBER_ID_BYTES_MAX {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
+                    beat.member_id.len()
+                ),
+            ));
+        }
+        if beat
+            .topics
+            .as_ref()
+            .is_some_and(|topics| topics.len() > SUBSCRIBED_TOPICS_MAX)
+        {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
+                format!("a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"),
+            ));
+        }
+        let settings = self.settings(config, name)?;
+        let mut gone = match self.groups.get_mut(name) {
+            Some(group) => group.expire(now),
+            None => Vec::new(),
+        };
+        let unknown = || {
+            BrokerError::new(
+                ErrorKind::UnknownMember,
+                format!("no member {:?} in share group {name:?}", beat.member_id),
+            )
+        };
+        let expires = now + Duration::from_millis(u64::from(settings.session_timeout_ms));
+        let interval = settings.heartbeat_interval_ms;
+        if beat.member_epoch == -1 {
+            let group = self.groups.get_mut(name).ok_or_else(unknown)?;
+            let member = group.members.remove(&beat.member_id).ok_or_else(unknown)?;
+            group.epoch = group.epoch.saturating_add(1);
+            gone.push((beat.member_id.clone(), member.assigned));
+            return Ok(ShareBeatReply {
+                member_id: beat.member_id,
+                member_epoch: -1,
+                heartbeat_interval_ms: interval,
+                assignment: None,
+                gone,
+            });
+        }
+        let group = match beat.member_epoch {
+            0 => {
+                let group = self.group_for_join(name, config.groups_per_shard_max)?;
+                if !group.members.contains_key(&beat.member_id)
+                    && group.members.len() >= config.members_max
+                {
+                    return Err(BrokerError::new(
+                        ErrorKind::GroupFull,
+                        format!(
+                            "share group {name:?} has {} members (share_groups.members_max)",
+                            config.members_max
+                        ),
+                    ));
+                }
+                if beat.topics.is_none() {
+                    return Err(BrokerError::new(
+                        ErrorKind::InvalidRequest,
+                        "a joining member names its subscribed topics",
+                    ));
+                }
+                group.epoch = group.epoch.saturating_add(1);
+                let epoch = group.epoch;
+                group.members.insert(
+                    beat.member_id.clone(),
+                    Member {
+                        epoch,
+                        previous_epoch: 0,
+                        client_id: beat.client_id.clone(),
+                        rack_id: beat.rack_id.clone(),
+                        topics: BTreeSet::new(),
+                        assigned: Vec::new(),
+                        expires,
+                    },
+                );
+                group
+            }
+            asked => {
+                let group = self.groups.get_mut(name).ok_or_else(unknown)?;
+                let member = group.members.get_mut(&beat.member_id).ok_or_else(unknown)?;
+                if asked != member.epoch && asked != member.previous_epoch {
+                    return Err(BrokerError::new(
+                        ErrorKind::FencedMemberEpoch,
+                        format!(
+                            "member {:?} sent epoch {asked}; its epoch is {}",
+                            beat.member_id, member.epoch
+                        ),
+                    ));
+                }
+                member.expires = expires;
+                group
+            }
+        };
+        let mut epoch = group.epoch;
+        let member = group.members.get_mut(&beat.member_id).ok_or_else(unknown)?;
+        if let Some(topics) = beat.topics {
+            member.topics = topics.into_iter().collect();
+        }
+        let assigned: Vec<(String, u32)> = member
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                let count = partitions_of(topic).unwrap_or(0);
+                (0..count).map(move |partition| (topic.clone(), partition))
+            })
+            .collect();
+        if assigned != member.assigned {
+            if member.epoch >= epoch {
+                epoch = epoch.saturating_add(1);
+            }
+            member.previous_epoch = member.epoch;
+            member.epoch = epoch;
+            member.assigned = assigned;
+        }
+        let reply = ShareBeatReply {
+            member_id: beat.member_id.clone(),
+            member_epoch: member.epoch,
+            heartbeat_interval_ms: interval,
+            assignment: Some(member.assigned.clone()),
+            gone,
+        };
+        // Only topics that exist are remembered (what a delete must clean up), so a member
+        // naming made-up topics grows nothing past its own subscription.
+        let topics: Vec<String> = member
+            .topics
+            .iter()
+            .filter(|topic| partitions_of(topic).is_some())
+            .cloned()
+            .collect();
+        group.epoch = epoch;
+        group.topics.extend(topics);
+        Ok(reply)
+    }
+
+    /// The group as describe shows it, or `UnknownGroup`.
+    pub fn describe(&mut self, name: &str, now: Instant) -> BrokerResult<ShareGroupView> {
+        let group = self
+            .groups
+            .get_mut(name)
+            .ok_or_else(|| unknown_group(name))?;
+        // The expired members' locks end on their own, at the lock duration.
+        group.expire(now);
+        Ok(group.view(name))
+    }
+
+    /// Whether `name` is a share group here.
+    pub fn contains(&self, name: &str) -> bool {
+        self.groups.contains_key(name)
+    }
+
+    /// Every group's name and state.
+    pub fn list(&mut self, now: Instant) -> Vec<(String, &'static str)> {
+        let mut all: Vec<(String, &'static str)> = self
+            .groups
+            .iter_mut()
+            .map(|(name, group)| {
+                group.expire(now);
+                (name.clone(), group.view(name).state)
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Forgets `name` if it has no members (`GroupNotEmpty` otherwise); returns the topics its
+    /// members subscribed to.
+    pub fn delete(&mut self, name: &str, now: Instant) -> BrokerResult<Vec<String>> {
+        let group = self
+            .groups
+            .get_mut(name)
+            .ok_or_else(|| unknown_group(name))?;
+        group.expire(now);
+        if !group.members.is_empty() {
+            return Err(BrokerError::new(
+                ErrorKind::GroupNotEmpty,
+                format!("share group {name:?} has members"),
+            ));
+        }
+        let topics = group.topics.iter().cloned().collect();
+        self.groups.remove(name);
+        Ok(topics)
+    }
+}
+
+/// Registers the help text of the share-group gauges (set by the coordinator at each
+/// heartbeat).
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "ringmq_share_groups",
+        "Kafka share groups the coordinator shard holds (bounded by share_groups.groups_per_shard_max)."
+    );
+    metrics::describe_gauge!(
+        "ringmq_share_group_members",
+        "Members of the coordinator shard's share groups (each group bounded by share_groups.members_max)."
+    );
+}
+
+pub fn unknown_group(name: &str) -> BrokerError {
+    BrokerError::new(ErrorKind::UnknownGroup, format!("no share group {name:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(member: &str, epoch: i32, topics: Option<&[&str]>) -> ShareBeat {
+        ShareBeat {
+            member_id: member.into(),
+            member_epoch: epoch,
+            client_id: "c".into(),
+            rack_id: None,
+            topics: topics.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn members_share_every_partition_and_epochs_fence() {
+        let config = ShareGroupConfig::default();
+        let mut groups = ShareGroups::default();
+        let partitions = |topic: &str| (topic == "t").then_some(2);
+        let now = Instant::now();
+        let a = groups
+            .heartbeat(&config, "g", beat("a", 0, Some(&["t"])), &partitions, now)
+            .unwrap();
+        let b = groups
+            .heartbeat(&config, "g", beat("b", 0, Some(&["t"])), &partitions, now)
+            .unwrap();
+        let both = Some(vec![("t".to_string(), 0), ("t".to_string(), 1)]);
+        assert_eq!(a.assignment, both);
+        assert_eq!(b.assignment, both);
+        assert!(b.member_epoch > a.member_epoch);
+        let again = groups
+            .heartbeat(
+                &config,
+                "g",
+                beat("a", a.member_epoch, None),
+                &partitions,
+                now,
+            )
+            .unwrap();
+        assert_eq!(again.member_epoch, a.member_epoch);
+        let fenced = groups
+            .heartbeat(
+                &config,
+                "g",
+                beat("a", a.member_epoch + 7, None),
+                &partitions,
+                now,
+            )
+            .unwrap_err();
+        assert_eq!(fenced.kind, ErrorKind::FencedMemberEpoch);
+        let unknown = groups
+            .heartbeat(&config, "g", beat("z", 3, None), &partitions, now)
+            .unwrap_err();
+        assert_eq!(unknown.kind, ErrorKind::UnknownMember);
+        assert_eq!(
+            groups.delete("g", now).unwrap_err().kind,
+            ErrorKind::GroupNotEmpty
+        );
+        // Past the session timeout both are gone and the group may be deleted.
+        let later = now + Duration::from_millis(u64::from(config.session_timeout_ms) + 1);
+        assert_eq!(groups.describe("g", later).unwrap().state, "Empty");
+        assert_eq!(groups.delete("g", later).unwrap(), vec!["t".to_string()]);
+    }
+
+    #[test]
+    fn configs_are_checked_against_kafkas_bounds() {
+        let config = ShareGroupConfig::default();
+        let mut groups = ShareGroups::default();
+        let set = |key: &str, value: &str| vec![(key.to_string(), Some(value.to_string()))];
+        let refused = groups
+            .alter_configs(&config, "g", &set(DELIVERY_COUNT_LIMIT, "11"))
+            .unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::InvalidConfig);
+        groups
+            .alter_configs(&config, "g", &set(AUTO_OFFSET_RESET, "earliest"))
+            .unwrap();
+        let settings = groups.settings(&config, "g").unwrap();
+        assert_eq!(settings.auto_offset_reset, "earliest");
+        assert_eq!(settings.delivery_count_limit, config.delivery_count_limit);
+    }
+}
