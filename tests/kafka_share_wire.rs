@@ -450,7 +450,7 @@ fn share_group_admin_configs_listing_offsets_and_deletion() {
         shards: 2,
         ..Default::default()
     };
-    let broker = TestBroker::start_with(config);
+    let mut broker = TestBroker::start_with(config);
     let address = broker
         .handle
         .as_ref()
@@ -543,6 +543,15 @@ fn share_group_admin_configs_listing_offsets_and_deletion() {
         }
         other => panic!("DescribeConfigs answered {other:?}"),
     }
+    // The group's configs are durable: after a restart they are still in force.
+    broker.restart();
+    let address = broker
+        .handle
+        .as_ref()
+        .unwrap()
+        .kafka_address
+        .unwrap()
+        .to_string();
     // The group starts at the earliest record, as configured, and its lock is the group's.
     let joined = heartbeat(&address, "member-a", 0);
     assert_eq!(joined.error_code, NONE);

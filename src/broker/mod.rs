@@ -21,6 +21,7 @@ pub mod rebatch;
 pub mod replies;
 pub mod routing;
 pub mod service;
+pub mod share_configs;
 pub mod share_groups;
 pub mod topics;
 pub mod users;
@@ -63,6 +64,8 @@ pub struct ShardState {
     queues: RefCell<queues::ShardQueues>,
     /// The share groups (KIP-932) this shard coordinates: their membership and configs.
     pub(in crate::broker) share_groups: RefCell<share_groups::ShareGroups>,
+    /// Every share group's own configs (read from share_groups.json on first use).
+    pub(in crate::broker) share_configs: RefCell<Option<Arc<share_configs::ShareConfigs>>>,
     /// This shard's snapshot of the users and their credentials.
     users: RefCell<Arc<users::Users>>,
     /// This shard's snapshot of the access control lists.
@@ -148,6 +151,7 @@ impl ShardState {
             coordinator: RefCell::new(groups::Coordinator::default()),
             queues: RefCell::new(queues::ShardQueues::default()),
             share_groups: RefCell::new(share_groups::ShareGroups::default()),
+            share_configs: RefCell::new(None),
             users: RefCell::new(Arc::new(users::Users::default())),
             acls: RefCell::new(Arc::new(acls::Acls::default())),
             quotas: RefCell::new(quotas::QuotaBuckets::default()),

@@ -11,8 +11,9 @@
 //! Members silent for the session timeout are removed when the group is next touched; their
 //! records' locks end on their own after the lock duration.
 //!
-//! Bounded: groups per coordinator shard, members per group, topics per subscription, config
-//! entries per group. Membership and configs live in memory, as consumer groups' membership does.
+//! Bounded: groups per coordinator shard, members per group, topics per subscription.
+//! Membership lives in memory, as consumer groups' membership does; a group's own configs are
+//! durable (`share_configs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -201,7 +202,6 @@ struct Member {
 struct ShareGroup {
     epoch: i32,
     members: BTreeMap<String, Member>,
-    configs: BTreeMap<String, String>,
     topics: BTreeSet<String>,
 }
 
@@ -288,52 +288,11 @@ impl ShareGroups {
         Ok(self.groups.entry(name.to_string()).or_default())
     }
 
-    /// The settings of `name` (the defaults for a group not known here).
-    pub fn settings(&self, config: &ShareGroupConfig, name: &str) -> BrokerResult<ShareSettings> {
-        match self.groups.get(name) {
-            Some(group) => ShareSettings::resolve(config, &group.configs),
-            None => Ok(ShareSettings::defaults(config)),
-        }
-    }
-
-    /// The configs set on `name` (not the defaults).
-    pub fn configs(&self, name: &str) -> BTreeMap<String, String> {
-        self.groups
-            .get(name)
-            .map(|group| group.configs.clone())
-            .unwrap_or_default()
-    }
-
-    /// Applies config changes (Some sets, None removes) to `name`, all or none.
-    pub fn alter_configs(
-        &mut self,
-        config: &ShareGroupConfig,
-        name: &str,
-        changes: &[(String, Option<String>)],
-    ) -> BrokerResult<()> {
-        let mut configs = self.configs(name);
-        for (key, value) in changes {
-            if !CONFIG_NAMES.contains(&key.as_str()) {
-                return Err(invalid_config(format!(
-                    "unknown share group config {key:?}"
-                )));
-            }
-            match value {
-                Some(value) => configs.insert(key.clone(), value.clone()),
-                None => configs.remove(key),
-            };
-        }
-        ShareSettings::resolve(config, &configs)?;
-        self.group_for_join(name, config.groups_per_shard_max)?
-            .configs = configs;
-        Ok(())
-    }
-
     /// One heartbeat: join (epoch 0), leave (-1) or keep alive, answered with the member's
     /// epoch and assignment.
     pub fn heartbeat(
         &mut self,
-        config: &ShareGroupConfig,
+        (config, settings): (&ShareGroupConfig, &ShareSettings),
         name: &str,
         beat: ShareBeat,
         partitions_of: PartitionsOf<'_>,
@@ -358,7 +317,6 @@ impl ShareGroups {
                 format!("a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"),
             ));
         }
-        let settings = self.settings(config, name)?;
         let mut gone = match self.groups.get_mut(name) {
             Some(group) => group.expire(now),
             None => Vec::new(),
@@ -561,14 +519,16 @@ mod tests {
     #[test]
     fn members_share_every_partition_and_epochs_fence() {
         let config = ShareGroupConfig::default();
+        let settings = ShareSettings::defaults(&config);
+        let config = (&config, &settings);
         let mut groups = ShareGroups::default();
         let partitions = |topic: &str| (topic == "t").then_some(2);
         let now = Instant::now();
         let a = groups
-            .heartbeat(&config, "g", beat("a", 0, Some(&["t"])), &partitions, now)
+            .heartbeat(config, "g", beat("a", 0, Some(&["t"])), &partitions, now)
             .unwrap();
         let b = groups
-            .heartbeat(&config, "g", beat("b", 0, Some(&["t"])), &partitions, now)
+            .heartbeat(config, "g", beat("b", 0, Some(&["t"])), &partitions, now)
             .unwrap();
         let both = Some(vec![("t".to_string(), 0), ("t".to_string(), 1)]);
         assert_eq!(a.assignment, both);
@@ -576,7 +536,7 @@ mod tests {
         assert!(b.member_epoch > a.member_epoch);
         let again = groups
             .heartbeat(
-                &config,
+                config,
                 "g",
                 beat("a", a.member_epoch, None),
                 &partitions,
@@ -586,7 +546,7 @@ mod tests {
         assert_eq!(again.member_epoch, a.member_epoch);
         let fenced = groups
             .heartbeat(
-                &config,
+                config,
                 "g",
                 beat("a", a.member_epoch + 7, None),
                 &partitions,
@@ -595,7 +555,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(fenced.kind, ErrorKind::FencedMemberEpoch);
         let unknown = groups
-            .heartbeat(&config, "g", beat("z", 3, None), &partitions, now)
+            .heartbeat(config, "g", beat("z", 3, None), &partitions, now)
             .unwrap_err();
         assert_eq!(unknown.kind, ErrorKind::UnknownMember);
         assert_eq!(
@@ -603,7 +563,7 @@ mod tests {
             ErrorKind::GroupNotEmpty
         );
         // Past the session timeout both are gone and the group may be deleted.
-        let later = now + Duration::from_millis(u64::from(config.session_timeout_ms) + 1);
+        let later = now + Duration::from_millis(u64::from(settings.session_timeout_ms) + 1);
         assert_eq!(groups.describe("g", later).unwrap().state, "Empty");
         assert_eq!(groups.delete("g", later).unwrap(), vec!["t".to_string()]);
     }
@@ -611,16 +571,13 @@ mod tests {
     #[test]
     fn configs_are_checked_against_kafkas_bounds() {
         let config = ShareGroupConfig::default();
-        let mut groups = ShareGroups::default();
-        let set = |key: &str, value: &str| vec![(key.to_string(), Some(value.to_string()))];
-        let refused = groups
-            .alter_configs(&config, "g", &set(DELIVERY_COUNT_LIMIT, "11"))
-            .unwrap_err();
-        assert_eq!(refused.kind, ErrorKind::InvalidConfig);
-        groups
-            .alter_configs(&config, "g", &set(AUTO_OFFSET_RESET, "earliest"))
-            .unwrap();
-        let settings = groups.settings(&config, "g").unwrap();
+        let set = |key: &str, value: &str| BTreeMap::from([(key.to_string(), value.to_string())]);
+        let refused = ShareSettings::resolve(&config, &set(DELIVERY_COUNT_LIMIT, "11"));
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
+        let refused = ShareSettings::resolve(&config, &set("share.isolation.level", "x"));
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
+        let settings =
+            ShareSettings::resolve(&config, &set(AUTO_OFFSET_RESET, "earliest")).unwrap();
         assert_eq!(settings.auto_offset_reset, "earliest");
         assert_eq!(settings.delivery_count_limit, config.delivery_count_limit);
     }
