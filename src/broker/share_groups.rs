@@ -231,6 +231,58 @@ impl ShareGroup {
         }
     }
 
+    /// Takes the member's subscription (if it sent one) and gives it every partition of its
+    /// topics; its epoch moves past the group's when that changes what it has.
+    fn assign(
+        &mut self,
+        name: &str,
+        beat: ShareBeat,
+        partitions_of: PartitionsOf<'_>,
+    ) -> BrokerResult<ShareBeatReply> {
+        let mut epoch = self.epoch;
+        let member = self
+            .members
+            .get_mut(&beat.member_id)
+            .ok_or_else(|| unknown_member(name, &beat))?;
+        if let Some(topics) = beat.topics {
+            member.topics = topics.into_iter().collect();
+        }
+        let assigned: Vec<(String, u32)> = member
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                let count = partitions_of(topic).unwrap_or(0);
+                (0..count).map(move |partition| (topic.clone(), partition))
+            })
+            .collect();
+        if assigned != member.assigned {
+            if member.epoch >= epoch {
+                epoch = epoch.saturating_add(1);
+            }
+            member.previous_epoch = member.epoch;
+            member.epoch = epoch;
+            member.assigned = assigned;
+        }
+        let reply = ShareBeatReply {
+            member_id: beat.member_id,
+            member_epoch: member.epoch,
+            heartbeat_interval_ms: 0,
+            assignment: Some(member.assigned.clone()),
+            gone: Vec::new(),
+        };
+        // Only topics that exist are remembered (what a delete must clean up), so a member
+        // naming made-up topics grows nothing past its own subscription.
+        let topics: Vec<String> = member
+            .topics
+            .iter()
+            .filter(|topic| partitions_of(topic).is_some())
+            .cloned()
+            .collect();
+        self.epoch = epoch;
+        self.topics.extend(topics);
+        Ok(reply)
+    }
+
     /// Removes members silent past their session (returned with their partitions); the
     /// group's epoch moves on if any went.
     fn expire(&mut self, now: Instant) -> Vec<(String, Vec<(String, u32)>)> {
@@ -298,40 +350,22 @@ impl ShareGroups {
         partitions_of: PartitionsOf<'_>,
         now: Instant,
     ) -> BrokerResult<ShareBeatReply> {
-        if beat.member_id.is_empty() || beat.member_id.len() > MEMBER_ID_BYTES_MAX {
-            return Err(BrokerError::new(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
-                    beat.member_id.len()
-                ),
-            ));
-        }
-        if beat
-            .topics
-            .as_ref()
-            .is_some_and(|topics| topics.len() > SUBSCRIBED_TOPICS_MAX)
-        {
-            return Err(BrokerError::new(
-                ErrorKind::InvalidRequest,
-                format!("a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"),
-            ));
-        }
+        check_beat(&beat)?;
         let mut gone = match self.groups.get_mut(name) {
             Some(group) => group.expire(now),
             None => Vec::new(),
         };
-        let unknown = || {
-            BrokerError::new(
-                ErrorKind::UnknownMember,
-                format!("no member {:?} in share group {name:?}", beat.member_id),
-            )
-        };
         let expires = now + Duration::from_millis(u64::from(settings.session_timeout_ms));
         let interval = settings.heartbeat_interval_ms;
         if beat.member_epoch == -1 {
-            let group = self.groups.get_mut(name).ok_or_else(unknown)?;
-            let member = group.members.remove(&beat.member_id).ok_or_else(unknown)?;
+            let group = self
+                .groups
+                .get_mut(name)
+                .ok_or_else(|| unknown_member(name, &beat))?;
+            let member = group
+                .members
+                .remove(&beat.member_id)
+                .ok_or_else(|| unknown_member(name, &beat))?;
             group.epoch = group.epoch.saturating_add(1);
             gone.push((beat.member_id.clone(), member.assigned));
             return Ok(ShareBeatReply {
@@ -343,44 +377,16 @@ impl ShareGroups {
             });
         }
         let group = match beat.member_epoch {
-            0 => {
-                let group = self.group_for_join(name, config.groups_per_shard_max)?;
-                if !group.members.contains_key(&beat.member_id)
-                    && group.members.len() >= config.members_max
-                {
-                    return Err(BrokerError::new(
-                        ErrorKind::GroupFull,
-                        format!(
-                            "share group {name:?} has {} members (share_groups.members_max)",
-                            config.members_max
-                        ),
-                    ));
-                }
-                if beat.topics.is_none() {
-                    return Err(BrokerError::new(
-                        ErrorKind::InvalidRequest,
-                        "a joining member names its subscribed topics",
-                    ));
-                }
-                group.epoch = group.epoch.saturating_add(1);
-                let epoch = group.epoch;
-                group.members.insert(
-                    beat.member_id.clone(),
-                    Member {
-                        epoch,
-                        previous_epoch: 0,
-                        client_id: beat.client_id.clone(),
-                        rack_id: beat.rack_id.clone(),
-                        topics: BTreeSet::new(),
-                        assigned: Vec::new(),
-                        expires,
-                    },
-                );
-                group
-            }
+            0 => self.join(config, name, &beat, expires)?,
             asked => {
-                let group = self.groups.get_mut(name).ok_or_else(unknown)?;
-                let member = group.members.get_mut(&beat.member_id).ok_or_else(unknown)?;
+                let group = self
+                    .groups
+                    .get_mut(name)
+                    .ok_or_else(|| unknown_member(name, &beat))?;
+                let member = group
+                    .members
+                    .get_mut(&beat.member_id)
+                    .ok_or_else(|| unknown_member(name, &beat))?;
                 if asked != member.epoch && asked != member.previous_epoch {
                     return Err(BrokerError::new(
                         ErrorKind::FencedMemberEpoch,
@@ -394,45 +400,52 @@ impl ShareGroups {
                 group
             }
         };
-        let mut epoch = group.epoch;
-        let member = group.members.get_mut(&beat.member_id).ok_or_else(unknown)?;
-        if let Some(topics) = beat.topics {
-            member.topics = topics.into_iter().collect();
-        }
-        let assigned: Vec<(String, u32)> = member
-            .topics
-            .iter()
-            .flat_map(|topic| {
-                let count = partitions_of(topic).unwrap_or(0);
-                (0..count).map(move |partition| (topic.clone(), partition))
-            })
-            .collect();
-        if assigned != member.assigned {
-            if member.epoch >= epoch {
-                epoch = epoch.saturating_add(1);
-            }
-            member.previous_epoch = member.epoch;
-            member.epoch = epoch;
-            member.assigned = assigned;
-        }
-        let reply = ShareBeatReply {
-            member_id: beat.member_id.clone(),
-            member_epoch: member.epoch,
-            heartbeat_interval_ms: interval,
-            assignment: Some(member.assigned.clone()),
-            gone,
-        };
-        // Only topics that exist are remembered (what a delete must clean up), so a member
-        // naming made-up topics grows nothing past its own subscription.
-        let topics: Vec<String> = member
-            .topics
-            .iter()
-            .filter(|topic| partitions_of(topic).is_some())
-            .cloned()
-            .collect();
-        group.epoch = epoch;
-        group.topics.extend(topics);
+        let mut reply = group.assign(name, beat, partitions_of)?;
+        reply.heartbeat_interval_ms = interval;
+        reply.gone = gone;
         Ok(reply)
+    }
+
+    /// A member joining `name` (or joining again): the group made if new, within its bounds.
+    fn join(
+        &mut self,
+        config: &ShareGroupConfig,
+        name: &str,
+        beat: &ShareBeat,
+        expires: Instant,
+    ) -> BrokerResult<&mut ShareGroup> {
+        let group = self.group_for_join(name, config.groups_per_shard_max)?;
+        if !group.members.contains_key(&beat.member_id) && group.members.len() >= config.members_max
+        {
+            return Err(BrokerError::new(
+                ErrorKind::GroupFull,
+                format!(
+                    "share group {name:?} has {} members (share_groups.members_max)",
+                    config.members_max
+                ),
+            ));
+        }
+        if beat.topics.is_none() {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
+                "a joining member names its subscribed topics",
+            ));
+        }
+        group.epoch = group.epoch.saturating_add(1);
+        let epoch = group.epoch;
+        group.members.insert(
+            beat.member_id.clone(),
+            Member {
+                epoch,
+                previous_epoch: 0,
+                client_id: beat.client_id.clone(),
+                rack_id: beat.rack_id.clone(),
+                topics: BTreeSet::new(),
+                assigned: Vec::new(),
+                expires,
+            },
+        );
+        Ok(group)
     }
 
     /// The group as describe shows it, or `UnknownGroup`.
@@ -496,6 +509,37 @@ pub fn describe_metrics() {
         "ringmq_share_group_members",
         "Members of the coordinator shard's share groups (each group bounded by share_groups.members_max)."
     );
+}
+
+/// A heartbeat's sizes, checked before anything is held.
+fn check_beat(beat: &ShareBeat) -> BrokerResult<()> {
+    if beat.member_id.is_empty() || beat.member_id.len() > MEMBER_ID_BYTES_MAX {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
+                beat.member_id.len()
+            ),
+        ));
+    }
+    if beat
+        .topics
+        .as_ref()
+        .is_some_and(|topics| topics.len() > SUBSCRIBED_TOPICS_MAX)
+    {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidRequest,
+            format!("a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_member(name: &str, beat: &ShareBeat) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::UnknownMember,
+        format!("no member {:?} in share group {name:?}", beat.member_id),
+    )
 }
 
 pub fn unknown_group(name: &str) -> BrokerError {
