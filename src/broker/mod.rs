@@ -21,8 +21,9 @@ pub mod rebatch;
 pub mod replies;
 pub mod routing;
 pub mod service;
-pub mod snapshot;
+pub mod share_configs;
 pub mod share_groups;
+pub mod snapshot;
 pub mod topics;
 pub mod users;
 
@@ -64,6 +65,10 @@ pub struct ShardState {
     queues: RefCell<queues::ShardQueues>,
     /// The share groups (KIP-932) this shard coordinates: their membership and configs.
     pub(in crate::broker) share_groups: RefCell<share_groups::ShareGroups>,
+    /// Every share group's own configs (read from share_groups.json on first use).
+    pub(in crate::broker) share_configs: snapshot::Snapshot<share_configs::ShareConfigs>,
+    /// Whether this shard has read share_groups.json (or been handed a newer snapshot).
+    pub(in crate::broker) share_configs_read: std::cell::Cell<bool>,
     /// This shard's snapshot of the users and their credentials.
     pub(in crate::broker) users: snapshot::Snapshot<users::Users>,
     /// This shard's snapshot of the access control lists.
@@ -150,6 +155,8 @@ impl ShardState {
             coordinator: RefCell::new(groups::Coordinator::default()),
             queues: RefCell::new(queues::ShardQueues::default()),
             share_groups: RefCell::new(share_groups::ShareGroups::default()),
+            share_configs: snapshot::Snapshot::new(Default::default()),
+            share_configs_read: std::cell::Cell::new(false),
             users: snapshot::Snapshot::new(Arc::new(users::Users::default())),
             acls: snapshot::Snapshot::new(Arc::new(acls::Acls::default())),
             quotas: RefCell::new(quota_buckets),

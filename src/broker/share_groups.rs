@@ -11,8 +11,9 @@
 //! Members silent for the session timeout are removed when the group is next touched; their
 //! records' locks end on their own after the lock duration.
 //!
-//! Bounded: groups per coordinator shard, members per group, topics per subscription, config
-//! entries per group. Membership and configs live in memory, as consumer groups' membership does.
+//! Bounded: groups per coordinator shard, members per group, topics per subscription.
+//! Membership lives in memory, as consumer groups' membership does; a group's own configs are
+//! durable (`share_configs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -201,7 +202,6 @@ struct Member {
 struct ShareGroup {
     epoch: i32,
     members: BTreeMap<String, Member>,
-    configs: BTreeMap<String, String>,
     topics: BTreeSet<String>,
 }
 
@@ -229,6 +229,58 @@ impl ShareGroup {
                 .collect(),
             topics: self.topics.iter().cloned().collect(),
         }
+    }
+
+    /// Takes the member's subscription (if it sent one) and gives it every partition of its
+    /// topics; its epoch moves past the group's when that changes what it has.
+    fn assign(
+        &mut self,
+        name: &str,
+        beat: ShareBeat,
+        partitions_of: PartitionsOf<'_>,
+    ) -> BrokerResult<ShareBeatReply> {
+        let mut epoch = self.epoch;
+        let member = self
+            .members
+            .get_mut(&beat.member_id)
+            .ok_or_else(|| unknown_member(name, &beat))?;
+        if let Some(topics) = beat.topics {
+            member.topics = topics.into_iter().collect();
+        }
+        let assigned: Vec<(String, u32)> = member
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                let count = partitions_of(topic).unwrap_or(0);
+                (0..count).map(move |partition| (topic.clone(), partition))
+            })
+            .collect();
+        if assigned != member.assigned {
+            if member.epoch >= epoch {
+                epoch = epoch.saturating_add(1);
+            }
+            member.previous_epoch = member.epoch;
+            member.epoch = epoch;
+            member.assigned = assigned;
+        }
+        let reply = ShareBeatReply {
+            member_id: beat.member_id,
+            member_epoch: member.epoch,
+            heartbeat_interval_ms: 0,
+            assignment: Some(member.assigned.clone()),
+            gone: Vec::new(),
+        };
+        // Only topics that exist are remembered (what a delete must clean up), so a member
+        // naming made-up topics grows nothing past its own subscription.
+        let topics: Vec<String> = member
+            .topics
+            .iter()
+            .filter(|topic| partitions_of(topic).is_some())
+            .cloned()
+            .collect();
+        self.epoch = epoch;
+        self.topics.extend(topics);
+        Ok(reply)
     }
 
     /// Removes members silent past their session (returned with their partitions); the
@@ -288,92 +340,32 @@ impl ShareGroups {
         Ok(self.groups.entry(name.to_string()).or_default())
     }
 
-    /// The settings of `name` (the defaults for a group not known here).
-    pub fn settings(&self, config: &ShareGroupConfig, name: &str) -> BrokerResult<ShareSettings> {
-        match self.groups.get(name) {
-            Some(group) => ShareSettings::resolve(config, &group.configs),
-            None => Ok(ShareSettings::defaults(config)),
-        }
-    }
-
-    /// The configs set on `name` (not the defaults).
-    pub fn configs(&self, name: &str) -> BTreeMap<String, String> {
-        self.groups
-            .get(name)
-            .map(|group| group.configs.clone())
-            .unwrap_or_default()
-    }
-
-    /// Applies config changes (Some sets, None removes) to `name`, all or none.
-    pub fn alter_configs(
-        &mut self,
-        config: &ShareGroupConfig,
-        name: &str,
-        changes: &[(String, Option<String>)],
-    ) -> BrokerResult<()> {
-        let mut configs = self.configs(name);
-        for (key, value) in changes {
-            if !CONFIG_NAMES.contains(&key.as_str()) {
-                return Err(invalid_config(format!(
-                    "unknown share group config {key:?}"
-                )));
-            }
-            match value {
-                Some(value) => configs.insert(key.clone(), value.clone()),
-                None => configs.remove(key),
-            };
-        }
-        ShareSettings::resolve(config, &configs)?;
-        self.group_for_join(name, config.groups_per_shard_max)?
-            .configs = configs;
-        Ok(())
-    }
-
     /// One heartbeat: join (epoch 0), leave (-1) or keep alive, answered with the member's
     /// epoch and assignment.
     pub fn heartbeat(
         &mut self,
-        config: &ShareGroupConfig,
+        (config, settings): (&ShareGroupConfig, &ShareSettings),
         name: &str,
         beat: ShareBeat,
         partitions_of: PartitionsOf<'_>,
         now: Instant,
     ) -> BrokerResult<ShareBeatReply> {
-        if beat.member_id.is_empty() || beat.member_id.len() > MEMBER_ID_BYTES_MAX {
-            return Err(BrokerError::new(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
-                    beat.member_id.len()
-                ),
-            ));
-        }
-        if beat
-            .topics
-            .as_ref()
-            .is_some_and(|topics| topics.len() > SUBSCRIBED_TOPICS_MAX)
-        {
-            return Err(BrokerError::new(
-                ErrorKind::InvalidRequest,
-                format!("a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"),
-            ));
-        }
-        let settings = self.settings(config, name)?;
+        check_beat(&beat)?;
         let mut gone = match self.groups.get_mut(name) {
             Some(group) => group.expire(now),
             None => Vec::new(),
         };
-        let unknown = || {
-            BrokerError::new(
-                ErrorKind::UnknownMember,
-                format!("no member {:?} in share group {name:?}", beat.member_id),
-            )
-        };
         let expires = now + Duration::from_millis(u64::from(settings.session_timeout_ms));
         let interval = settings.heartbeat_interval_ms;
         if beat.member_epoch == -1 {
-            let group = self.groups.get_mut(name).ok_or_else(unknown)?;
-            let member = group.members.remove(&beat.member_id).ok_or_else(unknown)?;
+            let group = self
+                .groups
+                .get_mut(name)
+                .ok_or_else(|| unknown_member(name, &beat))?;
+            let member = group
+                .members
+                .remove(&beat.member_id)
+                .ok_or_else(|| unknown_member(name, &beat))?;
             group.epoch = group.epoch.saturating_add(1);
             gone.push((beat.member_id.clone(), member.assigned));
             return Ok(ShareBeatReply {
@@ -385,44 +377,16 @@ impl ShareGroups {
             });
         }
         let group = match beat.member_epoch {
-            0 => {
-                let group = self.group_for_join(name, config.groups_per_shard_max)?;
-                if !group.members.contains_key(&beat.member_id)
-                    && group.members.len() >= config.members_max
-                {
-                    return Err(BrokerError::new(
-                        ErrorKind::GroupFull,
-                        format!(
-                            "share group {name:?} has {} members (share_groups.members_max)",
-                            config.members_max
-                        ),
-                    ));
-                }
-                if beat.topics.is_none() {
-                    return Err(BrokerError::new(
-                        ErrorKind::InvalidRequest,
-                        "a joining member names its subscribed topics",
-                    ));
-                }
-                group.epoch = group.epoch.saturating_add(1);
-                let epoch = group.epoch;
-                group.members.insert(
-                    beat.member_id.clone(),
-                    Member {
-                        epoch,
-                        previous_epoch: 0,
-                        client_id: beat.client_id.clone(),
-                        rack_id: beat.rack_id.clone(),
-                        topics: BTreeSet::new(),
-                        assigned: Vec::new(),
-                        expires,
-                    },
-                );
-                group
-            }
+            0 => self.join(config, name, &beat, expires)?,
             asked => {
-                let group = self.groups.get_mut(name).ok_or_else(unknown)?;
-                let member = group.members.get_mut(&beat.member_id).ok_or_else(unknown)?;
+                let group = self
+                    .groups
+                    .get_mut(name)
+                    .ok_or_else(|| unknown_member(name, &beat))?;
+                let member = group
+                    .members
+                    .get_mut(&beat.member_id)
+                    .ok_or_else(|| unknown_member(name, &beat))?;
                 if asked != member.epoch && asked != member.previous_epoch {
                     return Err(BrokerError::new(
                         ErrorKind::FencedMemberEpoch,
@@ -436,45 +400,52 @@ impl ShareGroups {
                 group
             }
         };
-        let mut epoch = group.epoch;
-        let member = group.members.get_mut(&beat.member_id).ok_or_else(unknown)?;
-        if let Some(topics) = beat.topics {
-            member.topics = topics.into_iter().collect();
-        }
-        let assigned: Vec<(String, u32)> = member
-            .topics
-            .iter()
-            .flat_map(|topic| {
-                let count = partitions_of(topic).unwrap_or(0);
-                (0..count).map(move |partition| (topic.clone(), partition))
-            })
-            .collect();
-        if assigned != member.assigned {
-            if member.epoch >= epoch {
-                epoch = epoch.saturating_add(1);
-            }
-            member.previous_epoch = member.epoch;
-            member.epoch = epoch;
-            member.assigned = assigned;
-        }
-        let reply = ShareBeatReply {
-            member_id: beat.member_id.clone(),
-            member_epoch: member.epoch,
-            heartbeat_interval_ms: interval,
-            assignment: Some(member.assigned.clone()),
-            gone,
-        };
-        // Only topics that exist are remembered (what a delete must clean up), so a member
-        // naming made-up topics grows nothing past its own subscription.
-        let topics: Vec<String> = member
-            .topics
-            .iter()
-            .filter(|topic| partitions_of(topic).is_some())
-            .cloned()
-            .collect();
-        group.epoch = epoch;
-        group.topics.extend(topics);
+        let mut reply = group.assign(name, beat, partitions_of)?;
+        reply.heartbeat_interval_ms = interval;
+        reply.gone = gone;
         Ok(reply)
+    }
+
+    /// A member joining `name` (or joining again): the group made if new, within its bounds.
+    fn join(
+        &mut self,
+        config: &ShareGroupConfig,
+        name: &str,
+        beat: &ShareBeat,
+        expires: Instant,
+    ) -> BrokerResult<&mut ShareGroup> {
+        let group = self.group_for_join(name, config.groups_per_shard_max)?;
+        if !group.members.contains_key(&beat.member_id) && group.members.len() >= config.members_max
+        {
+            return Err(BrokerError::new(
+                ErrorKind::GroupFull,
+                format!(
+                    "share group {name:?} has {} members (share_groups.members_max)",
+                    config.members_max
+                ),
+            ));
+        }
+        if beat.topics.is_none() {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
+                "a joining member names its subscribed topics",
+            ));
+        }
+        group.epoch = group.epoch.saturating_add(1);
+        let epoch = group.epoch;
+        group.members.insert(
+            beat.member_id.clone(),
+            Member {
+                epoch,
+                previous_epoch: 0,
+                client_id: beat.client_id.clone(),
+                rack_id: beat.rack_id.clone(),
+                topics: BTreeSet::new(),
+                assigned: Vec::new(),
+                expires,
+            },
+        );
+        Ok(group)
     }
 
     /// The group as describe shows it, or `UnknownGroup`.
@@ -540,6 +511,37 @@ pub fn describe_metrics() {
     );
 }
 
+/// A heartbeat's sizes, checked before anything is held.
+fn check_beat(beat: &ShareBeat) -> BrokerResult<()> {
+    if beat.member_id.is_empty() || beat.member_id.len() > MEMBER_ID_BYTES_MAX {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
+                beat.member_id.len()
+            ),
+        ));
+    }
+    if beat
+        .topics
+        .as_ref()
+        .is_some_and(|topics| topics.len() > SUBSCRIBED_TOPICS_MAX)
+    {
+        return Err(BrokerError::new(
+            ErrorKind::InvalidRequest,
+            format!("a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_member(name: &str, beat: &ShareBeat) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::UnknownMember,
+        format!("no member {:?} in share group {name:?}", beat.member_id),
+    )
+}
+
 pub fn unknown_group(name: &str) -> BrokerError {
     BrokerError::new(ErrorKind::UnknownGroup, format!("no share group {name:?}"))
 }
@@ -561,14 +563,16 @@ mod tests {
     #[test]
     fn members_share_every_partition_and_epochs_fence() {
         let config = ShareGroupConfig::default();
+        let settings = ShareSettings::defaults(&config);
+        let config = (&config, &settings);
         let mut groups = ShareGroups::default();
         let partitions = |topic: &str| (topic == "t").then_some(2);
         let now = Instant::now();
         let a = groups
-            .heartbeat(&config, "g", beat("a", 0, Some(&["t"])), &partitions, now)
+            .heartbeat(config, "g", beat("a", 0, Some(&["t"])), &partitions, now)
             .unwrap();
         let b = groups
-            .heartbeat(&config, "g", beat("b", 0, Some(&["t"])), &partitions, now)
+            .heartbeat(config, "g", beat("b", 0, Some(&["t"])), &partitions, now)
             .unwrap();
         let both = Some(vec![("t".to_string(), 0), ("t".to_string(), 1)]);
         assert_eq!(a.assignment, both);
@@ -576,7 +580,7 @@ mod tests {
         assert!(b.member_epoch > a.member_epoch);
         let again = groups
             .heartbeat(
-                &config,
+                config,
                 "g",
                 beat("a", a.member_epoch, None),
                 &partitions,
@@ -586,7 +590,7 @@ mod tests {
         assert_eq!(again.member_epoch, a.member_epoch);
         let fenced = groups
             .heartbeat(
-                &config,
+                config,
                 "g",
                 beat("a", a.member_epoch + 7, None),
                 &partitions,
@@ -595,7 +599,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(fenced.kind, ErrorKind::FencedMemberEpoch);
         let unknown = groups
-            .heartbeat(&config, "g", beat("z", 3, None), &partitions, now)
+            .heartbeat(config, "g", beat("z", 3, None), &partitions, now)
             .unwrap_err();
         assert_eq!(unknown.kind, ErrorKind::UnknownMember);
         assert_eq!(
@@ -603,7 +607,7 @@ mod tests {
             ErrorKind::GroupNotEmpty
         );
         // Past the session timeout both are gone and the group may be deleted.
-        let later = now + Duration::from_millis(u64::from(config.session_timeout_ms) + 1);
+        let later = now + Duration::from_millis(u64::from(settings.session_timeout_ms) + 1);
         assert_eq!(groups.describe("g", later).unwrap().state, "Empty");
         assert_eq!(groups.delete("g", later).unwrap(), vec!["t".to_string()]);
     }
@@ -611,16 +615,13 @@ mod tests {
     #[test]
     fn configs_are_checked_against_kafkas_bounds() {
         let config = ShareGroupConfig::default();
-        let mut groups = ShareGroups::default();
-        let set = |key: &str, value: &str| vec![(key.to_string(), Some(value.to_string()))];
-        let refused = groups
-            .alter_configs(&config, "g", &set(DELIVERY_COUNT_LIMIT, "11"))
-            .unwrap_err();
-        assert_eq!(refused.kind, ErrorKind::InvalidConfig);
-        groups
-            .alter_configs(&config, "g", &set(AUTO_OFFSET_RESET, "earliest"))
-            .unwrap();
-        let settings = groups.settings(&config, "g").unwrap();
+        let set = |key: &str, value: &str| BTreeMap::from([(key.to_string(), value.to_string())]);
+        let refused = ShareSettings::resolve(&config, &set(DELIVERY_COUNT_LIMIT, "11"));
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
+        let refused = ShareSettings::resolve(&config, &set("share.isolation.level", "x"));
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
+        let settings =
+            ShareSettings::resolve(&config, &set(AUTO_OFFSET_RESET, "earliest")).unwrap();
         assert_eq!(settings.auto_offset_reset, "earliest");
         assert_eq!(settings.delivery_count_limit, config.delivery_count_limit);
     }

@@ -180,30 +180,13 @@ fn text(value: &Option<StrBytes>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub async fn share_fetch(
-    service: &Service,
-    ctx: &RequestContext,
-    sessions: &std::cell::RefCell<ShareSessions>,
-    request: ShareFetchRequest,
-) -> ShareFetchResponse {
-    let refused = |code: i16, message: String| {
-        ShareFetchResponse::default()
-            .with_error_code(code)
-            .with_error_message(Some(StrBytes::from_string(message)))
-    };
-    let group = request.group_id.as_ref().map(|g| g.0.as_str().to_string());
-    let (Some(group), Some(member)) = (group.filter(|g| !g.is_empty()), text(&request.member_id))
-    else {
-        return refused(
-            INVALID_REQUEST,
-            "a share fetch names its group and member".into(),
-        );
-    };
-    // The group first, as Kafka: whatever the topics, a member the group refuses gets nothing.
-    if let Err(error) = service.authorize(ctx, ResourceType::Group, &group, Operation::Read) {
-        return refused(code_of(&error), error.message);
-    }
-    let ids = TopicIds::new(service, ctx);
+/// Reads, per partition: what the member acquired, or why the partition failed.
+type Reads = BTreeMap<SessionPartition, Result<Vec<ReceivedMessage>, BrokerError>>;
+
+/// A ShareFetch's acknowledgements, and the partitions it adds and forgets.
+fn session_changes(
+    request: &ShareFetchRequest,
+) -> (PartitionAcks, Vec<SessionPartition>, Vec<SessionPartition>) {
     let acks = acks_of(request.topics.iter().flat_map(|topic| {
         topic.partitions.iter().map(|p| {
             let ranges = p
@@ -220,19 +203,42 @@ pub async fn share_fetch(
             ((topic.topic_id, p.partition_index), ranges)
         })
     }));
-    let has_acks = acks
-        .values()
-        .any(|a| a.as_ref().map_or(true, |r| !r.is_empty()));
-    let added: Vec<SessionPartition> = request
+    let added = request
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.topic_id, p.partition_index)))
         .collect();
-    let forgotten: Vec<SessionPartition> = request
+    let forgotten = request
         .forgotten_topics_data
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.topic_id, *p)))
         .collect();
+    (acks, added, forgotten)
+}
+
+pub async fn share_fetch(
+    service: &Service,
+    ctx: &RequestContext,
+    sessions: &std::cell::RefCell<ShareSessions>,
+    request: ShareFetchRequest,
+) -> ShareFetchResponse {
+    let group = request.group_id.as_ref().map(|g| g.0.as_str().to_string());
+    let (Some(group), Some(member)) = (group.filter(|g| !g.is_empty()), text(&request.member_id))
+    else {
+        return refused_fetch(
+            INVALID_REQUEST,
+            "a share fetch names its group and member".into(),
+        );
+    };
+    // The group first, as Kafka: whatever the topics, a member the group refuses gets nothing.
+    if let Err(error) = service.authorize(ctx, ResourceType::Group, &group, Operation::Read) {
+        return refused_fetch(code_of(&error), error.message);
+    }
+    let ids = TopicIds::new(service, ctx);
+    let (acks, added, forgotten) = session_changes(&request);
+    let has_acks = acks
+        .values()
+        .any(|a| a.as_ref().map_or(true, |r| !r.is_empty()));
     let checked = sessions.borrow_mut().fetch(
         (group.clone(), member.clone()),
         request.share_session_epoch,
@@ -243,11 +249,11 @@ pub async fn share_fetch(
     );
     let checked = match checked {
         Ok(checked) => checked,
-        Err(code) => return refused(code, "share session refused".into()),
+        Err(code) => return refused_fetch(code, "share session refused".into()),
     };
     let ack_codes = match settle(service, ctx, (&group, &member), &ids, acks).await {
         Ok(codes) => codes,
-        Err(error) => return refused(code_of(&error), error.message),
+        Err(error) => return refused_fetch(code_of(&error), error.message),
     };
     let partitions = match checked {
         Checked::Serve(partitions) => partitions,
@@ -256,14 +262,7 @@ pub async fn share_fetch(
             Vec::new()
         }
     };
-    // Every partition the answer covers: the session's, and any acknowledged.
-    let covered: BTreeSet<SessionPartition> = partitions
-        .iter()
-        .copied()
-        .chain(ack_codes.keys().copied())
-        .collect();
-    let mut reads: BTreeMap<SessionPartition, Result<Vec<ReceivedMessage>, BrokerError>> =
-        BTreeMap::new();
+    let mut reads = Reads::new();
     let mut lock_ms = 0;
     let by_name: Vec<(SessionPartition, (String, u32))> = partitions
         .iter()
@@ -277,8 +276,8 @@ pub async fn share_fetch(
     // MaxRecords 0 is librdkafka's acknowledgement-only fetch: nothing is acquired.
     if !by_name.is_empty() && request.max_records > 0 {
         let fetch = ShareFetch {
-            group: group.clone(),
-            member: member.clone(),
+            group,
+            member,
             partitions: by_name.iter().map(|(_, named)| named.clone()).collect(),
             max_records: u32::try_from(request.max_records).unwrap_or(1),
             max_bytes: u32::try_from(request.max_bytes).unwrap_or(0),
@@ -291,13 +290,35 @@ pub async fn share_fetch(
                     reads.insert(*key, result);
                 }
             }
-            Err(error) => return refused(code_of(&error), error.message),
+            Err(error) => return refused_fetch(code_of(&error), error.message),
         }
     } else {
         for (key, _) in &by_name {
             reads.insert(*key, Ok(Vec::new()));
         }
     }
+    answer(&partitions, &ack_codes, reads)
+        .with_acquisition_lock_timeout_ms(i32::try_from(lock_ms).unwrap_or(i32::MAX))
+}
+
+fn refused_fetch(code: i16, message: String) -> ShareFetchResponse {
+    ShareFetchResponse::default()
+        .with_error_code(code)
+        .with_error_message(Some(StrBytes::from_string(message)))
+}
+
+/// The answer for every partition of the session and every one acknowledged: its records
+/// and AcquiredRecords, or its error, and its acknowledgement's outcome.
+fn answer(
+    partitions: &[SessionPartition],
+    ack_codes: &BTreeMap<SessionPartition, (i16, Option<String>)>,
+    mut reads: Reads,
+) -> ShareFetchResponse {
+    let covered: BTreeSet<SessionPartition> = partitions
+        .iter()
+        .copied()
+        .chain(ack_codes.keys().copied())
+        .collect();
     let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
     for (id, index) in covered {
         let mut data = PartitionData::default().with_partition_index(index);
@@ -318,6 +339,7 @@ pub async fn share_fetch(
                     .with_error_code(code_of(&error))
                     .with_error_message(Some(StrBytes::from_string(error.message)));
             }
+            // A topic id that names nothing the principal may see.
             None if partitions.contains(&(id, index)) => {
                 data = data.with_error_code(UNKNOWN_TOPIC_ID);
             }
@@ -332,9 +354,7 @@ pub async fn share_fetch(
             ),
         }
     }
-    ShareFetchResponse::default()
-        .with_acquisition_lock_timeout_ms(i32::try_from(lock_ms).unwrap_or(i32::MAX))
-        .with_responses(topics)
+    ShareFetchResponse::default().with_responses(topics)
 }
 
 /// The messages as record batches (one per run of consecutive offsets, its base offset the

@@ -19,6 +19,7 @@ use super::queues::NewQueueGroup;
 use super::{Operation, RequestContext, ResourceType, Service, invalid_request};
 use crate::broker::queues::owner::{self, PartitionReceive};
 use crate::broker::queues::{Action, ReceivedMessage};
+use crate::broker::share_configs;
 use crate::broker::share_groups::{ShareBeat, ShareBeatReply, ShareGroupView, ShareSettings};
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
 
@@ -61,11 +62,12 @@ impl Service {
         let name = group.clone();
         let reply = self
             .on_coordinator(ctx, &group, Operation::Read, move |c| async move {
+                let (settings, _) = share_settings(&c, &name).await?;
                 let topics = c.topics();
                 let partitions_of = |topic: &str| topics.get(topic).map(|meta| meta.partitions);
                 let config = &c.config.share_groups;
                 let reply = c.share_groups.borrow_mut().heartbeat(
-                    config,
+                    (config, &settings),
                     &name,
                     beat,
                     &partitions_of,
@@ -180,6 +182,13 @@ impl Service {
         );
         topics.sort();
         topics.dedup();
+        // Kafka deletes a group's configs with it.
+        let name = group.clone();
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                share_configs::change(&zero, name, None).await
+            })
+            .await?;
         for topic in topics {
             match self.delete_queue_group(ctx, &topic, &group).await {
                 Err(error)
@@ -199,13 +208,8 @@ impl Service {
         ctx: &RequestContext,
         group: String,
     ) -> BrokerResult<(ShareSettings, BTreeMap<String, String>)> {
-        self.on_coordinator(
-            ctx,
-            &group.clone(),
-            Operation::DescribeConfigs,
-            move |c| async move { share_settings(&c, &group) },
-        )
-        .await
+        self.authorize(ctx, ResourceType::Group, &group, Operation::DescribeConfigs)?;
+        share_settings(&self.state, &group).await
     }
 
     /// Sets (Some) or removes (None) share group configs, all or none.
@@ -216,22 +220,18 @@ impl Service {
         changes: Vec<(String, Option<String>)>,
         validate_only: bool,
     ) -> BrokerResult<()> {
-        self.on_coordinator(
-            ctx,
-            &group.clone(),
-            Operation::AlterConfigs,
-            move |c| async move {
-                let config = &c.config.share_groups;
-                if validate_only {
-                    let mut groups = crate::broker::share_groups::ShareGroups::default();
-                    return groups.alter_configs(config, &group, &changes);
-                }
-                c.share_groups
-                    .borrow_mut()
-                    .alter_configs(config, &group, &changes)
-            },
-        )
-        .await
+        self.authorize(ctx, ResourceType::Group, &group, Operation::AlterConfigs)?;
+        crate::broker::groups::validate_name(&group)?;
+        let current = share_configs::snapshot(&self.state).await?.of(&group);
+        let configs = share_configs::changed(&self.state.config.share_groups, current, &changes)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.state
+            .on_shard_until(ctx.deadline, 0, move |zero| async move {
+                share_configs::change(&zero, group, Some(configs)).await
+            })
+            .await
     }
 
     /// ShareFetch's read: locks up to `max_records` records of the partitions to the member
@@ -244,13 +244,7 @@ impl Service {
         fetch: ShareFetch,
     ) -> BrokerResult<(u32, Vec<SharePartitionRead>)> {
         self.authorize(ctx, ResourceType::Group, &fetch.group, Operation::Read)?;
-        let group = fetch.group.clone();
-        let (settings, _) = self
-            .state
-            .on_coordinator(ctx.deadline, &fetch.group, move |c| async move {
-                share_settings(&c, &group)
-            })
-            .await?;
+        let (settings, _) = share_settings(&self.state, &fetch.group).await?;
         let limit = self.state.config.queues.receive_messages_max;
         let max_records = fetch.max_records.clamp(1, limit);
         let max_bytes = match fetch.max_bytes {
@@ -587,14 +581,15 @@ fn publish_metrics(c: &crate::broker::ShardState) {
     metrics::gauge!("ringmq_share_group_members", "shard" => shard).set(groups.members() as f64);
 }
 
-/// The share group's settings on its coordinator, and its own configs.
-fn share_settings(
-    c: &crate::broker::ShardState,
+/// The share group's settings (the broker's defaults and its own configs), and its own
+/// configs, from this shard's snapshot.
+async fn share_settings(
+    state: &crate::broker::ShardState,
     group: &str,
 ) -> BrokerResult<(ShareSettings, BTreeMap<String, String>)> {
-    let groups = c.share_groups.borrow();
+    let own = share_configs::snapshot(state).await?.of(group);
     Ok((
-        groups.settings(&c.config.share_groups, group)?,
-        groups.configs(group),
+        ShareSettings::resolve(&state.config.share_groups, &own)?,
+        own,
     ))
 }

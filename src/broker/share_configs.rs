@@ -1,0 +1,110 @@
+//! Share groups' own configs (the `share.*` settings IncrementalAlterConfigs sets on Kafka's
+//! GROUP resource), durable in `share_groups.json` like the ACLs: changed on shard 0, one
+//! admin change at a time, saved (temp file, fsync, rename), then handed to every shard as a
+//! snapshot. A shard reads the file the first time it needs it, so start-up is unchanged and a
+//! broker that never sees a share group never reads it.
+//!
+//! Bounded: configs for at most `GROUPS_MAX` groups, each only the names `CONFIG_NAMES` lists,
+//! each value checked against Kafka's bounds before it is saved (`ShareSettings::resolve`).
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::share_groups::{CONFIG_NAMES, ShareSettings};
+use super::{BrokerError, BrokerResult, ErrorKind, ShardState, admin, json_file};
+
+const FILE: &str = "share_groups.json";
+/// Groups with configs of their own.
+pub const GROUPS_MAX: usize = 100_000;
+
+/// Every share group's own configs, by group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareConfigs {
+    groups: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl ShareConfigs {
+    /// The configs `group` sets itself.
+    pub fn of(&self, group: &str) -> BTreeMap<String, String> {
+        self.groups.get(group).cloned().unwrap_or_default()
+    }
+}
+
+/// `current` with `changes` applied (Some sets, None removes), all checked, or why not.
+pub fn changed(
+    config: &crate::config::ShareGroupConfig,
+    current: BTreeMap<String, String>,
+    changes: &[(String, Option<String>)],
+) -> BrokerResult<BTreeMap<String, String>> {
+    let mut configs = current;
+    for (key, value) in changes {
+        if !CONFIG_NAMES.contains(&key.as_str()) {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidConfig,
+                format!("unknown share group config {key:?}"),
+            ));
+        }
+        match value {
+            Some(value) => configs.insert(key.clone(), value.clone()),
+            None => configs.remove(key),
+        };
+    }
+    ShareSettings::resolve(config, &configs)?;
+    Ok(configs)
+}
+
+/// This shard's snapshot, read from the file the first time.
+pub async fn snapshot(state: &ShardState) -> BrokerResult<Arc<ShareConfigs>> {
+    if state.share_configs_read.get() || state.share_configs.generation() > 0 {
+        return Ok(state.share_configs.get());
+    }
+    let dir = state.config.data_dir.clone();
+    let loaded = crate::runtime::blocking(move || json_file::load::<ShareConfigs>(&dir, FILE))
+        .await
+        .map_err(|error| BrokerError::new(ErrorKind::StorageFailed, error))?;
+    // A change that reached this shard while the file was read is newer (its generation is
+    // above 0): keep it.
+    if state.share_configs.generation() == 0 && !state.share_configs_read.replace(true) {
+        state.share_configs.replace(Arc::new(loaded));
+    }
+    Ok(state.share_configs.get())
+}
+
+/// Sets `group`'s configs (None: forgets them), on shard 0: saved, then on every shard.
+pub async fn change(
+    state: &Rc<ShardState>,
+    group: String,
+    configs: Option<BTreeMap<String, String>>,
+) -> BrokerResult<()> {
+    assert_eq!(state.id, 0, "share group configs change on shard 0");
+    let _turn = admin::admin_turn(state).await;
+    let mut all = ShareConfigs::clone(&*snapshot(state).await?);
+    match configs {
+        Some(configs) if !configs.is_empty() => {
+            if !all.groups.contains_key(&group) && all.groups.len() >= GROUPS_MAX {
+                return Err(BrokerError::new(
+                    ErrorKind::ResourceLimit,
+                    format!("{GROUPS_MAX} share groups have configs of their own"),
+                ));
+            }
+            all.groups.insert(group, configs);
+        }
+        _ => {
+            if all.groups.remove(&group).is_none() {
+                return Ok(());
+            }
+        }
+    }
+    let dir = state.config.data_dir.clone();
+    let to_save = all.clone();
+    crate::runtime::blocking(move || json_file::save(&dir, FILE, &to_save))
+        .await
+        .map_err(|error| {
+            BrokerError::new(ErrorKind::StorageFailed, format!("saving {FILE}: {error}"))
+        })?;
+    // Saved: the change stands even if a shard takes it late (the error says so).
+    super::snapshot::distribute(state, |shard| &shard.share_configs, Arc::new(all)).await
+}
