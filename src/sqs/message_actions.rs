@@ -608,6 +608,9 @@ pub async fn change_message_visibility(h: &Handler, p: &Params) -> Result<Value,
     Ok(json!({}))
 }
 
+/// A batch entry's id, its receipt handle, and the handle read.
+type Named<'a> = (&'a str, &'a str, Receipt);
+
 pub async fn delete_message_batch(h: &Handler, p: &Params) -> Result<Value, SqsError> {
     let queue = params::queue_of(p, &h.path)?;
     let (mut successful, mut failures) = (Vec::new(), Vec::new());
@@ -615,7 +618,7 @@ pub async fn delete_message_batch(h: &Handler, p: &Params) -> Result<Value, SqsE
     // in one call (one journal write; the service checks a partition's ranges before changing
     // any, so a refused group changed nothing); only a refused group is retried entry by entry,
     // to say which entries failed.
-    let mut groups: BTreeMap<(u64, u32), Vec<(&str, &str, Receipt)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u64, u32), Vec<Named<'_>>> = BTreeMap::new();
     for entry in entries(p)? {
         let id = params::required(entry, "Id")?;
         let decoded = params::required(entry, "ReceiptHandle")
