@@ -181,6 +181,12 @@ fn batches_report_each_entry_and_refuse_bad_batches_whole() {
         seen["delete_failed"],
         json!([["bogus", "ReceiptHandleIsInvalid"]])
     );
+    // A handle named twice: the batch is settled entry by entry, and only the repeat fails.
+    assert_eq!(
+        seen["twice"],
+        json!([["a", "b"], [["again", "ReceiptHandleIsInvalid"]]])
+    );
+    assert_eq!(seen["left"], 0);
 }
 
 #[test]

@@ -608,18 +608,49 @@ pub async fn change_message_visibility(h: &Handler, p: &Params) -> Result<Value,
     Ok(json!({}))
 }
 
+/// A batch entry's id, its receipt handle, and the handle read.
+type Named<'a> = (&'a str, &'a str, Receipt);
+
 pub async fn delete_message_batch(h: &Handler, p: &Params) -> Result<Value, SqsError> {
     let queue = params::queue_of(p, &h.path)?;
     let (mut successful, mut failures) = (Vec::new(), Vec::new());
+    // The handles of one receive share its consumer: each such group, per partition, is settled
+    // in one call (one journal write; the service checks a partition's ranges before changing
+    // any, so a refused group changed nothing); only a refused group is retried entry by entry,
+    // to say which entries failed.
+    let mut groups: BTreeMap<(u64, u32), Vec<Named<'_>>> = BTreeMap::new();
     for entry in entries(p)? {
         let id = params::required(entry, "Id")?;
-        let outcome = match params::required(entry, "ReceiptHandle") {
-            Ok(handle) => h.settle_handle(&queue, handle, SettleAction::Ack).await,
-            Err(error) => Err(error),
-        };
-        match outcome {
-            Ok(()) => successful.push(json!({ "Id": id })),
+        let decoded = params::required(entry, "ReceiptHandle")
+            .and_then(|handle| Ok((handle, Receipt::decode(handle, &queue)?)));
+        match decoded {
+            Ok((handle, receipt)) => groups
+                .entry((receipt.nonce, receipt.partition))
+                .or_default()
+                .push((id, handle, receipt)),
             Err(error) => failures.push(failed(id, &error)),
+        }
+    }
+    for ((nonce, _), group) in groups {
+        let settle = Settle {
+            topic: queue.clone(),
+            group: queue.clone(),
+            consumer: receipt::consumer(nonce),
+            action: SettleAction::Ack,
+            ranges: group
+                .iter()
+                .map(|(_, _, receipt)| (receipt.partition, receipt.offset, receipt.offset))
+                .collect(),
+        };
+        if group.len() > 1 && h.service.settle(&h.ctx, settle).await.is_ok() {
+            successful.extend(group.iter().map(|(id, _, _)| json!({ "Id": id })));
+            continue;
+        }
+        for (id, handle, _) in group {
+            match h.settle_handle(&queue, handle, SettleAction::Ack).await {
+                Ok(()) => successful.push(json!({ "Id": id })),
+                Err(error) => failures.push(failed(id, &error)),
+            }
         }
     }
     Ok(batch_result(successful, failures))

@@ -70,6 +70,10 @@ pub(crate) fn describe_metrics() {
         "ringmq_sqs_requests_total",
         "SQS API requests by action and outcome (ok, client_error, server_error)."
     );
+    metrics::describe_gauge!(
+        "ringmq_sqs_store_records",
+        "Queues' SQS records and message move tasks the shard holds from __sqs_queues."
+    );
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -123,7 +127,7 @@ impl Sqs {
         let bodies = (message_actions::RECEIVE_BYTES as usize)
             .saturating_add(config.message_bytes_max as usize);
         Sqs {
-            store: store::SharedStore::default(),
+            store: Rc::new(std::cell::RefCell::new(store::Store::new(state.id))),
             head_bytes_max: config.head_bytes_max,
             body_bytes_max: config.body_bytes_max,
             receive_bytes_bound: bodies.saturating_mul(5).saturating_add(64 * 1024),

@@ -4,7 +4,8 @@
 //! service like any produce), one record per change keyed by the queue's name, a record
 //! without a value for a deleted queue; the last record of a name wins. Each shard folds the
 //! topic into a cache and reads on from where it stopped before each use, so a change made on
-//! another shard is seen by the next request anywhere. Message move tasks keep their progress
+//! another shard is seen by the next request anywhere. The fold holds one record per queue (so
+//! at most `topics_max`) and at most 10 move tasks per queue; `ringmq_sqs_store_records` shows it. Message move tasks keep their progress
 //! there too (`task:` keys), so any connection may list them.
 
 use std::cell::RefCell;
@@ -43,6 +44,8 @@ pub struct Store {
     tasks: BTreeMap<String, serde_json::Value>,
     /// When the topic was last read to its end.
     refreshed: Option<std::time::Instant>,
+    /// `ringmq_sqs_store_records` of this shard: queues and move tasks held.
+    gauge: Option<metrics::Gauge>,
 }
 
 /// How stale a queue's record may be when a send or a receive reads it: a change made through
@@ -56,6 +59,20 @@ pub const TASK_PREFIX: &str = "task:";
 const TASKS_PER_QUEUE_MAX: usize = 10;
 
 impl Store {
+    /// An empty fold for shard `shard`, its fill published as a gauge.
+    pub fn new(shard: usize) -> Store {
+        Store {
+            gauge: Some(metrics::gauge!("ringmq_sqs_store_records", "shard" => shard.to_string())),
+            ..Store::default()
+        }
+    }
+
+    fn publish(&self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.set((self.queues.len() + self.tasks.len()) as f64);
+        }
+    }
+
     fn fold_task(&mut self, key: String, value: Option<&[u8]>) {
         let Some(parsed) = value.and_then(|value| serde_json::from_slice(value).ok()) else {
             self.tasks.remove(&key);
@@ -187,6 +204,7 @@ pub async fn refresh(
                 }
             }
         }
+        store.publish();
         if store.next_offset == before {
             // Batches that held nothing new (a concurrent refresh got them first).
             store.refreshed = Some(started);

@@ -255,6 +255,18 @@ def batches():
     deleted = sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": f"m{i}", "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)] + [{"Id": "bogus", "ReceiptHandle": "AAAA"}])
     out["deleted"] = sorted(e["Id"] for e in deleted["Successful"])
     out["delete_failed"] = [(e["Id"], e["Code"]) for e in deleted["Failed"]]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "x", "MessageBody": "third"}, {"Id": "y", "MessageBody": "fourth"}])
+    got = []
+    while len(got) < 2:
+        got.extend(receive(url, MaxNumberOfMessages=10, WaitTimeSeconds=1))
+    handles = [m["ReceiptHandle"] for m in got]
+    twice = sqs.delete_message_batch(QueueUrl=url, Entries=[
+        {"Id": "a", "ReceiptHandle": handles[0]},
+        {"Id": "again", "ReceiptHandle": handles[0]},
+        {"Id": "b", "ReceiptHandle": handles[-1]},
+    ])
+    out["twice"] = [sorted(e["Id"] for e in twice["Successful"]), [(e["Id"], e["Code"]) for e in twice["Failed"]]]
+    out["left"] = len(receive(url, WaitTimeSeconds=1))
 
 
 def signed_query(params, key=KEY, secret=SECRET, path="/"):
