@@ -144,6 +144,22 @@ impl PartitionQueues {
         letters
     }
 
+    /// The lowest offset some group has not settled (None: no group): what retention keeps.
+    pub fn retention_hold(&self) -> Option<u64> {
+        self.groups
+            .borrow()
+            .values()
+            .map(QueueState::settled_below)
+            .min()
+    }
+
+    /// Tells the partition's log what its queue groups still need (see `retention_hold`).
+    pub fn hold_retention(&self, state: &crate::broker::ShardState) {
+        if let Ok(log) = state.log(&self.topic, self.partition) {
+            log.set_retention_hold(self.retention_hold());
+        }
+    }
+
     /// Publishes every group's metrics.
     pub fn publish_metrics(&self, high_watermark: u64) {
         let groups = self.groups.borrow();
@@ -202,6 +218,7 @@ pub async fn open_owned(
     };
     let queues = Rc::new(PartitionQueues::new(topic, partition, log, groups));
     state.queues.borrow_mut().insert(queues.clone());
+    queues.hold_retention(state);
     background::queue_exhausted(state, &queues);
     Ok(())
 }

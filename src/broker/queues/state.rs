@@ -478,6 +478,8 @@ impl QueueState {
             );
         }
         if self.cursor < log_start {
+            // Never delivered, and gone before they were: lost as much as those in the window.
+            self.stats.lost += log_start - self.cursor;
             self.cursor = log_start;
         }
         self.collapse();
