@@ -34,7 +34,7 @@ async fn tick(state: &Rc<ShardState>) {
             let _ = dead_letter::write(state, &queues, &group, letter).await;
         }
         if let Ok(log) = state.log(&queues.topic, queues.partition) {
-            queues.publish_metrics(log.high_watermark());
+            queues.publish_metrics(&log, now_ms()).await;
             log.set_retention_hold(queues.retention_hold());
         }
     }
