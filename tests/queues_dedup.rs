@@ -192,7 +192,14 @@ fn ids_survive_a_clean_restart_and_the_oldest_are_forgotten_past_the_bound() {
             produce(&client, "bounded", one()).await;
             produce(&client, "kept", one()).await;
         }
+        client.create_topic("plain", 1, &[]).await.unwrap();
+        let plain = batch(Compression::None, vec![record("no id", None)]);
+        produce(&client, "plain", plain).await;
     });
+    // Only partitions that held an id are read back at open: they carry the marker.
+    let marker = |topic: &str| dir.path().join(format!("topics/{topic}-0/dedup-ids"));
+    assert!(marker("kept").exists() && marker("bounded").exists());
+    assert!(!marker("plain").exists());
     broker.restart();
     let address = broker.address();
     block_on(async {

@@ -149,6 +149,9 @@ struct State {
     producers: ProducerStates,
     /// The deduplication ids appended within the window.
     dedup: DedupIds,
+    /// The partition's directory holds the marker that it ever held an id (or its write is
+    /// under way).
+    dedup_marked: bool,
     /// The lowest offset some queue group of the partition has not settled (None: no group):
     /// retention keeps the segments holding it unless the topic's policy is `drop`.
     retention_hold: Option<u64>,
@@ -227,6 +230,7 @@ impl PartitionLog {
             damage,
             producer_batches,
             dedup_found,
+            dedup_marked,
             start_floor,
         } = opened;
         let active = segments
@@ -258,6 +262,7 @@ impl PartitionLog {
             tail: TailCache::new(config.tail_cache_bytes_max),
             producers: ProducerStates::rebuilt(&producer_batches),
             dedup: DedupIds::rebuilt(dedup_found, &config, now_ms()),
+            dedup_marked,
             retention_hold: None,
             damage,
             // Recovery may have cut a torn tail below the checkpointed start.
@@ -426,6 +431,7 @@ struct Opened {
     producer_batches: Vec<BatchInfo>,
     /// The deduplication ids in the log's tail (see `storage::dedup`).
     dedup_found: Vec<(dedup::DedupId, u64, i64)>,
+    dedup_marked: bool,
     /// The start DeleteRecords set, from the start checkpoint.
     start_floor: Option<u64>,
 }
@@ -448,6 +454,7 @@ fn recover_at_open(store: &SegmentStore, config: &LogConfig) -> Result<Opened> {
         damage,
         producer_batches,
         dedup_found,
+        dedup_marked: dedup::marked(store.dir()),
         start_floor: start::read_checkpoint(store.dir())?,
     })
 }
