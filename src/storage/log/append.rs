@@ -531,14 +531,12 @@ fn validate_batches(records: &[u8], config: &LogConfig) -> Result<(Vec<BatchInfo
     let deduplicating = config.dedup_window_ms > 0;
     let mut position = 0;
     while let Some(rest) = records.get(position..).filter(|rest| !rest.is_empty()) {
-        let mut search = HeaderSearch::new(DEDUP_HEADER.as_bytes());
-        let info = batch::validate_append_finding(
-            rest,
-            &limits,
-            &mut inflate_budget,
-            deduplicating.then_some(&mut search),
-        )?;
-        dedup::gather(&mut ids, batches.len(), search.found);
+        let mut search = deduplicating.then(|| HeaderSearch::new(DEDUP_HEADER.as_bytes()));
+        let info =
+            batch::validate_append_finding(rest, &limits, &mut inflate_budget, search.as_mut())?;
+        if let Some(search) = search {
+            dedup::gather(&mut ids, batches.len(), search.found);
+        }
         position += info.size_bytes;
         batches.push(info);
     }
