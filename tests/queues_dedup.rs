@@ -192,7 +192,14 @@ fn ids_survive_a_clean_restart_and_the_oldest_are_forgotten_past_the_bound() {
             produce(&client, "bounded", one()).await;
             produce(&client, "kept", one()).await;
         }
+        client.create_topic("plain", 1, &[]).await.unwrap();
+        let plain = batch(Compression::None, vec![record("no id", None)]);
+        produce(&client, "plain", plain).await;
     });
+    // Only partitions that held an id are read back at open: they carry the marker.
+    let marker = |topic: &str| dir.path().join(format!("topics/{topic}-0/dedup-ids"));
+    assert!(marker("kept").exists() && marker("bounded").exists());
+    assert!(!marker("plain").exists());
     broker.restart();
     let address = broker.address();
     block_on(async {
@@ -359,5 +366,54 @@ fn kafka_producers_carrying_the_header_are_deduplicated_plain_and_idempotent() {
         for topic in ["plain", "idem"] {
             assert_eq!(values(&client, topic).await, expected, "{topic}");
         }
+    });
+}
+
+/// An idempotent producer's batch of `ids` with sequences from `base_sequence`.
+fn idempotent(base_sequence: i32, ids: &[&str]) -> BytesMut {
+    let mut builder = BatchBuilder::new(Compression::None).idempotent(7, 0, base_sequence);
+    for id in ids {
+        builder.push(record(id, Some(id)));
+    }
+    BytesMut::from(&builder.build()[..])
+}
+
+#[test]
+fn an_idempotent_producer_continues_after_a_batch_ending_in_repeats_even_across_a_reopen() {
+    use ringmq::storage::{LogConfig, PartitionLog};
+    let dir = tempfile::tempdir().unwrap();
+    block_on(async {
+        let open = || PartitionLog::open(dir.path(), LogConfig::default(), Vec::new());
+        let log = open().await.unwrap();
+        log.append(idempotent(0, &["a", "b"]), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        // Sequences 2..=4: "c" is new, the last two repeat.
+        let ack = log
+            .append(idempotent(2, &["c", "a", "b"]), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        assert_eq!((ack.base_offset, ack.last_offset), (2, 2));
+        log.close().await.unwrap();
+        // The producer state read back from the log expects sequence 5 next.
+        let log = open().await.unwrap();
+        log.append(idempotent(5, &["d"]), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        let ack = log
+            .append(idempotent(6, &["e", "d"]), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        assert_eq!((ack.base_offset, ack.last_offset), (4, 4));
+        log.append(idempotent(8, &["f"]), AckLevel::Fsynced)
+            .await
+            .unwrap();
+        let read = log.read(0, 1 << 20).await.unwrap();
+        let values: Vec<String> = ringmq::batch::iter_framed(&read.concat())
+            .flat_map(|(_, batch)| ringmq::batch::records::decode(batch).unwrap())
+            .map(|stored| String::from_utf8(stored.record.value.unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(values, ["a", "b", "c", "d", "e", "f"]);
+        log.close().await.unwrap();
     });
 }

@@ -106,6 +106,10 @@ fn skip(body: &[u8], position: &mut usize) -> Option<()> {
 /// Rebuilds the batch `batch` without the records at the indexes `dropped` (sorted), keeping
 /// its codec, producer fields and transactional and timestamp-type attributes; None if every
 /// record is dropped. The records are decoded within `decompressed_bytes_max`.
+///
+/// An idempotent producer's batch keeps its last sequence number: its base sequence moves up
+/// by the records dropped, so that the producer's state read back from the log (at a restart)
+/// expects the sequence the producer sends next.
 pub fn without_records(
     batch: &[u8],
     dropped: &[i32],
@@ -114,10 +118,17 @@ pub fn without_records(
     let head = super::header(batch)?;
     let attributes = head.attributes.get();
     let codec = Compression::from_attributes(attributes)?;
+    let mut base_sequence = head.base_sequence.get();
+    if head.producer_id.get() >= 0 && base_sequence >= 0 {
+        let dropped_count = i32::try_from(dropped.len()).unwrap_or(i32::MAX);
+        // Kafka's sequences wrap at i32::MAX to 0.
+        base_sequence = ((i64::from(base_sequence) + i64::from(dropped_count))
+            % (i64::from(i32::MAX) + 1)) as i32;
+    }
     let mut builder = BatchBuilder::new(codec).idempotent(
         head.producer_id.get(),
         head.producer_epoch.get(),
-        head.base_sequence.get(),
+        base_sequence,
     );
     let epoch = head.partition_leader_epoch.get();
     for (index, stored) in decode_at_most(batch, decompressed_bytes_max)?
@@ -207,7 +218,8 @@ mod tests {
             let info = crate::batch::validate(&rebuilt, crate::batch::Limits::UNLIMITED).unwrap();
             assert_eq!(info.records_count, 2);
             assert_eq!(info.compression, codec);
-            assert_eq!((info.producer_id, info.base_sequence), (7, 40));
+            // Sequences 40..=43 sent, 2 dropped: the stored batch still ends at 43.
+            assert_eq!((info.producer_id, info.base_sequence), (7, 42));
             let records = decode(&rebuilt).unwrap();
             assert_eq!(records[0].record, record(1, None));
             assert_eq!(records[1].record, record(3, Some("c")));

@@ -124,6 +124,12 @@ fn topic_values(config: &LogConfig) -> Vec<(&'static str, String, ConfigType, bo
             Long,
             false,
         ),
+        (
+            "queue.retention.policy",
+            super::topics::queue_retention_policy(config.queue_retention_policy).into(),
+            Text,
+            false,
+        ),
     ]
 }
 

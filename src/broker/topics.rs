@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{BrokerError, BrokerResult, ErrorKind};
 use super::json_file;
-use crate::storage::{LogConfig, TimestampType};
+use crate::storage::{LogConfig, QueueRetentionPolicy, TimestampType};
 
 pub const METADATA_FILE: &str = "topics.json";
 pub const TOPICS_DIR: &str = "topics";
@@ -136,6 +136,13 @@ pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> BrokerRe
         "dedup_window_ms" => config.dedup_window_ms = number()?,
         "dedup_ids_max" => config.dedup_ids_max = number()? as usize,
         "dedup_scan_bytes_max" => config.dedup_scan_bytes_max = number()?,
+        "queue_retention_policy" => {
+            config.queue_retention_policy = match value {
+                "keep" => QueueRetentionPolicy::Keep,
+                "drop" => QueueRetentionPolicy::Drop,
+                _ => return Err(invalid("not keep or drop")),
+            }
+        }
         "direct_io" => {
             config.direct_io = match value {
                 "true" => true,
@@ -153,6 +160,13 @@ pub fn apply_setting(config: &mut LogConfig, key: &str, value: &str) -> BrokerRe
         _ => return Err(invalid("unknown setting")),
     }
     Ok(())
+}
+
+pub fn queue_retention_policy(policy: QueueRetentionPolicy) -> &'static str {
+    match policy {
+        QueueRetentionPolicy::Keep => "keep",
+        QueueRetentionPolicy::Drop => "drop",
+    }
 }
 
 /// The settings a topic shows in metadata, with our keys.
@@ -196,6 +210,10 @@ pub fn describe(config: &LogConfig) -> Vec<(String, String)> {
         (
             "dedup_scan_bytes_max".into(),
             config.dedup_scan_bytes_max.to_string(),
+        ),
+        (
+            "queue_retention_policy".into(),
+            queue_retention_policy(config.queue_retention_policy).into(),
         ),
     ]
 }

@@ -221,6 +221,74 @@ impl QueueConsumer {
     }
 }
 
+impl QueueConsumer {
+    /// Keeps every message of `messages` locked to this consumer for `visibility_ms` more from
+    /// now (0: the group's timeout), in as few settles as their offsets allow.
+    pub async fn extend_all(&self, messages: &[QueueMessage], visibility_ms: u32) -> Result<()> {
+        self.settle(SettleAction::Extend { visibility_ms }, ranges_of(messages))
+            .await
+    }
+
+    /// Runs `handler` while keeping `messages` locked: before a third of their lock is left
+    /// (judged from the earliest `lock_deadline_ms` received), each lock is extended by this
+    /// consumer's `visibility_timeout_ms` (0: the group's), again and again until the handler
+    /// returns. So a handler may run longer than the visibility timeout without its messages
+    /// going to another consumer, and one that hangs loses them only if the process dies.
+    ///
+    /// The extensions run beside the handler on this thread: a handler that blocks the thread
+    /// (CPU work, blocking I/O) must yield now and then, or run elsewhere and be awaited here.
+    /// If an extension fails (the broker says the lock is gone, or the connection broke),
+    /// extending stops and the handler still finishes; settling afterwards reports the lost
+    /// lock.
+    pub async fn while_locked<F: std::future::Future>(
+        &self,
+        messages: &[QueueMessage],
+        handler: F,
+    ) -> F::Output {
+        use futures_util::future::{Either, select};
+        let Some(earliest) = messages.iter().map(|m| m.lock_deadline_ms).min() else {
+            return handler.await;
+        };
+        let lease_ms = earliest.saturating_sub(now_ms());
+        let extender = async {
+            let mut left_ms = lease_ms;
+            loop {
+                // Extend with two thirds of the lock still to run: a round trip and a busy
+                // broker fit in the last third.
+                let wait = (left_ms / 3).max(EXTEND_EVERY_MIN_MS);
+                crate::runtime::sleep(std::time::Duration::from_millis(wait)).await;
+                let visibility_ms = self.config.visibility_timeout_ms;
+                if self.extend_all(messages, visibility_ms).await.is_err() {
+                    return;
+                }
+                left_ms = match visibility_ms {
+                    0 => lease_ms,
+                    ms => u64::from(ms),
+                };
+            }
+        };
+        let handler = std::pin::pin!(handler);
+        let extender = std::pin::pin!(async {
+            extender.await;
+            // Extending stopped: wait for the handler alone.
+            std::future::pending::<std::convert::Infallible>().await
+        });
+        match select(handler, extender).await {
+            Either::Left((output, _)) => output,
+            Either::Right((never, _)) => match never {},
+        }
+    }
+}
+
+/// Extensions are at least this far apart, however short the lock.
+const EXTEND_EVERY_MIN_MS: u64 = 10;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
 /// A number no other consumer of this process, or likely of any, gets: the clock, the process
 /// and a counter, hashed.
 fn unique() -> u64 {

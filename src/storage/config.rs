@@ -29,6 +29,19 @@ impl AckLevel {
     }
 }
 
+/// What retention does with a segment holding messages a queue group has not settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueRetentionPolicy {
+    /// Keep it (and every later one) until the groups have settled it: the partition may grow
+    /// past its retention while a queue falls behind.
+    #[default]
+    Keep,
+    /// Delete it as any other: its unsettled messages are lost to the groups (counted in
+    /// `ringmq_queue_lost_total`).
+    Drop,
+}
+
 /// Which timestamp a batch is indexed by: the producer's, or the broker's at append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum TimestampType {
@@ -93,6 +106,8 @@ pub struct LogConfig {
     pub dedup_ids_max: usize,
     /// How much of the log's tail is read at open to rebuild the deduplication ids.
     pub dedup_scan_bytes_max: u64,
+    /// Whether retention may delete segments holding messages a queue group has not settled.
+    pub queue_retention_policy: QueueRetentionPolicy,
 }
 
 impl Default for LogConfig {
@@ -125,6 +140,7 @@ impl Default for LogConfig {
             // carry ids ever hold any.
             dedup_ids_max: 100_000,
             dedup_scan_bytes_max: 64 << 20,
+            queue_retention_policy: QueueRetentionPolicy::Keep,
         }
     }
 }

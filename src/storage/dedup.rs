@@ -11,7 +11,11 @@
 //!
 //! Restart: the ids are rebuilt at open from the log itself, reading back its tail while its
 //! segments are young enough to hold ids in the window, at most `dedup_scan_bytes_max` bytes,
-//! with each id's time taken from its batch's timestamp. The log is the only record of what was
+//! with each id's time taken from its batch's timestamp. Only partitions that ever held an id
+//! are read: the first id appended leaves an empty marker file (`dedup-ids`) in the
+//! partition's directory, made durable on the blocking pool before that append is answered
+//! (an append racing it in that millisecond may be answered first), so a broker with thousands
+//! of partitions and no ids does not read their tails at every start. The log is the only record of what was
 //! appended, so the rebuilt state can never disagree with it (a checkpoint file would have to
 //! be reconciled with the log's tail after a crash anyway, which is this same scan). What the
 //! scan costs is bounded by that setting and only batches that contain the header's name are
@@ -33,6 +37,20 @@ use crate::batch::{self, AppendLimits, HeaderSearch, Limits};
 
 /// The header a producer sets to a message's deduplication id.
 pub const DEDUP_HEADER: &str = "x-dedup-id";
+
+/// The marker of a partition whose records ever carried a deduplication id.
+pub const MARKER_FILE: &str = "dedup-ids";
+
+/// Whether the partition in `dir` ever held a deduplication id. Blocking.
+pub fn marked(dir: &Path) -> bool {
+    dir.join(MARKER_FILE).exists()
+}
+
+/// Leaves the marker in `dir`, durably. Blocking: it runs on the blocking pool.
+pub fn mark(dir: &Path) -> std::io::Result<()> {
+    fs::File::create(dir.join(MARKER_FILE))?.sync_all()?;
+    super::dirsync::sync_dir(dir)
+}
 
 /// What one inflated batch may take while the ids are rebuilt at open.
 const SCAN_DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
@@ -189,7 +207,7 @@ pub fn scan(
     now_ms: i64,
 ) -> Result<Vec<(DedupId, u64, i64)>> {
     let mut found = Vec::new();
-    if config.dedup_window_ms == 0 || config.dedup_ids_max == 0 {
+    if config.dedup_window_ms == 0 || config.dedup_ids_max == 0 || !marked(dir) {
         return Ok(found);
     }
     let horizon = now_ms.saturating_sub(i64::try_from(config.dedup_window_ms).unwrap_or(i64::MAX));

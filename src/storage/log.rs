@@ -149,6 +149,12 @@ struct State {
     producers: ProducerStates,
     /// The deduplication ids appended within the window.
     dedup: DedupIds,
+    /// The partition's directory holds the marker that it ever held an id (or its write is
+    /// under way).
+    dedup_marked: bool,
+    /// The lowest offset some queue group of the partition has not settled (None: no group):
+    /// retention keeps the segments holding it unless the topic's policy is `drop`.
+    retention_hold: Option<u64>,
     /// Damage isolated in sealed segments: reads step over it.
     damage: DamageMap,
     /// The start DeleteRecords set (durable in the start checkpoint); the log starts at the
@@ -224,6 +230,7 @@ impl PartitionLog {
             damage,
             producer_batches,
             dedup_found,
+            dedup_marked,
             start_floor,
         } = opened;
         let active = segments
@@ -255,6 +262,8 @@ impl PartitionLog {
             tail: TailCache::new(config.tail_cache_bytes_max),
             producers: ProducerStates::rebuilt(&producer_batches),
             dedup: DedupIds::rebuilt(dedup_found, &config, now_ms()),
+            dedup_marked,
+            retention_hold: None,
             damage,
             // Recovery may have cut a torn tail below the checkpointed start.
             start_floor: start_floor.unwrap_or(0).min(end),
@@ -301,6 +310,13 @@ impl PartitionLog {
         *self.shared.config.borrow_mut() = config;
         self.shared.work.notify();
         Ok(())
+    }
+
+    /// Tells retention the lowest offset the partition's queue groups have not all settled
+    /// (None: it has no queue group). Segments at or above it are kept unless the topic's
+    /// `queue_retention_policy` is `drop`.
+    pub fn set_retention_hold(&self, hold: Option<u64>) {
+        self.shared.state.borrow_mut().retention_hold = hold;
     }
 
     /// The first offset still in the log.
@@ -415,6 +431,7 @@ struct Opened {
     producer_batches: Vec<BatchInfo>,
     /// The deduplication ids in the log's tail (see `storage::dedup`).
     dedup_found: Vec<(dedup::DedupId, u64, i64)>,
+    dedup_marked: bool,
     /// The start DeleteRecords set, from the start checkpoint.
     start_floor: Option<u64>,
 }
@@ -437,6 +454,7 @@ fn recover_at_open(store: &SegmentStore, config: &LogConfig) -> Result<Opened> {
         damage,
         producer_batches,
         dedup_found,
+        dedup_marked: dedup::marked(store.dir()),
         start_floor: start::read_checkpoint(store.dir())?,
     })
 }

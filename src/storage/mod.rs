@@ -20,6 +20,6 @@ mod segment_read;
 pub mod segment_store;
 pub mod tail_cache;
 
-pub use config::{AckLevel, LogConfig, TimestampType};
+pub use config::{AckLevel, LogConfig, QueueRetentionPolicy, TimestampType};
 pub use error::StorageError;
 pub use log::{AppendAck, PartitionLog, ReadResult, TimedOffset};

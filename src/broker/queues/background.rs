@@ -1,7 +1,7 @@
 //! Each shard's one queue timer: every `lock_check_interval_ms` it ends the locks whose
 //! deadline passed on the partitions the shard owns (messages available again, or
-//! dead-lettered once out of deliveries), retries dead letters that failed, and publishes the
-//! groups' metrics. A state's `expire` is a no-op until its earliest deadline, so a tick costs
+//! dead-lettered once out of deliveries), retries dead letters that failed, publishes the
+//! groups' metrics and tells each log what its groups have not settled (retention keeps it). A state's `expire` is a no-op until its earliest deadline, so a tick costs
 //! little where nothing expires.
 
 use std::rc::Rc;
@@ -34,7 +34,8 @@ async fn tick(state: &Rc<ShardState>) {
             let _ = dead_letter::write(state, &queues, &group, letter).await;
         }
         if let Ok(log) = state.log(&queues.topic, queues.partition) {
-            queues.publish_metrics(log.high_watermark());
+            queues.publish_metrics(&log, now_ms()).await;
+            log.set_retention_hold(queues.retention_hold());
         }
     }
 }

@@ -12,6 +12,7 @@ pub struct QueueMetrics {
     delayed: Gauge,
     spans: Gauge,
     fifo_keys: Gauge,
+    oldest_age: Gauge,
     deliveries: Counter,
     redeliveries: Counter,
     acks: Counter,
@@ -38,6 +39,7 @@ impl QueueMetrics {
             delayed: gauge("ringmq_queue_delayed_messages"),
             spans: gauge("ringmq_queue_window_spans"),
             fifo_keys: gauge("ringmq_queue_fifo_keys"),
+            oldest_age: gauge("ringmq_queue_oldest_available_age_seconds"),
             deliveries: counter("ringmq_queue_deliveries_total"),
             redeliveries: counter("ringmq_queue_redeliveries_total"),
             acks: counter("ringmq_queue_acks_total"),
@@ -50,7 +52,10 @@ impl QueueMetrics {
         }
     }
 
-    pub fn publish(&self, stats: &Stats, view: &View) {
+    /// Publishes the group's totals and window; `oldest_age_ms` is the age of its oldest
+    /// available message (0 when none is).
+    pub fn publish(&self, stats: &Stats, view: &View, oldest_age_ms: u64) {
+        self.oldest_age.set(oldest_age_ms as f64 / 1000.0);
         self.available.set(view.available as f64);
         self.in_flight.set(view.in_flight as f64);
         self.delayed.set(view.delayed as f64);
@@ -82,6 +87,10 @@ pub fn describe_metrics() {
     describe_gauge!(
         "ringmq_queue_delayed_messages",
         "Messages held back: released with a delay, not yet due (x-delay-ms, delay_ms), or parked behind their FIFO group's head."
+    );
+    describe_gauge!(
+        "ringmq_queue_oldest_available_age_seconds",
+        "Age of the oldest message a queue group could deliver now (by its batch's first timestamp; 0 when none)."
     );
     describe_gauge!(
         "ringmq_queue_fifo_keys",

@@ -74,6 +74,9 @@ pub struct PartitionQueues {
     journal: PartitionLog,
     groups: RefCell<Groups>,
     metrics: RefCell<HashMap<String, QueueMetrics>>,
+    /// Each group's oldest available offset as last read, and its batch's first timestamp:
+    /// the age gauge reads the log only when that offset moves.
+    oldest: RefCell<HashMap<String, (u64, u64)>>,
     /// Notified when a settle, an expiry or a dead letter may have freed something.
     pub changed: Notify,
     /// Dead letters to write at the next tick (a write failed, or a restart found them).
@@ -88,6 +91,7 @@ impl PartitionQueues {
             journal,
             groups: RefCell::new(groups),
             metrics: RefCell::new(HashMap::new()),
+            oldest: RefCell::new(HashMap::new()),
             changed: Notify::default(),
             retries: RefCell::new(Vec::new()),
         }
@@ -144,18 +148,69 @@ impl PartitionQueues {
         letters
     }
 
-    /// Publishes every group's metrics.
-    pub fn publish_metrics(&self, high_watermark: u64) {
+    /// The lowest offset some group has not settled (None: no group): what retention keeps.
+    pub fn retention_hold(&self) -> Option<u64> {
+        self.groups
+            .borrow()
+            .values()
+            .map(QueueState::settled_below)
+            .min()
+    }
+
+    /// Tells the partition's log what its queue groups still need (see `retention_hold`).
+    pub fn hold_retention(&self, state: &crate::broker::ShardState) {
+        if let Ok(log) = state.log(&self.topic, self.partition) {
+            log.set_retention_hold(self.retention_hold());
+        }
+    }
+
+    /// Publishes every group's metrics, reading from `log` the timestamp of each group's
+    /// oldest available message when that message changed since the last time.
+    pub async fn publish_metrics(&self, log: &PartitionLog, now_ms: u64) {
+        let high_watermark = log.high_watermark();
+        let oldest: Vec<(String, Option<u64>)> = self
+            .groups
+            .borrow()
+            .iter()
+            .map(|(name, state)| (name.clone(), state.view(high_watermark).oldest_available))
+            .collect();
+        for (name, offset) in &oldest {
+            let known = self.oldest.borrow().get(name).map(|(at, _)| *at);
+            if let Some(offset) = *offset
+                && known != Some(offset)
+                && let Some(timestamp) = batch_timestamp(log, offset).await
+            {
+                self.oldest
+                    .borrow_mut()
+                    .insert(name.clone(), (offset, timestamp));
+            }
+        }
         let groups = self.groups.borrow();
         let mut metrics = self.metrics.borrow_mut();
+        let mut timestamps = self.oldest.borrow_mut();
         metrics.retain(|name, _| groups.contains_key(name));
+        timestamps.retain(|name, _| groups.contains_key(name));
         for (name, state) in groups.iter() {
+            let view = state.view(high_watermark);
+            let age_ms = view
+                .oldest_available
+                .and_then(|offset| timestamps.get(name).filter(|(at, _)| *at == offset))
+                .map_or(0, |(_, timestamp)| now_ms.saturating_sub(*timestamp));
             metrics
                 .entry(name.clone())
                 .or_insert_with(|| QueueMetrics::new(&self.topic, name, self.partition))
-                .publish(&state.stats, &state.view(high_watermark));
+                .publish(&state.stats, &view, age_ms);
         }
     }
+}
+
+/// The first timestamp of the batch holding `offset` (clamped at 0), or None if it cannot be
+/// read now (gone, damaged): the age gauge then waits for the next tick.
+async fn batch_timestamp(log: &PartitionLog, offset: u64) -> Option<u64> {
+    let read = log.read(offset, 1).await.ok()?;
+    let first = read.chunks.first()?;
+    let header = crate::batch::header(first).ok()?;
+    Some(header.base_timestamp.get().max(0) as u64)
 }
 
 /// The queue groups of every partition this shard owns that has any.
@@ -202,6 +257,7 @@ pub async fn open_owned(
     };
     let queues = Rc::new(PartitionQueues::new(topic, partition, log, groups));
     state.queues.borrow_mut().insert(queues.clone());
+    queues.hold_retention(state);
     background::queue_exhausted(state, &queues);
     Ok(())
 }

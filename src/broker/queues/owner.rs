@@ -64,6 +64,8 @@ pub async fn define(
     // journal after it, so its record comes first.
     let entry = Entry::Define { start, settings };
     super::journal::fold(&mut queues.groups.borrow_mut(), group, entry.clone(), topic);
+    // Retention keeps what the new group has yet to settle from here on, not from the next tick.
+    log.set_retention_hold(queues.retention_hold());
     if let Err(error) = queues.journal(group, vec![entry]).await {
         queues.groups.borrow_mut().remove(group);
         return Err(error);

@@ -93,6 +93,8 @@ pub struct View {
     pub consumers: u64,
     /// FIFO group keys in play (each with a message in flight or parked).
     pub fifo_keys: u64,
+    /// The lowest offset available now (released, lock expired, or not yet delivered), if any.
+    pub oldest_available: Option<u64>,
 }
 
 /// Locks held, in all and per consumer; kept in step with every status change.
@@ -484,6 +486,8 @@ impl QueueState {
             );
         }
         if self.cursor < log_start {
+            // Never delivered, and gone before they were: lost as much as those in the window.
+            self.stats.lost += log_start - self.cursor;
             self.cursor = log_start;
         }
         self.collapse();
@@ -643,9 +647,18 @@ impl QueueState {
         };
         // Beyond the window's end the messages are waiting too, just not deliverable yet.
         view.available += high_watermark.saturating_sub(self.end(high_watermark).max(self.cursor));
+        if high_watermark > self.cursor {
+            view.oldest_available = Some(self.cursor);
+        }
         for (first, span) in self.spans.iter() {
             match span.status {
-                Status::Available { .. } => view.available += len(first, span),
+                Status::Available { .. } => {
+                    view.available += len(first, span);
+                    view.oldest_available = Some(
+                        view.oldest_available
+                            .map_or(first, |oldest| oldest.min(first)),
+                    );
+                }
                 Status::Locked { holder: None, .. } => view.delayed += len(first, span),
                 _ => {}
             }

@@ -109,11 +109,17 @@ impl PartitionLog {
                 self.wait_until_acknowledged(ack.last_offset, level).await?;
                 Ok(ack)
             }
-            Queued::Appended { ack, answer: None } => Ok(ack),
-            Queued::Appended {
-                answer: Some(answer),
-                ..
-            } => answer.await.unwrap_or(Err(StorageError::Closed)),
+            Queued::Appended { ack, answer, mark } => {
+                if mark {
+                    // A restart rebuilds the ids only where this marker is (storage::dedup).
+                    let dir = self.shared.store.dir().to_path_buf();
+                    runtime::blocking(move || dedup::mark(&dir)).await?;
+                }
+                match answer {
+                    None => Ok(ack),
+                    Some(answer) => answer.await.unwrap_or(Err(StorageError::Closed)),
+                }
+            }
         }
     }
 
@@ -143,6 +149,8 @@ impl PartitionLog {
             (config.dedup_window_ms, config.dedup_ids_max, max)
         };
         let mut screened = None;
+        // This append carries the partition's first id: the marker is written before its answer.
+        let mut mark = false;
         // With records dropped: the batches as sent, and where each went in the rebuilt append.
         let mut sent = None;
         if !ids.is_empty() {
@@ -217,6 +225,10 @@ impl PartitionLog {
                 }
             }
             shared.metrics.dedup_ids.set(state.dedup.len() as f64);
+            if !state.dedup_marked && !state.dedup.is_empty() {
+                state.dedup_marked = true;
+                mark = true;
+            }
         }
         let (reply, answer) = match level {
             AckLevel::None => (None, None),
@@ -237,7 +249,7 @@ impl PartitionLog {
         });
         drop(state);
         shared.work.notify();
-        Ok(Queued::Appended { ack, answer })
+        Ok(Queued::Appended { ack, answer, mark })
     }
 
     /// Waits until the original append of a retried batch is written or has failed: only then
@@ -340,6 +352,8 @@ enum Queued {
     Appended {
         ack: AppendAck,
         answer: Option<oneshot::Receiver<Result<AppendAck>>>,
+        /// The append carries the partition's first deduplication id: write the marker.
+        mark: bool,
     },
     /// An idempotent producer's retry of a batch appended before, with its original offsets
     /// and the outcome of that append while it is still queued.
@@ -517,14 +531,12 @@ fn validate_batches(records: &[u8], config: &LogConfig) -> Result<(Vec<BatchInfo
     let deduplicating = config.dedup_window_ms > 0;
     let mut position = 0;
     while let Some(rest) = records.get(position..).filter(|rest| !rest.is_empty()) {
-        let mut search = HeaderSearch::new(DEDUP_HEADER.as_bytes());
-        let info = batch::validate_append_finding(
-            rest,
-            &limits,
-            &mut inflate_budget,
-            deduplicating.then_some(&mut search),
-        )?;
-        dedup::gather(&mut ids, batches.len(), search.found);
+        let mut search = deduplicating.then(|| HeaderSearch::new(DEDUP_HEADER.as_bytes()));
+        let info =
+            batch::validate_append_finding(rest, &limits, &mut inflate_budget, search.as_mut())?;
+        if let Some(search) = search {
+            dedup::gather(&mut ids, batches.len(), search.found);
+        }
         position += info.size_bytes;
         batches.push(info);
     }

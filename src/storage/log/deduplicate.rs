@@ -5,7 +5,9 @@
 //! A batch losing records is re-encoded (same codec, producer fields and attributes) because a
 //! batch's records must have offset deltas 0, 1, 2, ...: it is the one case where the log stores
 //! other bytes than the producer sent. An idempotent producer's sequence numbers still count the
-//! records it sent (its state is recorded from the original batch), so its next batch follows.
+//! records it sent (its state is recorded from the original batch, and the rebuilt batch ends
+//! at the original's last sequence, so the state read back at a restart agrees), so its next
+//! batch follows.
 
 use bytes::{BufMut, BytesMut};
 

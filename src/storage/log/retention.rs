@@ -1,5 +1,7 @@
 //! Retention: whole sealed segments go once they are older than `retention_ms`, the log is
-//! over `retention_bytes_max`, or they lie wholly below the log start DeleteRecords set,
+//! over `retention_bytes_max`, or they lie wholly below the log start DeleteRecords set (but
+//! the first two never take a segment holding messages a queue group has not settled, unless
+//! the topic's `queue_retention_policy` is `drop`),
 //! checked by one task per log every `retention_check_interval_ms` (and at once after a new
 //! log start).
 //!
@@ -13,6 +15,7 @@ use tracing::{info, warn};
 
 use super::{PartitionLog, Shared, now_ms};
 use crate::runtime;
+use crate::storage::config::QueueRetentionPolicy;
 use crate::storage::error::Result;
 
 impl PartitionLog {
@@ -60,6 +63,15 @@ impl Shared {
                 .retention_bytes_max
                 .is_some_and(|limit| total.saturating_sub(size_bytes) >= limit);
             if !by_age && !by_size && !below_start {
+                break;
+            }
+            // Unsettled queue messages stop retention (not DeleteRecords or a purge: those
+            // are asked for), unless the topic lets it drop them.
+            let holds_unsettled = state.retention_hold.is_some_and(|hold| next_offset > hold);
+            if holds_unsettled
+                && !below_start
+                && self.config().queue_retention_policy == QueueRetentionPolicy::Keep
+            {
                 break;
             }
             total = total.saturating_sub(size_bytes);
