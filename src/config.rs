@@ -49,6 +49,8 @@ pub struct BrokerConfig {
     pub kafka_tls: TlsSettings,
     /// TLS on the /metrics listener (`[http_tls]`).
     pub http_tls: TlsSettings,
+    /// TLS on the SQS listener (`[sqs_tls]`): queue URLs then say `https`.
+    pub sqs_tls: TlsSettings,
     /// SASL mechanisms Kafka clients must authenticate with (`PLAIN`, `SCRAM-SHA-256`,
     /// `SCRAM-SHA-512`); empty serves every client unauthenticated.
     pub kafka_sasl_mechanisms: Vec<String>,
@@ -314,6 +316,7 @@ impl Default for BrokerConfig {
             tls: TlsSettings::default(),
             kafka_tls: TlsSettings::default(),
             http_tls: TlsSettings::default(),
+            sqs_tls: TlsSettings::default(),
             kafka_sasl_mechanisms: Vec::new(),
             kafka_sasl_session_lifetime_ms: 0,
             sasl_mechanisms: Vec::new(),
@@ -523,6 +526,7 @@ impl BrokerConfig {
         self.tls.validate("tls")?;
         self.kafka_tls.validate("kafka_tls")?;
         self.http_tls.validate("http_tls")?;
+        self.sqs_tls.validate("sqs_tls")?;
         let listeners = [
             ("kafka_sasl_mechanisms", &self.kafka_sasl_mechanisms),
             ("sasl_mechanisms", &self.sasl_mechanisms),

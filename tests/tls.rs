@@ -98,7 +98,9 @@ fn broker_with(
         shards: 2,
         tls: settings.clone(),
         kafka_tls: settings.clone(),
-        http_tls: settings,
+        http_tls: settings.clone(),
+        sqs_listen: "127.0.0.1:0".into(),
+        sqs_tls: settings,
         ..Default::default()
     })
 }
@@ -703,4 +705,44 @@ fn confluent_kafka_authenticates_with_scram_over_tls() {
     let untrusting =
         common::clients::confluent_kafka(&address, alice, "sasl-ssl-y", Some(&other.ca));
     assert!(untrusting.unwrap().is_err(), "a broker it cannot verify");
+}
+
+/// The SQS door over HTTPS: boto3, trusting the test's authority (AWS_CA_BUNDLE), makes a
+/// queue (its URL says https), sends, receives and deletes; plaintext HTTP gets no answer.
+#[test]
+fn boto3_uses_the_sqs_door_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "sqs");
+    let broker = broker(dir.path(), &pki, false);
+    let address = broker.handle.as_ref().unwrap().sqs_address.unwrap();
+    let python = common::clients_dir().join(".venv/bin/python");
+    let endpoint = format!("https://localhost:{}", address.port());
+    let output = Command::new(&python)
+        .arg(common::clients_dir().join("sqs_client.py"))
+        .args([endpoint.as_str(), "tls"])
+        .env("AWS_CA_BUNDLE", &pki.ca)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(error) => return common::tool_missing("boto3 (tests/clients/.venv)", &error),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["scheme"], "https");
+    assert_eq!(seen["bodies"], serde_json::json!(["sealed"]));
+    let plain = std::net::TcpStream::connect(address).and_then(|mut socket| {
+        use std::io::{Read, Write};
+        socket.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        socket.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")?;
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer);
+        Ok(answer)
+    });
+    let answer = plain.unwrap();
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
 }

@@ -19,7 +19,7 @@ pub(crate) enum Which {
     Native,
     Kafka,
     Http,
-    /// The SQS door: plaintext HTTP only (TLS belongs in front of it for now).
+    /// The SQS door (HTTP, or HTTPS with `[sqs_tls]`).
     Sqs,
 }
 
@@ -29,6 +29,7 @@ pub(crate) struct ListenerTls {
     pub native: Option<Arc<rustls::ServerConfig>>,
     pub kafka: Option<Arc<rustls::ServerConfig>>,
     pub http: Option<Arc<rustls::ServerConfig>>,
+    pub sqs: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ListenerTls {
@@ -39,6 +40,8 @@ impl ListenerTls {
             .map_err(|error| format!("kafka_tls (Kafka listener): {error}"))?;
         let http = server_config(&config.http_tls)
             .map_err(|error| format!("http_tls (metrics listener): {error}"))?;
+        let sqs = server_config(&config.sqs_tls)
+            .map_err(|error| format!("sqs_tls (SQS listener): {error}"))?;
         let listeners = [
             ("listen", config.listen_address().ok(), native.is_some()),
             (
@@ -50,6 +53,11 @@ impl ListenerTls {
                 "http_listen",
                 config.http_listen_address().ok().flatten(),
                 http.is_some(),
+            ),
+            (
+                "sqs_listen",
+                config.sqs_listen_address().ok().flatten(),
+                sqs.is_some(),
             ),
         ];
         for (setting, address, encrypted) in listeners {
@@ -68,6 +76,7 @@ impl ListenerTls {
             native,
             kafka,
             http,
+            sqs,
         })
     }
 }
@@ -83,7 +92,7 @@ impl ListenerTls {
             Which::Native => tls.native.clone(),
             Which::Kafka => tls.kafka.clone(),
             Which::Http => tls.http.clone(),
-            Which::Sqs => None,
+            Which::Sqs => tls.sqs.clone(),
         }
     }
 

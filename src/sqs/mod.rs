@@ -149,10 +149,12 @@ pub(crate) struct Handler {
 
 impl Handler {
     pub fn queue_url(&self, queue: &str) -> String {
-        format!(
-            "http://{}/{}/{queue}",
-            self.host, self.state.config.sqs.account_id
-        )
+        let config = &self.state.config;
+        let scheme = match config.sqs_tls.cert_path {
+            Some(_) => "https",
+            None => "http",
+        };
+        format!("{scheme}://{}/{}/{queue}", self.host, config.sqs.account_id)
     }
 }
 

@@ -361,7 +361,18 @@ def durable_after():
     out["sources"] = [u.rsplit("/", 1)[1] for u in sqs.list_dead_letter_source_queues(QueueUrl=sqs.get_queue_url(QueueName="kept-dlq")["QueueUrl"]).get("queueUrls", [])]
 
 
+def tls():
+    """Over HTTPS (the test sets AWS_CA_BUNDLE to its own authority)."""
+    url = sqs.create_queue(QueueName="secure")["QueueUrl"]
+    out["scheme"] = url.split(":", 1)[0]
+    sqs.send_message(QueueUrl=url, MessageBody="sealed")
+    got = receive(url, WaitTimeSeconds=2)
+    out["bodies"] = [m["Body"] for m in got]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+
+
 {
+    "tls": tls,
     "lifecycle": lifecycle,
     "long_poll": long_poll,
     "visibility": visibility,
