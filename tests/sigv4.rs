@@ -128,6 +128,16 @@ fn requests_botocore_signs_verify_and_changed_ones_do_not() {
             Err(SigV4Error::Mismatch),
             "{url}: the body"
         );
+        // The body swapped, with an unsigned header claiming the signed body's hash.
+        let mut claimed = tampered.clone();
+        let hash = ring::digest::digest(&ring::digest::SHA256, &signed.4);
+        let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        claimed.3.push(("X-Amz-Content-SHA256".into(), hex));
+        assert_eq!(
+            check(&claimed, SECRET),
+            Err(SigV4Error::Mismatch),
+            "{url}: a claimed body hash"
+        );
         let mut moved = signed.clone();
         moved.1.push_str("other");
         assert_eq!(

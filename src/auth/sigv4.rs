@@ -206,10 +206,15 @@ fn canonical_request(request: &Request<'_>, signed: &[String]) -> Result<String,
         }
         headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload = match request.header("x-amz-content-sha256") {
-        Some(hash) => hash.to_string(),
-        None => hex(digest::digest(&digest::SHA256, request.body).as_ref()),
-    };
+    // The hash of the body received, never the one the client claims: a claimed hash (an
+    // unsigned header) naming the signed body would let the body be swapped. A claim that is
+    // not this body's hash (UNSIGNED-PAYLOAD included) is refused.
+    let payload = hex(digest::digest(&digest::SHA256, request.body).as_ref());
+    if let Some(claimed) = request.header("x-amz-content-sha256")
+        && !claimed.eq_ignore_ascii_case(&payload)
+    {
+        return Err(SigV4Error::Mismatch);
+    }
     let path = if request.path.is_empty() {
         "/".to_string()
     } else {

@@ -41,8 +41,19 @@ const ACK_RANGE_OFFSETS_MAX: i64 = 1 << 31;
 /// One partition's acknowledgements as the request gave them, each checked.
 type PartitionAcks = BTreeMap<SessionPartition, Result<Vec<(u64, u64, SettleAction)>, i16>>;
 
-/// A batch's ranges as (first, last, action), gaps dropped; or INVALID_REQUEST.
-fn ranges_of(first: i64, last: i64, types: &[i8]) -> Result<Vec<(u64, u64, SettleAction)>, i16> {
+/// Not a Kafka code: a partition's acknowledgements past the request's budget of ranges, which
+/// `settle` turns into the whole request's INVALID_REQUEST (never sent as is).
+const RANGES_EXHAUSTED: i16 = -1;
+
+/// A batch's ranges as (first, last, action), gaps dropped; or INVALID_REQUEST. Each range
+/// takes one from `budget` (the request's, `SETTLE_RANGES_MAX`), so alternating per-offset
+/// types in a large frame are refused before they become millions of ranges.
+fn ranges_of(
+    first: i64,
+    last: i64,
+    types: &[i8],
+    budget: &mut usize,
+) -> Result<Vec<(u64, u64, SettleAction)>, i16> {
     let (Ok(start), Ok(end)) = (u64::try_from(first), u64::try_from(last)) else {
         return Err(INVALID_REQUEST);
     };
@@ -58,17 +69,28 @@ fn ranges_of(first: i64, last: i64, types: &[i8]) -> Result<Vec<(u64, u64, Settl
             _ => return Err(INVALID_REQUEST),
         })
     };
+    let mut take = || match budget.checked_sub(1) {
+        Some(left) => {
+            *budget = left;
+            Ok(())
+        }
+        None => Err(RANGES_EXHAUSTED),
+    };
     match types {
-        [one] => Ok(action(*one)?
-            .map(|a| vec![(start, end, a)])
-            .unwrap_or_default()),
+        [one] => match action(*one)? {
+            Some(a) => take().map(|()| vec![(start, end, a)]),
+            None => Ok(Vec::new()),
+        },
         many if u64::try_from(many.len()).ok() == Some(end - start + 1) => {
             let mut out: Vec<(u64, u64, SettleAction)> = Vec::new();
             for (offset, kind) in (start..=end).zip(many) {
                 let Some(a) = action(*kind)? else { continue };
                 match out.last_mut() {
                     Some((_, last, prev)) if *prev == a && *last + 1 == offset => *last = offset,
-                    _ => out.push((offset, offset, a)),
+                    _ => {
+                        take()?;
+                        out.push((offset, offset, a));
+                    }
                 }
             }
             Ok(out)
@@ -82,6 +104,7 @@ fn acks_of<'a>(
     batches: impl Iterator<Item = (SessionPartition, Vec<(i64, i64, &'a [i8])>)>,
 ) -> PartitionAcks {
     let mut out = PartitionAcks::new();
+    let mut budget = crate::broker::queues::settings::SETTLE_RANGES_MAX;
     for (partition, ranges) in batches {
         let mut checked = Ok(Vec::new());
         let mut previous_last: Option<i64> = None;
@@ -90,7 +113,10 @@ fn acks_of<'a>(
                 checked = Err(INVALID_REQUEST);
             }
             previous_last = Some(last);
-            match (&mut checked, ranges_of(first, last, types)) {
+            if checked.is_err() {
+                continue;
+            }
+            match (&mut checked, ranges_of(first, last, types, &mut budget)) {
                 (Ok(all), Ok(mut more)) => all.append(&mut more),
                 (slot, Err(code)) => *slot = Err(code),
                 (Err(_), Ok(_)) => {}
@@ -117,6 +143,17 @@ async fn settle(
     ids: &TopicIds,
     acks: PartitionAcks,
 ) -> Result<BTreeMap<SessionPartition, (i16, Option<String>)>, BrokerError> {
+    if acks
+        .values()
+        .any(|checked| checked == &Err(RANGES_EXHAUSTED))
+    {
+        let limit = crate::broker::queues::settings::SETTLE_RANGES_MAX;
+        let message = format!("at most {limit} acknowledgement ranges per request");
+        return Err(BrokerError::new(
+            crate::broker::ErrorKind::InvalidRequest,
+            message,
+        ));
+    }
     let mut codes = BTreeMap::new();
     let mut wanted = Vec::new();
     let mut names = BTreeMap::new();

@@ -12,7 +12,7 @@ use super::params::{self, Params};
 use super::store::{self, QueueMeta};
 use super::{Handler, now_ms};
 use crate::broker::ErrorKind;
-use crate::broker::service::{ConfigChange, NewQueueGroup, NewTopic};
+use crate::broker::service::{ConfigChange, NewQueueGroup, NewTopic, Operation, ResourceType};
 
 /// Tags one queue may have, and their bounds (SQS's).
 const TAGS_MAX: usize = 50;
@@ -270,6 +270,16 @@ pub async fn get_queue_attributes(h: &Handler, p: &Params) -> Result<Value, SqsE
     Ok(json!({ "Attributes": shown }))
 }
 
+/// A queue's attributes and tags are its topic's settings: changing them needs AlterConfigs
+/// on the topic (as Kafka's IncrementalAlterConfigs does), not just the store's Write that
+/// every SQS user has.
+fn may_alter(h: &Handler, queue: &str) -> Result<(), SqsError> {
+    let alter = Operation::AlterConfigs;
+    h.service
+        .authorize(&h.ctx, ResourceType::Topic, queue, alter)
+        .map_err(from_broker)
+}
+
 pub async fn set_queue_attributes(h: &Handler, p: &Params) -> Result<Value, SqsError> {
     let queue = params::queue_of(p, &h.path)?;
     let given = params::string_map(p, "Attributes")?;
@@ -277,6 +287,7 @@ pub async fn set_queue_attributes(h: &Handler, p: &Params) -> Result<Value, SqsE
         attributes::check(name, value, &queue, false, &h.state.config.sqs)?;
     }
     h.check_exists(&queue).await?;
+    may_alter(h, &queue)?;
     let mut meta = h.meta(&queue).await?;
     for (name, value) in &given {
         match name.as_str() {
@@ -321,6 +332,7 @@ pub async fn tag_queue(h: &Handler, p: &Params) -> Result<Value, SqsError> {
     let queue = params::queue_of(p, &h.path)?;
     let tags = tags_checked(params::string_map(p, "Tags")?)?;
     h.check_exists(&queue).await?;
+    may_alter(h, &queue)?;
     let mut meta = h.meta(&queue).await?;
     meta.tags.extend(tags);
     if meta.tags.len() > TAGS_MAX {
@@ -336,6 +348,7 @@ pub async fn untag_queue(h: &Handler, p: &Params) -> Result<Value, SqsError> {
     let queue = params::queue_of(p, &h.path)?;
     let keys = params::string_list(p, "TagKeys")?;
     h.check_exists(&queue).await?;
+    may_alter(h, &queue)?;
     let mut meta = h.meta(&queue).await?;
     for key in keys {
         meta.tags.remove(&key);
