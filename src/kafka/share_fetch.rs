@@ -551,18 +551,33 @@ mod tests {
     fn acknowledgement_ranges_are_checked_and_gaps_dropped() {
         let ack = SettleAction::Ack;
         let release = SettleAction::Release { delay_ms: 0 };
-        assert_eq!(ranges_of(5, 7, &[1]), Ok(vec![(5, 7, ack)]));
+        let plenty = || 100;
+        assert_eq!(ranges_of(5, 7, &[1], &mut plenty()), Ok(vec![(5, 7, ack)]));
         assert_eq!(
-            ranges_of(5, 8, &[1, 0, 2, 2]),
+            ranges_of(5, 8, &[1, 0, 2, 2], &mut plenty()),
             Ok(vec![(5, 5, ack), (7, 8, release)])
         );
-        assert_eq!(ranges_of(5, 7, &[1, 1]), Err(INVALID_REQUEST));
-        assert_eq!(ranges_of(7, 5, &[1]), Err(INVALID_REQUEST));
-        assert_eq!(ranges_of(-1, 5, &[1]), Err(INVALID_REQUEST));
-        assert_eq!(ranges_of(0, i64::MAX, &[1]), Err(INVALID_REQUEST));
-        assert_eq!(ranges_of(0, 0, &[4]), Err(INVALID_REQUEST));
-        assert_eq!(ranges_of(0, 0, &[]), Err(INVALID_REQUEST));
-        assert_eq!(ranges_of(3, 3, &[0]), Ok(vec![]));
+        assert_eq!(
+            ranges_of(5, 7, &[1, 1], &mut plenty()),
+            Err(INVALID_REQUEST)
+        );
+        assert_eq!(ranges_of(7, 5, &[1], &mut plenty()), Err(INVALID_REQUEST));
+        assert_eq!(ranges_of(-1, 5, &[1], &mut plenty()), Err(INVALID_REQUEST));
+        assert_eq!(
+            ranges_of(0, i64::MAX, &[1], &mut plenty()),
+            Err(INVALID_REQUEST)
+        );
+        assert_eq!(ranges_of(0, 0, &[4], &mut plenty()), Err(INVALID_REQUEST));
+        assert_eq!(ranges_of(0, 0, &[], &mut plenty()), Err(INVALID_REQUEST));
+        assert_eq!(ranges_of(3, 3, &[0], &mut plenty()), Ok(vec![]));
+        // Each range takes one from the budget; none left refuses the rest.
+        let mut budget = 2;
+        let alternating = [1, 2, 1, 2];
+        assert_eq!(
+            ranges_of(0, 3, &alternating, &mut budget),
+            Err(RANGES_EXHAUSTED)
+        );
+        assert_eq!(budget, 0);
     }
 
     #[test]
