@@ -120,7 +120,10 @@ pub fn parse(params: Option<&Value>) -> Result<Vec<Attribute>, SqsError> {
         let data_type = field("DataType")
             .ok_or_else(|| invalid(format!("message attribute {name:?} has no DataType")))?;
         let base = data_type.split('.').next().unwrap_or_default();
-        if data_type.len() > DATA_TYPE_BYTES_MAX || !["String", "Number", "Binary"].contains(&base)
+        // XML could not carry a control character back in a query-protocol answer.
+        if data_type.len() > DATA_TYPE_BYTES_MAX
+            || !["String", "Number", "Binary"].contains(&base)
+            || !valid_body(data_type)
         {
             return Err(invalid(format!(
                 "message attribute {name:?}: DataType {data_type:?} is not String, Number or Binary"
@@ -139,6 +142,11 @@ pub fn parse(params: Option<&Value>) -> Result<Vec<Attribute>, SqsError> {
         } else {
             let text = field("StringValue")
                 .ok_or_else(|| invalid(format!("message attribute {name:?} has no StringValue")))?;
+            if !valid_body(text) {
+                return Err(invalid(format!(
+                    "message attribute {name:?}: StringValue holds characters SQS does not allow"
+                )));
+            }
             if base == "Number" && text.trim().parse::<f64>().is_err() {
                 return Err(invalid(format!(
                     "message attribute {name:?}: {text:?} is not a number"
@@ -216,4 +224,23 @@ pub fn wanted(wanted: &[String], name: &str) -> bool {
                     .is_some_and(|rest| rest.starts_with('.'))
             })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_xml_cannot_carry_are_refused() {
+        let attributes = |value: &str| {
+            let given = serde_json::json!({ "k": { "DataType": "String", "StringValue": value } });
+            parse(Some(&given))
+        };
+        assert_eq!(attributes("fine\ttext").unwrap().len(), 1);
+        let error = attributes("bell\u{0007}").unwrap_err();
+        assert_eq!(error.code, "InvalidParameterValue", "{error:?}");
+        let given =
+            serde_json::json!({ "k": { "DataType": "String.\u{0001}", "StringValue": "x" } });
+        assert!(parse(Some(&given)).is_err());
+    }
 }

@@ -122,7 +122,7 @@ pub(crate) struct Sqs {
 impl Sqs {
     pub(crate) fn new(state: &ShardState) -> Sqs {
         let config = &state.config.sqs;
-        // XML escapes a byte into at most 5 (`&amp;`); a receive returns its budget plus at
+        // XML escapes a byte into at most 6 (`&quot;`); a receive returns its budget plus at
         // most one message past it.
         let bodies = (message_actions::RECEIVE_BYTES as usize)
             .saturating_add(config.message_bytes_max as usize);
@@ -130,7 +130,7 @@ impl Sqs {
             store: Rc::new(std::cell::RefCell::new(store::Store::new(state.id))),
             head_bytes_max: config.head_bytes_max,
             body_bytes_max: config.body_bytes_max,
-            receive_bytes_bound: bodies.saturating_mul(5).saturating_add(64 * 1024),
+            receive_bytes_bound: bodies.saturating_mul(6).saturating_add(64 * 1024),
         }
     }
 }
@@ -158,12 +158,21 @@ impl Handler {
     }
 }
 
+/// Whether `request` may be a ReceiveMessage, whose answer needs the large reservation. Errs
+/// on the side of yes: the action named in any form it can take (the JSON target, the query
+/// string or a form body, percent-encoded or not), or the name anywhere in the body.
 fn is_receive(request: &http::Request) -> bool {
     let marker: &[u8] = b"ReceiveMessage";
+    let names_receive = |form: &[u8]| {
+        form_urlencoded::parse(form)
+            .any(|(key, value)| key == "Action" && value == "ReceiveMessage")
+    };
     request
         .header("x-amz-target")
         .is_some_and(|target| target.ends_with("ReceiveMessage"))
         || request.query.contains("ReceiveMessage")
+        || names_receive(request.query.as_bytes())
+        || names_receive(&request.body)
         || request
             .body
             .windows(marker.len())

@@ -19,7 +19,7 @@ use super::errors::{SqsError, from_broker};
 use crate::batch::{BatchBuilder, Compression, Record, records};
 use crate::broker::ErrorKind;
 use crate::broker::service::{
-    AckLevel, Fetch, NewTopic, PartitionChoice, Produce, RequestContext, Service,
+    AckLevel, Fetch, NewTopic, OffsetQuery, PartitionChoice, Produce, RequestContext, Service,
 };
 
 pub const TOPIC: &str = "__sqs_queues";
@@ -120,10 +120,13 @@ async fn ensure_topic(service: &Service, ctx: &RequestContext) -> Result<(), Sqs
     if service.topic(ctx, TOPIC).is_ok() {
         return Ok(());
     }
+    // Never deleted by age or size: a queue's attributes, tags and tasks live only here, and a
+    // shard folds the whole log at start (its records are few: one per change).
+    let keep = |key: &str| (key.to_string(), "none".to_string());
     let topic = NewTopic {
         name: TOPIC.to_string(),
         partitions: 1,
-        configs: Vec::new(),
+        configs: vec![keep("retention_ms"), keep("retention_bytes")],
     };
     match service.create_topic(ctx, topic).await {
         Ok(()) => Ok(()),
@@ -154,9 +157,19 @@ pub async fn refresh(
         };
         let fetched = match service.fetch(ctx, fetch).await {
             Ok(fetched) => fetched,
-            // Before the first record the log may start past our offset (never, unless
-            // records were deleted); begin where it starts.
-            Err(error) if error.kind == ErrorKind::OffsetOutOfRange => return Ok(()),
+            // Records below the log's start were deleted (by hand: the topic keeps everything
+            // it is created with): fold what is left rather than nothing.
+            Err(error) if error.kind == ErrorKind::OffsetOutOfRange => {
+                let earliest = service
+                    .list_offset(ctx, TOPIC, 0, OffsetQuery::Earliest)
+                    .await;
+                let start = earliest.map_err(from_broker)?.log_start_offset;
+                if start <= offset {
+                    return Ok(());
+                }
+                store.borrow_mut().next_offset = start;
+                continue;
+            }
             Err(error) => return Err(from_broker(error)),
         };
         if fetched.records.is_empty() {

@@ -74,6 +74,18 @@ pub struct Settle {
     pub ranges: Vec<(u32, u64, u64)>,
 }
 
+/// What a received message's key, value and headers hold, as a receive's byte budget counts.
+fn message_bytes(message: &ReceivedMessage) -> usize {
+    let headers: usize = message
+        .headers
+        .iter()
+        .map(|header| header.key.len() + header.value.as_ref().map_or(0, |value| value.len()))
+        .sum();
+    let key = message.key.as_ref().map_or(0, |key| key.len());
+    let value = message.value.as_ref().map_or(0, |value| value.len());
+    key + value + headers
+}
+
 fn check_consumer(consumer: &str) -> BrokerResult<()> {
     if consumer.is_empty() || consumer.len() > settings::CONSUMER_ID_BYTES_MAX {
         return Err(invalid_request(format!(
@@ -416,9 +428,12 @@ impl Service {
         };
         let mut messages: Vec<ReceivedMessage> = Vec::new();
         let mut known = false;
+        // One budget for the whole receive, not one per partition: its answer is bounded by
+        // `max_bytes` (plus the one message a partition may return past it).
+        let mut bytes_left = max_bytes;
         for step in 0..partitions {
             let wanted = receive.max_messages.saturating_sub(messages.len() as u32);
-            if wanted == 0 {
+            if wanted == 0 || bytes_left == 0 {
                 break;
             }
             let partition = (start + step) % partitions;
@@ -428,7 +443,7 @@ impl Service {
                 group: receive.group.clone(),
                 consumer: receive.consumer.clone(),
                 max_messages: wanted,
-                max_bytes,
+                max_bytes: bytes_left,
                 visibility_timeout_ms: receive.visibility_timeout_ms,
             };
             let got = self
@@ -443,6 +458,9 @@ impl Service {
             match got {
                 Ok(mut got) => {
                     known = true;
+                    let size: usize = got.iter().map(message_bytes).sum();
+                    let size = u32::try_from(size).unwrap_or(u32::MAX);
+                    bytes_left = bytes_left.saturating_sub(size);
                     messages.append(&mut got);
                 }
                 // A partition added after the group was created has no state for it.
