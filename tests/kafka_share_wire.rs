@@ -86,6 +86,11 @@ fn fetch_and_acknowledge_follow_session_epochs_and_locks() {
         }
     }
     let id = topic_id(&address);
+    // Only members fetch: one that never joined gets UNKNOWN_MEMBER_ID.
+    let mut stranger = connect(&address);
+    let refused = share_fetch_as(&mut stranger, "stranger", id, 0, vec![]);
+    assert_eq!(refused.error_code, UNKNOWN_MEMBER_ID);
+    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
     let mut stream = connect(&address);
     // No session yet: a positive epoch is not found, and acknowledging cannot open one.
     let missing = share_fetch(&mut stream, id, 3, vec![]);
@@ -240,6 +245,7 @@ fn a_member_that_leaves_or_closes_its_session_gives_its_records_back_at_once() {
     );
     // Leaving hands 0..=2 back long before their 30 s locks end.
     assert_eq!(heartbeat(&address, "member-a", -1).error_code, NONE);
+    assert_eq!(heartbeat(&address, "member-b", 0).error_code, NONE);
     let mut second = connect(&address);
     let fetched = share_fetch_as(&mut second, "member-b", id, 0, vec![]);
     assert_eq!(acquired(&fetched), vec![(0, 2, 2)]);
@@ -274,6 +280,7 @@ fn a_member_that_leaves_or_closes_its_session_gives_its_records_back_at_once() {
         }
         other => panic!("ShareFetch answered {other:?}"),
     }
+    assert_eq!(heartbeat(&address, "member-c", 0).error_code, NONE);
     let mut third = connect(&address);
     let fetched = share_fetch_as(&mut third, "member-c", id, 0, vec![]);
     assert_eq!(acquired(&fetched), vec![(1, 2, 3), (3, 3, 1)]);
@@ -291,6 +298,7 @@ fn hostile_sizes_are_refused_with_kafkas_codes() {
         RequestKind::Produce(produce_request(TOPIC, b"v")),
     );
     let id = topic_id(&address);
+    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
     // A subscription of more topics than a member may name.
     let names: Vec<TopicName> = (0..1001)
         .map(|i| TopicName(text(&format!("t{i}"))))

@@ -459,6 +459,15 @@ impl ShareGroups {
         Ok(group.view(name))
     }
 
+    /// Whether `member` is a live member of share group `name` (the expired go first).
+    pub fn is_member(&mut self, name: &str, member: &str, now: Instant) -> bool {
+        let Some(group) = self.groups.get_mut(name) else {
+            return false;
+        };
+        group.expire(now);
+        group.members.contains_key(member)
+    }
+
     /// Whether `name` is a share group here.
     pub fn contains(&self, name: &str) -> bool {
         self.groups.contains_key(name)

@@ -149,6 +149,31 @@ impl Service {
         Ok(all)
     }
 
+    /// `UnknownMember` unless `member` is a live member of share group `group` (asked of its
+    /// coordinator): only members fetch and acknowledge, as Kafka's share coordinator says.
+    async fn check_share_member(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        member: &str,
+    ) -> BrokerResult<()> {
+        let (name, id) = (group.to_string(), member.to_string());
+        let known = self
+            .state
+            .on_coordinator(ctx.deadline, group, move |c| async move {
+                let now = Instant::now();
+                Ok::<_, BrokerError>(c.share_groups.borrow_mut().is_member(&name, &id, now))
+            })
+            .await?;
+        if known {
+            return Ok(());
+        }
+        Err(BrokerError::new(
+            ErrorKind::UnknownMember,
+            format!("{member:?} is not a member of share group {group:?}"),
+        ))
+    }
+
     /// Whether `group` is a share group (so that the classic group APIs leave it alone).
     pub async fn is_share_group(&self, ctx: &RequestContext, group: &str) -> BrokerResult<bool> {
         let name = group.to_string();
@@ -244,6 +269,8 @@ impl Service {
         fetch: ShareFetch,
     ) -> BrokerResult<(u32, Vec<SharePartitionRead>)> {
         self.authorize(ctx, ResourceType::Group, &fetch.group, Operation::Read)?;
+        self.check_share_member(ctx, &fetch.group, &fetch.member)
+            .await?;
         let (settings, _) = share_settings(&self.state, &fetch.group).await?;
         let limit = self.state.config.queues.receive_messages_max;
         let max_records = fetch.max_records.clamp(1, limit);

@@ -89,6 +89,16 @@ fn share_members_fetch_acknowledge_and_give_back() {
             other[0].1.as_ref().unwrap_err().kind,
             ErrorKind::LockNotHeld
         );
+        // Only members fetch: m2 joins first.
+        let stranger = service
+            .share_fetch(&ctx, share_fetch("m2"))
+            .await
+            .unwrap_err();
+        assert_eq!(stranger.kind, ErrorKind::UnknownMember);
+        service
+            .share_heartbeat(&ctx, "g".into(), beat("m2", 0))
+            .await
+            .unwrap();
         assert_eq!(fetched(&service, &ctx, "m2").await, vec![(5, 2)]);
         // m1 leaves: 6 is available again at once.
         let left = service
@@ -109,6 +119,10 @@ fn share_members_fetch_acknowledge_and_give_back() {
         let offsets = service.share_group_offsets(&ctx, "g", "t").await.unwrap();
         assert_eq!(offsets, vec![(0, Some(7))]);
         // An empty share group is deleted with its queue group.
+        service
+            .share_heartbeat(&ctx, "g".into(), beat("m2", -1))
+            .await
+            .unwrap();
         service.delete_share_group(&ctx, "g".into()).await.unwrap();
         let gone = service
             .describe_queue_group(&ctx, "t", "g")
