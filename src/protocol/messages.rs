@@ -59,7 +59,6 @@ pub enum ApiKey {
     SendRequest = 67,
     Reply = 68,
     ReceiveReplies = 69,
-    /// A request published through an exchange.
     SendRequestViaExchange = 70,
 }
 
