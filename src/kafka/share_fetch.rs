@@ -104,7 +104,7 @@ fn acks_of<'a>(
     batches: impl Iterator<Item = (SessionPartition, Vec<(i64, i64, &'a [i8])>)>,
 ) -> PartitionAcks {
     let mut out = PartitionAcks::new();
-    let mut budget = crate::broker::queues::settings::SETTLE_RANGES_MAX;
+    let mut budget = crate::broker::service::SETTLE_RANGES_MAX;
     for (partition, ranges) in batches {
         let mut checked = Ok(Vec::new());
         let mut previous_last: Option<i64> = None;
@@ -147,7 +147,7 @@ async fn settle(
         .values()
         .any(|checked| checked == &Err(RANGES_EXHAUSTED))
     {
-        let limit = crate::broker::queues::settings::SETTLE_RANGES_MAX;
+        let limit = crate::broker::service::SETTLE_RANGES_MAX;
         let message = format!("at most {limit} acknowledgement ranges per request");
         return Err(BrokerError::new(
             crate::broker::ErrorKind::InvalidRequest,

@@ -32,6 +32,7 @@ pub use super::groups::{
     OffsetDeletion,
 };
 pub use super::producer_ids::ProducerIdentity;
+pub use super::queues::settings::SETTLE_RANGES_MAX;
 pub use super::queues::state::Stats as QueueStats;
 pub use super::queues::{Action as SettleAction, ReceivedMessage, View as QueueView};
 pub use super::replies::inbox::Delivery;
