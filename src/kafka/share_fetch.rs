@@ -25,7 +25,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::consumer_groups::TopicIds;
-use super::errors::{INVALID_REQUEST, UNKNOWN_TOPIC_ID, code_of};
+use super::errors::{INVALID_RECORD_STATE, INVALID_REQUEST, UNKNOWN_TOPIC_ID, code_of};
 use super::share_session::{Checked, SessionPartition, ShareSessions};
 use crate::batch::{BatchBuilder, Compression, Record};
 use crate::broker::BrokerError;
@@ -188,7 +188,13 @@ async fn settle(
         .await?
     {
         if let (Some(slot), Err(error)) = (names.get(&key), result) {
-            codes.insert(*slot, (code_of(&error), Some(error.message)));
+            // A partition the group never read holds no records of the member's: acknowledging
+            // there is a record-state error, not an unknown group (the group exists).
+            let code = match error.kind {
+                crate::broker::ErrorKind::UnknownQueueGroup => INVALID_RECORD_STATE,
+                _ => code_of(&error),
+            };
+            codes.insert(*slot, (code, Some(error.message)));
         }
     }
     Ok(codes)
