@@ -6,6 +6,7 @@
 
 mod common;
 
+use ringmq::sqs::ACTIONS;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -34,29 +35,6 @@ proptest! {
         let _ = ringmq::sqs::parse_untrusted(&request);
     }
 }
-
-const ACTIONS: [&str; 20] = [
-    "CreateQueue",
-    "GetQueueUrl",
-    "ListQueues",
-    "DeleteQueue",
-    "GetQueueAttributes",
-    "SetQueueAttributes",
-    "PurgeQueue",
-    "SendMessage",
-    "SendMessageBatch",
-    "ReceiveMessage",
-    "DeleteMessage",
-    "DeleteMessageBatch",
-    "ChangeMessageVisibility",
-    "ChangeMessageVisibilityBatch",
-    "ListDeadLetterSourceQueues",
-    "TagQueue",
-    "UntagQueue",
-    "ListQueueTags",
-    "StartMessageMoveTask",
-    "ListMessageMoveTasks",
-];
 
 const PARAMETERS: [&str; 18] = [
     "QueueName",

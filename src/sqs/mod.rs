@@ -41,7 +41,7 @@ use errors::SqsError;
 use protocol::Protocol;
 
 /// The actions served, each a label of `ringmq_sqs_requests_total`.
-const ACTIONS: [&str; 20] = [
+pub const ACTIONS: [&str; 20] = [
     "CreateQueue",
     "GetQueueUrl",
     "ListQueues",
