@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::long_polls::{Answer, LongPolls};
 use super::{Client, ClientError, Result};
 use crate::batch::records::{self, StoredRecord};
 use crate::batch::{self as record_batch, Record};
@@ -69,6 +70,7 @@ pub struct Consumer {
     topic: String,
     config: ConsumerConfig,
     positions: BTreeMap<u32, Position>,
+    polls: LongPolls<u32>,
 }
 
 impl Consumer {
@@ -116,6 +118,7 @@ impl Consumer {
             topic: topic.to_string(),
             config,
             positions,
+            polls: LongPolls::new(),
         })
     }
 
@@ -130,6 +133,9 @@ impl Consumer {
     /// ignored).
     pub fn seek(&mut self, partition: u32, offset: u64) {
         if let Some(position) = self.positions.get_mut(&partition) {
+            if position.next_offset != offset {
+                self.polls.forget(&partition);
+            }
             position.next_offset = offset;
         }
     }
@@ -137,6 +143,7 @@ impl Consumer {
     /// Carries on over a new connection (after the broker restarted, say) from the same
     /// positions, so nothing is read twice or skipped.
     pub fn set_client(&mut self, client: Client) {
+        self.polls.clear();
         self.client = client;
     }
 
@@ -155,67 +162,71 @@ impl Consumer {
             .all(|position| position.next_offset >= position.high_watermark)
     }
 
-    /// Returns the records available in every partition; if there are none anywhere, waits
-    /// (long poll, up to `max_wait_ms`) and returns as soon as any partition has some, so an
-    /// idle partition never holds up a busy one.
+    /// Returns records as soon as any partition has some: every partition has a long poll out
+    /// (up to `max_wait_ms`; kept from one call to the next, see `long_polls`), and the first
+    /// answer is returned with whatever others are in by then. Empty when the first answer
+    /// came back empty at its deadline. With `max_wait_ms` 0, waits for every partition's.
     pub async fn poll(&mut self) -> Result<Vec<ConsumedRecord>> {
-        let immediate = futures_util::future::join_all(
-            self.positions
-                .keys()
-                .map(|partition| self.fetch(*partition, 0)),
-        )
-        .await;
-        let mut consumed = Vec::new();
-        for (partition, result) in immediate {
-            consumed.extend(self.take(partition, result?)?);
-        }
-        if !consumed.is_empty() || self.config.max_wait_ms == 0 {
-            return Ok(consumed);
-        }
-        let waits: Vec<_> = self
+        let idle: Vec<u32> = self
             .positions
             .keys()
-            .map(|partition| self.fetch(*partition, self.config.max_wait_ms))
+            .copied()
+            .filter(|partition| !self.polls.is_out(partition))
             .collect();
-        let mut waits: futures_util::stream::FuturesUnordered<_> = waits.into_iter().collect();
-        while let Some((partition, result)) = futures_util::StreamExt::next(&mut waits).await {
-            let records = self.take(partition, result?)?;
-            if !records.is_empty() {
-                // The other long polls are dropped; their partitions' positions did not move.
-                return Ok(records);
+        for partition in idle {
+            let request = self.request(partition);
+            self.polls.start(partition, &self.client, request);
+        }
+        let Some(first) = self.polls.next().await else {
+            return Ok(Vec::new());
+        };
+        let mut answers = vec![first];
+        if self.config.max_wait_ms == 0 {
+            while let Some(answer) = self.polls.next().await {
+                answers.push(answer);
+            }
+        } else {
+            answers.extend(self.polls.ready());
+        }
+        // Records taken have moved their positions, so they are returned even when another
+        // partition's fetch failed; that partition is fetched again at the next poll, where
+        // its error comes back if it persists.
+        let mut consumed = Vec::new();
+        let mut failed = None;
+        for answer in answers {
+            match self.take(answer) {
+                Ok(records) => consumed.extend(records),
+                Err(error) => failed = failed.or(Some(error)),
             }
         }
-        Ok(Vec::new())
+        match failed {
+            Some(error) if consumed.is_empty() => Err(error),
+            _ => Ok(consumed),
+        }
     }
 
-    fn fetch(
-        &self,
-        partition: u32,
-        max_wait_ms: u32,
-    ) -> impl std::future::Future<Output = (u32, Result<crate::protocol::FetchResponse>)> + use<>
-    {
-        let request = FetchRequest {
+    fn request(&self, partition: u32) -> FetchRequest {
+        FetchRequest {
             topic: self.topic.clone(),
             partition,
             offset: self.positions[&partition].next_offset,
             max_bytes: self.config.max_bytes,
             min_bytes: self.config.min_bytes,
-            max_wait_ms,
-        };
-        let client = self.client.clone();
-        async move { (partition, client.fetch(request).await) }
+            max_wait_ms: self.config.max_wait_ms,
+        }
     }
 
-    /// Decodes a fetch response and moves the partition's position past what it returns.
-    fn take(
-        &mut self,
-        partition: u32,
-        response: crate::protocol::FetchResponse,
-    ) -> Result<Vec<ConsumedRecord>> {
-        let position = self
-            .positions
-            .get_mut(&partition)
-            .expect("fetched partitions are positions");
+    /// Decodes a fetch's answer and moves the partition's position past what it returns; an
+    /// answer for an offset the partition has moved away from (a seek) is dropped unread.
+    fn take(&mut self, answer: Answer<u32>) -> Result<Vec<ConsumedRecord>> {
+        let partition = answer.key;
+        let response = answer.response?;
+        let Some(position) = self.positions.get_mut(&partition) else {
+            return Ok(Vec::new());
+        };
+        if position.next_offset != answer.offset {
+            return Ok(Vec::new());
+        }
         position.high_watermark = response.high_watermark;
         let consumed = take_records(&response, &mut position.next_offset)?
             .into_iter()

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::long_polls::LongPolls;
 use super::{Client, ClientError, Result};
 use crate::batch::Record;
 use crate::protocol::{ErrorCode, FetchRequest, FetchResponse, OffsetSpec, ProtocolError};
@@ -94,6 +95,7 @@ pub struct GroupConsumer {
     member_id: String,
     generation: u32,
     positions: BTreeMap<(String, u32), Position>,
+    polls: LongPolls<(String, u32)>,
     last_heartbeat: Instant,
     last_commit: Instant,
 }
@@ -114,6 +116,7 @@ impl GroupConsumer {
             member_id: String::new(),
             generation: 0,
             positions: BTreeMap::new(),
+            polls: LongPolls::new(),
             last_heartbeat: Instant::now(),
             last_commit: Instant::now(),
         };
@@ -169,7 +172,11 @@ impl GroupConsumer {
 
     /// Moves the position in an assigned partition (replay or skip).
     pub fn seek(&mut self, topic: &str, partition: u32, offset: u64) {
-        if let Some(position) = self.positions.get_mut(&(topic.to_string(), partition)) {
+        let key = (topic.to_string(), partition);
+        if let Some(position) = self.positions.get_mut(&key) {
+            if position.next_offset != offset {
+                self.polls.forget(&key);
+            }
             position.next_offset = offset;
         }
     }
@@ -197,12 +204,16 @@ impl GroupConsumer {
         self.generation = generation;
         let mut kept = BTreeMap::new();
         let mut fresh = Vec::new();
+        let mut fresh_keys = std::collections::BTreeSet::new();
         for partition in assignment {
             match self.positions.remove(&partition) {
                 Some(position) => {
                     kept.insert(partition, position);
                 }
-                None => fresh.push(partition),
+                None => {
+                    fresh_keys.insert(partition.clone());
+                    fresh.push(partition)
+                }
             }
         }
         if !fresh.is_empty() {
@@ -227,6 +238,14 @@ impl GroupConsumer {
                     },
                 );
             }
+        }
+        // Revoked partitions' fetches are not wanted, nor those of partitions given back
+        // after a while (their positions may have moved at another member).
+        for key in self.positions.keys() {
+            self.polls.forget(key);
+        }
+        for key in kept.keys().filter(|key| fresh_keys.contains(key)) {
+            self.polls.forget(key);
         }
         self.positions = kept;
         Ok(())
@@ -286,6 +305,7 @@ impl GroupConsumer {
             Ok(_) => Ok(()),
             Err(ClientError::Server(error)) if error.code == ErrorCode::UnknownMember => {
                 self.positions.clear();
+                self.polls.clear();
                 self.rejoin().await
             }
             Err(error) => Err(error),
@@ -344,68 +364,65 @@ impl GroupConsumer {
             self.heartbeat().await?;
         }
         let partitions: Vec<(String, u32)> = self.positions.keys().cloned().collect();
-        let immediate =
-            futures_util::future::join_all(partitions.iter().map(|p| self.fetch(p.clone(), 0)))
-                .await;
+        let wait_ms = u64::from(self.config.max_wait_ms).min(self.config.heartbeat_interval_ms);
+        if partitions.is_empty() {
+            crate::runtime::sleep(Duration::from_millis(wait_ms)).await;
+            return Ok(Vec::new());
+        }
+        // Long polls stay out from one poll to the next (see `long_polls`).
+        for key in partitions {
+            if !self.polls.is_out(&key) {
+                let request = self.request(&key, wait_ms as u32);
+                self.polls.start(key, &self.client, request);
+            }
+        }
+        let Some(first) = self.polls.next().await else {
+            return Ok(Vec::new());
+        };
+        let mut answers = vec![first];
+        answers.extend(self.polls.ready());
         let mut records = Vec::new();
-        for (partition, response) in immediate {
-            match response {
-                Ok(response) => records.extend(self.take(partition, response)?),
-                Err(error) => self.recover(partition, error).await?,
+        let mut failed = None;
+        for answer in answers {
+            match answer.response {
+                Ok(response) => records.extend(self.take(answer.key, answer.offset, response)?),
+                Err(error) => failed = failed.or(Some((answer.key, error))),
             }
         }
-        if !records.is_empty() || partitions.is_empty() {
-            if partitions.is_empty() {
-                crate::runtime::sleep(Duration::from_millis(
-                    u64::from(self.config.max_wait_ms).min(self.config.heartbeat_interval_ms),
-                ))
-                .await;
-            }
-            return Ok(records);
+        // Records taken have moved their positions and must reach the caller before anything
+        // commits them; a failed partition is fetched again at the next poll.
+        if let Some((key, error)) = failed
+            && records.is_empty()
+        {
+            self.recover(key, error).await?;
         }
-        let wait = (self.config.max_wait_ms as u64).min(self.config.heartbeat_interval_ms) as u32;
-        let waits: futures_util::stream::FuturesUnordered<_> = partitions
-            .iter()
-            .map(|p| self.fetch(p.clone(), wait))
-            .collect();
-        let mut waits = waits;
-        while let Some((partition, response)) = futures_util::StreamExt::next(&mut waits).await {
-            let got = match response {
-                Ok(response) => self.take(partition, response)?,
-                Err(error) => {
-                    self.recover(partition, error).await?;
-                    return Ok(Vec::new());
-                }
-            };
-            if !got.is_empty() {
-                return Ok(got);
-            }
-        }
-        Ok(Vec::new())
+        Ok(records)
     }
 
-    fn fetch(
-        &self,
-        (topic, partition): (String, u32),
-        max_wait_ms: u32,
-    ) -> impl std::future::Future<Output = ((String, u32), Result<FetchResponse>)> + use<> {
-        let request = FetchRequest {
+    fn request(&self, (topic, partition): &(String, u32), max_wait_ms: u32) -> FetchRequest {
+        FetchRequest {
             topic: topic.clone(),
-            partition,
-            offset: self.positions[&(topic.clone(), partition)].next_offset,
+            partition: *partition,
+            offset: self.positions[&(topic.clone(), *partition)].next_offset,
             max_bytes: self.config.max_bytes,
             min_bytes: 1,
             max_wait_ms,
-        };
-        let client = self.client.clone();
-        async move { ((topic, partition), client.fetch(request).await) }
+        }
     }
 
-    fn take(&mut self, key: (String, u32), response: FetchResponse) -> Result<Vec<GroupRecord>> {
-        // The assignment may have changed while the fetch was out.
+    fn take(
+        &mut self,
+        key: (String, u32),
+        offset: u64,
+        response: FetchResponse,
+    ) -> Result<Vec<GroupRecord>> {
+        // The assignment or the position may have changed while the fetch was out.
         let Some(position) = self.positions.get_mut(&key) else {
             return Ok(Vec::new());
         };
+        if position.next_offset != offset {
+            return Ok(Vec::new());
+        }
         let out = super::consumer::take_records(&response, &mut position.next_offset)?
             .into_iter()
             .map(|(offset, record)| GroupRecord {

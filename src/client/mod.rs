@@ -48,6 +48,7 @@ pub mod connection;
 pub mod consumer;
 mod exchanges;
 pub mod group;
+mod long_polls;
 pub mod producer;
 pub mod queue;
 pub mod redrive;
