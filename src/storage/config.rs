@@ -70,7 +70,10 @@ pub struct LogConfig {
     /// partition's appends for as long as it takes to flush what piled up: see bench/RESULTS.md.
     pub flush_interval_ms: Option<u64>,
     /// Writeback of written data is started every this many bytes (sync_file_range), so dirty
-    /// pages never pile up and the periodic fdatasync stays short (0: leave it to the kernel).
+    /// pages never pile up and the fdatasyncs stay short: the periodic one, an `fsynced`
+    /// append's, and the sealing one at a segment roll, which every append queued behind it
+    /// waits for (0: leave it to the kernel; a roll then waited ~0.5 s at 100 MB/s, see
+    /// bench/RESULTS.md).
     pub writeback_bytes: u64,
     /// Write segments with O_DIRECT (aligned writes that bypass the page cache; reads still go
     /// through it). Measured in bench/RESULTS.md.
@@ -120,7 +123,7 @@ impl Default for LogConfig {
             retention_ms: Some(7 * 24 * 3600 * 1000),
             retention_check_interval_ms: 30_000,
             flush_interval_ms: None,
-            writeback_bytes: 0,
+            writeback_bytes: 8 << 20,
             direct_io: false,
             group_commit_window_us: 0,
             batch_bytes_max: 1 << 20,

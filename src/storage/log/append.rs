@@ -33,6 +33,8 @@ pub(super) struct PendingAppend {
     /// What retries of its idempotent batches wait on (None for the leading part of an append
     /// split across segments: the part carrying the reply settles it).
     pub(super) outcome: Option<Outcome>,
+    /// When it was queued: its wait for the flusher is `ringmq_log_queue_seconds`.
+    pub(super) queued_at: std::time::Instant,
 }
 
 impl PendingAppend {
@@ -73,6 +75,7 @@ impl PendingAppend {
             level: self.level,
             reply: self.reply.take(),
             outcome: self.outcome.take(),
+            queued_at: self.queued_at,
         };
         self.bytes = self.bytes.slice(..bytes_kept);
         Some(rest)
@@ -246,6 +249,7 @@ impl PartitionLog {
             level,
             reply,
             outcome: Some(outcome),
+            queued_at: std::time::Instant::now(),
         });
         drop(state);
         shared.work.notify();

@@ -186,9 +186,17 @@ async fn write_group(shared: &Rc<Shared>, group: Vec<PendingAppend>) {
                 return fail_group(shared, error, failed, group, awaiting_sync).await;
             }
         }
-        if roll && let Err(error) = roll_segment(shared).await {
-            group.push_front(append);
-            return fail_group(shared, error, Vec::new(), group, awaiting_sync).await;
+        if roll {
+            let started = Instant::now();
+            let rolled = roll_segment(shared).await;
+            shared
+                .metrics
+                .roll_seconds
+                .record(started.elapsed().as_secs_f64());
+            if let Err(error) = rolled {
+                group.push_front(append);
+                return fail_group(shared, error, Vec::new(), group, awaiting_sync).await;
+            }
         }
         // An append spanning more offsets than a segment may hold is split per batch: the
         // batches past the segment's reach start the next one.
@@ -238,6 +246,13 @@ async fn write_run(
         )
     };
     let started = Instant::now();
+    for append in &run {
+        shared.metrics.queue_seconds.record(
+            started
+                .saturating_duration_since(append.queued_at)
+                .as_secs_f64(),
+        );
+    }
     if let Err(error) = file.write_all_at(buffers, write_position).await {
         shared.metrics.write_failures.increment(1);
         warn!(dir = %shared.store.dir().display(), segment = base_offset, %error, "write failed; cutting back");
@@ -495,12 +510,13 @@ async fn roll_segment(shared: &Rc<Shared>) -> Result<()> {
         (files, state.high_watermark, old_base)
     };
     trim_direct_io_padding(shared).await;
-    for file in [&old.0, &old.1, &old.2] {
-        if let Err(error) = file.sync_data().await {
-            return Err(shared.fail(format!(
-                "fdatasync while sealing segment {old_base} failed: {error}"
-            )));
-        }
+    // The three files sync at once: the roll holds up every append queued behind it.
+    let synced =
+        futures_util::future::join3(old.0.sync_data(), old.1.sync_data(), old.2.sync_data()).await;
+    if let (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) = synced {
+        return Err(shared.fail(format!(
+            "fdatasync while sealing segment {old_base} failed: {error}"
+        )));
     }
     let dir = shared.store.dir().to_path_buf();
     runtime::blocking(move || segment::create_files(&dir, new_base)).await?;

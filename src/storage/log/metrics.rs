@@ -67,6 +67,16 @@ pub fn describe_metrics() {
         "Duration of one group-commit write."
     );
     describe_histogram!(
+        "ringmq_log_queue_seconds",
+        Unit::Seconds,
+        "Time an append waited in its partition's write queue before its write started (behind earlier writes, fdatasyncs and segment rolls)."
+    );
+    describe_histogram!(
+        "ringmq_log_roll_seconds",
+        Unit::Seconds,
+        "Duration of one segment roll (sealing fdatasync of the old segment, creating the new one); appends queued behind it wait for it."
+    );
+    describe_histogram!(
         "ringmq_log_fsync_seconds",
         Unit::Seconds,
         "Duration of one fdatasync of a partition log."
@@ -127,6 +137,8 @@ pub(super) struct LogMetrics {
     pub(super) flush_bytes: Histogram,
     pub(super) write_seconds: Histogram,
     pub(super) fsync_seconds: Histogram,
+    pub(super) queue_seconds: Histogram,
+    pub(super) roll_seconds: Histogram,
     pub(super) log_start_offset: Gauge,
     pub(super) log_end_offset: Gauge,
     pub(super) segments: Gauge,
@@ -177,6 +189,8 @@ impl LogMetrics {
             flush_bytes: metrics::histogram!("ringmq_log_flush_bytes", labels.clone()),
             write_seconds: metrics::histogram!("ringmq_log_write_seconds", labels.clone()),
             fsync_seconds: metrics::histogram!("ringmq_log_fsync_seconds", labels.clone()),
+            queue_seconds: metrics::histogram!("ringmq_log_queue_seconds", labels.clone()),
+            roll_seconds: metrics::histogram!("ringmq_log_roll_seconds", labels.clone()),
             log_start_offset: metrics::gauge!("ringmq_log_start_offset", labels.clone()),
             log_end_offset: metrics::gauge!("ringmq_log_end_offset", labels.clone()),
             segments: metrics::gauge!("ringmq_log_segments", labels.clone()),
