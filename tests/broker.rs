@@ -831,6 +831,36 @@ fn metrics_are_served_in_prometheus_text_format() {
             .produce("watched", Some(0), b"", AckLevel::Fsynced, one_record(b"m"))
             .await
             .unwrap();
+        // Segments of 1 KiB, so the second and third 600-byte records roll one each; 8 partitions, so some
+        // are owned by the shard this connection is not on and their produces hop.
+        client
+            .create_topic("staged", 8, &[("segment_bytes", "1024")])
+            .await
+            .unwrap();
+        for partition in 0..8 {
+            client
+                .produce(
+                    "staged",
+                    Some(partition),
+                    b"",
+                    AckLevel::Written,
+                    one_record(b"s"),
+                )
+                .await
+                .unwrap();
+        }
+        for _ in 0..3 {
+            client
+                .produce(
+                    "staged",
+                    Some(0),
+                    b"",
+                    AckLevel::Written,
+                    one_record(&[7; 600]),
+                )
+                .await
+                .unwrap();
+        }
     });
     let mut stream = raw_connect(&broker.http_address());
     stream
@@ -846,6 +876,14 @@ fn metrics_are_served_in_prometheus_text_format() {
         "ringmq_produce_latency_seconds_bucket",
         "ringmq_shard_connections",
         "ringmq_shard_inflight_bytes",
+        // The latency breakdown of issue 17's stalls: connection stages, hops, queue, roll.
+        "listener=\"native\",stage=\"admit\"",
+        "listener=\"native\",stage=\"handle\"",
+        "listener=\"native\",stage=\"send\"",
+        "ringmq_shard_hop_seconds_bucket{direction=\"to\"",
+        "ringmq_shard_hop_seconds_bucket{direction=\"back\"",
+        "ringmq_log_queue_seconds_bucket{topic=\"staged\"",
+        "ringmq_log_roll_seconds_count{topic=\"staged\",partition=\"0\"} 2",
     ] {
         assert!(response.contains(name), "missing {name}");
     }

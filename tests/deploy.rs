@@ -288,6 +288,21 @@ fn the_dashboard_and_alerts_name_only_exported_metrics() {
             .commit_offsets("g", "", 0, vec![("t".into(), 0, 1)])
             .await
             .unwrap();
+        // Segments of 1 KiB over 8 partitions, for the latency breakdown's segment rolls and
+        // cross-shard hops.
+        client
+            .create_topic("rolled", 8, &[("segment_bytes", "1024")])
+            .await
+            .unwrap();
+        for partition in (0..8).chain([0, 0]) {
+            let mut builder = ringmq::batch::BatchBuilder::new(ringmq::batch::Compression::None);
+            builder.push(ringmq::batch::Record::new(1, None, Some(&[7u8; 600][..])));
+            let records = bytes::BytesMut::from(&builder.build()[..]);
+            client
+                .produce("rolled", Some(partition), b"", AckLevel::Written, records)
+                .await
+                .unwrap();
+        }
         // Routing and request/reply, for their panels' counters and gauges.
         common::routing_and_reply_workload(&client, "t").await;
         // A queue group that delivers and acknowledges, for the queue panels and alerts.

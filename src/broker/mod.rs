@@ -429,4 +429,9 @@ pub fn describe_metrics() {
         "ringmq_shard_forwards_total",
         "Requests forwarded to the shard that owns their partition."
     );
+    describe_histogram!(
+        "ringmq_shard_hop_seconds",
+        Unit::Seconds,
+        "Cross-shard call hops: from the caller to the work starting on the target shard (direction=to, its inbox wait included) and from the answer back to the caller resuming (direction=back)."
+    );
 }

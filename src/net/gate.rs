@@ -4,7 +4,9 @@
 
 use std::cell::Cell;
 
-use metrics::{Counter, Gauge};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
 
 use crate::runtime::Notify;
 use crate::shard::ShardId;
@@ -23,6 +25,28 @@ impl Listener {
             Listener::Native => "native",
             Listener::Kafka => "kafka",
             Listener::Sqs => "sqs",
+        }
+    }
+}
+
+/// Where a request's time goes on its connection: waiting for room in the bytes-in-flight
+/// bounds, being handled (the broker's work: cross-shard hops, the write queue, writes and
+/// fdatasyncs), and its response's socket write. `ringmq_request_stage_seconds{stage}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Admit,
+    Handle,
+    Send,
+}
+
+const STAGES: [Stage; 3] = [Stage::Admit, Stage::Handle, Stage::Send];
+
+impl Stage {
+    fn label(self) -> &'static str {
+        match self {
+            Stage::Admit => "admit",
+            Stage::Handle => "handle",
+            Stage::Send => "send",
         }
     }
 }
@@ -121,6 +145,7 @@ struct ListenerMetrics {
     connections: Cell<usize>,
     connections_gauge: Gauge,
     closes: [Counter; REASONS.len()],
+    stages: [Histogram; STAGES.len()],
 }
 
 impl ListenerMetrics {
@@ -141,6 +166,14 @@ impl ListenerMetrics {
             ),
             closes: REASONS
                 .map(|reason| metrics::counter!("ringmq_connection_closes_total", &labels(reason))),
+            stages: STAGES.map(|stage| {
+                metrics::histogram!(
+                    "ringmq_request_stage_seconds",
+                    "shard" => shard.to_string(),
+                    "listener" => listener.label(),
+                    "stage" => stage.label()
+                )
+            }),
         }
     }
 }
@@ -235,6 +268,14 @@ impl Gate {
         }
     }
 
+    /// Records how long a request of `listener` spent in `stage`.
+    pub fn stage(&self, listener: Listener, stage: Stage, took: Duration) {
+        let index = STAGES.iter().position(|known| *known == stage).unwrap_or(0);
+        if let Some(histogram) = self.listener(listener).stages.get(index) {
+            histogram.record(took.as_secs_f64());
+        }
+    }
+
     /// Publishes the in-flight gauges; call after every change of `inflight`.
     pub fn publish_inflight(&self) {
         self.inflight_gauge.set(self.inflight.total() as f64);
@@ -249,7 +290,12 @@ impl Gate {
 
 /// Registers the help text of every metric of the connection layer.
 pub(crate) fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_gauge};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        "ringmq_request_stage_seconds",
+        Unit::Seconds,
+        "Time a request spent per stage on its connection: admit (waiting for room in the bytes-in-flight bounds), handle (the broker's work, hops, write queue, writes and fdatasyncs included), send (its response's socket write)."
+    );
     describe_gauge!(
         "ringmq_shard_connections",
         "Open client connections on the shard, every listener (bounded by connections_per_shard_max)."

@@ -208,6 +208,7 @@ async fn serve<W: Wire>(
         stream.clone(),
         shared.clone(),
         gate.clone(),
+        W::LISTENER,
     ));
     let reason = read::read_loop(&state, &gate, &wire, stream, &shared).await;
     if let Some(reason) = reason {

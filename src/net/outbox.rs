@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use super::gate::{Gate, InFlight};
+use super::gate::{Gate, InFlight, Listener, Stage};
 use crate::runtime::Notify;
 use crate::runtime::tls::Stream;
 
@@ -148,7 +148,12 @@ impl Shared {
 
 /// Sends responses as they become sendable, in vectored sends; after a failed send (the peer is
 /// gone) drops them instead, still releasing their bytes.
-pub(super) async fn write_loop(mut stream: Stream, shared: Rc<Shared>, gate: Rc<Gate>) {
+pub(super) async fn write_loop(
+    mut stream: Stream,
+    shared: Rc<Shared>,
+    gate: Rc<Gate>,
+    listener: Listener,
+) {
     let mut failed = false;
     loop {
         let filled = shared.filled.wait();
@@ -165,9 +170,11 @@ pub(super) async fn write_loop(mut stream: Stream, shared: Rc<Shared>, gate: Rc<
         }
         let bytes = buffers.iter().map(Bytes::len).sum();
         shared.sending.set(bytes);
+        let sending = std::time::Instant::now();
         if !failed && stream.send_all(buffers).await.is_err() {
             failed = true;
         }
+        gate.stage(listener, Stage::Send, sending.elapsed());
         shared.sending.set(0);
         shared.release_written(&gate, bytes);
         shared.activity.set(shared.activity.get().wrapping_add(1));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
 
-use super::gate::{CloseReason, Gate, InFlight};
+use super::gate::{CloseReason, Gate, InFlight, Stage};
 use super::outbox::Shared;
 use super::{Decoded, Wire};
 use crate::broker::ShardState;
@@ -94,7 +94,9 @@ async fn admit<W: Wire>(
     match wire.decode(state, frame) {
         Decoded::Request(request) => {
             let reserved = wire.response_bytes_bound(state, &request);
+            let admitting = Instant::now();
             wait_for_room(state, gate, shared, reserved > 0).await?;
+            gate.stage(W::LISTENER, Stage::Admit, admitting.elapsed());
             dispatch(state, gate, wire, shared, (frame_bytes, reserved), request);
             Ok(true)
         }
@@ -130,7 +132,9 @@ fn dispatch<W: Wire>(
     gate.publish_inflight();
     let (state, gate, shared, wire) = (state.clone(), gate.clone(), shared.clone(), wire.clone());
     runtime::spawn_detached(async move {
+        let handling = Instant::now();
         let response: Vec<Bytes> = wire.handle(state, request).await;
+        gate.stage(W::LISTENER, Stage::Handle, handling.elapsed());
         if let Some(place) = place {
             shared.respond(&gate, place, response);
         }

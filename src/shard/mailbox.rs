@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use futures_util::task::AtomicWaker;
@@ -100,19 +100,26 @@ impl<C: 'static> Mailboxes<C> {
         Fut: Future<Output = R> + 'static,
     {
         let (sender, receiver) = futures_channel::oneshot::channel();
+        let sent_at = Instant::now();
         let job: Job<C> = Box::new(move |context| {
             Box::pin(async move {
+                metrics::histogram!("ringmq_shard_hop_seconds", "direction" => "to")
+                    .record(sent_at.elapsed().as_secs_f64());
                 // Its caller gave up while it was queued: the answer would be dropped, and work
                 // nobody waits for only delays the work somebody does.
                 if sender.is_canceled() {
                     return;
                 }
-                let _ = sender.send(work(context).await);
+                let answer = work(context).await;
+                let _ = sender.send((answer, Instant::now()));
             })
         });
         let answered = runtime::timeout(deadline, async {
             self.push(target, job).await?;
-            receiver.await.map_err(|_| CallError::Gone)
+            let (answer, answered_at) = receiver.await.map_err(|_| CallError::Gone)?;
+            metrics::histogram!("ringmq_shard_hop_seconds", "direction" => "back")
+                .record(answered_at.elapsed().as_secs_f64());
+            Ok(answer)
         });
         answered.await.unwrap_or(Err(CallError::TimedOut(deadline)))
     }
