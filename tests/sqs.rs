@@ -264,6 +264,23 @@ fn configured_credentials_are_checked_by_signature_and_their_principals_by_acls(
     assert_eq!(seen["query_wrong"], json!([403, ["SignatureDoesNotMatch"]]));
     assert_eq!(seen["query_right"], 200);
     assert_eq!(
+        seen["other_service"],
+        json!([
+            403,
+            ["SignatureDoesNotMatch"],
+            ["Credential should be scoped to correct service: 'sqs'."]
+        ])
+    );
+    assert_eq!(
+        seen["other_region"],
+        json!([
+            403,
+            ["SignatureDoesNotMatch"],
+            ["Credential should be scoped to a valid region, not 'eu-west-1'."]
+        ])
+    );
+    assert_eq!(seen["other_region_boto3"], "SignatureDoesNotMatch");
+    assert_eq!(
         seen["unsigned"],
         json!([403, ["MissingAuthenticationToken"]])
     );
@@ -321,4 +338,44 @@ fn a_fifo_queue_drops_duplicates_by_content_or_deduplication_id() {
         "a duplicate is answered with its first copy's id"
     );
     assert_eq!(seen["dedup_bodies"], json!(["same", "other"]));
+}
+
+#[test]
+fn the_md5s_of_a_send_and_a_receive_are_sqs_documented_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(seen) = scenario(config(dir.path()), "md5s", &[]) else {
+        return;
+    };
+    // Computed by Python's hashlib from AWS's documented encoding (sqs_client.py), and pinned
+    // here so a change of the scenario's encoding cannot pass unnoticed.
+    let expected = json!([
+        "c8c1064aacaf2be0b9ad5c19746332f0",
+        "94e45a2801c3a9f4cd121f5cd49a22a0"
+    ]);
+    assert_eq!(seen["expected"], expected);
+    assert_eq!(seen["sent"], expected, "SendMessage's answer");
+    assert_eq!(
+        seen["received"],
+        json!([expected]),
+        "ReceiveMessage's answer"
+    );
+}
+
+#[test]
+fn sender_id_names_who_sent_not_who_receives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.sqs.credentials = ["alice", "carol"]
+        .iter()
+        .map(|user| SqsCredential {
+            access_key_id: format!("AKID{}", user.to_uppercase()),
+            secret_access_key: format!("{user}-secret"),
+            principal: user.to_string(),
+        })
+        .collect();
+    config.super_users = vec!["User:alice".into(), "User:carol".into()];
+    let Some(seen) = scenario(config, "senders", &["AKIDALICE", "alice-secret"]) else {
+        return;
+    };
+    assert_eq!(seen["senders"], json!(["alice"]));
 }

@@ -269,12 +269,12 @@ def batches():
     out["left"] = len(receive(url, WaitTimeSeconds=1))
 
 
-def signed_query(params, key=KEY, secret=SECRET, path="/"):
+def signed_query(params, key=KEY, secret=SECRET, path="/", service="sqs", region="us-east-1"):
     """A query-protocol request signed by botocore's SigV4 signer: (status, XML root)."""
     body = urllib.parse.urlencode(params)
     request = AWSRequest(method="POST", url=ENDPOINT + path, data=body.encode(),
                          headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    SigV4Auth(Credentials(key, secret), "sqs", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials(key, secret), service, region).add_auth(request)
     prepared = urllib.request.Request(ENDPOINT + path, data=body.encode(), method="POST", headers=dict(request.headers))
     try:
         with urllib.request.urlopen(prepared) as answer:
@@ -331,6 +331,14 @@ def signatures():
     out["query_wrong"] = [status, text(root, "Code")]
     status, root = signed_query({"Action": "ListQueues"})
     out["query_right"] = status
+    # Signatures right for another service or region are refused as AWS does.
+    status, root = signed_query({"Action": "ListQueues"}, service="sns")
+    out["other_service"] = [status, text(root, "Code"), text(root, "Message")]
+    status, root = signed_query({"Action": "ListQueues"}, region="eu-west-1")
+    out["other_region"] = [status, text(root, "Code"), text(root, "Message")]
+    elsewhere = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="eu-west-1", aws_access_key_id=KEY,
+                             aws_secret_access_key=SECRET, config=Config(retries={"max_attempts": 1}))
+    out["other_region_boto3"] = code(lambda: elsewhere.list_queues())
     unsigned = urllib.request.Request(ENDPOINT + "/", data=b"Action=ListQueues", method="POST",
                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     try:
@@ -338,6 +346,49 @@ def signatures():
         out["unsigned"] = 200
     except urllib.error.HTTPError as error:
         out["unsigned"] = [error.code, text(ET.fromstring(error.read()), "Code")]
+
+
+def md5_of_attributes(attributes):
+    """AWS's documented encoding, computed here independently of the broker: per attribute
+    sorted by name, 4-byte big-endian length and bytes of the name, of the data type, a transport
+    byte (1 String/Number, 2 Binary), then length and bytes of the value."""
+    encoded = b""
+    for name in sorted(attributes):
+        attribute = attributes[name]
+        kind = attribute["DataType"]
+        binary = kind.startswith("Binary")
+        value = attribute["BinaryValue"] if binary else attribute["StringValue"].encode()
+        for part in (name.encode(), kind.encode()):
+            encoded += len(part).to_bytes(4, "big") + part
+        encoded += (b"\x02" if binary else b"\x01") + len(value).to_bytes(4, "big") + value
+    return hashlib.md5(encoded).hexdigest()
+
+
+def md5s():
+    url = sqs.create_queue(QueueName="md5s")["QueueUrl"]
+    body = "caf\u00e9 \U0001F600 <&>"
+    attributes = {
+        "zeta": {"DataType": "String", "StringValue": "last \u00e9"},
+        "alpha": {"DataType": "Number", "StringValue": "12.50"},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff\x10"},
+        "custom": {"DataType": "String.custom-type", "StringValue": "v"},
+    }
+    expected = [hashlib.md5(body.encode()).hexdigest(), md5_of_attributes(attributes)]
+    sent = sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+    got = receive(url, MessageAttributeNames=["All"], WaitTimeSeconds=2)
+    out["expected"] = expected
+    out["sent"] = [sent["MD5OfMessageBody"], sent["MD5OfMessageAttributes"]]
+    out["received"] = [[m["MD5OfBody"], m["MD5OfMessageAttributes"]] for m in got]
+
+
+def senders():
+    """alice sends, carol receives: SenderId names alice."""
+    url = sqs.create_queue(QueueName="senders")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="from alice")
+    carol = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="AKIDCAROL",
+                         aws_secret_access_key="carol-secret", config=Config(retries={"max_attempts": 1}))
+    got = carol.receive_message(QueueUrl=url, AttributeNames=["SenderId"], WaitTimeSeconds=2).get("Messages", [])
+    out["senders"] = [m["Attributes"]["SenderId"] for m in got]
 
 
 def durable_before():
@@ -382,6 +433,8 @@ def tls():
     "batches": batches,
     "query": query,
     "signatures": signatures,
+    "md5s": md5s,
+    "senders": senders,
     "durable_before": durable_before,
     "durable_after": durable_after,
 }[SCENARIO]()
