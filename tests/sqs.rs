@@ -379,3 +379,112 @@ fn sender_id_names_who_sent_not_who_receives() {
     };
     assert_eq!(seen["senders"], json!(["alice"]));
 }
+
+#[test]
+fn a_move_task_records_its_progress_and_is_cancelled_midway() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(seen) = scenario(config(dir.path()), "move_cancel", &[]) else {
+        return;
+    };
+    assert_eq!(seen["running"][0], "RUNNING");
+    let progress = seen["running"][1].as_u64().unwrap();
+    assert!(
+        (1..30).contains(&progress),
+        "progress is recorded while the task runs: {progress}"
+    );
+    let at_cancel = seen["cancel_moved"].as_u64().unwrap();
+    assert!(at_cancel >= progress, "{at_cancel} < {progress}");
+    assert_eq!(seen["final"][0], "CANCELLED");
+    assert_eq!(seen["final"][2], false, "a finished task shows no handle");
+    let moved = seen["final"][1].as_u64().unwrap();
+    assert!(
+        (at_cancel..30).contains(&moved),
+        "stopped midway: {moved}"
+    );
+    assert_eq!(seen["cancel_again"], "ResourceNotFoundException");
+    assert_eq!(seen["bogus"], "ResourceNotFoundException");
+    assert_eq!(
+        seen["counts"],
+        json!([moved, 30 - moved]),
+        "what it moved is in the destination, the rest available in the source"
+    );
+    assert_eq!(seen["after_delete"], json!([]), "tasks go with their queue");
+}
+
+/// A broker whose Kafka door is open too (the scenarios write `__sqs_queues` through it, as
+/// anyone with Write on it could).
+fn config_with_kafka(dir: &std::path::Path) -> BrokerConfig {
+    BrokerConfig {
+        kafka_listen: "127.0.0.1:0".into(),
+        http_listen: "127.0.0.1:0".into(),
+        ..config(dir)
+    }
+}
+
+fn kafka_address(broker: &common::TestBroker) -> String {
+    let handle = broker.handle.as_ref().unwrap();
+    handle.kafka_address.unwrap().to_string()
+}
+
+#[test]
+fn a_task_a_crash_left_running_is_failed_when_the_broker_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = common::TestBroker::start_with(config_with_kafka(dir.path()));
+    let kafka = kafka_address(&broker);
+    let Some(before) = run(
+        &broker,
+        "move_stale_before",
+        &["AKIDTEST", "secret", &kafka],
+    ) else {
+        return;
+    };
+    assert_eq!(before["written"], true);
+    broker.restart();
+    let after = run(&broker, "move_stale_after", &[]).unwrap();
+    assert_eq!(after["after"][0], "FAILED");
+    assert_eq!(after["after"][1], 7, "its last recorded progress");
+    assert!(
+        after["after"][2]
+            .as_str()
+            .unwrap()
+            .contains("the broker stopped while the task ran"),
+        "{}",
+        after["after"][2]
+    );
+    assert_eq!(after["after"][3], json!([]), "the broker's own fields are not shown");
+}
+
+#[test]
+fn the_store_holds_only_existing_queues_and_at_most_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_with_kafka(dir.path());
+    config.sqs.store_keys_max = 20;
+    let broker = common::TestBroker::start_with(config);
+    let kafka = kafka_address(&broker);
+    let Some(seen) = run(&broker, "store_bounds", &["AKIDTEST", "secret", &kafka]) else {
+        return;
+    };
+    assert_eq!(
+        seen["created"], 15,
+        "5 + 15 queues fill 20 keys; the 60 records of queues that do not exist take none"
+    );
+    assert_eq!(seen["refused"], "OverLimit");
+    assert_eq!(seen["again"], Value::Null, "an existing queue's record still fits");
+    assert_eq!(seen["listed"], 0);
+    let http = broker.handle.as_ref().unwrap().http_address.unwrap().to_string();
+    let metrics = common::scrape(&http);
+    let samples = |name: &str| -> Vec<f64> {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")))
+            .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    let held = samples("ringmq_sqs_store_records");
+    assert!(
+        !held.is_empty() && held.iter().all(|held| *held <= 20.0),
+        "{held:?}"
+    );
+    assert!(held.contains(&20.0), "{held:?}");
+    assert_eq!(samples("ringmq_sqs_store_records_max"), vec![20.0, 20.0]);
+}

@@ -363,6 +363,24 @@ pub fn all(store: &SharedStore) -> Vec<(String, QueueMeta)> {
         .collect()
 }
 
+/// Whether the fold has room for a record under `key` (OverLimit if not): asked before a
+/// queue is made, so a queue is not made that its record could not follow.
+pub fn check_room(
+    store: &SharedStore,
+    service: &Service,
+    ctx: &RequestContext,
+    key: &str,
+) -> Result<(), SqsError> {
+    let exists = |queue: &str| queue_exists(service, ctx, queue);
+    if store.borrow_mut().room_for(key, &exists) {
+        return Ok(());
+    }
+    let max = store.borrow().keys_max;
+    Err(SqsError::over_limit(format!(
+        "the SQS store holds its sqs.store_keys_max ({max}) queues and move tasks"
+    )))
+}
+
 /// Writes the queue's record (None: the queue is gone), durably, then reads it back.
 pub async fn put(
     store: &SharedStore,
@@ -405,13 +423,7 @@ async fn write(
     value: Option<Vec<u8>>,
 ) -> Result<(), SqsError> {
     if value.is_some() {
-        let exists = |queue: &str| queue_exists(service, ctx, queue);
-        if !store.borrow_mut().room_for(queue, &exists) {
-            let max = store.borrow().keys_max;
-            return Err(SqsError::over_limit(format!(
-                "the SQS store holds its sqs.store_keys_max ({max}) queues and move tasks"
-            )));
-        }
+        check_room(store, service, ctx, queue)?;
     }
     ensure_topic(service, ctx).await?;
     let mut builder = BatchBuilder::new(Compression::None);
