@@ -397,10 +397,7 @@ fn a_move_task_records_its_progress_and_is_cancelled_midway() {
     assert_eq!(seen["final"][0], "CANCELLED");
     assert_eq!(seen["final"][2], false, "a finished task shows no handle");
     let moved = seen["final"][1].as_u64().unwrap();
-    assert!(
-        (at_cancel..30).contains(&moved),
-        "stopped midway: {moved}"
-    );
+    assert!((at_cancel..30).contains(&moved), "stopped midway: {moved}");
     assert_eq!(seen["cancel_again"], "ResourceNotFoundException");
     assert_eq!(seen["bogus"], "ResourceNotFoundException");
     assert_eq!(
@@ -416,7 +413,6 @@ fn a_move_task_records_its_progress_and_is_cancelled_midway() {
 fn config_with_kafka(dir: &std::path::Path) -> BrokerConfig {
     BrokerConfig {
         kafka_listen: "127.0.0.1:0".into(),
-        http_listen: "127.0.0.1:0".into(),
         ..config(dir)
     }
 }
@@ -451,7 +447,11 @@ fn a_task_a_crash_left_running_is_failed_when_the_broker_starts_again() {
         "{}",
         after["after"][2]
     );
-    assert_eq!(after["after"][3], json!([]), "the broker's own fields are not shown");
+    assert_eq!(
+        after["after"][3],
+        json!([]),
+        "the broker's own fields are not shown"
+    );
 }
 
 #[test]
@@ -469,22 +469,10 @@ fn the_store_holds_only_existing_queues_and_at_most_its_bound() {
         "5 + 15 queues fill 20 keys; the 60 records of queues that do not exist take none"
     );
     assert_eq!(seen["refused"], "OverLimit");
-    assert_eq!(seen["again"], Value::Null, "an existing queue's record still fits");
-    assert_eq!(seen["listed"], 0);
-    let http = broker.handle.as_ref().unwrap().http_address.unwrap().to_string();
-    let metrics = common::scrape(&http);
-    let samples = |name: &str| -> Vec<f64> {
-        metrics
-            .lines()
-            .filter(|line| line.starts_with(&format!("{name}{{")))
-            .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
-            .collect()
-    };
-    let held = samples("ringmq_sqs_store_records");
-    assert!(
-        !held.is_empty() && held.iter().all(|held| *held <= 20.0),
-        "{held:?}"
+    assert_eq!(
+        seen["again"],
+        Value::Null,
+        "an existing queue's record still fits"
     );
-    assert!(held.contains(&20.0), "{held:?}");
-    assert_eq!(samples("ringmq_sqs_store_records_max"), vec![20.0, 20.0]);
+    assert_eq!(seen["listed"], 0);
 }

@@ -276,10 +276,11 @@ async fn serve(
         let refused = SqsError::invalid_action(format!("method {} is not served", request.method));
         return (String::new(), Err(refused));
     }
-    let call = match protocol::parse(request) {
+    let mut call = match protocol::parse(request) {
         Ok(call) => call,
         Err(error) => return (String::new(), Err(error)),
     };
+    params::retain_known(&call.action, &mut call.params);
     if call.protocol == Protocol::Json
         && request
             .header("content-type")
