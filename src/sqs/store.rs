@@ -25,7 +25,7 @@ use crate::batch::{BatchBuilder, Compression, Record, records};
 use crate::broker::service::{
     AckLevel, Fetch, NewTopic, OffsetQuery, PartitionChoice, Produce, RequestContext, Service,
 };
-use crate::broker::{BrokerResult, ErrorKind};
+use crate::broker::ErrorKind;
 
 pub const TOPIC: &str = "__sqs_queues";
 /// Bytes read from the topic per fetch while catching up.
@@ -230,8 +230,7 @@ pub fn task(store: &SharedStore, key: &str) -> Option<serde_json::Value> {
 /// Whether `queue`'s topic exists, as far as `ctx` may know (a topic it may not describe
 /// counts as existing: the fold is shared by every principal's requests).
 fn queue_exists(service: &Service, ctx: &RequestContext, queue: &str) -> bool {
-    let found: BrokerResult<_> = service.topic(ctx, queue);
-    !matches!(found, Err(error) if error.kind == ErrorKind::UnknownTopic)
+    !matches!(service.topic(ctx, queue), Err(error) if error.kind == ErrorKind::UnknownTopic)
 }
 
 pub type SharedStore = Rc<RefCell<Store>>;
