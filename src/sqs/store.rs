@@ -22,10 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::{SqsError, from_broker};
 use crate::batch::{BatchBuilder, Compression, Record, records};
+use crate::broker::ErrorKind;
 use crate::broker::service::{
     AckLevel, Fetch, NewTopic, OffsetQuery, PartitionChoice, Produce, RequestContext, Service,
 };
-use crate::broker::ErrorKind;
 
 pub const TOPIC: &str = "__sqs_queues";
 /// Bytes read from the topic per fetch while catching up.
@@ -227,10 +227,10 @@ pub fn task(store: &SharedStore, key: &str) -> Option<serde_json::Value> {
     store.borrow().tasks.get(key).cloned()
 }
 
-/// Whether `queue`'s topic exists, as far as `ctx` may know (a topic it may not describe
-/// counts as existing: the fold is shared by every principal's requests).
-fn queue_exists(service: &Service, ctx: &RequestContext, queue: &str) -> bool {
-    !matches!(service.topic(ctx, queue), Err(error) if error.kind == ErrorKind::UnknownTopic)
+/// Whether `queue`'s topic exists, whoever asks: the fold is shared by every principal's
+/// requests, so it must not depend on what one of them may describe.
+fn queue_exists(service: &Service, queue: &str) -> bool {
+    service.topic_exists(queue)
 }
 
 pub type SharedStore = Rc<RefCell<Store>>;
@@ -295,7 +295,7 @@ pub async fn refresh(
             store.borrow_mut().refreshed = Some(started);
             return Ok(());
         }
-        let exists = |queue: &str| queue_exists(service, ctx, queue);
+        let exists = |queue: &str| queue_exists(service, queue);
         let mut store = store.borrow_mut();
         let before = store.next_offset;
         for batch in &fetched.records {
@@ -364,13 +364,8 @@ pub fn all(store: &SharedStore) -> Vec<(String, QueueMeta)> {
 
 /// Whether the fold has room for a record under `key` (OverLimit if not): asked before a
 /// queue is made, so a queue is not made that its record could not follow.
-pub fn check_room(
-    store: &SharedStore,
-    service: &Service,
-    ctx: &RequestContext,
-    key: &str,
-) -> Result<(), SqsError> {
-    let exists = |queue: &str| queue_exists(service, ctx, queue);
+pub fn check_room(store: &SharedStore, service: &Service, key: &str) -> Result<(), SqsError> {
+    let exists = |queue: &str| queue_exists(service, queue);
     if store.borrow_mut().room_for(key, &exists) {
         return Ok(());
     }
@@ -422,7 +417,7 @@ async fn write(
     value: Option<Vec<u8>>,
 ) -> Result<(), SqsError> {
     if value.is_some() {
-        check_room(store, service, ctx, queue)?;
+        check_room(store, service, queue)?;
     }
     ensure_topic(service, ctx).await?;
     let mut builder = BatchBuilder::new(Compression::None);
@@ -439,4 +434,63 @@ async fn write(
     };
     service.produce(ctx, produce).await.map_err(from_broker)?;
     refresh(store, service, ctx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(status: &str, moved: u64) -> Vec<u8> {
+        serde_json::json!({"Status": status, "ApproximateNumberOfMessagesMoved": moved})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_fold_keeps_only_existing_queues_up_to_its_bound() {
+        let mut store = Store::new(0, 4);
+        let exists = |queue: &str| queue.starts_with('q');
+        let meta = serde_json::to_vec(&QueueMeta::default()).unwrap();
+        store.fold_queue("ghost".into(), Some(&meta), &exists);
+        store.fold_task("task:ghost:1:a".into(), Some(&task("RUNNING", 0)), &exists);
+        assert_eq!(store.len(), 0, "nothing of a queue that does not exist");
+        for name in ["q1", "q2", "q3", "q4", "q5"] {
+            store.fold_queue(name.into(), Some(&meta), &exists);
+        }
+        assert_eq!(store.len(), 4, "the bound");
+        assert!(!store.queues.contains_key("q5"));
+        store.fold_queue("q1".into(), Some(&meta), &exists);
+        assert_eq!(store.len(), 4, "a key held is rewritten in place");
+        // Once q1..q3 are gone, their room is taken back when a new key needs it.
+        let fewer = |queue: &str| queue == "q4" || queue == "q5";
+        store.fold_queue("q5".into(), Some(&meta), &fewer);
+        assert_eq!(store.len(), 2);
+        assert!(store.queues.contains_key("q5"));
+    }
+
+    #[test]
+    fn a_queue_takes_its_tasks_along_and_a_cancel_sticks() {
+        let mut store = Store::new(0, 100);
+        let exists = |_: &str| true;
+        let meta = serde_json::to_vec(&QueueMeta::default()).unwrap();
+        store.fold_queue("q".into(), Some(&meta), &exists);
+        store.fold_task("task:q:1:a".into(), Some(&task("RUNNING", 1)), &exists);
+        store.fold_task("task:q:1:a".into(), Some(&task("CANCELLING", 1)), &exists);
+        store.fold_task("task:q:1:a".into(), Some(&task("RUNNING", 3)), &exists);
+        let held = &store.tasks["task:q:1:a"];
+        assert_eq!(
+            held["Status"], "CANCELLING",
+            "progress written after a cancel"
+        );
+        assert_eq!(held["ApproximateNumberOfMessagesMoved"], 3);
+        store.fold_task("task:q:1:a".into(), Some(&task("CANCELLED", 3)), &exists);
+        assert_eq!(store.tasks["task:q:1:a"]["Status"], "CANCELLED");
+        store.fold_task("task:other:1:b".into(), Some(&task("RUNNING", 0)), &exists);
+        store.fold_queue("q".into(), None, &exists);
+        assert_eq!(
+            store.tasks.keys().collect::<Vec<_>>(),
+            ["task:other:1:b"],
+            "q's tasks went with it"
+        );
+    }
 }
