@@ -97,6 +97,7 @@ pub(crate) fn now_ms() -> u64 {
 /// when the bytes parse that far.
 #[doc(hidden)]
 pub fn parse_untrusted(bytes: &[u8]) -> Option<String> {
+    let _ = http::interim(bytes, 4096);
     let frame = match http::frame(bytes, 4096, 1 << 20) {
         FrameStatus::Ready(size) => bytes.get(..size)?,
         FrameStatus::Incomplete | FrameStatus::TooLarge(_) => return None,
@@ -114,6 +115,7 @@ pub fn parse_untrusted(bytes: &[u8]) -> Option<String> {
         &call.action,
         serde_json::Value::Object(call.params.clone()),
     );
+    params::retain_known(&call.action, &mut call.params.clone());
     Some(call.action)
 }
 
