@@ -125,6 +125,17 @@ mod tests {
             bad.validate().unwrap_err(),
             "sqs.account_id \"12\" is not 12 digits"
         );
+        assert_eq!(
+            config.sqs.region, "us-east-1",
+            "what botocore's tests sign for"
+        );
+        assert_eq!(config.sqs.store_keys_max, 100_000);
+        let mut bad = config.clone();
+        bad.sqs.store_keys_max = 15;
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "sqs.store_keys_max must be 16 to 10000000"
+        );
         let mut bad = config;
         bad.sqs.credentials[0].secret_access_key.clear();
         assert!(bad.validate().is_err());

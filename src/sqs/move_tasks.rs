@@ -351,6 +351,8 @@ async fn move_all(
         }
         let mut held = messages.iter();
         while let Some(message) = held.next() {
+            // A fresh deadline per message: pacing may stretch a batch past the call timeout.
+            let ctx = step_context(state, task);
             let stopping = state.lifecycle.stopping.get();
             if stopping || checked.elapsed() >= PROGRESS_INTERVAL {
                 checked = Instant::now();
