@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::SystemTime;
 
-use ringmq::auth::sigv4::{Request, SigV4Error, parse_authorization, verify};
+use ringmq::auth::sigv4::{Request, SigV4Error, check_scope, parse_authorization, verify};
 
 const SECRET: &str = "test-secret-key";
 
@@ -146,4 +146,55 @@ fn requests_botocore_signs_verify_and_changed_ones_do_not() {
             "{url}: the path"
         );
     }
+}
+
+#[test]
+fn a_scope_of_another_date_region_or_service_is_refused() {
+    let Some(signed) = botocore_signs("POST", "http://localhost:9324/", "Action=ListQueues") else {
+        return;
+    };
+    let header = signed
+        .3
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    let authorization = parse_authorization(&header).unwrap();
+    assert_eq!(check_scope(&authorization, "us-east-1", "sqs"), Ok(()));
+    assert_eq!(
+        check_scope(&authorization, "eu-west-1", "sqs"),
+        Err(SigV4Error::Scope(
+            "Credential should be scoped to a valid region, not 'us-east-1'.".into()
+        ))
+    );
+    assert_eq!(
+        check_scope(&authorization, "us-east-1", "sns"),
+        Err(SigV4Error::Scope(
+            "Credential should be scoped to correct service: 'sns'.".into()
+        ))
+    );
+    // The scope's date a day off X-Amz-Date's: refused before any signature is computed.
+    let mut other_day = authorization.clone();
+    other_day.date = "19991231".into();
+    let (method, path, query, headers, body) = &signed;
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let request = Request {
+        method,
+        path,
+        query,
+        headers: &pairs,
+        body,
+    };
+    let refused = verify(&request, &other_day, SECRET, SystemTime::now()).unwrap_err();
+    let SigV4Error::Scope(message) = refused else {
+        panic!("{refused:?}");
+    };
+    assert!(
+        message.starts_with("Date in Credential scope does not match YYYYMMDD")
+            && message.contains("'19991231' != '"),
+        "{message}"
+    );
 }

@@ -264,6 +264,23 @@ fn configured_credentials_are_checked_by_signature_and_their_principals_by_acls(
     assert_eq!(seen["query_wrong"], json!([403, ["SignatureDoesNotMatch"]]));
     assert_eq!(seen["query_right"], 200);
     assert_eq!(
+        seen["other_service"],
+        json!([
+            403,
+            ["SignatureDoesNotMatch"],
+            ["Credential should be scoped to correct service: 'sqs'."]
+        ])
+    );
+    assert_eq!(
+        seen["other_region"],
+        json!([
+            403,
+            ["SignatureDoesNotMatch"],
+            ["Credential should be scoped to a valid region, not 'eu-west-1'."]
+        ])
+    );
+    assert_eq!(seen["other_region_boto3"], "SignatureDoesNotMatch");
+    assert_eq!(
         seen["unsigned"],
         json!([403, ["MissingAuthenticationToken"]])
     );
@@ -321,4 +338,141 @@ fn a_fifo_queue_drops_duplicates_by_content_or_deduplication_id() {
         "a duplicate is answered with its first copy's id"
     );
     assert_eq!(seen["dedup_bodies"], json!(["same", "other"]));
+}
+
+#[test]
+fn the_md5s_of_a_send_and_a_receive_are_sqs_documented_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(seen) = scenario(config(dir.path()), "md5s", &[]) else {
+        return;
+    };
+    // Computed by Python's hashlib from AWS's documented encoding (sqs_client.py), and pinned
+    // here so a change of the scenario's encoding cannot pass unnoticed.
+    let expected = json!([
+        "c8c1064aacaf2be0b9ad5c19746332f0",
+        "94e45a2801c3a9f4cd121f5cd49a22a0"
+    ]);
+    assert_eq!(seen["expected"], expected);
+    assert_eq!(seen["sent"], expected, "SendMessage's answer");
+    assert_eq!(
+        seen["received"],
+        json!([expected]),
+        "ReceiveMessage's answer"
+    );
+}
+
+#[test]
+fn sender_id_names_who_sent_not_who_receives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.sqs.credentials = ["alice", "carol"]
+        .iter()
+        .map(|user| SqsCredential {
+            access_key_id: format!("AKID{}", user.to_uppercase()),
+            secret_access_key: format!("{user}-secret"),
+            principal: user.to_string(),
+        })
+        .collect();
+    config.super_users = vec!["User:alice".into(), "User:carol".into()];
+    let Some(seen) = scenario(config, "senders", &["AKIDALICE", "alice-secret"]) else {
+        return;
+    };
+    assert_eq!(seen["senders"], json!(["alice"]));
+}
+
+#[test]
+fn a_move_task_records_its_progress_and_is_cancelled_midway() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(seen) = scenario(config(dir.path()), "move_cancel", &[]) else {
+        return;
+    };
+    assert_eq!(seen["running"][0], "RUNNING");
+    let progress = seen["running"][1].as_u64().unwrap();
+    assert!(
+        (1..30).contains(&progress),
+        "progress is recorded while the task runs: {progress}"
+    );
+    let at_cancel = seen["cancel_moved"].as_u64().unwrap();
+    assert!(at_cancel >= progress, "{at_cancel} < {progress}");
+    assert_eq!(seen["final"][0], "CANCELLED");
+    assert_eq!(seen["final"][2], false, "a finished task shows no handle");
+    let moved = seen["final"][1].as_u64().unwrap();
+    assert!((at_cancel..30).contains(&moved), "stopped midway: {moved}");
+    assert_eq!(seen["cancel_again"], "ResourceNotFoundException");
+    assert_eq!(seen["bogus"], "ResourceNotFoundException");
+    assert_eq!(
+        seen["counts"],
+        json!([moved, 30 - moved]),
+        "what it moved is in the destination, the rest available in the source"
+    );
+    assert_eq!(seen["after_delete"], json!([]), "tasks go with their queue");
+}
+
+/// A broker whose Kafka door is open too (the scenarios write `__sqs_queues` through it, as
+/// anyone with Write on it could).
+fn config_with_kafka(dir: &std::path::Path) -> BrokerConfig {
+    BrokerConfig {
+        kafka_listen: "127.0.0.1:0".into(),
+        ..config(dir)
+    }
+}
+
+fn kafka_address(broker: &common::TestBroker) -> String {
+    let handle = broker.handle.as_ref().unwrap();
+    handle.kafka_address.unwrap().to_string()
+}
+
+#[test]
+fn a_task_a_crash_left_running_is_failed_when_the_broker_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = common::TestBroker::start_with(config_with_kafka(dir.path()));
+    let kafka = kafka_address(&broker);
+    let Some(before) = run(
+        &broker,
+        "move_stale_before",
+        &["AKIDTEST", "secret", &kafka],
+    ) else {
+        return;
+    };
+    assert_eq!(before["written"], true);
+    broker.restart();
+    let after = run(&broker, "move_stale_after", &[]).unwrap();
+    assert_eq!(after["after"][0], "FAILED");
+    assert_eq!(after["after"][1], 7, "its last recorded progress");
+    assert!(
+        after["after"][2]
+            .as_str()
+            .unwrap()
+            .contains("the broker stopped while the task ran"),
+        "{}",
+        after["after"][2]
+    );
+    assert_eq!(
+        after["after"][3],
+        json!([]),
+        "the broker's own fields are not shown"
+    );
+}
+
+#[test]
+fn the_store_holds_only_existing_queues_and_at_most_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_with_kafka(dir.path());
+    config.sqs.store_keys_max = 20;
+    let broker = common::TestBroker::start_with(config);
+    let kafka = kafka_address(&broker);
+    let Some(seen) = run(&broker, "store_bounds", &["AKIDTEST", "secret", &kafka]) else {
+        return;
+    };
+    assert_eq!(
+        seen["created"], 15,
+        "5 + 15 queues fill 20 keys; the 60 records of queues that do not exist take none"
+    );
+    assert_eq!(seen["refused"], "OverLimit");
+    assert_eq!(
+        seen["again"],
+        Value::Null,
+        "an existing queue's record still fits"
+    );
+    assert_eq!(seen["listed"], 0);
 }

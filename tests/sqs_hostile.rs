@@ -280,3 +280,49 @@ fn a_request_sent_too_slowly_is_closed() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(served(&mut bystander));
 }
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path());
+    let address = address(&broker);
+    let mut stream = connect(&address);
+    let body = r#"{"QueueName": "continued"}"#;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: sqs\r\nX-Amz-Target: AmazonSQS.CreateQueue\r\nContent-Type: application/x-amz-json-1.0\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // The body is held back until the server asks for it, as an SDK does.
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut got = vec![0u8; interim.len()];
+    stream
+        .read_exact(&mut got)
+        .expect("100 Continue before the body");
+    assert_eq!(&got[..], interim);
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut buffer = Vec::new();
+    let (status, _, answer) = read_response(&mut stream, &mut buffer).unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("/continued"));
+    assert!(served(&mut stream), "the connection stays");
+
+    // A body over sqs.body_bytes_max gets its final answer at once, before it is sent.
+    let mut stream = connect(&address);
+    let head =
+        "POST / HTTP/1.1\r\nHost: sqs\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n";
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut buffer = Vec::new();
+    let (status, _, _) = read_response(&mut stream, &mut buffer).unwrap();
+    assert_eq!(status, 413);
+    assert!(closed(&mut stream));
+
+    // An expectation this server does not meet: 417, without waiting for a body.
+    let mut stream = connect(&address);
+    let head = "POST / HTTP/1.1\r\nHost: sqs\r\nExpect: teapot\r\nContent-Length: 10\r\n\r\n";
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut buffer = Vec::new();
+    let (status, _, _) = read_response(&mut stream, &mut buffer).unwrap();
+    assert_eq!(status, 417);
+    assert!(closed(&mut stream));
+}

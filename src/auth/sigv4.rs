@@ -29,6 +29,9 @@ pub enum SigV4Error {
     Mismatch,
     /// The request is dated too far from now.
     Expired,
+    /// The credential scope names another date, region or service than this request's and
+    /// this endpoint's (AWS's `SignatureDoesNotMatch`, with its message).
+    Scope(String),
 }
 
 impl fmt::Display for SigV4Error {
@@ -40,6 +43,7 @@ impl fmt::Display for SigV4Error {
                 "the request signature we calculated does not match the signature you provided"
             ),
             SigV4Error::Expired => write!(f, "the request's X-Amz-Date is too far from now"),
+            SigV4Error::Scope(what) => f.write_str(what),
         }
     }
 }
@@ -131,6 +135,27 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, SigV4Error> {
     })
 }
 
+/// Checks that `authorization`'s credential scope is this endpoint's: a signature for another
+/// region or service (valid there) must not be accepted here, as AWS refuses it.
+pub fn check_scope(
+    authorization: &Authorization,
+    region: &str,
+    service: &str,
+) -> Result<(), SigV4Error> {
+    if authorization.service != service {
+        return Err(SigV4Error::Scope(format!(
+            "Credential should be scoped to correct service: '{service}'."
+        )));
+    }
+    if authorization.region != region {
+        return Err(SigV4Error::Scope(format!(
+            "Credential should be scoped to a valid region, not '{}'.",
+            authorization.region.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks `request`'s signature by `authorization` against `secret` at `now`.
 pub fn verify(
     request: &Request<'_>,
@@ -143,10 +168,13 @@ pub fn verify(
         .ok_or_else(|| SigV4Error::Incomplete("no X-Amz-Date header".into()))?;
     let signed_at = parse_amz_date(timestamp)
         .ok_or_else(|| SigV4Error::Incomplete("X-Amz-Date is not yyyymmddThhmmssZ".into()))?;
-    if !timestamp.starts_with(&authorization.date) {
-        return Err(SigV4Error::Incomplete(
-            "the credential scope's date is not X-Amz-Date's".into(),
-        ));
+    let day = timestamp.get(..8).unwrap_or_default();
+    if day != authorization.date {
+        return Err(SigV4Error::Scope(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
+             from HTTP: '{}' != '{day}', from 'x-amz-date'.",
+            authorization.date
+        )));
     }
     let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if now_s.abs_diff(signed_at) > CLOCK_SKEW_MAX.as_secs() {

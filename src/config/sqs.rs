@@ -18,7 +18,8 @@ pub struct SqsCredential {
 pub struct SqsConfig {
     /// The 12-digit account id of queue URLs (`http://host:port/<account>/<queue>`) and ARNs.
     pub account_id: String,
-    /// The region ARNs name.
+    /// The region ARNs name, and the one a SigV4 credential scope must name (clients set their
+    /// region to this).
     pub region: String,
     /// Bytes of a request's head (request line and headers); more is refused with 431.
     pub head_bytes_max: usize,
@@ -32,6 +33,10 @@ pub struct SqsConfig {
     pub delay_seconds_max: u32,
     /// Queues one ListQueues page names at most (SQS: 1000).
     pub list_queues_max: u32,
+    /// Keys (queues' SQS records and move tasks) each shard's fold of `__sqs_queues` holds at
+    /// most; past it CreateQueue, tags and attributes of new queues get OverLimit and records
+    /// written there by other doors are ignored.
+    pub store_keys_max: usize,
     /// Access keys whose SigV4 signatures are checked; empty: every request is accepted,
     /// signed or not, as the anonymous principal.
     pub credentials: Vec<SqsCredential>,
@@ -47,6 +52,7 @@ impl Default for SqsConfig {
             message_bytes_max: 256 * 1024,
             delay_seconds_max: 900,
             list_queues_max: 1000,
+            store_keys_max: 100_000,
             credentials: Vec::new(),
         }
     }
@@ -74,6 +80,9 @@ impl SqsConfig {
         }
         if !(1..=1000).contains(&self.list_queues_max) {
             return Err("sqs.list_queues_max must be 1 to 1000".into());
+        }
+        if !(16..=10_000_000).contains(&self.store_keys_max) {
+            return Err("sqs.store_keys_max must be 16 to 10000000".into());
         }
         for credential in &self.credentials {
             if credential.access_key_id.is_empty() || credential.secret_access_key.is_empty() {
@@ -115,6 +124,17 @@ mod tests {
         assert_eq!(
             bad.validate().unwrap_err(),
             "sqs.account_id \"12\" is not 12 digits"
+        );
+        assert_eq!(
+            config.sqs.region, "us-east-1",
+            "what botocore's tests sign for"
+        );
+        assert_eq!(config.sqs.store_keys_max, 100_000);
+        let mut bad = config.clone();
+        bad.sqs.store_keys_max = 15;
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "sqs.store_keys_max must be 16 to 10000000"
         );
         let mut bad = config;
         bad.sqs.credentials[0].secret_access_key.clear();

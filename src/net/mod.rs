@@ -95,6 +95,12 @@ pub(crate) trait Wire: Clone + 'static {
         crate::protocol::codec::read_room(buffer, chunk_bytes)
     }
 
+    /// An interim answer to the incomplete frame at the start of `buffer` (HTTP's
+    /// `100 Continue`), sent at most once per frame; None for protocols without one.
+    fn interim(&self, _buffer: &[u8]) -> Option<Vec<Bytes>> {
+        None
+    }
+
     /// Decodes one whole frame, its length prefix included.
     fn decode(&self, state: &ShardState, frame: BytesMut) -> Decoded<Self::Request>;
 

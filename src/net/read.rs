@@ -33,12 +33,15 @@ pub(super) async fn read_loop<W: Wire>(
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     // When the first byte of the frame now in `buffer` arrived (reset after a pause of ours).
     let mut frame_started: Option<Instant> = None;
+    // Whether the frame now in `buffer` has had its interim answer (`Wire::interim`).
+    let mut interim_sent = false;
     loop {
         loop {
             match wire.frame(&buffer, frame_bytes_max) {
                 FrameStatus::Ready(size) => {
                     // What remains belongs to the next frame, whose bytes came with the last read.
                     frame_started = None;
+                    interim_sent = false;
                     // Admission comes before each request, not only before each read: one read
                     // may hold thousands of small requests, each with a large response.
                     let frame = buffer.split_to(size);
@@ -48,7 +51,14 @@ pub(super) async fn read_loop<W: Wire>(
                         Err(ended) => return ended,
                     }
                 }
-                FrameStatus::Incomplete => break,
+                FrameStatus::Incomplete => {
+                    if !interim_sent && let Some(answer) = wire.interim(&buffer) {
+                        interim_sent = true;
+                        let place = shared.place();
+                        shared.respond(gate, place, answer);
+                    }
+                    break;
+                }
                 FrameStatus::TooLarge(size) => {
                     tracing::debug!(size, frame_bytes_max, "frame over the limit; closing");
                     if let Some(answer) = wire.too_large(size, frame_bytes_max) {

@@ -3,6 +3,10 @@
 //! (keep-alive; answers go out in request order through the connection layer). Anything else
 //! (chunked bodies, a missing or doubled length, a head or body over its bound) is refused with
 //! a 4xx and the connection closed, since its byte stream can no longer be followed.
+//! `Expect: 100-continue` (which the AWS SDKs send before large bodies) is answered with an
+//! interim `100 Continue` once the head is in and its body is not, so the client sends the
+//! body without waiting out its own timeout; a body over the bound gets its final 413 at once
+//! instead, before it is sent, and any other expectation gets 417.
 
 use bytes::{Bytes, BytesMut};
 
@@ -82,6 +86,33 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, ()> {
     Ok(found)
 }
 
+/// The value of the head's header `name`, trimmed; None when it has none.
+fn head_header<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    head.split(|byte| *byte == b'\n').skip(1).find_map(|line| {
+        let colon = line.iter().position(|byte| *byte == b':')?;
+        let (key, value) = line.split_at(colon);
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.get(1..).unwrap_or_default().trim_ascii())
+    })
+}
+
+/// What a head's `Expect` asks: None (nothing), Some(true) (100-continue), Some(false) (an
+/// expectation this server does not meet: 417).
+fn expects_continue(head: &[u8]) -> Option<bool> {
+    head_header(head, b"expect").map(|value| value.eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// The interim answer `buffer`'s request waits for: `100 Continue` when its head asks for it
+/// and its body has not all arrived (the connection layer sends it once per request).
+pub fn interim(buffer: &[u8], head_bytes_max: usize) -> Option<Vec<Bytes>> {
+    let end = head_end(buffer, head_bytes_max)?;
+    let head = buffer.get(..end)?;
+    let length = content_length(head).ok()??;
+    let waiting = buffer.len() < end.saturating_add(length);
+    (waiting && expects_continue(head) == Some(true))
+        .then(|| vec![Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")])
+}
+
 /// Where the first request in `buffer` ends. A head over `head_bytes_max` or one whose length
 /// cannot be followed is cut as it is, for `parse` to refuse; a body over `body_bytes_max` is
 /// `TooLarge`.
@@ -93,6 +124,10 @@ pub fn frame(buffer: &[u8], head_bytes_max: usize, body_bytes_max: usize) -> Fra
             FrameStatus::Incomplete
         };
     };
+    if expects_continue(&buffer[..end]) == Some(false) {
+        // Cut at the head: `parse` refuses it (417) without waiting for a body.
+        return FrameStatus::Ready(end);
+    }
     match content_length(&buffer[..end]) {
         Err(()) => FrameStatus::Ready(end),
         Ok(None) => FrameStatus::Ready(end),
@@ -140,6 +175,12 @@ pub fn parse(frame: BytesMut, head_bytes_max: usize) -> Result<Request, Refusal>
         }
         Err(error) => return Err(refuse(400, format!("a malformed request head: {error}"))),
     }
+    if expects_continue(&frame[..end]) == Some(false) {
+        return Err(refuse(
+            417,
+            "the only expectation served is Expect: 100-continue",
+        ));
+    }
     let length = match content_length(&frame[..end]) {
         Ok(length) => length,
         Err(()) => {
@@ -184,6 +225,7 @@ pub fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<Bytes
         405 => "Method Not Allowed",
         411 => "Length Required",
         413 => "Payload Too Large",
+        417 => "Expectation Failed",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -241,6 +283,27 @@ mod tests {
         assert_eq!(
             parse(BytesMut::from(&long[..]), 1024).unwrap_err().status,
             431
+        );
+    }
+
+    #[test]
+    fn a_body_expected_gets_100_continue_until_it_arrives() {
+        let head =
+            b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n";
+        let continued = interim(head, 1024).expect("a head alone is continued");
+        assert_eq!(&continued.concat()[..], b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(frame(head, 1024, 100), FrameStatus::Incomplete);
+        let whole = [&head[..], b"abc"].concat();
+        assert_eq!(interim(&whole, 1024), None, "the body is in");
+        assert_eq!(frame(&whole, 1024, 100), FrameStatus::Ready(whole.len()));
+        assert_eq!(interim(&head[..20], 1024), None, "the head is not in");
+        let plain = b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(interim(plain, 1024), None, "no expectation");
+        let other = b"POST / HTTP/1.1\r\nExpect: magic\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(frame(other, 1024, 100), FrameStatus::Ready(other.len()));
+        assert_eq!(
+            parse(BytesMut::from(&other[..]), 1024).unwrap_err().status,
+            417
         );
     }
 

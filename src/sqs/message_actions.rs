@@ -32,6 +32,8 @@ pub const RECEIVE_BYTES: u32 = 256 * 1024;
 const DEDUP_HEADER: &str = "x-dedup-id";
 const GROUP_HEADER: &str = "x-group-key";
 const DELAY_HEADER: &str = "x-delay-ms";
+/// Who sent a message (SenderId): the sender's principal, or the account id when anonymous.
+const SENDER_HEADER: &str = "sqs.sender";
 /// SQS's shortest visibility is 0 (visible again at once); a queue group's lock is at least this.
 const VISIBILITY_MS_MIN: u64 = 10;
 /// Bytes of a batch entry id, a group id or a deduplication id.
@@ -45,6 +47,16 @@ struct Outgoing {
     delay_s: u64,
     group: Option<String>,
     dedup: Option<String>,
+    /// The SenderId the message is stored with.
+    sender: String,
+}
+
+/// The SenderId of what `h`'s principal sends.
+fn sender_id(h: &Handler) -> String {
+    match &h.ctx.principal {
+        crate::broker::service::Principal::User(user) => user.clone(),
+        crate::broker::service::Principal::Anonymous => h.state.config.sqs.account_id.clone(),
+    }
 }
 
 fn check_id(what: &str, id: &str, max: usize) -> Result<(), SqsError> {
@@ -163,6 +175,7 @@ fn outgoing(
         delay_s,
         group,
         dedup,
+        sender: sender_id(h),
     })
 }
 
@@ -180,6 +193,7 @@ fn record(message: &Outgoing, sent_ms: i64) -> Record {
             value: Some(Bytes::from(value)),
         })
     };
+    header(SENDER_HEADER, message.sender.clone());
     if message.delay_s > 0 {
         header(DELAY_HEADER, (message.delay_s * 1000).to_string());
     }
@@ -407,17 +421,20 @@ fn system_attributes(
             now_ms().to_string(),
         );
     }
-    let sender = match &h.ctx.principal {
-        crate::broker::service::Principal::User(user) => user.clone(),
-        crate::broker::service::Principal::Anonymous => h.state.config.sqs.account_id.clone(),
-    };
-    shown.insert("SenderId".to_string(), sender);
+    // A message another door produced has no sender header: it shows the account's id.
+    shown.insert(
+        "SenderId".to_string(),
+        h.state.config.sqs.account_id.clone(),
+    );
     for header in &message.headers {
         let text =
             || String::from_utf8_lossy(header.value.as_deref().unwrap_or_default()).into_owned();
         match header.key.as_str() {
             GROUP_HEADER => {
                 shown.insert("MessageGroupId".to_string(), text());
+            }
+            SENDER_HEADER => {
+                shown.insert("SenderId".to_string(), text());
             }
             DEDUP_HEADER => {
                 let id = text();

@@ -41,7 +41,7 @@ use errors::SqsError;
 use protocol::Protocol;
 
 /// The actions served, each a label of `ringmq_sqs_requests_total`.
-pub const ACTIONS: [&str; 20] = [
+pub const ACTIONS: [&str; 21] = [
     "CreateQueue",
     "GetQueueUrl",
     "ListQueues",
@@ -62,6 +62,7 @@ pub const ACTIONS: [&str; 20] = [
     "ListQueueTags",
     "StartMessageMoveTask",
     "ListMessageMoveTasks",
+    "CancelMessageMoveTask",
 ];
 
 /// Registers the help text of the SQS door's metrics.
@@ -73,6 +74,14 @@ pub(crate) fn describe_metrics() {
     metrics::describe_gauge!(
         "ringmq_sqs_store_records",
         "Queues' SQS records and message move tasks the shard holds from __sqs_queues."
+    );
+    metrics::describe_gauge!(
+        "ringmq_sqs_store_records_max",
+        "The most keys a shard's fold of __sqs_queues holds (sqs.store_keys_max)."
+    );
+    metrics::describe_counter!(
+        "ringmq_sqs_store_ignored_total",
+        "Records of __sqs_queues a shard ignored because its fold was full."
     );
 }
 
@@ -88,6 +97,7 @@ pub(crate) fn now_ms() -> u64 {
 /// when the bytes parse that far.
 #[doc(hidden)]
 pub fn parse_untrusted(bytes: &[u8]) -> Option<String> {
+    let _ = http::interim(bytes, 4096);
     let frame = match http::frame(bytes, 4096, 1 << 20) {
         FrameStatus::Ready(size) => bytes.get(..size)?,
         FrameStatus::Incomplete | FrameStatus::TooLarge(_) => return None,
@@ -105,6 +115,7 @@ pub fn parse_untrusted(bytes: &[u8]) -> Option<String> {
         &call.action,
         serde_json::Value::Object(call.params.clone()),
     );
+    params::retain_known(&call.action, &mut call.params.clone());
     Some(call.action)
 }
 
@@ -120,14 +131,22 @@ pub(crate) struct Sqs {
 }
 
 impl Sqs {
-    pub(crate) fn new(state: &ShardState) -> Sqs {
+    pub(crate) fn new(state: &Rc<ShardState>) -> Sqs {
         let config = &state.config.sqs;
         // XML escapes a byte into at most 6 (`&quot;`); a receive returns its budget plus at
         // most one message past it.
         let bodies = (message_actions::RECEIVE_BYTES as usize)
             .saturating_add(config.message_bytes_max as usize);
+        let store = Rc::new(std::cell::RefCell::new(store::Store::new(
+            state.id,
+            config.store_keys_max,
+        )));
+        crate::runtime::spawn_detached(move_tasks::fail_interrupted_at_start(
+            state.clone(),
+            store.clone(),
+        ));
         Sqs {
-            store: Rc::new(std::cell::RefCell::new(store::Store::new(state.id))),
+            store,
             head_bytes_max: config.head_bytes_max,
             body_bytes_max: config.body_bytes_max,
             receive_bytes_bound: bodies.saturating_mul(6).saturating_add(64 * 1024),
@@ -190,6 +209,10 @@ impl Wire for Sqs {
 
     fn read_room(&self, buffer: &[u8], chunk_bytes: usize) -> usize {
         http::read_room(buffer, chunk_bytes, self.head_bytes_max)
+    }
+
+    fn interim(&self, buffer: &[u8]) -> Option<Vec<Bytes>> {
+        http::interim(buffer, self.head_bytes_max)
     }
 
     fn decode(&self, _state: &ShardState, frame: BytesMut) -> Decoded<http::Request> {
@@ -255,10 +278,11 @@ async fn serve(
         let refused = SqsError::invalid_action(format!("method {} is not served", request.method));
         return (String::new(), Err(refused));
     }
-    let call = match protocol::parse(request) {
+    let mut call = match protocol::parse(request) {
         Ok(call) => call,
         Err(error) => return (String::new(), Err(error)),
     };
+    params::retain_known(&call.action, &mut call.params);
     if call.protocol == Protocol::Json
         && request
             .header("content-type")
@@ -349,6 +373,7 @@ async fn run(h: &Handler, action: &str, p: &params::Params) -> Result<serde_json
         "ChangeMessageVisibilityBatch" => m::change_message_visibility_batch(h, p).await,
         "StartMessageMoveTask" => move_tasks::start_message_move_task(h, p).await,
         "ListMessageMoveTasks" => move_tasks::list_message_move_tasks(h, p).await,
+        "CancelMessageMoveTask" => move_tasks::cancel_message_move_task(h, p).await,
         other => Err(SqsError::invalid_action(format!(
             "the action {} is not valid for this endpoint",
             other.chars().take(64).collect::<String>()

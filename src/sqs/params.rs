@@ -122,3 +122,116 @@ pub fn queue_of(params: &Params, path: &str) -> Result<String, SqsError> {
     })?;
     Ok(name.to_string())
 }
+
+/// The parameters each action reads (botocore's sqs service-2.json shapes); `Entries` holds
+/// objects of the fields after it.
+fn known(action: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    const SEND_MESSAGE: &[&str] = &[
+        "QueueUrl",
+        "MessageBody",
+        "DelaySeconds",
+        "MessageAttributes",
+        "MessageSystemAttributes",
+        "MessageDeduplicationId",
+        "MessageGroupId",
+    ];
+    const SEND: &[&str] = &[
+        "MessageBody",
+        "DelaySeconds",
+        "MessageAttributes",
+        "MessageSystemAttributes",
+        "MessageDeduplicationId",
+        "MessageGroupId",
+    ];
+    match action {
+        "CreateQueue" => (&["QueueName", "Attributes", "tags"], &[]),
+        "GetQueueUrl" => (&["QueueName", "QueueOwnerAWSAccountId"], &[]),
+        "ListQueues" => (&["QueueNamePrefix", "NextToken", "MaxResults"], &[]),
+        "DeleteQueue" | "PurgeQueue" | "ListQueueTags" => (&["QueueUrl"], &[]),
+        "GetQueueAttributes" => (&["QueueUrl", "AttributeNames"], &[]),
+        "SetQueueAttributes" => (&["QueueUrl", "Attributes"], &[]),
+        "SendMessage" => (SEND_MESSAGE, &[]),
+        "SendMessageBatch" => (&["QueueUrl", "Entries"], SEND),
+        "ReceiveMessage" => (
+            &[
+                "QueueUrl",
+                "AttributeNames",
+                "MessageSystemAttributeNames",
+                "MessageAttributeNames",
+                "MaxNumberOfMessages",
+                "VisibilityTimeout",
+                "WaitTimeSeconds",
+                "ReceiveRequestAttemptId",
+            ],
+            &[],
+        ),
+        "DeleteMessage" => (&["QueueUrl", "ReceiptHandle"], &[]),
+        "ChangeMessageVisibility" => (&["QueueUrl", "ReceiptHandle", "VisibilityTimeout"], &[]),
+        "DeleteMessageBatch" => (&["QueueUrl", "Entries"], &["ReceiptHandle"]),
+        "ChangeMessageVisibilityBatch" => (
+            &["QueueUrl", "Entries"],
+            &["ReceiptHandle", "VisibilityTimeout"],
+        ),
+        "ListDeadLetterSourceQueues" => (&["QueueUrl", "NextToken", "MaxResults"], &[]),
+        "TagQueue" => (&["QueueUrl", "Tags"], &[]),
+        "UntagQueue" => (&["QueueUrl", "TagKeys"], &[]),
+        "StartMessageMoveTask" => (
+            &[
+                "SourceArn",
+                "DestinationArn",
+                "MaxNumberOfMessagesPerSecond",
+            ],
+            &[],
+        ),
+        "ListMessageMoveTasks" => (&["SourceArn", "MaxResults"], &[]),
+        "CancelMessageMoveTask" => (&["TaskHandle"], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+/// Drops what `action` does not read, so a request holds only what it uses while it is
+/// served (a long poll holds its parameters for up to 20 seconds).
+pub fn retain_known(action: &str, params: &mut Params) {
+    let (top, entry) = known(action);
+    params.retain(|name, _| top.contains(&name.as_str()));
+    if let Some(Value::Array(entries)) = params.get_mut("Entries") {
+        for entry_params in entries.iter_mut() {
+            if let Value::Object(fields) = entry_params {
+                fields.retain(|name, _| name == "Id" || entry.contains(&name.as_str()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_action_does_not_read_is_dropped() {
+        let mut params: Params = serde_json::from_value(serde_json::json!({
+            "QueueUrl": "u",
+            "WaitTimeSeconds": 20,
+            "Padding": "x".repeat(1000),
+            "Entries": [{"Id": "1"}],
+        }))
+        .unwrap();
+        retain_known("ReceiveMessage", &mut params);
+        let mut names: Vec<&String> = params.keys().collect();
+        names.sort();
+        assert_eq!(names, ["QueueUrl", "WaitTimeSeconds"]);
+        let mut batch: Params = serde_json::from_value(serde_json::json!({
+            "QueueUrl": "u",
+            "Entries": [{"Id": "1", "ReceiptHandle": "r", "Junk": [1, 2, 3]}, 7],
+        }))
+        .unwrap();
+        retain_known("DeleteMessageBatch", &mut batch);
+        assert_eq!(
+            Value::Object(batch),
+            serde_json::json!({"QueueUrl": "u", "Entries": [{"Id": "1", "ReceiptHandle": "r"}, 7]})
+        );
+        let mut unknown: Params = serde_json::from_value(serde_json::json!({"A": 1})).unwrap();
+        retain_known("NoSuchAction", &mut unknown);
+        assert!(unknown.is_empty());
+    }
+}

@@ -122,6 +122,8 @@ pub async fn create_queue(h: &Handler, p: &Params) -> Result<Value, SqsError> {
         },
         configs: vec![("retention.ms".to_string(), retention_ms.to_string())],
     };
+    store::refresh(&h.store, &h.service, &h.ctx).await?;
+    store::check_room(&h.store, &h.service, &queue)?;
     match h.service.create_topic(&h.ctx, topic).await {
         Ok(()) => {}
         Err(error) if error.kind == ErrorKind::TopicExists => {}

@@ -4,9 +4,14 @@
 //! service like any produce), one record per change keyed by the queue's name, a record
 //! without a value for a deleted queue; the last record of a name wins. Each shard folds the
 //! topic into a cache and reads on from where it stopped before each use, so a change made on
-//! another shard is seen by the next request anywhere. The fold holds one record per queue (so
-//! at most `topics_max`) and at most 10 move tasks per queue; `ringmq_sqs_store_records` shows it. Message move tasks keep their progress
+//! another shard is seen by the next request anywhere. Message move tasks keep their progress
 //! there too (`task:` keys), so any connection may list them.
+//!
+//! Anyone with Write on the topic can append to it, so the fold is bounded by what exists, not
+//! by what was written: a record of a queue whose topic does not exist is ignored, a deleted
+//! queue's move tasks go with it, a queue keeps at most 10 tasks, and the fold holds at most
+//! `sqs.store_keys_max` keys (`ringmq_sqs_store_records` against `ringmq_sqs_store_records_max`;
+//! records past it are counted in `ringmq_sqs_store_ignored_total` and new queues refused).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +43,14 @@ pub struct QueueMeta {
 /// One shard's fold of the topic.
 #[derive(Default)]
 pub struct Store {
+    /// The shard, and a nonce of this run of it: a move task's `_runner`, by which a restarted
+    /// shard knows the tasks its previous run left RUNNING.
+    shard: usize,
+    nonce: u64,
+    /// Keys (queues and tasks) the fold holds at most.
+    keys_max: usize,
+    /// Records ignored because the fold was full.
+    ignored: Option<metrics::Counter>,
     next_offset: u64,
     queues: HashMap<String, QueueMeta>,
     /// Message move tasks (`move_tasks`) by key: `task:<source queue>:<started ms>:<id>`.
@@ -59,26 +72,110 @@ pub const TASK_PREFIX: &str = "task:";
 const TASKS_PER_QUEUE_MAX: usize = 10;
 
 impl Store {
-    /// An empty fold for shard `shard`, its fill published as a gauge.
-    pub fn new(shard: usize) -> Store {
+    /// An empty fold for shard `shard` of at most `keys_max` keys, its fill published as gauges.
+    pub fn new(shard: usize, keys_max: usize) -> Store {
+        let label = shard.to_string();
+        metrics::gauge!("ringmq_sqs_store_records_max", "shard" => label.clone())
+            .set(keys_max as f64);
         Store {
-            gauge: Some(metrics::gauge!("ringmq_sqs_store_records", "shard" => shard.to_string())),
+            shard,
+            nonce: super::receipt::new_nonce(),
+            keys_max,
+            ignored: Some(
+                metrics::counter!("ringmq_sqs_store_ignored_total", "shard" => label.clone()),
+            ),
+            gauge: Some(metrics::gauge!("ringmq_sqs_store_records", "shard" => label)),
             ..Store::default()
+        }
+    }
+
+    /// This shard run's name for the move tasks it runs: `<shard>:<nonce>`.
+    pub fn runner(&self) -> String {
+        format!("{}:{:016x}", self.shard, self.nonce)
+    }
+
+    /// This shard's id.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    fn len(&self) -> usize {
+        self.queues.len().saturating_add(self.tasks.len())
+    }
+
+    fn holds(&self, key: &str) -> bool {
+        self.queues.contains_key(key) || self.tasks.contains_key(key)
+    }
+
+    /// Whether a new key fits: if the fold is full, first drops what names a queue that is gone.
+    fn room_for(&mut self, key: &str, exists: &dyn Fn(&str) -> bool) -> bool {
+        if self.holds(key) || self.len() < self.keys_max {
+            return true;
+        }
+        self.queues.retain(|name, _| exists(name));
+        self.tasks.retain(|key, _| exists(task_source(key)));
+        self.len() < self.keys_max
+    }
+
+    fn ignore(&self) {
+        if let Some(counter) = &self.ignored {
+            counter.increment(1);
         }
     }
 
     fn publish(&self) {
         if let Some(gauge) = &self.gauge {
-            gauge.set((self.queues.len() + self.tasks.len()) as f64);
+            gauge.set(self.len() as f64);
         }
     }
 
-    fn fold_task(&mut self, key: String, value: Option<&[u8]>) {
-        let Some(parsed) = value.and_then(|value| serde_json::from_slice(value).ok()) else {
+    /// Folds one record of a queue (`value` None: deleted); ignored when the queue is gone.
+    fn fold_queue(&mut self, name: String, value: Option<&[u8]>, exists: &dyn Fn(&str) -> bool) {
+        let Some(value) = value else {
+            self.queues.remove(&name);
+            // A deleted queue's move tasks go with it.
+            self.tasks.retain(|key, _| task_source(key) != name);
+            return;
+        };
+        if !exists(&name) {
+            return;
+        }
+        match serde_json::from_slice::<QueueMeta>(value) {
+            Ok(meta) if self.room_for(&name, exists) => {
+                self.queues.insert(name, meta);
+            }
+            Ok(_) => self.ignore(),
+            Err(error) => {
+                tracing::debug!(%error, queue = name, "skipping a bad record of {TOPIC}")
+            }
+        }
+    }
+
+    fn fold_task(&mut self, key: String, value: Option<&[u8]>, exists: &dyn Fn(&str) -> bool) {
+        let Some(mut parsed) =
+            value.and_then(|value| serde_json::from_slice::<serde_json::Value>(value).ok())
+        else {
             self.tasks.remove(&key);
             return;
         };
         let source = task_source(&key).to_string();
+        if !exists(&source) {
+            return;
+        }
+        if !self.room_for(&key, exists) {
+            self.ignore();
+            return;
+        }
+        // A cancel sticks: the task's own progress records (RUNNING) written after it, before
+        // the task saw it, do not undo it.
+        if self
+            .tasks
+            .get(&key)
+            .is_some_and(|old| old["Status"] == "CANCELLING")
+            && parsed["Status"] == "RUNNING"
+        {
+            parsed["Status"] = serde_json::Value::String("CANCELLING".into());
+        }
         self.tasks.insert(key, parsed);
         let of_source: Vec<String> = self
             .tasks
@@ -102,16 +199,38 @@ fn task_source(key: &str) -> &str {
         .unwrap_or_default()
 }
 
-/// The move tasks of `source`, newest first.
-pub fn tasks_of(store: &SharedStore, source: &str) -> Vec<serde_json::Value> {
+/// The move tasks of `source` with their keys, newest first.
+pub fn tasks_of(store: &SharedStore, source: &str) -> Vec<(String, serde_json::Value)> {
     store
         .borrow()
         .tasks
         .iter()
         .rev()
         .filter(|(key, _)| task_source(key) == source)
-        .map(|(_, task)| task.clone())
+        .map(|(key, task)| (key.clone(), task.clone()))
         .collect()
+}
+
+/// Every move task that is RUNNING or CANCELLING, with its key.
+pub fn active_tasks(store: &SharedStore) -> Vec<(String, serde_json::Value)> {
+    store
+        .borrow()
+        .tasks
+        .iter()
+        .filter(|(_, task)| task["Status"] == "RUNNING" || task["Status"] == "CANCELLING")
+        .map(|(key, task)| (key.clone(), task.clone()))
+        .collect()
+}
+
+/// The move task under `key`, as last refreshed.
+pub fn task(store: &SharedStore, key: &str) -> Option<serde_json::Value> {
+    store.borrow().tasks.get(key).cloned()
+}
+
+/// Whether `queue`'s topic exists, whoever asks: the fold is shared by every principal's
+/// requests, so it must not depend on what one of them may describe.
+fn queue_exists(service: &Service, queue: &str) -> bool {
+    service.topic_exists(queue)
 }
 
 pub type SharedStore = Rc<RefCell<Store>>;
@@ -176,6 +295,7 @@ pub async fn refresh(
             store.borrow_mut().refreshed = Some(started);
             return Ok(());
         }
+        let exists = |queue: &str| queue_exists(service, queue);
         let mut store = store.borrow_mut();
         let before = store.next_offset;
         for batch in &fetched.records {
@@ -198,22 +318,11 @@ pub async fn refresh(
                     continue;
                 };
                 let name = name.to_string();
+                let value = stored.record.value.as_deref();
                 if name.starts_with(TASK_PREFIX) {
-                    store.fold_task(name, stored.record.value.as_deref());
-                    continue;
-                }
-                match stored.record.value.as_deref() {
-                    None => {
-                        store.queues.remove(&name);
-                    }
-                    Some(value) => match serde_json::from_slice::<QueueMeta>(value) {
-                        Ok(meta) => {
-                            store.queues.insert(name, meta);
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, queue = name, "skipping a bad record of {TOPIC}")
-                        }
-                    },
+                    store.fold_task(name, value, &exists);
+                } else {
+                    store.fold_queue(name, value, &exists);
                 }
             }
         }
@@ -251,6 +360,19 @@ pub fn all(store: &SharedStore) -> Vec<(String, QueueMeta)> {
         .iter()
         .map(|(name, meta)| (name.clone(), meta.clone()))
         .collect()
+}
+
+/// Whether the fold has room for a record under `key` (OverLimit if not): asked before a
+/// queue is made, so a queue is not made that its record could not follow.
+pub fn check_room(store: &SharedStore, service: &Service, key: &str) -> Result<(), SqsError> {
+    let exists = |queue: &str| queue_exists(service, queue);
+    if store.borrow_mut().room_for(key, &exists) {
+        return Ok(());
+    }
+    let max = store.borrow().keys_max;
+    Err(SqsError::over_limit(format!(
+        "the SQS store holds its sqs.store_keys_max ({max}) queues and move tasks"
+    )))
 }
 
 /// Writes the queue's record (None: the queue is gone), durably, then reads it back.
@@ -294,6 +416,9 @@ async fn write(
     queue: &str,
     value: Option<Vec<u8>>,
 ) -> Result<(), SqsError> {
+    if value.is_some() {
+        check_room(store, service, queue)?;
+    }
     ensure_topic(service, ctx).await?;
     let mut builder = BatchBuilder::new(Compression::None);
     builder.push(Record::new(
@@ -309,4 +434,63 @@ async fn write(
     };
     service.produce(ctx, produce).await.map_err(from_broker)?;
     refresh(store, service, ctx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(status: &str, moved: u64) -> Vec<u8> {
+        serde_json::json!({"Status": status, "ApproximateNumberOfMessagesMoved": moved})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_fold_keeps_only_existing_queues_up_to_its_bound() {
+        let mut store = Store::new(0, 4);
+        let exists = |queue: &str| queue.starts_with('q');
+        let meta = serde_json::to_vec(&QueueMeta::default()).unwrap();
+        store.fold_queue("ghost".into(), Some(&meta), &exists);
+        store.fold_task("task:ghost:1:a".into(), Some(&task("RUNNING", 0)), &exists);
+        assert_eq!(store.len(), 0, "nothing of a queue that does not exist");
+        for name in ["q1", "q2", "q3", "q4", "q5"] {
+            store.fold_queue(name.into(), Some(&meta), &exists);
+        }
+        assert_eq!(store.len(), 4, "the bound");
+        assert!(!store.queues.contains_key("q5"));
+        store.fold_queue("q1".into(), Some(&meta), &exists);
+        assert_eq!(store.len(), 4, "a key held is rewritten in place");
+        // Once q1..q3 are gone, their room is taken back when a new key needs it.
+        let fewer = |queue: &str| queue == "q4" || queue == "q5";
+        store.fold_queue("q5".into(), Some(&meta), &fewer);
+        assert_eq!(store.len(), 2);
+        assert!(store.queues.contains_key("q5"));
+    }
+
+    #[test]
+    fn a_queue_takes_its_tasks_along_and_a_cancel_sticks() {
+        let mut store = Store::new(0, 100);
+        let exists = |_: &str| true;
+        let meta = serde_json::to_vec(&QueueMeta::default()).unwrap();
+        store.fold_queue("q".into(), Some(&meta), &exists);
+        store.fold_task("task:q:1:a".into(), Some(&task("RUNNING", 1)), &exists);
+        store.fold_task("task:q:1:a".into(), Some(&task("CANCELLING", 1)), &exists);
+        store.fold_task("task:q:1:a".into(), Some(&task("RUNNING", 3)), &exists);
+        let held = &store.tasks["task:q:1:a"];
+        assert_eq!(
+            held["Status"], "CANCELLING",
+            "progress written after a cancel"
+        );
+        assert_eq!(held["ApproximateNumberOfMessagesMoved"], 3);
+        store.fold_task("task:q:1:a".into(), Some(&task("CANCELLED", 3)), &exists);
+        assert_eq!(store.tasks["task:q:1:a"]["Status"], "CANCELLED");
+        store.fold_task("task:other:1:b".into(), Some(&task("RUNNING", 0)), &exists);
+        store.fold_queue("q".into(), None, &exists);
+        assert_eq!(
+            store.tasks.keys().collect::<Vec<_>>(),
+            ["task:other:1:b"],
+            "q's tasks went with it"
+        );
+    }
 }

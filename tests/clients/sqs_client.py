@@ -269,12 +269,12 @@ def batches():
     out["left"] = len(receive(url, WaitTimeSeconds=1))
 
 
-def signed_query(params, key=KEY, secret=SECRET, path="/"):
+def signed_query(params, key=KEY, secret=SECRET, path="/", service="sqs", region="us-east-1"):
     """A query-protocol request signed by botocore's SigV4 signer: (status, XML root)."""
     body = urllib.parse.urlencode(params)
     request = AWSRequest(method="POST", url=ENDPOINT + path, data=body.encode(),
                          headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    SigV4Auth(Credentials(key, secret), "sqs", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials(key, secret), service, region).add_auth(request)
     prepared = urllib.request.Request(ENDPOINT + path, data=body.encode(), method="POST", headers=dict(request.headers))
     try:
         with urllib.request.urlopen(prepared) as answer:
@@ -331,6 +331,14 @@ def signatures():
     out["query_wrong"] = [status, text(root, "Code")]
     status, root = signed_query({"Action": "ListQueues"})
     out["query_right"] = status
+    # Signatures right for another service or region are refused as AWS does.
+    status, root = signed_query({"Action": "ListQueues"}, service="sns")
+    out["other_service"] = [status, text(root, "Code"), text(root, "Message")]
+    status, root = signed_query({"Action": "ListQueues"}, region="eu-west-1")
+    out["other_region"] = [status, text(root, "Code"), text(root, "Message")]
+    elsewhere = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="eu-west-1", aws_access_key_id=KEY,
+                             aws_secret_access_key=SECRET, config=Config(retries={"max_attempts": 1}))
+    out["other_region_boto3"] = code(lambda: elsewhere.list_queues())
     unsigned = urllib.request.Request(ENDPOINT + "/", data=b"Action=ListQueues", method="POST",
                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     try:
@@ -338,6 +346,139 @@ def signatures():
         out["unsigned"] = 200
     except urllib.error.HTTPError as error:
         out["unsigned"] = [error.code, text(ET.fromstring(error.read()), "Code")]
+
+
+def md5_of_attributes(attributes):
+    """AWS's documented encoding, computed here independently of the broker: per attribute
+    sorted by name, 4-byte big-endian length and bytes of the name, of the data type, a transport
+    byte (1 String/Number, 2 Binary), then length and bytes of the value."""
+    encoded = b""
+    for name in sorted(attributes):
+        attribute = attributes[name]
+        kind = attribute["DataType"]
+        binary = kind.startswith("Binary")
+        value = attribute["BinaryValue"] if binary else attribute["StringValue"].encode()
+        for part in (name.encode(), kind.encode()):
+            encoded += len(part).to_bytes(4, "big") + part
+        encoded += (b"\x02" if binary else b"\x01") + len(value).to_bytes(4, "big") + value
+    return hashlib.md5(encoded).hexdigest()
+
+
+def md5s():
+    url = sqs.create_queue(QueueName="md5s")["QueueUrl"]
+    body = "caf\u00e9 \U0001F600 <&>"
+    attributes = {
+        "zeta": {"DataType": "String", "StringValue": "last \u00e9"},
+        "alpha": {"DataType": "Number", "StringValue": "12.50"},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff\x10"},
+        "custom": {"DataType": "String.custom-type", "StringValue": "v"},
+    }
+    expected = [hashlib.md5(body.encode()).hexdigest(), md5_of_attributes(attributes)]
+    sent = sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+    got = receive(url, MessageAttributeNames=["All"], WaitTimeSeconds=2)
+    out["expected"] = expected
+    out["sent"] = [sent["MD5OfMessageBody"], sent["MD5OfMessageAttributes"]]
+    out["received"] = [[m["MD5OfBody"], m["MD5OfMessageAttributes"]] for m in got]
+
+
+def senders():
+    """alice sends, carol receives: SenderId names alice."""
+    url = sqs.create_queue(QueueName="senders")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="from alice")
+    carol = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="AKIDCAROL",
+                         aws_secret_access_key="carol-secret", config=Config(retries={"max_attempts": 1}))
+    got = carol.receive_message(QueueUrl=url, AttributeNames=["SenderId"], WaitTimeSeconds=2).get("Messages", [])
+    out["senders"] = [m["Attributes"]["SenderId"] for m in got]
+
+
+def arn_of(url):
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def available(url):
+    return int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def tasks_of(arn):
+    return sqs.list_message_move_tasks(SourceArn=arn, MaxResults=10)["Results"]
+
+
+def move_cancel():
+    """A slow move task records its progress while it runs, and is cancelled midway."""
+    src, dst = (sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("mv-src", "mv-dst"))
+    src_arn = arn_of(src)
+    for batch in range(3):
+        sqs.send_message_batch(QueueUrl=src, Entries=[{"Id": str(i), "MessageBody": f"m{batch}-{i}"} for i in range(10)])
+    handle = sqs.start_message_move_task(SourceArn=src_arn, DestinationArn=arn_of(dst),
+                                         MaxNumberOfMessagesPerSecond=1)["TaskHandle"]
+    time.sleep(3.5)
+    running = tasks_of(src_arn)[0]
+    out["running"] = [running["Status"], running["ApproximateNumberOfMessagesMoved"]]
+    out["cancel_moved"] = sqs.cancel_message_move_task(TaskHandle=handle)["ApproximateNumberOfMessagesMoved"]
+    deadline = time.monotonic() + 10
+    while tasks_of(src_arn)[0]["Status"] != "CANCELLED" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    final = tasks_of(src_arn)[0]
+    out["final"] = [final["Status"], final["ApproximateNumberOfMessagesMoved"], "TaskHandle" in final]
+    out["cancel_again"] = code(lambda: sqs.cancel_message_move_task(TaskHandle=handle))
+    out["bogus"] = code(lambda: sqs.cancel_message_move_task(TaskHandle="bm90IGEgaGFuZGxl"))
+    out["counts"] = [available(dst), available(src)]
+    # A queue's move tasks go with it: a new queue of its name has none.
+    sqs.delete_queue(QueueUrl=src)
+    src = sqs.create_queue(QueueName="mv-src")["QueueUrl"]
+    out["after_delete"] = tasks_of(arn_of(src))
+
+
+def move_stale_before():
+    """A RUNNING task record as a crashed broker leaves it (its runner an earlier run of shard
+    0), written through the Kafka door (argv[5]) into the store's topic."""
+    from kafka import KafkaProducer
+    src = sqs.create_queue(QueueName="stale-src")["QueueUrl"]
+    src_arn = arn_of(src)
+    record = {"TaskHandle": "c3RhbGU=", "Status": "RUNNING", "SourceArn": src_arn,
+              "MaxNumberOfMessagesPerSecond": 10, "ApproximateNumberOfMessagesMoved": 7,
+              "ApproximateNumberOfMessagesToMove": 20, "StartedTimestamp": 1, "_runner": "0:0000000000000000"}
+    producer = KafkaProducer(bootstrap_servers=sys.argv[5])
+    producer.send("__sqs_queues", key=b"task:stale-src:00000000000000000001:00000000deadbeef",
+                  value=json.dumps(record).encode()).get(timeout=10)
+    producer.close()
+    out["written"] = True
+
+
+def move_stale_after():
+    src_arn = arn_of(sqs.get_queue_url(QueueName="stale-src")["QueueUrl"])
+    deadline = time.monotonic() + 10
+    while tasks_of(src_arn)[0]["Status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    task = tasks_of(src_arn)[0]
+    out["after"] = [task["Status"], task["ApproximateNumberOfMessagesMoved"], task.get("FailureReason", ""),
+                    sorted(name for name in task if name.startswith("_"))]
+
+
+def store_bounds():
+    """Records for queues that do not exist (written through the Kafka door, argv[5]) take no
+    room in the store; queues do, up to the test's sqs.store_keys_max (20)."""
+    from kafka import KafkaProducer
+    for i in range(5):
+        sqs.create_queue(QueueName=f"real-{i}")
+    producer = KafkaProducer(bootstrap_servers=sys.argv[5])
+    meta = json.dumps({"attributes": {}, "tags": {}, "created_s": 1, "modified_s": 1}).encode()
+    task = json.dumps({"Status": "RUNNING", "_runner": "0:0000000000000000"}).encode()
+    for i in range(30):
+        producer.send("__sqs_queues", key=f"ghost-{i}".encode(), value=meta)
+        producer.send("__sqs_queues", key=f"task:ghost-{i}:00000000000000000001:{i:016x}".encode(), value=task)
+    producer.flush(timeout=10)
+    producer.close()
+    created, refused = 0, None
+    for i in range(30):
+        refused = code(lambda: sqs.create_queue(QueueName=f"more-{i}"))
+        if refused:
+            break
+        created += 1
+    out["created"] = created
+    out["refused"] = refused
+    out["again"] = code(lambda: sqs.create_queue(QueueName="real-0"))
+    out["listed"] = len(sqs.list_queues(QueueNamePrefix="ghost").get("QueueUrls", []))
 
 
 def durable_before():
@@ -382,6 +523,12 @@ def tls():
     "batches": batches,
     "query": query,
     "signatures": signatures,
+    "md5s": md5s,
+    "store_bounds": store_bounds,
+    "move_cancel": move_cancel,
+    "move_stale_before": move_stale_before,
+    "move_stale_after": move_stale_after,
+    "senders": senders,
     "durable_before": durable_before,
     "durable_after": durable_after,
 }[SCENARIO]()

@@ -204,6 +204,13 @@ impl Service {
         Ok(topic_info(meta))
     }
 
+    /// Whether a topic of this name exists, for an adapter's own bookkeeping (the SQS door's
+    /// fold of `__sqs_queues`, shared by every principal's requests); never to answer a
+    /// client, which `topic` does under the ACLs.
+    pub fn topic_exists(&self, name: &str) -> bool {
+        self.state.topics().get(name).is_some()
+    }
+
     /// Creates a topic; answered once every shard has opened its partitions, so the client
     /// can produce to any of them at once through any connection.
     pub async fn create_topic(&self, ctx: &RequestContext, topic: NewTopic) -> BrokerResult<()> {
