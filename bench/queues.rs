@@ -206,26 +206,39 @@ impl Ringmq {
                 create: false,
             };
             let consumer = QueueConsumer::new(client, &topic, "g", config);
+            // Acks are pipelined with the next receive, as RabbitMQ's consumer acks without
+            // waiting: one batch is being acknowledged (its journal fsync) while the next is
+            // received. `--serial-acks` waits for each ack before receiving again.
+            let serial = std::env::args().any(|arg| arg == "--serial-acks");
+            let mut held: Vec<ringmq::protocol::queues::QueueMessage> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let messages = match consumer.receive().await {
+                let (settled, received) = if held.is_empty() {
+                    (Ok(()), consumer.receive().await)
+                } else if serial {
+                    let settled = consumer.ack_all(&held).await;
+                    (settled, consumer.receive().await)
+                } else {
+                    futures_util::future::join(consumer.ack_all(&held), consumer.receive()).await
+                };
+                if settled.is_ok() {
+                    acked.fetch_add(held.len() as u64, Ordering::Relaxed);
+                }
+                held = match received {
                     Ok(messages) => messages,
                     Err(error) => panic!("receive failed: {error}"),
                 };
-                if messages.is_empty() {
-                    continue;
-                }
                 if let Some(lateness) = &lateness {
                     let now = now_ms();
                     let mut histogram = lateness.lock().unwrap();
-                    for message in &messages {
+                    for message in &held {
                         let due = message.timestamp_ms.saturating_add(DELAY_MS as i64);
                         let late = now.saturating_sub(due).max(0) as u64;
                         histogram.saturating_record(late);
                     }
                 }
-                if consumer.ack_all(&messages).await.is_ok() {
-                    acked.fetch_add(messages.len() as u64, Ordering::Relaxed);
-                }
+            }
+            if consumer.ack_all(&held).await.is_ok() {
+                acked.fetch_add(held.len() as u64, Ordering::Relaxed);
             }
         })
     }

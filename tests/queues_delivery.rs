@@ -315,3 +315,73 @@ fn the_client_and_the_broker_name_the_same_headers() {
         queues::state::fifo::GROUP_KEY_HEADER
     );
 }
+
+/// The shard's queue timer wakes at the earliest deadline, not only every
+/// `lock_check_interval_ms`: with that tick ten minutes apart, a delay of 300 ms and a lock of
+/// 300 ms still end while a receive waits (before, both waited for the tick).
+#[test]
+fn delays_and_locks_end_at_their_deadline_not_at_the_next_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ringmq::config::BrokerConfig {
+        data_dir: dir.path().into(),
+        listen: "127.0.0.1:0".into(),
+        http_listen: String::new(),
+        kafka_listen: String::new(),
+        shards: 2,
+        queues: ringmq::config::QueueConfig {
+            lock_check_interval_ms: 600_000,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let broker = TestBroker::start_with(config);
+    block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("soon", 1, &[]).await.unwrap();
+        client.create_queue_group("soon", "g", &[]).await.unwrap();
+        let waiting = consumer(&client, "soon", "g", 10_000);
+        produce(&client, "soon", 0, vec![record(None, "d", delayed(300))]).await;
+        let due = now_ms() + 300;
+        let got = waiting.receive().await.unwrap();
+        assert_eq!(got.iter().map(value).collect::<Vec<_>>(), ["d"]);
+        // The record's timestamp was taken before `due`: it cannot be early by this clock.
+        assert!(now_ms() + 50 >= due, "delivered before its delay ended");
+        waiting.ack_all(&got).await.unwrap();
+
+        let short_lock = QueueConsumer::new(
+            client.clone(),
+            "soon",
+            "g",
+            QueueConsumerConfig {
+                max_messages: 10,
+                wait_ms: 10_000,
+                visibility_timeout_ms: 300,
+                create: false,
+            },
+        );
+        produce(
+            &client,
+            "soon",
+            0,
+            vec![record(None, "v", MessageOptions::default())],
+        )
+        .await;
+        let first = short_lock.receive().await.unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .map(|m| (value(m), m.deliveries))
+                .collect::<Vec<_>>(),
+            [("v".to_string(), 1)]
+        );
+        // Not acknowledged: its lock ends in 300 ms and the waiting receive gets it again.
+        let again = short_lock.receive().await.unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .map(|m| (value(m), m.deliveries))
+                .collect::<Vec<_>>(),
+            [("v".to_string(), 2)]
+        );
+    });
+}

@@ -22,7 +22,7 @@ pub mod settings;
 pub mod spans;
 pub mod state;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -81,10 +81,44 @@ pub struct PartitionQueues {
     pub changed: Notify,
     /// Dead letters to write at the next tick (a write failed, or a restart found them).
     retries: RefCell<Vec<(String, DeadLetter)>>,
+    /// The shard's queue timer, told when a deadline here comes before the one it waits for.
+    timer: Rc<DeadlineTimer>,
+}
+
+/// The shard's queue timer's schedule: the background task sleeps until the earliest lock or
+/// delay deadline of the shard's queues (not only to its next `lock_check_interval_ms` tick),
+/// so a delayed message or an expired lock is available again within a millisecond or two of
+/// its time. A receive that sets an earlier deadline than the one slept for wakes it.
+#[derive(Default)]
+pub struct DeadlineTimer {
+    /// The deadline the task sleeps until (ms since the epoch; u64::MAX: none).
+    armed_at_ms: Cell<u64>,
+    pub wake: Notify,
+}
+
+impl DeadlineTimer {
+    /// Sleeps until `deadline_ms` at the latest from now on.
+    pub fn arm(&self, deadline_ms: u64) {
+        self.armed_at_ms.set(deadline_ms);
+    }
+
+    /// A deadline was set: wakes the task if it sleeps past it.
+    fn lowered(&self, deadline_ms: u64) {
+        if deadline_ms < self.armed_at_ms.get() {
+            self.armed_at_ms.set(deadline_ms);
+            self.wake.notify();
+        }
+    }
 }
 
 impl PartitionQueues {
-    fn new(topic: &str, partition: u32, journal: PartitionLog, groups: Groups) -> PartitionQueues {
+    fn new(
+        topic: &str,
+        partition: u32,
+        journal: PartitionLog,
+        groups: Groups,
+        timer: Rc<DeadlineTimer>,
+    ) -> PartitionQueues {
         PartitionQueues {
             topic: topic.to_string(),
             partition,
@@ -94,6 +128,7 @@ impl PartitionQueues {
             oldest: RefCell::new(HashMap::new()),
             changed: Notify::default(),
             retries: RefCell::new(Vec::new()),
+            timer,
         }
     }
 
@@ -107,7 +142,19 @@ impl PartitionQueues {
         let state = groups
             .get_mut(name)
             .ok_or_else(|| unknown_group(&self.topic, name))?;
-        work(state)
+        let result = work(state);
+        self.timer.lowered(state.next_deadline_ms());
+        result
+    }
+
+    /// The earliest lock or delay deadline of any group here (u64::MAX: none).
+    pub fn next_deadline_ms(&self) -> u64 {
+        self.groups
+            .borrow()
+            .values()
+            .map(QueueState::next_deadline_ms)
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     pub fn group_names(&self) -> Vec<String> {
@@ -135,16 +182,15 @@ impl PartitionQueues {
     /// Ends the expired locks of every group; returns the dead letters to write.
     pub fn expire_all(&self, now_ms: u64) -> Vec<(String, DeadLetter)> {
         let mut letters = Vec::new();
-        let mut expired_any = false;
+        let mut due_any = false;
         for (name, state) in self.groups.borrow_mut().iter_mut() {
-            let before = state.stats.lock_expiries;
+            // A lock or a delay ended (or the deadline was early): the waiters check again.
+            due_any |= state.next_deadline_ms() <= now_ms;
             letters.extend(state.expire(now_ms).into_iter().map(|l| (name.clone(), l)));
-            expired_any |= state.stats.lock_expiries != before;
         }
-        // Delays that ended count no expiry but free messages too: wake the waiters either
-        // way (they check again and sleep).
-        let _ = expired_any;
-        self.changed.notify();
+        if due_any {
+            self.changed.notify();
+        }
         letters
     }
 
@@ -217,6 +263,7 @@ async fn batch_timestamp(log: &PartitionLog, offset: u64) -> Option<u64> {
 #[derive(Default)]
 pub struct ShardQueues {
     partitions: HashMap<(String, u32), Rc<PartitionQueues>>,
+    pub timer: Rc<DeadlineTimer>,
 }
 
 impl ShardQueues {
@@ -255,9 +302,11 @@ pub async fn open_owned(
     else {
         return Ok(());
     };
-    let queues = Rc::new(PartitionQueues::new(topic, partition, log, groups));
+    let timer = state.queues.borrow().timer.clone();
+    let queues = Rc::new(PartitionQueues::new(topic, partition, log, groups, timer));
     state.queues.borrow_mut().insert(queues.clone());
     queues.hold_retention(state);
+    queues.timer.lowered(queues.next_deadline_ms());
     background::queue_exhausted(state, &queues);
     Ok(())
 }
@@ -286,8 +335,10 @@ pub async fn open_or_create(
     let (log, groups) = opened.ok_or_else(|| {
         BrokerError::new(ErrorKind::StorageFailed, "the queue journal did not open")
     })?;
-    let queues = Rc::new(PartitionQueues::new(topic, partition, log, groups));
+    let timer = state.queues.borrow().timer.clone();
+    let queues = Rc::new(PartitionQueues::new(topic, partition, log, groups, timer));
     state.queues.borrow_mut().insert(queues.clone());
+    queues.timer.lowered(queues.next_deadline_ms());
     Ok(queues)
 }
 

@@ -377,6 +377,11 @@ impl QueueState {
         Ok(settled)
     }
 
+    /// No lock or delay ends before this (u64::MAX: none is pending).
+    pub fn next_deadline_ms(&self) -> u64 {
+        self.next_deadline_ms
+    }
+
     /// Ends the locks whose deadline has passed: their messages are available again, or
     /// dead-lettered once delivered `max_deliveries` times. Returns the dead letters to write.
     pub fn expire(&mut self, now_ms: u64) -> Vec<DeadLetter> {
