@@ -199,7 +199,8 @@ pub struct QueueConfig {
     pub receive_messages_max: u32,
     /// Queue groups one topic may have.
     pub groups_per_topic_max: u32,
-    /// How often each shard looks for expired locks.
+    /// How often each shard retries failed dead letters and publishes its queue metrics (locks
+    /// and delays end at their own deadlines, which the shard's queue timer wakes for).
     pub lock_check_interval_ms: u64,
     /// The delay before a new message of a group becomes available (0: none); a message's
     /// `x-delay-ms` header overrides it.
