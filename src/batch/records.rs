@@ -283,6 +283,25 @@ pub fn decode_at_most(
     batch: &[u8],
     records_bytes_max: usize,
 ) -> Result<Vec<StoredRecord>, BatchError> {
+    decode_offsets(batch, (i64::MIN, i64::MAX), records_bytes_max)
+}
+
+/// The records of one whole batch whose offsets are in `first..=last`, as `decode_at_most`
+/// checks them, copying only those: a queue receive wants a few of a large batch's records,
+/// and copies of the rest were most of its cost. A batch whose header puts it wholly outside
+/// the range is neither checked nor decoded (its damage, if any, is for a read of its offsets).
+pub fn decode_offsets(
+    batch: &[u8],
+    (first, last): (i64, i64),
+    records_bytes_max: usize,
+) -> Result<Vec<StoredRecord>, BatchError> {
+    if let Ok(head) = super::header(batch) {
+        let base = head.base_offset.get();
+        let end = base.saturating_add(i64::from(head.last_offset_delta.get().max(0)));
+        if end < first || base > last {
+            return Ok(Vec::new());
+        }
+    }
     let info = super::validate(batch, super::Limits::UNLIMITED)?;
     let payload = &batch[HEADER_BYTES..info.size_bytes];
     let decompressed;
@@ -301,9 +320,17 @@ pub fn decode_at_most(
     };
     let mut cursor = Cursor { bytes: records };
     // The count is the header's claim: reserve no more than the bytes could hold.
-    let mut out = Vec::with_capacity((info.records_count as usize).min(records.len() / 7));
+    let wanted = u64::try_from(last.saturating_sub(first)).map_or(0, |span| span.saturating_add(1));
+    let capacity = (info.records_count as usize)
+        .min(records.len() / 7)
+        .min(usize::try_from(wanted).unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(capacity);
     for _ in 0..info.records_count {
         let (_, raw) = next_record(&mut cursor, true)?;
+        let offset = info.base_offset.wrapping_add(raw.offset_delta);
+        if offset < first || offset > last {
+            continue;
+        }
         let headers = raw
             .headers
             .into_iter()
@@ -313,7 +340,7 @@ pub fn decode_at_most(
             })
             .collect();
         out.push(StoredRecord {
-            offset: info.base_offset.wrapping_add(raw.offset_delta),
+            offset,
             record: Record {
                 timestamp_ms: info.first_timestamp.wrapping_add(raw.timestamp_delta),
                 key: raw.key.map(Bytes::copy_from_slice),
@@ -346,6 +373,43 @@ mod tests {
             let decoded = decode_at_most(&batch, 4 << 20).unwrap();
             assert_eq!(decoded[0].record.value.as_deref(), Some(&value[..]));
         }
+    }
+
+    #[test]
+    fn decoding_a_range_copies_only_its_records_and_checks_what_it_reads() {
+        let mut builder = BatchBuilder::new(Compression::None);
+        for n in 0..10u8 {
+            builder.push(Record::new(i64::from(n), None, Some(&[n])));
+        }
+        let mut batch = builder.build().to_vec();
+        crate::batch::set_base_offset(&mut batch, 100);
+        let offsets_and_values = |range| {
+            decode_offsets(&batch, range, 1 << 20)
+                .unwrap()
+                .into_iter()
+                .map(|stored| (stored.offset, stored.record.value.unwrap()[0]))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            offsets_and_values((103, 105)),
+            [(103, 3), (104, 4), (105, 5)]
+        );
+        assert_eq!(offsets_and_values((90, 100)), [(100, 0)]);
+        assert_eq!(offsets_and_values((109, 500)), [(109, 9)]);
+        assert!(offsets_and_values((110, 500)).is_empty());
+        assert_eq!(
+            decode_offsets(&batch, (i64::MIN, i64::MAX), 1 << 20).unwrap(),
+            decode(&batch).unwrap()
+        );
+        // A damaged record body fails a read of the batch's range (its CRC), and only such.
+        let last = batch.len() - 1;
+        batch[last] ^= 0xff;
+        assert!(decode_offsets(&batch, (103, 103), 1 << 20).is_err());
+        assert!(
+            decode_offsets(&batch, (200, 300), 1 << 20)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::journal::Entry;
 use super::settings::{self, QueueSettings, StartAt};
 use super::state::{Action, Delivered, Incoming, View, fifo};
 use super::{PartitionQueues, ReceivedMessage, consumer_id, dead_letter, delay, open_or_create};
+use crate::batch::compression::DECOMPRESSED_BYTES_MAX;
 use crate::batch::records::{self, StoredRecord};
 use crate::broker::{BrokerError, BrokerResult, ErrorKind, ShardState};
 use crate::storage::PartitionLog;
@@ -283,9 +284,13 @@ pub async fn read_ranges(
             let before = next;
             for chunk in &read.chunks {
                 for (_, batch) in crate::batch::iter_framed(chunk) {
-                    for stored in records::decode(batch)
-                        .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e.to_string()))?
-                    {
+                    let wanted = (
+                        i64::try_from(next).unwrap_or(i64::MAX),
+                        i64::try_from(last).unwrap_or(i64::MAX),
+                    );
+                    let decoded = records::decode_offsets(batch, wanted, DECOMPRESSED_BYTES_MAX)
+                        .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e.to_string()))?;
+                    for stored in decoded {
                         let Ok(offset) = u64::try_from(stored.offset) else {
                             continue;
                         };
