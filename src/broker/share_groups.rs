@@ -8,14 +8,22 @@
 //! member gets every partition of the topics it subscribes to. A member's epoch moves on when
 //! its assignment changes; a heartbeat with an epoch that is neither the current nor the one
 //! before is fenced (the answer carrying the new epoch may have been lost once, not twice).
-//! Members silent for the session timeout are removed when the group is next touched; their
-//! records' locks end on their own after the lock duration.
+//! Members silent for the session timeout are removed when the group is next touched.
 //!
-//! Bounded: groups per coordinator shard, members per group, topics per subscription.
+//! A member's locks are held under its *incarnation* (`Member::consumer`: its id and a number
+//! this coordinator gives each join), so a member that joins again with the same id never has
+//! its new locks released on behalf of the old one. Every removal (leave, rejoin, expiry seen
+//! by a heartbeat, describe, list or fetch) goes through one function, `depart`, which queues
+//! the incarnation for the service to release (`take_departed`, a bounded number per call).
+//! A group left without members is forgotten after `empty_group_retention_ms`.
+//!
+//! Bounded: groups per coordinator shard, members per group, topics per subscription, each
+//! string of a heartbeat in length; departures waiting for release are at most the members
+//! that were removed (each removal takes one member out).
 //! Membership lives in memory, as consumer groups' membership does; a group's own configs are
 //! durable (`share_configs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
@@ -23,8 +31,13 @@ use crate::config::ShareGroupConfig;
 
 /// Topics one member may subscribe to.
 pub const SUBSCRIBED_TOPICS_MAX: usize = 1000;
-/// The longest member id (clients make UUIDs).
-pub const MEMBER_ID_BYTES_MAX: usize = 255;
+/// The longest member id: clients make a UUID (22 characters as Kafka's base64, 36 as text).
+pub const MEMBER_ID_BYTES_MAX: usize = 36;
+/// Partitions of departed members whose locks one call releases (a member without any counts
+/// as one); the rest wait for the next call, or their locks' own deadlines.
+pub const RELEASES_PER_CALL: usize = 64;
+/// How often the coordinator looks for empty groups to forget.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 pub const AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
 pub const RECORD_LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
@@ -161,9 +174,20 @@ pub struct ShareBeatReply {
     pub heartbeat_interval_ms: u32,
     /// The member's partitions as (topic, partition); None after a leave.
     pub assignment: Option<Vec<(String, u32)>>,
-    /// Members gone with this heartbeat (the one that left, others whose session expired),
-    /// each with the partitions whose locks it should give up.
-    pub gone: Vec<(String, Vec<(String, u32)>)>,
+}
+
+/// A member removed from its group, whose locks are still to be released.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Departed {
+    pub group: String,
+    /// The queue consumer its locks are held under (`consumer_of`).
+    pub consumer: String,
+    pub partitions: Vec<(String, u32)>,
+}
+
+/// The queue consumer a member incarnation's locks are held under.
+pub fn consumer_of(member_id: &str, incarnation: u64) -> String {
+    format!("{member_id}#{incarnation}")
 }
 
 /// One member, as ShareGroupDescribe shows it.
@@ -196,6 +220,8 @@ struct Member {
     topics: BTreeSet<String>,
     assigned: Vec<(String, u32)>,
     expires: Instant,
+    /// Given at each join, unique on this coordinator: what its locks are held under.
+    incarnation: u64,
 }
 
 #[derive(Default)]
@@ -203,6 +229,8 @@ struct ShareGroup {
     epoch: i32,
     members: BTreeMap<String, Member>,
     topics: BTreeSet<String>,
+    /// When it last lost its last member (None while it has members).
+    empty_since: Option<Instant>,
 }
 
 impl ShareGroup {
@@ -268,7 +296,6 @@ impl ShareGroup {
             member_epoch: member.epoch,
             heartbeat_interval_ms: 0,
             assignment: Some(member.assigned.clone()),
-            gone: Vec::new(),
         };
         // Only topics that exist are remembered (what a delete must clean up), so a member
         // naming made-up topics grows nothing past its own subscription.
@@ -283,25 +310,41 @@ impl ShareGroup {
         Ok(reply)
     }
 
-    /// Removes members silent past their session (returned with their partitions); the
-    /// group's epoch moves on if any went.
-    fn expire(&mut self, now: Instant) -> Vec<(String, Vec<(String, u32)>)> {
+    /// Removes members silent past their session; the group's epoch moves on if any went.
+    fn expire(&mut self, name: &str, now: Instant, departed: &mut VecDeque<Departed>) {
         let expired: Vec<String> = self
             .members
             .iter()
             .filter(|(_, member)| member.expires <= now)
             .map(|(id, _)| id.clone())
             .collect();
-        if !expired.is_empty() {
-            self.epoch = self.epoch.saturating_add(1);
+        for id in expired {
+            self.depart(name, &id, now, departed);
         }
-        expired
-            .into_iter()
-            .filter_map(|id| {
-                let member = self.members.remove(&id)?;
-                Some((id, member.assigned))
-            })
-            .collect()
+    }
+
+    /// The one way a member leaves (left, joined again, expired): its incarnation is queued
+    /// for its locks to be released, and the group's epoch moves on. False if it was not here.
+    fn depart(
+        &mut self,
+        name: &str,
+        member_id: &str,
+        now: Instant,
+        departed: &mut VecDeque<Departed>,
+    ) -> bool {
+        let Some(member) = self.members.remove(member_id) else {
+            return false;
+        };
+        self.epoch = self.epoch.saturating_add(1);
+        if self.members.is_empty() {
+            self.empty_since = Some(now);
+        }
+        departed.push_back(Departed {
+            group: name.to_string(),
+            consumer: consumer_of(member_id, member.incarnation),
+            partitions: member.assigned,
+        });
+        true
     }
 }
 
@@ -309,6 +352,11 @@ impl ShareGroup {
 #[derive(Default)]
 pub struct ShareGroups {
     groups: HashMap<String, ShareGroup>,
+    /// Members removed whose locks the service has yet to release, oldest first.
+    departed: VecDeque<Departed>,
+    /// The incarnation the next join gets.
+    next_incarnation: u64,
+    last_sweep: Option<Instant>,
 }
 
 /// The partitions of a topic, or None if it does not exist: what assignments are made of.
@@ -328,16 +376,67 @@ impl ShareGroups {
         self.groups.values().map(|group| group.members.len()).sum()
     }
 
-    fn group_for_join(&mut self, name: &str, limit: usize) -> BrokerResult<&mut ShareGroup> {
-        if !self.groups.contains_key(name) && self.groups.len() >= limit {
-            return Err(BrokerError::new(
-                ErrorKind::ResourceLimit,
-                format!(
-                    "this coordinator holds {limit} share groups (share_groups.groups_per_shard_max)"
-                ),
-            ));
+    /// Departed members waiting for their locks to be released.
+    pub fn departed_pending(&self) -> usize {
+        self.departed.len()
+    }
+
+    /// Departed members' partitions, up to `RELEASES_PER_CALL` of them (a member's may be
+    /// split over calls), for the service to release their locks.
+    pub fn take_departed(&mut self) -> Vec<Departed> {
+        let mut budget = RELEASES_PER_CALL;
+        let mut out = Vec::new();
+        while budget > 0 {
+            let Some(front) = self.departed.front_mut() else {
+                break;
+            };
+            if front.partitions.len() > budget {
+                let rest = front.partitions.split_off(budget);
+                let part = std::mem::replace(&mut front.partitions, rest);
+                out.push(Departed {
+                    group: front.group.clone(),
+                    consumer: front.consumer.clone(),
+                    partitions: part,
+                });
+                break;
+            }
+            budget -= front.partitions.len().max(1);
+            out.extend(self.departed.pop_front());
         }
-        Ok(self.groups.entry(name.to_string()).or_default())
+        out
+    }
+
+    /// Forgets groups empty for longer than `retention` (at most once per `SWEEP_INTERVAL`);
+    /// returns how many went.
+    pub fn sweep(&mut self, retention: Duration, now: Instant) -> usize {
+        if self
+            .last_sweep
+            .is_some_and(|last| now.saturating_duration_since(last) < SWEEP_INTERVAL)
+        {
+            return 0;
+        }
+        self.last_sweep = Some(now);
+        let departed = &mut self.departed;
+        let before = self.groups.len();
+        self.groups.retain(|name, group| {
+            group.expire(name, now, departed);
+            let empty_since = match group.empty_since {
+                Some(since) => since,
+                None if group.members.is_empty() => *group.empty_since.insert(now),
+                None => return true,
+            };
+            now.saturating_duration_since(empty_since) < retention
+        });
+        before - self.groups.len()
+    }
+
+    /// The member's incarnation's queue consumer, if `member` is a live member of `name`
+    /// (the expired go first).
+    pub fn consumer(&mut self, name: &str, member: &str, now: Instant) -> Option<String> {
+        let group = self.groups.get_mut(name)?;
+        group.expire(name, now, &mut self.departed);
+        let incarnation = group.members.get(member)?.incarnation;
+        Some(consumer_of(member, incarnation))
     }
 
     /// One heartbeat: join (epoch 0), leave (-1) or keep alive, answered with the member's
@@ -350,11 +449,10 @@ impl ShareGroups {
         partitions_of: PartitionsOf<'_>,
         now: Instant,
     ) -> BrokerResult<ShareBeatReply> {
-        check_beat(&beat)?;
-        let mut gone = match self.groups.get_mut(name) {
-            Some(group) => group.expire(now),
-            None => Vec::new(),
-        };
+        check_beat(config, &beat)?;
+        if let Some(group) = self.groups.get_mut(name) {
+            group.expire(name, now, &mut self.departed);
+        }
         let expires = now + Duration::from_millis(u64::from(settings.session_timeout_ms));
         let interval = settings.heartbeat_interval_ms;
         if beat.member_epoch == -1 {
@@ -362,22 +460,18 @@ impl ShareGroups {
                 .groups
                 .get_mut(name)
                 .ok_or_else(|| unknown_member(name, &beat))?;
-            let member = group
-                .members
-                .remove(&beat.member_id)
-                .ok_or_else(|| unknown_member(name, &beat))?;
-            group.epoch = group.epoch.saturating_add(1);
-            gone.push((beat.member_id.clone(), member.assigned));
+            if !group.depart(name, &beat.member_id, now, &mut self.departed) {
+                return Err(unknown_member(name, &beat));
+            }
             return Ok(ShareBeatReply {
                 member_id: beat.member_id,
                 member_epoch: -1,
                 heartbeat_interval_ms: interval,
                 assignment: None,
-                gone,
             });
         }
         let group = match beat.member_epoch {
-            0 => self.join(config, name, &beat, expires)?,
+            0 => self.join(config, name, &beat, (expires, now))?,
             asked => {
                 let group = self
                     .groups
@@ -402,35 +496,54 @@ impl ShareGroups {
         };
         let mut reply = group.assign(name, beat, partitions_of)?;
         reply.heartbeat_interval_ms = interval;
-        reply.gone = gone;
         Ok(reply)
     }
 
-    /// A member joining `name` (or joining again): the group made if new, within its bounds.
+    /// A member joining `name` (or joining again, as a new incarnation whose predecessor's
+    /// locks go): the group made if new, within its bounds. Every check comes before the
+    /// group is made, so a refused join leaves nothing behind.
     fn join(
         &mut self,
         config: &ShareGroupConfig,
         name: &str,
         beat: &ShareBeat,
-        expires: Instant,
+        (expires, now): (Instant, Instant),
     ) -> BrokerResult<&mut ShareGroup> {
-        let group = self.group_for_join(name, config.groups_per_shard_max)?;
-        if !group.members.contains_key(&beat.member_id) && group.members.len() >= config.members_max
-        {
-            return Err(BrokerError::new(
-                ErrorKind::GroupFull,
-                format!(
-                    "share group {name:?} has {} members (share_groups.members_max)",
-                    config.members_max
-                ),
-            ));
-        }
         if beat.topics.is_none() {
             return Err(BrokerError::new(
                 ErrorKind::InvalidRequest,
                 "a joining member names its subscribed topics",
             ));
         }
+        let limit = config.groups_per_shard_max;
+        match self.groups.get(name) {
+            None if self.groups.len() >= limit => {
+                return Err(BrokerError::new(
+                    ErrorKind::ResourceLimit,
+                    format!(
+                        "this coordinator holds {limit} share groups (share_groups.groups_per_shard_max)"
+                    ),
+                ));
+            }
+            Some(group)
+                if !group.members.contains_key(&beat.member_id)
+                    && group.members.len() >= config.members_max =>
+            {
+                return Err(BrokerError::new(
+                    ErrorKind::GroupFull,
+                    format!(
+                        "share group {name:?} has {} members (share_groups.members_max)",
+                        config.members_max
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        let incarnation = self.next_incarnation;
+        self.next_incarnation = incarnation.saturating_add(1);
+        let group = self.groups.entry(name.to_string()).or_default();
+        group.depart(name, &beat.member_id, now, &mut self.departed);
+        group.empty_since = None;
         group.epoch = group.epoch.saturating_add(1);
         let epoch = group.epoch;
         group.members.insert(
@@ -443,6 +556,7 @@ impl ShareGroups {
                 topics: BTreeSet::new(),
                 assigned: Vec::new(),
                 expires,
+                incarnation,
             },
         );
         Ok(group)
@@ -454,18 +568,8 @@ impl ShareGroups {
             .groups
             .get_mut(name)
             .ok_or_else(|| unknown_group(name))?;
-        // The expired members' locks end on their own, at the lock duration.
-        group.expire(now);
+        group.expire(name, now, &mut self.departed);
         Ok(group.view(name))
-    }
-
-    /// Whether `member` is a live member of share group `name` (the expired go first).
-    pub fn is_member(&mut self, name: &str, member: &str, now: Instant) -> bool {
-        let Some(group) = self.groups.get_mut(name) else {
-            return false;
-        };
-        group.expire(now);
-        group.members.contains_key(member)
     }
 
     /// Whether `name` is a share group here.
@@ -479,7 +583,7 @@ impl ShareGroups {
             .groups
             .iter_mut()
             .map(|(name, group)| {
-                group.expire(now);
+                group.expire(name, now, &mut self.departed);
                 (name.clone(), group.view(name).state)
             })
             .collect();
@@ -494,7 +598,7 @@ impl ShareGroups {
             .groups
             .get_mut(name)
             .ok_or_else(|| unknown_group(name))?;
-        group.expire(now);
+        group.expire(name, now, &mut self.departed);
         if !group.members.is_empty() {
             return Err(BrokerError::new(
                 ErrorKind::GroupNotEmpty,
@@ -518,27 +622,45 @@ pub fn describe_metrics() {
         "ringmq_share_group_members",
         "Members of the coordinator shard's share groups (each group bounded by share_groups.members_max)."
     );
+    metrics::describe_counter!(
+        "ringmq_share_groups_reaped_total",
+        "Empty share groups forgotten after share_groups.empty_group_retention_ms."
+    );
+    metrics::describe_gauge!(
+        "ringmq_share_departed_pending",
+        "Departed share members whose locks wait to be released (a bounded number per call)."
+    );
 }
 
-/// A heartbeat's sizes, checked before anything is held.
-fn check_beat(beat: &ShareBeat) -> BrokerResult<()> {
+/// A heartbeat's sizes, checked before anything is held: counts, and each string's length.
+pub fn check_beat(config: &ShareGroupConfig, beat: &ShareBeat) -> BrokerResult<()> {
+    let refuse = |message: String| Err(BrokerError::new(ErrorKind::InvalidRequest, message));
     if beat.member_id.is_empty() || beat.member_id.len() > MEMBER_ID_BYTES_MAX {
-        return Err(BrokerError::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
-                beat.member_id.len()
-            ),
+        return refuse(format!(
+            "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
+            beat.member_id.len()
         ));
     }
-    if beat
-        .topics
-        .as_ref()
-        .is_some_and(|topics| topics.len() > SUBSCRIBED_TOPICS_MAX)
+    let rack_max = config.rack_id_bytes_max;
+    if let Some(rack) = &beat.rack_id
+        && rack.len() > rack_max
     {
-        return Err(BrokerError::new(
-            ErrorKind::InvalidRequest,
-            format!("a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"),
+        return refuse(format!(
+            "a rack id is at most {rack_max} bytes (share_groups.rack_id_bytes_max), not {}",
+            rack.len()
+        ));
+    }
+    let topics = beat.topics.as_deref().unwrap_or_default();
+    if topics.len() > SUBSCRIBED_TOPICS_MAX {
+        return refuse(format!(
+            "a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"
+        ));
+    }
+    let name_max = crate::broker::topics::TOPIC_NAME_BYTES_MAX;
+    if let Some(long) = topics.iter().find(|topic| topic.len() > name_max) {
+        return refuse(format!(
+            "a subscribed topic name is at most {name_max} bytes, not {}",
+            long.len()
         ));
     }
     Ok(())

@@ -290,20 +290,19 @@ pub async fn share_fetch(
         has_acks,
         Instant::now(),
     );
-    let checked = match checked {
-        Ok(checked) => checked,
+    let (partitions, ended) = match checked {
+        Ok(Checked::Serve(partitions)) => (partitions, Vec::new()),
+        Ok(Checked::Reopened { serve, released }) => (serve, released),
+        Ok(Checked::Closed(held)) => (Vec::new(), held),
         Err(code) => return refused_fetch(code, "share session refused".into()),
     };
-    let ack_codes = match settle(service, ctx, (&group, &member), &ids, acks).await {
+    let settled = settle(service, ctx, (&group, &member), &ids, acks).await;
+    // An ended session gives its records back at once, even when its final acknowledgements
+    // were refused (a reopened one has none), and before the new session fetches.
+    release(service, ctx, (&group, &member), &ids, &ended).await;
+    let ack_codes = match settled {
         Ok(codes) => codes,
         Err(error) => return refused_fetch(code_of(&error), error.message),
-    };
-    let partitions = match checked {
-        Checked::Serve(partitions) => partitions,
-        Checked::Closed(held) => {
-            release(service, ctx, (&group, &member), &ids, &held).await;
-            Vec::new()
-        }
     };
     let mut reads = Reads::new();
     let mut lock_ms = 0;
@@ -485,7 +484,7 @@ pub async fn share_acknowledge(
     let closed = match checked {
         Err(code) => return refused(code, "share session refused".into()),
         Ok(Checked::Closed(held)) => held,
-        Ok(Checked::Serve(_)) => Vec::new(),
+        Ok(Checked::Serve(_) | Checked::Reopened { .. }) => Vec::new(),
     };
     let ids = TopicIds::new(service, ctx);
     let acks = acks_of(request.topics.iter().flat_map(|topic| {
@@ -504,11 +503,13 @@ pub async fn share_acknowledge(
             ((topic.topic_id, p.partition_index), ranges)
         })
     }));
-    let codes = match settle(service, ctx, (&group, &member), &ids, acks).await {
+    let settled = settle(service, ctx, (&group, &member), &ids, acks).await;
+    // A closed session gives its records back even when its final acknowledgements failed.
+    release(service, ctx, (&group, &member), &ids, &closed).await;
+    let codes = match settled {
         Ok(codes) => codes,
         Err(error) => return refused(code_of(&error), error.message),
     };
-    release(service, ctx, (&group, &member), &ids, &closed).await;
     let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
     for ((id, index), (code, message)) in codes {
         let data = AckPartition::default()

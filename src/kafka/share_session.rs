@@ -37,6 +37,13 @@ struct Session {
 pub enum Checked {
     /// Serve it with these partitions (the session's, after the request's changes).
     Serve(Vec<SessionPartition>),
+    /// A new session replaced the member's old one (epoch 0): give back what the member holds
+    /// on the old one's partitions (`released`), then serve the new one's (`serve`), as
+    /// Kafka releases a member's records when its share session ends.
+    Reopened {
+        serve: Vec<SessionPartition>,
+        released: Vec<SessionPartition>,
+    },
     /// The session closed: settle its acknowledgements, fetch nothing, and give back what
     /// the member still holds on these partitions (the session's).
     Closed(Vec<SessionPartition>),
@@ -86,7 +93,7 @@ impl ShareSessions {
                 if has_acks {
                     return Err(INVALID_REQUEST);
                 }
-                self.sessions.remove(&key);
+                let old = self.sessions.remove(&key);
                 let partitions: BTreeSet<SessionPartition> = added
                     .into_iter()
                     .filter(|partition| !forgotten.contains(partition))
@@ -104,7 +111,13 @@ impl ShareSessions {
                         last_used: now,
                     },
                 );
-                Ok(Checked::Serve(served))
+                Ok(match old {
+                    Some(old) => Checked::Reopened {
+                        serve: served,
+                        released: old.partitions.into_iter().collect(),
+                    },
+                    None => Checked::Serve(served),
+                })
             }
             FINAL_EPOCH => {
                 if !forgotten.is_empty() {
@@ -237,7 +250,15 @@ mod tests {
             sessions.fetch(key(), 0, vec![p], &[], true, now),
             Err(INVALID_REQUEST)
         );
+        // Opening again hands back the old session's partitions.
         sessions.fetch(key(), 0, vec![p], &[], false, now).unwrap();
+        assert_eq!(
+            sessions.fetch(key(), 0, vec![], &[], false, now),
+            Ok(Checked::Reopened {
+                serve: vec![],
+                released: vec![p]
+            })
+        );
         // The cache holds one session; another member waits until this one is idle.
         let other = ("g".to_string(), "n".to_string());
         assert_eq!(
