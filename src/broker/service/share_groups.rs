@@ -28,7 +28,7 @@ use crate::broker::queues::owner::{self, PartitionReceive};
 use crate::broker::queues::{Action, ReceivedMessage};
 use crate::broker::share_configs;
 use crate::broker::share_groups::{
-    Departed, ShareBeat, ShareBeatReply, ShareGroupView, ShareSettings, check_beat,
+    Departed, ShareBeat, ShareBeatReply, ShareGroupView, ShareGroups, ShareSettings, check_beat,
 };
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
 
@@ -82,14 +82,9 @@ impl Service {
                 let topics = c.topics();
                 let partitions_of = |topic: &str| topics.get(topic).map(|meta| meta.partitions);
                 let config = &c.config.share_groups;
-                let reply = c.share_groups.borrow_mut().heartbeat(
-                    (config, &settings),
-                    &name,
-                    beat,
-                    &partitions_of,
-                    Instant::now(),
-                );
-                Ok::<_, BrokerError>((reply, after_share_work(&c)))
+                Ok::<_, BrokerError>(share_work(&c, |groups, now| {
+                    groups.heartbeat((config, &settings), &name, beat, &partitions_of, now)
+                }))
             })
             .await?;
         // Members that left, joined again or went silent give their records back now, not at
@@ -158,8 +153,7 @@ impl Service {
                 &group.clone(),
                 Operation::Describe,
                 move |c| async move {
-                    let view = c.share_groups.borrow_mut().describe(&group, Instant::now());
-                    Ok((view, after_share_work(&c)))
+                    Ok(share_work(&c, |groups, now| groups.describe(&group, now)))
                 },
             )
             .await?;
@@ -174,8 +168,7 @@ impl Service {
     ) -> BrokerResult<Vec<(String, &'static str)>> {
         let shards = self
             .on_every_shard(ctx, |state| {
-                let listed = state.share_groups.borrow_mut().list(Instant::now());
-                vec![(listed, after_share_work(&state))]
+                vec![share_work(&state, |groups, now| groups.list(now))]
             })
             .await?;
         let mut all = Vec::new();
@@ -203,9 +196,9 @@ impl Service {
         let (consumer, departed) = self
             .state
             .on_coordinator(ctx.deadline, group, move |c| async move {
-                let now = Instant::now();
-                let consumer = c.share_groups.borrow_mut().consumer(&name, &id, now);
-                Ok::<_, BrokerError>((consumer, after_share_work(&c)))
+                Ok::<_, BrokerError>(share_work(&c, |groups, now| {
+                    groups.consumer(&name, &id, now)
+                }))
             })
             .await?;
         self.release_departed(ctx, departed).await;
@@ -238,8 +231,7 @@ impl Service {
         let name = group.clone();
         let (topics, departed) = self
             .on_coordinator(ctx, &group, Operation::Delete, move |c| async move {
-                let topics = c.share_groups.borrow_mut().delete(&name, Instant::now());
-                Ok((topics, after_share_work(&c)))
+                Ok(share_work(&c, |groups, now| groups.delete(&name, now)))
             })
             .await?;
         self.release_departed(ctx, departed).await;
@@ -611,8 +603,7 @@ impl Service {
         let name = group.to_string();
         let (view, departed) = self
             .on_coordinator(ctx, group, Operation::Delete, move |c| async move {
-                let view = c.share_groups.borrow_mut().describe(&name, Instant::now());
-                Ok((view, after_share_work(&c)))
+                Ok(share_work(&c, |groups, now| groups.describe(&name, now)))
             })
             .await?;
         self.release_departed(ctx, departed).await;
@@ -644,13 +635,18 @@ fn message_bytes(message: &ReceivedMessage) -> usize {
         + headers
 }
 
-/// After any share-group work on coordinator `c`: groups empty past
-/// `empty_group_retention_ms` are forgotten, the fill published, and a bounded batch of
-/// departed members handed over for their locks to be released.
-fn after_share_work(c: &crate::broker::ShardState) -> Vec<Departed> {
+/// Any share-group work on coordinator `c`: groups empty past `empty_group_retention_ms` are
+/// forgotten first, then `work` runs, the fill is published, and a bounded batch of departed
+/// members is handed back for their locks to be released.
+fn share_work<R>(
+    c: &crate::broker::ShardState,
+    work: impl FnOnce(&mut ShareGroups, Instant) -> R,
+) -> (R, Vec<Departed>) {
     let mut groups = c.share_groups.borrow_mut();
     let retention = Duration::from_millis(c.config.share_groups.empty_group_retention_ms);
-    let reaped = groups.sweep(retention, Instant::now());
+    let now = Instant::now();
+    let reaped = groups.sweep(retention, now);
+    let result = work(&mut groups, now);
     let departed = groups.take_departed();
     let shard = c.id.to_string();
     if reaped > 0 {
@@ -662,7 +658,7 @@ fn after_share_work(c: &crate::broker::ShardState) -> Vec<Departed> {
         .set(groups.members() as f64);
     metrics::gauge!("ringmq_share_departed_pending", "shard" => shard)
         .set(groups.departed_pending() as f64);
-    departed
+    (result, departed)
 }
 
 /// The share group's settings (the broker's defaults and its own configs), and its own
