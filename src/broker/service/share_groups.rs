@@ -118,25 +118,25 @@ impl Service {
         }
     }
 
-    /// Releases what `member` (its live incarnation) holds on `partitions`: its share session
-    /// closed or was replaced. A member no longer in the group was released when it went.
+    /// Releases what member incarnation `consumer` (as `share_fetch` answered it) holds on
+    /// `partitions`: its share session closed or was replaced.
     pub async fn share_release(
         &self,
         ctx: &RequestContext,
         group: &str,
-        member: &str,
-        partitions: &[(String, u32)],
+        consumer: String,
+        partitions: Vec<(String, u32)>,
     ) {
-        if partitions.is_empty() {
+        if self
+            .authorize(ctx, ResourceType::Group, group, Operation::Read)
+            .is_err()
+        {
             return;
         }
-        let Ok(consumer) = self.share_consumer(ctx, group, member).await else {
-            return;
-        };
         let gone = Departed {
             group: group.to_string(),
             consumer,
-            partitions: partitions.to_vec(),
+            partitions,
         };
         self.release_departed(ctx, vec![gone]).await;
     }
@@ -301,12 +301,13 @@ impl Service {
     /// ShareFetch's read: locks up to `max_records` records of the partitions to the member
     /// (each partition's queue group made on first use), waiting up to `wait_ms` for the
     /// first. Partitions the principal may not read, or that do not exist, fail alone.
-    /// Answers with the lock duration the records got, and each partition's records.
+    /// Answers with the lock duration the records got, the member incarnation they are
+    /// locked to (what a share session's end releases), and each partition's records.
     pub async fn share_fetch(
         &self,
         ctx: &RequestContext,
         fetch: ShareFetch,
-    ) -> BrokerResult<(u32, Vec<SharePartitionRead>)> {
+    ) -> BrokerResult<(u32, String, Vec<SharePartitionRead>)> {
         self.authorize(ctx, ResourceType::Group, &fetch.group, Operation::Read)?;
         let consumer = self
             .share_consumer(ctx, &fetch.group, &fetch.member)
@@ -336,7 +337,7 @@ impl Service {
         }
         let lock_ms = settings.record_lock_duration_ms;
         if readable.is_empty() {
-            return Ok((lock_ms, results));
+            return Ok((lock_ms, fetch.member.clone(), results));
         }
         let wait = Duration::from_millis(u64::from(
             fetch.wait_ms.min(self.state.config.fetch_wait_ms_max),
@@ -375,7 +376,7 @@ impl Service {
             }
             let left = until.saturating_duration_since(Instant::now());
             if got > 0 || left.is_zero() || self.state.lifecycle.stopping.get() {
-                return Ok((lock_ms, results));
+                return Ok((lock_ms, fetch.member.clone(), results));
             }
             let targets: Vec<(String, u32)> = readable
                 .iter()
@@ -383,7 +384,7 @@ impl Service {
                 .map(|&index| results[index].0.clone())
                 .collect();
             if targets.is_empty() {
-                return Ok((lock_ms, results));
+                return Ok((lock_ms, fetch.member.clone(), results));
             }
             self.share_wait(ctx, &fetch, targets, left.min(WAIT_SLICE))
                 .await?;

@@ -27,7 +27,7 @@ fn share_fetch(member: &str) -> ShareFetch {
 
 /// (offset, delivery count) of what a fetch acquired.
 async fn fetched(service: &Service, ctx: &RequestContext, member: &str) -> Vec<(u64, u32)> {
-    let (_, mut results) = service.share_fetch(ctx, share_fetch(member)).await.unwrap();
+    let (_, _, mut results) = service.share_fetch(ctx, share_fetch(member)).await.unwrap();
     let (_, messages) = results.remove(0);
     messages
         .unwrap()
