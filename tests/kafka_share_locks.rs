@@ -331,3 +331,74 @@ fn a_refused_join_makes_no_group_and_empty_groups_are_forgotten() {
         .sum();
     assert_eq!(reaped, 1.0);
 }
+
+/// A ShareAcknowledge's top-level error for `member` at session `epoch`, acknowledging nothing.
+fn session_probe(stream: &mut TcpStream, member: &str, id: Uuid, epoch: i32) -> i16 {
+    use kafka_protocol::messages::share_acknowledge_request::{
+        AcknowledgePartition, AcknowledgeTopic,
+    };
+    let request = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(group("wire-group")))
+        .with_member_id(Some(text(member)))
+        .with_share_session_epoch(epoch)
+        .with_topics(vec![
+            AcknowledgeTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![AcknowledgePartition::default()]),
+        ]);
+    match call_on(
+        stream,
+        ApiKey::ShareAcknowledge,
+        1,
+        RequestKind::ShareAcknowledge(request),
+    ) {
+        ResponseKind::ShareAcknowledge(response) => response.error_code,
+        other => panic!("ShareAcknowledge answered {other:?}"),
+    }
+}
+
+/// A connection served by another shard than `stream`'s (share sessions are per shard): a
+/// probe session opened on `stream` is not found from it.
+fn connect_elsewhere(address: &str, stream: &mut TcpStream, id: Uuid) -> TcpStream {
+    for _ in 0..64 {
+        // Not a member, so the fetch is refused, but its session is open on `stream`'s shard.
+        let probe = share_fetch_as(stream, "probe", id, 0, vec![]);
+        assert_eq!(probe.error_code, UNKNOWN_MEMBER_ID);
+        let mut candidate = connect(address);
+        match session_probe(&mut candidate, "probe", id, 5) {
+            SHARE_SESSION_NOT_FOUND => return candidate,
+            code => assert_eq!(code, INVALID_SHARE_SESSION_EPOCH),
+        }
+    }
+    panic!("64 connections all on one shard");
+}
+
+#[test]
+fn an_old_incarnations_session_end_releases_only_its_own_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker(dir.path());
+    produce_six(&address);
+    let id = topic_id(&address);
+    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
+    let mut old = connect(&address);
+    assert_eq!(
+        acquired(&share_fetch(&mut old, id, 0, vec![])),
+        vec![(0, 2, 1)]
+    );
+    // member-a joins again: the old incarnation's records go back, and the new one takes them
+    // through a session on another shard, while the old session is still open.
+    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
+    let mut new = connect_elsewhere(&address, &mut old, id);
+    assert_eq!(
+        acquired(&share_fetch(&mut new, id, 0, vec![])),
+        vec![(0, 2, 2)]
+    );
+    // The old session closes late: it gives back the old incarnation's records (none now),
+    // not the new one's.
+    assert_eq!(acknowledge(&mut old, id, -1, vec![]).error_code, NONE);
+    assert_eq!(fetched_by(&address, "member-b", id), vec![(3, 5, 1)]);
+    assert_eq!(
+        ack_code(&acknowledge(&mut new, id, 1, vec![ack(0, 2, vec![1])])),
+        NONE
+    );
+}
