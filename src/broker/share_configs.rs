@@ -108,3 +108,24 @@ pub async fn change(
     // Saved: the change stands even if a shard takes it late (the error says so).
     super::snapshot::distribute(state, |shard| &shard.share_configs, Arc::new(all)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::share_groups::{AUTO_OFFSET_RESET, DELIVERY_COUNT_LIMIT};
+    use crate::config::ShareGroupConfig;
+
+    #[test]
+    fn configs_are_checked_against_kafkas_bounds() {
+        let config = ShareGroupConfig::default();
+        let set = |key: &str, value: &str| BTreeMap::from([(key.to_string(), value.to_string())]);
+        let refused = ShareSettings::resolve(&config, &set(DELIVERY_COUNT_LIMIT, "11"));
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
+        let refused = ShareSettings::resolve(&config, &set("share.isolation.level", "x"));
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
+        let settings =
+            ShareSettings::resolve(&config, &set(AUTO_OFFSET_RESET, "earliest")).unwrap();
+        assert_eq!(settings.auto_offset_reset, "earliest");
+        assert_eq!(settings.delivery_count_limit, config.delivery_count_limit);
+    }
+}

@@ -744,16 +744,49 @@ mod tests {
     }
 
     #[test]
-    fn configs_are_checked_against_kafkas_bounds() {
+    fn departures_are_released_a_bounded_batch_at_a_time() {
         let config = ShareGroupConfig::default();
-        let set = |key: &str, value: &str| BTreeMap::from([(key.to_string(), value.to_string())]);
-        let refused = ShareSettings::resolve(&config, &set(DELIVERY_COUNT_LIMIT, "11"));
-        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
-        let refused = ShareSettings::resolve(&config, &set("share.isolation.level", "x"));
-        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
-        let settings =
-            ShareSettings::resolve(&config, &set(AUTO_OFFSET_RESET, "earliest")).unwrap();
-        assert_eq!(settings.auto_offset_reset, "earliest");
-        assert_eq!(settings.delivery_count_limit, config.delivery_count_limit);
+        let settings = ShareSettings::defaults(&config);
+        let config = (&config, &settings);
+        let mut groups = ShareGroups::default();
+        // 3 members of 50 partitions each: 150 partitions to release, 64 per call.
+        let partitions = |topic: &str| (topic == "t").then_some(50);
+        let now = Instant::now();
+        for member in ["a", "b", "c"] {
+            groups
+                .heartbeat(config, "g", beat(member, 0, Some(&["t"])), &partitions, now)
+                .unwrap();
+        }
+        // "a" joins again: its first incarnation departs, the new one stays.
+        groups
+            .heartbeat(config, "g", beat("a", 0, Some(&["t"])), &partitions, now)
+            .unwrap();
+        let later = now + Duration::from_millis(u64::from(settings.session_timeout_ms) + 1);
+        assert_eq!(groups.describe("g", later).unwrap().state, "Empty");
+        assert_eq!(groups.departed_pending(), 4);
+        let mut batches = Vec::new();
+        while groups.departed_pending() > 0 {
+            let batch = groups.take_departed();
+            let count: usize = batch.iter().map(|gone| gone.partitions.len()).sum();
+            assert!(count <= RELEASES_PER_CALL, "{count}");
+            batches.push(batch);
+        }
+        assert_eq!(batches.len(), 4, "200 partitions in calls of at most 64");
+        let all: Vec<Departed> = batches.into_iter().flatten().collect();
+        let released = |consumer: &str| -> usize {
+            all.iter()
+                .filter(|gone| gone.consumer == consumer)
+                .map(|gone| gone.partitions.len())
+                .sum()
+        };
+        // Each incarnation is released under its own name, every partition once.
+        for consumer in ["a#0", "a#3", "b#1", "c#2"] {
+            assert_eq!(released(consumer), 50, "{consumer}");
+        }
+        // Empty past the retention, the group is forgotten.
+        let retention = Duration::from_secs(1);
+        assert_eq!(groups.sweep(retention, later), 0);
+        assert_eq!(groups.sweep(retention, later + Duration::from_secs(2)), 1);
+        assert!(groups.is_empty());
     }
 }
