@@ -58,6 +58,7 @@ pub async fn define(
     let start = match start {
         StartAt::Earliest => log.log_start_offset(),
         StartAt::Latest => log.high_watermark(),
+        StartAt::Offset(offset) => offset.clamp(log.log_start_offset(), log.high_watermark()),
     };
     // In memory first, with no await since the check above, so that a concurrent define (two
     // first consumers at once) sees it and the journal never holds two definitions; receives
@@ -119,6 +120,33 @@ pub async fn drop_group(
     queues.groups.borrow_mut().remove(group);
     queues.changed.notify();
     Ok(())
+}
+
+/// Starts `group` on this partition again at `offset` (held within the log) with its
+/// settings: dropped, then defined anew (both journaled; a crash between leaves it undefined
+/// here, and a share group's next fetch defines it by its auto offset reset). Its locks,
+/// counts and archive state on this partition go. Returns where it starts.
+pub async fn restart_at(
+    state: &Rc<ShardState>,
+    topic: &str,
+    partition: u32,
+    group: &str,
+    offset: u64,
+) -> BrokerResult<u64> {
+    let queues = queues_of(state, topic, partition, group)?;
+    let settings = queues.with_group(group, |queue| Ok(queue.settings().clone()))?;
+    drop_group(state, topic, partition, group).await?;
+    define(
+        state,
+        topic,
+        partition,
+        group,
+        settings,
+        StartAt::Offset(offset),
+    )
+    .await?;
+    let queues = queues_of(state, topic, partition, group)?;
+    queues.with_group(group, |queue| Ok(queue.settled_below()))
 }
 
 /// A group's settings and counts on this partition.

@@ -95,7 +95,7 @@ impl Service {
 
     /// Releases the locks of departed members (best effort, and whoever's request found them
     /// gone: a lock not released here ends at its deadline anyway).
-    async fn release_departed(&self, ctx: &RequestContext, departed: Vec<Departed>) {
+    pub(super) async fn release_departed(&self, ctx: &RequestContext, departed: Vec<Departed>) {
         for gone in departed {
             for (topic, partition) in gone.partitions {
                 let (group, consumer) = (gone.group.clone(), gone.consumer.clone());
@@ -421,37 +421,48 @@ impl Service {
             match got {
                 Err(error) if error.kind == ErrorKind::UnknownQueueGroup && !defined => {
                     defined = true;
-                    let new = NewQueueGroup {
-                        topic: topic.clone(),
-                        group: fetch.group.clone(),
-                        configs: vec![
-                            ("start".into(), settings.auto_offset_reset.clone()),
-                            (
-                                "max_deliveries".into(),
-                                settings.delivery_count_limit.to_string(),
-                            ),
-                            (
-                                "visibility_timeout_ms".into(),
-                                settings.record_lock_duration_ms.to_string(),
-                            ),
-                        ],
-                    };
-                    // Making durable state, shared with the native queue API, takes Create
-                    // on the group, as making a queue group does (its dead-letter topic stays
-                    // the broker's to make, on the first archived record).
-                    self.authorize(ctx, ResourceType::Group, &fetch.group, Operation::Create)?;
-                    match self.define_queue_group(ctx, new).await {
-                        Ok(()) => {}
-                        // Another member's fetch made it first, or this partition was added
-                        // after the group was made on the topic's others.
-                        Err(error) if error.kind == ErrorKind::QueueGroupExists => {}
-                        Err(error) => return Err(error),
-                    }
+                    self.define_share_queue_group(ctx, &fetch.group, settings, &topic)
+                        .await?;
                 }
                 // A partition added after the group was made: nothing here for it yet.
                 Err(error) if error.kind == ErrorKind::UnknownQueueGroup => return Ok(Vec::new()),
                 other => return other,
             }
+        }
+    }
+
+    /// Makes share group `group`'s queue group on `topic` (by its settings) unless it is there.
+    /// Making durable state, shared with the native queue API, takes Create on the group, as
+    /// making a queue group does (its dead-letter topic stays the broker's to make, on the
+    /// first archived record).
+    pub(super) async fn define_share_queue_group(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        settings: &ShareSettings,
+        topic: &str,
+    ) -> BrokerResult<()> {
+        let new = NewQueueGroup {
+            topic: topic.to_string(),
+            group: group.to_string(),
+            configs: vec![
+                ("start".into(), settings.auto_offset_reset.clone()),
+                (
+                    "max_deliveries".into(),
+                    settings.delivery_count_limit.to_string(),
+                ),
+                (
+                    "visibility_timeout_ms".into(),
+                    settings.record_lock_duration_ms.to_string(),
+                ),
+            ],
+        };
+        self.authorize(ctx, ResourceType::Group, group, Operation::Create)?;
+        match self.define_queue_group(ctx, new).await {
+            // Another member's fetch made it first, or a partition was added after the group
+            // was made on the topic's others.
+            Err(error) if error.kind == ErrorKind::QueueGroupExists => Ok(()),
+            other => other,
         }
     }
 
@@ -553,74 +564,6 @@ impl Service {
             })
             .await
     }
-
-    /// A share group's start offset on each partition of `topic` (the first offset not yet
-    /// acknowledged or archived), for DescribeShareGroupOffsets; None where it never read.
-    pub async fn share_group_offsets(
-        &self,
-        ctx: &RequestContext,
-        group: &str,
-        topic: &str,
-    ) -> BrokerResult<Vec<(u32, Option<u64>)>> {
-        self.authorize(ctx, ResourceType::Group, group, Operation::Describe)?;
-        self.authorize(ctx, ResourceType::Topic, topic, Operation::Describe)?;
-        let partitions = self.state.partitions_of(topic)?;
-        let mut out = Vec::with_capacity(partitions as usize);
-        for partition in 0..partitions {
-            let (name, group) = (topic.to_string(), group.to_string());
-            let described = self
-                .state
-                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
-                    owner::describe(&owner, &name, partition, &group)
-                })
-                .await;
-            match described {
-                Ok((_, view, _)) => out.push((partition, Some(view.settled_below))),
-                Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {
-                    out.push((partition, None))
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Forgets a share group's state on `topic` (DeleteShareGroupOffsets): its queue group
-    /// there goes, and the next fetch starts it again by `share.auto.offset.reset`. Kafka
-    /// refuses this while the group has members; so does this.
-    pub async fn delete_share_group_offsets(
-        &self,
-        ctx: &RequestContext,
-        group: &str,
-        topic: &str,
-    ) -> BrokerResult<()> {
-        self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
-        self.check_share_group_empty(ctx, group).await?;
-        self.delete_queue_group(ctx, topic, group).await
-    }
-
-    /// Refuses with `GroupNotEmpty` while the share group has members.
-    async fn check_share_group_empty(&self, ctx: &RequestContext, group: &str) -> BrokerResult<()> {
-        let name = group.to_string();
-        let (view, departed) = self
-            .on_coordinator(ctx, group, Operation::Delete, move |c| async move {
-                Ok(share_work(&c, |groups, now| groups.describe(&name, now)))
-            })
-            .await?;
-        self.release_departed(ctx, departed).await;
-        let view = match view {
-            Ok(view) => Some(view),
-            Err(error) if error.kind == ErrorKind::UnknownGroup => None,
-            Err(error) => return Err(error),
-        };
-        if view.is_some_and(|view| !view.members.is_empty()) {
-            return Err(BrokerError::new(
-                ErrorKind::GroupNotEmpty,
-                format!("share group {group:?} has members"),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// What a message counts against a fetch's bytes: its key, value and headers, as a queue
@@ -639,7 +582,7 @@ fn message_bytes(message: &ReceivedMessage) -> usize {
 /// Any share-group work on coordinator `c`: groups empty past `empty_group_retention_ms` are
 /// forgotten first, then `work` runs, the fill is published, and a bounded batch of departed
 /// members is handed back for their locks to be released.
-fn share_work<R>(
+pub(super) fn share_work<R>(
     c: &crate::broker::ShardState,
     work: impl FnOnce(&mut ShareGroups, Instant) -> R,
 ) -> (R, Vec<Departed>) {
@@ -664,7 +607,7 @@ fn share_work<R>(
 
 /// The share group's settings (the broker's defaults and its own configs), and its own
 /// configs, from this shard's snapshot.
-async fn share_settings(
+pub(super) async fn share_settings(
     state: &crate::broker::ShardState,
     group: &str,
 ) -> BrokerResult<(ShareSettings, BTreeMap<String, String>)> {
