@@ -237,6 +237,9 @@ pub struct ShareGroupConfig {
     /// A share group without members is forgotten from the coordinator's memory after this
     /// long (its configs and queue groups stay).
     pub empty_group_retention_ms: u64,
+    /// Partitions of departed members a coordinator shard keeps waiting for their locks to be
+    /// released; past it the oldest are dropped and their locks end at their deadlines.
+    pub departed_partitions_max: usize,
 }
 
 impl Default for ShareGroupConfig {
@@ -253,6 +256,7 @@ impl Default for ShareGroupConfig {
             session_partitions_max: 10_000,
             rack_id_bytes_max: 255,
             empty_group_retention_ms: 600_000,
+            departed_partitions_max: 100_000,
         }
     }
 }
@@ -287,8 +291,10 @@ impl ShareGroupConfig {
                 "share_groups.session_partitions_max must be at least 1",
             ),
             (
-                self.rack_id_bytes_max >= 1 && self.empty_group_retention_ms >= 1,
-                "share_groups.rack_id_bytes_max and empty_group_retention_ms must be at least 1",
+                self.rack_id_bytes_max >= 1
+                    && self.empty_group_retention_ms >= 1
+                    && self.departed_partitions_max >= 1,
+                "share_groups.rack_id_bytes_max, empty_group_retention_ms and departed_partitions_max must be at least 1",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

@@ -311,7 +311,7 @@ impl ShareGroup {
     }
 
     /// Removes members silent past their session; the group's epoch moves on if any went.
-    fn expire(&mut self, name: &str, now: Instant, departed: &mut VecDeque<Departed>) {
+    fn expire(&mut self, name: &str, now: Instant, departed: &mut Departures) {
         let expired: Vec<String> = self
             .members
             .iter()
@@ -330,7 +330,7 @@ impl ShareGroup {
         name: &str,
         member_id: &str,
         now: Instant,
-        departed: &mut VecDeque<Departed>,
+        departed: &mut Departures,
     ) -> bool {
         let Some(member) = self.members.remove(member_id) else {
             return false;
@@ -339,7 +339,7 @@ impl ShareGroup {
         if self.members.is_empty() {
             self.empty_since = Some(now);
         }
-        departed.push_back(Departed {
+        departed.push(Departed {
             group: name.to_string(),
             consumer: consumer_of(member_id, member.incarnation),
             partitions: member.assigned,
@@ -348,12 +348,33 @@ impl ShareGroup {
     }
 }
 
+/// Departed members waiting for release, with the partitions they name (a member without
+/// any counts as one).
+#[derive(Default)]
+struct Departures {
+    queue: VecDeque<Departed>,
+    partitions: usize,
+}
+
+impl Departures {
+    fn push(&mut self, gone: Departed) {
+        self.partitions = self.partitions.saturating_add(gone.partitions.len().max(1));
+        self.queue.push_back(gone);
+    }
+
+    fn pop_front(&mut self) -> Option<Departed> {
+        let gone = self.queue.pop_front()?;
+        self.partitions = self.partitions.saturating_sub(gone.partitions.len().max(1));
+        Some(gone)
+    }
+}
+
 /// The share groups one coordinator shard holds.
 #[derive(Default)]
 pub struct ShareGroups {
     groups: HashMap<String, ShareGroup>,
     /// Members removed whose locks the service has yet to release, oldest first.
-    departed: VecDeque<Departed>,
+    departed: Departures,
     /// The incarnation the next join gets.
     next_incarnation: u64,
     last_sweep: Option<Instant>,
@@ -376,23 +397,30 @@ impl ShareGroups {
         self.groups.values().map(|group| group.members.len()).sum()
     }
 
-    /// Departed members waiting for their locks to be released.
+    /// Partitions of departed members waiting for their locks to be released.
     pub fn departed_pending(&self) -> usize {
-        self.departed.len()
+        self.departed.partitions
     }
 
     /// Departed members' partitions, up to `RELEASES_PER_CALL` of them (a member's may be
-    /// split over calls), for the service to release their locks.
-    pub fn take_departed(&mut self) -> Vec<Departed> {
+    /// split over calls), for the service to release their locks. Beyond `pending_max`
+    /// partitions waiting, the oldest departures are dropped (their locks end at their own
+    /// deadlines); returns how many were.
+    pub fn take_departed(&mut self, pending_max: usize) -> (Vec<Departed>, usize) {
+        let mut dropped = 0;
+        while self.departed.partitions > pending_max && self.departed.pop_front().is_some() {
+            dropped += 1;
+        }
         let mut budget = RELEASES_PER_CALL;
         let mut out = Vec::new();
         while budget > 0 {
-            let Some(front) = self.departed.front_mut() else {
+            let Some(front) = self.departed.queue.front_mut() else {
                 break;
             };
             if front.partitions.len() > budget {
                 let rest = front.partitions.split_off(budget);
                 let part = std::mem::replace(&mut front.partitions, rest);
+                self.departed.partitions = self.departed.partitions.saturating_sub(part.len());
                 out.push(Departed {
                     group: front.group.clone(),
                     consumer: front.consumer.clone(),
@@ -403,7 +431,7 @@ impl ShareGroups {
             budget -= front.partitions.len().max(1);
             out.extend(self.departed.pop_front());
         }
-        out
+        (out, dropped)
     }
 
     /// Forgets groups empty for longer than `retention` (at most once per `SWEEP_INTERVAL`);
@@ -628,7 +656,11 @@ pub fn describe_metrics() {
     );
     metrics::describe_gauge!(
         "ringmq_share_departed_pending",
-        "Departed share members whose locks wait to be released (a bounded number per call)."
+        "Partitions of departed share members whose locks wait to be released (64 per call; bounded by share_groups.departed_partitions_max)."
+    );
+    metrics::describe_counter!(
+        "ringmq_share_departed_dropped_total",
+        "Departed share members dropped unreleased past share_groups.departed_partitions_max (their locks end at their deadlines)."
     );
 }
 
@@ -763,10 +795,11 @@ mod tests {
             .unwrap();
         let later = now + Duration::from_millis(u64::from(settings.session_timeout_ms) + 1);
         assert_eq!(groups.describe("g", later).unwrap().state, "Empty");
-        assert_eq!(groups.departed_pending(), 4);
+        assert_eq!(groups.departed_pending(), 200);
         let mut batches = Vec::new();
         while groups.departed_pending() > 0 {
-            let batch = groups.take_departed();
+            let (batch, dropped) = groups.take_departed(1_000);
+            assert_eq!(dropped, 0);
             let count: usize = batch.iter().map(|gone| gone.partitions.len()).sum();
             assert!(count <= RELEASES_PER_CALL, "{count}");
             batches.push(batch);
@@ -783,6 +816,25 @@ mod tests {
         for consumer in ["a#0", "a#3", "b#1", "c#2"] {
             assert_eq!(released(consumer), 50, "{consumer}");
         }
+        // Past the bound of pending partitions the oldest departures go unreleased.
+        groups
+            .heartbeat(config, "g", beat("d", 0, Some(&["t"])), &partitions, later)
+            .unwrap();
+        groups
+            .heartbeat(config, "g", beat("d", 0, Some(&["t"])), &partitions, later)
+            .unwrap();
+        groups
+            .heartbeat(config, "g", beat("d", 0, Some(&["t"])), &partitions, later)
+            .unwrap();
+        assert_eq!(groups.departed_pending(), 100);
+        let (batch, dropped) = groups.take_departed(60);
+        assert_eq!(dropped, 1);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(groups.departed_pending(), 0);
+        groups
+            .heartbeat(config, "g", beat("d", -1, None), &partitions, later)
+            .unwrap();
+        groups.take_departed(1_000);
         // Empty past the retention, the group is forgotten.
         let retention = Duration::from_secs(1);
         assert_eq!(groups.sweep(retention, later), 0);

@@ -591,8 +591,12 @@ pub(super) fn share_work<R>(
     let now = Instant::now();
     let reaped = groups.sweep(retention, now);
     let result = work(&mut groups, now);
-    let departed = groups.take_departed();
+    let (departed, dropped) = groups.take_departed(c.config.share_groups.departed_partitions_max);
     let shard = c.id.to_string();
+    if dropped > 0 {
+        metrics::counter!("ringmq_share_departed_dropped_total", "shard" => shard.clone())
+            .increment(dropped as u64);
+    }
     if reaped > 0 {
         metrics::counter!("ringmq_share_groups_reaped_total", "shard" => shard.clone())
             .increment(reaped as u64);
