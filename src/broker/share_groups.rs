@@ -1,6 +1,6 @@
 //! Share groups' membership (Kafka's KIP-932), kept by the group's coordinator shard: who is
-//! in the group, each member's epoch, subscription and assignment, and the group's settings
-//! (`share.*` group configs). The records themselves are shared through queue groups: share
+//! in the group, each member's epoch, subscription and assignment (the group's `share.*`
+//! settings are `share_configs`'). The records themselves are shared through queue groups: share
 //! group G reading topic T is queue group G on T (`broker::queues`), whose locks, delivery
 //! counts and archive are the share-partition's state, so this module holds no offsets.
 //!
