@@ -233,6 +233,14 @@ pub struct ShareGroupConfig {
     pub sessions_max: usize,
     /// Partitions one share session may hold.
     pub session_partitions_max: usize,
+    /// The longest rack id a share group member may give (Kafka sets none).
+    pub rack_id_bytes_max: usize,
+    /// A share group without members is forgotten from the coordinator's memory after this
+    /// long (its configs and queue groups stay).
+    pub empty_group_retention_ms: u64,
+    /// Partitions of departed members a coordinator shard keeps waiting for their locks to be
+    /// released; past it the oldest are dropped and their locks end at their deadlines.
+    pub departed_partitions_max: usize,
 }
 
 impl Default for ShareGroupConfig {
@@ -247,6 +255,9 @@ impl Default for ShareGroupConfig {
             groups_per_shard_max: 10_000,
             sessions_max: 2_000,
             session_partitions_max: 10_000,
+            rack_id_bytes_max: 255,
+            empty_group_retention_ms: 600_000,
+            departed_partitions_max: 100_000,
         }
     }
 }
@@ -279,6 +290,12 @@ impl ShareGroupConfig {
             (
                 self.session_partitions_max >= 1,
                 "share_groups.session_partitions_max must be at least 1",
+            ),
+            (
+                self.rack_id_bytes_max >= 1
+                    && self.empty_group_retention_ms >= 1
+                    && self.departed_partitions_max >= 1,
+                "share_groups.rack_id_bytes_max, empty_group_retention_ms and departed_partitions_max must be at least 1",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

@@ -424,6 +424,19 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                         .with_topic_name(topic("fuzz")),
                 ]),
         ),
+        ApiKey::AlterShareGroupOffsets => RequestKind::AlterShareGroupOffsets(
+            AlterShareGroupOffsetsRequest::default()
+                .with_group_id(group("fuzz-share"))
+                .with_topics(vec![
+                    alter_share_group_offsets_request::AlterShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(topic("fuzz"))
+                        .with_partitions(vec![
+                            alter_share_group_offsets_request::AlterShareGroupOffsetsRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_start_offset(1),
+                        ]),
+                ]),
+        ),
         other => panic!("no sample for {other:?}: add one when the broker starts serving it"),
     }
 }

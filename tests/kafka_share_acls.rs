@@ -1,7 +1,8 @@
-//! Share groups under ACLs, as Kafka authorizes them: a heartbeat needs Read on the group, a
-//! fetch Read on the group and on each topic (refused per partition), a group's configs
-//! AlterConfigs on it; the share consumer's queue group is made by its first fetch with no
-//! more than those (no Create).
+//! Share groups under ACLs, as Kafka authorizes them: a heartbeat needs Read on the group and
+//! Describe on each subscribed topic, a fetch Read on the group and on each topic (refused per
+//! partition), a group's configs AlterConfigs on it. Beyond Kafka, the fetch that makes the
+//! group's durable queue group on a topic needs Create on the group (refused per partition
+//! with GROUP_AUTHORIZATION_FAILED); later fetches need only Read.
 
 mod common;
 
@@ -23,11 +24,12 @@ const TOPIC: i8 = 2;
 const GROUP: i8 = 3;
 const LITERAL: i8 = 3;
 const READ: i8 = 3;
+const CREATE: i8 = 5;
 const DESCRIBE: i8 = 8;
-const UNKNOWN_TOPIC_ID: i16 = 100;
 const ALLOW: i8 = 3;
 const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const UNKNOWN_TOPIC_ID: i16 = 100;
 
 fn broker(dir: &Path) -> TestBroker {
     let mut users = Users::default();
@@ -202,12 +204,18 @@ fn share_groups_need_read_on_the_group_and_each_topic() {
     assert_eq!(bob.heartbeat(), GROUP_AUTHORIZATION_FAILED);
     assert_eq!(bob.fetch(id).0, GROUP_AUTHORIZATION_FAILED);
     admin.allow(GROUP, "acl-share", READ);
-    assert_eq!(bob.heartbeat(), 0);
-    // Read on the group, nothing on the topic: its id names nothing bob may see.
+    // Read on the group, nothing on the subscribed topic: Kafka's TOPIC_AUTHORIZATION_FAILED
+    // (and the topic's id names nothing bob may see).
+    assert_eq!(bob.heartbeat(), TOPIC_AUTHORIZATION_FAILED);
     assert_eq!(bob.fetch(id), (0, UNKNOWN_TOPIC_ID, 0));
-    // Describe but not Read: the partition is refused, nothing is acquired.
     admin.allow(TOPIC, "guarded", DESCRIBE);
+    assert_eq!(bob.heartbeat(), 0);
+    // Describe but not Read: the partition is refused, nothing is acquired.
     assert_eq!(bob.fetch(id), (0, TOPIC_AUTHORIZATION_FAILED, 0));
+    // Read on both, but the group's queue group on the topic does not exist yet: making it
+    // takes Create on the group.
     admin.allow(TOPIC, "guarded", READ);
+    assert_eq!(bob.fetch(id), (0, GROUP_AUTHORIZATION_FAILED, 0));
+    admin.allow(GROUP, "acl-share", CREATE);
     assert_eq!(bob.fetch(id), (0, 0, 1));
 }

@@ -1,7 +1,7 @@
 //! Share-group admin byte for byte: group configs by IncrementalAlterConfigs and
 //! DescribeConfigs on the GROUP resource (Kafka's names and bounds, durable across a restart,
 //! in force on the next fetch), ListGroups' type filter, DescribeGroups and DeleteGroups of a
-//! share group, and Describe/DeleteShareGroupOffsets.
+//! share group, and Describe/Delete/AlterShareGroupOffsets.
 
 mod common;
 mod share_wire;
@@ -267,4 +267,128 @@ fn share_group_admin_configs_listing_offsets_and_deletion() {
         ResponseKind::ListGroups(response) => assert!(response.groups.is_empty(), "{response:?}"),
         other => panic!("ListGroups answered {other:?}"),
     }
+}
+
+/// AlterShareGroupOffsets of partitions of `name`: (top-level code, each partition's code).
+fn alter_offsets(address: &str, name: &'static str, offsets: &[(i32, i64)]) -> (i16, Vec<i16>) {
+    use alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    let partitions = offsets
+        .iter()
+        .map(|&(index, offset)| {
+            AlterShareGroupOffsetsRequestPartition::default()
+                .with_partition_index(index)
+                .with_start_offset(offset)
+        })
+        .collect();
+    let request = AlterShareGroupOffsetsRequest::default()
+        .with_group_id(group("wire-group"))
+        .with_topics(vec![
+            AlterShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(topic(name))
+                .with_partitions(partitions),
+        ]);
+    match call(
+        address,
+        ApiKey::AlterShareGroupOffsets,
+        0,
+        RequestKind::AlterShareGroupOffsets(request),
+    ) {
+        ResponseKind::AlterShareGroupOffsets(response) => (
+            response.error_code,
+            response
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+                .collect(),
+        ),
+        other => panic!("AlterShareGroupOffsets answered {other:?}"),
+    }
+}
+
+/// The group's start offset on partition 0 of TOPIC.
+fn start_offset(address: &str) -> i64 {
+    use describe_share_group_offsets_request::{
+        DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+    };
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(group("wire-group"))
+            .with_topics(Some(vec![
+                DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(topic(TOPIC))
+                    .with_partitions(vec![0]),
+            ])),
+    ]);
+    match call(
+        address,
+        ApiKey::DescribeShareGroupOffsets,
+        0,
+        RequestKind::DescribeShareGroupOffsets(request),
+    ) {
+        ResponseKind::DescribeShareGroupOffsets(response) => {
+            response.groups[0].topics[0].partitions[0].start_offset
+        }
+        other => panic!("DescribeShareGroupOffsets answered {other:?}"),
+    }
+}
+
+#[test]
+fn alter_share_group_offsets_starts_partitions_again_at_an_offset() {
+    const NON_EMPTY_GROUP: i16 = 68;
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, address) = broker(dir.path());
+    create_topic(&address, TOPIC, 1);
+    for value in [b"a", b"b", b"c", b"d", b"e", b"f"] {
+        call(
+            &address,
+            ApiKey::Produce,
+            7,
+            RequestKind::Produce(produce_request(TOPIC, value)),
+        );
+    }
+    let id = topic_id(&address);
+    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    assert_eq!(
+        acquired(&share_fetch(&mut stream, id, 0, vec![])),
+        vec![(0, 2, 1)]
+    );
+    assert_eq!(
+        ack_code(&acknowledge(&mut stream, id, 1, vec![ack(0, 2, vec![1])])),
+        NONE
+    );
+    assert_eq!(start_offset(&address), 3);
+    // Refused while the group has a member, as Kafka.
+    assert_eq!(alter_offsets(&address, TOPIC, &[(0, 1)]).0, NON_EMPTY_GROUP);
+    assert_eq!(heartbeat(&address, "member-a", -1).error_code, NONE);
+    // Back to 1 (already accepted records delivered again, as fresh), a partition that does
+    // not exist and a negative offset each answered alone.
+    assert_eq!(
+        alter_offsets(&address, TOPIC, &[(0, 1), (4, 0), (-1, 0)]),
+        (
+            NONE,
+            vec![INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION]
+        )
+    );
+    assert_eq!(start_offset(&address), 1);
+    assert_eq!(heartbeat(&address, "member-b", 0).error_code, NONE);
+    let mut other = std::net::TcpStream::connect(&address).unwrap();
+    assert_eq!(
+        acquired(&share_fetch_as(&mut other, "member-b", id, 0, vec![])),
+        vec![(1, 3, 1)]
+    );
+    assert_eq!(heartbeat(&address, "member-b", -1).error_code, NONE);
+    // Past the log's end: held at its end.
+    assert_eq!(
+        alter_offsets(&address, TOPIC, &[(0, 100)]),
+        (NONE, vec![NONE])
+    );
+    assert_eq!(start_offset(&address), 6);
+    assert_eq!(
+        alter_offsets(&address, "no-such-topic", &[(0, 0)]),
+        (NONE, vec![UNKNOWN_TOPIC_OR_PARTITION])
+    );
 }

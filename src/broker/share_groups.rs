@@ -1,6 +1,6 @@
 //! Share groups' membership (Kafka's KIP-932), kept by the group's coordinator shard: who is
-//! in the group, each member's epoch, subscription and assignment, and the group's settings
-//! (`share.*` group configs). The records themselves are shared through queue groups: share
+//! in the group, each member's epoch, subscription and assignment (the group's `share.*`
+//! settings are `share_configs`'). The records themselves are shared through queue groups: share
 //! group G reading topic T is queue group G on T (`broker::queues`), whose locks, delivery
 //! counts and archive are the share-partition's state, so this module holds no offsets.
 //!
@@ -8,14 +8,22 @@
 //! member gets every partition of the topics it subscribes to. A member's epoch moves on when
 //! its assignment changes; a heartbeat with an epoch that is neither the current nor the one
 //! before is fenced (the answer carrying the new epoch may have been lost once, not twice).
-//! Members silent for the session timeout are removed when the group is next touched; their
-//! records' locks end on their own after the lock duration.
+//! Members silent for the session timeout are removed when the group is next touched.
 //!
-//! Bounded: groups per coordinator shard, members per group, topics per subscription.
+//! A member's locks are held under its *incarnation* (`Member::consumer`: its id and a number
+//! this coordinator gives each join), so a member that joins again with the same id never has
+//! its new locks released on behalf of the old one. Every removal (leave, rejoin, expiry seen
+//! by a heartbeat, describe, list or fetch) goes through one function, `depart`, which queues
+//! the incarnation for the service to release (`take_departed`, a bounded number per call).
+//! A group left without members is forgotten after `empty_group_retention_ms`.
+//!
+//! Bounded: groups per coordinator shard, members per group, topics per subscription, each
+//! string of a heartbeat in length; departures waiting for release are at most the members
+//! that were removed (each removal takes one member out).
 //! Membership lives in memory, as consumer groups' membership does; a group's own configs are
 //! durable (`share_configs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
@@ -23,124 +31,18 @@ use crate::config::ShareGroupConfig;
 
 /// Topics one member may subscribe to.
 pub const SUBSCRIBED_TOPICS_MAX: usize = 1000;
-/// The longest member id (clients make UUIDs).
-pub const MEMBER_ID_BYTES_MAX: usize = 255;
+/// The longest member id: clients make a UUID (22 characters as Kafka's base64, 36 as text).
+pub const MEMBER_ID_BYTES_MAX: usize = 36;
+/// Partitions of departed members whose locks one call releases (a member without any counts
+/// as one); the rest wait for the next call, or their locks' own deadlines.
+pub const RELEASES_PER_CALL: usize = 64;
+/// How often the coordinator looks for empty groups to forget.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-pub const AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
-pub const RECORD_LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
-pub const DELIVERY_COUNT_LIMIT: &str = "share.delivery.count.limit";
-pub const SESSION_TIMEOUT_MS: &str = "share.session.timeout.ms";
-pub const HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
-/// Every group config a share group takes, in the order DescribeConfigs lists them.
-pub const CONFIG_NAMES: [&str; 5] = [
-    AUTO_OFFSET_RESET,
-    RECORD_LOCK_DURATION_MS,
-    DELIVERY_COUNT_LIMIT,
-    SESSION_TIMEOUT_MS,
-    HEARTBEAT_INTERVAL_MS,
-];
-
-/// The settings a share group works with: the broker's defaults with its own configs applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShareSettings {
-    /// Where a new queue group starts: "earliest" or "latest".
-    pub auto_offset_reset: String,
-    pub record_lock_duration_ms: u32,
-    pub delivery_count_limit: u32,
-    pub session_timeout_ms: u32,
-    pub heartbeat_interval_ms: u32,
-}
-
-impl ShareSettings {
-    pub fn defaults(config: &ShareGroupConfig) -> ShareSettings {
-        ShareSettings {
-            auto_offset_reset: config.auto_offset_reset.clone(),
-            record_lock_duration_ms: config.record_lock_duration_ms,
-            delivery_count_limit: config.delivery_count_limit,
-            session_timeout_ms: config.session_timeout_ms,
-            heartbeat_interval_ms: config.heartbeat_interval_ms,
-        }
-    }
-
-    /// The defaults with `overrides` (group configs) applied, each checked against Kafka's
-    /// bounds for it.
-    pub fn resolve(
-        config: &ShareGroupConfig,
-        overrides: &BTreeMap<String, String>,
-    ) -> BrokerResult<ShareSettings> {
-        let mut settings = ShareSettings::defaults(config);
-        for (key, value) in overrides {
-            settings.set(key, value)?;
-        }
-        if settings.session_timeout_ms <= settings.heartbeat_interval_ms {
-            return Err(invalid_config(format!(
-                "{SESSION_TIMEOUT_MS} must be greater than {HEARTBEAT_INTERVAL_MS}"
-            )));
-        }
-        Ok(settings)
-    }
-
-    fn set(&mut self, key: &str, value: &str) -> BrokerResult<()> {
-        match key {
-            AUTO_OFFSET_RESET => {
-                if !matches!(value, "earliest" | "latest") {
-                    return Err(invalid_config(format!(
-                        "{key}={value:?} is not earliest or latest"
-                    )));
-                }
-                self.auto_offset_reset = value.to_string();
-            }
-            // Kafka's group config takes at least 1 s.
-            RECORD_LOCK_DURATION_MS => {
-                self.record_lock_duration_ms = bounded(key, value, 1_000, 3_600_000)?
-            }
-            DELIVERY_COUNT_LIMIT => self.delivery_count_limit = bounded(key, value, 2, 10)?,
-            SESSION_TIMEOUT_MS => self.session_timeout_ms = bounded(key, value, 1_000, 3_600_000)?,
-            HEARTBEAT_INTERVAL_MS => {
-                self.heartbeat_interval_ms = bounded(key, value, 100, 3_600_000)?
-            }
-            other => {
-                return Err(invalid_config(format!(
-                    "unknown share group config {other:?}"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// (name, value) of each config, in `CONFIG_NAMES` order.
-    pub fn entries(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (AUTO_OFFSET_RESET, self.auto_offset_reset.clone()),
-            (
-                RECORD_LOCK_DURATION_MS,
-                self.record_lock_duration_ms.to_string(),
-            ),
-            (DELIVERY_COUNT_LIMIT, self.delivery_count_limit.to_string()),
-            (SESSION_TIMEOUT_MS, self.session_timeout_ms.to_string()),
-            (
-                HEARTBEAT_INTERVAL_MS,
-                self.heartbeat_interval_ms.to_string(),
-            ),
-        ]
-    }
-}
-
-fn invalid_config(message: String) -> BrokerError {
-    BrokerError::new(ErrorKind::InvalidConfig, message)
-}
-
-fn bounded(key: &str, value: &str, min: u32, max: u32) -> BrokerResult<u32> {
-    let parsed: u32 = value
-        .parse()
-        .map_err(|_| invalid_config(format!("{key}={value:?} is not a number")))?;
-    if !(min..=max).contains(&parsed) {
-        return Err(invalid_config(format!(
-            "{key}={parsed} is outside {min}..={max}"
-        )));
-    }
-    Ok(parsed)
-}
+pub use super::share_configs::{
+    AUTO_OFFSET_RESET, CONFIG_NAMES, DELIVERY_COUNT_LIMIT, HEARTBEAT_INTERVAL_MS,
+    RECORD_LOCK_DURATION_MS, SESSION_TIMEOUT_MS, ShareSettings,
+};
 
 /// One heartbeat as the coordinator takes it.
 #[derive(Clone, Debug)]
@@ -161,9 +63,20 @@ pub struct ShareBeatReply {
     pub heartbeat_interval_ms: u32,
     /// The member's partitions as (topic, partition); None after a leave.
     pub assignment: Option<Vec<(String, u32)>>,
-    /// Members gone with this heartbeat (the one that left, others whose session expired),
-    /// each with the partitions whose locks it should give up.
-    pub gone: Vec<(String, Vec<(String, u32)>)>,
+}
+
+/// A member removed from its group, whose locks are still to be released.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Departed {
+    pub group: String,
+    /// The queue consumer its locks are held under (`consumer_of`).
+    pub consumer: String,
+    pub partitions: Vec<(String, u32)>,
+}
+
+/// The queue consumer a member incarnation's locks are held under.
+pub fn consumer_of(member_id: &str, incarnation: u64) -> String {
+    format!("{member_id}#{incarnation}")
 }
 
 /// One member, as ShareGroupDescribe shows it.
@@ -196,6 +109,8 @@ struct Member {
     topics: BTreeSet<String>,
     assigned: Vec<(String, u32)>,
     expires: Instant,
+    /// Given at each join, unique on this coordinator: what its locks are held under.
+    incarnation: u64,
 }
 
 #[derive(Default)]
@@ -203,6 +118,8 @@ struct ShareGroup {
     epoch: i32,
     members: BTreeMap<String, Member>,
     topics: BTreeSet<String>,
+    /// When it last lost its last member (None while it has members).
+    empty_since: Option<Instant>,
 }
 
 impl ShareGroup {
@@ -268,7 +185,6 @@ impl ShareGroup {
             member_epoch: member.epoch,
             heartbeat_interval_ms: 0,
             assignment: Some(member.assigned.clone()),
-            gone: Vec::new(),
         };
         // Only topics that exist are remembered (what a delete must clean up), so a member
         // naming made-up topics grows nothing past its own subscription.
@@ -283,25 +199,62 @@ impl ShareGroup {
         Ok(reply)
     }
 
-    /// Removes members silent past their session (returned with their partitions); the
-    /// group's epoch moves on if any went.
-    fn expire(&mut self, now: Instant) -> Vec<(String, Vec<(String, u32)>)> {
+    /// Removes members silent past their session; the group's epoch moves on if any went.
+    fn expire(&mut self, name: &str, now: Instant, departed: &mut Departures) {
         let expired: Vec<String> = self
             .members
             .iter()
             .filter(|(_, member)| member.expires <= now)
             .map(|(id, _)| id.clone())
             .collect();
-        if !expired.is_empty() {
-            self.epoch = self.epoch.saturating_add(1);
+        for id in expired {
+            self.depart(name, &id, now, departed);
         }
-        expired
-            .into_iter()
-            .filter_map(|id| {
-                let member = self.members.remove(&id)?;
-                Some((id, member.assigned))
-            })
-            .collect()
+    }
+
+    /// The one way a member leaves (left, joined again, expired): its incarnation is queued
+    /// for its locks to be released, and the group's epoch moves on. False if it was not here.
+    fn depart(
+        &mut self,
+        name: &str,
+        member_id: &str,
+        now: Instant,
+        departed: &mut Departures,
+    ) -> bool {
+        let Some(member) = self.members.remove(member_id) else {
+            return false;
+        };
+        self.epoch = self.epoch.saturating_add(1);
+        if self.members.is_empty() {
+            self.empty_since = Some(now);
+        }
+        departed.push(Departed {
+            group: name.to_string(),
+            consumer: consumer_of(member_id, member.incarnation),
+            partitions: member.assigned,
+        });
+        true
+    }
+}
+
+/// Departed members waiting for release, with the partitions they name (a member without
+/// any counts as one).
+#[derive(Default)]
+struct Departures {
+    queue: VecDeque<Departed>,
+    partitions: usize,
+}
+
+impl Departures {
+    fn push(&mut self, gone: Departed) {
+        self.partitions = self.partitions.saturating_add(gone.partitions.len().max(1));
+        self.queue.push_back(gone);
+    }
+
+    fn pop_front(&mut self) -> Option<Departed> {
+        let gone = self.queue.pop_front()?;
+        self.partitions = self.partitions.saturating_sub(gone.partitions.len().max(1));
+        Some(gone)
     }
 }
 
@@ -309,6 +262,11 @@ impl ShareGroup {
 #[derive(Default)]
 pub struct ShareGroups {
     groups: HashMap<String, ShareGroup>,
+    /// Members removed whose locks the service has yet to release, oldest first.
+    departed: Departures,
+    /// The incarnation the next join gets.
+    next_incarnation: u64,
+    last_sweep: Option<Instant>,
 }
 
 /// The partitions of a topic, or None if it does not exist: what assignments are made of.
@@ -328,16 +286,74 @@ impl ShareGroups {
         self.groups.values().map(|group| group.members.len()).sum()
     }
 
-    fn group_for_join(&mut self, name: &str, limit: usize) -> BrokerResult<&mut ShareGroup> {
-        if !self.groups.contains_key(name) && self.groups.len() >= limit {
-            return Err(BrokerError::new(
-                ErrorKind::ResourceLimit,
-                format!(
-                    "this coordinator holds {limit} share groups (share_groups.groups_per_shard_max)"
-                ),
-            ));
+    /// Partitions of departed members waiting for their locks to be released.
+    pub fn departed_pending(&self) -> usize {
+        self.departed.partitions
+    }
+
+    /// Departed members' partitions, up to `RELEASES_PER_CALL` of them (a member's may be
+    /// split over calls), for the service to release their locks. Beyond `pending_max`
+    /// partitions waiting, the oldest departures are dropped (their locks end at their own
+    /// deadlines); returns how many were.
+    pub fn take_departed(&mut self, pending_max: usize) -> (Vec<Departed>, usize) {
+        let mut dropped = 0;
+        while self.departed.partitions > pending_max && self.departed.pop_front().is_some() {
+            dropped += 1;
         }
-        Ok(self.groups.entry(name.to_string()).or_default())
+        let mut budget = RELEASES_PER_CALL;
+        let mut out = Vec::new();
+        while budget > 0 {
+            let Some(front) = self.departed.queue.front_mut() else {
+                break;
+            };
+            if front.partitions.len() > budget {
+                let rest = front.partitions.split_off(budget);
+                let part = std::mem::replace(&mut front.partitions, rest);
+                self.departed.partitions = self.departed.partitions.saturating_sub(part.len());
+                out.push(Departed {
+                    group: front.group.clone(),
+                    consumer: front.consumer.clone(),
+                    partitions: part,
+                });
+                break;
+            }
+            budget -= front.partitions.len().max(1);
+            out.extend(self.departed.pop_front());
+        }
+        (out, dropped)
+    }
+
+    /// Forgets groups empty for longer than `retention` (at most once per `SWEEP_INTERVAL`);
+    /// returns how many went.
+    pub fn sweep(&mut self, retention: Duration, now: Instant) -> usize {
+        if self
+            .last_sweep
+            .is_some_and(|last| now.saturating_duration_since(last) < SWEEP_INTERVAL)
+        {
+            return 0;
+        }
+        self.last_sweep = Some(now);
+        let departed = &mut self.departed;
+        let before = self.groups.len();
+        self.groups.retain(|name, group| {
+            group.expire(name, now, departed);
+            let empty_since = match group.empty_since {
+                Some(since) => since,
+                None if group.members.is_empty() => *group.empty_since.insert(now),
+                None => return true,
+            };
+            now.saturating_duration_since(empty_since) < retention
+        });
+        before - self.groups.len()
+    }
+
+    /// The member's incarnation's queue consumer, if `member` is a live member of `name`
+    /// (the expired go first).
+    pub fn consumer(&mut self, name: &str, member: &str, now: Instant) -> Option<String> {
+        let group = self.groups.get_mut(name)?;
+        group.expire(name, now, &mut self.departed);
+        let incarnation = group.members.get(member)?.incarnation;
+        Some(consumer_of(member, incarnation))
     }
 
     /// One heartbeat: join (epoch 0), leave (-1) or keep alive, answered with the member's
@@ -350,11 +366,10 @@ impl ShareGroups {
         partitions_of: PartitionsOf<'_>,
         now: Instant,
     ) -> BrokerResult<ShareBeatReply> {
-        check_beat(&beat)?;
-        let mut gone = match self.groups.get_mut(name) {
-            Some(group) => group.expire(now),
-            None => Vec::new(),
-        };
+        check_beat(config, &beat)?;
+        if let Some(group) = self.groups.get_mut(name) {
+            group.expire(name, now, &mut self.departed);
+        }
         let expires = now + Duration::from_millis(u64::from(settings.session_timeout_ms));
         let interval = settings.heartbeat_interval_ms;
         if beat.member_epoch == -1 {
@@ -362,22 +377,18 @@ impl ShareGroups {
                 .groups
                 .get_mut(name)
                 .ok_or_else(|| unknown_member(name, &beat))?;
-            let member = group
-                .members
-                .remove(&beat.member_id)
-                .ok_or_else(|| unknown_member(name, &beat))?;
-            group.epoch = group.epoch.saturating_add(1);
-            gone.push((beat.member_id.clone(), member.assigned));
+            if !group.depart(name, &beat.member_id, now, &mut self.departed) {
+                return Err(unknown_member(name, &beat));
+            }
             return Ok(ShareBeatReply {
                 member_id: beat.member_id,
                 member_epoch: -1,
                 heartbeat_interval_ms: interval,
                 assignment: None,
-                gone,
             });
         }
         let group = match beat.member_epoch {
-            0 => self.join(config, name, &beat, expires)?,
+            0 => self.join(config, name, &beat, (expires, now))?,
             asked => {
                 let group = self
                     .groups
@@ -402,35 +413,54 @@ impl ShareGroups {
         };
         let mut reply = group.assign(name, beat, partitions_of)?;
         reply.heartbeat_interval_ms = interval;
-        reply.gone = gone;
         Ok(reply)
     }
 
-    /// A member joining `name` (or joining again): the group made if new, within its bounds.
+    /// A member joining `name` (or joining again, as a new incarnation whose predecessor's
+    /// locks go): the group made if new, within its bounds. Every check comes before the
+    /// group is made, so a refused join leaves nothing behind.
     fn join(
         &mut self,
         config: &ShareGroupConfig,
         name: &str,
         beat: &ShareBeat,
-        expires: Instant,
+        (expires, now): (Instant, Instant),
     ) -> BrokerResult<&mut ShareGroup> {
-        let group = self.group_for_join(name, config.groups_per_shard_max)?;
-        if !group.members.contains_key(&beat.member_id) && group.members.len() >= config.members_max
-        {
-            return Err(BrokerError::new(
-                ErrorKind::GroupFull,
-                format!(
-                    "share group {name:?} has {} members (share_groups.members_max)",
-                    config.members_max
-                ),
-            ));
-        }
         if beat.topics.is_none() {
             return Err(BrokerError::new(
                 ErrorKind::InvalidRequest,
                 "a joining member names its subscribed topics",
             ));
         }
+        let limit = config.groups_per_shard_max;
+        match self.groups.get(name) {
+            None if self.groups.len() >= limit => {
+                return Err(BrokerError::new(
+                    ErrorKind::ResourceLimit,
+                    format!(
+                        "this coordinator holds {limit} share groups (share_groups.groups_per_shard_max)"
+                    ),
+                ));
+            }
+            Some(group)
+                if !group.members.contains_key(&beat.member_id)
+                    && group.members.len() >= config.members_max =>
+            {
+                return Err(BrokerError::new(
+                    ErrorKind::GroupFull,
+                    format!(
+                        "share group {name:?} has {} members (share_groups.members_max)",
+                        config.members_max
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        let incarnation = self.next_incarnation;
+        self.next_incarnation = incarnation.saturating_add(1);
+        let group = self.groups.entry(name.to_string()).or_default();
+        group.depart(name, &beat.member_id, now, &mut self.departed);
+        group.empty_since = None;
         group.epoch = group.epoch.saturating_add(1);
         let epoch = group.epoch;
         group.members.insert(
@@ -443,6 +473,7 @@ impl ShareGroups {
                 topics: BTreeSet::new(),
                 assigned: Vec::new(),
                 expires,
+                incarnation,
             },
         );
         Ok(group)
@@ -454,18 +485,8 @@ impl ShareGroups {
             .groups
             .get_mut(name)
             .ok_or_else(|| unknown_group(name))?;
-        // The expired members' locks end on their own, at the lock duration.
-        group.expire(now);
+        group.expire(name, now, &mut self.departed);
         Ok(group.view(name))
-    }
-
-    /// Whether `member` is a live member of share group `name` (the expired go first).
-    pub fn is_member(&mut self, name: &str, member: &str, now: Instant) -> bool {
-        let Some(group) = self.groups.get_mut(name) else {
-            return false;
-        };
-        group.expire(now);
-        group.members.contains_key(member)
     }
 
     /// Whether `name` is a share group here.
@@ -479,7 +500,7 @@ impl ShareGroups {
             .groups
             .iter_mut()
             .map(|(name, group)| {
-                group.expire(now);
+                group.expire(name, now, &mut self.departed);
                 (name.clone(), group.view(name).state)
             })
             .collect();
@@ -494,7 +515,7 @@ impl ShareGroups {
             .groups
             .get_mut(name)
             .ok_or_else(|| unknown_group(name))?;
-        group.expire(now);
+        group.expire(name, now, &mut self.departed);
         if !group.members.is_empty() {
             return Err(BrokerError::new(
                 ErrorKind::GroupNotEmpty,
@@ -518,27 +539,49 @@ pub fn describe_metrics() {
         "ringmq_share_group_members",
         "Members of the coordinator shard's share groups (each group bounded by share_groups.members_max)."
     );
+    metrics::describe_counter!(
+        "ringmq_share_groups_reaped_total",
+        "Empty share groups forgotten after share_groups.empty_group_retention_ms."
+    );
+    metrics::describe_gauge!(
+        "ringmq_share_departed_pending",
+        "Partitions of departed share members whose locks wait to be released (64 per call; bounded by share_groups.departed_partitions_max)."
+    );
+    metrics::describe_counter!(
+        "ringmq_share_departed_dropped_total",
+        "Departed share members dropped unreleased past share_groups.departed_partitions_max (their locks end at their deadlines)."
+    );
 }
 
-/// A heartbeat's sizes, checked before anything is held.
-fn check_beat(beat: &ShareBeat) -> BrokerResult<()> {
+/// A heartbeat's sizes, checked before anything is held: counts, and each string's length.
+pub fn check_beat(config: &ShareGroupConfig, beat: &ShareBeat) -> BrokerResult<()> {
+    let refuse = |message: String| Err(BrokerError::new(ErrorKind::InvalidRequest, message));
     if beat.member_id.is_empty() || beat.member_id.len() > MEMBER_ID_BYTES_MAX {
-        return Err(BrokerError::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
-                beat.member_id.len()
-            ),
+        return refuse(format!(
+            "a share group member id is 1 to {MEMBER_ID_BYTES_MAX} bytes, not {}",
+            beat.member_id.len()
         ));
     }
-    if beat
-        .topics
-        .as_ref()
-        .is_some_and(|topics| topics.len() > SUBSCRIBED_TOPICS_MAX)
+    let rack_max = config.rack_id_bytes_max;
+    if let Some(rack) = &beat.rack_id
+        && rack.len() > rack_max
     {
-        return Err(BrokerError::new(
-            ErrorKind::InvalidRequest,
-            format!("a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"),
+        return refuse(format!(
+            "a rack id is at most {rack_max} bytes (share_groups.rack_id_bytes_max), not {}",
+            rack.len()
+        ));
+    }
+    let topics = beat.topics.as_deref().unwrap_or_default();
+    if topics.len() > SUBSCRIBED_TOPICS_MAX {
+        return refuse(format!(
+            "a member subscribes to at most {SUBSCRIBED_TOPICS_MAX} topics"
+        ));
+    }
+    let name_max = crate::broker::topics::TOPIC_NAME_BYTES_MAX;
+    if let Some(long) = topics.iter().find(|topic| topic.len() > name_max) {
+        return refuse(format!(
+            "a subscribed topic name is at most {name_max} bytes, not {}",
+            long.len()
         ));
     }
     Ok(())
@@ -622,16 +665,69 @@ mod tests {
     }
 
     #[test]
-    fn configs_are_checked_against_kafkas_bounds() {
+    fn departures_are_released_a_bounded_batch_at_a_time() {
         let config = ShareGroupConfig::default();
-        let set = |key: &str, value: &str| BTreeMap::from([(key.to_string(), value.to_string())]);
-        let refused = ShareSettings::resolve(&config, &set(DELIVERY_COUNT_LIMIT, "11"));
-        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
-        let refused = ShareSettings::resolve(&config, &set("share.isolation.level", "x"));
-        assert_eq!(refused.unwrap_err().kind, ErrorKind::InvalidConfig);
-        let settings =
-            ShareSettings::resolve(&config, &set(AUTO_OFFSET_RESET, "earliest")).unwrap();
-        assert_eq!(settings.auto_offset_reset, "earliest");
-        assert_eq!(settings.delivery_count_limit, config.delivery_count_limit);
+        let settings = ShareSettings::defaults(&config);
+        let config = (&config, &settings);
+        let mut groups = ShareGroups::default();
+        // 3 members of 50 partitions each: 150 partitions to release, 64 per call.
+        let partitions = |topic: &str| (topic == "t").then_some(50);
+        let now = Instant::now();
+        for member in ["a", "b", "c"] {
+            groups
+                .heartbeat(config, "g", beat(member, 0, Some(&["t"])), &partitions, now)
+                .unwrap();
+        }
+        // "a" joins again: its first incarnation departs, the new one stays.
+        groups
+            .heartbeat(config, "g", beat("a", 0, Some(&["t"])), &partitions, now)
+            .unwrap();
+        let later = now + Duration::from_millis(u64::from(settings.session_timeout_ms) + 1);
+        assert_eq!(groups.describe("g", later).unwrap().state, "Empty");
+        assert_eq!(groups.departed_pending(), 200);
+        let mut batches = Vec::new();
+        while groups.departed_pending() > 0 {
+            let (batch, dropped) = groups.take_departed(1_000);
+            assert_eq!(dropped, 0);
+            let count: usize = batch.iter().map(|gone| gone.partitions.len()).sum();
+            assert!(count <= RELEASES_PER_CALL, "{count}");
+            batches.push(batch);
+        }
+        assert_eq!(batches.len(), 4, "200 partitions in calls of at most 64");
+        let all: Vec<Departed> = batches.into_iter().flatten().collect();
+        let released = |consumer: &str| -> usize {
+            all.iter()
+                .filter(|gone| gone.consumer == consumer)
+                .map(|gone| gone.partitions.len())
+                .sum()
+        };
+        // Each incarnation is released under its own name, every partition once.
+        for consumer in ["a#0", "a#3", "b#1", "c#2"] {
+            assert_eq!(released(consumer), 50, "{consumer}");
+        }
+        // Past the bound of pending partitions the oldest departures go unreleased.
+        groups
+            .heartbeat(config, "g", beat("d", 0, Some(&["t"])), &partitions, later)
+            .unwrap();
+        groups
+            .heartbeat(config, "g", beat("d", 0, Some(&["t"])), &partitions, later)
+            .unwrap();
+        groups
+            .heartbeat(config, "g", beat("d", 0, Some(&["t"])), &partitions, later)
+            .unwrap();
+        assert_eq!(groups.departed_pending(), 100);
+        let (batch, dropped) = groups.take_departed(60);
+        assert_eq!(dropped, 1);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(groups.departed_pending(), 0);
+        groups
+            .heartbeat(config, "g", beat("d", -1, None), &partitions, later)
+            .unwrap();
+        groups.take_departed(1_000);
+        // Empty past the retention, the group is forgotten.
+        let retention = Duration::from_secs(1);
+        assert_eq!(groups.sweep(retention, later), 0);
+        assert_eq!(groups.sweep(retention, later + Duration::from_secs(2)), 1);
+        assert!(groups.is_empty());
     }
 }

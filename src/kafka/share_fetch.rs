@@ -26,7 +26,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::consumer_groups::TopicIds;
 use super::errors::{INVALID_RECORD_STATE, INVALID_REQUEST, UNKNOWN_TOPIC_ID, code_of};
-use super::share_session::{Checked, SessionPartition, ShareSessions};
+use super::share_session::{Checked, Ended, SessionPartition, ShareSessions};
 use crate::batch::{BatchBuilder, Compression, Record};
 use crate::broker::BrokerError;
 use crate::broker::service::{
@@ -200,20 +200,24 @@ async fn settle(
     Ok(codes)
 }
 
-/// A closed session's member gives back what it still holds on the session's partitions
-/// (after its final acknowledgements were settled), as Kafka releases them.
+/// An ended session's member incarnation gives back what it still holds on the session's
+/// partitions (after its final acknowledgements were settled), as Kafka releases them.
 async fn release(
     service: &Service,
     ctx: &RequestContext,
-    (group, member): (&str, &str),
+    group: &str,
     ids: &TopicIds,
-    held: &[SessionPartition],
+    ended: Ended,
 ) {
-    let named: Vec<(String, u32)> = held
+    let Some(consumer) = ended.consumer else {
+        return;
+    };
+    let named: Vec<(String, u32)> = ended
+        .partitions
         .iter()
         .filter_map(|(id, index)| Some((ids.names.get(id)?.clone(), u32::try_from(*index).ok()?)))
         .collect();
-    service.share_release(ctx, group, member, &named).await;
+    service.share_release(ctx, group, consumer, named).await;
 }
 
 fn text(value: &Option<StrBytes>) -> Option<String> {
@@ -290,20 +294,21 @@ pub async fn share_fetch(
         has_acks,
         Instant::now(),
     );
-    let checked = match checked {
-        Ok(checked) => checked,
+    let (partitions, ended) = match checked {
+        Ok(Checked::Serve(partitions)) => (partitions, None),
+        Ok(Checked::Reopened { serve, released }) => (serve, Some(released)),
+        Ok(Checked::Closed(held)) => (Vec::new(), Some(held)),
         Err(code) => return refused_fetch(code, "share session refused".into()),
     };
-    let ack_codes = match settle(service, ctx, (&group, &member), &ids, acks).await {
+    let settled = settle(service, ctx, (&group, &member), &ids, acks).await;
+    // An ended session gives its records back at once, even when its final acknowledgements
+    // were refused (a reopened one has none), and before the new session fetches.
+    if let Some(ended) = ended {
+        release(service, ctx, &group, &ids, ended).await;
+    }
+    let ack_codes = match settled {
         Ok(codes) => codes,
         Err(error) => return refused_fetch(code_of(&error), error.message),
-    };
-    let partitions = match checked {
-        Checked::Serve(partitions) => partitions,
-        Checked::Closed(held) => {
-            release(service, ctx, (&group, &member), &ids, &held).await;
-            Vec::new()
-        }
     };
     let mut reads = Reads::new();
     let mut lock_ms = 0;
@@ -319,15 +324,16 @@ pub async fn share_fetch(
     // MaxRecords 0 is librdkafka's acknowledgement-only fetch: nothing is acquired.
     if !by_name.is_empty() && request.max_records > 0 {
         let fetch = ShareFetch {
-            group,
-            member,
+            group: group.clone(),
+            member: member.clone(),
             partitions: by_name.iter().map(|(_, named)| named.clone()).collect(),
             max_records: u32::try_from(request.max_records).unwrap_or(1),
             max_bytes: u32::try_from(request.max_bytes).unwrap_or(0),
             wait_ms: u32::try_from(request.max_wait_ms).unwrap_or(0),
         };
         match service.share_fetch(ctx, fetch).await {
-            Ok((lock, results)) => {
+            Ok((lock, consumer, results)) => {
+                sessions.borrow_mut().bind(&(group, member), consumer);
                 lock_ms = lock;
                 for ((key, _), (_, result)) in by_name.iter().zip(results) {
                     reads.insert(*key, result);
@@ -484,8 +490,8 @@ pub async fn share_acknowledge(
     );
     let closed = match checked {
         Err(code) => return refused(code, "share session refused".into()),
-        Ok(Checked::Closed(held)) => held,
-        Ok(Checked::Serve(_)) => Vec::new(),
+        Ok(Checked::Closed(held)) => Some(held),
+        Ok(Checked::Serve(_) | Checked::Reopened { .. }) => None,
     };
     let ids = TopicIds::new(service, ctx);
     let acks = acks_of(request.topics.iter().flat_map(|topic| {
@@ -504,11 +510,15 @@ pub async fn share_acknowledge(
             ((topic.topic_id, p.partition_index), ranges)
         })
     }));
-    let codes = match settle(service, ctx, (&group, &member), &ids, acks).await {
+    let settled = settle(service, ctx, (&group, &member), &ids, acks).await;
+    // A closed session gives its records back even when its final acknowledgements failed.
+    if let Some(closed) = closed {
+        release(service, ctx, &group, &ids, closed).await;
+    }
+    let codes = match settled {
         Ok(codes) => codes,
         Err(error) => return refused(code_of(&error), error.message),
     };
-    release(service, ctx, (&group, &member), &ids, &closed).await;
     let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
     for ((id, index), (code, message)) in codes {
         let data = AckPartition::default()

@@ -1,28 +1,36 @@
 //! Kafka's share-group offset admin (KIP-932): DescribeShareGroupOffsets (each partition's
 //! share-partition start offset: the first offset not yet acknowledged or archived, the queue
-//! group's settled prefix) and DeleteShareGroupOffsets (the group forgets a topic: its queue
-//! group there goes, and the next fetch starts again by `share.auto.offset.reset`).
-//! AlterShareGroupOffsets is not served: a queue group's start moves only forward, by
-//! settling.
+//! group's settled prefix), DeleteShareGroupOffsets (the group forgets a topic: its queue
+//! group there goes, and the next fetch starts again by `share.auto.offset.reset`) and
+//! AlterShareGroupOffsets (each named partition's queue group starts again at the offset).
+//! Group-wide refusals (the group's rights, members present) answer at the top; a topic's at
+//! each of its partitions.
 
+use kafka_protocol::messages::alter_share_group_offsets_response::{
+    AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
+};
 use kafka_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic;
 use kafka_protocol::messages::describe_share_group_offsets_response::{
     DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
     DescribeShareGroupOffsetsResponseTopic,
 };
 use kafka_protocol::messages::{
-    DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse,
-    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, RequestKind, ResponseKind,
+    AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsResponse, DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse, RequestKind, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::consumer_groups::{DESCRIBED_GROUPS_MAX, TopicIds};
 use super::errors::{INVALID_REQUEST, code_of};
 use super::handlers::topic_name;
+use crate::broker::ErrorKind;
 use crate::broker::service::{RequestContext, Service};
 
 /// Topics one request may name for one group: each is a trip to every partition's owner.
 pub const TOPICS_PER_GROUP_MAX: usize = 1000;
+/// Partitions one AlterShareGroupOffsets may name in all: each is a trip to its owner.
+pub const ALTERED_PARTITIONS_MAX: usize = 10_000;
 
 /// A topic to describe, and the partitions asked for (None: all).
 type Wanted = (String, Option<Vec<i32>>);
@@ -38,6 +46,9 @@ pub async fn respond(
         }
         RequestKind::DeleteShareGroupOffsets(request) => {
             ResponseKind::DeleteShareGroupOffsets(delete(service, ctx, request).await)
+        }
+        RequestKind::AlterShareGroupOffsets(request) => {
+            ResponseKind::AlterShareGroupOffsets(alter(service, ctx, request).await)
         }
         other => return Err(other),
     })
@@ -165,4 +176,92 @@ async fn delete(
         responses.push(answer);
     }
     DeleteShareGroupOffsetsResponse::default().with_responses(responses)
+}
+
+async fn alter(
+    service: &Service,
+    ctx: &RequestContext,
+    request: AlterShareGroupOffsetsRequest,
+) -> AlterShareGroupOffsetsResponse {
+    let refused = |code: i16, message: String| {
+        AlterShareGroupOffsetsResponse::default()
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_string(message)))
+    };
+    let named: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
+    if request.topics.len() > TOPICS_PER_GROUP_MAX || named > ALTERED_PARTITIONS_MAX {
+        return refused(
+            INVALID_REQUEST,
+            format!(
+                "at most {TOPICS_PER_GROUP_MAX} topics and {ALTERED_PARTITIONS_MAX} partitions per request"
+            ),
+        );
+    }
+    let ids = TopicIds::new(service, ctx);
+    let group = request.group_id.0.as_str().to_string();
+    let mut responses = Vec::new();
+    for topic in request.topics {
+        let name = topic.topic_name.0.as_str().to_string();
+        let mut codes: Vec<(i32, Option<(i16, String)>)> = Vec::new();
+        let mut wanted = Vec::new();
+        for partition in &topic.partitions {
+            let index = partition.partition_index;
+            match (u32::try_from(index), u64::try_from(partition.start_offset)) {
+                (Ok(p), Ok(offset)) => wanted.push((p, offset)),
+                _ => codes.push((
+                    index,
+                    Some((INVALID_REQUEST, "a negative partition or offset".into())),
+                )),
+            }
+        }
+        match service
+            .alter_share_group_offsets(ctx, &group, &name, wanted.clone())
+            .await
+        {
+            Ok(results) => {
+                for (partition, result) in results {
+                    let index = i32::try_from(partition).unwrap_or(i32::MAX);
+                    let code = result.err().map(|error| (code_of(&error), error.message));
+                    codes.push((index, code));
+                }
+            }
+            Err(error)
+                if matches!(
+                    error.kind,
+                    ErrorKind::GroupAuthorizationFailed
+                        | ErrorKind::GroupNotEmpty
+                        | ErrorKind::InvalidConfig
+                ) =>
+            {
+                return refused(code_of(&error), error.message);
+            }
+            Err(error) => {
+                for (partition, _) in wanted {
+                    let index = i32::try_from(partition).unwrap_or(i32::MAX);
+                    codes.push((index, Some((code_of(&error), error.message.clone()))));
+                }
+            }
+        }
+        codes.sort_by_key(|(index, _)| *index);
+        let partitions = codes
+            .into_iter()
+            .map(|(index, code)| {
+                let answer =
+                    AlterShareGroupOffsetsResponsePartition::default().with_partition_index(index);
+                match code {
+                    Some((code, message)) => answer
+                        .with_error_code(code)
+                        .with_error_message(Some(StrBytes::from_string(message))),
+                    None => answer,
+                }
+            })
+            .collect();
+        responses.push(
+            AlterShareGroupOffsetsResponseTopic::default()
+                .with_topic_id(ids.id(&name))
+                .with_topic_name(topic.topic_name)
+                .with_partitions(partitions),
+        );
+    }
+    AlterShareGroupOffsetsResponse::default().with_responses(responses)
 }

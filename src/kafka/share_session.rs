@@ -30,6 +30,26 @@ struct Session {
     next_epoch: i32,
     partitions: BTreeSet<SessionPartition>,
     last_used: Instant,
+    /// The member incarnation (queue consumer) its last fetch acquired for: the only one
+    /// whose records its end gives back, so an old incarnation's session never releases a
+    /// new one's.
+    consumer: Option<String>,
+}
+
+/// What an ended session gives back: the member incarnation's records on its partitions.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ended {
+    pub consumer: Option<String>,
+    pub partitions: Vec<SessionPartition>,
+}
+
+impl From<Session> for Ended {
+    fn from(session: Session) -> Ended {
+        Ended {
+            consumer: session.consumer,
+            partitions: session.partitions.into_iter().collect(),
+        }
+    }
 }
 
 /// What a request may do once its session fields are checked.
@@ -37,9 +57,16 @@ struct Session {
 pub enum Checked {
     /// Serve it with these partitions (the session's, after the request's changes).
     Serve(Vec<SessionPartition>),
+    /// A new session replaced the member's old one (epoch 0): give back what the member holds
+    /// on the old one's partitions (`released`), then serve the new one's (`serve`), as
+    /// Kafka releases a member's records when its share session ends.
+    Reopened {
+        serve: Vec<SessionPartition>,
+        released: Ended,
+    },
     /// The session closed: settle its acknowledgements, fetch nothing, and give back what
-    /// the member still holds on these partitions (the session's).
-    Closed(Vec<SessionPartition>),
+    /// the member still holds on the session's partitions.
+    Closed(Ended),
 }
 
 /// One shard's share sessions.
@@ -86,7 +113,7 @@ impl ShareSessions {
                 if has_acks {
                     return Err(INVALID_REQUEST);
                 }
-                self.sessions.remove(&key);
+                let old = self.sessions.remove(&key);
                 let partitions: BTreeSet<SessionPartition> = added
                     .into_iter()
                     .filter(|partition| !forgotten.contains(partition))
@@ -102,9 +129,16 @@ impl ShareSessions {
                         next_epoch: 1,
                         partitions,
                         last_used: now,
+                        consumer: None,
                     },
                 );
-                Ok(Checked::Serve(served))
+                Ok(match old {
+                    Some(old) => Checked::Reopened {
+                        serve: served,
+                        released: old.into(),
+                    },
+                    None => Checked::Serve(served),
+                })
             }
             FINAL_EPOCH => {
                 if !forgotten.is_empty() {
@@ -112,7 +146,7 @@ impl ShareSessions {
                 }
                 self.sessions
                     .remove(&key)
-                    .map(|session| Checked::Closed(session.partitions.into_iter().collect()))
+                    .map(|session| Checked::Closed(session.into()))
                     .ok_or(SHARE_SESSION_NOT_FOUND)
             }
             epoch => {
@@ -143,11 +177,18 @@ impl ShareSessions {
             FINAL_EPOCH => self
                 .sessions
                 .remove(&key)
-                .map(|session| Checked::Closed(session.partitions.into_iter().collect()))
+                .map(|session| Checked::Closed(session.into()))
                 .ok_or(SHARE_SESSION_NOT_FOUND),
             epoch => self
                 .next(&key, epoch, now)
                 .map(|_| Checked::Serve(Vec::new())),
+        }
+    }
+
+    /// Records the member incarnation the session's fetch acquired for.
+    pub fn bind(&mut self, key: &(String, String), consumer: String) {
+        if let Some(session) = self.sessions.get_mut(key) {
+            session.consumer = Some(consumer);
         }
     }
 
@@ -237,7 +278,19 @@ mod tests {
             sessions.fetch(key(), 0, vec![p], &[], true, now),
             Err(INVALID_REQUEST)
         );
+        // Opening again hands back the old session's partitions.
         sessions.fetch(key(), 0, vec![p], &[], false, now).unwrap();
+        sessions.bind(&key(), "m#1".into());
+        assert_eq!(
+            sessions.fetch(key(), 0, vec![], &[], false, now),
+            Ok(Checked::Reopened {
+                serve: vec![],
+                released: Ended {
+                    consumer: Some("m#1".into()),
+                    partitions: vec![p]
+                }
+            })
+        );
         // The cache holds one session; another member waits until this one is idle.
         let other = ("g".to_string(), "n".to_string());
         assert_eq!(

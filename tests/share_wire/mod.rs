@@ -32,16 +32,27 @@ pub const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
 pub const TOPIC: &str = "wired";
 
 pub fn broker(dir: &std::path::Path) -> (TestBroker, String) {
+    broker_with(
+        dir,
+        ringmq::config::ShareGroupConfig {
+            auto_offset_reset: "earliest".into(),
+            ..Default::default()
+        },
+    )
+}
+
+/// A broker with these share-group settings.
+pub fn broker_with(
+    dir: &std::path::Path,
+    share_groups: ringmq::config::ShareGroupConfig,
+) -> (TestBroker, String) {
     let config = ringmq::config::BrokerConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".into(),
         http_listen: "127.0.0.1:0".into(),
         kafka_listen: "127.0.0.1:0".into(),
         shards: 2,
-        share_groups: ringmq::config::ShareGroupConfig {
-            auto_offset_reset: "earliest".into(),
-            ..Default::default()
-        },
+        share_groups,
         ..Default::default()
     };
     let broker = TestBroker::start_with(config);

@@ -59,6 +59,7 @@ pub async fn define(
     let start = match start {
         StartAt::Earliest => log.log_start_offset(),
         StartAt::Latest => log.high_watermark(),
+        StartAt::Offset(offset) => offset.clamp(log.log_start_offset(), log.high_watermark()),
     };
     // In memory first, with no await since the check above, so that a concurrent define (two
     // first consumers at once) sees it and the journal never holds two definitions; receives
@@ -120,6 +121,33 @@ pub async fn drop_group(
     queues.groups.borrow_mut().remove(group);
     queues.changed.notify();
     Ok(())
+}
+
+/// Starts `group` on this partition again at `offset` (held within the log) with its
+/// settings: dropped, then defined anew (both journaled; a crash between leaves it undefined
+/// here, and a share group's next fetch defines it by its auto offset reset). Its locks,
+/// counts and archive state on this partition go. Returns where it starts.
+pub async fn restart_at(
+    state: &Rc<ShardState>,
+    topic: &str,
+    partition: u32,
+    group: &str,
+    offset: u64,
+) -> BrokerResult<u64> {
+    let queues = queues_of(state, topic, partition, group)?;
+    let settings = queues.with_group(group, |queue| Ok(queue.settings().clone()))?;
+    drop_group(state, topic, partition, group).await?;
+    define(
+        state,
+        topic,
+        partition,
+        group,
+        settings,
+        StartAt::Offset(offset),
+    )
+    .await?;
+    let queues = queues_of(state, topic, partition, group)?;
+    queues.with_group(group, |queue| Ok(queue.settled_below()))
 }
 
 /// A group's settings and counts on this partition.
@@ -377,12 +405,28 @@ pub async fn settle(
     partition: u32,
     group: &str,
     consumer: &str,
-    mut ranges: Vec<(u64, u64)>,
+    ranges: Vec<(u64, u64)>,
     action: Action,
+) -> BrokerResult<()> {
+    let ranges = ranges
+        .into_iter()
+        .map(|(first, last)| (first, last, action))
+        .collect();
+    settle_each(state, (topic, partition, group), consumer, ranges).await
+}
+
+/// Settles each range of this partition as its own action (a Kafka share acknowledgement
+/// mixes ACCEPT, RELEASE and REJECT): every range is checked before any changes, so a refusal
+/// of one changes none of the others.
+pub async fn settle_each(
+    state: &Rc<ShardState>,
+    (topic, partition, group): (&str, u32, &str),
+    consumer: &str,
+    mut ranges: Vec<(u64, u64, Action)>,
 ) -> BrokerResult<()> {
     let queues = queues_of(state, topic, partition, group)?;
     let consumer = consumer_id(consumer);
-    ranges.sort_unstable();
+    ranges.sort_unstable_by_key(|&(first, last, _)| (first, last));
     if ranges.windows(2).any(|pair| pair[0].1 >= pair[1].0) {
         return Err(BrokerError::new(
             ErrorKind::InvalidRequest,
@@ -391,17 +435,19 @@ pub async fn settle(
     }
     let now = now_ms();
     let (acked, dead_letters) = queues.with_group(group, |queue| {
-        let action = match action {
-            Action::Extend { visibility_ms } => Action::Extend {
-                visibility_ms: settings::visibility_for(queue.settings(), visibility_ms)?,
-            },
-            other => other,
-        };
-        for &(first, last) in &ranges {
+        let mut checked = Vec::with_capacity(ranges.len());
+        for &(first, last, action) in &ranges {
+            let action = match action {
+                Action::Extend { visibility_ms } => Action::Extend {
+                    visibility_ms: settings::visibility_for(queue.settings(), visibility_ms)?,
+                },
+                other => other,
+            };
             queue.check(consumer, first, last, now)?;
+            checked.push((first, last, action));
         }
         let (mut acked, mut dead_letters) = (Vec::new(), Vec::new());
-        for &(first, last) in &ranges {
+        for (first, last, action) in checked {
             let settled = queue.settle(consumer, first, last, action, now)?;
             acked.extend(settled.acked.map(|(first, last)| Entry::Settled {
                 first,

@@ -76,6 +76,9 @@ impl FifoKey {
 pub enum StartAt {
     Earliest,
     Latest,
+    /// This offset, held within the log's start and end (a Kafka share group's altered
+    /// start offset).
+    Offset(u64),
 }
 
 fn invalid(message: String) -> BrokerError {

@@ -17,6 +17,7 @@ mod records;
 mod replies;
 mod sasl;
 mod share_groups;
+mod share_offsets;
 mod types;
 mod users;
 

@@ -7,10 +7,17 @@
 //! again, its count up), REJECT rejects (archived in the dead-letter topic, never delivered
 //! again).
 //!
-//! Authorization as Kafka's: heartbeat, fetch and acknowledge need Read on the group (and
-//! fetch and acknowledge Read on each topic, refused per partition); describe needs Describe,
-//! delete Delete, configs DescribeConfigs / AlterConfigs on the group; offsets Read on the
-//! group (Describe) or Delete (alter, delete) and Read on the topic.
+//! Authorization as Kafka's: heartbeat, fetch and acknowledge need Read on the group (the
+//! heartbeat Describe on each subscribed topic, fetch and acknowledge Read on each topic,
+//! refused per partition); describe needs Describe, delete Delete, configs DescribeConfigs /
+//! AlterConfigs on the group; offsets Read on the group (Describe) or Delete (alter, delete)
+//! and Read on the topic. Beyond Kafka, the fetch that makes the group's queue group on a
+//! topic needs what making a queue group needs (Create on the group), since that state is
+//! durable and shared with the native queue API.
+//!
+//! A member's locks are held under its incarnation (`share_groups::consumer_of`). Members
+//! removed by any coordinator call are released by the service right after it
+//! (`release_departed`, a bounded batch per call), whoever asked.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,7 +27,9 @@ use super::{Operation, RequestContext, ResourceType, Service, invalid_request};
 use crate::broker::queues::owner::{self, PartitionReceive};
 use crate::broker::queues::{Action, ReceivedMessage};
 use crate::broker::share_configs;
-use crate::broker::share_groups::{ShareBeat, ShareBeatReply, ShareGroupView, ShareSettings};
+use crate::broker::share_groups::{
+    Departed, ShareBeat, ShareBeatReply, ShareGroupView, ShareGroups, ShareSettings, check_beat,
+};
 use crate::broker::{BrokerError, BrokerResult, ErrorKind};
 
 /// A long poll over many partitions wakes at least this often to look at all of them again.
@@ -59,40 +68,64 @@ impl Service {
         group: String,
         beat: ShareBeat,
     ) -> BrokerResult<ShareBeatReply> {
+        self.authorize(ctx, ResourceType::Group, &group, Operation::Read)?;
+        // Kafka: sizes first, then Describe on every subscribed topic, before the coordinator.
+        check_beat(&self.state.config.share_groups, &beat)?;
+        for topic in beat.topics.iter().flatten() {
+            self.authorize(ctx, ResourceType::Topic, topic, Operation::Describe)?;
+        }
         let name = group.clone();
-        let reply = self
-            .on_coordinator(ctx, &group, Operation::Read, move |c| async move {
+        let (reply, departed) = self
+            .state
+            .on_coordinator(ctx.deadline, &group, move |c| async move {
                 let (settings, _) = share_settings(&c, &name).await?;
                 let topics = c.topics();
                 let partitions_of = |topic: &str| topics.get(topic).map(|meta| meta.partitions);
                 let config = &c.config.share_groups;
-                let reply = c.share_groups.borrow_mut().heartbeat(
-                    (config, &settings),
-                    &name,
-                    beat,
-                    &partitions_of,
-                    Instant::now(),
-                );
-                publish_metrics(&c);
-                reply
+                Ok::<_, BrokerError>(share_work(&c, |groups, now| {
+                    groups.heartbeat((config, &settings), &name, beat, &partitions_of, now)
+                }))
             })
             .await?;
-        // Members that left or went silent give their records back now, not at the end of
-        // each lock.
-        for (member, partitions) in &reply.gone {
-            self.share_release(ctx, &group, member, partitions).await;
-        }
-        Ok(reply)
+        // Members that left, joined again or went silent give their records back now, not at
+        // the end of each lock.
+        self.release_departed(ctx, departed).await;
+        reply
     }
 
-    /// Releases what `member` holds on `partitions` (best effort: a lock not released here
-    /// ends at its deadline anyway).
+    /// Releases the locks of departed members (best effort, and whoever's request found them
+    /// gone: a lock not released here ends at its deadline anyway).
+    pub(super) async fn release_departed(&self, ctx: &RequestContext, departed: Vec<Departed>) {
+        for gone in departed {
+            for (topic, partition) in gone.partitions {
+                let (group, consumer) = (gone.group.clone(), gone.consumer.clone());
+                let name = topic.clone();
+                let released = self
+                    .state
+                    .on_owner(ctx.deadline, &topic, partition, move |owner| async move {
+                        owner::release_consumer(&owner, &name, partition, &group, &consumer).await
+                    })
+                    .await;
+                if let Err(error) = released
+                    && !matches!(
+                        error.kind,
+                        ErrorKind::UnknownQueueGroup | ErrorKind::UnknownTopic
+                    )
+                {
+                    tracing::debug!(%error, "a share member's locks are left to expire");
+                }
+            }
+        }
+    }
+
+    /// Releases what member incarnation `consumer` (as `share_fetch` answered it) holds on
+    /// `partitions`: its share session closed or was replaced.
     pub async fn share_release(
         &self,
         ctx: &RequestContext,
         group: &str,
-        member: &str,
-        partitions: &[(String, u32)],
+        consumer: String,
+        partitions: Vec<(String, u32)>,
     ) {
         if self
             .authorize(ctx, ResourceType::Group, group, Operation::Read)
@@ -100,21 +133,12 @@ impl Service {
         {
             return;
         }
-        for (topic, partition) in partitions {
-            let (name, group, member) = (topic.clone(), group.to_string(), member.to_string());
-            let partition = *partition;
-            let released = self
-                .state
-                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
-                    owner::release_consumer(&owner, &name, partition, &group, &member).await
-                })
-                .await;
-            if let Err(error) = released
-                && error.kind != ErrorKind::UnknownQueueGroup
-            {
-                tracing::debug!(%error, "a share member's locks are left to expire");
-            }
-        }
+        let gone = Departed {
+            group: group.to_string(),
+            consumer,
+            partitions,
+        };
+        self.release_departed(ctx, vec![gone]).await;
     }
 
     /// ShareGroupDescribe: the members, their epochs, subscriptions and assignments.
@@ -123,13 +147,18 @@ impl Service {
         ctx: &RequestContext,
         group: String,
     ) -> BrokerResult<ShareGroupView> {
-        self.on_coordinator(
-            ctx,
-            &group.clone(),
-            Operation::Describe,
-            move |c| async move { c.share_groups.borrow_mut().describe(&group, Instant::now()) },
-        )
-        .await
+        let (view, departed) = self
+            .on_coordinator(
+                ctx,
+                &group.clone(),
+                Operation::Describe,
+                move |c| async move {
+                    Ok(share_work(&c, |groups, now| groups.describe(&group, now)))
+                },
+            )
+            .await?;
+        self.release_departed(ctx, departed).await;
+        view
     }
 
     /// Every share group the principal may describe, with its state ("Empty", "Stable").
@@ -137,11 +166,16 @@ impl Service {
         &self,
         ctx: &RequestContext,
     ) -> BrokerResult<Vec<(String, &'static str)>> {
-        let mut all = self
+        let shards = self
             .on_every_shard(ctx, |state| {
-                state.share_groups.borrow_mut().list(Instant::now())
+                vec![share_work(&state, |groups, now| groups.list(now))]
             })
             .await?;
+        let mut all = Vec::new();
+        for (listed, departed) in shards {
+            all.extend(listed);
+            self.release_departed(ctx, departed).await;
+        }
         all.retain(|(group, _)| {
             self.is_authorized(ctx, ResourceType::Group, group, Operation::Describe)
         });
@@ -149,24 +183,27 @@ impl Service {
         Ok(all)
     }
 
-    /// `UnknownMember` unless `member` is a live member of share group `group` (asked of its
-    /// coordinator): only members fetch and acknowledge, as Kafka's share coordinator says.
-    async fn check_share_member(
+    /// The queue consumer of `member`'s live incarnation in share group `group` (asked of its
+    /// coordinator), or `UnknownMember`: only members fetch and acknowledge, as Kafka's share
+    /// coordinator says, and only under their current incarnation.
+    async fn share_consumer(
         &self,
         ctx: &RequestContext,
         group: &str,
         member: &str,
-    ) -> BrokerResult<()> {
+    ) -> BrokerResult<String> {
         let (name, id) = (group.to_string(), member.to_string());
-        let known = self
+        let (consumer, departed) = self
             .state
             .on_coordinator(ctx.deadline, group, move |c| async move {
-                let now = Instant::now();
-                Ok::<_, BrokerError>(c.share_groups.borrow_mut().is_member(&name, &id, now))
+                Ok::<_, BrokerError>(share_work(&c, |groups, now| {
+                    groups.consumer(&name, &id, now)
+                }))
             })
             .await?;
-        if known {
-            return Ok(());
+        self.release_departed(ctx, departed).await;
+        if let Some(consumer) = consumer {
+            return Ok(consumer);
         }
         Err(BrokerError::new(
             ErrorKind::UnknownMember,
@@ -192,11 +229,13 @@ impl Service {
         group: String,
     ) -> BrokerResult<()> {
         let name = group.clone();
-        let mut topics = self
+        let (topics, departed) = self
             .on_coordinator(ctx, &group, Operation::Delete, move |c| async move {
-                c.share_groups.borrow_mut().delete(&name, Instant::now())
+                Ok(share_work(&c, |groups, now| groups.delete(&name, now)))
             })
             .await?;
+        self.release_departed(ctx, departed).await;
+        let mut topics = topics?;
         // Its queue groups on topics read before a restart too (membership is not kept).
         topics.extend(
             self.list_queue_groups(ctx)
@@ -262,15 +301,21 @@ impl Service {
     /// ShareFetch's read: locks up to `max_records` records of the partitions to the member
     /// (each partition's queue group made on first use), waiting up to `wait_ms` for the
     /// first. Partitions the principal may not read, or that do not exist, fail alone.
-    /// Answers with the lock duration the records got, and each partition's records.
+    /// Answers with the lock duration the records got, the member incarnation they are
+    /// locked to (what a share session's end releases), and each partition's records.
     pub async fn share_fetch(
         &self,
         ctx: &RequestContext,
         fetch: ShareFetch,
-    ) -> BrokerResult<(u32, Vec<SharePartitionRead>)> {
+    ) -> BrokerResult<(u32, String, Vec<SharePartitionRead>)> {
         self.authorize(ctx, ResourceType::Group, &fetch.group, Operation::Read)?;
-        self.check_share_member(ctx, &fetch.group, &fetch.member)
+        let consumer = self
+            .share_consumer(ctx, &fetch.group, &fetch.member)
             .await?;
+        let fetch = ShareFetch {
+            member: consumer,
+            ..fetch
+        };
         let (settings, _) = share_settings(&self.state, &fetch.group).await?;
         let limit = self.state.config.queues.receive_messages_max;
         let max_records = fetch.max_records.clamp(1, limit);
@@ -292,7 +337,7 @@ impl Service {
         }
         let lock_ms = settings.record_lock_duration_ms;
         if readable.is_empty() {
-            return Ok((lock_ms, results));
+            return Ok((lock_ms, fetch.member.clone(), results));
         }
         let wait = Duration::from_millis(u64::from(
             fetch.wait_ms.min(self.state.config.fetch_wait_ms_max),
@@ -331,7 +376,7 @@ impl Service {
             }
             let left = until.saturating_duration_since(Instant::now());
             if got > 0 || left.is_zero() || self.state.lifecycle.stopping.get() {
-                return Ok((lock_ms, results));
+                return Ok((lock_ms, fetch.member.clone(), results));
             }
             let targets: Vec<(String, u32)> = readable
                 .iter()
@@ -339,7 +384,7 @@ impl Service {
                 .map(|&index| results[index].0.clone())
                 .collect();
             if targets.is_empty() {
-                return Ok((lock_ms, results));
+                return Ok((lock_ms, fetch.member.clone(), results));
             }
             self.share_wait(ctx, &fetch, targets, left.min(WAIT_SLICE))
                 .await?;
@@ -376,33 +421,48 @@ impl Service {
             match got {
                 Err(error) if error.kind == ErrorKind::UnknownQueueGroup && !defined => {
                     defined = true;
-                    let new = NewQueueGroup {
-                        topic: topic.clone(),
-                        group: fetch.group.clone(),
-                        configs: vec![
-                            ("start".into(), settings.auto_offset_reset.clone()),
-                            (
-                                "max_deliveries".into(),
-                                settings.delivery_count_limit.to_string(),
-                            ),
-                            (
-                                "visibility_timeout_ms".into(),
-                                settings.record_lock_duration_ms.to_string(),
-                            ),
-                        ],
-                    };
-                    match self.define_queue_group(ctx, new).await {
-                        Ok(()) => {}
-                        // Another member's fetch made it first, or this partition was added
-                        // after the group was made on the topic's others.
-                        Err(error) if error.kind == ErrorKind::QueueGroupExists => {}
-                        Err(error) => return Err(error),
-                    }
+                    self.define_share_queue_group(ctx, &fetch.group, settings, &topic)
+                        .await?;
                 }
                 // A partition added after the group was made: nothing here for it yet.
                 Err(error) if error.kind == ErrorKind::UnknownQueueGroup => return Ok(Vec::new()),
                 other => return other,
             }
+        }
+    }
+
+    /// Makes share group `group`'s queue group on `topic` (by its settings) unless it is there.
+    /// Making durable state, shared with the native queue API, takes Create on the group, as
+    /// making a queue group does (its dead-letter topic stays the broker's to make, on the
+    /// first archived record).
+    pub(super) async fn define_share_queue_group(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        settings: &ShareSettings,
+        topic: &str,
+    ) -> BrokerResult<()> {
+        let new = NewQueueGroup {
+            topic: topic.to_string(),
+            group: group.to_string(),
+            configs: vec![
+                ("start".into(), settings.auto_offset_reset.clone()),
+                (
+                    "max_deliveries".into(),
+                    settings.delivery_count_limit.to_string(),
+                ),
+                (
+                    "visibility_timeout_ms".into(),
+                    settings.record_lock_duration_ms.to_string(),
+                ),
+            ],
+        };
+        self.authorize(ctx, ResourceType::Group, group, Operation::Create)?;
+        match self.define_queue_group(ctx, new).await {
+            // Another member's fetch made it first, or a partition was added after the group
+            // was made on the topic's others.
+            Err(error) if error.kind == ErrorKind::QueueGroupExists => Ok(()),
+            other => other,
         }
     }
 
@@ -460,6 +520,8 @@ impl Service {
                 crate::broker::queues::settings::SETTLE_RANGES_MAX
             )));
         }
+        let consumer = self.share_consumer(ctx, group, member).await?;
+        let member = consumer.as_str();
         let mut by_partition: BTreeMap<(String, u32), Vec<ShareAck>> = BTreeMap::new();
         for ack in acks {
             by_partition
@@ -488,102 +550,19 @@ impl Service {
     ) -> BrokerResult<()> {
         self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
         self.state.check_partition(topic, partition)?;
-        // One settle per action, each checked whole before it changes anything.
-        let mut by_action: Vec<(Action, Vec<(u64, u64)>)> = Vec::new();
-        for ack in acks {
-            match by_action
-                .iter_mut()
-                .find(|(action, _)| *action == ack.action)
-            {
-                Some((_, ranges)) => ranges.push((ack.first, ack.last)),
-                None => by_action.push((ack.action, vec![(ack.first, ack.last)])),
-            }
-        }
-        for (action, ranges) in by_action {
-            let (topic_name, group, member) =
-                (topic.to_string(), group.to_string(), member.to_string());
-            self.state
-                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
-                    owner::settle(
-                        &owner,
-                        &topic_name,
-                        partition,
-                        &group,
-                        &member,
-                        ranges,
-                        action,
-                    )
-                    .await
-                })
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// A share group's start offset on each partition of `topic` (the first offset not yet
-    /// acknowledged or archived), for DescribeShareGroupOffsets; None where it never read.
-    pub async fn share_group_offsets(
-        &self,
-        ctx: &RequestContext,
-        group: &str,
-        topic: &str,
-    ) -> BrokerResult<Vec<(u32, Option<u64>)>> {
-        self.authorize(ctx, ResourceType::Group, group, Operation::Describe)?;
-        self.authorize(ctx, ResourceType::Topic, topic, Operation::Describe)?;
-        let partitions = self.state.partitions_of(topic)?;
-        let mut out = Vec::with_capacity(partitions as usize);
-        for partition in 0..partitions {
-            let (name, group) = (topic.to_string(), group.to_string());
-            let described = self
-                .state
-                .on_owner(ctx.deadline, topic, partition, move |owner| async move {
-                    owner::describe(&owner, &name, partition, &group)
-                })
-                .await;
-            match described {
-                Ok((_, view, _)) => out.push((partition, Some(view.settled_below))),
-                Err(error) if error.kind == ErrorKind::UnknownQueueGroup => {
-                    out.push((partition, None))
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Forgets a share group's state on `topic` (DeleteShareGroupOffsets): its queue group
-    /// there goes, and the next fetch starts it again by `share.auto.offset.reset`. Kafka
-    /// refuses this while the group has members; so does this.
-    pub async fn delete_share_group_offsets(
-        &self,
-        ctx: &RequestContext,
-        group: &str,
-        topic: &str,
-    ) -> BrokerResult<()> {
-        self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
-        self.check_share_group_empty(ctx, group).await?;
-        self.delete_queue_group(ctx, topic, group).await
-    }
-
-    /// Refuses with `GroupNotEmpty` while the share group has members.
-    async fn check_share_group_empty(&self, ctx: &RequestContext, group: &str) -> BrokerResult<()> {
-        let name = group.to_string();
-        let view = self
-            .on_coordinator(ctx, group, Operation::Delete, move |c| async move {
-                match c.share_groups.borrow_mut().describe(&name, Instant::now()) {
-                    Ok(view) => Ok(Some(view)),
-                    Err(error) if error.kind == ErrorKind::UnknownGroup => Ok(None),
-                    Err(error) => Err(error),
-                }
+        // One settle of every range whatever its action, checked whole before anything
+        // changes: the partition's acknowledgement is all or nothing, as Kafka's.
+        let ranges: Vec<(u64, u64, Action)> = acks
+            .into_iter()
+            .map(|ack| (ack.first, ack.last, ack.action))
+            .collect();
+        let (topic_name, group, member) =
+            (topic.to_string(), group.to_string(), member.to_string());
+        self.state
+            .on_owner(ctx.deadline, topic, partition, move |owner| async move {
+                owner::settle_each(&owner, (&topic_name, partition, &group), &member, ranges).await
             })
-            .await?;
-        if view.is_some_and(|view| !view.members.is_empty()) {
-            return Err(BrokerError::new(
-                ErrorKind::GroupNotEmpty,
-                format!("share group {group:?} has members"),
-            ));
-        }
-        Ok(())
+            .await
     }
 }
 
@@ -600,17 +579,39 @@ fn message_bytes(message: &ReceivedMessage) -> usize {
         + headers
 }
 
-/// The fill of this coordinator's share groups, against their bounds.
-fn publish_metrics(c: &crate::broker::ShardState) {
-    let groups = c.share_groups.borrow();
+/// Any share-group work on coordinator `c`: groups empty past `empty_group_retention_ms` are
+/// forgotten first, then `work` runs, the fill is published, and a bounded batch of departed
+/// members is handed back for their locks to be released.
+pub(super) fn share_work<R>(
+    c: &crate::broker::ShardState,
+    work: impl FnOnce(&mut ShareGroups, Instant) -> R,
+) -> (R, Vec<Departed>) {
+    let mut groups = c.share_groups.borrow_mut();
+    let retention = Duration::from_millis(c.config.share_groups.empty_group_retention_ms);
+    let now = Instant::now();
+    let reaped = groups.sweep(retention, now);
+    let result = work(&mut groups, now);
+    let (departed, dropped) = groups.take_departed(c.config.share_groups.departed_partitions_max);
     let shard = c.id.to_string();
+    if dropped > 0 {
+        metrics::counter!("ringmq_share_departed_dropped_total", "shard" => shard.clone())
+            .increment(dropped as u64);
+    }
+    if reaped > 0 {
+        metrics::counter!("ringmq_share_groups_reaped_total", "shard" => shard.clone())
+            .increment(reaped as u64);
+    }
     metrics::gauge!("ringmq_share_groups", "shard" => shard.clone()).set(groups.len() as f64);
-    metrics::gauge!("ringmq_share_group_members", "shard" => shard).set(groups.members() as f64);
+    metrics::gauge!("ringmq_share_group_members", "shard" => shard.clone())
+        .set(groups.members() as f64);
+    metrics::gauge!("ringmq_share_departed_pending", "shard" => shard)
+        .set(groups.departed_pending() as f64);
+    (result, departed)
 }
 
 /// The share group's settings (the broker's defaults and its own configs), and its own
 /// configs, from this shard's snapshot.
-async fn share_settings(
+pub(super) async fn share_settings(
     state: &crate::broker::ShardState,
     group: &str,
 ) -> BrokerResult<(ShareSettings, BTreeMap<String, String>)> {

@@ -27,7 +27,7 @@ fn share_fetch(member: &str) -> ShareFetch {
 
 /// (offset, delivery count) of what a fetch acquired.
 async fn fetched(service: &Service, ctx: &RequestContext, member: &str) -> Vec<(u64, u32)> {
-    let (_, mut results) = service.share_fetch(ctx, share_fetch(member)).await.unwrap();
+    let (_, _, mut results) = service.share_fetch(ctx, share_fetch(member)).await.unwrap();
     let (_, messages) = results.remove(0);
     messages
         .unwrap()
@@ -80,6 +80,21 @@ fn share_members_fetch_acknowledge_and_give_back() {
             settled.iter().all(|(_, result)| result.is_ok()),
             "{settled:?}"
         );
+        // Only members fetch and acknowledge: m2 joins first.
+        let stranger = service
+            .share_fetch(&ctx, share_fetch("m2"))
+            .await
+            .unwrap_err();
+        assert_eq!(stranger.kind, ErrorKind::UnknownMember);
+        let stranger = service
+            .share_acknowledge(&ctx, "g", "m2", vec![ack(6, 6, SettleAction::Ack)])
+            .await
+            .unwrap_err();
+        assert_eq!(stranger.kind, ErrorKind::UnknownMember);
+        service
+            .share_heartbeat(&ctx, "g".into(), beat("m2", 0))
+            .await
+            .unwrap();
         // Another member's acknowledgement of m1's record is refused, per partition.
         let other = service
             .share_acknowledge(&ctx, "g", "m2", vec![ack(6, 6, SettleAction::Ack)])
@@ -89,16 +104,6 @@ fn share_members_fetch_acknowledge_and_give_back() {
             other[0].1.as_ref().unwrap_err().kind,
             ErrorKind::LockNotHeld
         );
-        // Only members fetch: m2 joins first.
-        let stranger = service
-            .share_fetch(&ctx, share_fetch("m2"))
-            .await
-            .unwrap_err();
-        assert_eq!(stranger.kind, ErrorKind::UnknownMember);
-        service
-            .share_heartbeat(&ctx, "g".into(), beat("m2", 0))
-            .await
-            .unwrap();
         assert_eq!(fetched(&service, &ctx, "m2").await, vec![(5, 2)]);
         // m1 leaves: 6 is available again at once.
         let left = service
