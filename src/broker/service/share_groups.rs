@@ -11,9 +11,8 @@
 //! heartbeat Describe on each subscribed topic, fetch and acknowledge Read on each topic,
 //! refused per partition); describe needs Describe, delete Delete, configs DescribeConfigs /
 //! AlterConfigs on the group; offsets Read on the group (Describe) or Delete (alter, delete)
-//! and Read on the topic. Beyond Kafka, the fetch that makes the group's queue group on a
-//! topic needs what making a queue group needs (Create on the group), since that state is
-//! durable and shared with the native queue API.
+//! and Read on the topic. The fetch that makes the group's queue group on a topic needs no
+//! more (Kafka makes share-group state on first use), so ACLs written for Kafka keep working.
 //!
 //! A member's locks are held under its incarnation (`share_groups::consumer_of`). Members
 //! removed by any coordinator call are released by the service right after it
@@ -432,9 +431,8 @@ impl Service {
     }
 
     /// Makes share group `group`'s queue group on `topic` (by its settings) unless it is there.
-    /// Making durable state, shared with the native queue API, takes Create on the group, as
-    /// making a queue group does (its dead-letter topic stays the broker's to make, on the
-    /// first archived record).
+    /// The caller's Read on the group and the topic suffices, as in Kafka (its dead-letter
+    /// topic stays the broker's to make, on the first archived record).
     pub(super) async fn define_share_queue_group(
         &self,
         ctx: &RequestContext,
@@ -457,7 +455,9 @@ impl Service {
                 ),
             ],
         };
-        self.authorize(ctx, ResourceType::Group, group, Operation::Create)?;
+        // Kafka makes a share group's state on first use with Read on the group alone (KIP-932),
+        // and clients moving between ringmq and Kafka keep their ACLs: no Create is asked here,
+        // though defining a queue group through ringmq's own doors takes it.
         match self.define_queue_group(ctx, new).await {
             // Another member's fetch made it first, or a partition was added after the group
             // was made on the topic's others.
