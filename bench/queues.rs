@@ -12,7 +12,7 @@
 //!   `lock_check_interval_ms`, 100 by default).
 //! - FIFO groups: receive + ack again with the group at `fifo=header` and 1,000 group keys.
 //!
-//! `cargo bench --bench queues [-- --seconds S --runs R]`
+//! `cargo bench --bench queues [-- --seconds S --runs R --produce-rate MSG_PER_S --serial-acks]`
 //! `cargo bench --features peers --bench queues -- --amqp amqp://guest:guest@127.0.0.1:5672/%2f`
 //!
 //! The rate counts messages acknowledged by consumers while the producers run (the producers'
@@ -259,7 +259,10 @@ impl Ringmq {
         let acked = Arc::new(AtomicU64::new(0));
         let (producers, rate) = match phase {
             Phase::Delayed => (1, Some(DELAYED_PER_SECOND)),
-            _ => (PRODUCERS, None),
+            // `--produce-rate R`: the producers together offer R msg/s (each R / PRODUCERS),
+            // so that the consumers' rate is not also a measure of how much CPU unbounded
+            // producers take from them on the shared cores.
+            _ => (PRODUCERS, produce_rate().map(|rate| rate / PRODUCERS as u64)),
         };
         let address = self.address.as_str();
         std::thread::scope(|scope| {
@@ -297,6 +300,13 @@ impl Ringmq {
             }
         })
     }
+}
+
+/// The producers' total rate from `--produce-rate` (None: as fast as their windows allow).
+fn produce_rate() -> Option<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|arg| arg == "--produce-rate")?;
+    args.get(at + 1)?.parse().ok()
 }
 
 fn median(values: &[f64]) -> f64 {
