@@ -13,6 +13,8 @@
 //! - FIFO groups: receive + ack again with the group at `fifo=header` and 1,000 group keys.
 //!
 //! `cargo bench --bench queues [-- --seconds S --runs R --produce-rate MSG_PER_S --serial-acks]`
+//! `cargo bench --bench queues -- --sqs-shape --seconds 8`: the native protocol in
+//! bench/sqs-sdk's shape (see `queues/sqs_shape.rs`), for the SQS door's HTTP overhead.
 //! `cargo bench --features peers --bench queues -- --amqp amqp://guest:guest@127.0.0.1:5672/%2f`
 //!
 //! The rate counts messages acknowledged by consumers while the producers run (the producers'
@@ -22,6 +24,8 @@
 #[cfg(feature = "peers")]
 #[path = "queues/rabbit.rs"]
 mod rabbit;
+#[path = "queues/sqs_shape.rs"]
+mod sqs_shape;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -262,7 +266,10 @@ impl Ringmq {
             // `--produce-rate R`: the producers together offer R msg/s (each R / PRODUCERS),
             // so that the consumers' rate is not also a measure of how much CPU unbounded
             // producers take from them on the shared cores.
-            _ => (PRODUCERS, produce_rate().map(|rate| rate / PRODUCERS as u64)),
+            _ => (
+                PRODUCERS,
+                produce_rate().map(|rate| rate / PRODUCERS as u64),
+            ),
         };
         let address = self.address.as_str();
         std::thread::scope(|scope| {
@@ -342,6 +349,25 @@ fn main() {
         eprintln!("--amqp needs `--features peers`; measuring ringmq only");
     }
     let ringmq = Ringmq::start();
+    if args.iter().any(|arg| arg == "--sqs-shape") {
+        let (mut sends, mut drains) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            let (send, drain) = sqs_shape::run(&ringmq.address, &format!("sqsshape{run}"), seconds);
+            eprintln!(
+                "run {}: send {send:.0} msg/s, receive+ack {drain:.0} msg/s",
+                run + 1
+            );
+            sends.push(send);
+            drains.push(drain);
+        }
+        println!(
+            "ringmq native, SQS shape ({} tasks, batches of 10, 1 partition)\tsend {:.0} msg/s (runs: {sends:.0?})\treceive+ack {:.0} msg/s (runs: {drains:.0?})",
+            sqs_shape::CONCURRENCY,
+            median(&sends),
+            median(&drains)
+        );
+        return;
+    }
     let (mut ours, mut fifo, mut theirs) = (Vec::new(), Vec::new(), Vec::<Rates>::new());
     let mut late = (Vec::new(), Vec::new());
     for run in 0..runs {

@@ -636,3 +636,63 @@ fn the_queue_commands_as_a_user_drives_them() {
     let (code, out, _) = ringmq(&with(&["queue", "list"]));
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+/// A small receive reads a little of the log, not its whole byte budget: before, a receive of
+/// ten messages read 4 MiB per range from the page cache (the SQS shape's drain ran at ~3 k
+/// msg/s). Counted by the log's read-bytes counter of this test's own topic.
+#[test]
+fn a_small_receive_reads_a_little_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), 2);
+    let read_bytes = || -> f64 {
+        common::scrape(&broker.http_address())
+            .lines()
+            .filter(|line| line.starts_with("ringmq_log_read_bytes_total{topic=\"deep\""))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    block_on(async {
+        let client = Client::connect(&broker.address()).await.unwrap();
+        client.create_topic("deep", 1, &[]).await.unwrap();
+        client.create_queue_group("deep", "g", &[]).await.unwrap();
+        // 4,000 batches of 10 small records: about 4 MB of log.
+        for batch in 0..4_000u32 {
+            let mut builder = BatchBuilder::new(Compression::None);
+            for i in 0..10 {
+                let value = format!("m{batch}-{i}-{}", "x".repeat(64));
+                builder.push(Record::new(0, None, Some(value.as_bytes())));
+            }
+            let records = BytesMut::from(&builder.build()[..]);
+            client
+                .produce("deep", Some(0), b"", AckLevel::Written, records)
+                .await
+                .unwrap();
+        }
+        let consumer = QueueConsumer::new(
+            client.clone(),
+            "deep",
+            "g",
+            QueueConsumerConfig {
+                max_messages: 10,
+                wait_ms: 0,
+                visibility_timeout_ms: 30_000,
+                create: false,
+            },
+        );
+        let before = read_bytes();
+        let got = consumer.receive().await.unwrap();
+        let values: Vec<String> = got
+            .iter()
+            .map(|m| String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap())
+            .collect();
+        let expected: Vec<String> = (0..10)
+            .map(|i| format!("m0-{i}-{}", "x".repeat(64)))
+            .collect();
+        assert_eq!(values, expected);
+        let read = read_bytes() - before;
+        assert!(
+            read <= 128.0 * 1024.0,
+            "a receive of 10 read {read} bytes of the log"
+        );
+    });
+}

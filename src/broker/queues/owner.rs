@@ -296,6 +296,10 @@ fn acquisitions(delivered: &[Delivered], now: u64) -> Vec<Entry> {
     entries
 }
 
+/// The first and the largest read of `read_ranges`.
+const READ_BYTES_MIN: usize = 64 << 10;
+const READ_BYTES_MAX: usize = 4 << 20;
+
 /// The records of `ranges` (ascending), within `max_bytes` of keys, values and headers (the
 /// first record always), by offset.
 pub async fn read_ranges(
@@ -305,10 +309,16 @@ pub async fn read_ranges(
 ) -> BrokerResult<Vec<(u64, StoredRecord)>> {
     let mut out: Vec<(u64, StoredRecord)> = Vec::new();
     let mut bytes = 0usize;
+    // A read starts small and doubles while a range needs more: a receive of ten messages
+    // read 4 MiB of the log per range before (the whole byte budget), and copying it from the
+    // page cache was most of a small receive's cost.
+    let read_bytes_max = max_bytes.clamp(READ_BYTES_MIN, READ_BYTES_MAX);
     for &(first, last) in ranges {
         let mut next = first;
+        let mut read_bytes = READ_BYTES_MIN;
         while next <= last && next < log.high_watermark() {
-            let read = log.read(next, max_bytes.clamp(64 << 10, 4 << 20)).await?;
+            let read = log.read(next, read_bytes).await?;
+            read_bytes = read_bytes.saturating_mul(2).min(read_bytes_max);
             let before = next;
             for chunk in &read.chunks {
                 for (_, batch) in crate::batch::iter_framed(chunk) {
