@@ -163,7 +163,10 @@ fn the_client_certificate_names_the_principal_of_unsigned_requests() {
     assert_eq!(bob["outcome"], "refused", "{bob}");
     assert_eq!(bob["code"], "AccessDenied", "{bob}");
     assert_eq!(bob["status"], 403);
-    assert!(bob["message"].as_str().unwrap().contains("User:bob"), "{bob}");
+    assert!(
+        bob["message"].as_str().unwrap().contains("User:bob"),
+        "{bob}"
+    );
 
     let nobody = boto3(&broker, &pki.ca, None, "nobodys", None).unwrap();
     assert_eq!(nobody["outcome"], "no_connection", "{nobody}");
