@@ -103,3 +103,68 @@ fn refusal(error: SigV4Error) -> SqsError {
         SigV4Error::Incomplete(_) => SqsError::incomplete_signature(error.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SqsCredential;
+
+    fn request(authorization: Option<&str>) -> Request {
+        let mut headers = vec![("host".to_string(), "localhost".to_string())];
+        if let Some(value) = authorization {
+            headers.push(("Authorization".to_string(), value.to_string()));
+        }
+        Request {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers,
+            body: bytes::Bytes::new(),
+        }
+    }
+
+    fn with_keys() -> SqsConfig {
+        SqsConfig {
+            credentials: vec![SqsCredential {
+                access_key_id: "AKIDALICE".into(),
+                secret_access_key: "secret".into(),
+                principal: "alice".into(),
+            }],
+            ..SqsConfig::default()
+        }
+    }
+
+    const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKIDALICE/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=00";
+
+    #[test]
+    fn the_certificate_names_the_principal_where_no_signature_does() {
+        let alice = Principal::User("CN=alice".into());
+        let none = SqsConfig::default();
+        // Without keys a signature names nobody: the certificate does.
+        for authorization in [None, Some(SIGNED)] {
+            let request = request(authorization);
+            assert_eq!(principal(&none, &request, Some(&alice)), Ok(alice.clone()));
+            assert_eq!(principal(&none, &request, None), Ok(Principal::Anonymous));
+        }
+        // With keys, an unsigned request is the certificate's, or refused without one.
+        let keys = with_keys();
+        assert_eq!(
+            principal(&keys, &request(None), Some(&alice)),
+            Ok(alice.clone())
+        );
+        let refused = principal(&keys, &request(None), None).unwrap_err();
+        assert_eq!(refused.code, "MissingAuthenticationToken");
+    }
+
+    #[test]
+    fn a_bad_signature_is_refused_even_on_a_certified_connection() {
+        let alice = Principal::User("alice".into());
+        let keys = with_keys();
+        // A signature that does not verify is never replaced by the certificate.
+        let refused = principal(&keys, &request(Some(SIGNED)), Some(&alice)).unwrap_err();
+        assert_ne!(refused.code, "AccessDenied");
+        assert!(refused.status >= 400);
+        let garbled = principal(&keys, &request(Some("AWS4-HMAC-SHA256 x")), Some(&alice));
+        assert_eq!(garbled.unwrap_err().code, "IncompleteSignature");
+    }
+}
