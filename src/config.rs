@@ -452,6 +452,7 @@ impl BrokerConfig {
             || !self.sasl_mechanisms.is_empty()
             || self.tls.client_ca_path.is_some()
             || self.kafka_tls.client_ca_path.is_some()
+            || self.sqs_tls.client_ca_path.is_some()
     }
 
     /// The shard count in force: the setting, or the cores available.

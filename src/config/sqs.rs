@@ -38,7 +38,7 @@ pub struct SqsConfig {
     /// written there by other doors are ignored.
     pub store_keys_max: usize,
     /// Access keys whose SigV4 signatures are checked; empty: every request is accepted,
-    /// signed or not, as the anonymous principal.
+    /// signed or not, as the anonymous principal (or its connection's client certificate's).
     pub credentials: Vec<SqsCredential>,
 }
 

@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use crate::broker::ShardState;
-use crate::broker::service::{QuotaKind, RequestContext, Service};
+use crate::broker::service::{Principal, QuotaKind, RequestContext, SaslSession, Service};
 use crate::net::{Decoded, Listener, Wire};
 use crate::protocol::codec::FrameStatus;
 use errors::SqsError;
@@ -103,7 +103,7 @@ pub fn parse_untrusted(bytes: &[u8]) -> Option<String> {
         FrameStatus::Incomplete | FrameStatus::TooLarge(_) => return None,
     };
     let request = http::parse(BytesMut::from(frame), 4096).ok()?;
-    let _ = auth::principal(&crate::config::SqsConfig::default(), &request);
+    let _ = auth::principal(&crate::config::SqsConfig::default(), &request, None);
     let call = protocol::parse(&request).ok()?;
     if let Some(handle) = params::string(&call.params, "ReceiptHandle").ok().flatten() {
         let _ = receipt::Receipt::decode(handle, "q");
@@ -124,6 +124,9 @@ pub fn parse_untrusted(bytes: &[u8]) -> Option<String> {
 #[derive(Clone)]
 pub(crate) struct Sqs {
     store: store::SharedStore,
+    /// The principal this connection's client certificate names (mutual TLS), each connection
+    /// its own (`for_connection`); None without one.
+    certified: Rc<std::cell::RefCell<Option<Principal>>>,
     head_bytes_max: usize,
     body_bytes_max: usize,
     /// What a ReceiveMessage answer reserves in the connection layer.
@@ -147,6 +150,7 @@ impl Sqs {
         ));
         Sqs {
             store,
+            certified: Rc::default(),
             head_bytes_max: config.head_bytes_max,
             body_bytes_max: config.body_bytes_max,
             receive_bytes_bound: bodies.saturating_mul(6).saturating_add(64 * 1024),
@@ -202,6 +206,21 @@ impl Wire for Sqs {
     type Request = http::Request;
     const LISTENER: Listener = Listener::Sqs;
     const ORDERED: bool = true;
+
+    fn for_connection(&self) -> Self {
+        Sqs {
+            certified: Rc::default(),
+            ..self.clone()
+        }
+    }
+
+    fn client_certificate(&self, state: &ShardState, certificate: &[u8]) {
+        // The door has no SASL: a certificate with a usable subject always names the principal.
+        let from = state.config.sqs_tls.principal;
+        if let Some(session) = SaslSession::certified(certificate, from, &[]) {
+            *self.certified.borrow_mut() = Some(session.principal());
+        }
+    }
 
     fn frame(&self, buffer: &[u8], _frame_bytes_max: usize) -> FrameStatus {
         http::frame(buffer, self.head_bytes_max, self.body_bytes_max)
@@ -292,7 +311,8 @@ async fn serve(
             SqsError::malformed("the JSON protocol's Content-Type is application/x-amz-json-1.0");
         return (call.action, Err(refused));
     }
-    let principal = match auth::principal(&state.config.sqs, request) {
+    let certified = sqs.certified.borrow().clone();
+    let principal = match auth::principal(&state.config.sqs, request, certified.as_ref()) {
         Ok(principal) => principal,
         Err(error) => return (call.action, Err(error)),
     };
