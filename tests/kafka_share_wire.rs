@@ -366,3 +366,48 @@ fn hostile_sizes_are_refused_with_kafkas_codes() {
     );
     assert_serving(&address);
 }
+
+/// One name is one group: a share group's name is refused to a consumer group (a commit, a
+/// join) and a consumer group's (even an empty one kept for its offsets) to a share group, with
+/// Kafka's GROUP_ID_NOT_FOUND, so DescribeGroups and DeleteGroups never confuse the two.
+#[test]
+fn a_share_group_and_a_consumer_group_never_share_a_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, address) = broker(dir.path());
+    let joined = heartbeat(&address, "member-a", 0);
+    assert_eq!(joined.error_code, NONE);
+    ringmq::runtime::block_on(async {
+        let client = ringmq::client::Client::connect(&broker.address())
+            .await
+            .unwrap();
+        let refused = client
+            .commit_offsets("wire-group", "", 0, vec![(TOPIC.into(), 0, 1)])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Some(ringmq::protocol::ErrorCode::UnknownGroup),
+            "{refused}"
+        );
+        client
+            .commit_offsets("classic", "", 0, vec![(TOPIC.into(), 0, 1)])
+            .await
+            .unwrap();
+    });
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(group("classic"))
+        .with_member_id(text("member-b"))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![topic(TOPIC)]));
+    let answer = match call(
+        &address,
+        ApiKey::ShareGroupHeartbeat,
+        1,
+        RequestKind::ShareGroupHeartbeat(request),
+    ) {
+        ResponseKind::ShareGroupHeartbeat(response) => response,
+        other => panic!("{other:?}"),
+    };
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    assert_eq!(answer.error_code, GROUP_ID_NOT_FOUND);
+}

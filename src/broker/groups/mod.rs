@@ -424,6 +424,29 @@ pub fn fetch_offsets(
     }
 }
 
+/// Refuses `name` for a consumer group (classic or KIP-848) when a share group has it, and for
+/// a share group when a consumer group has it (an empty one kept for its offsets included):
+/// one name is one group, as Kafka's coordinator answers GROUP_ID_NOT_FOUND ("not a consumer
+/// group" / "not a share group") rather than letting DescribeGroups and DeleteGroups confuse
+/// the two. A queue group of the same name is another matter: that is the shared queue itself.
+pub fn check_kind(state: &ShardState, name: &str, share: bool) -> BrokerResult<()> {
+    let (taken, kind) = if share {
+        (
+            state.coordinator.borrow().groups.contains_key(name),
+            "share",
+        )
+    } else {
+        (state.share_groups.borrow().contains(name), "consumer")
+    };
+    if taken {
+        return Err(BrokerError::new(
+            ErrorKind::UnknownGroup,
+            format!("group {name:?} is not a {kind} group"),
+        ));
+    }
+    Ok(())
+}
+
 pub fn list(state: &ShardState) -> Vec<GroupSummary> {
     state
         .coordinator

@@ -46,6 +46,7 @@ impl Service {
                     session_timeout_ms,
                     strategy,
                 } = join;
+                groups::check_kind(&c, &group, false)?;
                 groups::join(&c, group, member_id, topics, session_timeout_ms, strategy)
             },
         )
@@ -86,7 +87,10 @@ impl Service {
             ctx,
             &join.group.clone(),
             Operation::Read,
-            move |c| async move { client_assigned::join(&c, join).await },
+            move |c| async move {
+                groups::check_kind(&c, &join.group, false)?;
+                client_assigned::join(&c, join).await
+            },
         )
         .await
     }
@@ -145,6 +149,7 @@ impl Service {
         beat: Beat,
     ) -> BrokerResult<ConsumerHeartbeatReply> {
         self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
+            groups::check_kind(&c, &group, false)?;
             consumer_protocol::heartbeat(&c, &group, beat)
         })
         .await
@@ -196,6 +201,7 @@ impl Service {
             self.authorize(ctx, ResourceType::Topic, topic, Operation::Read)?;
         }
         self.on_coordinator(ctx, &group.clone(), Operation::Read, move |c| async move {
+            groups::check_kind(&c, &group, false)?;
             groups::commit_at(&c, group, member, generation, offsets).await
         })
         .await

@@ -77,6 +77,7 @@ impl Service {
         let (reply, departed) = self
             .state
             .on_coordinator(ctx.deadline, &group, move |c| async move {
+                crate::broker::groups::check_kind(&c, &name, true)?;
                 let (settings, _) = share_settings(&c, &name).await?;
                 let topics = c.topics();
                 let partitions_of = |topic: &str| topics.get(topic).map(|meta| meta.partitions);
