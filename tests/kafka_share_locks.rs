@@ -39,6 +39,20 @@ fn produce_six(address: &str) {
 }
 
 /// A ShareFetch opening a session (epoch 0) that acquires nothing (MaxRecords 0).
+/// Six records produced, member-a joined, and a share session of its holding the first three
+/// (offsets 0-2, delivery 1): where most of these tests start.
+fn member_a_holding_three(address: &str) -> (Uuid, TcpStream) {
+    produce_six(address);
+    let id = topic_id(address);
+    assert_eq!(heartbeat(address, "member-a", 0).error_code, NONE);
+    let mut stream = connect(address);
+    assert_eq!(
+        acquired(&share_fetch(&mut stream, id, 0, vec![])),
+        vec![(0, 2, 1)]
+    );
+    (id, stream)
+}
+
 fn reopen_acquiring_nothing(stream: &mut TcpStream, member: &str, id: Uuid) -> ShareFetchResponse {
     let request = ShareFetchRequest::default()
         .with_group_id(Some(group("wire-group")))
@@ -94,14 +108,7 @@ fn fetched_by(address: &str, member: &str, id: Uuid) -> Vec<(i64, i64, i16)> {
 fn a_partitions_acknowledgement_is_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, address) = broker(dir.path());
-    produce_six(&address);
-    let id = topic_id(&address);
-    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
-    let mut stream = connect(&address);
-    assert_eq!(
-        acquired(&share_fetch(&mut stream, id, 0, vec![])),
-        vec![(0, 2, 1)]
-    );
+    let (id, mut stream) = member_a_holding_three(&address);
     // ACCEPT of a held record with a RELEASE of one never acquired: the partition is refused
     // and the ACCEPT is not settled either.
     let mixed = acknowledge(
@@ -137,14 +144,7 @@ fn a_partitions_acknowledgement_is_all_or_nothing() {
 fn a_session_closed_with_refused_acknowledgements_gives_its_records_back() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, address) = broker(dir.path());
-    produce_six(&address);
-    let id = topic_id(&address);
-    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
-    let mut stream = connect(&address);
-    assert_eq!(
-        acquired(&share_fetch(&mut stream, id, 0, vec![])),
-        vec![(0, 2, 1)]
-    );
+    let (id, mut stream) = member_a_holding_three(&address);
     // Closing (epoch -1) with acknowledgements past the request's budget of ranges: the
     // request is refused, the session ends, and its records are available at once.
     let types: Vec<i8> = (0..30_000)
@@ -163,14 +163,7 @@ fn a_session_closed_with_refused_acknowledgements_gives_its_records_back() {
 fn a_session_opened_again_gives_the_old_ones_records_back() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, address) = broker(dir.path());
-    produce_six(&address);
-    let id = topic_id(&address);
-    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
-    let mut stream = connect(&address);
-    assert_eq!(
-        acquired(&share_fetch(&mut stream, id, 0, vec![])),
-        vec![(0, 2, 1)]
-    );
+    let (id, mut stream) = member_a_holding_three(&address);
     let reopened = reopen_acquiring_nothing(&mut stream, "member-a", id);
     assert_eq!(reopened.error_code, NONE);
     assert!(
@@ -185,14 +178,7 @@ fn a_session_opened_again_gives_the_old_ones_records_back() {
 fn a_member_joining_again_is_a_new_incarnation() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, address) = broker(dir.path());
-    produce_six(&address);
-    let id = topic_id(&address);
-    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
-    let mut stream = connect(&address);
-    assert_eq!(
-        acquired(&share_fetch(&mut stream, id, 0, vec![])),
-        vec![(0, 2, 1)]
-    );
+    let (id, mut stream) = member_a_holding_three(&address);
     // Joining again with the same id (epoch 0): the old incarnation's records are not the
     // new one's to acknowledge, and they are available again at once.
     let rejoined = heartbeat(&address, "member-a", 0);
@@ -377,14 +363,7 @@ fn connect_elsewhere(address: &str, stream: &mut TcpStream, id: Uuid) -> TcpStre
 fn an_old_incarnations_session_end_releases_only_its_own_records() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, address) = broker(dir.path());
-    produce_six(&address);
-    let id = topic_id(&address);
-    assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
-    let mut old = connect(&address);
-    assert_eq!(
-        acquired(&share_fetch(&mut old, id, 0, vec![])),
-        vec![(0, 2, 1)]
-    );
+    let (id, mut old) = member_a_holding_three(&address);
     // member-a joins again: the old incarnation's records go back, and the new one takes them
     // through a session on another shard, while the old session is still open.
     assert_eq!(heartbeat(&address, "member-a", 0).error_code, NONE);
