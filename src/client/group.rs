@@ -204,14 +204,14 @@ impl GroupConsumer {
         self.generation = generation;
         let mut kept = BTreeMap::new();
         let mut fresh = Vec::new();
-        let mut fresh_keys = std::collections::BTreeSet::new();
         for partition in assignment {
             match self.positions.remove(&partition) {
                 Some(position) => {
                     kept.insert(partition, position);
                 }
                 None => {
-                    fresh_keys.insert(partition.clone());
+                    // Given back after a while: its position may have moved at another member.
+                    self.polls.forget(&partition);
                     fresh.push(partition)
                 }
             }
@@ -239,12 +239,8 @@ impl GroupConsumer {
                 );
             }
         }
-        // Revoked partitions' fetches are not wanted, nor those of partitions given back
-        // after a while (their positions may have moved at another member).
+        // What is left in `positions` was revoked: its fetches are not wanted.
         for key in self.positions.keys() {
-            self.polls.forget(key);
-        }
-        for key in kept.keys().filter(|key| fresh_keys.contains(key)) {
             self.polls.forget(key);
         }
         self.positions = kept;

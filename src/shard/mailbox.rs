@@ -44,12 +44,18 @@ struct Inbox<C> {
 /// Every shard's inbox; cloned into each shard.
 pub struct Mailboxes<C> {
     inboxes: Arc<[Inbox<C>]>,
+    /// `ringmq_shard_hop_seconds{direction}`, registered once (the recorder is installed
+    /// before the mailboxes are made).
+    hop_to: metrics::Histogram,
+    hop_back: metrics::Histogram,
 }
 
 impl<C> Clone for Mailboxes<C> {
     fn clone(&self) -> Self {
         Mailboxes {
             inboxes: self.inboxes.clone(),
+            hop_to: self.hop_to.clone(),
+            hop_back: self.hop_back.clone(),
         }
     }
 }
@@ -69,7 +75,11 @@ impl<C: 'static> Mailboxes<C> {
                 full_waits: AtomicUsize::new(0),
             })
             .collect();
-        Mailboxes { inboxes }
+        Mailboxes {
+            inboxes,
+            hop_to: metrics::histogram!("ringmq_shard_hop_seconds", "direction" => "to"),
+            hop_back: metrics::histogram!("ringmq_shard_hop_seconds", "direction" => "back"),
+        }
     }
 
     pub fn shards(&self) -> usize {
@@ -101,10 +111,10 @@ impl<C: 'static> Mailboxes<C> {
     {
         let (sender, receiver) = futures_channel::oneshot::channel();
         let sent_at = Instant::now();
+        let hop_to = self.hop_to.clone();
         let job: Job<C> = Box::new(move |context| {
             Box::pin(async move {
-                metrics::histogram!("ringmq_shard_hop_seconds", "direction" => "to")
-                    .record(sent_at.elapsed().as_secs_f64());
+                hop_to.record(sent_at.elapsed().as_secs_f64());
                 // Its caller gave up while it was queued: the answer would be dropped, and work
                 // nobody waits for only delays the work somebody does.
                 if sender.is_canceled() {
@@ -117,8 +127,7 @@ impl<C: 'static> Mailboxes<C> {
         let answered = runtime::timeout(deadline, async {
             self.push(target, job).await?;
             let (answer, answered_at) = receiver.await.map_err(|_| CallError::Gone)?;
-            metrics::histogram!("ringmq_shard_hop_seconds", "direction" => "back")
-                .record(answered_at.elapsed().as_secs_f64());
+            self.hop_back.record(answered_at.elapsed().as_secs_f64());
             Ok(answer)
         });
         answered.await.unwrap_or(Err(CallError::TimedOut(deadline)))
